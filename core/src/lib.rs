@@ -1,0 +1,24 @@
+//! `socketio-core`: the sans-IO protocol engine of a Socket.IO v5 / Engine.IO v4
+//! implementation, for servers and clients.
+//!
+//! Nothing in this crate performs IO, spawns threads, reads a clock or draws OS
+//! randomness. Bytes, HTTP requests and the current `Instant` come in as explicit
+//! inputs; bytes to send, application events and the next deadline come out.
+//!
+//! Layers, bottom up:
+//! - [`engine`]: Engine.IO v4 packets, long-polling payloads and the handshake.
+//! - [`value`]: a dynamic value model that carries binary (`Bytes`) natively.
+//! - [`socket`]: Socket.IO v5 packets.
+//! - [`parser`]: the three wire formats (JSON with binary attachments,
+//!   MessagePack, CBOR) behind one [`parser::Parser`] trait.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod engine;
+pub mod parser;
+pub mod socket;
+pub mod value;
+
+pub use bytes::Bytes;
+pub use bytestring::ByteString as Str;
+pub use value::Value;

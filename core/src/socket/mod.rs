@@ -1,0 +1,5 @@
+//! Socket.IO protocol version 5: packets.
+
+mod packet;
+
+pub use packet::*;
