@@ -14,11 +14,13 @@ mod args;
 mod cbor;
 mod json;
 mod msgpack;
+mod spread;
 
 pub use args::{Args, ArgsError};
 pub use cbor::{CborParser, CborParserDecoder};
 pub use json::{JsonParser, JsonParserDecoder};
 pub use msgpack::{MsgPackParser, MsgPackParserDecoder};
+pub(crate) use spread::{arg_shape, ArgArray, ArgShape};
 
 use std::fmt;
 
