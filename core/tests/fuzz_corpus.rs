@@ -1,0 +1,34 @@
+//! Replays every input in `fuzz/corpus/<target>/` through the same entry
+//! point the cargo-fuzz target uses, so a crash the fuzzer once found (and
+//! whose input was added to the corpus) stays fixed on every `cargo test`.
+
+use std::path::Path;
+
+type Target = fn(&[u8]);
+
+const TARGETS: &[(&str, Target)] = &[
+    ("json_parser", socketio_core::fuzzing::json_parser),
+    ("msgpack_parser", socketio_core::fuzzing::msgpack_parser),
+    ("cbor_parser", socketio_core::fuzzing::cbor_parser),
+];
+
+#[test]
+fn replay_fuzz_corpus() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+    let mut replayed = 0;
+    for (name, target) in TARGETS {
+        let dir = root.join(name);
+        let entries = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("corpus for {name} missing at {}: {e}", dir.display()));
+        let mut count = 0;
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let data = std::fs::read(&path).unwrap();
+            target(&data);
+            count += 1;
+        }
+        assert!(count > 0, "empty corpus for {name}");
+        replayed += count;
+    }
+    println!("replayed {replayed} corpus inputs");
+}
