@@ -1,0 +1,219 @@
+//! Engine.IO options, with python-socketio's names and defaults.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A transport an Engine.IO session can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// HTTP long-polling.
+    Polling,
+    /// WebSocket.
+    WebSocket,
+}
+
+impl Transport {
+    /// The name used in the `transport` query parameter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Polling => "polling",
+            Transport::WebSocket => "websocket",
+        }
+    }
+}
+
+/// Which cross-origin requests the server accepts (python-socketio's
+/// `cors_allowed_origins`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CorsOrigins {
+    /// Only requests whose `Origin` matches the `Host` they were sent to
+    /// (and requests without `Origin`).
+    #[default]
+    SameOrigin,
+    /// Any origin (`*`).
+    Any,
+    /// These origins exactly (for example `https://example.com`).
+    List(Vec<String>),
+}
+
+/// The `SameSite` attribute of the session cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    /// `SameSite=Strict`.
+    Strict,
+    /// `SameSite=Lax`.
+    Lax,
+    /// `SameSite=None`.
+    None,
+}
+
+/// The cookie holding the session id, for sticky load balancing. Off unless
+/// configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieConfig {
+    /// Cookie name (engine.io's default is `io`).
+    pub name: String,
+    /// `Path` attribute (`/` by default).
+    pub path: Option<String>,
+    /// `HttpOnly` attribute (on by default).
+    pub http_only: bool,
+    /// `SameSite` attribute (`Lax` by default).
+    pub same_site: Option<SameSite>,
+    /// `Secure` attribute.
+    pub secure: bool,
+    /// `Max-Age` attribute.
+    pub max_age: Option<Duration>,
+    /// `Domain` attribute.
+    pub domain: Option<String>,
+}
+
+impl Default for CookieConfig {
+    fn default() -> Self {
+        CookieConfig {
+            name: "io".into(),
+            path: Some("/".into()),
+            http_only: true,
+            same_site: Some(SameSite::Lax),
+            secure: false,
+            max_age: None,
+            domain: None,
+        }
+    }
+}
+
+/// What the application's request check sees: the handshake or upgrade
+/// request before a session exists.
+pub type RequestCheck =
+    Arc<dyn Fn(&crate::http::Request) -> Result<(), String> + Send + Sync + 'static>;
+
+/// Engine.IO server options.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// The path the server answers on (`/socket.io/`).
+    pub path: String,
+    /// Time between two pings (25 s).
+    pub ping_interval: Duration,
+    /// Extra time added to `ping_interval` before the server pings, the second
+    /// element of python-socketio's `ping_interval` tuple (0).
+    pub ping_interval_grace: Duration,
+    /// Time to wait for a pong before the session is dead (20 s).
+    pub ping_timeout: Duration,
+    /// Largest payload accepted, in bytes: a POST body, a WebSocket message
+    /// (1,000,000).
+    pub max_payload: usize,
+    /// Whether clients may upgrade from polling to WebSocket (true).
+    pub allow_upgrades: bool,
+    /// Transports accepted (both).
+    pub transports: Vec<Transport>,
+    /// Time an upgrade may take before it is abandoned (10 s).
+    pub upgrade_timeout: Duration,
+    /// The session cookie (off).
+    pub cookie: Option<CookieConfig>,
+    /// Accepted origins (same origin).
+    pub cors_allowed_origins: CorsOrigins,
+    /// Whether CORS responses allow credentials (true).
+    pub cors_credentials: bool,
+    /// Compress polling responses with gzip or deflate when the client
+    /// accepts it (true).
+    pub http_compression: bool,
+    /// Smallest polling response that is compressed, in bytes (1024).
+    pub compression_threshold: usize,
+    /// Largest HTTP request head, in bytes (a larger one gets 431).
+    pub max_http_head: usize,
+    /// The application's check of handshake requests: `Err` refuses with
+    /// code 4 "Forbidden" (403).
+    pub allow_request: Option<RequestCheck>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            path: "/socket.io/".into(),
+            ping_interval: Duration::from_secs(25),
+            ping_interval_grace: Duration::ZERO,
+            ping_timeout: Duration::from_secs(20),
+            max_payload: 1_000_000,
+            allow_upgrades: true,
+            transports: vec![Transport::Polling, Transport::WebSocket],
+            upgrade_timeout: Duration::from_secs(10),
+            cookie: None,
+            cors_allowed_origins: CorsOrigins::SameOrigin,
+            cors_credentials: true,
+            http_compression: true,
+            compression_threshold: 1024,
+            max_http_head: 16 * 1024,
+            allow_request: None,
+        }
+    }
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("path", &self.path)
+            .field("ping_interval", &self.ping_interval)
+            .field("ping_interval_grace", &self.ping_interval_grace)
+            .field("ping_timeout", &self.ping_timeout)
+            .field("max_payload", &self.max_payload)
+            .field("allow_upgrades", &self.allow_upgrades)
+            .field("transports", &self.transports)
+            .field("upgrade_timeout", &self.upgrade_timeout)
+            .field("cookie", &self.cookie)
+            .field("cors_allowed_origins", &self.cors_allowed_origins)
+            .field("cors_credentials", &self.cors_credentials)
+            .field("http_compression", &self.http_compression)
+            .field("compression_threshold", &self.compression_threshold)
+            .field("max_http_head", &self.max_http_head)
+            .field("allow_request", &self.allow_request.is_some())
+            .finish()
+    }
+}
+
+/// How the client reaches the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientTransports {
+    /// Long-polling only.
+    Polling,
+    /// Straight to WebSocket.
+    WebSocket,
+    /// Long-polling first, then upgrade to WebSocket (the default, as the
+    /// reference clients do).
+    #[default]
+    Upgrade,
+}
+
+/// Engine.IO client options.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `Host` header value (`host:port`).
+    pub host: String,
+    /// Engine path (`/socket.io/`).
+    pub path: String,
+    /// Extra query parameters (already percent-encoded pairs are written
+    /// as given).
+    pub query: Vec<(String, String)>,
+    /// Extra request headers.
+    pub headers: Vec<(String, String)>,
+    /// Transports to use.
+    pub transports: ClientTransports,
+    /// Largest message accepted from the server, in bytes (the server's
+    /// `maxPayload` bounds what we send).
+    pub max_payload: usize,
+    /// Time allowed for the handshake (20 s, socket.io-client's `timeout`).
+    pub connect_timeout: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            host: "localhost".into(),
+            path: "/socket.io/".into(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            transports: ClientTransports::Upgrade,
+            max_payload: 100_000_000,
+            connect_timeout: Duration::from_secs(20),
+        }
+    }
+}
