@@ -1,5 +1,8 @@
-//! Socket.IO protocol version 5: packets.
+//! Socket.IO protocol version 5: packets, and the server and client state
+//! machines that run over Engine.IO sessions.
 
 mod packet;
+mod reason;
 
 pub use packet::*;
+pub use reason::DisconnectReason;
