@@ -18,6 +18,7 @@ pub mod engine;
 pub mod parser;
 pub mod socket;
 pub mod value;
+pub mod ws;
 
 pub use bytes::Bytes;
 pub use bytestring::ByteString as Str;
