@@ -202,6 +202,10 @@ pub struct ClientConfig {
     pub max_payload: usize,
     /// Time allowed for the handshake (20 s, socket.io-client's `timeout`).
     pub connect_timeout: Duration,
+    /// Most messages waiting to be sent (10,000): a server that stops
+    /// reading cannot make the queue grow without bound; `send` fails when
+    /// it is full.
+    pub max_queued_messages: usize,
 }
 
 impl Default for ClientConfig {
@@ -214,6 +218,7 @@ impl Default for ClientConfig {
             transports: ClientTransports::Upgrade,
             max_payload: 100_000_000,
             connect_timeout: Duration::from_secs(20),
+            max_queued_messages: 10_000,
         }
     }
 }
