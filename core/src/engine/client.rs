@@ -474,6 +474,9 @@ impl Client {
                     // one, and keep the others until it is written so the
                     // server sees the close before the polling request
                     // goes away.
+                    if let Some(probe) = self.probe_conn {
+                        self.drop_link(probe);
+                    }
                     self.finish(ClientCloseReason::Closed);
                     self.linger = Some(self.open_link(Role::Linger));
                 }

@@ -2,6 +2,8 @@
 //! handshake, and the server and client endpoints.
 
 mod client;
+#[cfg(test)]
+mod client_tests;
 mod config;
 mod packet;
 mod server;
