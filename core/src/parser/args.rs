@@ -19,7 +19,12 @@ use crate::value::{from_value, Value};
 ///
 /// Deserializing into a tuple takes the arguments one per element; into `()`
 /// accepts any; into any other type takes the first argument (into an
-/// `Option`, `None` when there is none).
+/// `Option`, `None` when there is none). Fixed-size arrays count as tuples,
+/// as serde treats them alike (and so does spreading on the way out).
+///
+/// JSON arguments without binary deserialize straight from the received
+/// text; arguments with binary, and [`Value`] arguments, go through
+/// [`Value`] with binary shared, not copied.
 #[derive(Clone)]
 pub struct Args(pub(crate) Repr);
 
@@ -85,6 +90,10 @@ impl Args {
     /// are ignored, as a JavaScript handler would.
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, ArgsError> {
         let target = probe_target::<T>();
+        if target == Target::Unit {
+            // `()` (or a unit struct) takes nothing from the arguments.
+            return serde_json::from_slice(b"null").map_err(|e| ArgsError(e.to_string()));
+        }
         if let Repr::Json {
             text,
             spans,
@@ -97,7 +106,7 @@ impl Args {
         }
         let mut values = self.to_values()?;
         let value = match target {
-            Target::Unit => Value::Null,
+            Target::Unit => Value::Null, // handled above
             Target::Tuple(len) => {
                 values.truncate(len);
                 values.resize(len, Value::Null);
@@ -420,5 +429,116 @@ impl Serialize for Args {
             }
         }
         tuple.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_finds_how_a_type_takes_arguments() {
+        #[derive(serde::Deserialize)]
+        struct Unit;
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Pair(u8, u8);
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Named {
+            a: u8,
+        }
+        assert_eq!(probe_target::<()>(), Target::Unit);
+        assert_eq!(probe_target::<Unit>(), Target::Unit);
+        assert_eq!(probe_target::<(u8,)>(), Target::Tuple(1));
+        assert_eq!(probe_target::<(u8, String, Value)>(), Target::Tuple(3));
+        assert_eq!(probe_target::<[u8; 2]>(), Target::Tuple(2));
+        assert_eq!(probe_target::<Option<u8>>(), Target::Option);
+        assert_eq!(probe_target::<Option<(u8, u8)>>(), Target::Option);
+        assert_eq!(probe_target::<u8>(), Target::Other);
+        assert_eq!(probe_target::<String>(), Target::Other);
+        assert_eq!(probe_target::<Vec<u8>>(), Target::Other);
+        assert_eq!(probe_target::<Value>(), Target::Other);
+        assert_eq!(probe_target::<Pair>(), Target::Other);
+        assert_eq!(probe_target::<Named>(), Target::Other);
+    }
+
+    #[test]
+    fn value_args_serialize_as_a_tuple() {
+        let args = Args::from_values(vec![Value::from(1u64), Value::from("x")]);
+        assert_eq!(serde_json::to_string(&args).unwrap(), r#"[1,"x"]"#);
+        assert_eq!(serde_json::to_string(&Args::empty()).unwrap(), "[]");
+        assert_eq!(args.len(), 2);
+        assert!(!args.is_empty());
+        assert!(Args::empty().is_empty());
+        assert!(args.attachments().is_empty());
+        assert!(args.json_texts().is_none());
+        assert_eq!(
+            args.to_values().unwrap(),
+            vec![Value::from(1u64), Value::from("x")]
+        );
+        assert_eq!(
+            format!("{args:?}"),
+            r#"Args([Number(PosInt(1)), String("x")])"#
+        );
+        assert_eq!(args, args.clone());
+        assert_ne!(args, Args::empty());
+        // `()` takes nothing, whatever the arguments hold.
+        args.deserialize::<()>().unwrap();
+        Args::empty().deserialize::<()>().unwrap();
+        assert!(args.get::<u8>(2).is_err());
+    }
+
+    #[test]
+    fn placeholders_resolve_to_shared_attachments() {
+        let attachment = Bytes::from_static(b"bin");
+        let first = r#"{"k":{"_placeholder":true,"num":0}}"#;
+        let second = r#"{"_placeholder":true,"num":1}"#;
+        let text = Bytes::from(format!("[{first},{second}]"));
+        let first_span = (1, 1 + first.len() as u32);
+        let second_span = (first_span.1 + 1, first_span.1 + 1 + second.len() as u32);
+        let args = Args(Repr::Json {
+            text: text.clone(),
+            spans: SmallVec::from_slice(&[first_span, second_span]),
+            attachments: vec![attachment.clone()],
+        });
+        let values = args.to_values();
+        // The second placeholder points past the attachments.
+        assert!(values.is_err());
+        let args = Args(Repr::Json {
+            text,
+            spans: SmallVec::from_slice(&[first_span]),
+            attachments: vec![attachment.clone()],
+        });
+        let values = args.to_values().unwrap();
+        let Value::Object(map) = &values[0] else {
+            panic!("not an object: {values:?}")
+        };
+        let Value::Binary(b) = &map[0].1 else {
+            panic!("not binary: {map:?}")
+        };
+        assert_eq!(b.as_ptr(), attachment.as_ptr());
+    }
+
+    #[test]
+    #[ignore = "needs crate::value::from_value, still a todo!() stub in this branch"]
+    fn value_args_deserialize_through_from_value() {
+        let args = Args::from_values(vec![
+            Value::from(1u64),
+            Value::Binary(Bytes::from_static(b"b")),
+        ]);
+        assert_eq!(
+            args.deserialize::<(u8, Bytes)>().unwrap(),
+            (1, Bytes::from_static(b"b"))
+        );
+        assert_eq!(
+            args.deserialize::<(u8, Bytes, Option<u8>)>().unwrap(),
+            (1, Bytes::from_static(b"b"), None)
+        );
+        assert_eq!(args.deserialize::<(u8,)>().unwrap(), (1,));
+        assert_eq!(args.deserialize::<u8>().unwrap(), 1);
+        assert_eq!(args.deserialize::<Option<u8>>().unwrap(), Some(1));
+        assert_eq!(Args::empty().deserialize::<Option<u8>>().unwrap(), None);
+        assert_eq!(args.get::<Bytes>(1).unwrap(), Bytes::from_static(b"b"));
     }
 }

@@ -4,6 +4,22 @@
 //! `<type>[<attachments>-][<nsp>,][<ack id>][<json>]`, followed by one binary
 //! message per attachment. Each binary value in the payload is replaced, in
 //! document order, by `{"_placeholder":true,"num":N}`.
+//!
+//! Encoding writes compact JSON straight into [`Encoded::data`] through a
+//! serializer that turns each `serialize_bytes` into a placeholder; an event
+//! without binary allocates nothing once the buffer has capacity. Binary is
+//! copied once into its attachment (serde hands over a `&[u8]`, even for a
+//! [`Value::Binary`]).
+//!
+//! Decoding follows the reference decoder: the namespace is read up to a
+//! comma or the end of the text; an EVENT is a non-empty array whose first
+//! item is a non-reserved string or a number; an ACK needs an id and may
+//! omit its array (no arguments); placeholders are only resolved in binary
+//! packets. Event and ack arguments stay as byte ranges of the received text
+//! (see [`Args`]); the JSON is syntax-checked in full at once. Nesting is
+//! bounded by [`DecodeLimits::max_depth`] (the event array itself counts as
+//! one level) with a linear scan before any recursive parsing, and by
+//! serde_json's recursion limit of 128 whatever the configuration.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
