@@ -521,7 +521,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "needs crate::value::from_value, still a todo!() stub in this branch"]
     fn value_args_deserialize_through_from_value() {
         let args = Args::from_values(vec![
             Value::from(1u64),

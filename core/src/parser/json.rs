@@ -2105,7 +2105,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "needs crate::value::from_value, still a todo!() stub in this branch"]
     fn args_deserialize_binary_through_values() {
         let p = decode_msgs(vec![
             text(r#"51-["e","hi",{"_placeholder":true,"num":0}]"#),
