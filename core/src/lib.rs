@@ -18,6 +18,8 @@
 #![warn(missing_docs)]
 
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod parser;
 pub mod socket;
