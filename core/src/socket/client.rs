@@ -1229,13 +1229,15 @@ mod tests {
         ))
     }
 
-    /// Drain the driver outputs as text.
+    /// Drain the driver outputs, text messages written as on the wire (the
+    /// Engine.IO message type `4` before the Socket.IO packet) so tests
+    /// read like captures.
     fn outputs(c: &mut Client<JsonParser>) -> Vec<String> {
         std::iter::from_fn(|| c.poll_output())
             .map(|o| match o {
                 ClientOutput::OpenEngine => OPEN.to_owned(),
                 ClientOutput::CloseEngine => CLOSE.to_owned(),
-                ClientOutput::Send(Message::Text(t)) => t.to_string(),
+                ClientOutput::Send(Message::Text(t)) => format!("4{t}"),
                 ClientOutput::Send(Message::Binary(b)) => format!("<bin {}>", b.len()),
             })
             .collect()
@@ -1245,8 +1247,10 @@ mod tests {
         std::iter::from_fn(|| c.poll_event()).collect()
     }
 
-    fn recv(c: &mut Client<JsonParser>, now: Instant, text: &str) {
-        c.handle_message(now, Message::Text(Str::from(text)));
+    /// Feed a text message written as on the wire (`4` + packet).
+    fn recv(c: &mut Client<JsonParser>, now: Instant, wire: &str) {
+        let packet = wire.strip_prefix('4').expect("an Engine.IO message");
+        c.handle_message(now, Message::Text(Str::from(packet)));
     }
 
     fn values(items: &[&str]) -> Args {
@@ -1638,6 +1642,7 @@ mod tests {
         let now = Instant::now();
         let mut c = connected_root(now);
         c.handle_engine_closed(now, DisconnectReason::TransportClose);
+        events(&mut c);
         let mut t = now;
         for n in 0..6u32 {
             let at = c.poll_timeout().expect("scheduled");
@@ -1697,7 +1702,7 @@ mod tests {
         assert!(!c.is_active());
         assert_eq!(c.poll_timeout(), None);
         assert_eq!(c.ack_bookkeeping(), (0, 0, 0));
-        assert_eq!(outputs(&mut c), [OPEN, OPEN]);
+        assert_eq!(outputs(&mut c), [OPEN, OPEN, OPEN]);
         // Connecting again starts afresh.
         c.connect(now, "/", None).unwrap();
         assert_eq!(outputs(&mut c), [OPEN]);
@@ -1756,7 +1761,7 @@ mod tests {
     fn parse_error_closes_and_reconnects() {
         let now = Instant::now();
         let mut c = connected_root(now);
-        recv(&mut c, now, "9nonsense");
+        recv(&mut c, now, "49nonsense");
         assert_eq!(outputs(&mut c), [CLOSE]);
         assert_eq!(
             events(&mut c),
@@ -1866,10 +1871,7 @@ mod tests {
         recv(&mut c, now, "421[\"q\",\"keep\"]");
         assert_eq!(events(&mut c), [event("/", "q", &["keep"], Some(1))]);
         reconnect(&mut c, now);
-        assert_eq!(
-            outputs(&mut c),
-            [OPEN, "40{\"pid\":\"p1\",\"offset\":\"o1\"}"]
-        );
+        assert_eq!(outputs(&mut c), ["40{\"pid\":\"p1\",\"offset\":\"o1\"}"]);
         recv(&mut c, now, "40{\"sid\":\"a\",\"pid\":\"p1\"}");
         let evs = events(&mut c);
         assert!(evs.contains(&connected("/", "a", true)), "{evs:?}");
@@ -1882,7 +1884,7 @@ mod tests {
         reconnect(&mut c, now);
         assert_eq!(
             outputs(&mut c),
-            [OPEN, "40{\"pid\":\"p1\",\"offset\":\"o1\",\"token\":\"x\"}"]
+            ["40{\"pid\":\"p1\",\"offset\":\"o1\",\"token\":\"x\"}"]
         );
         // Without recovery nothing is stripped.
         let mut plain = connected_root(now);
@@ -1913,10 +1915,7 @@ mod tests {
             ]
         );
         reconnect(&mut c, now);
-        assert_eq!(
-            outputs(&mut c),
-            [OPEN, "40{\"pid\":\"p1\",\"offset\":\"o3\"}"]
-        );
+        assert_eq!(outputs(&mut c), ["40{\"pid\":\"p1\",\"offset\":\"o3\"}"]);
     }
 
     #[test]
@@ -1930,10 +1929,7 @@ mod tests {
         // The session drops before the CONNECT reply: the held event is
         // discarded and the offset did not move.
         reconnect(&mut c, now);
-        assert_eq!(
-            outputs(&mut c),
-            [OPEN, "40{\"pid\":\"p1\",\"offset\":\"o1\"}"]
-        );
+        assert_eq!(outputs(&mut c), ["40{\"pid\":\"p1\",\"offset\":\"o1\"}"]);
         assert!(!events(&mut c)
             .iter()
             .any(|e| matches!(e, ClientEvent::Event { .. })));
@@ -1954,6 +1950,6 @@ mod tests {
         outputs(&mut c);
         recv(&mut c, now, "40{\"sid\":\"b\",\"pid\":\"p2\"}");
         reconnect(&mut c, now);
-        assert_eq!(outputs(&mut c), [OPEN, "40{\"pid\":\"p2\"}"]);
+        assert_eq!(outputs(&mut c), ["40{\"pid\":\"p2\"}"]);
     }
 }
