@@ -705,6 +705,8 @@ impl<P: Parser> Client<P> {
                 self.engine = Engine::Idle;
                 if reason == DisconnectReason::ClientDisconnect {
                     self.disconnect_all(now);
+                    // The DISCONNECTs have no session to go out on.
+                    self.purge_sends();
                     return;
                 }
                 self.lose_session(reason);
@@ -1196,6 +1198,7 @@ fn split_offset(args: &Args) -> Option<(Args, Str)> {
 mod tests {
     use super::*;
     use crate::parser::JsonParser;
+    use bytes::Bytes;
     use rand_chacha::rand_core::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
@@ -1951,5 +1954,163 @@ mod tests {
         recv(&mut c, now, "40{\"sid\":\"b\",\"pid\":\"p2\"}");
         reconnect(&mut c, now);
         assert_eq!(outputs(&mut c), ["40{\"pid\":\"p2\"}"]);
+    }
+
+    #[test]
+    fn binary_both_ways() {
+        let now = Instant::now();
+        let mut c = connected_root(now);
+        c.emit(
+            now,
+            "/",
+            "up",
+            &(Value::Binary(Bytes::from_static(b"\x01\x02")),),
+        )
+        .unwrap();
+        assert_eq!(
+            outputs(&mut c),
+            ["451-[\"up\",{\"_placeholder\":true,\"num\":0}]", "<bin 2>"]
+        );
+        recv(
+            &mut c,
+            now,
+            "451-[\"down\",{\"_placeholder\":true,\"num\":0}]",
+        );
+        assert!(events(&mut c).is_empty(), "waits for the attachment");
+        c.handle_message(now, Message::Binary(Bytes::from_static(b"abc")));
+        assert_eq!(
+            events(&mut c),
+            [ClientEvent::Event {
+                nsp: Str::from("/"),
+                name: Str::from("down"),
+                args: Args::from_values(vec![Value::Binary(Bytes::from_static(b"abc"))]),
+                ack: None,
+            }]
+        );
+    }
+
+    #[test]
+    fn connecting_while_closing_opens_a_fresh_session() {
+        let now = Instant::now();
+        let mut c = connected_root(now);
+        c.disconnect(now, "/").unwrap();
+        assert_eq!(outputs(&mut c), ["41", CLOSE]);
+        c.connect(now, "/", None).unwrap();
+        assert!(
+            outputs(&mut c).is_empty(),
+            "waits for the old session to end"
+        );
+        c.handle_engine_closed(now, DisconnectReason::ClientDisconnect);
+        assert_eq!(outputs(&mut c), [OPEN]);
+        c.handle_engine_opened(now, &handshake());
+        assert_eq!(outputs(&mut c), ["40"]);
+        let evs = events(&mut c);
+        assert!(
+            !evs.iter()
+                .any(|e| matches!(e, ClientEvent::Reconnected { .. })),
+            "{evs:?}"
+        );
+    }
+
+    #[test]
+    fn unanswered_server_acks_are_bounded() {
+        let now = Instant::now();
+        let mut c = client_with(ClientConfig {
+            max_unanswered_acks: 2,
+            ..ClientConfig::default()
+        });
+        c.connect(now, "/", None).unwrap();
+        c.handle_engine_opened(now, &handshake());
+        recv(&mut c, now, "40{\"sid\":\"a\"}");
+        for id in 1..=3 {
+            recv(&mut c, now, &format!("42{id}[\"q\"]"));
+        }
+        assert_eq!(
+            c.ack(now, "/", 1, &()),
+            Err(ClientError::UnknownAck),
+            "oldest forgotten"
+        );
+        c.ack(now, "/", 2, &()).unwrap();
+        c.ack(now, "/", 3, &()).unwrap();
+    }
+
+    #[test]
+    fn session_closed_by_the_application_stops_everything() {
+        let now = Instant::now();
+        let mut c = connected_root(now);
+        c.handle_engine_closed(now, DisconnectReason::ClientDisconnect);
+        assert!(
+            outputs(&mut c).is_empty(),
+            "nothing to send on a closed session"
+        );
+        assert_eq!(
+            events(&mut c),
+            [disconnected("/", DisconnectReason::ClientDisconnect)]
+        );
+        assert_eq!(c.poll_timeout(), None);
+        assert!(!c.is_active());
+    }
+
+    proptest::proptest! {
+        /// Whatever the server, the driver and the application do, nothing
+        /// panics and leaving everything frees every ack and timer.
+        #[test]
+        fn arbitrary_sequences_never_leak(ops in proptest::collection::vec(0u8..20, 0..80)) {
+            const WIRE: [&str; 10] = [
+                "40{\"sid\":\"a\",\"pid\":\"p\"}",
+                "40/b,{\"sid\":\"b\"}",
+                "42[\"e\",\"x\",\"off\"]",
+                "42/b,7[\"e\"]",
+                "430[]",
+                "43/b,1[]",
+                "41",
+                "44/b,{\"message\":\"no\"}",
+                "4garbage",
+                "451-[\"e\",{\"_placeholder\":true,\"num\":0}]",
+            ];
+            let start = Instant::now();
+            let mut now = start;
+            let mut c = client_with(ClientConfig {
+                reconnection_attempts: 3,
+                max_pending_acks: 8,
+                max_buffered_emits: 4,
+                ..ClientConfig::default()
+            });
+            for op in ops {
+                match op {
+                    0 => { let _ = c.connect(now, "/", None); }
+                    1 => { let _ = c.connect(now, "/b", auth(&[("k", "v")])); }
+                    2 => { let _ = c.disconnect(now, "/"); }
+                    3 => { let _ = c.disconnect(now, "/b"); }
+                    4 => { let _ = c.emit_with_ack(now, "/", "e", &(), Some(Duration::from_millis(500))); }
+                    5 => { let _ = c.emit_with_ack(now, "/b", "e", &1, None); }
+                    6 => { let _ = c.ack(now, "/b", 7, &()); }
+                    7 => c.handle_engine_opened(now, &handshake()),
+                    8 => c.handle_engine_closed(now, DisconnectReason::TransportClose),
+                    9 => {
+                        now += Duration::from_millis(700);
+                        c.handle_timeout(now);
+                    }
+                    n => {
+                        let wire = WIRE[usize::from(n - 10)];
+                        recv(&mut c, now, wire);
+                    }
+                }
+                outputs(&mut c);
+                events(&mut c);
+                if let Some(at) = c.poll_timeout() {
+                    proptest::prop_assert!(at >= start);
+                }
+            }
+            c.disconnect_all(now);
+            c.handle_engine_closed(now, DisconnectReason::ClientDisconnect);
+            outputs(&mut c);
+            proptest::prop_assert_eq!(c.ack_bookkeeping(), (0, 0, 0));
+            proptest::prop_assert_eq!(c.poll_timeout(), None);
+            proptest::prop_assert!(!c.is_active());
+            c.handle_timeout(now + Duration::from_secs(3600));
+            let outs = outputs(&mut c);
+            proptest::prop_assert!(outs.is_empty(), "{:?}", outs);
+        }
     }
 }
