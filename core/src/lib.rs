@@ -28,4 +28,4 @@ pub mod ws;
 
 pub use bytes::Bytes;
 pub use bytestring::ByteString as Str;
-pub use value::Value;
+pub use value::{Binary, Value};

@@ -5,11 +5,89 @@
 //! the network is a slice of the received buffer, never a copy). Objects keep
 //! their keys in insertion order, because peers compare encoded bytes.
 
+use std::cell::RefCell;
 use std::fmt;
 
 use bytes::Bytes;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{self, Serialize, SerializeMap, SerializeSeq, Serializer};
+
+thread_local! {
+    /// The `Bytes` being serialized right now by [`serialize_shared_bytes`].
+    ///
+    /// serde hands a serializer only `&[u8]`; a serializer of ours that
+    /// wants to keep the buffer (the JSON parser's attachments) can take the
+    /// `Bytes` from here when the slice is the same one, and so share it
+    /// instead of copying. Other serializers never look.
+    static SHARED_BYTES: RefCell<Option<Bytes>> = const { RefCell::new(None) };
+}
+
+/// Serialize `bytes` with `serialize_bytes`, offering the `Bytes` itself to
+/// serializers that can share it (see [`take_shared_bytes`]).
+pub(crate) fn serialize_shared_bytes<S: Serializer>(
+    bytes: &Bytes,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    SHARED_BYTES.with(|slot| *slot.borrow_mut() = Some(bytes.clone()));
+    let result = s.serialize_bytes(bytes);
+    // Clear the slot whether or not the serializer took it, so no buffer
+    // stays alive past this call.
+    SHARED_BYTES.with(|slot| slot.borrow_mut().take());
+    result
+}
+
+/// The `Bytes` whose contents are exactly `data` (same pointer and length),
+/// when it is being serialized by [`serialize_shared_bytes`].
+pub(crate) fn take_shared_bytes(data: &[u8]) -> Option<Bytes> {
+    SHARED_BYTES.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        match &*slot {
+            Some(b) if b.as_ptr() == data.as_ptr() && b.len() == data.len() => slot.take(),
+            _ => None,
+        }
+    })
+}
+
+/// Binary data that the JSON parser sends as an attachment without copying.
+///
+/// `bytes::Bytes` works anywhere in an emitted value too, but serde gives
+/// the parser only a borrowed slice of it, so it is copied once into the
+/// attachment. Wrap it in `Binary` (in your structs, tuples or vectors) and
+/// the attachment is the same buffer. Received binary deserializes into
+/// `Binary` as well.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Binary(pub Bytes);
+
+impl Serialize for Binary {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_shared_bytes(&self.0, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Binary {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Binary, D::Error> {
+        Bytes::deserialize(d).map(Binary)
+    }
+}
+
+impl From<Bytes> for Binary {
+    fn from(b: Bytes) -> Self {
+        Binary(b)
+    }
+}
+
+impl From<Binary> for Bytes {
+    fn from(b: Binary) -> Self {
+        b.0
+    }
+}
+
+impl std::ops::Deref for Binary {
+    type Target = Bytes;
+    fn deref(&self) -> &Bytes {
+        &self.0
+    }
+}
 
 /// An object: keys in insertion order.
 ///
@@ -141,7 +219,7 @@ impl Serialize for Value {
             Value::Bool(b) => s.serialize_bool(*b),
             Value::Number(n) => n.serialize(s),
             Value::String(v) => s.serialize_str(v),
-            Value::Binary(b) => s.serialize_bytes(b),
+            Value::Binary(b) => serialize_shared_bytes(b, s),
             Value::Array(items) => {
                 let mut seq = s.serialize_seq(Some(items.len()))?;
                 for item in items {

@@ -373,7 +373,10 @@ impl<'a, S: Serializer> Serializer for PlaceholderSerializer<'a, S> {
     fn serialize_bytes(self, v: &[u8]) -> Result<S::Ok, S::Error> {
         let num = {
             let mut attachments = self.attachments.borrow_mut();
-            attachments.push(Bytes::copy_from_slice(v));
+            // Share the buffer when it is a `Value::Binary` or `Binary`.
+            let bytes =
+                crate::value::take_shared_bytes(v).unwrap_or_else(|| Bytes::copy_from_slice(v));
+            attachments.push(bytes);
             attachments.len() - 1
         };
         use serde::ser::SerializeMap;
