@@ -327,6 +327,9 @@ impl Namespace {
 }
 
 /// The Socket.IO client state machine, generic over the wire format.
+///
+/// Every call takes `now` so that the driver's clock is the only clock;
+/// calls that do not need it yet take it for a uniform interface.
 pub struct Client<P: Parser> {
     config: ClientConfig,
     parser: P,
@@ -426,7 +429,10 @@ impl<P: Parser> Client<P> {
             Engine::Idle => self.open_engine(0),
             Engine::Open => {
                 let idx = self.namespaces.len() - 1;
-                self.send_connect(idx)?;
+                if let Err(e) = self.send_connect(idx) {
+                    self.namespaces.pop();
+                    return Err(e);
+                }
             }
             // Sent when the session opens; a closing session is followed by
             // a new one because a namespace is wanted again.
