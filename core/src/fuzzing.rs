@@ -157,7 +157,7 @@ pub fn ws_server(data: &[u8]) {
         max_message_size: 8192,
     };
     let run = |chunk: usize| {
-        let mut ws = WebSocket::server(config.clone());
+        let mut ws = WebSocket::server(config);
         let mut seen = Vec::new();
         let mut sent = Vec::new();
         for piece in data.chunks(chunk.max(1)) {
