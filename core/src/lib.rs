@@ -18,6 +18,8 @@
 #![warn(missing_docs)]
 
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod parser;
 pub mod socket;
@@ -26,4 +28,4 @@ pub mod ws;
 
 pub use bytes::Bytes;
 pub use bytestring::ByteString as Str;
-pub use value::Value;
+pub use value::{Binary, Value};

@@ -6,3 +6,7 @@ mod reason;
 
 pub use packet::*;
 pub use reason::DisconnectReason;
+mod backoff;
+pub use backoff::Backoff;
+mod client;
+pub use client::{AckFailure, Client, ClientConfig, ClientError, ClientEvent, ClientOutput};
