@@ -6,6 +6,8 @@ mod client;
 mod client_tests;
 mod config;
 mod packet;
+#[cfg(test)]
+mod pair;
 mod server;
 
 pub use client::*;
