@@ -144,9 +144,6 @@ enum Role {
     WebSocket,
     /// The WebSocket being probed for an upgrade.
     Probe,
-    /// Opened after the session closed, only to deliver the close packet
-    /// over polling.
-    Linger,
 }
 
 enum LinkState {
@@ -178,6 +175,15 @@ enum ProbeStage {
     /// `3probe` received: waiting for the polling requests in flight to
     /// return before sending `5` and switching.
     Pausing,
+}
+
+/// The close packet's progress over polling.
+#[derive(Debug, Clone, Copy)]
+struct Closing {
+    /// The close POST is written.
+    sent: bool,
+    /// Connections are closed at this time whatever happened.
+    deadline: Instant,
 }
 
 /// One step of reading a connection's input.
@@ -229,9 +235,9 @@ pub struct Client {
     /// number of pings that arrive meanwhile: a server cannot grow a queue
     /// of pongs by pinging faster than we can write).
     pong_due: bool,
-    /// The connection opened after `close()` to carry the close packet over
-    /// polling; the other connections are closed once it is written.
-    linger: Option<ConnId>,
+    /// After `close()` over polling: the close packet still has to go out
+    /// (the connections stay until the server acknowledged it).
+    closing: Option<Closing>,
     events: VecDeque<ClientEvent>,
     actions: VecDeque<ClientAction>,
     connect_deadline: Option<Instant>,
@@ -278,7 +284,7 @@ impl Client {
             post_in_flight: false,
             queue: VecDeque::new(),
             pong_due: false,
-            linger: None,
+            closing: None,
             events: VecDeque::new(),
             actions: VecDeque::new(),
             ping_deadline: None,
@@ -302,22 +308,13 @@ impl Client {
         match link.role {
             Role::Get | Role::Post => link.state = LinkState::Http(ClientConn::new(limits)),
             Role::WebSocket | Role::Probe => self.start_ws_handshake(conn),
-            Role::Linger => {
-                link.state = LinkState::Http(ClientConn::new(limits));
-                let body = Bytes::from_static(b"1");
-                let request = self.request(Method::Post, Transport::Polling, body);
-                // Best effort: the session is over whatever happens here.
-                let _ = self.write_http(conn, &request);
-                self.linger = None;
-                self.close_all_links();
-            }
         }
         self.pump(now);
     }
 
     /// Bytes read from a connection.
     pub fn handle_read(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
-        if self.phase == Phase::Closed {
+        if self.phase == Phase::Closed && self.closing.is_none() {
             return;
         }
         let Some(link) = self.links.get_mut(&conn) else {
@@ -337,13 +334,7 @@ impl Client {
 
     /// A connection ended or could not be established.
     pub fn handle_eof(&mut self, now: Instant, conn: ConnId) {
-        if self.linger == Some(conn) {
-            self.links.remove(&conn);
-            self.linger = None;
-            self.close_all_links();
-            return;
-        }
-        if self.phase == Phase::Closed {
+        if self.phase == Phase::Closed && self.closing.is_none() {
             return;
         }
         let Some(link) = self.links.get_mut(&conn) else {
@@ -382,6 +373,11 @@ impl Client {
 
     /// The deadline from [`Client::poll_timeout`] is due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.closing.is_some_and(|closing| closing.deadline <= now) {
+            // The server did not acknowledge the close packet in time.
+            self.close_all_links();
+            return;
+        }
         match self.phase {
             Phase::Opening if self.connect_deadline.is_some_and(|d| d <= now) => {
                 self.fail(ClientCloseReason::ConnectTimeout)
@@ -398,7 +394,7 @@ impl Client {
         match self.phase {
             Phase::Opening => self.connect_deadline,
             Phase::Open => self.ping_deadline,
-            Phase::Closed => None,
+            Phase::Closed => self.closing.map(|closing| closing.deadline),
         }
     }
 
@@ -460,29 +456,48 @@ impl Client {
                 self.fail(ClientCloseReason::Closed);
             }
             Transport::Polling => {
-                let idle_post = self
-                    .post_conn
-                    .filter(|_| !self.post_in_flight)
-                    .filter(|conn| self.http_ready(*conn));
-                if let Some(conn) = idle_post {
-                    let body = self.take_batch(true);
-                    let request = self.request(Method::Post, Transport::Polling, body);
-                    let _ = self.write_http(conn, &request);
-                    self.fail(ClientCloseReason::Closed);
-                } else {
-                    // No connection can take the close packet now: open
-                    // one, and keep the others until it is written so the
-                    // server sees the close before the polling request
-                    // goes away.
-                    if let Some(probe) = self.probe_conn {
-                        self.drop_link(probe);
-                    }
-                    self.finish(ClientCloseReason::Closed);
-                    self.linger = Some(self.open_link(Role::Linger));
+                // The close packet goes in a POST after the one in flight
+                // (with what is still queued); the polling connections stay
+                // until the server acknowledged it, so that it sees the
+                // close before a GET going away.
+                if let Some(probe) = self.probe_conn {
+                    self.drop_link(probe);
                 }
+                let linger = self
+                    .handshake
+                    .as_ref()
+                    .map_or(Duration::ZERO, |h| Duration::from_millis(h.ping_timeout));
+                let queue = std::mem::take(&mut self.queue);
+                self.finish(ClientCloseReason::Closed);
+                self.queue = queue;
+                self.closing = Some(Closing {
+                    sent: false,
+                    deadline: now.checked_add(linger).unwrap_or(now),
+                });
+                self.advance_close();
             }
         }
-        let _ = now;
+    }
+
+    /// Sends the close POST once the POST connection is free.
+    fn advance_close(&mut self) {
+        if self.closing.is_none_or(|closing| closing.sent) || self.post_in_flight {
+            return;
+        }
+        let Some(conn) = self.http_link(Role::Post) else {
+            return;
+        };
+        let body = self.take_batch(true);
+        let request = self.request(Method::Post, Transport::Polling, body);
+        match self.write_http(conn, &request) {
+            Ok(()) => {
+                self.post_in_flight = true;
+                if let Some(closing) = &mut self.closing {
+                    closing.sent = true;
+                }
+            }
+            Err(_) => self.close_all_links(),
+        }
     }
 
     /// The transport in use; `None` once closed.
@@ -585,10 +600,10 @@ impl Client {
     fn close_all_links(&mut self) {
         let conns: Vec<ConnId> = self.links.keys().copied().collect();
         for conn in conns {
-            if self.linger != Some(conn) {
-                self.drop_link(conn);
-            }
+            self.drop_link(conn);
         }
+        self.closing = None;
+        self.queue = VecDeque::new();
     }
 
     /// Ends the session for `reason`, keeping the connections (see
@@ -716,7 +731,6 @@ impl Client {
     fn link_failed(&mut self, role: Role, reason: ClientCloseReason) {
         match role {
             Role::Probe => self.probe_failed(),
-            Role::Linger => {}
             Role::Get | Role::Post | Role::WebSocket => self.fail(reason),
         }
     }
@@ -726,7 +740,7 @@ impl Client {
     /// Handles everything buffered on `conn`.
     fn process(&mut self, now: Instant, conn: ConnId) {
         loop {
-            if self.phase == Phase::Closed {
+            if self.phase == Phase::Closed && self.closing.is_none() {
                 return;
             }
             let ws_config = self.ws_config();
@@ -837,6 +851,20 @@ impl Client {
     }
 
     fn on_response(&mut self, now: Instant, role: Role, response: Response) {
+        if let Some(closing) = self.closing {
+            // The session is over: only the close POST's answer matters.
+            match role {
+                Role::Get => self.get_in_flight = false,
+                Role::Post => {
+                    self.post_in_flight = false;
+                    if closing.sent {
+                        self.close_all_links();
+                    }
+                }
+                Role::WebSocket | Role::Probe => {}
+            }
+            return;
+        }
         match role {
             Role::Get => self.get_in_flight = false,
             Role::Post => self.post_in_flight = false,
@@ -997,6 +1025,7 @@ impl Client {
     /// Moves queued packets towards the transport and keeps a GET pending.
     fn pump(&mut self, _now: Instant) {
         if self.phase == Phase::Closed {
+            self.advance_close();
             return;
         }
         match self.transport {

@@ -583,86 +583,63 @@ fn body_over_the_limit_is_refused() {
 }
 
 #[test]
-fn close_over_polling_without_post_connection() {
-    let mut h = Harness::new(config(ClientTransports::Polling));
-    h.open_polling(OPEN_POLLING);
-    h.send(text("last"));
-    h.take_request(ConnId(1));
-    // A POST is in flight: the close packet needs another connection.
-    h.manual_connect = true;
-    h.client.close(h.now);
-    h.run();
-    assert!(matches!(&h.take_events()[..], [ClientEvent::Closed(ClientCloseReason::Closed)]));
-    assert_eq!(h.pending_connects, vec![ConnId(2)]);
-    assert!(!h.closed_by_client(ConnId(0)), "the GET stays until the close is written");
-    h.client.handle_connected(h.now, ConnId(2));
-    h.run();
-    assert_eq!(body_of(&h.take_request(ConnId(2))), "1");
-    for conn in [0, 1, 2] {
-        assert!(h.closed_by_client(ConnId(conn)));
-    }
-    assert_eq!(h.client.poll_timeout(), None);
-}
-
-#[test]
-fn close_over_polling_on_idle_post_connection_flushes_the_queue() {
+fn close_over_polling_waits_for_the_post_in_flight() {
     let mut h = Harness::new(config(ClientTransports::Polling));
     h.open_polling(OPEN_POLLING);
     h.send(text("a"));
-    h.take_request(ConnId(1));
-    h.respond_text(ConnId(1), "ok");
-    // Queued behind nothing: goes at once, so queue behind a fresh POST.
+    assert_eq!(body_of(&h.take_request(ConnId(1))), "4a");
     h.send(text("b"));
     h.send(text("c"));
-    h.take_request(ConnId(1));
-    h.respond_text(ConnId(1), "ok");
-    h.take_request(ConnId(1));
-    h.client.send(h.now, text("d")).unwrap();
-    h.respond_text(ConnId(1), "ok"); // sends "d"
-    h.take_request(ConnId(1));
-    h.client.send(h.now, text("e")).unwrap();
-    h.conns.get_mut(&ConnId(1)).unwrap(); // keep "e" queued behind the POST in flight
-    let mut out = BytesMut::new();
-    let fake = h.conns.get_mut(&ConnId(1)).unwrap();
-    fake.http
-        .write_response(&Response::new(200).with_body(&b"ok"[..]), &mut out)
-        .unwrap();
-    // Close before the driver delivers the answer? No: deliver, then close
-    // before the client gets to send "e" (it is sent at once), so close
-    // sees an in-flight POST.
-    h.client.handle_read(h.now, ConnId(1), &out);
     h.client.close(h.now);
     h.run();
-    let requests: Vec<String> = std::iter::from_fn(|| {
-        h.conns
-            .get_mut(&ConnId(1))
-            .unwrap()
-            .requests
-            .pop_front()
-            .map(|r| body_of(&r).to_owned())
-    })
-    .collect();
-    assert_eq!(requests, vec!["4e"]);
     assert!(matches!(&h.take_events()[..], [ClientEvent::Closed(ClientCloseReason::Closed)]));
+    assert_eq!(h.client.send(h.now, text("x")), Err(ClientSendError::NotOpen));
+    assert!(!h.has_request(ConnId(1)));
+    assert!(!h.closed_by_client(ConnId(0)), "the GET stays until the close is acknowledged");
+    h.respond_text(ConnId(1), "ok");
+    assert_eq!(body_of(&h.take_request(ConnId(1))), "4b\u{1e}4c\u{1e}1");
+    assert!(!h.closed_by_client(ConnId(1)));
+    // The server answers the pending GET with a noop, then the POST.
+    h.take_request(ConnId(0));
+    h.respond_text(ConnId(0), "6");
+    assert!(!h.has_request(ConnId(0)), "no new poll after close");
+    h.respond_text(ConnId(1), "ok");
+    assert!(h.closed_by_client(ConnId(0)) && h.closed_by_client(ConnId(1)));
+    assert_eq!(h.client.poll_timeout(), None);
+    assert!(h.take_events().is_empty());
 }
 
 #[test]
-fn close_with_idle_post_connection_sends_queue_and_close_packet() {
+fn close_over_polling_opens_a_post_connection_if_needed() {
+    let mut h = Harness::with(config(ClientTransports::Polling), true);
+    h.client.handle_connected(h.now, ConnId(0));
+    h.run();
+    h.open_polling(OPEN_POLLING);
+    h.client.close(h.now);
+    h.run();
+    assert!(matches!(&h.take_events()[..], [ClientEvent::Closed(ClientCloseReason::Closed)]));
+    assert_eq!(h.pending_connects, vec![ConnId(0), ConnId(1)]);
+    h.client.handle_connected(h.now, ConnId(1));
+    h.run();
+    assert_eq!(body_of(&h.take_request(ConnId(1))), "1");
+    h.respond_text(ConnId(1), "ok");
+    assert!(h.closed_by_client(ConnId(0)) && h.closed_by_client(ConnId(1)));
+}
+
+#[test]
+fn unacknowledged_close_gives_up_after_ping_timeout() {
     let mut h = Harness::new(config(ClientTransports::Polling));
     h.open_polling(OPEN_POLLING);
-    h.send(text("a"));
-    h.take_request(ConnId(1));
-    // Queue "b" behind the POST in flight, then let the POST finish
-    // without running the client's pump in between is impossible through
-    // the API: "b" goes out right after "ok". So close with an idle POST
-    // connection and an empty queue.
-    h.respond_text(ConnId(1), "ok");
     h.client.close(h.now);
     h.run();
     assert_eq!(body_of(&h.take_request(ConnId(1))), "1");
+    assert_eq!(h.client.poll_timeout(), Some(h.now + Duration::from_millis(200)));
+    h.advance(Duration::from_millis(199));
+    assert!(!h.closed_by_client(ConnId(1)));
+    h.advance(Duration::from_millis(1));
     assert!(h.closed_by_client(ConnId(0)) && h.closed_by_client(ConnId(1)));
-    assert!(matches!(&h.take_events()[..], [ClientEvent::Closed(ClientCloseReason::Closed)]));
-    assert_eq!(h.conn_ids().len(), 2);
+    assert_eq!(h.client.poll_timeout(), None);
+    assert_eq!(h.take_events().len(), 1);
 }
 
 #[test]
