@@ -27,7 +27,9 @@ use super::packet::{
 };
 use super::server::ConnId;
 use crate::http::{self, ClientConn, HttpError, Limits, Method, Request, Response};
-use crate::ws::{ClientHandshake, CloseCode, MaskKeySource, WebSocket, WsConfig, WsError, WsMessage};
+use crate::ws::{
+    ClientHandshake, CloseCode, MaskKeySource, WebSocket, WsConfig, WsError, WsMessage,
+};
 
 /// Why the client's session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,7 +192,10 @@ struct Closing {
 enum Step {
     /// A complete HTTP response on a polling connection; `closed` when the
     /// connection cannot carry another request.
-    Response { response: Response, closed: bool },
+    Response {
+        response: Box<Response>,
+        closed: bool,
+    },
     /// The server closed an idle keep-alive connection.
     IdleClosed,
     /// A WebSocket upgrade succeeded.
@@ -481,7 +486,7 @@ impl Client {
 
     /// Sends the close POST once the POST connection is free.
     fn advance_close(&mut self) {
-        if self.closing.is_none_or(|closing| closing.sent) || self.post_in_flight {
+        if !matches!(self.closing, Some(Closing { sent: false, .. })) || self.post_in_flight {
             return;
         }
         let Some(conn) = self.http_link(Role::Post) else {
@@ -627,13 +632,6 @@ impl Client {
         self.close_all_links();
     }
 
-    fn http_ready(&self, conn: ConnId) -> bool {
-        matches!(
-            self.links.get(&conn).map(|l| &l.state),
-            Some(LinkState::Http(http)) if http.can_send_request()
-        )
-    }
-
     /// The request target and headers for a request on `transport`.
     fn request(&self, method: Method, transport: Transport, body: Bytes) -> Request {
         let mut target = String::with_capacity(self.config.path.len() + 64);
@@ -670,7 +668,8 @@ impl Client {
                     .map(|b| char::from(CACHE_BUSTER_ALPHABET[usize::from(b & 63)])),
             );
         }
-        let mut request = Request::new(method, target).with_header("Host", self.config.host.clone());
+        let mut request =
+            Request::new(method, target).with_header("Host", self.config.host.clone());
         for (name, value) in &self.config.headers {
             request.headers.append(name.clone(), value.clone());
         }
@@ -753,14 +752,16 @@ impl Client {
                 LinkState::Http(http) => match http.poll_response() {
                     Ok(None) => return,
                     Ok(Some(http::ClientEvent::Response(response))) => Step::Response {
-                        response,
+                        response: Box::new(response),
                         closed: http.is_closed(),
                     },
                     Ok(Some(http::ClientEvent::PeerClosed)) => Step::IdleClosed,
                     Ok(Some(http::ClientEvent::Upgrade { .. })) => Step::Broken(
                         ClientCloseReason::TransportError("unexpected protocol switch".into()),
                     ),
-                    Err(HttpError::UnexpectedEof) => Step::Broken(ClientCloseReason::TransportClose),
+                    Err(HttpError::UnexpectedEof) => {
+                        Step::Broken(ClientCloseReason::TransportClose)
+                    }
                     Err(err) => Step::Broken(ClientCloseReason::TransportError(format!(
                         "HTTP error: {err}"
                     ))),
@@ -776,9 +777,9 @@ impl Client {
                                 link.state = LinkState::Ws(ws);
                                 Step::WsOpened
                             }
-                            Err(err) => Step::WsFailed(ClientCloseReason::TransportError(
-                                format!("WebSocket handshake: {err}"),
-                            )),
+                            Err(err) => Step::WsFailed(ClientCloseReason::TransportError(format!(
+                                "WebSocket handshake: {err}"
+                            ))),
                         }
                     }
                     Ok(Some(http::ClientEvent::Response(response))) => {
@@ -830,7 +831,7 @@ impl Client {
                     if closed {
                         self.drop_link(conn);
                     }
-                    self.on_response(now, role, response);
+                    self.on_response(now, role, *response);
                 }
                 Step::IdleClosed => {
                     self.drop_link(conn);

@@ -11,9 +11,11 @@ use super::*;
 use crate::http::{self, Method, Request, Response, ServerConn};
 use crate::ws::{accept_upgrade, WebSocket, WsConfig, WsMessage};
 
-const OPEN_POLLING: &str = r#"0{"sid":"abc","upgrades":[],"pingInterval":300,"pingTimeout":200,"maxPayload":1000000}"#;
+const OPEN_POLLING: &str =
+    r#"0{"sid":"abc","upgrades":[],"pingInterval":300,"pingTimeout":200,"maxPayload":1000000}"#;
 const OPEN_UPGRADE: &str = r#"0{"sid":"abc","upgrades":["websocket"],"pingInterval":300,"pingTimeout":200,"maxPayload":1000000}"#;
-const OPEN_WS: &str = r#"0{"sid":"abc","upgrades":[],"pingInterval":300,"pingTimeout":200,"maxPayload":1000000}"#;
+const OPEN_WS: &str =
+    r#"0{"sid":"abc","upgrades":[],"pingInterval":300,"pingTimeout":200,"maxPayload":1000000}"#;
 
 /// The server side of one connection, parsed with the HTTP and WebSocket
 /// codecs.
@@ -102,17 +104,25 @@ impl Harness {
     }
 
     fn server_read(&mut self, conn: ConnId, bytes: &[u8]) {
-        let fake = self.conns.get_mut(&conn).expect("data on a known connection");
+        let fake = self
+            .conns
+            .get_mut(&conn)
+            .expect("data on a known connection");
         assert!(!fake.closed_by_client, "data after close");
         if let Some(ws) = &mut fake.ws {
             ws.receive(bytes);
             while let Some(message) = ws.poll_message() {
-                fake.received.push_back(message.expect("valid frames from the client"));
+                fake.received
+                    .push_back(message.expect("valid frames from the client"));
             }
             return;
         }
         fake.http.feed(bytes);
-        while let Some(event) = fake.http.poll_request().expect("valid HTTP from the client") {
+        while let Some(event) = fake
+            .http
+            .poll_request()
+            .expect("valid HTTP from the client")
+        {
             match event {
                 http::ServerEvent::Request(request) => fake.requests.push_back(request),
                 http::ServerEvent::Upgrade { request, leftover } => {
@@ -181,7 +191,12 @@ impl Harness {
     }
 
     fn ws_received(&mut self, conn: ConnId) -> Vec<WsMessage> {
-        self.conns.get_mut(&conn).unwrap().received.drain(..).collect()
+        self.conns
+            .get_mut(&conn)
+            .unwrap()
+            .received
+            .drain(..)
+            .collect()
     }
 
     fn advance(&mut self, by: Duration) {
@@ -215,7 +230,10 @@ impl Harness {
         assert!(request.target.contains("transport=polling"));
         self.respond_text(ConnId(0), open);
         let events = self.take_events();
-        assert!(matches!(&events[..], [ClientEvent::Opened(_)]), "{events:?}");
+        assert!(
+            matches!(&events[..], [ClientEvent::Opened(_)]),
+            "{events:?}"
+        );
     }
 }
 
@@ -277,17 +295,24 @@ fn handshake_http_error_is_a_transport_error() {
     h.take_request(ConnId(0));
     h.respond(
         ConnId(0),
-        Response::new(400).with_body(&br#"{"code":5,"message":"Unsupported protocol version"}"#[..]),
+        Response::new(400)
+            .with_body(&br#"{"code":5,"message":"Unsupported protocol version"}"#[..]),
     );
     let events = h.take_events();
     assert!(
-        matches!(&events[..], [ClientEvent::Closed(ClientCloseReason::TransportError(_))]),
+        matches!(
+            &events[..],
+            [ClientEvent::Closed(ClientCloseReason::TransportError(_))]
+        ),
         "{events:?}"
     );
     assert!(h.closed_by_client(ConnId(0)));
     assert_eq!(h.client.transport(), None);
     assert_eq!(h.client.poll_timeout(), None);
-    assert_eq!(h.client.send(h.now, text("x")), Err(ClientSendError::NotOpen));
+    assert_eq!(
+        h.client.send(h.now, text("x")),
+        Err(ClientSendError::NotOpen)
+    );
 }
 
 #[test]
@@ -297,7 +322,10 @@ fn first_packet_must_be_open() {
     h.respond_text(ConnId(0), "4hello");
     let events = h.take_events();
     assert!(
-        matches!(&events[..], [ClientEvent::Closed(ClientCloseReason::TransportError(_))]),
+        matches!(
+            &events[..],
+            [ClientEvent::Closed(ClientCloseReason::TransportError(_))]
+        ),
         "{events:?}"
     );
 }
@@ -310,7 +338,10 @@ fn garbage_handshake_is_a_transport_error() {
         h.respond_text(ConnId(0), body);
         let events = h.take_events();
         assert!(
-            matches!(&events[..], [ClientEvent::Closed(ClientCloseReason::TransportError(_))]),
+            matches!(
+                &events[..],
+                [ClientEvent::Closed(ClientCloseReason::TransportError(_))]
+            ),
             "{body:?}: {events:?}"
         );
     }
@@ -330,11 +361,14 @@ fn response_fed_byte_by_byte() {
         h.run();
     }
     let events = h.take_events();
-    assert!(matches!(
-        &events[..],
-        [ClientEvent::Opened(_), ClientEvent::Message(Message::Text(t)), ClientEvent::Message(Message::Binary(b))]
-            if &**t == "é" && b[..] == [1, 2, 3]
-    ), "{events:?}");
+    assert!(
+        matches!(
+            &events[..],
+            [ClientEvent::Opened(_), ClientEvent::Message(Message::Text(t)), ClientEvent::Message(Message::Binary(b))]
+                if &**t == "é" && b[..] == [1, 2, 3]
+        ),
+        "{events:?}"
+    );
 }
 
 #[test]
@@ -380,14 +414,18 @@ fn messages_are_queued_until_open_then_batched_in_one_post() {
 #[test]
 fn post_batches_are_bounded_by_max_payload() {
     let mut h = Harness::new(config(ClientTransports::Polling));
-    let open = r#"0{"sid":"abc","upgrades":[],"pingInterval":300,"pingTimeout":200,"maxPayload":20}"#;
+    let open =
+        r#"0{"sid":"abc","upgrades":[],"pingInterval":300,"pingTimeout":200,"maxPayload":20}"#;
     h.open_polling(open);
     h.client.send(h.now, text("1234567")).unwrap(); // 8 bytes encoded: fits alone
-    // Queue more while the first POST is in flight.
+                                                    // Queue more while the first POST is in flight.
     for _ in 0..4 {
         h.client.send(h.now, text("1234567")).unwrap();
     }
-    assert_eq!(h.client.send(h.now, text(&"x".repeat(20))), Err(ClientSendError::TooLarge));
+    assert_eq!(
+        h.client.send(h.now, text(&"x".repeat(20))),
+        Err(ClientSendError::TooLarge)
+    );
     h.run();
     let mut bodies = Vec::new();
     while h.has_request(ConnId(1)) {
@@ -398,7 +436,11 @@ fn post_batches_are_bounded_by_max_payload() {
     }
     assert_eq!(
         bodies,
-        vec!["41234567\u{1e}41234567", "41234567\u{1e}41234567", "41234567"]
+        vec![
+            "41234567\u{1e}41234567",
+            "41234567\u{1e}41234567",
+            "41234567"
+        ]
     );
 }
 
@@ -410,7 +452,10 @@ fn send_queue_is_bounded() {
     for _ in 0..3 {
         h.client.send(h.now, text("x")).unwrap();
     }
-    assert_eq!(h.client.send(h.now, text("x")), Err(ClientSendError::QueueFull));
+    assert_eq!(
+        h.client.send(h.now, text("x")),
+        Err(ClientSendError::QueueFull)
+    );
     assert_eq!(h.client.queued_messages(), 3);
     assert_eq!(
         h.client.send(h.now, text("a\u{1e}b")),
@@ -432,7 +477,10 @@ fn ping_is_answered_and_keeps_the_session_alive() {
     let mut h = Harness::new(config(ClientTransports::Polling));
     h.open_polling(OPEN_POLLING);
     // interval 300 + timeout 200 = 500 ms from the open.
-    assert_eq!(h.client.poll_timeout(), Some(h.start + Duration::from_millis(500)));
+    assert_eq!(
+        h.client.poll_timeout(),
+        Some(h.start + Duration::from_millis(500))
+    );
     for _ in 0..10 {
         h.advance(Duration::from_millis(300));
         h.take_request(ConnId(0));
@@ -478,10 +526,16 @@ fn server_close_packet_is_transport_close() {
     h.take_request(ConnId(0));
     h.respond_text(ConnId(0), "4bye\u{1e}1\u{1e}4after");
     let events = h.take_events();
-    assert!(matches!(
-        &events[..],
-        [ClientEvent::Message(_), ClientEvent::Closed(ClientCloseReason::TransportClose)]
-    ), "{events:?}");
+    assert!(
+        matches!(
+            &events[..],
+            [
+                ClientEvent::Message(_),
+                ClientEvent::Closed(ClientCloseReason::TransportClose)
+            ]
+        ),
+        "{events:?}"
+    );
 }
 
 #[test]
@@ -558,7 +612,10 @@ fn connect_timeout() {
     let mut config = config(ClientTransports::Polling);
     config.connect_timeout = Duration::from_secs(5);
     let mut h = Harness::new(config);
-    assert_eq!(h.client.poll_timeout(), Some(h.start + Duration::from_secs(5)));
+    assert_eq!(
+        h.client.poll_timeout(),
+        Some(h.start + Duration::from_secs(5))
+    );
     h.advance(Duration::from_millis(4999));
     assert!(h.take_events().is_empty());
     h.advance(Duration::from_millis(1));
@@ -592,10 +649,19 @@ fn close_over_polling_waits_for_the_post_in_flight() {
     h.send(text("c"));
     h.client.close(h.now);
     h.run();
-    assert!(matches!(&h.take_events()[..], [ClientEvent::Closed(ClientCloseReason::Closed)]));
-    assert_eq!(h.client.send(h.now, text("x")), Err(ClientSendError::NotOpen));
+    assert!(matches!(
+        &h.take_events()[..],
+        [ClientEvent::Closed(ClientCloseReason::Closed)]
+    ));
+    assert_eq!(
+        h.client.send(h.now, text("x")),
+        Err(ClientSendError::NotOpen)
+    );
     assert!(!h.has_request(ConnId(1)));
-    assert!(!h.closed_by_client(ConnId(0)), "the GET stays until the close is acknowledged");
+    assert!(
+        !h.closed_by_client(ConnId(0)),
+        "the GET stays until the close is acknowledged"
+    );
     h.respond_text(ConnId(1), "ok");
     assert_eq!(body_of(&h.take_request(ConnId(1))), "4b\u{1e}4c\u{1e}1");
     assert!(!h.closed_by_client(ConnId(1)));
@@ -617,7 +683,10 @@ fn close_over_polling_opens_a_post_connection_if_needed() {
     h.open_polling(OPEN_POLLING);
     h.client.close(h.now);
     h.run();
-    assert!(matches!(&h.take_events()[..], [ClientEvent::Closed(ClientCloseReason::Closed)]));
+    assert!(matches!(
+        &h.take_events()[..],
+        [ClientEvent::Closed(ClientCloseReason::Closed)]
+    ));
     assert_eq!(h.pending_connects, vec![ConnId(0), ConnId(1)]);
     h.client.handle_connected(h.now, ConnId(1));
     h.run();
@@ -633,7 +702,10 @@ fn unacknowledged_close_gives_up_after_ping_timeout() {
     h.client.close(h.now);
     h.run();
     assert_eq!(body_of(&h.take_request(ConnId(1))), "1");
-    assert_eq!(h.client.poll_timeout(), Some(h.now + Duration::from_millis(200)));
+    assert_eq!(
+        h.client.poll_timeout(),
+        Some(h.now + Duration::from_millis(200))
+    );
     h.advance(Duration::from_millis(199));
     assert!(!h.closed_by_client(ConnId(1)));
     h.advance(Duration::from_millis(1));
@@ -647,11 +719,15 @@ fn close_before_open() {
     let mut h = Harness::new(config(ClientTransports::Polling));
     h.client.close(h.now);
     h.run();
-    assert!(matches!(&h.take_events()[..], [ClientEvent::Closed(ClientCloseReason::Closed)]));
+    assert!(matches!(
+        &h.take_events()[..],
+        [ClientEvent::Closed(ClientCloseReason::Closed)]
+    ));
     assert!(h.closed_by_client(ConnId(0)));
     // Nothing more happens.
     h.client.close(h.now);
-    h.client.handle_read(h.now, ConnId(0), b"HTTP/1.1 200 OK\r\n");
+    h.client
+        .handle_read(h.now, ConnId(0), b"HTTP/1.1 200 OK\r\n");
     h.client.handle_timeout(h.now + Duration::from_secs(100));
     h.run();
     assert!(h.take_events().is_empty());
@@ -663,7 +739,10 @@ fn open_ws(h: &mut Harness) -> Request {
     let request = h.accept_ws(ConnId(0));
     h.ws_send(ConnId(0), OPEN_WS);
     let events = h.take_events();
-    assert!(matches!(&events[..], [ClientEvent::Opened(_)]), "{events:?}");
+    assert!(
+        matches!(&events[..], [ClientEvent::Opened(_)]),
+        "{events:?}"
+    );
     request
 }
 
@@ -674,7 +753,10 @@ fn websocket_handshake_and_open() {
     let request = open_ws(&mut h);
     assert_eq!(request.path(), "/socket.io/");
     assert_eq!(request.query_param("EIO").as_deref(), Some("4"));
-    assert_eq!(request.query_param("transport").as_deref(), Some("websocket"));
+    assert_eq!(
+        request.query_param("transport").as_deref(),
+        Some("websocket")
+    );
     assert_eq!(request.query_param("sid"), None);
     assert_eq!(request.headers.get_str("host"), Some("example.com:3000"));
     assert!(request.is_websocket_upgrade());
@@ -687,7 +769,10 @@ fn websocket_messages_ping_and_close() {
     let mut h = Harness::new(config(ClientTransports::WebSocket));
     h.send(text("early"));
     open_ws(&mut h);
-    assert_eq!(h.ws_received(ConnId(0)), vec![WsMessage::Text("4early".into())]);
+    assert_eq!(
+        h.ws_received(ConnId(0)),
+        vec![WsMessage::Text("4early".into())]
+    );
     h.send(Message::Binary(Bytes::from_static(&[0, 1])));
     h.send(text("x"));
     assert_eq!(
@@ -707,18 +792,24 @@ fn websocket_messages_ping_and_close() {
     h.client.handle_read(h.now, ConnId(0), &bytes);
     h.run();
     let events = h.take_events();
-    assert!(matches!(
-        &events[..],
-        [ClientEvent::Message(Message::Text(t)), ClientEvent::Message(Message::Binary(b))]
-            if &**t == "hi" && b[..] == [9]
-    ), "{events:?}");
+    assert!(
+        matches!(
+            &events[..],
+            [ClientEvent::Message(Message::Text(t)), ClientEvent::Message(Message::Binary(b))]
+                if &**t == "hi" && b[..] == [9]
+        ),
+        "{events:?}"
+    );
     h.client.close(h.now);
     h.run();
     let received = h.ws_received(ConnId(0));
     assert_eq!(received[0], WsMessage::Text("1".into()));
     assert!(matches!(received[1], WsMessage::Close(_)));
     assert!(h.closed_by_client(ConnId(0)));
-    assert!(matches!(&h.take_events()[..], [ClientEvent::Closed(ClientCloseReason::Closed)]));
+    assert!(matches!(
+        &h.take_events()[..],
+        [ClientEvent::Closed(ClientCloseReason::Closed)]
+    ));
 }
 
 #[test]
@@ -763,7 +854,13 @@ fn websocket_open_frame_in_the_same_read_as_the_101() {
     h.client.handle_read(h.now, ConnId(0), &raw);
     h.run();
     let events = h.take_events();
-    assert!(matches!(&events[..], [ClientEvent::Opened(_), ClientEvent::Message(_)]), "{events:?}");
+    assert!(
+        matches!(
+            &events[..],
+            [ClientEvent::Opened(_), ClientEvent::Message(_)]
+        ),
+        "{events:?}"
+    );
 }
 
 #[test]
@@ -819,7 +916,10 @@ fn upgrade_probe_pause_and_switch() {
     let probe = h.accept_ws(ConnId(1));
     assert_eq!(probe.query_param("sid").as_deref(), Some("abc"));
     assert_eq!(probe.query_param("transport").as_deref(), Some("websocket"));
-    assert_eq!(h.ws_received(ConnId(1)), vec![WsMessage::Text("2probe".into())]);
+    assert_eq!(
+        h.ws_received(ConnId(1)),
+        vec![WsMessage::Text("2probe".into())]
+    );
     // Polling still carries messages during the probe.
     h.send(text("before"));
     assert_eq!(body_of(&h.take_request(ConnId(2))), "4before");
@@ -832,19 +932,28 @@ fn upgrade_probe_pause_and_switch() {
     h.take_request(ConnId(0));
     h.respond_text(ConnId(0), "4last polled\u{1e}6");
     let events = h.take_events();
-    assert!(matches!(
-        &events[..],
-        [ClientEvent::Message(Message::Text(t)), ClientEvent::Upgraded] if &**t == "last polled"
-    ), "{events:?}");
+    assert!(
+        matches!(
+            &events[..],
+            [ClientEvent::Message(Message::Text(t)), ClientEvent::Upgraded] if &**t == "last polled"
+        ),
+        "{events:?}"
+    );
     assert_eq!(
         h.ws_received(ConnId(1)),
-        vec![WsMessage::Text("5".into()), WsMessage::Text("4during".into())]
+        vec![
+            WsMessage::Text("5".into()),
+            WsMessage::Text("4during".into())
+        ]
     );
     assert!(h.closed_by_client(ConnId(0)) && h.closed_by_client(ConnId(2)));
     assert!(!h.has_request(ConnId(0)));
     assert_eq!(h.client.transport(), Some(Transport::WebSocket));
     h.send(text("after"));
-    assert_eq!(h.ws_received(ConnId(1)), vec![WsMessage::Text("4after".into())]);
+    assert_eq!(
+        h.ws_received(ConnId(1)),
+        vec![WsMessage::Text("4after".into())]
+    );
     h.ws_send(ConnId(1), "2");
     assert_eq!(h.ws_received(ConnId(1)), vec![WsMessage::Text("3".into())]);
 }
@@ -906,5 +1015,8 @@ fn close_during_upgrade() {
     h.client.close(h.now);
     h.run();
     assert!(h.closed_by_client(ConnId(1)));
-    assert!(matches!(&h.take_events()[..], [ClientEvent::Closed(ClientCloseReason::Closed)]));
+    assert!(matches!(
+        &h.take_events()[..],
+        [ClientEvent::Closed(ClientCloseReason::Closed)]
+    ));
 }

@@ -2,6 +2,8 @@
 //! handshake, and the server and client endpoints.
 
 mod client;
+#[doc(hidden)]
+pub mod client_fuzz;
 #[cfg(test)]
 mod client_tests;
 mod config;
@@ -11,6 +13,8 @@ mod pair;
 mod server;
 
 pub use client::*;
+#[doc(hidden)]
+pub use client_fuzz::fuzz_client;
 pub use config::*;
 pub use packet::*;
 pub use server::*;

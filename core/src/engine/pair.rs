@@ -479,7 +479,9 @@ impl Pair {
     }
 
     fn links_of(&mut self, index: usize) -> impl Iterator<Item = &mut Link> {
-        self.links.iter_mut().filter(move |link| link.client == index)
+        self.links
+            .iter_mut()
+            .filter(move |link| link.client == index)
     }
 
     /// The client's connections that are open on the client side.

@@ -131,7 +131,10 @@ fn upgrade_refused_by_a_polling_only_server() {
     let mut pair = Pair::new(config, client_config(ClientTransports::Upgrade));
     pair.drive();
     let events = pair.client_events(0);
-    assert!(matches!(&events[..], [ClientEvent::Opened(_)]), "{events:?}");
+    assert!(
+        matches!(&events[..], [ClientEvent::Opened(_)]),
+        "{events:?}"
+    );
     assert_eq!(pair.client(0).transport(), Some(Transport::Polling));
     pair.client_send(0, text("still here"));
     pair.drive();
@@ -210,7 +213,11 @@ fn messages_both_ways_on_every_transport_and_chunking() {
                 pair.server_send(0, message.clone());
             }
             pair.drive();
-            assert_eq!(pair.server_messages(), messages, "{transports:?} {chunking:?}");
+            assert_eq!(
+                pair.server_messages(),
+                messages,
+                "{transports:?} {chunking:?}"
+            );
             assert_eq!(
                 pair.client_messages(0),
                 messages,
@@ -392,7 +399,10 @@ fn several_clients_at_once() {
     }
     pair.drive();
     for index in 0..3 {
-        assert_eq!(pair.client_messages(index), vec![text(&format!("to {index}"))]);
+        assert_eq!(
+            pair.client_messages(index),
+            vec![text(&format!("to {index}"))]
+        );
     }
     pair.advance(Duration::from_secs(10));
     for index in 0..3 {
