@@ -1,8 +1,15 @@
 //! Socket.IO protocol version 5: packets, and the server and client state
 //! machines that run over Engine.IO sessions.
 
+mod adapter;
 mod packet;
 mod reason;
+mod server;
 
+pub use adapter::{LocalAdapter, RoomSelector};
 pub use packet::*;
 pub use reason::DisconnectReason;
+pub use server::{
+    AckOutcome, Broadcast, BroadcastAckId, BroadcastAckOutcome, BroadcastAckStarted, EngineCommand,
+    NamespaceMatcher, RecoveryConfig, Server, ServerConfig, ServerError, ServerEvent,
+};

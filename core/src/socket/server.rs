@@ -1,0 +1,2004 @@
+//! The Socket.IO v5 server state machine, on top of an abstract Engine.IO
+//! server.
+//!
+//! [`Server`] never sees HTTP or WebSocket: the layer below hands it the
+//! Engine.IO sessions (keyed by their session id) and the [`Message`]s that
+//! arrive on them, and takes back [`EngineCommand`]s (send a message on a
+//! session, close a session). The application sees [`ServerEvent`]s and acts
+//! through methods such as [`Server::accept`], [`Server::emit`] and
+//! [`Server::broadcast`].
+//!
+//! # Driving it
+//! Inputs, every one with the current `now`:
+//! - [`Server::handle_engine_open`]: an Engine.IO session was opened;
+//! - [`Server::handle_engine_message`]: a message arrived on a session;
+//! - [`Server::handle_engine_closed`]: a session ended, with the
+//!   [`DisconnectReason`] mapped from the engine's reason;
+//! - [`Server::handle_engine_drained`]: the engine wrote bytes of a session
+//!   out (backpressure accounting);
+//! - [`Server::handle_timeout`]: the deadline from [`Server::poll_timeout`]
+//!   passed.
+//!
+//! After each input and after each application call, drain in this order:
+//! 1. [`Server::poll_event`] until `None` (the application may call methods
+//!    while handling events; drain again afterwards);
+//! 2. [`Server::poll_command`] until `None`, handing each command to the
+//!    Engine.IO layer in order (the messages of one packet are consecutive);
+//! 3. [`Server::poll_timeout`] to re-arm the one timer.
+//!
+//! A session the server closes itself ([`EngineCommand::Close`]) is
+//! forgotten at once: a later [`Server::handle_engine_closed`] for it is
+//! ignored, as is any input naming an unknown session.
+//!
+//! # Sockets
+//! A socket is identified by its id, random and unique across namespaces.
+//! Every socket the application heard of through [`ServerEvent::Connect`]
+//! ends with exactly one [`ServerEvent::Disconnect`], unless the application
+//! itself rejected it with [`Server::reject`]; no event names the socket
+//! after that.
+
+use std::any::Any;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rand_core::RngCore;
+use serde::ser::{self, Impossible, SerializeTuple, Serializer};
+use serde::Serialize;
+
+use super::adapter::{LocalAdapter, RoomSelector};
+use super::packet::{Packet, PacketData, RESERVED_EVENTS};
+use super::reason::DisconnectReason;
+use crate::engine::Message;
+use crate::parser::{
+    arg_shape, ArgShape, Args, DecodeLimits, EncodeError, Encoded, JsonParser, OutPacket, Parser,
+};
+use crate::value::Value;
+use crate::Str;
+
+/// Which namespaces clients may connect to. `/` is always accepted, as in
+/// the reference (its main namespace always exists).
+#[derive(Clone)]
+pub enum NamespaceMatcher {
+    /// Exactly this name.
+    Exact(Str),
+    /// Any name (`*`).
+    Any,
+    /// Every name the predicate accepts (the reference's regular
+    /// expressions and functions).
+    Predicate(Arc<dyn Fn(&str) -> bool + Send + Sync>),
+}
+
+impl NamespaceMatcher {
+    /// A matcher from a predicate.
+    pub fn predicate(f: impl Fn(&str) -> bool + Send + Sync + 'static) -> NamespaceMatcher {
+        NamespaceMatcher::Predicate(Arc::new(f))
+    }
+
+    /// Whether `nsp` matches.
+    pub fn matches(&self, nsp: &str) -> bool {
+        match self {
+            NamespaceMatcher::Exact(name) => name == nsp,
+            NamespaceMatcher::Any => true,
+            NamespaceMatcher::Predicate(f) => f(nsp),
+        }
+    }
+}
+
+impl fmt::Debug for NamespaceMatcher {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            NamespaceMatcher::Exact(name) => f.debug_tuple("Exact").field(name).finish(),
+            NamespaceMatcher::Any => f.write_str("Any"),
+            NamespaceMatcher::Predicate(_) => f.write_str("Predicate(..)"),
+        }
+    }
+}
+
+/// Connection state recovery options (off unless set in
+/// [`ServerConfig::recovery`]).
+#[derive(Debug, Clone)]
+pub struct RecoveryConfig {
+    /// How long a disconnected socket's id, rooms and data are kept, and
+    /// how long sent packets are kept for replay (the reference's
+    /// `maxDisconnectionDuration`, default 2 minutes).
+    pub max_disconnection_duration: Duration,
+    /// Most packets kept for replay per namespace (the reference keeps
+    /// every packet of the duration; this bounds memory).
+    pub max_packets: usize,
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        RecoveryConfig {
+            max_disconnection_duration: Duration::from_secs(120),
+            max_packets: 10_000,
+        }
+    }
+}
+
+/// Options of the Socket.IO server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Namespaces clients may connect to besides `/`.
+    pub namespaces: Vec<NamespaceMatcher>,
+    /// Accept every CONNECT at once and let the application's later
+    /// [`Server::reject`] become a disconnect (python-socketio's
+    /// `always_connect`).
+    pub always_connect: bool,
+    /// An Engine.IO session that has joined no namespace by then is closed
+    /// (default 45 s).
+    pub connect_timeout: Duration,
+    /// Most acknowledgements the server may await from one socket.
+    pub max_pending_acks: usize,
+    /// Most acknowledgements one client may await from the application;
+    /// beyond it the oldest request is forgotten (answering it is then an
+    /// error), so an application that never answers cannot grow memory.
+    pub max_unanswered_acks: usize,
+    /// Bytes an Engine.IO session may have queued but not yet written
+    /// before it counts as slow.
+    pub max_buffered_bytes: usize,
+    /// Bytes beyond which a session is closed at once as a slow consumer.
+    pub max_buffered_bytes_hard: usize,
+    /// How long a session may stay over [`ServerConfig::max_buffered_bytes`]
+    /// before its sockets are disconnected as slow consumers.
+    pub slow_consumer_grace: Duration,
+    /// Connection state recovery; `None` disables it.
+    pub recovery: Option<RecoveryConfig>,
+    /// Limits for decoding the clients' packets.
+    pub decode_limits: DecodeLimits,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            namespaces: Vec::new(),
+            always_connect: false,
+            connect_timeout: Duration::from_secs(45),
+            max_pending_acks: 1024,
+            max_unanswered_acks: 1024,
+            max_buffered_bytes: 1 << 20,
+            max_buffered_bytes_hard: 16 << 20,
+            slow_consumer_grace: Duration::from_secs(10),
+            recovery: None,
+            decode_limits: DecodeLimits::default(),
+        }
+    }
+}
+
+/// What the Engine.IO layer must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineCommand {
+    /// Send a message on a session.
+    Send {
+        /// The Engine.IO session id.
+        eio: Str,
+        /// The message.
+        message: Message,
+    },
+    /// Close a session.
+    Close {
+        /// The Engine.IO session id.
+        eio: Str,
+    },
+}
+
+/// The answer to an acknowledgement the server asked one socket for.
+#[derive(Debug, Clone)]
+pub enum AckOutcome {
+    /// The client answered.
+    Answered(Args),
+    /// The deadline passed; a late answer is ignored.
+    TimedOut,
+    /// The socket disconnected first.
+    Disconnected,
+}
+
+/// How a broadcast with acknowledgements ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BroadcastAckOutcome {
+    /// Every receiver answered or disconnected.
+    Complete,
+    /// The deadline passed; the responses are those that arrived.
+    TimedOut,
+}
+
+/// Identifies one broadcast with acknowledgements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BroadcastAckId(pub u64);
+
+/// What [`Server::broadcast_with_ack`] started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BroadcastAckStarted {
+    /// Names the [`ServerEvent::BroadcastAck`] that will report the result.
+    pub id: BroadcastAckId,
+    /// How many sockets were sent the packet.
+    pub receivers: usize,
+    /// Selected sockets that were not sent it: at their pending-ack bound,
+    /// or unable to take a volatile packet.
+    pub skipped: Vec<Str>,
+}
+
+/// What happened, for the application.
+#[derive(Debug)]
+pub enum ServerEvent {
+    /// A client asked to join a namespace. Answer with [`Server::accept`]
+    /// or [`Server::reject`] (with `always_connect`, the socket is already
+    /// connected and a rejection disconnects it).
+    Connect {
+        /// The new socket's id (what the client will be told on accept).
+        socket: Str,
+        /// The namespace.
+        nsp: Str,
+        /// The Engine.IO session it came on.
+        eio: Str,
+        /// The client's auth object.
+        auth: Option<Value>,
+        /// Whether connection state recovery restored an earlier socket:
+        /// same id, rooms and data; the missed packets are sent before the
+        /// CONNECT reply.
+        recovered: bool,
+    },
+    /// The client emitted an event.
+    Event {
+        /// The socket.
+        socket: Str,
+        /// Its namespace.
+        nsp: Str,
+        /// The event name.
+        name: Str,
+        /// The arguments.
+        args: Args,
+        /// When set, the client awaits [`Server::ack`] with this id.
+        ack: Option<u64>,
+    },
+    /// The result of [`Server::emit_with_ack`].
+    Ack {
+        /// The socket.
+        socket: Str,
+        /// Its namespace.
+        nsp: Str,
+        /// The id [`Server::emit_with_ack`] returned.
+        id: u64,
+        /// What became of it.
+        outcome: AckOutcome,
+    },
+    /// The result of [`Server::broadcast_with_ack`].
+    BroadcastAck {
+        /// The id [`Server::broadcast_with_ack`] returned.
+        id: BroadcastAckId,
+        /// Whether every receiver was accounted for.
+        outcome: BroadcastAckOutcome,
+        /// Socket id and answer, in arrival order.
+        responses: Vec<(Str, Args)>,
+    },
+    /// The socket's Engine.IO session went back under its buffer bound:
+    /// [`Server::can_send`] is true again.
+    Writable {
+        /// The socket.
+        socket: Str,
+    },
+    /// The socket left; nothing names it afterwards.
+    Disconnect {
+        /// The socket.
+        socket: Str,
+        /// Its namespace.
+        nsp: Str,
+        /// Why.
+        reason: DisconnectReason,
+    },
+}
+
+/// The application asked for something impossible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerError {
+    /// No socket has this id.
+    UnknownSocket,
+    /// No Engine.IO session has this id.
+    UnknownSession,
+    /// The socket's CONNECT was already answered.
+    AlreadyAnswered,
+    /// The socket is still waiting for [`Server::accept`].
+    NotConnected,
+    /// The client awaits no acknowledgement with this id (never asked,
+    /// already answered, or forgotten beyond the bound).
+    UnknownAck,
+    /// The event name is reserved.
+    ReservedEvent,
+    /// A namespace must start with `/`.
+    BadNamespace,
+    /// The socket already has this many acknowledgements pending.
+    TooManyPendingAcks {
+        /// The configured bound.
+        limit: usize,
+    },
+    /// The payload could not be encoded.
+    Encode(EncodeError),
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            ServerError::UnknownSocket => f.write_str("unknown socket"),
+            ServerError::UnknownSession => f.write_str("unknown engine.io session"),
+            ServerError::AlreadyAnswered => f.write_str("connection already answered"),
+            ServerError::NotConnected => f.write_str("socket not connected yet"),
+            ServerError::UnknownAck => f.write_str("no acknowledgement pending with this id"),
+            ServerError::ReservedEvent => f.write_str("reserved event name"),
+            ServerError::BadNamespace => f.write_str("namespace must start with '/'"),
+            ServerError::TooManyPendingAcks { limit } => {
+                write!(f, "more than {limit} acknowledgements pending")
+            }
+            ServerError::Encode(e) => write!(f, "encoding failed: {e}"),
+        }
+    }
+}
+impl std::error::Error for ServerError {}
+
+impl From<EncodeError> for ServerError {
+    fn from(e: EncodeError) -> Self {
+        ServerError::Encode(e)
+    }
+}
+
+/// Who a broadcast goes to.
+#[derive(Debug, Clone)]
+pub struct Broadcast {
+    /// The namespace.
+    pub nsp: Str,
+    /// Target and excluded rooms (socket ids are rooms too).
+    pub selector: RoomSelector,
+    /// Skip sockets that cannot take the packet now instead of queueing.
+    pub volatile: bool,
+}
+
+impl Broadcast {
+    /// Every socket of `nsp`.
+    pub fn namespace(nsp: impl Into<Str>) -> Broadcast {
+        Broadcast {
+            nsp: nsp.into(),
+            selector: RoomSelector::default(),
+            volatile: false,
+        }
+    }
+
+    /// Only members of `room` (several calls: members of any).
+    pub fn to(mut self, room: impl Into<Str>) -> Broadcast {
+        self.selector.rooms.push(room.into());
+        self
+    }
+
+    /// Leave out members of `room`, or the socket with this id.
+    pub fn except(mut self, room: impl Into<Str>) -> Broadcast {
+        self.selector.except.push(room.into());
+        self
+    }
+
+    /// Volatile: skipped for sockets that cannot take it now.
+    pub fn volatile(mut self) -> Broadcast {
+        self.volatile = true;
+        self
+    }
+}
+
+/// A deadline, unique by its sequence number.
+type TimerId = (Instant, u64);
+
+#[derive(Debug, Clone)]
+enum Timer {
+    Connect { eio: Str },
+    Ack { socket: Str, id: u64 },
+    BroadcastAck { id: u64 },
+    SlowConsumer { eio: Str },
+    SessionExpiry { nsp: Str, pid: Str },
+    PacketExpiry { nsp: Str },
+}
+
+#[derive(Debug, Default)]
+struct Timers {
+    map: BTreeMap<TimerId, Timer>,
+    seq: u64,
+}
+
+impl Timers {
+    fn schedule(&mut self, at: Instant, timer: Timer) -> TimerId {
+        self.seq += 1;
+        let id = (at, self.seq);
+        self.map.insert(id, timer);
+        id
+    }
+
+    fn cancel(&mut self, id: Option<TimerId>) {
+        if let Some(id) = id {
+            self.map.remove(&id);
+        }
+    }
+
+    fn pop_due(&mut self, now: Instant) -> Option<Timer> {
+        let entry = self.map.first_entry()?;
+        if entry.key().0 > now {
+            return None;
+        }
+        Some(entry.remove())
+    }
+}
+
+/// One Engine.IO session as this layer sees it.
+#[derive(Debug)]
+struct EngineSession<D> {
+    decoder: D,
+    /// Namespace to the socket (pending or connected) on this session.
+    sockets: BTreeMap<Str, Str>,
+    connect_timer: Option<TimerId>,
+    /// Bytes handed to the engine (or held for a pending socket) and not
+    /// yet reported written.
+    buffered: usize,
+    slow_timer: Option<TimerId>,
+}
+
+struct PendingAck {
+    timer: Option<TimerId>,
+    broadcast: Option<u64>,
+}
+
+struct SocketState {
+    nsp: Str,
+    eio: Str,
+    pid: Option<Str>,
+    connected: bool,
+    /// Recovered packets, sent before the CONNECT reply.
+    replay: Vec<Message>,
+    /// Packets for a pending socket, sent after the CONNECT reply.
+    held: Vec<Message>,
+    /// Acknowledgements the server awaits, by wire id.
+    acks: BTreeMap<u64, PendingAck>,
+    /// Acknowledgements the client awaits from the application.
+    unanswered: BTreeSet<u64>,
+    data: Option<Box<dyn Any + Send>>,
+    /// First recovery sequence number this socket may have missed if the
+    /// client comes back without an offset (it then received no event).
+    recovery_base: u64,
+}
+
+struct StoredPacket {
+    seq: u64,
+    emitted_at: Instant,
+    messages: Vec<Message>,
+    selector: RoomSelector,
+}
+
+struct PersistedSession {
+    sid: Str,
+    rooms: Vec<Str>,
+    data: Option<Box<dyn Any + Send>>,
+    recovery_base: u64,
+    timer: TimerId,
+}
+
+#[derive(Default)]
+struct RecoveryState {
+    packets: VecDeque<StoredPacket>,
+    next_seq: u64,
+    sessions: HashMap<Str, PersistedSession>,
+    /// Private session id to the id of the socket holding it now.
+    live: HashMap<Str, Str>,
+    expiry_timer: Option<TimerId>,
+}
+
+impl RecoveryState {
+    /// The first sequence number to replay for a client whose last
+    /// received offset is `offset` (or `base` without one), if nothing it
+    /// missed has been evicted.
+    fn replay_start(&self, offset: Option<&str>, base: u64) -> Option<u64> {
+        let start = match offset {
+            Some(offset) => offset.parse::<u64>().ok()?.checked_add(1)?,
+            None => base,
+        };
+        if start > self.next_seq {
+            return None;
+        }
+        if start == self.next_seq {
+            return Some(start);
+        }
+        match self.packets.front() {
+            Some(front) if front.seq <= start => Some(start),
+            _ => None,
+        }
+    }
+}
+
+struct Namespace {
+    adapter: LocalAdapter,
+    /// Acknowledgement ids come from one counter per namespace, so a
+    /// broadcast can carry one id to every receiver and be encoded once;
+    /// each socket still sees increasing ids.
+    next_ack_id: u64,
+    recovery: Option<RecoveryState>,
+}
+
+struct BroadcastAckState {
+    wire_id: u64,
+    remaining: BTreeSet<Str>,
+    responses: Vec<(Str, Args)>,
+    timer: TimerId,
+}
+
+/// `{"sid": .., "pid": ..}`: the CONNECT reply.
+#[derive(Serialize)]
+struct ConnectReply<'a> {
+    sid: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid: Option<&'a str>,
+}
+
+/// `{"message": .., "data": ..}`: the CONNECT_ERROR payload.
+#[derive(Serialize)]
+struct ConnectErrorBody<'a, D: ?Sized> {
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a D>,
+}
+
+/// Event arguments followed by a recovery offset: one more argument.
+struct WithOffset<'a, A: ?Sized> {
+    args: &'a A,
+    offset: &'a str,
+}
+
+impl<A: Serialize + ?Sized> Serialize for WithOffset<'_, A> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let shape = arg_shape(self.args);
+        let len = match shape {
+            ArgShape::Unit => 0,
+            ArgShape::Tuple(n) => n,
+            ArgShape::One => 1,
+        };
+        let mut tuple = s.serialize_tuple(len + 1)?;
+        match shape {
+            ArgShape::Unit => {}
+            ArgShape::One => tuple.serialize_element(self.args)?,
+            ArgShape::Tuple(_) => self.args.serialize(TupleForwarder(&mut tuple))?,
+        }
+        tuple.serialize_element(self.offset)?;
+        tuple.end()
+    }
+}
+
+/// Serializer that forwards a tuple's elements into an enclosing tuple.
+struct TupleForwarder<'s, T>(&'s mut T);
+
+impl<T: SerializeTuple> SerializeTuple for TupleForwarder<'_, T> {
+    type Ok = ();
+    type Error = T::Error;
+    fn serialize_element<V: Serialize + ?Sized>(&mut self, value: &V) -> Result<(), T::Error> {
+        self.0.serialize_element(value)
+    }
+    fn end(self) -> Result<(), T::Error> {
+        Ok(())
+    }
+}
+
+fn changed_shape<E: ser::Error>() -> E {
+    E::custom("arguments changed shape while serializing")
+}
+
+macro_rules! not_a_tuple {
+    ($($name:ident($($arg:ty),*)),* $(,)?) => {$(
+        fn $name(self, $(_: $arg),*) -> Result<(), T::Error> {
+            Err(changed_shape())
+        }
+    )*};
+}
+
+impl<'s, T: SerializeTuple> Serializer for TupleForwarder<'s, T> {
+    type Ok = ();
+    type Error = T::Error;
+    type SerializeSeq = Impossible<(), T::Error>;
+    type SerializeTuple = Self;
+    type SerializeTupleStruct = Impossible<(), T::Error>;
+    type SerializeTupleVariant = Impossible<(), T::Error>;
+    type SerializeMap = Impossible<(), T::Error>;
+    type SerializeStruct = Impossible<(), T::Error>;
+    type SerializeStructVariant = Impossible<(), T::Error>;
+
+    fn serialize_tuple(self, _len: usize) -> Result<Self, T::Error> {
+        Ok(self)
+    }
+
+    not_a_tuple!(
+        serialize_bool(bool),
+        serialize_i8(i8),
+        serialize_i16(i16),
+        serialize_i32(i32),
+        serialize_i64(i64),
+        serialize_u8(u8),
+        serialize_u16(u16),
+        serialize_u32(u32),
+        serialize_u64(u64),
+        serialize_f32(f32),
+        serialize_f64(f64),
+        serialize_char(char),
+        serialize_str(&str),
+        serialize_bytes(&[u8]),
+        serialize_none(),
+        serialize_unit(),
+        serialize_unit_struct(&'static str),
+        serialize_unit_variant(&'static str, u32, &'static str),
+    );
+
+    fn serialize_some<V: Serialize + ?Sized>(self, _: &V) -> Result<(), T::Error> {
+        Err(changed_shape())
+    }
+    fn serialize_newtype_struct<V: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: &V,
+    ) -> Result<(), T::Error> {
+        Err(changed_shape())
+    }
+    fn serialize_newtype_variant<V: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &V,
+    ) -> Result<(), T::Error> {
+        Err(changed_shape())
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, T::Error> {
+        Err(changed_shape())
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, T::Error> {
+        Err(changed_shape())
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, T::Error> {
+        Err(changed_shape())
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, T::Error> {
+        Err(changed_shape())
+    }
+    fn serialize_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStruct, T::Error> {
+        Err(changed_shape())
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, T::Error> {
+        Err(changed_shape())
+    }
+}
+
+/// Encode one packet into the messages that carry it.
+fn encode_packet<P: Parser, A: Serialize + ?Sized>(
+    parser: &P,
+    scratch: &mut Encoded,
+    packet: &OutPacket<'_, A>,
+) -> Result<Vec<Message>, ServerError> {
+    parser.encode(packet, scratch)?;
+    let data = scratch.data.split().freeze();
+    let first = if scratch.binary {
+        Message::Binary(data)
+    } else {
+        Message::Text(Str::try_from(data).map_err(|_| {
+            ServerError::Encode(EncodeError::Serialize(
+                "parser produced non-UTF-8 text".into(),
+            ))
+        })?)
+    };
+    let mut messages = Vec::with_capacity(1 + scratch.attachments.len());
+    messages.push(first);
+    messages.extend(scratch.attachments.drain(..).map(Message::Binary));
+    Ok(messages)
+}
+
+fn disconnect_packet(nsp: &str) -> OutPacket<'_, ()> {
+    OutPacket::Disconnect { nsp }
+}
+
+fn message_len(message: &Message) -> usize {
+    match message {
+        Message::Text(text) => text.len(),
+        Message::Binary(bytes) => bytes.len(),
+    }
+}
+
+fn check_event_name(event: &str) -> Result<(), ServerError> {
+    if RESERVED_EVENTS.contains(&event) {
+        Err(ServerError::ReservedEvent)
+    } else {
+        Ok(())
+    }
+}
+
+fn check_namespace(nsp: &str) -> Result<(), ServerError> {
+    if nsp.starts_with('/') {
+        Ok(())
+    } else {
+        Err(ServerError::BadNamespace)
+    }
+}
+
+/// The Socket.IO server state machine. `P` is the wire format.
+pub struct Server<P: Parser = JsonParser> {
+    config: ServerConfig,
+    parser: P,
+    rng: Box<dyn RngCore + Send>,
+    sessions: HashMap<Str, EngineSession<P::Decoder>>,
+    sockets: HashMap<Str, SocketState>,
+    namespaces: BTreeMap<Str, Namespace>,
+    timers: Timers,
+    events: VecDeque<ServerEvent>,
+    commands: VecDeque<EngineCommand>,
+    broadcast_acks: BTreeMap<u64, BroadcastAckState>,
+    next_broadcast_ack: u64,
+    /// Sessions found over the hard buffer bound during the current call,
+    /// closed at its end (not mid-broadcast).
+    overflowed: Vec<Str>,
+    scratch: Encoded,
+}
+
+impl<P: Parser> fmt::Debug for Server<P> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("config", &self.config)
+            .field("sessions", &self.sessions.len())
+            .field("sockets", &self.sockets.len())
+            .field("namespaces", &self.namespaces.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Parser> Server<P> {
+    /// A server with these options and wire format. Socket ids and private
+    /// session ids come from `rng`: seed it from the OS, they must not be
+    /// guessable.
+    pub fn new(config: ServerConfig, parser: P, rng: Box<dyn RngCore + Send>) -> Server<P> {
+        Server {
+            config,
+            parser,
+            rng,
+            sessions: HashMap::new(),
+            sockets: HashMap::new(),
+            namespaces: BTreeMap::new(),
+            timers: Timers::default(),
+            events: VecDeque::new(),
+            commands: VecDeque::new(),
+            broadcast_acks: BTreeMap::new(),
+            next_broadcast_ack: 0,
+            overflowed: Vec::new(),
+            scratch: Encoded::default(),
+        }
+    }
+
+    /// The options.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    // ----- inputs from the Engine.IO layer -----
+
+    /// An Engine.IO session was opened. It must join a namespace within
+    /// [`ServerConfig::connect_timeout`].
+    pub fn handle_engine_open(&mut self, now: Instant, eio: Str) {
+        if self.sessions.contains_key(&eio) {
+            tracing::debug!(%eio, "engine session opened twice; ignored");
+            return;
+        }
+        let timer = self.timers.schedule(
+            now + self.config.connect_timeout,
+            Timer::Connect { eio: eio.clone() },
+        );
+        self.sessions.insert(
+            eio,
+            EngineSession {
+                decoder: P::Decoder::default(),
+                sockets: BTreeMap::new(),
+                connect_timer: Some(timer),
+                buffered: 0,
+                slow_timer: None,
+            },
+        );
+    }
+
+    /// A message arrived on an Engine.IO session.
+    pub fn handle_engine_message(&mut self, now: Instant, eio: &str, message: Message) {
+        let Some((eio, _)) = self.sessions.get_key_value(eio) else {
+            return;
+        };
+        let eio = eio.clone();
+        let session = self.sessions.get_mut(&eio).expect("session just found");
+        match self
+            .parser
+            .decode(&mut session.decoder, message, &self.config.decode_limits)
+        {
+            Ok(None) => {}
+            Ok(Some(packet)) => self.on_packet(now, &eio, packet),
+            Err(err) => {
+                tracing::debug!(%eio, %err, "invalid packet");
+                self.abort_session(now, &eio, DisconnectReason::ParseError);
+            }
+        }
+        self.close_overflowed(now);
+    }
+
+    /// An Engine.IO session ended: its sockets disconnect with `reason`
+    /// (recoverable reasons keep their state when recovery is on).
+    pub fn handle_engine_closed(&mut self, now: Instant, eio: &str, reason: DisconnectReason) {
+        if let Some((eio, _)) = self.sessions.get_key_value(eio) {
+            let eio = eio.clone();
+            self.remove_session(now, &eio, reason);
+        }
+    }
+
+    /// The Engine.IO layer wrote `bytes` of this session's messages out.
+    pub fn handle_engine_drained(&mut self, now: Instant, eio: &str, bytes: usize) {
+        let _ = now;
+        let Some(session) = self.sessions.get_mut(eio) else {
+            return;
+        };
+        let was_over = session.buffered > self.config.max_buffered_bytes;
+        session.buffered = session.buffered.saturating_sub(bytes);
+        if was_over && session.buffered <= self.config.max_buffered_bytes {
+            self.timers.cancel(session.slow_timer.take());
+            for socket in session.sockets.values() {
+                if self.sockets.get(socket).is_some_and(|s| s.connected) {
+                    self.events.push_back(ServerEvent::Writable {
+                        socket: socket.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Deadlines up to `now` passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(timer) = self.timers.pop_due(now) {
+            self.on_timer(now, timer);
+        }
+        self.close_overflowed(now);
+    }
+
+    // ----- outputs -----
+
+    /// The next application event.
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    /// The next command for the Engine.IO layer.
+    pub fn poll_command(&mut self) -> Option<EngineCommand> {
+        self.commands.pop_front()
+    }
+
+    /// The next deadline; call [`Server::handle_timeout`] when it passes.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.map.first_key_value().map(|(id, _)| id.0)
+    }
+
+    // ----- connection answers -----
+
+    /// Accept a pending socket: the client gets the CONNECT reply (after
+    /// the recovered packets, before whatever was emitted to it meanwhile).
+    /// With `always_connect` this is a no-op.
+    pub fn accept(&mut self, now: Instant, socket: &str) -> Result<(), ServerError> {
+        let state = self.sockets.get(socket).ok_or(ServerError::UnknownSocket)?;
+        if state.connected {
+            return if self.config.always_connect {
+                Ok(())
+            } else {
+                Err(ServerError::AlreadyAnswered)
+            };
+        }
+        let sid = self.socket_key(socket);
+        self.connect_socket(now, &sid)?;
+        self.close_overflowed(now);
+        Ok(())
+    }
+
+    /// Refuse a pending socket: the client gets CONNECT_ERROR
+    /// `{"message": message, "data": data}` (`data` left out when `None`).
+    /// With `always_connect` the socket is disconnected instead (DISCONNECT
+    /// packet). No [`ServerEvent::Disconnect`] follows either way.
+    pub fn reject<D: Serialize + ?Sized>(
+        &mut self,
+        now: Instant,
+        socket: &str,
+        message: &str,
+        data: Option<&D>,
+    ) -> Result<(), ServerError> {
+        let state = self.sockets.get(socket).ok_or(ServerError::UnknownSocket)?;
+        let sid = self.socket_key(socket);
+        let (nsp, eio) = (state.nsp.clone(), state.eio.clone());
+        let messages = if !state.connected {
+            let body = ConnectErrorBody { message, data };
+            encode_packet(
+                &self.parser,
+                &mut self.scratch,
+                &OutPacket::ConnectError {
+                    nsp: &nsp,
+                    data: &body,
+                },
+            )?
+        } else if self.config.always_connect {
+            encode_packet(&self.parser, &mut self.scratch, &disconnect_packet(&nsp))?
+        } else {
+            return Err(ServerError::AlreadyAnswered);
+        };
+        self.transmit(now, &eio, &messages);
+        self.remove_socket(
+            now,
+            &sid,
+            DisconnectReason::ServerNamespaceDisconnect,
+            false,
+        );
+        self.close_overflowed(now);
+        Ok(())
+    }
+
+    // ----- emitting -----
+
+    /// Emit `event` with `args` (a tuple spreads into several arguments) to
+    /// one socket. Held until the CONNECT reply if the socket is pending.
+    pub fn emit<A: Serialize + ?Sized>(
+        &mut self,
+        now: Instant,
+        socket: &str,
+        event: &str,
+        args: &A,
+    ) -> Result<(), ServerError> {
+        self.emit_to_socket(now, socket, event, args, false)
+            .map(|_| ())
+    }
+
+    /// Emit to one socket unless it cannot take it now (pending, or its
+    /// session over the buffer bound). Returns whether it was sent.
+    pub fn emit_volatile<A: Serialize + ?Sized>(
+        &mut self,
+        now: Instant,
+        socket: &str,
+        event: &str,
+        args: &A,
+    ) -> Result<bool, ServerError> {
+        self.emit_to_socket(now, socket, event, args, true)
+    }
+
+    /// Emit to one socket asking for an acknowledgement; the outcome
+    /// arrives as [`ServerEvent::Ack`] with the returned id, at the latest
+    /// after `timeout`.
+    pub fn emit_with_ack<A: Serialize + ?Sized>(
+        &mut self,
+        now: Instant,
+        socket: &str,
+        event: &str,
+        args: &A,
+        timeout: Duration,
+    ) -> Result<u64, ServerError> {
+        check_event_name(event)?;
+        let state = self.sockets.get(socket).ok_or(ServerError::UnknownSocket)?;
+        if state.acks.len() >= self.config.max_pending_acks {
+            return Err(ServerError::TooManyPendingAcks {
+                limit: self.config.max_pending_acks,
+            });
+        }
+        let sid = self.socket_key(socket);
+        let nsp = state.nsp.clone();
+        let namespace = self.namespaces.get_mut(&nsp).expect("socket's namespace");
+        let id = namespace.next_ack_id;
+        let messages = encode_packet(
+            &self.parser,
+            &mut self.scratch,
+            &OutPacket::Event {
+                nsp: &nsp,
+                event,
+                args,
+                ack: Some(id),
+            },
+        )?;
+        namespace.next_ack_id += 1;
+        let timer = self.timers.schedule(
+            now + timeout,
+            Timer::Ack {
+                socket: sid.clone(),
+                id,
+            },
+        );
+        let state = self.sockets.get_mut(&sid).expect("socket just found");
+        state.acks.insert(
+            id,
+            PendingAck {
+                timer: Some(timer),
+                broadcast: None,
+            },
+        );
+        self.deliver(now, &sid, &messages, false);
+        self.close_overflowed(now);
+        Ok(id)
+    }
+
+    /// Answer the client's acknowledgement request `id` (once).
+    pub fn ack<A: Serialize + ?Sized>(
+        &mut self,
+        now: Instant,
+        socket: &str,
+        id: u64,
+        args: &A,
+    ) -> Result<(), ServerError> {
+        let state = self
+            .sockets
+            .get_mut(socket)
+            .ok_or(ServerError::UnknownSocket)?;
+        if !state.unanswered.contains(&id) {
+            return Err(ServerError::UnknownAck);
+        }
+        let nsp = state.nsp.clone();
+        let messages = encode_packet(
+            &self.parser,
+            &mut self.scratch,
+            &OutPacket::Ack {
+                nsp: &nsp,
+                id,
+                args,
+            },
+        )?;
+        state.unanswered.remove(&id);
+        let sid = self.socket_key(socket);
+        self.deliver(now, &sid, &messages, false);
+        self.close_overflowed(now);
+        Ok(())
+    }
+
+    /// Emit to the selected sockets of a namespace. The packet is encoded
+    /// once and each receiver (once, whatever rooms it shares with the
+    /// target) gets the same buffers. Returns how many were sent it.
+    pub fn broadcast<A: Serialize + ?Sized>(
+        &mut self,
+        now: Instant,
+        to: &Broadcast,
+        event: &str,
+        args: &A,
+    ) -> Result<usize, ServerError> {
+        check_namespace(&to.nsp)?;
+        check_event_name(event)?;
+        let Some(namespace) = self.namespaces.get(&to.nsp) else {
+            return Ok(0);
+        };
+        let receivers = namespace.adapter.select(&to.selector);
+        let sent = self.send_event(
+            now,
+            &to.nsp,
+            to.selector.clone(),
+            &receivers,
+            event,
+            args,
+            to.volatile,
+        )?;
+        self.close_overflowed(now);
+        Ok(sent)
+    }
+
+    /// Broadcast asking every receiver for an acknowledgement; one
+    /// [`ServerEvent::BroadcastAck`] reports every answer once all arrived
+    /// (receivers that disconnect are not waited for), or what arrived when
+    /// `timeout` passes.
+    pub fn broadcast_with_ack<A: Serialize + ?Sized>(
+        &mut self,
+        now: Instant,
+        to: &Broadcast,
+        event: &str,
+        args: &A,
+        timeout: Duration,
+    ) -> Result<BroadcastAckStarted, ServerError> {
+        check_namespace(&to.nsp)?;
+        check_event_name(event)?;
+        let bid = self.next_broadcast_ack;
+        let mut started = BroadcastAckStarted {
+            id: BroadcastAckId(bid),
+            receivers: 0,
+            skipped: Vec::new(),
+        };
+        let mut remaining = BTreeSet::new();
+        let mut wire_id = 0;
+        if let Some(namespace) = self.namespaces.get_mut(&to.nsp) {
+            let receivers = namespace.adapter.select(&to.selector);
+            wire_id = namespace.next_ack_id;
+            let messages = encode_packet(
+                &self.parser,
+                &mut self.scratch,
+                &OutPacket::Event {
+                    nsp: &to.nsp,
+                    event,
+                    args,
+                    ack: Some(wire_id),
+                },
+            )?;
+            namespace.next_ack_id += 1;
+            for sid in receivers {
+                let full = self
+                    .sockets
+                    .get(&sid)
+                    .map_or(true, |s| s.acks.len() >= self.config.max_pending_acks);
+                if full || !self.deliver(now, &sid, &messages, to.volatile) {
+                    started.skipped.push(sid);
+                    continue;
+                }
+                let state = self.sockets.get_mut(&sid).expect("socket just delivered");
+                state.acks.insert(
+                    wire_id,
+                    PendingAck {
+                        timer: None,
+                        broadcast: Some(bid),
+                    },
+                );
+                remaining.insert(sid);
+            }
+        }
+        self.next_broadcast_ack += 1;
+        started.receivers = remaining.len();
+        if remaining.is_empty() {
+            self.events.push_back(ServerEvent::BroadcastAck {
+                id: BroadcastAckId(bid),
+                outcome: BroadcastAckOutcome::Complete,
+                responses: Vec::new(),
+            });
+        } else {
+            let timer = self
+                .timers
+                .schedule(now + timeout, Timer::BroadcastAck { id: bid });
+            self.broadcast_acks.insert(
+                bid,
+                BroadcastAckState {
+                    wire_id,
+                    remaining,
+                    responses: Vec::new(),
+                    timer,
+                },
+            );
+        }
+        self.close_overflowed(now);
+        Ok(started)
+    }
+
+    // ----- disconnecting -----
+
+    /// Disconnect a connected socket from its namespace: the client gets
+    /// DISCONNECT; the application [`ServerEvent::Disconnect`] with
+    /// `server namespace disconnect`. The Engine.IO session stays open.
+    pub fn disconnect(&mut self, now: Instant, socket: &str) -> Result<(), ServerError> {
+        let state = self.sockets.get(socket).ok_or(ServerError::UnknownSocket)?;
+        if !state.connected {
+            return Err(ServerError::NotConnected);
+        }
+        let (nsp, eio) = (state.nsp.clone(), state.eio.clone());
+        let sid = self.socket_key(socket);
+        let messages = encode_packet(&self.parser, &mut self.scratch, &disconnect_packet(&nsp))?;
+        self.transmit(now, &eio, &messages);
+        self.remove_socket(now, &sid, DisconnectReason::ServerNamespaceDisconnect, true);
+        self.close_overflowed(now);
+        Ok(())
+    }
+
+    /// Close an Engine.IO session: its sockets disconnect with
+    /// `forced server close`.
+    pub fn close_session(&mut self, now: Instant, eio: &str) -> Result<(), ServerError> {
+        let (eio, _) = self
+            .sessions
+            .get_key_value(eio)
+            .ok_or(ServerError::UnknownSession)?;
+        let eio = eio.clone();
+        self.abort_session(now, &eio, DisconnectReason::ForcedServerClose);
+        Ok(())
+    }
+
+    // ----- rooms -----
+
+    /// Put a socket in a room.
+    pub fn join(&mut self, socket: &str, room: impl Into<Str>) -> Result<(), ServerError> {
+        let (sid, state) = self
+            .sockets
+            .get_key_value(socket)
+            .ok_or(ServerError::UnknownSocket)?;
+        let namespace = self.namespaces.get_mut(&state.nsp).expect("socket's nsp");
+        namespace.adapter.join(sid, &room.into());
+        Ok(())
+    }
+
+    /// Take a socket out of a room.
+    pub fn leave(&mut self, socket: &str, room: &str) -> Result<(), ServerError> {
+        let (sid, state) = self
+            .sockets
+            .get_key_value(socket)
+            .ok_or(ServerError::UnknownSocket)?;
+        let namespace = self.namespaces.get_mut(&state.nsp).expect("socket's nsp");
+        namespace.adapter.leave(sid, &Str::from(room));
+        Ok(())
+    }
+
+    /// The rooms a socket is in (its own id among them).
+    pub fn rooms(&self, socket: &str) -> Result<Vec<Str>, ServerError> {
+        let state = self.sockets.get(socket).ok_or(ServerError::UnknownSocket)?;
+        Ok(self.namespaces[&state.nsp].adapter.rooms_of(socket))
+    }
+
+    /// The sockets in a room of a namespace (pending ones included).
+    pub fn sockets_in(&self, nsp: &str, room: &str) -> Vec<Str> {
+        self.namespaces
+            .get(nsp)
+            .map(|n| n.adapter.sockets_in(room))
+            .unwrap_or_default()
+    }
+
+    /// Every socket of a namespace leaves `room`.
+    pub fn close_room(&mut self, nsp: &str, room: &str) {
+        if let Some(namespace) = self.namespaces.get_mut(nsp) {
+            let room = Str::from(room);
+            for socket in namespace.adapter.sockets_in(&room) {
+                namespace.adapter.leave(&socket, &room);
+            }
+        }
+    }
+
+    // ----- socket state -----
+
+    /// The namespace of a socket.
+    pub fn namespace_of(&self, socket: &str) -> Result<&Str, ServerError> {
+        Ok(&self
+            .sockets
+            .get(socket)
+            .ok_or(ServerError::UnknownSocket)?
+            .nsp)
+    }
+
+    /// Whether the socket's CONNECT was accepted.
+    pub fn is_connected(&self, socket: &str) -> Result<bool, ServerError> {
+        Ok(self
+            .sockets
+            .get(socket)
+            .ok_or(ServerError::UnknownSocket)?
+            .connected)
+    }
+
+    /// Whether the socket's Engine.IO session is under its buffer bound.
+    /// When it is not, [`ServerEvent::Writable`] follows once it is.
+    pub fn can_send(&self, socket: &str) -> Result<bool, ServerError> {
+        let state = self.sockets.get(socket).ok_or(ServerError::UnknownSocket)?;
+        Ok(self
+            .sessions
+            .get(&state.eio)
+            .is_some_and(|s| s.buffered <= self.config.max_buffered_bytes))
+    }
+
+    /// Attach application data to a socket (replacing any).
+    pub fn set_data<T: Any + Send>(&mut self, socket: &str, data: T) -> Result<(), ServerError> {
+        let state = self
+            .sockets
+            .get_mut(socket)
+            .ok_or(ServerError::UnknownSocket)?;
+        state.data = Some(Box::new(data));
+        Ok(())
+    }
+
+    /// The socket's data, if it holds a `T`.
+    pub fn data<T: Any>(&self, socket: &str) -> Result<Option<&T>, ServerError> {
+        let state = self.sockets.get(socket).ok_or(ServerError::UnknownSocket)?;
+        Ok(state.data.as_ref().and_then(|d| d.downcast_ref()))
+    }
+
+    /// The socket's data, mutably, if it holds a `T`.
+    pub fn data_mut<T: Any>(&mut self, socket: &str) -> Result<Option<&mut T>, ServerError> {
+        let state = self
+            .sockets
+            .get_mut(socket)
+            .ok_or(ServerError::UnknownSocket)?;
+        Ok(state.data.as_mut().and_then(|d| d.downcast_mut()))
+    }
+
+    /// Take the socket's data out if it holds a `T` (otherwise it stays).
+    pub fn take_data<T: Any>(&mut self, socket: &str) -> Result<Option<T>, ServerError> {
+        let state = self
+            .sockets
+            .get_mut(socket)
+            .ok_or(ServerError::UnknownSocket)?;
+        match state.data.take() {
+            Some(data) => match data.downcast::<T>() {
+                Ok(value) => Ok(Some(*value)),
+                Err(data) => {
+                    state.data = Some(data);
+                    Ok(None)
+                }
+            },
+            None => Ok(None),
+        }
+    }
+
+    // ----- internals -----
+
+    /// The map's own key for a socket id known to exist (cheap clone).
+    fn socket_key(&self, socket: &str) -> Str {
+        self.sockets
+            .get_key_value(socket)
+            .map(|(k, _)| k.clone())
+            .expect("socket exists")
+    }
+
+    fn random_id(&mut self) -> Str {
+        let mut bytes = [0u8; 15];
+        self.rng.fill_bytes(&mut bytes);
+        Str::from(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    fn namespace_allowed(&self, nsp: &str) -> bool {
+        nsp == "/" || self.config.namespaces.iter().any(|m| m.matches(nsp))
+    }
+
+    fn on_packet(&mut self, now: Instant, eio: &Str, packet: Packet) {
+        let existing = self.sessions[eio].sockets.get(&packet.nsp).cloned();
+        match (existing, packet.data) {
+            (None, PacketData::Connect(auth)) => self.on_connect(now, eio, packet.nsp, auth),
+            (Some(_), PacketData::Connect(_)) => {
+                tracing::debug!(%eio, nsp = %packet.nsp, "duplicate CONNECT ignored");
+            }
+            (None, _) | (Some(_), PacketData::ConnectError(_)) => {
+                tracing::debug!(%eio, nsp = %packet.nsp, "packet out of state");
+                self.abort_session(now, eio, DisconnectReason::ParseError);
+            }
+            (Some(sid), PacketData::Disconnect) => {
+                self.remove_socket(now, &sid, DisconnectReason::ClientNamespaceDisconnect, true);
+            }
+            (Some(sid), PacketData::Event { name, args, ack }) => {
+                let limit = self.config.max_unanswered_acks;
+                let state = self.sockets.get_mut(&sid).expect("session's socket");
+                if !state.connected {
+                    self.abort_session(now, eio, DisconnectReason::ParseError);
+                    return;
+                }
+                if let Some(id) = ack {
+                    state.unanswered.insert(id);
+                    while state.unanswered.len() > limit {
+                        state.unanswered.pop_first();
+                    }
+                }
+                self.events.push_back(ServerEvent::Event {
+                    socket: sid,
+                    nsp: packet.nsp,
+                    name,
+                    args,
+                    ack,
+                });
+            }
+            (Some(sid), PacketData::Ack { id, args }) => {
+                let state = self.sockets.get_mut(&sid).expect("session's socket");
+                if !state.connected {
+                    self.abort_session(now, eio, DisconnectReason::ParseError);
+                    return;
+                }
+                let Some(pending) = state.acks.remove(&id) else {
+                    tracing::debug!(%sid, id, "ack with unknown id ignored");
+                    return;
+                };
+                self.timers.cancel(pending.timer);
+                match pending.broadcast {
+                    Some(bid) => {
+                        if let Some(b) = self.broadcast_acks.get_mut(&bid) {
+                            b.remaining.remove(&sid);
+                            b.responses.push((sid, args));
+                            if b.remaining.is_empty() {
+                                self.finish_broadcast_ack(bid, BroadcastAckOutcome::Complete);
+                            }
+                        }
+                    }
+                    None => self.events.push_back(ServerEvent::Ack {
+                        socket: sid,
+                        nsp: packet.nsp,
+                        id,
+                        outcome: AckOutcome::Answered(args),
+                    }),
+                }
+            }
+        }
+    }
+
+    fn on_connect(&mut self, now: Instant, eio: &Str, nsp: Str, auth: Option<Value>) {
+        if !self.namespace_allowed(&nsp) {
+            let body = ConnectErrorBody::<()> {
+                message: "Invalid namespace",
+                data: None,
+            };
+            match encode_packet(
+                &self.parser,
+                &mut self.scratch,
+                &OutPacket::ConnectError {
+                    nsp: &nsp,
+                    data: &body,
+                },
+            ) {
+                Ok(messages) => self.transmit(now, eio, &messages),
+                Err(err) => tracing::warn!(%err, "cannot encode CONNECT_ERROR"),
+            }
+            return;
+        }
+        let recovery_on = self.config.recovery.is_some();
+        self.namespaces
+            .entry(nsp.clone())
+            .or_insert_with(|| Namespace {
+                adapter: LocalAdapter::new(),
+                next_ack_id: 0,
+                recovery: recovery_on.then(RecoveryState::default),
+            });
+
+        let request = auth.as_ref().and_then(|auth| {
+            let pid = auth.get("pid")?.as_str()?;
+            let offset = auth.get("offset").and_then(Value::as_str);
+            Some((Str::from(pid), offset.map(str::to_owned)))
+        });
+        let mut restored = None;
+        if let (true, Some((pid, offset))) = (recovery_on, request) {
+            self.take_over(now, &nsp, &pid, offset.as_deref());
+            restored = self.restore(now, &nsp, &pid, offset.as_deref());
+        }
+
+        let recovered = restored.is_some();
+        let (sid, pid, rooms, data, replay) = match restored {
+            Some((pid, session, replay)) => {
+                (session.sid, Some(pid), session.rooms, session.data, replay)
+            }
+            None => {
+                let mut sid = self.random_id();
+                while self.sockets.contains_key(&sid) {
+                    sid = self.random_id();
+                }
+                let pid = recovery_on.then(|| self.random_id());
+                (sid, pid, Vec::new(), None, Vec::new())
+            }
+        };
+        let namespace = self.namespaces.get_mut(&nsp).expect("created above");
+        namespace.adapter.join(&sid, &sid);
+        for room in &rooms {
+            namespace.adapter.join(&sid, room);
+        }
+        if let (Some(recovery), Some(pid)) = (namespace.recovery.as_mut(), pid.as_ref()) {
+            recovery.live.insert(pid.clone(), sid.clone());
+        }
+        self.sockets.insert(
+            sid.clone(),
+            SocketState {
+                nsp: nsp.clone(),
+                eio: eio.clone(),
+                pid,
+                connected: false,
+                replay,
+                held: Vec::new(),
+                acks: BTreeMap::new(),
+                unanswered: BTreeSet::new(),
+                data,
+                recovery_base: 0,
+            },
+        );
+        let session = self.sessions.get_mut(eio).expect("session of the packet");
+        session.sockets.insert(nsp.clone(), sid.clone());
+        if self.config.always_connect {
+            if let Err(err) = self.connect_socket(now, &sid) {
+                tracing::warn!(%err, "cannot encode CONNECT reply");
+            }
+        }
+        self.events.push_back(ServerEvent::Connect {
+            socket: sid,
+            nsp,
+            eio: eio.clone(),
+            auth,
+            recovered,
+        });
+    }
+
+    /// A client presents the private id of a socket the server still
+    /// believes connected (only the client's side of the old connection
+    /// died): end the old socket as if its transport closed, keeping its
+    /// state for [`Server::restore`], and tell the old session.
+    fn take_over(&mut self, now: Instant, nsp: &Str, pid: &Str, offset: Option<&str>) {
+        let namespace = &self.namespaces[nsp];
+        let Some(recovery) = namespace.recovery.as_ref() else {
+            return;
+        };
+        let Some(old) = recovery.live.get(pid) else {
+            return;
+        };
+        let Some(state) = self.sockets.get(old) else {
+            return;
+        };
+        if !state.connected || recovery.replay_start(offset, state.recovery_base).is_none() {
+            return;
+        }
+        let (old, old_eio) = (old.clone(), state.eio.clone());
+        if let Ok(messages) =
+            encode_packet(&self.parser, &mut self.scratch, &disconnect_packet(nsp))
+        {
+            self.transmit(now, &old_eio, &messages);
+        }
+        // Removing the old socket also unlinks it from its session, so the
+        // old session's later close cannot touch the restored socket.
+        self.remove_socket(now, &old, DisconnectReason::TransportClose, true);
+    }
+
+    /// Take a persisted session for `pid` if it can be recovered from
+    /// `offset`, with the packets it missed.
+    fn restore(
+        &mut self,
+        now: Instant,
+        nsp: &Str,
+        pid: &Str,
+        offset: Option<&str>,
+    ) -> Option<(Str, PersistedSession, Vec<Message>)> {
+        let duration = self.config.recovery.as_ref()?.max_disconnection_duration;
+        let recovery = self.namespaces.get_mut(nsp)?.recovery.as_mut()?;
+        let session = recovery.sessions.get(pid)?;
+        if session.timer.0 <= now {
+            return None;
+        }
+        let start = recovery.replay_start(offset, session.recovery_base)?;
+        let (pid, session) = recovery.sessions.remove_entry(pid)?;
+        self.timers.cancel(Some(session.timer));
+        let mut replay = Vec::new();
+        for packet in &recovery.packets {
+            if packet.seq >= start
+                && packet.emitted_at + duration > now
+                && packet.selector.includes(session.rooms.iter())
+            {
+                replay.extend(packet.messages.iter().cloned());
+            }
+        }
+        Some((pid, session, replay))
+    }
+
+    /// Mark a socket connected and send: recovered packets, the CONNECT
+    /// reply, then what was held.
+    fn connect_socket(&mut self, now: Instant, sid: &Str) -> Result<(), ServerError> {
+        let state = self.sockets.get(sid).expect("socket to connect");
+        let (nsp, eio) = (state.nsp.clone(), state.eio.clone());
+        let reply = ConnectReply {
+            sid,
+            pid: state.pid.as_deref(),
+        };
+        let messages = encode_packet(
+            &self.parser,
+            &mut self.scratch,
+            &OutPacket::Connect {
+                nsp: &nsp,
+                data: Some(&reply),
+            },
+        )?;
+        let base = self.namespaces[&nsp]
+            .recovery
+            .as_ref()
+            .map_or(0, |r| r.next_seq);
+        let state = self.sockets.get_mut(sid).expect("socket to connect");
+        state.connected = true;
+        state.recovery_base = base;
+        let replay = std::mem::take(&mut state.replay);
+        let held = std::mem::take(&mut state.held);
+        self.transmit(now, &eio, &replay);
+        self.transmit(now, &eio, &messages);
+        // Held bytes were counted when held.
+        self.commands
+            .extend(held.into_iter().map(|message| EngineCommand::Send {
+                eio: eio.clone(),
+                message,
+            }));
+        if let Some(session) = self.sessions.get_mut(&eio) {
+            self.timers.cancel(session.connect_timer.take());
+        }
+        Ok(())
+    }
+
+    /// Encode an event once (with a recovery offset when recovery is on
+    /// and it is not volatile), store it for replay, and deliver it.
+    #[allow(clippy::too_many_arguments)]
+    fn send_event<A: Serialize + ?Sized>(
+        &mut self,
+        now: Instant,
+        nsp: &Str,
+        selector: RoomSelector,
+        receivers: &[Str],
+        event: &str,
+        args: &A,
+        volatile: bool,
+    ) -> Result<usize, ServerError> {
+        let namespace = self.namespaces.get_mut(nsp).expect("namespace exists");
+        let messages = match (namespace.recovery.as_mut(), volatile) {
+            (Some(recovery), false) => {
+                let seq = recovery.next_seq;
+                let mut offset = itoa::Buffer::new();
+                let offset = offset.format(seq);
+                let messages = encode_packet(
+                    &self.parser,
+                    &mut self.scratch,
+                    &OutPacket::Event {
+                        nsp,
+                        event,
+                        args: &WithOffset { args, offset },
+                        ack: None,
+                    },
+                )?;
+                recovery.next_seq += 1;
+                recovery.packets.push_back(StoredPacket {
+                    seq,
+                    emitted_at: now,
+                    messages: messages.clone(),
+                    selector,
+                });
+                let config = self.config.recovery.as_ref().expect("recovery on");
+                while recovery.packets.len() > config.max_packets {
+                    recovery.packets.pop_front();
+                }
+                if recovery.expiry_timer.is_none() {
+                    recovery.expiry_timer = Some(self.timers.schedule(
+                        now + config.max_disconnection_duration,
+                        Timer::PacketExpiry { nsp: nsp.clone() },
+                    ));
+                }
+                messages
+            }
+            _ => encode_packet(
+                &self.parser,
+                &mut self.scratch,
+                &OutPacket::Event {
+                    nsp,
+                    event,
+                    args,
+                    ack: None,
+                },
+            )?,
+        };
+        let mut sent = 0;
+        for sid in receivers {
+            if self.deliver(now, sid, &messages, volatile) {
+                sent += 1;
+            }
+        }
+        Ok(sent)
+    }
+
+    fn emit_to_socket<A: Serialize + ?Sized>(
+        &mut self,
+        now: Instant,
+        socket: &str,
+        event: &str,
+        args: &A,
+        volatile: bool,
+    ) -> Result<bool, ServerError> {
+        check_event_name(event)?;
+        let state = self.sockets.get(socket).ok_or(ServerError::UnknownSocket)?;
+        let nsp = state.nsp.clone();
+        let sid = self.socket_key(socket);
+        // As in the reference, a direct emit is a broadcast to the socket's
+        // own room, so recovery stores it.
+        let selector = RoomSelector {
+            rooms: vec![sid.clone()],
+            except: Vec::new(),
+        };
+        let sent = self.send_event(now, &nsp, selector, &[sid], event, args, volatile)?;
+        self.close_overflowed(now);
+        Ok(sent == 1)
+    }
+
+    /// Hand messages to a socket: to the engine when connected, held when
+    /// pending. Volatile messages are skipped when the socket cannot take
+    /// them now. Returns whether they were taken.
+    fn deliver(&mut self, now: Instant, sid: &str, messages: &[Message], volatile: bool) -> bool {
+        let Some(state) = self.sockets.get_mut(sid) else {
+            return false;
+        };
+        let Some(session) = self.sessions.get_mut(&state.eio) else {
+            return false;
+        };
+        if volatile && (!state.connected || session.buffered > self.config.max_buffered_bytes) {
+            return false;
+        }
+        if state.connected {
+            let eio = state.eio.clone();
+            self.transmit(now, &eio, messages);
+        } else {
+            session.buffered += messages.iter().map(message_len).sum::<usize>();
+            state.held.extend(messages.iter().cloned());
+            let eio = state.eio.clone();
+            self.check_buffer(now, &eio);
+        }
+        true
+    }
+
+    /// Queue messages to a session, counting their bytes.
+    fn transmit(&mut self, now: Instant, eio: &Str, messages: &[Message]) {
+        let Some(session) = self.sessions.get_mut(eio) else {
+            return;
+        };
+        for message in messages {
+            session.buffered += message_len(message);
+            self.commands.push_back(EngineCommand::Send {
+                eio: eio.clone(),
+                message: message.clone(),
+            });
+        }
+        self.check_buffer(now, eio);
+    }
+
+    fn check_buffer(&mut self, now: Instant, eio: &Str) {
+        let Some(session) = self.sessions.get_mut(eio) else {
+            return;
+        };
+        if session.buffered > self.config.max_buffered_bytes && session.slow_timer.is_none() {
+            session.slow_timer = Some(self.timers.schedule(
+                now + self.config.slow_consumer_grace,
+                Timer::SlowConsumer { eio: eio.clone() },
+            ));
+        }
+        if session.buffered > self.config.max_buffered_bytes_hard && !self.overflowed.contains(eio)
+        {
+            self.overflowed.push(eio.clone());
+        }
+    }
+
+    fn close_overflowed(&mut self, now: Instant) {
+        for eio in std::mem::take(&mut self.overflowed) {
+            if self
+                .sessions
+                .get(&eio)
+                .is_some_and(|s| s.buffered > self.config.max_buffered_bytes_hard)
+            {
+                self.abort_session(now, &eio, DisconnectReason::SlowConsumer);
+            }
+        }
+    }
+
+    /// Close a session from this side.
+    fn abort_session(&mut self, now: Instant, eio: &Str, reason: DisconnectReason) {
+        if self.sessions.contains_key(eio) {
+            self.commands
+                .push_back(EngineCommand::Close { eio: eio.clone() });
+            self.remove_session(now, eio, reason);
+        }
+    }
+
+    fn remove_session(&mut self, now: Instant, eio: &Str, reason: DisconnectReason) {
+        let Some(session) = self.sessions.remove(eio) else {
+            return;
+        };
+        self.timers.cancel(session.connect_timer);
+        self.timers.cancel(session.slow_timer);
+        for sid in session.sockets.values() {
+            self.remove_socket(now, sid, reason, true);
+        }
+    }
+
+    /// Forget a socket: leave its rooms, settle its pending acks, keep its
+    /// state for recovery when the reason allows, and tell the application
+    /// when `notify`.
+    fn remove_socket(&mut self, now: Instant, sid: &str, reason: DisconnectReason, notify: bool) {
+        let Some((sid, state)) = self.sockets.remove_entry(sid) else {
+            return;
+        };
+        if let Some(session) = self.sessions.get_mut(&state.eio) {
+            if session.sockets.get(&state.nsp) == Some(&sid) {
+                session.sockets.remove(&state.nsp);
+            }
+        }
+        let namespace = self.namespaces.get_mut(&state.nsp).expect("socket's nsp");
+        let rooms = namespace.adapter.leave_all(&sid);
+        for (id, pending) in state.acks {
+            self.timers.cancel(pending.timer);
+            match pending.broadcast {
+                Some(bid) => {
+                    if let Some(b) = self.broadcast_acks.get_mut(&bid) {
+                        b.remaining.remove(&sid);
+                        if b.remaining.is_empty() {
+                            self.finish_broadcast_ack(bid, BroadcastAckOutcome::Complete);
+                        }
+                    }
+                }
+                None => self.events.push_back(ServerEvent::Ack {
+                    socket: sid.clone(),
+                    nsp: state.nsp.clone(),
+                    id,
+                    outcome: AckOutcome::Disconnected,
+                }),
+            }
+        }
+        let namespace = self.namespaces.get_mut(&state.nsp).expect("socket's nsp");
+        if let (Some(recovery), Some(pid)) = (namespace.recovery.as_mut(), state.pid) {
+            if recovery.live.get(&pid) == Some(&sid) {
+                recovery.live.remove(&pid);
+            }
+            if state.connected && reason.is_recoverable() {
+                let duration = self
+                    .config
+                    .recovery
+                    .as_ref()
+                    .expect("recovery on")
+                    .max_disconnection_duration;
+                let timer = self.timers.schedule(
+                    now + duration,
+                    Timer::SessionExpiry {
+                        nsp: state.nsp.clone(),
+                        pid: pid.clone(),
+                    },
+                );
+                let old = recovery.sessions.insert(
+                    pid,
+                    PersistedSession {
+                        sid: sid.clone(),
+                        rooms,
+                        data: state.data,
+                        recovery_base: state.recovery_base,
+                        timer,
+                    },
+                );
+                if let Some(old) = old {
+                    self.timers.cancel(Some(old.timer));
+                }
+            }
+        }
+        if notify {
+            self.events.push_back(ServerEvent::Disconnect {
+                socket: sid,
+                nsp: state.nsp.clone(),
+                reason,
+            });
+        }
+        self.drop_namespace_if_unused(&state.nsp);
+    }
+
+    /// Forget a namespace nobody uses, so clients naming arbitrary
+    /// namespaces (with a `*` matcher) cannot grow memory.
+    fn drop_namespace_if_unused(&mut self, nsp: &Str) {
+        let Some(namespace) = self.namespaces.get(nsp) else {
+            return;
+        };
+        let unused = namespace.adapter.is_empty()
+            && namespace
+                .recovery
+                .as_ref()
+                .map_or(true, |r| r.sessions.is_empty() && r.packets.is_empty());
+        if unused {
+            if let Some(recovery) = self.namespaces.remove(nsp).and_then(|n| n.recovery) {
+                self.timers.cancel(recovery.expiry_timer);
+            }
+        }
+    }
+
+    fn finish_broadcast_ack(&mut self, bid: u64, outcome: BroadcastAckOutcome) {
+        let Some(state) = self.broadcast_acks.remove(&bid) else {
+            return;
+        };
+        self.timers.cancel(Some(state.timer));
+        for sid in &state.remaining {
+            if let Some(socket) = self.sockets.get_mut(sid) {
+                socket.acks.remove(&state.wire_id);
+            }
+        }
+        self.events.push_back(ServerEvent::BroadcastAck {
+            id: BroadcastAckId(bid),
+            outcome,
+            responses: state.responses,
+        });
+    }
+
+    fn on_timer(&mut self, now: Instant, timer: Timer) {
+        match timer {
+            Timer::Connect { eio } => {
+                if let Some(session) = self.sessions.get_mut(&eio) {
+                    session.connect_timer = None;
+                    tracing::debug!(%eio, "no namespace joined in time");
+                    self.abort_session(now, &eio, DisconnectReason::ForcedServerClose);
+                }
+            }
+            Timer::Ack { socket, id } => {
+                if let Some(state) = self.sockets.get_mut(&socket) {
+                    if state.acks.remove(&id).is_some() {
+                        self.events.push_back(ServerEvent::Ack {
+                            nsp: state.nsp.clone(),
+                            socket,
+                            id,
+                            outcome: AckOutcome::TimedOut,
+                        });
+                    }
+                }
+            }
+            Timer::BroadcastAck { id } => {
+                if let Some(state) = self.broadcast_acks.get_mut(&id) {
+                    // Already popped: keep finish from cancelling another.
+                    state.timer = (now, 0);
+                    self.finish_broadcast_ack(id, BroadcastAckOutcome::TimedOut);
+                }
+            }
+            Timer::SlowConsumer { eio } => {
+                if let Some(session) = self.sessions.get_mut(&eio) {
+                    session.slow_timer = None;
+                    if session.buffered > self.config.max_buffered_bytes {
+                        self.abort_session(now, &eio, DisconnectReason::SlowConsumer);
+                    }
+                }
+            }
+            Timer::SessionExpiry { nsp, pid } => {
+                if let Some(recovery) = self
+                    .namespaces
+                    .get_mut(&nsp)
+                    .and_then(|n| n.recovery.as_mut())
+                {
+                    recovery.sessions.remove(&pid);
+                }
+                self.drop_namespace_if_unused(&nsp);
+            }
+            Timer::PacketExpiry { nsp } => {
+                let Some(duration) = self
+                    .config
+                    .recovery
+                    .as_ref()
+                    .map(|r| r.max_disconnection_duration)
+                else {
+                    return;
+                };
+                if let Some(recovery) = self
+                    .namespaces
+                    .get_mut(&nsp)
+                    .and_then(|n| n.recovery.as_mut())
+                {
+                    while recovery
+                        .packets
+                        .front()
+                        .is_some_and(|p| p.emitted_at + duration <= now)
+                    {
+                        recovery.packets.pop_front();
+                    }
+                    recovery.expiry_timer = recovery.packets.front().map(|p| {
+                        self.timers.schedule(
+                            p.emitted_at + duration,
+                            Timer::PacketExpiry { nsp: nsp.clone() },
+                        )
+                    });
+                }
+                self.drop_namespace_if_unused(&nsp);
+            }
+        }
+    }
+
+    /// Sizes of the internal maps, to check nothing is left behind.
+    #[cfg(test)]
+    fn footprint(&self) -> Footprint {
+        Footprint {
+            sessions: self.sessions.len(),
+            sockets: self.sockets.len(),
+            namespaces: self.namespaces.len(),
+            timers: self.timers.map.len(),
+            broadcast_acks: self.broadcast_acks.len(),
+            pending_acks: self.sockets.values().map(|s| s.acks.len()).sum(),
+        }
+    }
+}
+
+#[cfg(test)]
+#[derive(Debug, PartialEq, Eq)]
+struct Footprint {
+    sessions: usize,
+    sockets: usize,
+    namespaces: usize,
+    timers: usize,
+    broadcast_acks: usize,
+    pending_acks: usize,
+}
