@@ -45,7 +45,7 @@ fn big_payload() -> Vec<Item> {
             name: format!("item number {i} with some text \u{e9}\u{1F600}"),
             tags: vec!["alpha".into(), "beta".into(), format!("t{}", i % 7)],
             score: i as f64 * 1.25,
-            active: i % 2 == 0,
+            active: i.is_multiple_of(2),
         };
         size += serde_json::to_string(&item).unwrap().len() + 1;
         items.push(item);
@@ -155,11 +155,11 @@ fn main() {
     let small_packet = ours_decode(&small_text, &[]);
     assert_eq!(ours_args::<Small>(&small_packet), small);
     assert_eq!(sx_args::<Small>(sx_decode(&small_text, &[])), small);
-    let mut set = Interleaved::new(rounds, batch);
     let mut out_a = Encoded::default();
+    let mut floor_buf = Vec::with_capacity(64);
+    let mut set = Interleaved::new(rounds, batch);
     set.add("ours encode", || ours_encode(&mut out_a, &small));
     set.add("socketioxide encode", || sx_encode(&small));
-    let mut floor_buf = Vec::with_capacity(64);
     set.add("serde_json encode (floor)", || {
         floor_buf.clear();
         serde_json::to_writer(&mut floor_buf, &("message", &small)).unwrap();
@@ -202,10 +202,10 @@ fn main() {
         sx_args::<(Bytes,)>(sx_decode(&bin_text, &bin_attachments)).0,
         blob
     );
-    let mut set = Interleaved::new(rounds, batch);
     let mut out_b = Encoded::default();
-    set.add("ours encode", || ours_encode(&mut out_b, &(blob.clone(),)));
     let mut out_b2 = Encoded::default();
+    let mut set = Interleaved::new(rounds, batch);
+    set.add("ours encode", || ours_encode(&mut out_b, &(blob.clone(),)));
     set.add("ours encode (Value::Binary)", || {
         ours_encode(&mut out_b2, &blob_value)
     });
@@ -238,11 +238,11 @@ fn main() {
     assert_eq!(ours_args::<Vec<Item>>(&ours_decode(&big_text, &[])), big);
     let rounds_c = if quick { 3 } else { 11 };
     let batch_c = Duration::from_millis(if quick { 20 } else { 60 });
-    let mut set = Interleaved::new(rounds_c, batch_c);
     let mut out_c = Encoded::default();
+    let mut floor_c = Vec::with_capacity(big_text.len() + 16);
+    let mut set = Interleaved::new(rounds_c, batch_c);
     set.add("ours encode", || ours_encode(&mut out_c, &big));
     set.add("socketioxide encode", || sx_encode(&big));
-    let mut floor_c = Vec::with_capacity(big_text.len() + 16);
     set.add("serde_json encode (floor)", || {
         floor_c.clear();
         serde_json::to_writer(&mut floor_c, &("message", &big)).unwrap();

@@ -67,7 +67,10 @@ fn reencode(packet: &crate::socket::Packet) {
             },
             &mut out,
         ),
-        PacketData::Disconnect => parser.encode(&OutPacket::<()>::Disconnect { nsp }, &mut out),
+        PacketData::Disconnect => {
+            let disconnect: OutPacket<'_, ()> = OutPacket::Disconnect { nsp };
+            parser.encode(&disconnect, &mut out)
+        }
         PacketData::Event { name, args, ack } => parser.encode(
             &OutPacket::Event {
                 nsp,
@@ -77,14 +80,9 @@ fn reencode(packet: &crate::socket::Packet) {
             },
             &mut out,
         ),
-        PacketData::Ack { id, args } => parser.encode(
-            &OutPacket::Ack {
-                nsp,
-                id: *id,
-                args,
-            },
-            &mut out,
-        ),
+        PacketData::Ack { id, args } => {
+            parser.encode(&OutPacket::Ack { nsp, id: *id, args }, &mut out)
+        }
         PacketData::ConnectError(data) => {
             parser.encode(&OutPacket::ConnectError { nsp, data }, &mut out)
         }

@@ -7,6 +7,9 @@
 //!
 //! Layers, bottom up:
 //! - [`engine`]: Engine.IO v4 packets, long-polling payloads and the handshake.
+//! - [`http`]: HTTP/1.1 for the long-polling and WebSocket-upgrade
+//!   transports: parsed requests and responses, and a sans-IO connection codec.
+//! - [`ws`]: RFC 6455 WebSocket: handshake helpers, frames, a connection.
 //! - [`value`]: a dynamic value model that carries binary (`Bytes`) natively.
 //! - [`socket`]: Socket.IO v5 packets.
 //! - [`parser`]: the three wire formats (JSON with binary attachments,
@@ -15,10 +18,14 @@
 #![warn(missing_docs)]
 
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod http;
 pub mod parser;
 pub mod socket;
 pub mod value;
+pub mod ws;
 
 pub use bytes::Bytes;
 pub use bytestring::ByteString as Str;
-pub use value::Value;
+pub use value::{Binary, Value};

@@ -101,6 +101,38 @@ fn allocations_for_a_small_event() {
     };
     assert_eq!(received.as_ptr(), blob.as_ptr(), "attachment was copied");
 
+    // Encoding `Binary` or `Value::Binary` shares the buffer as the attachment.
+    let shared = socketio_core::Binary(blob.clone());
+    let mut out = Encoded::default();
+    let event = OutPacket::Event {
+        nsp: "/",
+        event: "file",
+        args: &(&shared, socketio_core::Value::Binary(blob.clone())),
+        ack: None,
+    };
+    JsonParser.encode(&event, &mut out).unwrap();
+    assert_eq!(out.attachments.len(), 2);
+    for attachment in &out.attachments {
+        assert_eq!(
+            attachment.as_ptr(),
+            blob.as_ptr(),
+            "attachment was copied on encode"
+        );
+    }
+    // A plain `bytes::Bytes` field is copied once (serde lends only a slice).
+    JsonParser
+        .encode(
+            &OutPacket::Event {
+                nsp: "/",
+                event: "file",
+                args: &(blob.clone(),),
+                ack: None,
+            },
+            &mut out,
+        )
+        .unwrap();
+    assert_ne!(out.attachments[0].as_ptr(), blob.as_ptr());
+
     println!(
         "allocations: encode {encode_allocs}, decode {decode_allocs}, deserialize {typed_allocs}"
     );

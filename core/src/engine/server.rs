@@ -87,10 +87,7 @@ pub struct HandshakeInfo {
 #[derive(Debug, Clone)]
 pub enum ServerEvent {
     /// A session was created.
-    Opened {
-        sid: Sid,
-        info: Box<HandshakeInfo>,
-    },
+    Opened { sid: Sid, info: Box<HandshakeInfo> },
     /// A message arrived on a session.
     Message { sid: Sid, message: Message },
     /// A session moved to WebSocket.

@@ -10,17 +10,19 @@
 //! Encoding writes into a caller-provided [`Encoded`] buffer that can be
 //! reused; decoding keeps binary as slices of the received buffers.
 
+mod any;
 mod args;
 mod cbor;
 mod json;
 mod msgpack;
 mod spread;
 
+pub use any::{AnyParser, AnyParserDecoder};
 pub use args::{Args, ArgsError};
 pub use cbor::{CborParser, CborParserDecoder};
 pub use json::{JsonParser, JsonParserDecoder};
 pub use msgpack::{MsgPackParser, MsgPackParserDecoder};
-pub(crate) use spread::{arg_shape, ArgArray, ArgShape};
+pub(crate) use spread::ArgArray;
 
 use std::fmt;
 

@@ -1,16 +1,52 @@
-//! MessagePack, wire-compatible with socket.io-msgpack-parser 3.x and python-socketio.
+//! MessagePack, wire-compatible with socket.io-msgpack-parser 3.x and
+//! python-socketio's `serializer='msgpack'`.
+//!
+//! Every packet is one map `{"type": int, "nsp": str, "data": .., "id": int}`
+//! in one binary Engine.IO message; binary stays inline as MessagePack `bin`,
+//! so there are no attachments. `data` is left out when the packet has none
+//! (the JS parser rejects the `nil` python writes there) and `id` when there
+//! is no ack.
+//!
+//! This file also holds what the MessagePack and CBOR parsers share, since
+//! they differ only in how single items are written and read:
+//! - [`WireFormat`] and [`WireSerializer`]: serde straight into the output
+//!   buffer, with the data model of `serde_json` (structs as maps, enums
+//!   externally tagged, map keys turned into text, `serialize_bytes` as
+//!   native binary), so the three parsers send the same shapes.
+//! - [`TokenReader`] and [`read_value`]: an iterative tree builder, so
+//!   nesting is bounded by [`DecodeLimits::max_depth`] and never by the
+//!   stack, and no container reserves more than the message can hold.
+//! - [`packet_from_map`]: the reference `isPacketValid` rules applied to the
+//!   decoded map.
+//!
+//! Decoding rules of both formats: map keys inside `data` must be strings
+//! (a typed error otherwise, as python's `strict_map_key` does); `nil` and
+//! JavaScript `undefined` read as [`Value::Null`], and a `data` or `id` that
+//! is null counts as absent. What notepack (the JS MessagePack codec) writes
+//! for JS types is understood: `undefined` (fixext 1, type 0), `ArrayBuffer`
+//! and typed arrays (ext type 0: binary), `Date` (fixext 8, type 0: its
+//! milliseconds as a number). Other extension types are refused.
 
-use serde::Serialize;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Range;
 
-use super::{DecodeError, DecodeLimits, EncodeError, Encoded, OutPacket, Parser};
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::ser::{self, Serialize, Serializer};
+
+use super::{ArgArray, Args, DecodeError, DecodeLimits, EncodeError, Encoded, OutPacket, Parser};
 use crate::engine::Message;
-use crate::socket::Packet;
+use crate::socket::{Packet, PacketData, RESERVED_EVENTS};
+use crate::value::{number_text, Map, MapKeySerializer, Number, Value};
+use crate::Str;
 
-/// MessagePack, wire-compatible with socket.io-msgpack-parser 3.x and python-socketio.
+/// MessagePack, wire-compatible with socket.io-msgpack-parser 3.x and
+/// python-socketio's `serializer='msgpack'`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MsgPackParser;
 
-/// Decoding state of [`MsgPackParser`].
+/// Decoding state of [`MsgPackParser`]: none, every message is a whole
+/// packet.
 #[derive(Debug, Default)]
 pub struct MsgPackParserDecoder {}
 
@@ -22,17 +58,1827 @@ impl Parser for MsgPackParser {
         packet: &OutPacket<'_, A>,
         out: &mut Encoded,
     ) -> Result<(), EncodeError> {
-        let _ = (packet, out);
-        todo!()
+        encode_packet::<MsgPack, A>(packet, out)
     }
 
     fn decode(
         &self,
-        decoder: &mut Self::Decoder,
+        _decoder: &mut Self::Decoder,
         message: Message,
         limits: &DecodeLimits,
     ) -> Result<Option<Packet>, DecodeError> {
-        let _ = (decoder, message, limits);
-        todo!()
+        let bytes = binary_message(message)?;
+        let mut reader = MsgPackReader {
+            buf: &bytes,
+            pos: 0,
+        };
+        decode_packet(&mut reader, limits).map(Some)
+    }
+}
+
+/// The bytes of a binary message; these formats never use text messages.
+pub(super) fn binary_message(message: Message) -> Result<Bytes, DecodeError> {
+    match message {
+        Message::Binary(b) if b.is_empty() => Err(DecodeError::Empty),
+        Message::Binary(b) => Ok(b),
+        Message::Text(_) => Err(DecodeError::UnexpectedMessage),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Encoding, shared with CBOR.
+// ---------------------------------------------------------------------------
+
+/// An item header (or a whole small item): at most 9 bytes in both formats.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Header {
+    bytes: [u8; 9],
+    len: u8,
+}
+
+impl Header {
+    /// A header of `marker` followed by the big-endian bytes of `arg`.
+    pub(super) fn new(marker: u8, arg: &[u8]) -> Header {
+        let mut bytes = [0; 9];
+        bytes[0] = marker;
+        bytes[1..=arg.len()].copy_from_slice(arg);
+        Header {
+            bytes,
+            len: 1 + arg.len() as u8,
+        }
+    }
+
+    /// The encoded bytes.
+    pub(super) fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// What the first byte of an encoded item says it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ItemKind {
+    /// A map.
+    Map,
+    /// A text string.
+    Str,
+    /// Anything else.
+    Other,
+}
+
+/// How one binary format writes single items; [`WireSerializer`] does the
+/// rest.
+pub(super) trait WireFormat {
+    /// Size of the headers from [`WireFormat::wide_array_header`] and
+    /// [`WireFormat::wide_map_header`].
+    const WIDE_HEADER_LEN: usize;
+    /// Null / nil.
+    fn nil(out: &mut BytesMut);
+    /// A boolean.
+    fn bool(out: &mut BytesMut, v: bool);
+    /// A non-negative integer.
+    fn uint(out: &mut BytesMut, v: u64);
+    /// A negative integer.
+    fn neg_int(out: &mut BytesMut, v: i64);
+    /// A single precision float.
+    fn f32(out: &mut BytesMut, v: f32);
+    /// A double precision float.
+    fn f64(out: &mut BytesMut, v: f64);
+    /// The header of a UTF-8 string of `len` bytes.
+    fn str_header(len: usize) -> Result<Header, WireError>;
+    /// The header of a binary value of `len` bytes.
+    fn bin_header(len: usize) -> Result<Header, WireError>;
+    /// The header of an array of `len` items.
+    fn array_header(len: usize) -> Result<Header, WireError>;
+    /// The header of a map of `len` entries.
+    fn map_header(len: usize) -> Result<Header, WireError>;
+    /// A placeholder array header, widest form, patched once the count is
+    /// known.
+    fn wide_array_header() -> Header;
+    /// A placeholder map header, widest form.
+    fn wide_map_header() -> Header;
+    /// What the item starting with `first` is.
+    fn kind(first: u8) -> ItemKind;
+}
+
+/// An error while serializing a payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct WireError(pub(super) String);
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for WireError {}
+impl ser::Error for WireError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        WireError(msg.to_string())
+    }
+}
+
+pub(super) fn too_long() -> WireError {
+    WireError("value too long for the format".to_owned())
+}
+
+/// MessagePack's item encoding.
+pub(super) struct MsgPack;
+
+impl WireFormat for MsgPack {
+    const WIDE_HEADER_LEN: usize = 5;
+
+    fn nil(out: &mut BytesMut) {
+        out.put_u8(0xc0);
+    }
+    fn bool(out: &mut BytesMut, v: bool) {
+        out.put_u8(if v { 0xc3 } else { 0xc2 });
+    }
+    fn uint(out: &mut BytesMut, v: u64) {
+        if v < 0x80 {
+            out.put_u8(v as u8);
+        } else if let Ok(v) = u8::try_from(v) {
+            out.put_slice(&[0xcc, v]);
+        } else if let Ok(v) = u16::try_from(v) {
+            out.put_u8(0xcd);
+            out.put_u16(v);
+        } else if let Ok(v) = u32::try_from(v) {
+            out.put_u8(0xce);
+            out.put_u32(v);
+        } else {
+            out.put_u8(0xcf);
+            out.put_u64(v);
+        }
+    }
+    fn neg_int(out: &mut BytesMut, v: i64) {
+        if v >= -32 {
+            out.put_i8(v as i8);
+        } else if let Ok(v) = i8::try_from(v) {
+            out.put_u8(0xd0);
+            out.put_i8(v);
+        } else if let Ok(v) = i16::try_from(v) {
+            out.put_u8(0xd1);
+            out.put_i16(v);
+        } else if let Ok(v) = i32::try_from(v) {
+            out.put_u8(0xd2);
+            out.put_i32(v);
+        } else {
+            out.put_u8(0xd3);
+            out.put_i64(v);
+        }
+    }
+    fn f32(out: &mut BytesMut, v: f32) {
+        out.put_u8(0xca);
+        out.put_f32(v);
+    }
+    fn f64(out: &mut BytesMut, v: f64) {
+        out.put_u8(0xcb);
+        out.put_f64(v);
+    }
+    fn str_header(len: usize) -> Result<Header, WireError> {
+        Ok(if len < 32 {
+            Header::new(0xa0 | len as u8, &[])
+        } else if let Ok(n) = u8::try_from(len) {
+            Header::new(0xd9, &[n])
+        } else if let Ok(n) = u16::try_from(len) {
+            Header::new(0xda, &n.to_be_bytes())
+        } else {
+            let n = u32::try_from(len).map_err(|_| too_long())?;
+            Header::new(0xdb, &n.to_be_bytes())
+        })
+    }
+    fn bin_header(len: usize) -> Result<Header, WireError> {
+        Ok(if let Ok(n) = u8::try_from(len) {
+            Header::new(0xc4, &[n])
+        } else if let Ok(n) = u16::try_from(len) {
+            Header::new(0xc5, &n.to_be_bytes())
+        } else {
+            let n = u32::try_from(len).map_err(|_| too_long())?;
+            Header::new(0xc6, &n.to_be_bytes())
+        })
+    }
+    fn array_header(len: usize) -> Result<Header, WireError> {
+        Ok(if len < 16 {
+            Header::new(0x90 | len as u8, &[])
+        } else if let Ok(n) = u16::try_from(len) {
+            Header::new(0xdc, &n.to_be_bytes())
+        } else {
+            let n = u32::try_from(len).map_err(|_| too_long())?;
+            Header::new(0xdd, &n.to_be_bytes())
+        })
+    }
+    fn map_header(len: usize) -> Result<Header, WireError> {
+        Ok(if len < 16 {
+            Header::new(0x80 | len as u8, &[])
+        } else if let Ok(n) = u16::try_from(len) {
+            Header::new(0xde, &n.to_be_bytes())
+        } else {
+            let n = u32::try_from(len).map_err(|_| too_long())?;
+            Header::new(0xdf, &n.to_be_bytes())
+        })
+    }
+    fn wide_array_header() -> Header {
+        Header::new(0xdd, &[0; 4])
+    }
+    fn wide_map_header() -> Header {
+        Header::new(0xdf, &[0; 4])
+    }
+    fn kind(first: u8) -> ItemKind {
+        match first {
+            0x80..=0x8f | 0xde | 0xdf => ItemKind::Map,
+            0xa0..=0xbf | 0xd9..=0xdb => ItemKind::Str,
+            _ => ItemKind::Other,
+        }
+    }
+}
+
+/// Encode `packet` as the map `{type, nsp, data?, id?}` in format `F`.
+pub(super) fn encode_packet<F: WireFormat, A: Serialize + ?Sized>(
+    packet: &OutPacket<'_, A>,
+    out: &mut Encoded,
+) -> Result<(), EncodeError> {
+    out.clear();
+    out.binary = true;
+    let result = write_packet::<F, A>(packet, &mut out.data);
+    if result.is_err() {
+        // Never leave half a packet behind for a caller that ignores errors.
+        out.data.clear();
+    }
+    result
+}
+
+/// The payload of a packet being encoded.
+enum OutData<'a, A: ?Sized> {
+    None,
+    /// CONNECT's object.
+    Object(&'a A),
+    /// CONNECT_ERROR's object or string.
+    ObjectOrString(&'a A),
+    /// `[event?, ...args]`.
+    Args(ArgArray<'a, A>),
+}
+
+fn write_packet<F: WireFormat, A: Serialize + ?Sized>(
+    packet: &OutPacket<'_, A>,
+    out: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    let (packet_type, nsp, data, id): (u64, &str, OutData<'_, A>, Option<u64>) = match *packet {
+        OutPacket::Connect { nsp, data } => {
+            (0, nsp, data.map_or(OutData::None, OutData::Object), None)
+        }
+        OutPacket::Disconnect { nsp } => (1, nsp, OutData::None, None),
+        OutPacket::Event {
+            nsp,
+            event,
+            args,
+            ack,
+        } => {
+            if RESERVED_EVENTS.contains(&event) {
+                return Err(EncodeError::ReservedEvent);
+            }
+            let data = ArgArray {
+                event: Some(event),
+                args,
+            };
+            (2, nsp, OutData::Args(data), ack)
+        }
+        OutPacket::Ack { nsp, id, args } => {
+            let data = ArgArray { event: None, args };
+            (3, nsp, OutData::Args(data), Some(id))
+        }
+        OutPacket::ConnectError { nsp, data } => (4, nsp, OutData::ObjectOrString(data), None),
+    };
+    if !nsp.starts_with('/') {
+        return Err(EncodeError::BadNamespace);
+    }
+    let has_data = !matches!(data, OutData::None);
+    let entries = 2 + usize::from(has_data) + usize::from(id.is_some());
+    let serialize_error = |e: WireError| EncodeError::Serialize(e.0);
+
+    let mut ser = WireSerializer::<F>::new(out);
+    ser.header(F::map_header(entries).map_err(serialize_error)?);
+    ser.str("type").map_err(serialize_error)?;
+    F::uint(ser.out, packet_type);
+    ser.str("nsp").map_err(serialize_error)?;
+    ser.str(nsp).map_err(serialize_error)?;
+    if has_data {
+        ser.str("data").map_err(serialize_error)?;
+        let start = ser.out.len();
+        match data {
+            OutData::None => {}
+            OutData::Object(v) => {
+                v.serialize(&mut ser).map_err(serialize_error)?;
+                if F::kind(ser.out[start]) != ItemKind::Map {
+                    return Err(EncodeError::InvalidPayload(
+                        "CONNECT data must be an object",
+                    ));
+                }
+            }
+            OutData::ObjectOrString(v) => {
+                v.serialize(&mut ser).map_err(serialize_error)?;
+                if F::kind(ser.out[start]) == ItemKind::Other {
+                    return Err(EncodeError::InvalidPayload(
+                        "CONNECT_ERROR data must be an object or a string",
+                    ));
+                }
+            }
+            OutData::Args(v) => v.serialize(&mut ser).map_err(serialize_error)?,
+        }
+    }
+    if let Some(id) = id {
+        ser.str("id").map_err(serialize_error)?;
+        F::uint(ser.out, id);
+    }
+    Ok(())
+}
+
+/// A serde serializer writing format `F` straight into a buffer, with the
+/// data model of `serde_json` (see the module documentation).
+pub(super) struct WireSerializer<'o, F> {
+    out: &'o mut BytesMut,
+    format: PhantomData<F>,
+}
+
+impl<'o, F: WireFormat> WireSerializer<'o, F> {
+    /// A serializer appending to `out`.
+    pub(super) fn new(out: &'o mut BytesMut) -> Self {
+        WireSerializer {
+            out,
+            format: PhantomData,
+        }
+    }
+
+    fn header(&mut self, header: Header) {
+        self.out.put_slice(header.as_slice());
+    }
+
+    fn str(&mut self, v: &str) -> Result<(), WireError> {
+        self.header(F::str_header(v.len())?);
+        self.out.put_slice(v.as_bytes());
+        Ok(())
+    }
+
+    fn int(&mut self, v: i64) {
+        if v < 0 {
+            F::neg_int(self.out, v);
+        } else {
+            F::uint(self.out, v as u64);
+        }
+    }
+
+    /// Start a container: a real header when the length is known, else a
+    /// placeholder patched by [`Compound::finish`].
+    fn container(
+        &mut self,
+        len: Option<usize>,
+        map: bool,
+    ) -> Result<Compound<'_, 'o, F>, WireError> {
+        let start = self.out.len();
+        let declared = match len {
+            Some(len) => {
+                let header = if map {
+                    F::map_header(len)?
+                } else {
+                    F::array_header(len)?
+                };
+                self.header(header);
+                Some(len)
+            }
+            None => {
+                let header = if map {
+                    F::wide_map_header()
+                } else {
+                    F::wide_array_header()
+                };
+                self.header(header);
+                None
+            }
+        };
+        Ok(Compound {
+            ser: self,
+            start,
+            declared,
+            count: 0,
+            map,
+        })
+    }
+}
+
+/// An array or map being written; counts its items to check (or patch)
+/// the header.
+pub(super) struct Compound<'a, 'o, F> {
+    ser: &'a mut WireSerializer<'o, F>,
+    /// Where the header starts.
+    start: usize,
+    /// The length in the header, `None` for a placeholder.
+    declared: Option<usize>,
+    count: usize,
+    map: bool,
+}
+
+impl<F: WireFormat> Compound<'_, '_, F> {
+    fn item<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), WireError> {
+        self.count += 1;
+        v.serialize(&mut *self.ser)
+    }
+
+    fn key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), WireError> {
+        self.count += 1;
+        key.serialize(KeyWriter {
+            ser: &mut *self.ser,
+        })
+    }
+
+    fn field<T: Serialize + ?Sized>(&mut self, key: &str, v: &T) -> Result<(), WireError> {
+        self.count += 1;
+        self.ser.str(key)?;
+        v.serialize(&mut *self.ser)
+    }
+
+    fn finish(self) -> Result<(), WireError> {
+        match self.declared {
+            Some(n) if n == self.count => Ok(()),
+            Some(_) => Err(WireError(
+                "a sequence or map serialized a different length than it declared".to_owned(),
+            )),
+            None => {
+                let header = if self.map {
+                    F::map_header(self.count)?
+                } else {
+                    F::array_header(self.count)?
+                };
+                let header = header.as_slice();
+                let body = self.start + F::WIDE_HEADER_LEN;
+                let out = &mut *self.ser.out;
+                if header.len() < F::WIDE_HEADER_LEN {
+                    // Shift the body left so the output stays canonical.
+                    let end = out.len();
+                    out.copy_within(body..end, self.start + header.len());
+                    out.truncate(end - (F::WIDE_HEADER_LEN - header.len()));
+                }
+                out[self.start..self.start + header.len()].copy_from_slice(header);
+                Ok(())
+            }
+        }
+    }
+}
+
+fn variant_wrapper<F: WireFormat>(
+    ser: &mut WireSerializer<'_, F>,
+    variant: &str,
+) -> Result<(), WireError> {
+    ser.header(F::map_header(1)?);
+    ser.str(variant)
+}
+
+impl<'a, 'o, F: WireFormat> Serializer for &'a mut WireSerializer<'o, F> {
+    type Ok = ();
+    type Error = WireError;
+    type SerializeSeq = Compound<'a, 'o, F>;
+    type SerializeTuple = Compound<'a, 'o, F>;
+    type SerializeTupleStruct = Compound<'a, 'o, F>;
+    type SerializeTupleVariant = Compound<'a, 'o, F>;
+    type SerializeMap = Compound<'a, 'o, F>;
+    type SerializeStruct = Compound<'a, 'o, F>;
+    type SerializeStructVariant = Compound<'a, 'o, F>;
+
+    fn serialize_bool(self, v: bool) -> Result<(), WireError> {
+        F::bool(self.out, v);
+        Ok(())
+    }
+    fn serialize_i8(self, v: i8) -> Result<(), WireError> {
+        self.int(i64::from(v));
+        Ok(())
+    }
+    fn serialize_i16(self, v: i16) -> Result<(), WireError> {
+        self.int(i64::from(v));
+        Ok(())
+    }
+    fn serialize_i32(self, v: i32) -> Result<(), WireError> {
+        self.int(i64::from(v));
+        Ok(())
+    }
+    fn serialize_i64(self, v: i64) -> Result<(), WireError> {
+        self.int(v);
+        Ok(())
+    }
+    fn serialize_i128(self, v: i128) -> Result<(), WireError> {
+        if let Ok(v) = i64::try_from(v) {
+            self.int(v);
+        } else if let Ok(v) = u64::try_from(v) {
+            F::uint(self.out, v);
+        } else {
+            return Err(WireError("integer out of the 64-bit range".to_owned()));
+        }
+        Ok(())
+    }
+    fn serialize_u8(self, v: u8) -> Result<(), WireError> {
+        F::uint(self.out, u64::from(v));
+        Ok(())
+    }
+    fn serialize_u16(self, v: u16) -> Result<(), WireError> {
+        F::uint(self.out, u64::from(v));
+        Ok(())
+    }
+    fn serialize_u32(self, v: u32) -> Result<(), WireError> {
+        F::uint(self.out, u64::from(v));
+        Ok(())
+    }
+    fn serialize_u64(self, v: u64) -> Result<(), WireError> {
+        F::uint(self.out, v);
+        Ok(())
+    }
+    fn serialize_u128(self, v: u128) -> Result<(), WireError> {
+        let v = u64::try_from(v)
+            .map_err(|_| WireError("integer out of the 64-bit range".to_owned()))?;
+        F::uint(self.out, v);
+        Ok(())
+    }
+    fn serialize_f32(self, v: f32) -> Result<(), WireError> {
+        F::f32(self.out, v);
+        Ok(())
+    }
+    fn serialize_f64(self, v: f64) -> Result<(), WireError> {
+        F::f64(self.out, v);
+        Ok(())
+    }
+    fn serialize_char(self, v: char) -> Result<(), WireError> {
+        self.str(v.encode_utf8(&mut [0; 4]))
+    }
+    fn serialize_str(self, v: &str) -> Result<(), WireError> {
+        self.str(v)
+    }
+    fn serialize_bytes(self, v: &[u8]) -> Result<(), WireError> {
+        self.header(F::bin_header(v.len())?);
+        self.out.put_slice(v);
+        Ok(())
+    }
+    fn serialize_none(self) -> Result<(), WireError> {
+        F::nil(self.out);
+        Ok(())
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<(), WireError> {
+        v.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<(), WireError> {
+        F::nil(self.out);
+        Ok(())
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), WireError> {
+        F::nil(self.out);
+        Ok(())
+    }
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+    ) -> Result<(), WireError> {
+        self.str(variant)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        v: &T,
+    ) -> Result<(), WireError> {
+        v.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        v: &T,
+    ) -> Result<(), WireError> {
+        variant_wrapper(self, variant)?;
+        v.serialize(self)
+    }
+    fn serialize_seq(self, len: Option<usize>) -> Result<Compound<'a, 'o, F>, WireError> {
+        self.container(len, false)
+    }
+    fn serialize_tuple(self, len: usize) -> Result<Compound<'a, 'o, F>, WireError> {
+        self.container(Some(len), false)
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        len: usize,
+    ) -> Result<Compound<'a, 'o, F>, WireError> {
+        self.container(Some(len), false)
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        len: usize,
+    ) -> Result<Compound<'a, 'o, F>, WireError> {
+        variant_wrapper(self, variant)?;
+        self.container(Some(len), false)
+    }
+    fn serialize_map(self, len: Option<usize>) -> Result<Compound<'a, 'o, F>, WireError> {
+        self.container(len, true)
+    }
+    fn serialize_struct(
+        self,
+        _: &'static str,
+        len: usize,
+    ) -> Result<Compound<'a, 'o, F>, WireError> {
+        self.container(Some(len), true)
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        len: usize,
+    ) -> Result<Compound<'a, 'o, F>, WireError> {
+        variant_wrapper(self, variant)?;
+        self.container(Some(len), true)
+    }
+}
+
+impl<F: WireFormat> ser::SerializeSeq for Compound<'_, '_, F> {
+    type Ok = ();
+    type Error = WireError;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), WireError> {
+        self.item(v)
+    }
+    fn end(self) -> Result<(), WireError> {
+        self.finish()
+    }
+}
+
+impl<F: WireFormat> ser::SerializeTuple for Compound<'_, '_, F> {
+    type Ok = ();
+    type Error = WireError;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), WireError> {
+        self.item(v)
+    }
+    fn end(self) -> Result<(), WireError> {
+        self.finish()
+    }
+}
+
+impl<F: WireFormat> ser::SerializeTupleStruct for Compound<'_, '_, F> {
+    type Ok = ();
+    type Error = WireError;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), WireError> {
+        self.item(v)
+    }
+    fn end(self) -> Result<(), WireError> {
+        self.finish()
+    }
+}
+
+impl<F: WireFormat> ser::SerializeTupleVariant for Compound<'_, '_, F> {
+    type Ok = ();
+    type Error = WireError;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), WireError> {
+        self.item(v)
+    }
+    fn end(self) -> Result<(), WireError> {
+        self.finish()
+    }
+}
+
+impl<F: WireFormat> ser::SerializeMap for Compound<'_, '_, F> {
+    type Ok = ();
+    type Error = WireError;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), WireError> {
+        self.key(key)
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), WireError> {
+        v.serialize(&mut *self.ser)
+    }
+    fn end(self) -> Result<(), WireError> {
+        self.finish()
+    }
+}
+
+impl<F: WireFormat> ser::SerializeStruct for Compound<'_, '_, F> {
+    type Ok = ();
+    type Error = WireError;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        v: &T,
+    ) -> Result<(), WireError> {
+        self.field(key, v)
+    }
+    fn end(self) -> Result<(), WireError> {
+        self.finish()
+    }
+}
+
+impl<F: WireFormat> ser::SerializeStructVariant for Compound<'_, '_, F> {
+    type Ok = ();
+    type Error = WireError;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        v: &T,
+    ) -> Result<(), WireError> {
+        self.field(key, v)
+    }
+    fn end(self) -> Result<(), WireError> {
+        self.finish()
+    }
+}
+
+/// Writes a map key as a string: strings directly, anything else through
+/// [`MapKeySerializer`] (numbers and booleans become their text).
+struct KeyWriter<'a, 'o, F> {
+    ser: &'a mut WireSerializer<'o, F>,
+}
+
+impl<F: WireFormat> KeyWriter<'_, '_, F> {
+    fn text(self, text: Result<String, crate::value::ValueError>) -> Result<(), WireError> {
+        let text = text.map_err(|e| WireError(e.0))?;
+        self.ser.str(&text)
+    }
+}
+
+macro_rules! key_via_text {
+    ($($method:ident($($arg:ident: $ty:ty),*)),* $(,)?) => {$(
+        fn $method(self, $($arg: $ty),*) -> Result<(), WireError> {
+            let text = MapKeySerializer.$method($($arg),*);
+            self.text(text)
+        }
+    )*};
+}
+
+impl<'a, 'o, F: WireFormat> Serializer for KeyWriter<'a, 'o, F> {
+    type Ok = ();
+    type Error = WireError;
+    type SerializeSeq = ser::Impossible<(), WireError>;
+    type SerializeTuple = ser::Impossible<(), WireError>;
+    type SerializeTupleStruct = ser::Impossible<(), WireError>;
+    type SerializeTupleVariant = ser::Impossible<(), WireError>;
+    type SerializeMap = ser::Impossible<(), WireError>;
+    type SerializeStruct = ser::Impossible<(), WireError>;
+    type SerializeStructVariant = ser::Impossible<(), WireError>;
+
+    fn serialize_str(self, v: &str) -> Result<(), WireError> {
+        self.ser.str(v)
+    }
+
+    key_via_text!(
+        serialize_bool(v: bool),
+        serialize_i8(v: i8),
+        serialize_i16(v: i16),
+        serialize_i32(v: i32),
+        serialize_i64(v: i64),
+        serialize_i128(v: i128),
+        serialize_u8(v: u8),
+        serialize_u16(v: u16),
+        serialize_u32(v: u32),
+        serialize_u64(v: u64),
+        serialize_u128(v: u128),
+        serialize_f32(v: f32),
+        serialize_f64(v: f64),
+        serialize_char(v: char),
+        serialize_bytes(v: &[u8]),
+        serialize_none(),
+        serialize_unit(),
+        serialize_unit_struct(name: &'static str),
+        serialize_unit_variant(name: &'static str, index: u32, variant: &'static str),
+    );
+
+    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<(), WireError> {
+        let text = MapKeySerializer.serialize_some(v);
+        self.text(text)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        v: &T,
+    ) -> Result<(), WireError> {
+        v.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), WireError> {
+        Err(key_error())
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, WireError> {
+        Err(key_error())
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, WireError> {
+        Err(key_error())
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, WireError> {
+        Err(key_error())
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, WireError> {
+        Err(key_error())
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, WireError> {
+        Err(key_error())
+    }
+    fn serialize_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStruct, WireError> {
+        Err(key_error())
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, WireError> {
+        Err(key_error())
+    }
+}
+
+fn key_error() -> WireError {
+    WireError("map key must be a string".to_owned())
+}
+
+// ---------------------------------------------------------------------------
+// Decoding, shared with CBOR.
+// ---------------------------------------------------------------------------
+
+/// One step of a decoded item stream.
+#[derive(Debug)]
+pub(super) enum Token {
+    /// A complete scalar (or binary, or string).
+    Value(Value),
+    /// An array of this many items; `None` until a [`Token::Break`] (CBOR).
+    Array(Option<usize>),
+    /// A map of this many entries; `None` until a [`Token::Break`] (CBOR).
+    Map(Option<usize>),
+    /// The end of an indefinite-length container (CBOR).
+    Break,
+}
+
+/// A format's item reader.
+pub(super) trait TokenReader {
+    /// The next token; errors on truncation or invalid encoding.
+    fn next_token(&mut self) -> Result<Token, DecodeError>;
+    /// How many bytes are left: every item takes at least one, which bounds
+    /// what a declared length may reserve.
+    fn remaining(&self) -> usize;
+}
+
+/// Most items reserved up front for a container; more grow as they arrive.
+const PREALLOCATE_ITEMS: usize = 64;
+
+pub(super) fn bad_payload(what: &str) -> DecodeError {
+    DecodeError::BadPayload(what.to_owned())
+}
+
+enum Frame {
+    Array {
+        items: Vec<Value>,
+        left: Option<usize>,
+    },
+    Map {
+        entries: Map,
+        left: Option<usize>,
+        key: Option<String>,
+    },
+}
+
+/// Read one whole value, with arrays and maps nested at most `max_depth`
+/// deep. Iterative: the depth limit, not the stack, bounds nesting.
+pub(super) fn read_value<R: TokenReader>(
+    reader: &mut R,
+    max_depth: usize,
+) -> Result<Value, DecodeError> {
+    let mut stack: Vec<Frame> = Vec::new();
+    loop {
+        let token = reader.next_token()?;
+        let mut value = match token {
+            Token::Value(v) => v,
+            Token::Break => match stack.pop() {
+                Some(Frame::Array { items, left: None }) => Value::Array(items),
+                Some(Frame::Map {
+                    entries,
+                    left: None,
+                    key: None,
+                }) => Value::Object(entries),
+                _ => return Err(bad_payload("unexpected break")),
+            },
+            Token::Array(len) => {
+                if stack.len() >= max_depth {
+                    return Err(bad_payload("nesting too deep"));
+                }
+                if len.is_some_and(|n| n > reader.remaining()) {
+                    return Err(bad_payload("array longer than the message"));
+                }
+                if len == Some(0) {
+                    Value::Array(Vec::new())
+                } else {
+                    let items = Vec::with_capacity(len.unwrap_or(0).min(PREALLOCATE_ITEMS));
+                    stack.push(Frame::Array { items, left: len });
+                    continue;
+                }
+            }
+            Token::Map(len) => {
+                if stack.len() >= max_depth {
+                    return Err(bad_payload("nesting too deep"));
+                }
+                if len.is_some_and(|n| n > reader.remaining() / 2) {
+                    return Err(bad_payload("map longer than the message"));
+                }
+                if len == Some(0) {
+                    Value::Object(Vec::new())
+                } else {
+                    let entries = Vec::with_capacity(len.unwrap_or(0).min(PREALLOCATE_ITEMS));
+                    stack.push(Frame::Map {
+                        entries,
+                        left: len,
+                        key: None,
+                    });
+                    continue;
+                }
+            }
+        };
+        // Put the finished value into its parent, closing each parent it
+        // completes.
+        loop {
+            let complete = match stack.last_mut() {
+                None => return Ok(value),
+                Some(Frame::Array { items, left }) => {
+                    items.push(value);
+                    count_down(left)
+                }
+                Some(Frame::Map { entries, left, key }) => match key.take() {
+                    None => {
+                        match value {
+                            Value::String(s) => *key = Some(s),
+                            _ => return Err(bad_payload("map key is not a string")),
+                        }
+                        false
+                    }
+                    Some(k) => {
+                        entries.push((k, value));
+                        count_down(left)
+                    }
+                },
+            };
+            if !complete {
+                break;
+            }
+            value = match stack.pop() {
+                Some(Frame::Array { items, .. }) => Value::Array(items),
+                Some(Frame::Map { entries, .. }) => Value::Object(entries),
+                None => unreachable!("a parent was just updated"),
+            };
+        }
+    }
+}
+
+/// One more item placed; whether a definite-length container is now full.
+fn count_down(left: &mut Option<usize>) -> bool {
+    match left {
+        Some(n) => {
+            *n -= 1;
+            *n == 0
+        }
+        None => false,
+    }
+}
+
+/// Decode one whole message into a packet.
+pub(super) fn decode_packet<R: TokenReader>(
+    reader: &mut R,
+    limits: &DecodeLimits,
+) -> Result<Packet, DecodeError> {
+    // The packet map itself is one level above the payload's own nesting,
+    // which `max_depth` counts as the JSON parser does.
+    let map = read_value(reader, limits.max_depth.saturating_add(1))?;
+    if reader.remaining() != 0 {
+        return Err(bad_payload("trailing bytes after the packet"));
+    }
+    packet_from_map(map)
+}
+
+/// Validate a decoded `{type, nsp, data?, id?}` map into a [`Packet`], with
+/// the rules of the reference `isPacketValid`:
+/// - `type` an integer 0-6 (5 and 6 read as EVENT and ACK);
+/// - `nsp` a string starting with `/`;
+/// - CONNECT: `data` absent or an object; DISCONNECT: no `data`;
+///   CONNECT_ERROR: an object or a string;
+/// - EVENT: a non-empty array whose first item is a string that is not a
+///   reserved event name, or a number (its decimal text becomes the name);
+/// - ACK: an array, and an `id`;
+/// - `id` a non-negative integer, only on EVENT and ACK.
+///
+/// A null `data` or `id` counts as absent (python writes `data: nil`).
+/// Unknown keys are ignored; a repeated key keeps its last value, as a
+/// JavaScript object would.
+pub(super) fn packet_from_map(map: Value) -> Result<Packet, DecodeError> {
+    let Value::Object(entries) = map else {
+        return Err(DecodeError::InvalidPayload("packet is not a map"));
+    };
+    let (mut packet_type, mut nsp, mut data, mut id) = (None, None, None, None);
+    for (key, value) in entries {
+        let slot = match key.as_str() {
+            "type" => &mut packet_type,
+            "nsp" => &mut nsp,
+            "data" => &mut data,
+            "id" => &mut id,
+            _ => continue,
+        };
+        *slot = Some(value);
+    }
+    let packet_type = match packet_type {
+        Some(Value::Number(Number::PosInt(n))) => u8::try_from(n).ok(),
+        _ => None,
+    }
+    .ok_or(DecodeError::UnknownType)?;
+    let nsp = match nsp {
+        Some(Value::String(s)) if s.starts_with('/') => Str::from(s),
+        _ => return Err(DecodeError::BadNamespace),
+    };
+    let data = data.filter(|d| *d != Value::Null);
+    let id = match id {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(Number::PosInt(n))) => Some(n),
+        Some(_) => return Err(DecodeError::BadAckId),
+    };
+    let data = match packet_type {
+        0 => match data {
+            None => PacketData::Connect(None),
+            Some(v @ Value::Object(_)) => PacketData::Connect(Some(v)),
+            Some(_) => {
+                return Err(DecodeError::InvalidPayload(
+                    "CONNECT data must be an object",
+                ))
+            }
+        },
+        1 => match data {
+            None => PacketData::Disconnect,
+            Some(_) => return Err(DecodeError::InvalidPayload("DISCONNECT carries no data")),
+        },
+        2 | 5 => {
+            let Some(Value::Array(items)) = data else {
+                return Err(DecodeError::InvalidPayload("EVENT data must be an array"));
+            };
+            let mut items = items.into_iter();
+            let name = match items.next() {
+                Some(Value::String(s)) => {
+                    if RESERVED_EVENTS.contains(&s.as_str()) {
+                        return Err(DecodeError::ReservedEvent);
+                    }
+                    Str::from(s)
+                }
+                Some(Value::Number(n)) => Str::from(match n {
+                    Number::PosInt(n) => itoa::Buffer::new().format(n).to_owned(),
+                    Number::NegInt(n) => itoa::Buffer::new().format(n).to_owned(),
+                    Number::Float(n) => number_text(n),
+                }),
+                Some(_) => {
+                    return Err(DecodeError::InvalidPayload(
+                        "EVENT name must be a string or a number",
+                    ))
+                }
+                None => return Err(DecodeError::InvalidPayload("EVENT data must not be empty")),
+            };
+            PacketData::Event {
+                name,
+                args: Args::from_values(items.collect()),
+                ack: id,
+            }
+        }
+        3 | 6 => {
+            let Some(Value::Array(items)) = data else {
+                return Err(DecodeError::InvalidPayload("ACK data must be an array"));
+            };
+            PacketData::Ack {
+                id: id.ok_or(DecodeError::BadAckId)?,
+                args: Args::from_values(items),
+            }
+        }
+        4 => match data {
+            Some(v @ (Value::Object(_) | Value::String(_))) => PacketData::ConnectError(v),
+            _ => {
+                return Err(DecodeError::InvalidPayload(
+                    "CONNECT_ERROR data must be an object or a string",
+                ))
+            }
+        },
+        _ => return Err(DecodeError::UnknownType),
+    };
+    if id.is_some() && !matches!(data, PacketData::Event { .. } | PacketData::Ack { .. }) {
+        return Err(DecodeError::BadAckId);
+    }
+    Ok(Packet { nsp, data })
+}
+
+/// Reads MessagePack items from a received buffer; binary values become
+/// slices of it.
+struct MsgPackReader<'a> {
+    buf: &'a Bytes,
+    pos: usize,
+}
+
+fn truncated() -> DecodeError {
+    bad_payload("truncated MessagePack")
+}
+
+impl MsgPackReader<'_> {
+    fn take(&mut self, n: usize) -> Result<Range<usize>, DecodeError> {
+        if n > self.buf.len() - self.pos {
+            return Err(truncated());
+        }
+        let range = self.pos..self.pos + n;
+        self.pos += n;
+        Ok(range)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let range = self.take(N)?;
+        Ok(self.buf[range].try_into().expect("N bytes"))
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    fn u16(&mut self) -> Result<usize, DecodeError> {
+        Ok(usize::from(u16::from_be_bytes(self.array()?)))
+    }
+
+    fn u32(&mut self) -> Result<usize, DecodeError> {
+        // Saturate on 16-bit targets: the length check rejects it anyway.
+        Ok(usize::try_from(u32::from_be_bytes(self.array()?)).unwrap_or(usize::MAX))
+    }
+
+    fn str(&mut self, len: usize) -> Result<Token, DecodeError> {
+        let range = self.take(len)?;
+        let text = std::str::from_utf8(&self.buf[range])
+            .map_err(|_| bad_payload("string is not valid UTF-8"))?;
+        Ok(Token::Value(Value::String(text.to_owned())))
+    }
+
+    fn bin(&mut self, len: usize) -> Result<Token, DecodeError> {
+        let range = self.take(len)?;
+        Ok(Token::Value(Value::Binary(self.buf.slice(range))))
+    }
+
+    /// An extension value, as notepack writes JavaScript types.
+    fn ext(&mut self, len: usize, fixed: bool) -> Result<Token, DecodeError> {
+        let ext_type = self.u8()? as i8;
+        let range = self.take(len)?;
+        let value = match (ext_type, fixed, len) {
+            // `undefined`.
+            (0, true, 1) => Value::Null,
+            // A `Date`: milliseconds since the epoch.
+            (0, true, 8) => Value::from(i64::from_be_bytes(
+                self.buf[range].try_into().expect("8 bytes"),
+            )),
+            // An `ArrayBuffer` or typed array.
+            (0, false, _) => Value::Binary(self.buf.slice(range)),
+            _ => {
+                return Err(DecodeError::BadPayload(format!(
+                    "unsupported MessagePack extension type {ext_type}"
+                )))
+            }
+        };
+        Ok(Token::Value(value))
+    }
+}
+
+impl TokenReader for MsgPackReader<'_> {
+    fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn next_token(&mut self) -> Result<Token, DecodeError> {
+        let marker = self.u8()?;
+        let value = match marker {
+            0x00..=0x7f => Value::from(u64::from(marker)),
+            0x80..=0x8f => return Ok(Token::Map(Some(usize::from(marker & 0x0f)))),
+            0x90..=0x9f => return Ok(Token::Array(Some(usize::from(marker & 0x0f)))),
+            0xa0..=0xbf => return self.str(usize::from(marker & 0x1f)),
+            0xc0 => Value::Null,
+            0xc1 => return Err(bad_payload("reserved MessagePack marker 0xc1")),
+            0xc2 => Value::Bool(false),
+            0xc3 => Value::Bool(true),
+            0xc4 => {
+                let len = usize::from(self.u8()?);
+                return self.bin(len);
+            }
+            0xc5 => {
+                let len = self.u16()?;
+                return self.bin(len);
+            }
+            0xc6 => {
+                let len = self.u32()?;
+                return self.bin(len);
+            }
+            0xc7 => {
+                let len = usize::from(self.u8()?);
+                return self.ext(len, false);
+            }
+            0xc8 => {
+                let len = self.u16()?;
+                return self.ext(len, false);
+            }
+            0xc9 => {
+                let len = self.u32()?;
+                return self.ext(len, false);
+            }
+            0xca => Value::from(f64::from(f32::from_be_bytes(self.array()?))),
+            0xcb => Value::from(f64::from_be_bytes(self.array()?)),
+            0xcc => Value::from(u64::from(self.u8()?)),
+            0xcd => Value::from(u64::from(u16::from_be_bytes(self.array()?))),
+            0xce => Value::from(u64::from(u32::from_be_bytes(self.array()?))),
+            0xcf => Value::from(u64::from_be_bytes(self.array()?)),
+            0xd0 => Value::from(i64::from(i8::from_be_bytes(self.array()?))),
+            0xd1 => Value::from(i64::from(i16::from_be_bytes(self.array()?))),
+            0xd2 => Value::from(i64::from(i32::from_be_bytes(self.array()?))),
+            0xd3 => Value::from(i64::from_be_bytes(self.array()?)),
+            0xd4 => return self.ext(1, true),
+            0xd5 => return self.ext(2, true),
+            0xd6 => return self.ext(4, true),
+            0xd7 => return self.ext(8, true),
+            0xd8 => return self.ext(16, true),
+            0xd9 => {
+                let len = usize::from(self.u8()?);
+                return self.str(len);
+            }
+            0xda => {
+                let len = self.u16()?;
+                return self.str(len);
+            }
+            0xdb => {
+                let len = self.u32()?;
+                return self.str(len);
+            }
+            0xdc => return Ok(Token::Array(Some(self.u16()?))),
+            0xdd => return Ok(Token::Array(Some(self.u32()?))),
+            0xde => return Ok(Token::Map(Some(self.u16()?))),
+            0xdf => return Ok(Token::Map(Some(self.u32()?))),
+            0xe0..=0xff => Value::from(i64::from(marker as i8)),
+        };
+        Ok(Token::Value(value))
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use proptest::prelude::*;
+    use serde::Serialize;
+
+    use super::*;
+    use crate::parser::args::Repr;
+    use crate::value::tests::arb_value;
+
+    /// The values of decoded arguments (`Args`' own accessors are
+    /// implemented elsewhere).
+    pub(in crate::parser) fn arg_values(args: &Args) -> &[Value] {
+        match &args.0 {
+            Repr::Values(v) => v,
+            Repr::Json { .. } => panic!("values expected"),
+        }
+    }
+
+    pub(in crate::parser) fn obj(entries: &[(&str, Value)]) -> Value {
+        Value::Object(
+            entries
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+        )
+    }
+
+    fn encode<A: Serialize + ?Sized>(packet: &OutPacket<'_, A>) -> Vec<u8> {
+        let mut out = Encoded::default();
+        MsgPackParser.encode(packet, &mut out).unwrap();
+        assert!(out.binary);
+        assert!(out.attachments.is_empty());
+        out.data.to_vec()
+    }
+
+    fn encode_err<A: Serialize + ?Sized>(packet: &OutPacket<'_, A>) -> EncodeError {
+        let mut out = Encoded::default();
+        let err = MsgPackParser.encode(packet, &mut out).unwrap_err();
+        assert!(out.data.is_empty());
+        err
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Packet, DecodeError> {
+        decode_with(bytes, &DecodeLimits::default())
+    }
+
+    fn decode_with(bytes: &[u8], limits: &DecodeLimits) -> Result<Packet, DecodeError> {
+        let message = Message::Binary(Bytes::copy_from_slice(bytes));
+        MsgPackParser
+            .decode(&mut MsgPackParserDecoder::default(), message, limits)
+            .map(|p| p.expect("one message is one packet"))
+    }
+
+    /// `{"type": 2, "nsp": "/", "data": ["hello", 1]}` as notepack writes it.
+    const HELLO: &[u8] = b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\x92\xa5hello\x01";
+
+    #[test]
+    fn event_vector() {
+        let bytes = encode(&OutPacket::Event {
+            nsp: "/",
+            event: "hello",
+            args: &1,
+            ack: None,
+        });
+        assert_eq!(bytes, HELLO);
+        let packet = decode(HELLO).unwrap();
+        assert_eq!(packet.nsp, "/");
+        let PacketData::Event { name, args, ack } = packet.data else {
+            panic!("{packet:?}")
+        };
+        assert_eq!((name.as_ref(), ack), ("hello", None));
+        assert_eq!(arg_values(&args), [Value::from(1u64)]);
+    }
+
+    #[test]
+    fn event_with_ack_and_binary() {
+        let bytes = encode(&OutPacket::Event {
+            nsp: "/chat",
+            event: "file",
+            args: &(Bytes::from_static(b"\x01\x02"), "x"),
+            ack: Some(7),
+        });
+        assert_eq!(
+            bytes,
+            b"\x84\xa4type\x02\xa3nsp\xa5/chat\xa4data\x93\xa4file\xc4\x02\x01\x02\xa1x\xa2id\x07"
+        );
+        let packet = decode(&bytes).unwrap();
+        let PacketData::Event { name, args, ack } = packet.data else {
+            panic!()
+        };
+        assert_eq!((name.as_ref(), ack), ("file", Some(7)));
+        assert_eq!(
+            arg_values(&args),
+            [
+                Value::Binary(Bytes::from_static(b"\x01\x02")),
+                Value::from("x")
+            ]
+        );
+    }
+
+    #[test]
+    fn ack_disconnect_connect_vectors() {
+        let ack = encode(&OutPacket::Ack {
+            nsp: "/",
+            id: 300,
+            args: &(),
+        });
+        assert_eq!(
+            ack,
+            b"\x84\xa4type\x03\xa3nsp\xa1/\xa4data\x90\xa2id\xcd\x01\x2c"
+        );
+        let PacketData::Ack { id, args } = decode(&ack).unwrap().data else {
+            panic!()
+        };
+        assert_eq!(id, 300);
+        assert!(arg_values(&args).is_empty());
+
+        let disconnect = encode(&OutPacket::Disconnect::<()> { nsp: "/" });
+        assert_eq!(disconnect, b"\x82\xa4type\x01\xa3nsp\xa1/");
+        assert_eq!(decode(&disconnect).unwrap().data, PacketData::Disconnect);
+
+        let connect = encode(&OutPacket::Connect::<()> {
+            nsp: "/",
+            data: None,
+        });
+        assert_eq!(connect, b"\x82\xa4type\x00\xa3nsp\xa1/");
+        assert_eq!(decode(&connect).unwrap().data, PacketData::Connect(None));
+
+        #[derive(Serialize)]
+        struct Auth<'a> {
+            token: &'a str,
+        }
+        let connect = encode(&OutPacket::Connect {
+            nsp: "/admin",
+            data: Some(&Auth { token: "abc" }),
+        });
+        assert_eq!(
+            connect,
+            b"\x83\xa4type\x00\xa3nsp\xa6/admin\xa4data\x81\xa5token\xa3abc"
+        );
+        let packet = decode(&connect).unwrap();
+        assert_eq!(packet.nsp, "/admin");
+        assert_eq!(
+            packet.data,
+            PacketData::Connect(Some(obj(&[("token", "abc".into())])))
+        );
+
+        let refused = encode(&OutPacket::ConnectError {
+            nsp: "/",
+            data: "nope",
+        });
+        assert_eq!(
+            decode(&refused).unwrap().data,
+            PacketData::ConnectError("nope".into())
+        );
+        let refused = encode(&OutPacket::ConnectError {
+            nsp: "/",
+            data: &obj(&[("message", "Invalid namespace".into())]),
+        });
+        assert_eq!(
+            decode(&refused).unwrap().data,
+            PacketData::ConnectError(obj(&[("message", "Invalid namespace".into())]))
+        );
+    }
+
+    #[test]
+    fn python_and_js_absent_data() {
+        // python-socketio: {'type': 0, 'data': None, 'nsp': '/'}.
+        let python = b"\x83\xa4type\x00\xa4data\xc0\xa3nsp\xa1/";
+        assert_eq!(decode(python).unwrap().data, PacketData::Connect(None));
+        let python = b"\x83\xa4type\x01\xa4data\xc0\xa3nsp\xa1/";
+        assert_eq!(decode(python).unwrap().data, PacketData::Disconnect);
+        // notepack: {type: 0, nsp: "/", data: undefined}.
+        let js = b"\x83\xa4type\x00\xa3nsp\xa1/\xa4data\xd4\x00\x00";
+        assert_eq!(decode(js).unwrap().data, PacketData::Connect(None));
+        // undefined inside arguments is null; id nil is no id.
+        let js = b"\x84\xa4type\x02\xa3nsp\xa1/\xa4data\x92\xa1e\xd4\x00\x00\xa2id\xc0";
+        let PacketData::Event { args, ack, .. } = decode(js).unwrap().data else {
+            panic!()
+        };
+        assert_eq!((arg_values(&args), ack), (&[Value::Null][..], None));
+    }
+
+    #[test]
+    fn notepack_extensions() {
+        // An ArrayBuffer (ext 8, type 0), a Date (fixext 8, type 0).
+        let js = b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\x93\xa1e\xc7\x03\x00abc\xd7\x00\x00\x00\x00\x01\x00\x00\x00\x02";
+        let PacketData::Event { args, .. } = decode(js).unwrap().data else {
+            panic!()
+        };
+        assert_eq!(
+            arg_values(&args),
+            [
+                Value::Binary(Bytes::from_static(b"abc")),
+                Value::from((1i64 << 32) + 2)
+            ]
+        );
+        let other = b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\x92\xa1e\xd4\x05\x00";
+        assert!(matches!(decode(other), Err(DecodeError::BadPayload(_))));
+    }
+
+    #[test]
+    fn binary_is_a_slice_of_the_message() {
+        let bytes = encode(&OutPacket::Event {
+            nsp: "/",
+            event: "e",
+            args: &Bytes::from(vec![7u8; 1000]),
+            ack: None,
+        });
+        let message = Bytes::from(bytes);
+        let range = message.as_ptr_range();
+        let packet = MsgPackParser
+            .decode(
+                &mut MsgPackParserDecoder::default(),
+                Message::Binary(message.clone()),
+                &DecodeLimits::default(),
+            )
+            .unwrap()
+            .unwrap();
+        let PacketData::Event { args, .. } = packet.data else {
+            panic!()
+        };
+        let Value::Binary(b) = &arg_values(&args)[0] else {
+            panic!()
+        };
+        assert_eq!(b.len(), 1000);
+        assert!(range.contains(&b.as_ptr()));
+    }
+
+    #[test]
+    fn types_5_and_6_numbers_and_unknown_keys() {
+        let binary_event = b"\x84\xa4type\x05\xa3nsp\xa1/\xa4data\x91\x2a\xa5extra\xc3";
+        let PacketData::Event { name, args, .. } = decode(binary_event).unwrap().data else {
+            panic!()
+        };
+        assert_eq!(name, "42");
+        assert!(arg_values(&args).is_empty());
+        let float_name =
+            b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\x91\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00";
+        let PacketData::Event { name, .. } = decode(float_name).unwrap().data else {
+            panic!()
+        };
+        assert_eq!(name, "1.5");
+        let binary_ack = b"\x84\xa4type\x06\xa3nsp\xa1/\xa4data\x91\xc4\x00\xa2id\x00";
+        let PacketData::Ack { id, args } = decode(binary_ack).unwrap().data else {
+            panic!()
+        };
+        assert_eq!(id, 0);
+        assert_eq!(arg_values(&args), [Value::Binary(Bytes::new())]);
+    }
+
+    #[test]
+    fn invalid_packets_are_typed_errors() {
+        use DecodeError::*;
+        let cases: &[(&[u8], DecodeError)] = &[
+            (b"\x82\xa4type\x07\xa3nsp\xa1/", UnknownType),
+            (b"\x82\xa4type\xa12\xa3nsp\xa1/", UnknownType),
+            (b"\x82\xa4type\xff\xa3nsp\xa1/", UnknownType),
+            (b"\x81\xa3nsp\xa1/", UnknownType),
+            (b"\x81\xa4type\x01", BadNamespace),
+            (b"\x82\xa4type\x01\xa3nsp\xa3abc", BadNamespace),
+            (b"\x82\xa4type\x01\xa3nsp\x01", BadNamespace),
+            (b"\x83\xa4type\x00\xa3nsp\xa1/\xa4data\x90", InvalidPayload("CONNECT data must be an object")),
+            (b"\x83\xa4type\x01\xa3nsp\xa1/\xa4data\x80", InvalidPayload("DISCONNECT carries no data")),
+            (b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\x80", InvalidPayload("EVENT data must be an array")),
+            (b"\x82\xa4type\x02\xa3nsp\xa1/", InvalidPayload("EVENT data must be an array")),
+            (b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\x90", InvalidPayload("EVENT data must not be empty")),
+            (b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\x91\xc3", InvalidPayload("EVENT name must be a string or a number")),
+            (b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\x91\xaadisconnect", ReservedEvent),
+            (b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\x91\xabnewListener", ReservedEvent),
+            (b"\x83\xa4type\x03\xa3nsp\xa1/\xa4data\x90", BadAckId),
+            (b"\x84\xa4type\x03\xa3nsp\xa1/\xa4data\x80\xa2id\x01", InvalidPayload("ACK data must be an array")),
+            (b"\x84\xa4type\x03\xa3nsp\xa1/\xa4data\x90\xa2id\xff", BadAckId),
+            (b"\x84\xa4type\x03\xa3nsp\xa1/\xa4data\x90\xa2id\xa11", BadAckId),
+            (b"\x84\xa4type\x03\xa3nsp\xa1/\xa4data\x90\xa2id\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00", BadAckId),
+            (b"\x83\xa4type\x00\xa3nsp\xa1/\xa2id\x01", BadAckId),
+            (b"\x82\xa4type\x04\xa3nsp\xa1/", InvalidPayload("CONNECT_ERROR data must be an object or a string")),
+            (b"\x83\xa4type\x04\xa3nsp\xa1/\xa4data\x01", InvalidPayload("CONNECT_ERROR data must be an object or a string")),
+            (b"\x92\x02\xa1/", InvalidPayload("packet is not a map")),
+        ];
+        for (bytes, expected) in cases {
+            assert_eq!(decode(bytes).as_ref().err(), Some(expected), "{bytes:x?}");
+        }
+    }
+
+    #[test]
+    fn malformed_messagepack_is_a_typed_error() {
+        let bad = |bytes: &[u8]| match decode(bytes) {
+            Err(DecodeError::BadPayload(_)) => {}
+            other => panic!("{bytes:x?}: {other:?}"),
+        };
+        // Non-string key in the payload, and at the top.
+        bad(b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\x92\xa1e\x81\x01\x02");
+        bad(b"\x83\x01\x02\xa3nsp\xa1/\xa4data\x90");
+        // Trailing bytes, the never-used marker, invalid UTF-8.
+        bad(b"\x82\xa4type\x01\xa3nsp\xa1/\x00");
+        bad(b"\x82\xa4type\x01\xa3nsp\xc1");
+        bad(b"\x82\xa4type\x01\xa3nsp\xa2\xc3\x28");
+        // Bogus lengths far beyond the message: refused before reserving.
+        bad(b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\xdd\xff\xff\xff\xff");
+        bad(b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\xdf\xff\xff\xff\xff");
+        bad(b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\x91\xc6\xff\xff\xff\xff");
+        bad(b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\x91\xdb\xff\xff\xff\xff");
+        bad(b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\x91\xc9\xff\xff\xff\xff\x00");
+        bad(b"\xdf\xff\xff\xff\xff");
+        assert_eq!(decode(b""), Err(DecodeError::Empty));
+        let text = MsgPackParser.decode(
+            &mut MsgPackParserDecoder::default(),
+            Message::Text(Str::from("2[\"e\"]")),
+            &DecodeLimits::default(),
+        );
+        assert_eq!(text, Err(DecodeError::UnexpectedMessage));
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        let full = encode(&OutPacket::Event {
+            nsp: "/ns",
+            event: "e",
+            args: &(
+                obj(&[("k", Value::from(-70000i64)), ("f", Value::from(0.5))]),
+                Bytes::from_static(b"\x00\xff"),
+                u64::MAX,
+                "a longer string that needs str8 framing..",
+            ),
+            ack: Some(1 << 40),
+        });
+        decode(&full).unwrap();
+        for cut in 0..full.len() {
+            assert!(decode(&full[..cut]).is_err(), "prefix of {cut} bytes");
+        }
+    }
+
+    #[test]
+    fn nesting_is_bounded_without_recursion() {
+        let mut bomb = b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\x92\xa1e".to_vec();
+        bomb.extend(std::iter::repeat(0x91).take(100_000));
+        bomb.push(0xc0);
+        assert_eq!(
+            decode(&bomb),
+            Err(DecodeError::BadPayload("nesting too deep".into()))
+        );
+        // Decoding itself never recurses, whatever the limit. (Dropping such
+        // a tree would: `Value`'s drop, like serde_json's, is recursive, which
+        // is why the limit must stay modest. Leak it here.)
+        let unlimited = DecodeLimits {
+            max_depth: usize::MAX,
+            ..DecodeLimits::default()
+        };
+        let deep = decode_with(&bomb, &unlimited).unwrap();
+        std::mem::forget(deep);
+
+        // `max_depth` counts the payload's own levels: `data` is level 1.
+        let nested = |levels: usize| {
+            let mut b = b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\x92\xa1e".to_vec();
+            b.extend(std::iter::repeat(0x91).take(levels - 1));
+            b.push(0x01);
+            b
+        };
+        let limits = DecodeLimits {
+            max_depth: 4,
+            ..DecodeLimits::default()
+        };
+        assert!(decode_with(&nested(4), &limits).is_ok());
+        assert!(decode_with(&nested(5), &limits).is_err());
+    }
+
+    #[test]
+    fn application_misuse_is_an_encode_error() {
+        assert_eq!(
+            encode_err(&OutPacket::Disconnect::<()> { nsp: "chat" }),
+            EncodeError::BadNamespace
+        );
+        assert_eq!(
+            encode_err(&OutPacket::Event {
+                nsp: "/",
+                event: "connect",
+                args: &(),
+                ack: None
+            }),
+            EncodeError::ReservedEvent
+        );
+        assert!(matches!(
+            encode_err(&OutPacket::Connect {
+                nsp: "/",
+                data: Some(&[1, 2])
+            }),
+            EncodeError::InvalidPayload(_)
+        ));
+        assert!(matches!(
+            encode_err(&OutPacket::ConnectError { nsp: "/", data: &3 }),
+            EncodeError::InvalidPayload(_)
+        ));
+        let mut bad_key = std::collections::BTreeMap::new();
+        bad_key.insert((1, 2), 3);
+        assert!(matches!(
+            encode_err(&OutPacket::Event {
+                nsp: "/",
+                event: "e",
+                args: &bad_key,
+                ack: None
+            }),
+            EncodeError::Serialize(_)
+        ));
+    }
+
+    /// Maps of unknown length (from `#[serde(flatten)]`) get a canonical
+    /// header once their size is known.
+    #[test]
+    fn unknown_length_maps_are_patched() {
+        #[derive(Serialize)]
+        struct Outer {
+            a: u8,
+            #[serde(flatten)]
+            rest: std::collections::BTreeMap<String, u8>,
+        }
+        for extra in [0usize, 3, 20, 70_000] {
+            let rest = (0..extra).map(|i| (format!("k{i}"), 1)).collect();
+            let args = Outer { a: 1, rest };
+            let bytes = encode(&OutPacket::Event {
+                nsp: "/",
+                event: "e",
+                args: &args,
+                ack: None,
+            });
+            let expected = to_value_for_test(&args);
+            let header = MsgPack::map_header(extra + 1).unwrap();
+            // After the packet head (18 bytes), the array header and "e".
+            let at = 18 + 1 + 2;
+            assert_eq!(&bytes[at..at + header.as_slice().len()], header.as_slice());
+            let PacketData::Event { args, .. } =
+                decode_with(&bytes, &DecodeLimits::default()).unwrap().data
+            else {
+                panic!()
+            };
+            assert_eq!(arg_values(&args), [expected]);
+        }
+    }
+
+    fn to_value_for_test<T: Serialize>(v: &T) -> Value {
+        crate::value::to_value(v).unwrap()
+    }
+
+    /// Our encoding of `[event, value]` read by rmp-serde, and rmp-serde's
+    /// encoding of a packet read by us.
+    fn cross_check(value: Value) -> Result<(), TestCaseError> {
+        let bytes = encode(&OutPacket::Event {
+            nsp: "/",
+            event: "ev",
+            args: &value,
+            ack: Some(3),
+        });
+        let packet = obj(&[
+            ("type", 2u64.into()),
+            ("nsp", "/".into()),
+            ("data", Value::Array(vec!["ev".into(), value.clone()])),
+            ("id", 3u64.into()),
+        ]);
+        let theirs: Value = rmp_serde::from_slice(&bytes).unwrap();
+        prop_assert_eq!(&theirs, &packet);
+        let PacketData::Event { name, args, ack } = decode(&bytes).unwrap().data else {
+            panic!()
+        };
+        prop_assert_eq!((name.as_ref(), ack), ("ev", Some(3)));
+        prop_assert_eq!(arg_values(&args), [value.clone()]);
+
+        let theirs = rmp_serde::to_vec(&packet).unwrap();
+        let PacketData::Event { args, .. } = decode(&theirs).unwrap().data else {
+            panic!()
+        };
+        prop_assert_eq!(arg_values(&args), [value]);
+        Ok(())
+    }
+
+    #[test]
+    fn numbers_at_every_width() {
+        for n in [
+            0u64,
+            127,
+            128,
+            255,
+            256,
+            65535,
+            65536,
+            u32::MAX as u64,
+            u32::MAX as u64 + 1,
+            u64::MAX,
+        ] {
+            cross_check(Value::from(n)).unwrap();
+        }
+        for n in [
+            -1i64,
+            -32,
+            -33,
+            -128,
+            -129,
+            -32768,
+            -32769,
+            i32::MIN as i64,
+            i32::MIN as i64 - 1,
+            i64::MIN,
+        ] {
+            cross_check(Value::from(n)).unwrap();
+        }
+        for len in [0usize, 31, 32, 255, 256, 65535, 65536] {
+            cross_check(Value::String("x".repeat(len))).unwrap();
+            cross_check(Value::Binary(Bytes::from(vec![1; len]))).unwrap();
+            cross_check(Value::Array(vec![Value::Null; len.min(70_000)])).unwrap();
+        }
+        cross_check(Value::from(f64::INFINITY)).unwrap();
+        let f32_bytes = encode(&OutPacket::Event {
+            nsp: "/",
+            event: "e",
+            args: &0.5f32,
+            ack: None,
+        });
+        assert!(f32_bytes.ends_with(b"\xca\x3f\x00\x00\x00"));
+        let PacketData::Event { args, .. } = decode(&f32_bytes).unwrap().data else {
+            panic!()
+        };
+        assert_eq!(arg_values(&args), [Value::from(0.5)]);
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips_and_matches_rmp_serde(value in arb_value()) {
+            cross_check(value)?;
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn mutated_packets_never_panic(
+            value in arb_value(),
+            flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        ) {
+            let mut bytes = encode(&OutPacket::Event { nsp: "/", event: "e", args: &value, ack: None });
+            for (at, byte) in flips {
+                let at = at.index(bytes.len());
+                bytes[at] = byte;
+            }
+            let _ = decode(&bytes);
+        }
     }
 }

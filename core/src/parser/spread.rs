@@ -38,18 +38,6 @@ pub(crate) struct ArgArray<'a, A: ?Sized> {
     pub args: &'a A,
 }
 
-impl<A: Serialize + ?Sized> ArgArray<'_, A> {
-    /// Number of items in the array.
-    pub fn len(&self) -> usize {
-        let head = usize::from(self.event.is_some());
-        head + match arg_shape(self.args) {
-            ArgShape::Unit => 0,
-            ArgShape::Tuple(n) => n,
-            ArgShape::One => 1,
-        }
-    }
-}
-
 impl<A: Serialize + ?Sized> Serialize for ArgArray<'_, A> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let shape = arg_shape(self.args);
@@ -347,13 +335,5 @@ mod tests {
         assert_eq!(json(Some("e"), &5), r#"["e",5]"#);
         assert_eq!(json(None::<&str>, &(true, ())), r#"[true,null]"#);
         assert_eq!(json(None::<&str>, &None::<u8>), r#"[null]"#);
-        assert_eq!(
-            ArgArray {
-                event: Some("e"),
-                args: &(1, 2, 3)
-            }
-            .len(),
-            4
-        );
     }
 }

@@ -2,6 +2,7 @@
 //! machines that run over Engine.IO sessions.
 
 mod adapter;
+mod offset;
 mod packet;
 mod reason;
 mod server;

@@ -46,15 +46,15 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rand_core::RngCore;
-use serde::ser::{self, Impossible, SerializeTuple, Serializer};
 use serde::Serialize;
 
 use super::adapter::{LocalAdapter, RoomSelector};
+use super::offset::WithOffset;
 use super::packet::{Packet, PacketData, RESERVED_EVENTS};
 use super::reason::DisconnectReason;
 use crate::engine::Message;
 use crate::parser::{
-    arg_shape, ArgShape, Args, DecodeLimits, EncodeError, Encoded, JsonParser, OutPacket, Parser,
+    Args, DecodeLimits, EncodeError, Encoded, JsonParser, OutPacket, Parser,
 };
 use crate::value::Value;
 use crate::Str;
@@ -540,152 +540,6 @@ struct ConnectErrorBody<'a, D: ?Sized> {
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<&'a D>,
-}
-
-/// Event arguments followed by a recovery offset: one more argument.
-struct WithOffset<'a, A: ?Sized> {
-    args: &'a A,
-    offset: &'a str,
-}
-
-impl<A: Serialize + ?Sized> Serialize for WithOffset<'_, A> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let shape = arg_shape(self.args);
-        let len = match shape {
-            ArgShape::Unit => 0,
-            ArgShape::Tuple(n) => n,
-            ArgShape::One => 1,
-        };
-        let mut tuple = s.serialize_tuple(len + 1)?;
-        match shape {
-            ArgShape::Unit => {}
-            ArgShape::One => tuple.serialize_element(self.args)?,
-            ArgShape::Tuple(_) => self.args.serialize(TupleForwarder(&mut tuple))?,
-        }
-        tuple.serialize_element(self.offset)?;
-        tuple.end()
-    }
-}
-
-/// Serializer that forwards a tuple's elements into an enclosing tuple.
-struct TupleForwarder<'s, T>(&'s mut T);
-
-impl<T: SerializeTuple> SerializeTuple for TupleForwarder<'_, T> {
-    type Ok = ();
-    type Error = T::Error;
-    fn serialize_element<V: Serialize + ?Sized>(&mut self, value: &V) -> Result<(), T::Error> {
-        self.0.serialize_element(value)
-    }
-    fn end(self) -> Result<(), T::Error> {
-        Ok(())
-    }
-}
-
-fn changed_shape<E: ser::Error>() -> E {
-    E::custom("arguments changed shape while serializing")
-}
-
-macro_rules! not_a_tuple {
-    ($($name:ident($($arg:ty),*)),* $(,)?) => {$(
-        fn $name(self, $(_: $arg),*) -> Result<(), T::Error> {
-            Err(changed_shape())
-        }
-    )*};
-}
-
-impl<'s, T: SerializeTuple> Serializer for TupleForwarder<'s, T> {
-    type Ok = ();
-    type Error = T::Error;
-    type SerializeSeq = Impossible<(), T::Error>;
-    type SerializeTuple = Self;
-    type SerializeTupleStruct = Impossible<(), T::Error>;
-    type SerializeTupleVariant = Impossible<(), T::Error>;
-    type SerializeMap = Impossible<(), T::Error>;
-    type SerializeStruct = Impossible<(), T::Error>;
-    type SerializeStructVariant = Impossible<(), T::Error>;
-
-    fn serialize_tuple(self, _len: usize) -> Result<Self, T::Error> {
-        Ok(self)
-    }
-
-    not_a_tuple!(
-        serialize_bool(bool),
-        serialize_i8(i8),
-        serialize_i16(i16),
-        serialize_i32(i32),
-        serialize_i64(i64),
-        serialize_u8(u8),
-        serialize_u16(u16),
-        serialize_u32(u32),
-        serialize_u64(u64),
-        serialize_f32(f32),
-        serialize_f64(f64),
-        serialize_char(char),
-        serialize_str(&str),
-        serialize_bytes(&[u8]),
-        serialize_none(),
-        serialize_unit(),
-        serialize_unit_struct(&'static str),
-        serialize_unit_variant(&'static str, u32, &'static str),
-    );
-
-    fn serialize_some<V: Serialize + ?Sized>(self, _: &V) -> Result<(), T::Error> {
-        Err(changed_shape())
-    }
-    fn serialize_newtype_struct<V: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: &V,
-    ) -> Result<(), T::Error> {
-        Err(changed_shape())
-    }
-    fn serialize_newtype_variant<V: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &V,
-    ) -> Result<(), T::Error> {
-        Err(changed_shape())
-    }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, T::Error> {
-        Err(changed_shape())
-    }
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct, T::Error> {
-        Err(changed_shape())
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, T::Error> {
-        Err(changed_shape())
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, T::Error> {
-        Err(changed_shape())
-    }
-    fn serialize_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStruct, T::Error> {
-        Err(changed_shape())
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, T::Error> {
-        Err(changed_shape())
-    }
 }
 
 /// Encode one packet into the messages that carry it.
