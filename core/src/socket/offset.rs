@@ -306,6 +306,12 @@ mod tests {
         assert_eq!(json(&(1, "a")), r#"[1,"a","7"]"#);
         assert_eq!(json(&vec![1, 2]), r#"[[1,2],"7"]"#);
         assert_eq!(json(&(1, (2, 3))), r#"[1,[2,3],"7"]"#);
-        assert_eq!(shape_of(&WithOffset { args: &(1, 2), offset: "x" }), Shape::Tuple(3));
+        assert_eq!(
+            shape_of(&WithOffset {
+                args: &(1, 2),
+                offset: "x"
+            }),
+            Shape::Tuple(3)
+        );
     }
 }
