@@ -107,6 +107,8 @@ pub struct RecoveryConfig {
     /// Most packets kept for replay per namespace (the reference keeps
     /// every packet of the duration; this bounds memory).
     pub max_packets: usize,
+    /// Most bytes of packets kept for replay per namespace.
+    pub max_bytes: usize,
 }
 
 impl Default for RecoveryConfig {
@@ -114,6 +116,7 @@ impl Default for RecoveryConfig {
         RecoveryConfig {
             max_disconnection_duration: Duration::from_secs(120),
             max_packets: 10_000,
+            max_bytes: 16 << 20,
         }
     }
 }
@@ -465,6 +468,7 @@ struct StoredPacket {
     seq: u64,
     emitted_at: Instant,
     messages: Vec<Message>,
+    bytes: usize,
     selector: RoomSelector,
 }
 
@@ -479,6 +483,8 @@ struct PersistedSession {
 #[derive(Default)]
 struct RecoveryState {
     packets: VecDeque<StoredPacket>,
+    /// Sum of the stored packets' sizes.
+    stored_bytes: usize,
     next_seq: u64,
     sessions: HashMap<Str, PersistedSession>,
     /// Private session id to the id of the socket holding it now.
@@ -487,6 +493,24 @@ struct RecoveryState {
 }
 
 impl RecoveryState {
+    fn evict_front(&mut self) {
+        if let Some(packet) = self.packets.pop_front() {
+            self.stored_bytes -= packet.bytes;
+        }
+    }
+
+    /// Drop packets older than `duration`: a recovery that needs them
+    /// must fail rather than skip them.
+    fn evict_expired(&mut self, now: Instant, duration: Duration) {
+        while self
+            .packets
+            .front()
+            .is_some_and(|p| p.emitted_at + duration <= now)
+        {
+            self.evict_front();
+        }
+    }
+
     /// The first sequence number to replay for a client whose last
     /// received offset is `offset` (or `base` without one), if nothing it
     /// missed has been evicted.
@@ -705,6 +729,11 @@ impl<P: Parser> Server<P> {
     /// The Engine.IO layer wrote `bytes` of this session's messages out.
     pub fn handle_engine_drained(&mut self, now: Instant, eio: &str, bytes: usize) {
         let _ = now;
+        self.credit(eio, bytes);
+    }
+
+    /// `bytes` of a session's buffer are gone: written, or never to be.
+    fn credit(&mut self, eio: &str, bytes: usize) {
         let Some(session) = self.sessions.get_mut(eio) else {
             return;
         };
@@ -1366,10 +1395,19 @@ impl<P: Parser> Server<P> {
     /// died): end the old socket as if its transport closed, keeping its
     /// state for [`Server::restore`], and tell the old session.
     fn take_over(&mut self, now: Instant, nsp: &Str, pid: &Str, offset: Option<&str>) {
-        let namespace = &self.namespaces[nsp];
-        let Some(recovery) = namespace.recovery.as_ref() else {
+        let Some(duration) = self
+            .config
+            .recovery
+            .as_ref()
+            .map(|r| r.max_disconnection_duration)
+        else {
             return;
         };
+        let namespace = self.namespaces.get_mut(nsp).expect("namespace created");
+        let Some(recovery) = namespace.recovery.as_mut() else {
+            return;
+        };
+        recovery.evict_expired(now, duration);
         let Some(old) = recovery.live.get(pid) else {
             return;
         };
@@ -1401,6 +1439,7 @@ impl<P: Parser> Server<P> {
     ) -> Option<(Str, PersistedSession, Vec<Message>)> {
         let duration = self.config.recovery.as_ref()?.max_disconnection_duration;
         let recovery = self.namespaces.get_mut(nsp)?.recovery.as_mut()?;
+        recovery.evict_expired(now, duration);
         let session = recovery.sessions.get(pid)?;
         if session.timer.0 <= now {
             return None;
@@ -1410,10 +1449,7 @@ impl<P: Parser> Server<P> {
         self.timers.cancel(Some(session.timer));
         let mut replay = Vec::new();
         for packet in &recovery.packets {
-            if packet.seq >= start
-                && packet.emitted_at + duration > now
-                && packet.selector.includes(session.rooms.iter())
-            {
+            if packet.seq >= start && packet.selector.includes(session.rooms.iter()) {
                 replay.extend(packet.messages.iter().cloned());
             }
         }
@@ -1490,15 +1526,20 @@ impl<P: Parser> Server<P> {
                     },
                 )?;
                 recovery.next_seq += 1;
+                let bytes = messages.iter().map(message_len).sum();
+                recovery.stored_bytes += bytes;
                 recovery.packets.push_back(StoredPacket {
                     seq,
                     emitted_at: now,
                     messages: messages.clone(),
+                    bytes,
                     selector,
                 });
                 let config = self.config.recovery.as_ref().expect("recovery on");
-                while recovery.packets.len() > config.max_packets {
-                    recovery.packets.pop_front();
+                while recovery.packets.len() > config.max_packets
+                    || recovery.stored_bytes > config.max_bytes
+                {
+                    recovery.evict_front();
                 }
                 if recovery.expiry_timer.is_none() {
                     recovery.expiry_timer = Some(self.timers.schedule(
@@ -1650,6 +1691,11 @@ impl<P: Parser> Server<P> {
             if session.sockets.get(&state.nsp) == Some(&sid) {
                 session.sockets.remove(&state.nsp);
             }
+        }
+        // Held messages will never reach the engine: stop counting them.
+        let held: usize = state.held.iter().map(message_len).sum();
+        if held > 0 {
+            self.credit(&state.eio, held);
         }
         let namespace = self.namespaces.get_mut(&state.nsp).expect("socket's nsp");
         let rooms = namespace.adapter.leave_all(&sid);
@@ -1811,13 +1857,7 @@ impl<P: Parser> Server<P> {
                     .get_mut(&nsp)
                     .and_then(|n| n.recovery.as_mut())
                 {
-                    while recovery
-                        .packets
-                        .front()
-                        .is_some_and(|p| p.emitted_at + duration <= now)
-                    {
-                        recovery.packets.pop_front();
-                    }
+                    recovery.evict_expired(now, duration);
                     recovery.expiry_timer = recovery.packets.front().map(|p| {
                         self.timers.schedule(
                             p.emitted_at + duration,
@@ -2748,6 +2788,20 @@ mod tests {
     }
 
     #[test]
+    fn held_bytes_of_a_rejected_socket_are_released() {
+        let now = Instant::now();
+        let mut server = server();
+        server.handle_engine_open(now, eio("E1"));
+        server.handle_engine_message(now, "E1", text("40"));
+        let (socket, _) = connect_event(&mut server);
+        server.emit(now, &socket, "e", &"x".repeat(500)).unwrap();
+        assert!(server.sessions["E1"].buffered > 500);
+        server.reject::<()>(now, &socket, "no", None).unwrap();
+        let sent = texts(&mut server);
+        assert_eq!(server.sessions["E1"].buffered, sent[0].len() - 1);
+    }
+
+    #[test]
     fn socket_data_is_typed() {
         let now = Instant::now();
         let mut server = server();
@@ -2882,6 +2936,51 @@ mod tests {
         let (fresh, recovered) = connect_event(&mut server);
         assert!(!recovered);
         assert_ne!(fresh, socket);
+        // Packets older than the duration are gone too, even before the
+        // expiry timer runs.
+        let mut server = recovering();
+        server.handle_engine_open(now, eio("E1"));
+        server.handle_engine_message(now, "E1", text("40"));
+        let (socket, _) = connect_event(&mut server);
+        server.accept(now, &socket).unwrap();
+        let pid = pid_of(&texts(&mut server)[0]);
+        server.emit(now, &socket, "old", &()).unwrap();
+        server.emit(now, &socket, "old", &()).unwrap();
+        let later = now + 119 * SECOND;
+        server.handle_engine_closed(later, "E1", DisconnectReason::TransportClose);
+        server.handle_engine_open(later, eio("E2"));
+        server.handle_engine_message(
+            now + 121 * SECOND,
+            "E2",
+            text(&format!(r#"40{{"pid":"{pid}","offset":"0"}}"#)),
+        );
+        let events_now = events(&mut server);
+        assert!(matches!(
+            events_now.as_slice(),
+            [
+                ServerEvent::Disconnect { .. },
+                ServerEvent::Connect {
+                    recovered: false,
+                    ..
+                }
+            ]
+        ));
+        assert!(!server.sockets.contains_key(&socket));
+        // A byte bound evicts too.
+        let mut server = server_with(ServerConfig {
+            recovery: Some(RecoveryConfig {
+                max_bytes: 30,
+                ..RecoveryConfig::default()
+            }),
+            ..ServerConfig::default()
+        });
+        let socket = join(&mut server, now, "E1", "40");
+        for _ in 0..5 {
+            server.emit(now, &socket, "e", &"0123456789").unwrap();
+        }
+        let recovery = server.namespaces["/"].recovery.as_ref().unwrap();
+        assert_eq!(recovery.packets.len(), 1);
+        assert!(recovery.stored_bytes <= 30);
         // Garbage offsets and unknown pids are not recovered either.
         for auth in [
             format!(r#"{{"pid":"{pid}","offset":"zz"}}"#),
