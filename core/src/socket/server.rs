@@ -3099,3 +3099,110 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::SeedableRng;
+
+    #[derive(Debug, Clone)]
+    enum Input {
+        Open(u8),
+        Message(u8, String),
+        Closed(u8),
+        Drained(u8, usize),
+        Advance(u64),
+        Broadcast(bool),
+    }
+
+    fn input() -> impl Strategy<Value = Input> {
+        let packet = prop_oneof![
+            Just("0".to_owned()),
+            Just("0/a,".to_owned()),
+            Just(r#"0{"pid":"x","offset":"0"}"#.to_owned()),
+            Just("1".to_owned()),
+            Just(r#"21["e",1]"#.to_owned()),
+            Just(r#"30[1]"#.to_owned()),
+            Just(r#"31[1]"#.to_owned()),
+            "[0-6][/a-z,0-9\\[\\]{}\"]{0,12}",
+        ];
+        prop_oneof![
+            (0..3u8).prop_map(Input::Open),
+            (0..3u8, packet).prop_map(|(e, p)| Input::Message(e, p)),
+            (0..3u8).prop_map(Input::Closed),
+            (0..3u8, 0..200usize).prop_map(|(e, n)| Input::Drained(e, n)),
+            (0..50_000u64).prop_map(Input::Advance),
+            any::<bool>().prop_map(Input::Broadcast),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the peers send, nothing panics, and once every session
+        /// is gone and time has passed, nothing is left behind.
+        #[test]
+        fn arbitrary_inputs_leave_nothing_behind(inputs in proptest::collection::vec(input(), 0..40)) {
+            let mut server: Server = Server::new(
+                ServerConfig {
+                    namespaces: vec![NamespaceMatcher::Any],
+                    recovery: Some(RecoveryConfig::default()),
+                    max_buffered_bytes: 100,
+                    max_buffered_bytes_hard: 400,
+                    ..ServerConfig::default()
+                },
+                JsonParser,
+                Box::new(ChaCha8Rng::seed_from_u64(1)),
+            );
+            let names = [Str::from("A"), Str::from("B"), Str::from("C")];
+            let mut now = Instant::now();
+            for input in inputs {
+                match input {
+                    Input::Open(e) => server.handle_engine_open(now, names[e as usize].clone()),
+                    Input::Message(e, p) => server.handle_engine_message(now, &names[e as usize], Message::Text(Str::from(p))),
+                    Input::Closed(e) => server.handle_engine_closed(now, &names[e as usize], DisconnectReason::TransportClose),
+                    Input::Drained(e, n) => server.handle_engine_drained(now, &names[e as usize], n),
+                    Input::Advance(ms) => {
+                        now += Duration::from_millis(ms);
+                        server.handle_timeout(now);
+                    }
+                    Input::Broadcast(ack) => {
+                        let to = Broadcast::namespace("/");
+                        if ack {
+                            server.broadcast_with_ack(now, &to, "b", &1, Duration::from_secs(5)).unwrap();
+                        } else {
+                            server.broadcast(now, &to, "b", &1).unwrap();
+                        }
+                    }
+                }
+                while let Some(event) = server.poll_event() {
+                    match event {
+                        ServerEvent::Connect { socket, .. } => {
+                            server.accept(now, &socket).unwrap();
+                            server.join(&socket, "room").unwrap();
+                            server.emit_with_ack(now, &socket, "hi", &(), Duration::from_secs(3)).unwrap();
+                        }
+                        ServerEvent::Event { socket, ack: Some(id), .. } => {
+                            server.ack(now, &socket, id, &()).unwrap();
+                        }
+                        _ => {}
+                    }
+                }
+                while server.poll_command().is_some() {}
+                if let Some(deadline) = server.poll_timeout() {
+                    prop_assert!(deadline >= now);
+                }
+            }
+            for name in &names {
+                server.handle_engine_closed(now, name, DisconnectReason::ServerShuttingDown);
+            }
+            while server.poll_event().is_some() {}
+            now += Duration::from_secs(3600);
+            server.handle_timeout(now);
+            prop_assert_eq!(
+                server.footprint(),
+                Footprint { sessions: 0, sockets: 0, namespaces: 0, timers: 0, broadcast_acks: 0, pending_acks: 0 }
+            );
+        }
+    }
+}
