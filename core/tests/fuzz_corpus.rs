@@ -10,6 +10,10 @@ const TARGETS: &[(&str, Target)] = &[
     ("json_parser", socketio_core::fuzzing::json_parser),
     ("msgpack_parser", socketio_core::fuzzing::msgpack_parser),
     ("cbor_parser", socketio_core::fuzzing::cbor_parser),
+    ("engine_packet", socketio_core::fuzzing::engine_packet),
+    ("polling_payload", socketio_core::fuzzing::polling_payload),
+    ("ws_server", socketio_core::fuzzing::ws_server),
+    ("http_server", socketio_core::fuzzing::http_server),
 ];
 
 #[test]

@@ -2,12 +2,16 @@
 //! machines that run over Engine.IO sessions.
 
 mod adapter;
+mod backoff;
+mod client;
 mod offset;
 mod packet;
 mod reason;
 mod server;
 
 pub use adapter::{LocalAdapter, RoomSelector};
+pub use backoff::Backoff;
+pub use client::{AckFailure, Client, ClientConfig, ClientError, ClientEvent, ClientOutput};
 pub use packet::*;
 pub use reason::DisconnectReason;
 pub use server::{
