@@ -36,6 +36,21 @@
 //! ends with exactly one [`ServerEvent::Disconnect`], unless the application
 //! itself rejected it with [`Server::reject`]; no event names the socket
 //! after that.
+//!
+//! # Connection state recovery
+//! When [`ServerConfig::recovery`] is set, the CONNECT reply carries a
+//! private id (`pid`), and every non-volatile event without ack carries a
+//! sequence-number offset as its last argument. A socket that disconnects
+//! for a recoverable reason keeps its id, rooms and data; a CONNECT whose
+//! auth holds its `pid` (and the last `offset` received, or none if it
+//! received nothing) restores it if no packet it missed has been evicted:
+//! [`ServerEvent::Connect`] says `recovered`, and on accept the missed
+//! packets go out before the CONNECT reply. If the server still believes
+//! the old socket connected (only the client side of its connection died),
+//! the old socket is taken over: its session gets DISCONNECT for the
+//! namespace, the application sees its [`ServerEvent::Disconnect`]
+//! (`transport close`) and then the recovered [`ServerEvent::Connect`].
+//! Rejecting a recovered socket drops the kept state.
 
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
