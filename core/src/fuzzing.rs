@@ -8,7 +8,7 @@
 use bytes::Bytes;
 
 use crate::engine::Message;
-use crate::parser::{AnyParser, CborParser, DecodeLimits, JsonParser, MsgPackParser, Parser};
+use crate::parser::{CborParser, DecodeLimits, JsonParser, MsgPackParser, Parser};
 use crate::socket::PacketData;
 use crate::Str;
 
@@ -49,14 +49,13 @@ fn drive<P: Parser>(parser: &P, data: &[u8]) {
                 _ => {}
             }
             // A decoded packet must encode again.
-            reencode(&packet);
+            reencode(parser, &packet);
         }
     }
 }
 
-fn reencode(packet: &crate::socket::Packet) {
+fn reencode<P: Parser>(parser: &P, packet: &crate::socket::Packet) {
     use crate::parser::{Encoded, OutPacket};
-    let parser = AnyParser::default();
     let mut out = Encoded::default();
     let nsp = &*packet.nsp;
     let result = match &packet.data {
@@ -116,7 +115,7 @@ fn drive_one<P: Parser>(parser: &P, data: &[u8]) {
         Message::Binary(Bytes::copy_from_slice(data)),
         &limits,
     ) {
-        reencode(&packet);
+        reencode(parser, &packet);
     }
 }
 
@@ -239,4 +238,222 @@ pub fn http_server(data: &[u8]) {
     let whole = run(data.len());
     let bytewise = run(1);
     assert_eq!(whole, bytewise, "chunking changed the outcome");
+}
+
+/// A small deterministic generator for fuzzing (splitmix64): the core takes
+/// its randomness from the caller, and a fuzz run must be reproducible.
+#[derive(Debug, Clone)]
+pub struct FuzzRng(u64);
+
+impl FuzzRng {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> FuzzRng {
+        FuzzRng(seed)
+    }
+}
+
+impl rand_core::RngCore for FuzzRng {
+    fn next_u32(&mut self) -> u32 {
+        self.next_u64() as u32
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for chunk in dest.chunks_mut(8) {
+            let v = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+/// Reads fuzz input as a sequence of small operations.
+struct Ops<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Ops<'a> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&b, rest) = self.data.split_first()?;
+        self.data = rest;
+        Some(b)
+    }
+    /// A length-prefixed chunk (length byte, then up to that many bytes).
+    fn chunk(&mut self) -> &'a [u8] {
+        let len = self.byte().unwrap_or(0) as usize;
+        let len = len.min(self.data.len());
+        let (chunk, rest) = self.data.split_at(len);
+        self.data = rest;
+        chunk
+    }
+    fn message(&mut self, binary: bool) -> Message {
+        let chunk = self.chunk();
+        match (binary, std::str::from_utf8(chunk)) {
+            (false, Ok(s)) => Message::Text(Str::from(s)),
+            _ => Message::Binary(Bytes::copy_from_slice(chunk)),
+        }
+    }
+}
+
+const REASONS: [crate::socket::DisconnectReason; 4] = [
+    crate::socket::DisconnectReason::TransportClose,
+    crate::socket::DisconnectReason::TransportError,
+    crate::socket::DisconnectReason::PingTimeout,
+    crate::socket::DisconnectReason::ForcedClose,
+];
+
+/// The Socket.IO server state machine fed arbitrary engine-level inputs,
+/// time steps and application calls; it must never panic, and once every
+/// session is closed and time has passed, no socket may remain.
+pub fn socket_server(data: &[u8]) {
+    use crate::socket::{Broadcast, RecoveryConfig, Server, ServerConfig, ServerEvent};
+    use std::time::{Duration, Instant};
+
+    let config = ServerConfig {
+        recovery: data
+            .first()
+            .map(|b| b & 1 == 1)
+            .unwrap_or(false)
+            .then(RecoveryConfig::default),
+        ..ServerConfig::default()
+    };
+    let mut server = Server::new(config, JsonParser, Box::new(FuzzRng::new(7)));
+    let start = Instant::now();
+    let mut now = start;
+    let sessions = ["s0", "s1", "s2", "s3"];
+    let mut sockets: Vec<Str> = Vec::new();
+    let mut ops = Ops { data };
+    while let Some(op) = ops.byte() {
+        let k = sessions[(op >> 4) as usize % sessions.len()];
+        match op % 8 {
+            0 => server.handle_engine_open(now, Str::from(k)),
+            1 => {
+                let m = ops.message(false);
+                server.handle_engine_message(now, k, m)
+            }
+            2 => {
+                let m = ops.message(true);
+                server.handle_engine_message(now, k, m)
+            }
+            3 => server.handle_engine_closed(now, k, REASONS[(op >> 3) as usize % 4]),
+            4 => {
+                now += Duration::from_millis(u64::from(ops.byte().unwrap_or(1)) * 250);
+                server.handle_timeout(now);
+            }
+            5 => {
+                let _ = server.broadcast(now, &Broadcast::namespace("/"), "news", &(1, "x"));
+            }
+            6 => {
+                if let Some(s) = sockets.get((op >> 3) as usize % sockets.len().max(1)) {
+                    let _ = server.emit_with_ack(now, s, "q", &(), Duration::from_secs(1));
+                    let _ = server.join(s, "room");
+                }
+            }
+            _ => {
+                if let Some(s) = sockets.get((op >> 3) as usize % sockets.len().max(1)) {
+                    let _ = server.disconnect(now, s);
+                }
+            }
+        }
+        while let Some(event) = server.poll_event() {
+            match event {
+                ServerEvent::Connect { socket, .. } => {
+                    let _ = server.accept(now, &socket);
+                    sockets.push(socket);
+                }
+                ServerEvent::Event {
+                    socket,
+                    ack: Some(id),
+                    ..
+                } => {
+                    let _ = server.ack(now, &socket, id, &("ok",));
+                }
+                ServerEvent::Disconnect { socket, .. } => sockets.retain(|s| *s != socket),
+                _ => {}
+            }
+        }
+        while let Some(command) = server.poll_command() {
+            if let crate::socket::EngineCommand::Send { eio, message } = command {
+                let len = match &message {
+                    Message::Text(t) => t.len(),
+                    Message::Binary(b) => b.len(),
+                };
+                server.handle_engine_drained(now, &eio, len);
+            }
+        }
+    }
+    for k in sessions {
+        server.handle_engine_closed(now, k, crate::socket::DisconnectReason::TransportClose);
+    }
+    now += Duration::from_secs(3600);
+    server.handle_timeout(now);
+    while let Some(event) = server.poll_event() {
+        if let ServerEvent::Disconnect { socket, .. } = event {
+            sockets.retain(|s| *s != socket);
+        }
+    }
+    while server.poll_command().is_some() {}
+    assert!(
+        sockets.is_empty(),
+        "sockets left after every session closed: {sockets:?}"
+    );
+}
+
+/// The Socket.IO client state machine fed arbitrary server messages, engine
+/// opens and closes, time steps and application calls: it must never panic.
+pub fn socket_client(data: &[u8]) {
+    use crate::engine::Handshake;
+    use crate::socket::{Client, ClientConfig};
+    use std::time::{Duration, Instant};
+
+    let mut client = Client::new(
+        ClientConfig::default(),
+        JsonParser,
+        Box::new(FuzzRng::new(9)),
+    );
+    let start = Instant::now();
+    let mut now = start;
+    let handshake = Handshake {
+        sid: Str::from("abc"),
+        upgrades: Vec::new(),
+        ping_interval: 25_000,
+        ping_timeout: 20_000,
+        max_payload: 1_000_000,
+    };
+    let _ = client.connect(now, "/", None);
+    let mut ops = Ops { data };
+    while let Some(op) = ops.byte() {
+        let nsp = ["/", "/custom"][(op >> 4) as usize % 2];
+        match op % 8 {
+            0 => client.handle_engine_opened(now, &handshake),
+            1 => {
+                let m = ops.message(false);
+                client.handle_message(now, m)
+            }
+            2 => {
+                let m = ops.message(true);
+                client.handle_message(now, m)
+            }
+            3 => client.handle_engine_closed(now, REASONS[(op >> 3) as usize % 4]),
+            4 => {
+                now += Duration::from_millis(u64::from(ops.byte().unwrap_or(1)) * 250);
+                client.handle_timeout(now);
+            }
+            5 => {
+                let _ = client.connect(now, nsp, None);
+            }
+            6 => {
+                let _ = client.emit_with_ack(now, nsp, "q", &(1,), Some(Duration::from_secs(1)));
+            }
+            _ => {
+                let _ = client.disconnect(now, nsp);
+            }
+        }
+        while client.poll_event().is_some() {}
+        while client.poll_output().is_some() {}
+    }
 }

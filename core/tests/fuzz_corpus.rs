@@ -14,6 +14,8 @@ const TARGETS: &[(&str, Target)] = &[
     ("polling_payload", socketio_core::fuzzing::polling_payload),
     ("ws_server", socketio_core::fuzzing::ws_server),
     ("http_server", socketio_core::fuzzing::http_server),
+    ("socket_server", socketio_core::fuzzing::socket_server),
+    ("socket_client", socketio_core::fuzzing::socket_client),
 ];
 
 #[test]

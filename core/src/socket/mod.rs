@@ -1,12 +1,20 @@
 //! Socket.IO protocol version 5: packets, and the server and client state
 //! machines that run over Engine.IO sessions.
 
+mod adapter;
+mod backoff;
+mod client;
+mod offset;
 mod packet;
 mod reason;
+mod server;
 
+pub use adapter::{LocalAdapter, RoomSelector};
+pub use backoff::Backoff;
+pub use client::{AckFailure, Client, ClientConfig, ClientError, ClientEvent, ClientOutput};
 pub use packet::*;
 pub use reason::DisconnectReason;
-mod backoff;
-pub use backoff::Backoff;
-mod client;
-pub use client::{AckFailure, Client, ClientConfig, ClientError, ClientEvent, ClientOutput};
+pub use server::{
+    AckOutcome, Broadcast, BroadcastAckId, BroadcastAckOutcome, BroadcastAckStarted, EngineCommand,
+    NamespaceMatcher, RecoveryConfig, Server, ServerConfig, ServerError, ServerEvent,
+};
