@@ -131,7 +131,9 @@ fn report(case: &str, results: &[Measured]) {
     for m in results {
         let op = m.name.split_once(' ').map(|(_, op)| op).unwrap_or("");
         let base = ours(op).or_else(|| ours(op.split(" (").next().unwrap_or(op)));
-        let ratio = base.map(|b| format!("{:.2}x", m.median_ns / b)).unwrap_or_default();
+        let ratio = base
+            .map(|b| format!("{:.2}x", m.median_ns / b))
+            .unwrap_or_default();
         println!("| {} | {:.0} | {} |", m.name, m.median_ns, ratio);
     }
 }
@@ -179,7 +181,10 @@ fn main() {
     set.add("serde_json decode+typed (floor)", || {
         keep(serde_json::from_slice::<(String, Small)>(json).unwrap());
     });
-    report("(a) small event `[\"message\",{\"a\":1,\"b\":\"hello\"}]`", &set.run());
+    report(
+        "(a) small event `[\"message\",{\"a\":1,\"b\":\"hello\"}]`",
+        &set.run(),
+    );
 
     // (b) one 64 KiB binary attachment.
     let blob = Bytes::from(vec![7u8; 64 * 1024]);
@@ -189,13 +194,21 @@ fn main() {
     let bin_text = text_of(&out);
     let bin_attachments = out.attachments.clone();
     assert_eq!(bin_attachments.len(), 1);
-    assert_eq!(ours_args::<(Bytes,)>(&ours_decode(&bin_text, &bin_attachments)).0, blob);
-    assert_eq!(sx_args::<(Bytes,)>(sx_decode(&bin_text, &bin_attachments)).0, blob);
+    assert_eq!(
+        ours_args::<(Bytes,)>(&ours_decode(&bin_text, &bin_attachments)).0,
+        blob
+    );
+    assert_eq!(
+        sx_args::<(Bytes,)>(sx_decode(&bin_text, &bin_attachments)).0,
+        blob
+    );
     let mut set = Interleaved::new(rounds, batch);
     let mut out_b = Encoded::default();
     set.add("ours encode", || ours_encode(&mut out_b, &(blob.clone(),)));
     let mut out_b2 = Encoded::default();
-    set.add("ours encode (Value::Binary)", || ours_encode(&mut out_b2, &blob_value));
+    set.add("ours encode (Value::Binary)", || {
+        ours_encode(&mut out_b2, &blob_value)
+    });
     set.add("socketioxide encode", || sx_encode(&(blob.clone(),)));
     set.add("memcpy 64 KiB (floor)", || {
         keep(Bytes::copy_from_slice(&blob));
@@ -207,7 +220,10 @@ fn main() {
         keep(sx_decode(&bin_text, &bin_attachments));
     });
     set.add("ours decode+typed", || {
-        keep(ours_args::<(Bytes,)>(&ours_decode(&bin_text, &bin_attachments)));
+        keep(ours_args::<(Bytes,)>(&ours_decode(
+            &bin_text,
+            &bin_attachments,
+        )));
     });
     set.add("socketioxide decode+typed", || {
         keep(sx_args::<(Bytes,)>(sx_decode(&bin_text, &bin_attachments)));

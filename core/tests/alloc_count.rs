@@ -106,5 +106,8 @@ fn allocations_for_a_small_event() {
     );
     assert_eq!(encode_allocs, 0, "encode allocated {encode_allocs} times");
     assert!(decode_allocs <= 2, "decode allocated {decode_allocs} times");
-    assert!(typed_allocs <= 1, "deserialize allocated {typed_allocs} times");
+    assert!(
+        typed_allocs <= 1,
+        "deserialize allocated {typed_allocs} times"
+    );
 }

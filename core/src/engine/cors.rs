@@ -86,9 +86,14 @@ mod tests {
     #[test]
     fn same_origin_default() {
         let config = ServerConfig::default();
-        assert!(cors_headers(&config, &request(None, "a.com")).unwrap().is_empty());
+        assert!(cors_headers(&config, &request(None, "a.com"))
+            .unwrap()
+            .is_empty());
         let ok = cors_headers(&config, &request(Some("http://a.com:3000"), "a.com:3000")).unwrap();
-        assert_eq!(ok.get_str("access-control-allow-origin"), Some("http://a.com:3000"));
+        assert_eq!(
+            ok.get_str("access-control-allow-origin"),
+            Some("http://a.com:3000")
+        );
         assert_eq!(ok.get_str("access-control-allow-credentials"), Some("true"));
         assert!(cors_headers(&config, &request(Some("https://A.com"), "a.com")).is_some());
         assert!(cors_headers(&config, &request(Some("http://b.com"), "a.com")).is_none());
@@ -107,7 +112,10 @@ mod tests {
             ..ServerConfig::default()
         };
         let h = cors_headers(&config, &request(Some("http://x.org"), "a.com")).unwrap();
-        assert_eq!(h.get_str("access-control-allow-origin"), Some("http://x.org"));
+        assert_eq!(
+            h.get_str("access-control-allow-origin"),
+            Some("http://x.org")
+        );
         assert!(!h.contains("access-control-allow-credentials"));
         let config = ServerConfig {
             cors_allowed_origins: CorsOrigins::List(vec!["http://x.org".into()]),

@@ -43,10 +43,9 @@ use super::packet::{
     encode_payload, Handshake, Message, Packet, PayloadDecoder, DEFAULT_MAX_PAYLOAD_PACKETS,
 };
 use crate::http::{
-    AfterResponse, Headers, Limits, Method, Request, Response, ServerConn,
-    ServerEvent as HttpEvent,
+    AfterResponse, Headers, Limits, Method, Request, Response, ServerConn, ServerEvent as HttpEvent,
 };
-use crate::ws::{accept_upgrade, CloseCode, WebSocket, WsConfig, WsMessage};
+use crate::ws::{accept_upgrade, CloseCode, WebSocket, WsConfig, WsError, WsMessage};
 use crate::Str;
 
 /// Identifies one TCP (or TLS) connection the driver accepted.
@@ -671,16 +670,18 @@ impl Server {
         let session = self.sessions.get(sid).filter(|s| !s.closing)?;
         Some(match session.transport {
             Transport::Polling => session.queued_bytes,
-            Transport::WebSocket => session
-                .ws_conn
-                .and_then(|id| self.conns.get(&id))
-                .map_or(0, |conn| {
-                    let framed = match &conn.kind {
-                        ConnKind::Ws { ws, .. } => ws.pending_transmit_len(),
-                        _ => 0,
-                    };
-                    conn.out_len + framed
-                }),
+            Transport::WebSocket => {
+                session
+                    .ws_conn
+                    .and_then(|id| self.conns.get(&id))
+                    .map_or(0, |conn| {
+                        let framed = match &conn.kind {
+                            ConnKind::Ws { ws, .. } => ws.pending_transmit_len(),
+                            _ => 0,
+                        };
+                        conn.out_len + framed
+                    })
+            }
         })
     }
 
@@ -697,6 +698,48 @@ impl Server {
     /// The peer address the driver gave for a connection.
     pub fn remote(&self, conn: ConnId) -> Option<SocketAddr> {
         self.conns.get(&conn).and_then(|c| c.remote)
+    }
+
+    /// Panics if internal bookkeeping is inconsistent (for tests and the
+    /// fuzzer).
+    pub(crate) fn check_invariants(&self) {
+        let live = self.conns.len() + self.sessions.len();
+        assert!(self.timers.len() <= 2 * live + 64 + self.touched.len());
+        for (sid, session) in &self.sessions {
+            if let Some(id) = session.poll_conn {
+                let held = self.conns.get(&id).and_then(|c| match &c.kind {
+                    ConnKind::Http { held, .. } => held.as_ref(),
+                    _ => None,
+                });
+                assert!(
+                    held.is_some_and(|h| h.sid == *sid),
+                    "poll_conn without held GET"
+                );
+            }
+            if let Some(id) = session.ws_conn {
+                assert_eq!(session.transport, Transport::WebSocket);
+                assert!(self.conns.contains_key(&id), "ws_conn dangling");
+            }
+            if session.transport == Transport::WebSocket {
+                assert!(session.queue.is_empty());
+            }
+            if let Some(upgrade) = &session.upgrade {
+                assert!(
+                    self.conns.contains_key(&upgrade.conn),
+                    "upgrade conn dangling"
+                );
+            }
+            if !session.closing {
+                assert!(
+                    session.next_ping.is_some() != session.pong_deadline.is_some(),
+                    "heartbeat state"
+                );
+                assert!(session.scheduled.is_some(), "session without timer");
+            }
+        }
+        for conn in self.conns.values() {
+            assert_eq!(conn.out_len, conn.out.iter().map(Bytes::len).sum::<usize>());
+        }
     }
 
     // ----- plumbing -----
@@ -820,7 +863,12 @@ impl Server {
             .map(|sid| Sid::from(sid.as_ref()))
     }
 
-    fn open_info(&self, id: ConnId, mut request: Request, transport: Transport) -> Box<HandshakeInfo> {
+    fn open_info(
+        &self,
+        id: ConnId,
+        mut request: Request,
+        transport: Transport,
+    ) -> Box<HandshakeInfo> {
         request.body = Bytes::new();
         Box::new(HandshakeInfo {
             request,
@@ -967,7 +1015,14 @@ impl Server {
         self.events.push_back(ServerEvent::Opened { sid, info });
     }
 
-    fn poll_get(&mut self, now: Instant, id: ConnId, sid: Sid, request: &Request, headers: Headers) {
+    fn poll_get(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        sid: Sid,
+        request: &Request,
+        headers: Headers,
+    ) {
         let Some(session) = self.sessions.get_mut(&sid) else {
             return;
         };
@@ -1057,7 +1112,14 @@ impl Server {
         self.reprocess.push_back(id);
     }
 
-    fn poll_post(&mut self, now: Instant, id: ConnId, sid: Sid, request: Request, headers: Headers) {
+    fn poll_post(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        sid: Sid,
+        request: Request,
+        headers: Headers,
+    ) {
         let binary = request
             .headers
             .get("content-type")
@@ -1211,7 +1273,8 @@ impl Server {
             let open = self.handshake_packet(&new_sid, Transport::WebSocket);
             self.ws_send(id, &open, false);
             let info = self.open_info(id, request, Transport::WebSocket);
-            self.events.push_back(ServerEvent::Opened { sid: new_sid, info });
+            self.events
+                .push_back(ServerEvent::Opened { sid: new_sid, info });
         } else if let Some(sid) = sid {
             let allow_upgrades = self.config.allow_upgrades;
             let Some(session) = self.sessions.get_mut(&sid) else {
@@ -1265,7 +1328,9 @@ impl Server {
                     CloseReason::ParseError
                 }),
                 Ok(WsMessage::Binary(bytes)) => Ok(Packet::decode_binary(bytes)),
-                Ok(WsMessage::Close(_)) => Err(CloseReason::TransportClose),
+                Ok(WsMessage::Close(_)) | Err(WsError::UnexpectedEof) => {
+                    Err(CloseReason::TransportClose)
+                }
                 Err(err) => {
                     debug!(conn = id.0, error = %err, "websocket error");
                     Err(CloseReason::TransportError)
@@ -1455,7 +1520,12 @@ impl Server {
         }
     }
 
-    fn force_close(&mut self, now: Instant, sid: &str, reason: CloseReason) -> Result<(), SendError> {
+    fn force_close(
+        &mut self,
+        now: Instant,
+        sid: &str,
+        reason: CloseReason,
+    ) -> Result<(), SendError> {
         let Some(session) = self.sessions.get_mut(sid).filter(|s| !s.closing) else {
             return Err(SendError::UnknownSession);
         };
