@@ -185,8 +185,8 @@ struct Held {
 
 enum ConnKind {
     Http {
-        codec: ServerConn,
-        held: Option<Held>,
+        codec: Box<ServerConn>,
+        held: Option<Box<Held>>,
     },
     Ws {
         ws: WebSocket,
@@ -475,7 +475,7 @@ impl Server {
         self.next_conn += 1;
         let conn = Conn {
             kind: ConnKind::Http {
-                codec: ServerConn::new(self.limits.clone()),
+                codec: Box::new(ServerConn::new(self.limits.clone())),
                 held: None,
             },
             remote,
@@ -708,7 +708,7 @@ impl Server {
         for (sid, session) in &self.sessions {
             if let Some(id) = session.poll_conn {
                 let held = self.conns.get(&id).and_then(|c| match &c.kind {
-                    ConnKind::Http { held, .. } => held.as_ref(),
+                    ConnKind::Http { held, .. } => held.as_deref(),
                     _ => None,
                 });
                 assert!(
@@ -1044,11 +1044,11 @@ impl Server {
             ..
         }) = self.conns.get_mut(&id)
         {
-            *held = Some(Held {
+            *held = Some(Box::new(Held {
                 sid: sid.clone(),
                 headers,
                 coding,
-            });
+            }));
             *deadline = None;
         }
         self.flush_poll(now, &sid);
