@@ -186,7 +186,11 @@ struct Held {
 enum ConnKind {
     Http {
         codec: Box<ServerConn>,
-        held: Option<Box<Held>>,
+    },
+    /// One request parsed by another HTTP stack ([`Server::handle_request`]):
+    /// its response waits here for [`Server::poll_response`].
+    External {
+        response: Option<Box<Response>>,
     },
     Ws {
         ws: WebSocket,
@@ -209,6 +213,8 @@ enum WsRole {
 
 struct Conn {
     kind: ConnKind,
+    /// A long-polling GET held on this connection.
+    held: Option<Box<Held>>,
     remote: Option<SocketAddr>,
     out: VecDeque<Bytes>,
     out_len: usize,
@@ -230,7 +236,9 @@ impl Conn {
     }
 
     fn has_output(&self) -> bool {
-        !self.out.is_empty() || self.close_after
+        !self.out.is_empty()
+            || self.close_after
+            || matches!(self.kind, ConnKind::External { response: Some(_) })
     }
 
     /// Moves what the WebSocket produced to the output queue.
@@ -476,8 +484,8 @@ impl Server {
         let conn = Conn {
             kind: ConnKind::Http {
                 codec: Box::new(ServerConn::new(self.limits.clone())),
-                held: None,
             },
+            held: None,
             remote,
             out: VecDeque::new(),
             out_len: 0,
@@ -507,6 +515,54 @@ impl Server {
             _ => {}
         }
         self.finish(now);
+    }
+
+    /// A request already parsed by another HTTP stack (hyper, axum, ...),
+    /// handled as if it had arrived alone on its own connection. The
+    /// returned id names the exchange: once its response is ready (at once,
+    /// or later for a long-polling GET that waits for packets) the id shows
+    /// up in [`Server::poll_ready`] and [`Server::poll_response`] hands the
+    /// response over. If the client goes away first, report it with
+    /// [`Server::handle_eof`] (an aborted GET ends its session, as on a
+    /// connection of our own). [`Server::poll_transmit`] yields nothing for
+    /// such an id. WebSocket upgrades need the connection's bytes and cannot
+    /// enter here: they are answered 400 (code 3).
+    pub fn handle_request(
+        &mut self,
+        now: Instant,
+        request: Request,
+        remote: Option<SocketAddr>,
+    ) -> ConnId {
+        self.now = Some(now);
+        let id = ConnId(self.next_conn);
+        self.next_conn += 1;
+        let conn = Conn {
+            kind: ConnKind::External { response: None },
+            held: None,
+            remote,
+            out: VecDeque::new(),
+            out_len: 0,
+            close_after: false,
+            in_ready: false,
+            deadline: None,
+            scheduled: None,
+        };
+        self.conns.insert(id, conn);
+        self.on_request(now, id, request);
+        self.finish(now);
+        id
+    }
+
+    /// The response to a request given to [`Server::handle_request`], once
+    /// it is ready; the id is then forgotten.
+    pub fn poll_response(&mut self, id: ConnId) -> Option<Response> {
+        let conn = self.conns.get_mut(&id)?;
+        let ConnKind::External { response } = &mut conn.kind else {
+            return None;
+        };
+        let response = response.take()?;
+        self.conns.remove(&id);
+        Some(*response)
     }
 
     /// The peer closed the connection or it failed; the driver drops it.
@@ -707,10 +763,7 @@ impl Server {
         assert!(self.timers.len() <= 2 * live + 64 + self.touched.len());
         for (sid, session) in &self.sessions {
             if let Some(id) = session.poll_conn {
-                let held = self.conns.get(&id).and_then(|c| match &c.kind {
-                    ConnKind::Http { held, .. } => held.as_deref(),
-                    _ => None,
-                });
+                let held = self.conns.get(&id).and_then(|c| c.held.as_deref());
                 assert!(
                     held.is_some_and(|h| h.sid == *sid),
                     "poll_conn without held GET"
@@ -920,8 +973,14 @@ impl Server {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        let ConnKind::Http { codec, .. } = &mut conn.kind else {
-            return;
+        let codec = match &mut conn.kind {
+            ConnKind::Http { codec } => codec,
+            ConnKind::External { response: slot } => {
+                *slot = Some(Box::new(response));
+                self.mark_ready(id);
+                return;
+            }
+            _ => return,
         };
         let mut out = BytesMut::new();
         match codec.write_response(&response, &mut out) {
@@ -1038,12 +1097,7 @@ impl Server {
         } else {
             None
         };
-        if let Some(Conn {
-            kind: ConnKind::Http { held, .. },
-            deadline,
-            ..
-        }) = self.conns.get_mut(&id)
-        {
+        if let Some(Conn { held, deadline, .. }) = self.conns.get_mut(&id) {
             *held = Some(Box::new(Held {
                 sid: sid.clone(),
                 headers,
@@ -1080,14 +1134,7 @@ impl Server {
 
     /// Sends `packets` as the answer to the GET held on `id`.
     fn answer_poll(&mut self, now: Instant, id: ConnId, packets: &[Packet]) {
-        let Some(Conn {
-            kind: ConnKind::Http { held, .. },
-            ..
-        }) = self.conns.get_mut(&id)
-        else {
-            return;
-        };
-        let Some(held) = held.take() else {
+        let Some(held) = self.conns.get_mut(&id).and_then(|c| c.held.take()) else {
             return;
         };
         let mut body = encode_polling(packets).freeze();
@@ -1596,33 +1643,32 @@ impl Server {
             return;
         };
         let kind = std::mem::replace(&mut conn.kind, ConnKind::Done);
+        let held = conn.held.take();
         conn.close_after = true;
         conn.deadline = None;
         self.mark_ready(id);
-        self.detach(now, id, kind);
+        self.detach(now, id, kind, held);
     }
 
     /// Forgets a connection (closed by the peer, or fully transmitted).
     fn drop_conn(&mut self, now: Instant, id: ConnId) {
         if let Some(conn) = self.conns.remove(&id) {
-            self.detach(now, id, conn.kind);
+            self.detach(now, id, conn.kind, conn.held);
         }
     }
 
     /// What the loss of a connection means for its session.
-    fn detach(&mut self, now: Instant, id: ConnId, kind: ConnKind) {
-        match kind {
-            ConnKind::Http {
-                held: Some(held), ..
-            } => {
-                if let Some(session) = self.sessions.get_mut(&held.sid) {
-                    if session.poll_conn == Some(id) {
-                        session.poll_conn = None;
-                        debug!(sid = %held.sid, "poll connection closed prematurely");
-                        self.close_session(now, &held.sid, CloseReason::TransportError);
-                    }
+    fn detach(&mut self, now: Instant, id: ConnId, kind: ConnKind, held: Option<Box<Held>>) {
+        if let Some(held) = held {
+            if let Some(session) = self.sessions.get_mut(&held.sid) {
+                if session.poll_conn == Some(id) {
+                    session.poll_conn = None;
+                    debug!(sid = %held.sid, "poll connection closed prematurely");
+                    self.close_session(now, &held.sid, CloseReason::TransportError);
                 }
             }
+        }
+        match kind {
             ConnKind::Ws {
                 role: WsRole::Session(sid),
                 ..

@@ -10,6 +10,7 @@ use rand_core::RngCore;
 use super::config::ServerConfig;
 use super::packet::Message;
 use super::server::{ConnId, Server, ServerEvent, Transmit};
+use crate::http::{Method, Request};
 use crate::ws::{ClientHandshake, WebSocket, WsConfig};
 use crate::Str;
 
@@ -210,8 +211,26 @@ fn fuzz_server_counting(data: &[u8]) -> usize {
                 }
             }
             _ => {
-                if input.byte().unwrap_or(0) == 0xFF {
+                let which = input.byte().unwrap_or(0);
+                let body = input.slice();
+                if which == 0xFF {
                     server.shutdown(now);
+                } else {
+                    // A request from another HTTP stack.
+                    let sid = pick(&sids, which).unwrap_or_else(|| Str::from_static("x"));
+                    let target = if which % 3 == 0 {
+                        "/socket.io/?EIO=4&transport=polling".to_owned()
+                    } else {
+                        format!("/socket.io/?EIO=4&transport=polling&sid={sid}")
+                    };
+                    let method = if which % 3 == 2 {
+                        Method::Post
+                    } else {
+                        Method::Get
+                    };
+                    let request =
+                        Request::new(method, target).with_body(Bytes::copy_from_slice(body));
+                    conns.push(server.handle_request(now, request, None));
                 }
             }
         }
@@ -261,6 +280,9 @@ fn drain(
         }
     }
     while let Some(conn) = server.poll_ready() {
+        if server.poll_response(conn).is_some() {
+            closed_conns.insert(conn);
+        }
         while let Some(transmit) = server.poll_transmit(conn) {
             assert!(!closed_conns.contains(&conn), "output after close");
             if transmit == Transmit::Close {

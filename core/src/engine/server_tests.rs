@@ -1257,3 +1257,45 @@ fn many_sessions_timers_stay_bounded() {
     h.advance_to(500);
     assert_eq!(h.closed_events().len(), 45);
 }
+
+#[test]
+fn requests_from_another_http_stack() {
+    use crate::http::{Method, Request};
+    let mut h = Harness::new(config());
+    let id = h.server.handle_request(
+        h.now,
+        Request::new(Method::Get, "/socket.io/?EIO=4&transport=polling"),
+        None,
+    );
+    assert_eq!(h.server.poll_ready(), Some(id));
+    assert_eq!(h.server.poll_transmit(id), None);
+    let resp = h.server.poll_response(id).unwrap();
+    assert_eq!(resp.status, 200);
+    let body = std::str::from_utf8(&resp.body).unwrap();
+    let sid = Handshake::from_json(&body[1..]).unwrap().sid;
+    assert_eq!(h.server.poll_response(id), None);
+    // A held GET is answered later.
+    let get = Request::new(
+        Method::Get,
+        format!("/socket.io/?EIO=4&transport=polling&sid={sid}"),
+    );
+    let id = h.server.handle_request(h.now, get.clone(), None);
+    assert_eq!(h.server.poll_ready(), None);
+    let post = Request::new(
+        Method::Post,
+        format!("/socket.io/?EIO=4&transport=polling&sid={sid}"),
+    )
+    .with_body("4ping");
+    let post_id = h.server.handle_request(h.now, post, None);
+    assert_eq!(h.server.poll_response(post_id).unwrap().body, "ok");
+    h.server
+        .send(h.now, &sid, Message::Text("pong".into()))
+        .unwrap();
+    assert_eq!(h.server.poll_response(id).unwrap().body, "4pong");
+    // An aborted one ends the session.
+    let id = h.server.handle_request(h.now, get, None);
+    h.server.handle_eof(h.now, id);
+    h.drain();
+    assert_eq!(h.closed_events(), [(sid, CloseReason::TransportError)]);
+    assert_eq!(h.server.connection_count(), 0);
+}
