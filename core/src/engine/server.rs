@@ -225,6 +225,10 @@ struct Conn {
     deadline: Option<Instant>,
     /// The deadline of this connection's live timer entry.
     scheduled: Option<Instant>,
+    /// Bytes received while a response was pending (pipelined requests),
+    /// bounded so that a driver ignoring [`Server::wants_read`] cannot make
+    /// the connection buffer without limit.
+    pipelined: usize,
 }
 
 impl Conn {
@@ -493,6 +497,7 @@ impl Server {
             in_ready: false,
             deadline: Some(now + self.config.idle_timeout),
             scheduled: None,
+            pipelined: 0,
         };
         self.conns.insert(id, conn);
         self.touched.push(TimerKey::Conn(id));
@@ -503,18 +508,48 @@ impl Server {
     /// Bytes read from a connection.
     pub fn handle_read(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
         self.now = Some(now);
-        match self.conns.get_mut(&conn).map(|c| &mut c.kind) {
-            Some(ConnKind::Http { codec, .. }) => {
+        let too_much = self.limits.max_head_size + self.limits.max_body_size;
+        match self
+            .conns
+            .get_mut(&conn)
+            .map(|c| (&mut c.kind, &mut c.pipelined))
+        {
+            Some((ConnKind::Http { codec }, pipelined)) => {
+                if codec.awaiting_response() {
+                    *pipelined += data.len();
+                    if *pipelined > too_much {
+                        debug!(
+                            conn = conn.0,
+                            "too many bytes pipelined behind a pending request"
+                        );
+                        self.close_conn(now, conn);
+                        self.finish(now);
+                        return;
+                    }
+                }
                 codec.feed(data);
                 self.process_http(now, conn);
             }
-            Some(ConnKind::Ws { ws, .. }) => {
+            Some((ConnKind::Ws { ws, .. }, _)) => {
                 ws.receive(data);
                 self.process_ws(now, conn);
             }
             _ => {}
         }
         self.finish(now);
+    }
+
+    /// Whether reading more from `conn` is useful now: false while a
+    /// response is pending and a request's worth of pipelined bytes is
+    /// already buffered, and once the connection is closing. A driver that
+    /// respects it never hits the pipelining bound (which closes the
+    /// connection).
+    pub fn wants_read(&self, conn: ConnId) -> bool {
+        match self.conns.get(&conn).map(|c| &c.kind) {
+            Some(ConnKind::Http { codec }) => codec.wants_read(),
+            Some(ConnKind::Ws { ws, .. }) => !ws.is_closed(),
+            _ => false,
+        }
     }
 
     /// A request already parsed by another HTTP stack (hyper, axum, ...),
@@ -546,6 +581,7 @@ impl Server {
             in_ready: false,
             deadline: None,
             scheduled: None,
+            pipelined: 0,
         };
         self.conns.insert(id, conn);
         self.on_request(now, id, request);
@@ -985,6 +1021,7 @@ impl Server {
         let mut out = BytesMut::new();
         match codec.write_response(&response, &mut out) {
             Ok(AfterResponse::KeepAlive) => {
+                conn.pipelined = 0;
                 conn.deadline = Some(now + self.config.idle_timeout);
                 self.touched.push(TimerKey::Conn(id));
             }

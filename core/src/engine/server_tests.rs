@@ -1299,3 +1299,24 @@ fn requests_from_another_http_stack() {
     assert_eq!(h.closed_events(), [(sid, CloseReason::TransportError)]);
     assert_eq!(h.server.connection_count(), 0);
 }
+
+#[test]
+fn pipelining_behind_a_held_get_is_bounded() {
+    let mut h = Harness::new(ServerConfig {
+        max_payload: 1000,
+        max_http_head: 1000,
+        ..config()
+    });
+    let sid = h.open();
+    let (conn, resp) = h.poll(&sid);
+    assert!(resp.is_none());
+    assert!(h.server.wants_read(conn));
+    let junk = vec![b'a'; 1000];
+    h.feed(conn, &junk);
+    assert!(!h.server.wants_read(conn));
+    h.feed(conn, &junk);
+    assert!(!h.closed.contains(&conn));
+    h.feed(conn, b"a");
+    assert!(h.closed.contains(&conn));
+    assert_eq!(h.closed_events(), [(sid, CloseReason::TransportError)]);
+}
