@@ -18,6 +18,21 @@
 //!    writable: bytes wait in the core, which bounds them);
 //! 3. [`Server::poll_timeout`]: re-arm the one timer.
 //!
+//! Before reading from a socket, a driver may ask [`Server::wants_read`]
+//! (false while a response is pending and pipelined bytes are waiting).
+//!
+//! Requests already parsed by another HTTP stack enter through
+//! [`Server::handle_request`]; their answers come out of
+//! [`Server::poll_response`] when [`Server::poll_ready`] names them.
+//!
+//! # Behaviour
+//! As engine.io 6.6: the error codes and bodies, long-polling with one
+//! pending GET per session that drains the whole queue, the upgrade with
+//! `2probe`/`3probe`/noop/`5`, the server-sent heartbeat (a pong restarts
+//! the interval), and python-socketio's `cors_allowed_origins`. Deadlines
+//! are kept in one binary heap with lazy invalidation, so a session's
+//! heartbeat costs O(log n) and fires exactly on time.
+//!
 //! # Memory
 //! Every connection's input is bounded by the HTTP and WebSocket limits
 //! (`max_http_head`, `max_payload`); a connection without a request in

@@ -1320,3 +1320,9 @@ fn pipelining_behind_a_held_get_is_bounded() {
     assert!(h.closed.contains(&conn));
     assert_eq!(h.closed_events(), [(sid, CloseReason::TransportError)]);
 }
+
+#[test]
+fn server_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Server>();
+}
