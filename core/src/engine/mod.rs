@@ -2,9 +2,15 @@
 //! handshake, and the server and client endpoints.
 
 mod client;
+mod compress;
 mod config;
+mod cors;
 mod packet;
 mod server;
+#[doc(hidden)]
+pub mod server_fuzz;
+#[cfg(test)]
+mod server_tests;
 
 pub use client::*;
 pub use config::*;
