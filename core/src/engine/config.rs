@@ -124,6 +124,10 @@ pub struct ServerConfig {
     /// The application's check of handshake requests: `Err` refuses with
     /// code 4 "Forbidden" (403).
     pub allow_request: Option<RequestCheck>,
+    /// How long an HTTP connection may stay without a complete request
+    /// while no response is pending (30 s): a connection that never sends a
+    /// request, or sends it too slowly, is closed after this.
+    pub idle_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -144,6 +148,7 @@ impl Default for ServerConfig {
             compression_threshold: 1024,
             max_http_head: 16 * 1024,
             allow_request: None,
+            idle_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -166,6 +171,7 @@ impl fmt::Debug for ServerConfig {
             .field("compression_threshold", &self.compression_threshold)
             .field("max_http_head", &self.max_http_head)
             .field("allow_request", &self.allow_request.is_some())
+            .field("idle_timeout", &self.idle_timeout)
             .finish()
     }
 }

@@ -6,11 +6,17 @@ mod client;
 pub mod client_fuzz;
 #[cfg(test)]
 mod client_tests;
+mod compress;
 mod config;
+mod cors;
 mod packet;
 #[cfg(test)]
 mod pair;
 mod server;
+#[doc(hidden)]
+pub mod server_fuzz;
+#[cfg(test)]
+mod server_tests;
 
 pub use client::*;
 #[doc(hidden)]
