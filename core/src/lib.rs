@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod endpoint;
 pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
