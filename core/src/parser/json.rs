@@ -262,13 +262,35 @@ fn write_json<T: Serialize + ?Sized>(
     attachments: &RefCell<Vec<Bytes>>,
     value: &T,
 ) -> Result<(), EncodeError> {
-    let mut json = serde_json::Serializer::new(data.writer());
+    let mut json = serde_json::Serializer::new(BufWriter(data));
     value
         .serialize(PlaceholderSerializer {
             inner: &mut json,
             attachments,
         })
         .map_err(|e| EncodeError::Serialize(e.to_string()))
+}
+
+/// `io::Write` straight into a `BytesMut`: serde_json writes in many small
+/// pieces, and `bytes`' own `Writer` goes through the generic `BufMut::put`
+/// path for each of them.
+struct BufWriter<'a>(&'a mut BytesMut);
+
+impl std::io::Write for BufWriter<'_> {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    #[inline]
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.0.extend_from_slice(buf);
+        Ok(())
+    }
+    #[inline]
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A serializer that forwards everything to `inner`, except binary: each
@@ -289,6 +311,7 @@ struct Wrapped<'a, T: ?Sized> {
 }
 
 impl<T: Serialize + ?Sized> Serialize for Wrapped<'_, T> {
+    #[inline]
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.value.serialize(PlaceholderSerializer {
             inner: s,
@@ -304,6 +327,7 @@ struct WrappedCompound<'a, C> {
 }
 
 impl<'a, C> WrappedCompound<'a, C> {
+    #[inline]
     fn wrap<'v, T: ?Sized>(&self, value: &'v T) -> Wrapped<'v, T>
     where
         'a: 'v,
@@ -317,6 +341,7 @@ impl<'a, C> WrappedCompound<'a, C> {
 
 macro_rules! forward_scalars {
     ($($name:ident($ty:ty)),* $(,)?) => {$(
+        #[inline]
         fn $name(self, v: $ty) -> Result<S::Ok, S::Error> {
             self.inner.$name(v)
         }
@@ -351,6 +376,8 @@ impl<'a, S: Serializer> Serializer for PlaceholderSerializer<'a, S> {
         serialize_unit_struct(&'static str),
     );
 
+    #[inline]
+
     fn serialize_f64(self, v: f64) -> Result<S::Ok, S::Error> {
         match js_float(v) {
             JsFloat::Integer(n) => self.inner.serialize_i64(n),
@@ -360,6 +387,7 @@ impl<'a, S: Serializer> Serializer for PlaceholderSerializer<'a, S> {
     }
     /// JavaScript has no `f32`: integral values print as integers, others
     /// keep their shortest `f32` form (`0.1`, not the `f64` expansion).
+    #[inline]
     fn serialize_f32(self, v: f32) -> Result<S::Ok, S::Error> {
         if v.fract() == 0.0 && v.abs() < 16_777_216.0 {
             self.inner.serialize_i64(v as i64)
@@ -369,6 +397,8 @@ impl<'a, S: Serializer> Serializer for PlaceholderSerializer<'a, S> {
             self.serialize_f64(f64::from(v))
         }
     }
+
+    #[inline]
 
     fn serialize_bytes(self, v: &[u8]) -> Result<S::Ok, S::Error> {
         let num = {
@@ -385,18 +415,22 @@ impl<'a, S: Serializer> Serializer for PlaceholderSerializer<'a, S> {
         map.serialize_entry("num", &num)?;
         map.end()
     }
+    #[inline]
     fn serialize_none(self) -> Result<S::Ok, S::Error> {
         self.inner.serialize_none()
     }
+    #[inline]
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<S::Ok, S::Error> {
         self.inner.serialize_some(&Wrapped {
             value,
             attachments: self.attachments,
         })
     }
+    #[inline]
     fn serialize_unit(self) -> Result<S::Ok, S::Error> {
         self.inner.serialize_unit()
     }
+    #[inline]
     fn serialize_unit_variant(
         self,
         name: &'static str,
@@ -405,6 +439,7 @@ impl<'a, S: Serializer> Serializer for PlaceholderSerializer<'a, S> {
     ) -> Result<S::Ok, S::Error> {
         self.inner.serialize_unit_variant(name, index, variant)
     }
+    #[inline]
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         name: &'static str,
@@ -418,6 +453,7 @@ impl<'a, S: Serializer> Serializer for PlaceholderSerializer<'a, S> {
             },
         )
     }
+    #[inline]
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
         name: &'static str,
@@ -435,18 +471,21 @@ impl<'a, S: Serializer> Serializer for PlaceholderSerializer<'a, S> {
             },
         )
     }
+    #[inline]
     fn serialize_seq(self, len: Option<usize>) -> Result<Self::SerializeSeq, S::Error> {
         Ok(WrappedCompound {
             inner: self.inner.serialize_seq(len)?,
             attachments: self.attachments,
         })
     }
+    #[inline]
     fn serialize_tuple(self, len: usize) -> Result<Self::SerializeTuple, S::Error> {
         Ok(WrappedCompound {
             inner: self.inner.serialize_tuple(len)?,
             attachments: self.attachments,
         })
     }
+    #[inline]
     fn serialize_tuple_struct(
         self,
         name: &'static str,
@@ -457,6 +496,7 @@ impl<'a, S: Serializer> Serializer for PlaceholderSerializer<'a, S> {
             attachments: self.attachments,
         })
     }
+    #[inline]
     fn serialize_tuple_variant(
         self,
         name: &'static str,
@@ -471,12 +511,14 @@ impl<'a, S: Serializer> Serializer for PlaceholderSerializer<'a, S> {
             attachments: self.attachments,
         })
     }
+    #[inline]
     fn serialize_map(self, len: Option<usize>) -> Result<Self::SerializeMap, S::Error> {
         Ok(WrappedCompound {
             inner: self.inner.serialize_map(len)?,
             attachments: self.attachments,
         })
     }
+    #[inline]
     fn serialize_struct(
         self,
         name: &'static str,
@@ -487,6 +529,7 @@ impl<'a, S: Serializer> Serializer for PlaceholderSerializer<'a, S> {
             attachments: self.attachments,
         })
     }
+    #[inline]
     fn serialize_struct_variant(
         self,
         name: &'static str,
@@ -501,9 +544,11 @@ impl<'a, S: Serializer> Serializer for PlaceholderSerializer<'a, S> {
             attachments: self.attachments,
         })
     }
+    #[inline]
     fn collect_str<T: fmt::Display + ?Sized>(self, value: &T) -> Result<S::Ok, S::Error> {
         self.inner.collect_str(value)
     }
+    #[inline]
     fn is_human_readable(&self) -> bool {
         self.inner.is_human_readable()
     }
@@ -512,10 +557,12 @@ impl<'a, S: Serializer> Serializer for PlaceholderSerializer<'a, S> {
 impl<C: ser::SerializeSeq> ser::SerializeSeq for WrappedCompound<'_, C> {
     type Ok = C::Ok;
     type Error = C::Error;
+    #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
         let value = self.wrap(value);
         self.inner.serialize_element(&value)
     }
+    #[inline]
     fn end(self) -> Result<C::Ok, C::Error> {
         self.inner.end()
     }
@@ -524,10 +571,12 @@ impl<C: ser::SerializeSeq> ser::SerializeSeq for WrappedCompound<'_, C> {
 impl<C: ser::SerializeTuple> ser::SerializeTuple for WrappedCompound<'_, C> {
     type Ok = C::Ok;
     type Error = C::Error;
+    #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
         let value = self.wrap(value);
         self.inner.serialize_element(&value)
     }
+    #[inline]
     fn end(self) -> Result<C::Ok, C::Error> {
         self.inner.end()
     }
@@ -536,10 +585,12 @@ impl<C: ser::SerializeTuple> ser::SerializeTuple for WrappedCompound<'_, C> {
 impl<C: ser::SerializeTupleStruct> ser::SerializeTupleStruct for WrappedCompound<'_, C> {
     type Ok = C::Ok;
     type Error = C::Error;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
         let value = self.wrap(value);
         self.inner.serialize_field(&value)
     }
+    #[inline]
     fn end(self) -> Result<C::Ok, C::Error> {
         self.inner.end()
     }
@@ -548,10 +599,12 @@ impl<C: ser::SerializeTupleStruct> ser::SerializeTupleStruct for WrappedCompound
 impl<C: ser::SerializeTupleVariant> ser::SerializeTupleVariant for WrappedCompound<'_, C> {
     type Ok = C::Ok;
     type Error = C::Error;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
         let value = self.wrap(value);
         self.inner.serialize_field(&value)
     }
+    #[inline]
     fn end(self) -> Result<C::Ok, C::Error> {
         self.inner.end()
     }
@@ -562,13 +615,16 @@ impl<C: ser::SerializeMap> ser::SerializeMap for WrappedCompound<'_, C> {
     type Error = C::Error;
     /// Keys are not wrapped: JSON keys are strings, and serde_json's key
     /// serializer refuses binary on its own.
+    #[inline]
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), C::Error> {
         self.inner.serialize_key(key)
     }
+    #[inline]
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
         let value = self.wrap(value);
         self.inner.serialize_value(&value)
     }
+    #[inline]
     fn end(self) -> Result<C::Ok, C::Error> {
         self.inner.end()
     }
@@ -577,6 +633,7 @@ impl<C: ser::SerializeMap> ser::SerializeMap for WrappedCompound<'_, C> {
 impl<C: ser::SerializeStruct> ser::SerializeStruct for WrappedCompound<'_, C> {
     type Ok = C::Ok;
     type Error = C::Error;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
@@ -585,9 +642,11 @@ impl<C: ser::SerializeStruct> ser::SerializeStruct for WrappedCompound<'_, C> {
         let value = self.wrap(value);
         self.inner.serialize_field(key, &value)
     }
+    #[inline]
     fn skip_field(&mut self, key: &'static str) -> Result<(), C::Error> {
         self.inner.skip_field(key)
     }
+    #[inline]
     fn end(self) -> Result<C::Ok, C::Error> {
         self.inner.end()
     }
@@ -596,6 +655,7 @@ impl<C: ser::SerializeStruct> ser::SerializeStruct for WrappedCompound<'_, C> {
 impl<C: ser::SerializeStructVariant> ser::SerializeStructVariant for WrappedCompound<'_, C> {
     type Ok = C::Ok;
     type Error = C::Error;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
@@ -604,9 +664,11 @@ impl<C: ser::SerializeStructVariant> ser::SerializeStructVariant for WrappedComp
         let value = self.wrap(value);
         self.inner.serialize_field(key, &value)
     }
+    #[inline]
     fn skip_field(&mut self, key: &'static str) -> Result<(), C::Error> {
         self.inner.skip_field(key)
     }
+    #[inline]
     fn end(self) -> Result<C::Ok, C::Error> {
         self.inner.end()
     }
@@ -626,23 +688,31 @@ enum JsFloat {
 /// JavaScript writes shortest round-trip digits like serde_json, but uses
 /// plain decimals for 1e-6 <= |v| < 1e21 where serde_json switches to an
 /// exponent below 1e-5 and from 1e16, and drops `.0` from integers.
+#[inline]
 fn js_float(v: f64) -> JsFloat {
     const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0; // 2^53
     let magnitude = v.abs();
     if !v.is_finite() {
         // serde_json writes `null`, as JavaScript does.
         JsFloat::AsIs
-    } else if magnitude < EXACT_INTEGERS && v.fract() == 0.0 {
-        // Also turns -0 into 0, as JavaScript does.
+    } else if magnitude < EXACT_INTEGERS && (v as i64) as f64 == v {
+        // The cast round trip is exact below 2^53 and avoids a `trunc`
+        // call. Also turns -0 into 0, as JavaScript does.
         JsFloat::Integer(v as i64)
     } else if (EXACT_INTEGERS..1e21).contains(&magnitude) || (1e-6..1e-5).contains(&magnitude) {
-        let text = js_decimal_text(v);
-        match RawValue::from_string(text) {
-            Ok(raw) => JsFloat::Text(raw),
-            Err(_) => JsFloat::AsIs,
-        }
+        js_float_text(v)
     } else {
         JsFloat::AsIs
+    }
+}
+
+/// The rare case of [`js_float`], kept out of line.
+#[cold]
+#[inline(never)]
+fn js_float_text(v: f64) -> JsFloat {
+    match RawValue::from_string(js_decimal_text(v)) {
+        Ok(raw) => JsFloat::Text(raw),
+        Err(_) => JsFloat::AsIs,
     }
 }
 
