@@ -2557,6 +2557,11 @@ mod tests {
         assert_eq!((s.as_str(), &b[..]), ("hi", &b"raw"[..]));
         assert_eq!(args.get::<Bytes>(1).unwrap(), Bytes::from_static(b"raw"));
         assert_eq!(args.deserialize::<String>().unwrap(), "hi");
+        // `Binary` is the received attachment itself.
+        let (_, b): (String, crate::Binary) = args.deserialize().unwrap();
+        assert_eq!(b.as_ptr(), args.attachments()[0].as_ptr());
+        let b: crate::Binary = args.get(1).unwrap();
+        assert_eq!(b.as_ptr(), args.attachments()[0].as_ptr());
     }
 
     #[test]
