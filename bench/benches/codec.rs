@@ -225,6 +225,12 @@ fn main() {
             &bin_attachments,
         )));
     });
+    set.add("ours decode+typed (Binary)", || {
+        keep(ours_args::<(socketio_core::Binary,)>(&ours_decode(
+            &bin_text,
+            &bin_attachments,
+        )));
+    });
     set.add("socketioxide decode+typed", || {
         keep(sx_args::<(Bytes,)>(sx_decode(&bin_text, &bin_attachments)));
     });

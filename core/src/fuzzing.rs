@@ -34,22 +34,50 @@ fn drive<P: Parser>(parser: &P, data: &[u8]) {
     for message in messages(data) {
         if let Ok(Some(packet)) = parser.decode(&mut decoder, message, &limits) {
             assert!(packet.nsp.starts_with('/'), "namespace without '/'");
-            match &packet.data {
+            let valid = match &packet.data {
                 PacketData::Event { name, args, .. } => {
                     assert!(!crate::socket::RESERVED_EVENTS.contains(&&**name));
-                    // Whatever was accepted must be readable by the application.
-                    let values = args.to_values().expect("accepted args must convert");
-                    assert_eq!(values.len(), args.len());
-                    let _ = args.deserialize::<Vec<crate::Value>>();
+                    check_args(args)
                 }
-                PacketData::Ack { args, .. } => {
-                    let values = args.to_values().expect("accepted args must convert");
-                    assert_eq!(values.len(), args.len());
-                }
-                _ => {}
+                PacketData::Ack { args, .. } => check_args(args),
+                _ => true,
+            };
+            // A decoded packet with valid arguments must encode again.
+            if valid {
+                reencode(parser, &packet);
             }
-            // A decoded packet must encode again.
-            reencode(parser, &packet);
+        }
+    }
+}
+
+/// Arguments are either valid, and then readable every way, or invalid
+/// (the JSON parser checks them lazily), and then rejected every way.
+fn check_args(args: &crate::parser::Args) -> bool {
+    // Before `validate`, whose outcome is kept: this is the single pass.
+    let read_as_unit = args.deserialize::<()>().is_ok();
+    assert_eq!(
+        read_as_unit,
+        args.validate().is_ok(),
+        "deserialize and validate disagree"
+    );
+    match args.validate() {
+        Ok(()) => {
+            let values = args.to_values().expect("valid args must convert");
+            assert_eq!(values.len(), args.len());
+            args.deserialize::<()>()
+                .expect("valid args must deserialize into ()");
+            let _ = args.deserialize::<Vec<crate::Value>>();
+            true
+        }
+        Err(_) => {
+            assert!(args.to_values().is_err(), "invalid args converted");
+            assert!(args.deserialize::<()>().is_err(), "invalid args read as ()");
+            assert!(
+                args.deserialize::<crate::Value>().is_err(),
+                "invalid args deserialized"
+            );
+            assert_eq!(args.len(), 0);
+            false
         }
     }
 }

@@ -36,8 +36,22 @@ pub(crate) fn serialize_shared_bytes<S: Serializer>(
     result
 }
 
+/// Offer `bytes` to a visitor as `visit_bytes`, lending the `Bytes` itself
+/// to visitors that can keep it ([`Binary`]'s, through
+/// [`take_shared_bytes`]); the reverse of [`serialize_shared_bytes`].
+pub(crate) fn visit_shared_bytes<'de, V: Visitor<'de>, E: de::Error>(
+    bytes: &Bytes,
+    visitor: V,
+) -> Result<V::Value, E> {
+    SHARED_BYTES.with(|slot| *slot.borrow_mut() = Some(bytes.clone()));
+    let result = visitor.visit_bytes(bytes);
+    SHARED_BYTES.with(|slot| slot.borrow_mut().take());
+    result
+}
+
 /// The `Bytes` whose contents are exactly `data` (same pointer and length),
-/// when it is being serialized by [`serialize_shared_bytes`].
+/// when it is being serialized by [`serialize_shared_bytes`] or visited
+/// through [`visit_shared_bytes`].
 pub(crate) fn take_shared_bytes(data: &[u8]) -> Option<Bytes> {
     SHARED_BYTES.with(|slot| {
         let mut slot = slot.borrow_mut();
@@ -53,8 +67,12 @@ pub(crate) fn take_shared_bytes(data: &[u8]) -> Option<Bytes> {
 /// `bytes::Bytes` works anywhere in an emitted value too, but serde gives
 /// the parser only a borrowed slice of it, so it is copied once into the
 /// attachment. Wrap it in `Binary` (in your structs, tuples or vectors) and
-/// the attachment is the same buffer. Received binary deserializes into
-/// `Binary` as well.
+/// the attachment is the same buffer.
+///
+/// Received binary deserializes into `Binary` without a copy either: it is
+/// the received attachment (or MessagePack/CBOR buffer) itself. Deserialized
+/// into `bytes::Bytes` or `Vec<u8>`, it is copied once, because serde hands
+/// those types only a slice.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Binary(pub Bytes);
 
@@ -66,7 +84,40 @@ impl Serialize for Binary {
 
 impl<'de> Deserialize<'de> for Binary {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Binary, D::Error> {
-        Bytes::deserialize(d).map(Binary)
+        d.deserialize_byte_buf(BinaryVisitor)
+    }
+}
+
+/// Like `Bytes`' own visitor, but keeps a lent `Bytes` instead of copying.
+struct BinaryVisitor;
+
+impl<'de> Visitor<'de> for BinaryVisitor {
+    type Value = Binary;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("binary data")
+    }
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Binary, E> {
+        Ok(Binary(
+            take_shared_bytes(v).unwrap_or_else(|| Bytes::copy_from_slice(v)),
+        ))
+    }
+    fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Binary, E> {
+        Ok(Binary(Bytes::from(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Binary, E> {
+        Ok(Binary(Bytes::copy_from_slice(v.as_bytes())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Binary, E> {
+        Ok(Binary(Bytes::from(v)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Binary, A::Error> {
+        // Bounded by what the input holds, not by its size hint.
+        let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(b) = seq.next_element::<u8>()? {
+            bytes.push(b);
+        }
+        Ok(Binary(Bytes::from(bytes)))
     }
 }
 
@@ -888,9 +939,10 @@ impl<'de> Deserializer<'de> for Value {
             Value::Bool(b) => visitor.visit_bool(b),
             Value::Number(n) => visit_number(n, visitor),
             Value::String(s) => visitor.visit_string(s),
-            // Free when the buffer is not shared; a copy otherwise, which
-            // serde's visitor interface cannot avoid.
-            Value::Binary(b) => visitor.visit_byte_buf(Vec::from(b)),
+            // Free when the buffer is not shared. Otherwise lent, so that
+            // `Binary` keeps it; other targets copy the slice they get.
+            Value::Binary(b) if b.is_unique() => visitor.visit_byte_buf(Vec::from(b)),
+            Value::Binary(b) => visit_shared_bytes(&b, visitor),
             Value::Array(items) => visit_array(items, visitor),
             Value::Object(map) => visit_object(map, visitor),
         }
@@ -1080,7 +1132,13 @@ impl<'de> Deserializer<'de> for &'de Value {
             Value::Bool(b) => visitor.visit_bool(*b),
             Value::Number(n) => visit_number(*n, visitor),
             Value::String(s) => visitor.visit_borrowed_str(s),
-            Value::Binary(b) => visitor.visit_borrowed_bytes(b),
+            Value::Binary(b) => {
+                // Borrowed for targets that borrow, lent for `Binary`.
+                SHARED_BYTES.with(|slot| *slot.borrow_mut() = Some(b.clone()));
+                let result = visitor.visit_borrowed_bytes(b);
+                SHARED_BYTES.with(|slot| slot.borrow_mut().take());
+                result
+            }
             Value::Array(items) => visit_array_ref(items, visitor),
             Value::Object(map) => visit_object_ref(map, visitor),
         }
@@ -1549,6 +1607,33 @@ pub(crate) mod tests {
         // An array of numbers also fills bytes (how JSON carries them).
         let numbers = Value::Array(vec![1u64.into(), 2u64.into()]);
         assert_eq!(from_value::<Bytes>(numbers).unwrap(), &[1u8, 2][..]);
+    }
+
+    #[test]
+    fn shared_binary_reaches_binary_without_a_copy() {
+        let bytes = Bytes::from(vec![9u8; 1024]);
+        let value = Value::Binary(bytes.clone());
+        let out: Binary = from_value(value.clone()).unwrap();
+        assert_eq!(out.as_ptr(), bytes.as_ptr());
+        let out = Binary::deserialize(&value).unwrap();
+        assert_eq!(out.as_ptr(), bytes.as_ptr());
+        let out: (u8, Binary) =
+            from_value(Value::Array(vec![Value::from(1u64), value.clone()])).unwrap();
+        assert_eq!(out.1.as_ptr(), bytes.as_ptr());
+        // Other targets get a copy; the lent buffer does not outlive the call.
+        let copied: Bytes = from_value(value.clone()).unwrap();
+        assert_ne!(copied.as_ptr(), bytes.as_ptr());
+        assert_eq!(copied, bytes);
+        assert!(take_shared_bytes(&bytes).is_none());
+        // Binary from other representations.
+        assert_eq!(
+            from_value::<Binary>(Value::Array(vec![1u64.into(), 2u64.into()])).unwrap(),
+            Binary(Bytes::from_static(&[1, 2]))
+        );
+        assert_eq!(
+            serde_json::from_str::<Binary>("[3,4]").unwrap(),
+            Binary(Bytes::from_static(&[3, 4]))
+        );
     }
 
     #[test]

@@ -23,19 +23,20 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
+use std::sync::OnceLock;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::ser::{self, Serialize, Serializer};
-use serde_json::value::RawValue;
-use smallvec::SmallVec;
-
-use super::args::Repr;
-use super::{ArgArray, Args, DecodeError, DecodeLimits, EncodeError, Encoded, OutPacket, Parser};
+use super::args::{Repr, Spans};
+use super::{
+    ArgArray, Args, ArgsError, DecodeError, DecodeLimits, EncodeError, Encoded, OutPacket, Parser,
+};
 use crate::engine::Message;
 use crate::socket::{Packet, PacketData, PacketType, RESERVED_EVENTS};
 use crate::value::Value;
 use crate::Str;
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::ser::{self, Serialize, Serializer};
+use serde_json::value::RawValue;
 
 /// The default Socket.IO parser: JSON text with binary attachments.
 ///
@@ -49,7 +50,8 @@ pub struct JsonParser;
 /// attachments.
 #[derive(Debug, Default)]
 pub struct JsonParserDecoder {
-    pending: Option<PendingBinary>,
+    /// Boxed: rare, and large next to the other parsers' states.
+    pending: Option<Box<PendingBinary>>,
 }
 
 impl JsonParserDecoder {
@@ -60,18 +62,42 @@ impl JsonParserDecoder {
     }
 }
 
-/// Byte ranges of each argument inside the received text.
-type Spans = SmallVec<[(u32, u32); 4]>;
-
-/// A BINARY_EVENT or BINARY_ACK whose text has been read.
+/// A BINARY_EVENT or BINARY_ACK whose text has been read and checked.
 #[derive(Debug)]
 struct PendingBinary {
     nsp: Str,
     head: BinaryHead,
-    text: Bytes,
+    args: ArgsText,
     spans: Spans,
     expected: usize,
     attachments: Vec<Bytes>,
+}
+
+/// Where an event's or ack's arguments are in the received text.
+#[derive(Debug)]
+struct ArgsText {
+    text: Str,
+    /// Start of the JSON array; `None` when there is no payload.
+    array_start: Option<u32>,
+    has_name: bool,
+    max_depth: usize,
+}
+
+impl ArgsText {
+    fn into_args(
+        self,
+        checked: OnceLock<Result<Spans, ArgsError>>,
+        attachments: Vec<Bytes>,
+    ) -> Args {
+        Args(Repr::Json {
+            text: self.text,
+            array_start: self.array_start,
+            has_name: self.has_name,
+            attachments,
+            max_depth: self.max_depth,
+            checked,
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -82,11 +108,9 @@ enum BinaryHead {
 
 impl PendingBinary {
     fn finish(self) -> Packet {
-        let args = Args(Repr::Json {
-            text: self.text,
-            spans: self.spans,
-            attachments: self.attachments,
-        });
+        let args = self
+            .args
+            .into_args(OnceLock::from(Ok(self.spans)), self.attachments);
         let data = match self.head {
             BinaryHead::Event { name, ack } => PacketData::Event { name, args, ack },
             BinaryHead::Ack { id } => PacketData::Ack { id, args },
@@ -129,7 +153,7 @@ impl Parser for JsonParser {
                 if pending.attachments.len() < pending.expected {
                     return Ok(None);
                 }
-                Ok(decoder.pending.take().map(PendingBinary::finish))
+                Ok(decoder.pending.take().map(|pending| pending.finish()))
             }
             Message::Text(text) => {
                 if decoder.pending.take().is_some() {
@@ -141,7 +165,7 @@ impl Parser for JsonParser {
                         Ok(Some(pending.finish()))
                     }
                     Decoded::Pending(pending) => {
-                        decoder.pending = Some(pending);
+                        decoder.pending = Some(Box::new(pending));
                         Ok(None)
                     }
                 }
@@ -262,13 +286,35 @@ fn write_json<T: Serialize + ?Sized>(
     attachments: &RefCell<Vec<Bytes>>,
     value: &T,
 ) -> Result<(), EncodeError> {
-    let mut json = serde_json::Serializer::new(data.writer());
+    let mut json = serde_json::Serializer::new(BufWriter(data));
     value
         .serialize(PlaceholderSerializer {
             inner: &mut json,
             attachments,
         })
         .map_err(|e| EncodeError::Serialize(e.to_string()))
+}
+
+/// `io::Write` straight into a `BytesMut`: serde_json writes in many small
+/// pieces, and `bytes`' own `Writer` goes through the generic `BufMut::put`
+/// path for each of them.
+struct BufWriter<'a>(&'a mut BytesMut);
+
+impl std::io::Write for BufWriter<'_> {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    #[inline]
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.0.extend_from_slice(buf);
+        Ok(())
+    }
+    #[inline]
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A serializer that forwards everything to `inner`, except binary: each
@@ -289,6 +335,7 @@ struct Wrapped<'a, T: ?Sized> {
 }
 
 impl<T: Serialize + ?Sized> Serialize for Wrapped<'_, T> {
+    #[inline]
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.value.serialize(PlaceholderSerializer {
             inner: s,
@@ -304,6 +351,7 @@ struct WrappedCompound<'a, C> {
 }
 
 impl<'a, C> WrappedCompound<'a, C> {
+    #[inline]
     fn wrap<'v, T: ?Sized>(&self, value: &'v T) -> Wrapped<'v, T>
     where
         'a: 'v,
@@ -317,6 +365,7 @@ impl<'a, C> WrappedCompound<'a, C> {
 
 macro_rules! forward_scalars {
     ($($name:ident($ty:ty)),* $(,)?) => {$(
+        #[inline]
         fn $name(self, v: $ty) -> Result<S::Ok, S::Error> {
             self.inner.$name(v)
         }
@@ -351,6 +400,7 @@ impl<'a, S: Serializer> Serializer for PlaceholderSerializer<'a, S> {
         serialize_unit_struct(&'static str),
     );
 
+    #[inline]
     fn serialize_f64(self, v: f64) -> Result<S::Ok, S::Error> {
         match js_float(v) {
             JsFloat::Integer(n) => self.inner.serialize_i64(n),
@@ -360,6 +410,7 @@ impl<'a, S: Serializer> Serializer for PlaceholderSerializer<'a, S> {
     }
     /// JavaScript has no `f32`: integral values print as integers, others
     /// keep their shortest `f32` form (`0.1`, not the `f64` expansion).
+    #[inline]
     fn serialize_f32(self, v: f32) -> Result<S::Ok, S::Error> {
         if v.fract() == 0.0 && v.abs() < 16_777_216.0 {
             self.inner.serialize_i64(v as i64)
@@ -370,6 +421,7 @@ impl<'a, S: Serializer> Serializer for PlaceholderSerializer<'a, S> {
         }
     }
 
+    #[inline]
     fn serialize_bytes(self, v: &[u8]) -> Result<S::Ok, S::Error> {
         let num = {
             let mut attachments = self.attachments.borrow_mut();
@@ -385,18 +437,22 @@ impl<'a, S: Serializer> Serializer for PlaceholderSerializer<'a, S> {
         map.serialize_entry("num", &num)?;
         map.end()
     }
+    #[inline]
     fn serialize_none(self) -> Result<S::Ok, S::Error> {
         self.inner.serialize_none()
     }
+    #[inline]
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<S::Ok, S::Error> {
         self.inner.serialize_some(&Wrapped {
             value,
             attachments: self.attachments,
         })
     }
+    #[inline]
     fn serialize_unit(self) -> Result<S::Ok, S::Error> {
         self.inner.serialize_unit()
     }
+    #[inline]
     fn serialize_unit_variant(
         self,
         name: &'static str,
@@ -405,6 +461,7 @@ impl<'a, S: Serializer> Serializer for PlaceholderSerializer<'a, S> {
     ) -> Result<S::Ok, S::Error> {
         self.inner.serialize_unit_variant(name, index, variant)
     }
+    #[inline]
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         name: &'static str,
@@ -418,6 +475,7 @@ impl<'a, S: Serializer> Serializer for PlaceholderSerializer<'a, S> {
             },
         )
     }
+    #[inline]
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
         name: &'static str,
@@ -435,18 +493,21 @@ impl<'a, S: Serializer> Serializer for PlaceholderSerializer<'a, S> {
             },
         )
     }
+    #[inline]
     fn serialize_seq(self, len: Option<usize>) -> Result<Self::SerializeSeq, S::Error> {
         Ok(WrappedCompound {
             inner: self.inner.serialize_seq(len)?,
             attachments: self.attachments,
         })
     }
+    #[inline]
     fn serialize_tuple(self, len: usize) -> Result<Self::SerializeTuple, S::Error> {
         Ok(WrappedCompound {
             inner: self.inner.serialize_tuple(len)?,
             attachments: self.attachments,
         })
     }
+    #[inline]
     fn serialize_tuple_struct(
         self,
         name: &'static str,
@@ -457,6 +518,7 @@ impl<'a, S: Serializer> Serializer for PlaceholderSerializer<'a, S> {
             attachments: self.attachments,
         })
     }
+    #[inline]
     fn serialize_tuple_variant(
         self,
         name: &'static str,
@@ -471,12 +533,14 @@ impl<'a, S: Serializer> Serializer for PlaceholderSerializer<'a, S> {
             attachments: self.attachments,
         })
     }
+    #[inline]
     fn serialize_map(self, len: Option<usize>) -> Result<Self::SerializeMap, S::Error> {
         Ok(WrappedCompound {
             inner: self.inner.serialize_map(len)?,
             attachments: self.attachments,
         })
     }
+    #[inline]
     fn serialize_struct(
         self,
         name: &'static str,
@@ -487,6 +551,7 @@ impl<'a, S: Serializer> Serializer for PlaceholderSerializer<'a, S> {
             attachments: self.attachments,
         })
     }
+    #[inline]
     fn serialize_struct_variant(
         self,
         name: &'static str,
@@ -501,9 +566,11 @@ impl<'a, S: Serializer> Serializer for PlaceholderSerializer<'a, S> {
             attachments: self.attachments,
         })
     }
+    #[inline]
     fn collect_str<T: fmt::Display + ?Sized>(self, value: &T) -> Result<S::Ok, S::Error> {
         self.inner.collect_str(value)
     }
+    #[inline]
     fn is_human_readable(&self) -> bool {
         self.inner.is_human_readable()
     }
@@ -512,10 +579,12 @@ impl<'a, S: Serializer> Serializer for PlaceholderSerializer<'a, S> {
 impl<C: ser::SerializeSeq> ser::SerializeSeq for WrappedCompound<'_, C> {
     type Ok = C::Ok;
     type Error = C::Error;
+    #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
         let value = self.wrap(value);
         self.inner.serialize_element(&value)
     }
+    #[inline]
     fn end(self) -> Result<C::Ok, C::Error> {
         self.inner.end()
     }
@@ -524,10 +593,12 @@ impl<C: ser::SerializeSeq> ser::SerializeSeq for WrappedCompound<'_, C> {
 impl<C: ser::SerializeTuple> ser::SerializeTuple for WrappedCompound<'_, C> {
     type Ok = C::Ok;
     type Error = C::Error;
+    #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
         let value = self.wrap(value);
         self.inner.serialize_element(&value)
     }
+    #[inline]
     fn end(self) -> Result<C::Ok, C::Error> {
         self.inner.end()
     }
@@ -536,10 +607,12 @@ impl<C: ser::SerializeTuple> ser::SerializeTuple for WrappedCompound<'_, C> {
 impl<C: ser::SerializeTupleStruct> ser::SerializeTupleStruct for WrappedCompound<'_, C> {
     type Ok = C::Ok;
     type Error = C::Error;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
         let value = self.wrap(value);
         self.inner.serialize_field(&value)
     }
+    #[inline]
     fn end(self) -> Result<C::Ok, C::Error> {
         self.inner.end()
     }
@@ -548,10 +621,12 @@ impl<C: ser::SerializeTupleStruct> ser::SerializeTupleStruct for WrappedCompound
 impl<C: ser::SerializeTupleVariant> ser::SerializeTupleVariant for WrappedCompound<'_, C> {
     type Ok = C::Ok;
     type Error = C::Error;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
         let value = self.wrap(value);
         self.inner.serialize_field(&value)
     }
+    #[inline]
     fn end(self) -> Result<C::Ok, C::Error> {
         self.inner.end()
     }
@@ -562,13 +637,16 @@ impl<C: ser::SerializeMap> ser::SerializeMap for WrappedCompound<'_, C> {
     type Error = C::Error;
     /// Keys are not wrapped: JSON keys are strings, and serde_json's key
     /// serializer refuses binary on its own.
+    #[inline]
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), C::Error> {
         self.inner.serialize_key(key)
     }
+    #[inline]
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
         let value = self.wrap(value);
         self.inner.serialize_value(&value)
     }
+    #[inline]
     fn end(self) -> Result<C::Ok, C::Error> {
         self.inner.end()
     }
@@ -577,6 +655,7 @@ impl<C: ser::SerializeMap> ser::SerializeMap for WrappedCompound<'_, C> {
 impl<C: ser::SerializeStruct> ser::SerializeStruct for WrappedCompound<'_, C> {
     type Ok = C::Ok;
     type Error = C::Error;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
@@ -585,9 +664,11 @@ impl<C: ser::SerializeStruct> ser::SerializeStruct for WrappedCompound<'_, C> {
         let value = self.wrap(value);
         self.inner.serialize_field(key, &value)
     }
+    #[inline]
     fn skip_field(&mut self, key: &'static str) -> Result<(), C::Error> {
         self.inner.skip_field(key)
     }
+    #[inline]
     fn end(self) -> Result<C::Ok, C::Error> {
         self.inner.end()
     }
@@ -596,6 +677,7 @@ impl<C: ser::SerializeStruct> ser::SerializeStruct for WrappedCompound<'_, C> {
 impl<C: ser::SerializeStructVariant> ser::SerializeStructVariant for WrappedCompound<'_, C> {
     type Ok = C::Ok;
     type Error = C::Error;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
@@ -604,9 +686,11 @@ impl<C: ser::SerializeStructVariant> ser::SerializeStructVariant for WrappedComp
         let value = self.wrap(value);
         self.inner.serialize_field(key, &value)
     }
+    #[inline]
     fn skip_field(&mut self, key: &'static str) -> Result<(), C::Error> {
         self.inner.skip_field(key)
     }
+    #[inline]
     fn end(self) -> Result<C::Ok, C::Error> {
         self.inner.end()
     }
@@ -626,23 +710,31 @@ enum JsFloat {
 /// JavaScript writes shortest round-trip digits like serde_json, but uses
 /// plain decimals for 1e-6 <= |v| < 1e21 where serde_json switches to an
 /// exponent below 1e-5 and from 1e16, and drops `.0` from integers.
+#[inline]
 fn js_float(v: f64) -> JsFloat {
     const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0; // 2^53
     let magnitude = v.abs();
     if !v.is_finite() {
         // serde_json writes `null`, as JavaScript does.
         JsFloat::AsIs
-    } else if magnitude < EXACT_INTEGERS && v.fract() == 0.0 {
-        // Also turns -0 into 0, as JavaScript does.
+    } else if magnitude < EXACT_INTEGERS && (v as i64) as f64 == v {
+        // The cast round trip is exact below 2^53 and avoids a `trunc`
+        // call. Also turns -0 into 0, as JavaScript does.
         JsFloat::Integer(v as i64)
     } else if (EXACT_INTEGERS..1e21).contains(&magnitude) || (1e-6..1e-5).contains(&magnitude) {
-        let text = js_decimal_text(v);
-        match RawValue::from_string(text) {
-            Ok(raw) => JsFloat::Text(raw),
-            Err(_) => JsFloat::AsIs,
-        }
+        js_float_text(v)
     } else {
         JsFloat::AsIs
+    }
+}
+
+/// The rare case of [`js_float`], kept out of line.
+#[cold]
+#[inline(never)]
+fn js_float_text(v: f64) -> JsFloat {
+    match RawValue::from_string(js_decimal_text(v)) {
+        Ok(raw) => JsFloat::Text(raw),
+        Err(_) => JsFloat::AsIs,
     }
 }
 
@@ -814,9 +906,6 @@ fn decode_text(text: Str, limits: &DecodeLimits) -> Result<Decoded, DecodeError>
         None => Str::from_static("/"),
         Some(nsp) => text.slice_ref(nsp),
     };
-    if let Some(payload) = header.payload {
-        check_depth(payload, limits.max_depth)?;
-    }
     let no_ack_id = |header: &Header| {
         if header.ack.is_some() {
             Err(DecodeError::BadAckId)
@@ -824,13 +913,15 @@ fn decode_text(text: Str, limits: &DecodeLimits) -> Result<Decoded, DecodeError>
             Ok(())
         }
     };
+    let binary = matches!(header.kind, PacketType::BinaryEvent | PacketType::BinaryAck);
+    let payload_start = text.len() - header.payload.map_or(0, str::len);
 
     let data = match header.kind {
         PacketType::Connect => {
             no_ack_id(&header)?;
             match header.payload {
                 None => PacketData::Connect(None),
-                Some(payload) => match parse_value(payload)? {
+                Some(payload) => match parse_value(payload, limits)? {
                     value @ Value::Object(_) => PacketData::Connect(Some(value)),
                     _ => {
                         return Err(DecodeError::InvalidPayload(
@@ -852,7 +943,7 @@ fn decode_text(text: Str, limits: &DecodeLimits) -> Result<Decoded, DecodeError>
             let payload = header
                 .payload
                 .ok_or(DecodeError::InvalidPayload("CONNECT_ERROR needs a payload"))?;
-            match parse_value(payload)? {
+            match parse_value(payload, limits)? {
                 value @ (Value::Object(_) | Value::String(_)) => PacketData::ConnectError(value),
                 _ => {
                     return Err(DecodeError::InvalidPayload(
@@ -865,20 +956,32 @@ fn decode_text(text: Str, limits: &DecodeLimits) -> Result<Decoded, DecodeError>
             let payload = header
                 .payload
                 .ok_or(DecodeError::InvalidPayload("EVENT needs a payload"))?;
-            let array = parse_array(&text, payload, true)?;
-            let name = match array.name {
-                None => {
-                    return Err(DecodeError::InvalidPayload(
-                        "EVENT payload must be a non-empty array",
-                    ))
-                }
-                Some(EventName::Borrowed(name)) => text.slice_ref(name),
-                Some(EventName::Owned(name)) => Str::from(name),
-                Some(EventName::Invalid) => {
-                    return Err(DecodeError::InvalidPayload(
-                        "an event name must be a string or a number",
-                    ))
-                }
+            let args = ArgsText {
+                text: text.clone(),
+                array_start: Some(payload_start as u32),
+                has_name: true,
+                max_depth: limits.max_depth,
+            };
+            let (name, spans) = if binary {
+                check_depth(payload, limits.max_depth)?;
+                let array = parse_array(&text, payload, true)?;
+                let name = match array.name {
+                    None => {
+                        return Err(DecodeError::InvalidPayload(
+                            "EVENT payload must be a non-empty array",
+                        ))
+                    }
+                    Some(EventName::Borrowed(name)) => text.slice_ref(name),
+                    Some(EventName::Owned(name)) => Str::from(name),
+                    Some(EventName::Invalid) => {
+                        return Err(DecodeError::InvalidPayload(
+                            "an event name must be a string or a number",
+                        ))
+                    }
+                };
+                (name, Some(array.spans))
+            } else {
+                read_event_name(&text, payload_start, limits)?
             };
             if RESERVED_EVENTS.contains(&&*name) {
                 return Err(DecodeError::ReservedEvent);
@@ -887,50 +990,280 @@ fn decode_text(text: Str, limits: &DecodeLimits) -> Result<Decoded, DecodeError>
                 name,
                 ack: header.ack,
             };
-            return finish_args(&text, nsp, &header, head, array.spans);
+            return finish_args(nsp, &header, head, args, spans);
         }
         PacketType::Ack | PacketType::BinaryAck => {
             let id = header.ack.ok_or(DecodeError::BadAckId)?;
+            let mut args = ArgsText {
+                text: text.clone(),
+                array_start: Some(payload_start as u32),
+                has_name: false,
+                max_depth: limits.max_depth,
+            };
             // The reference accepts an ACK without payload: no arguments.
             let spans = match header.payload {
-                None => Spans::new(),
-                Some(payload) => parse_array(&text, payload, false)?.spans,
+                None => {
+                    args.array_start = None;
+                    Some(Spans::new())
+                }
+                Some(payload) if binary => {
+                    check_depth(payload, limits.max_depth)?;
+                    Some(parse_array(&text, payload, false)?.spans)
+                }
+                Some(payload) => {
+                    let open = skip_whitespace(text.as_bytes(), payload_start);
+                    if text.as_bytes().get(open) != Some(&b'[') {
+                        return Err(classify(
+                            payload,
+                            limits,
+                            DecodeError::InvalidPayload("event and ack payloads must be arrays"),
+                        ));
+                    }
+                    empty_array_rest(text.as_bytes(), open + 1)?.then(Spans::new)
+                }
             };
-            return finish_args(&text, nsp, &header, BinaryHead::Ack { id }, spans);
+            return finish_args(nsp, &header, BinaryHead::Ack { id }, args, spans);
         }
     };
     Ok(Decoded::Complete(Packet { nsp, data }))
 }
 
 /// Build the packet of an event or ack, or the pending state of a binary
-/// one.
+/// one. `spans` are the arguments when already checked, `None` when they
+/// are left for [`Args`] to check.
 fn finish_args(
-    text: &Str,
     nsp: Str,
     header: &Header,
     head: BinaryHead,
-    spans: Spans,
+    args: ArgsText,
+    spans: Option<Spans>,
 ) -> Result<Decoded, DecodeError> {
     let binary = matches!(header.kind, PacketType::BinaryEvent | PacketType::BinaryAck);
-    if binary {
-        // Placeholders only mean something in binary packets, as in the
-        // reference decoder.
-        for &(start, end) in &spans {
-            check_placeholders(&text[start as usize..end as usize], header.attachments)?;
-        }
+    if !binary {
+        let checked = spans.map_or_else(OnceLock::new, |spans| OnceLock::from(Ok(spans)));
+        let args = args.into_args(checked, Vec::new());
+        let data = match head {
+            BinaryHead::Event { name, ack } => PacketData::Event { name, args, ack },
+            BinaryHead::Ack { id } => PacketData::Ack { id, args },
+        };
+        return Ok(Decoded::Complete(Packet { nsp, data }));
     }
-    let pending = PendingBinary {
+    let spans = spans.expect("binary packets are checked at decode time");
+    // Placeholders only mean something in binary packets, as in the
+    // reference decoder.
+    for &(start, end) in &spans {
+        check_placeholders(&args.text[start as usize..end as usize], header.attachments)?;
+    }
+    Ok(Decoded::Pending(PendingBinary {
         nsp,
         head,
-        text: text.as_bytes().clone(),
+        args,
         spans,
         expected: header.attachments,
         attachments: Vec::new(),
+    }))
+}
+
+/// Check the arguments of a plain EVENT or ACK in full, for [`Args`]: the
+/// same rules as binary packets get at decode time. `start` is where the
+/// payload starts in `text`.
+pub(crate) fn validate_args(
+    text: &str,
+    start: usize,
+    has_name: bool,
+    max_depth: usize,
+) -> Result<Spans, DecodeError> {
+    let payload = &text[start..];
+    check_depth(payload, max_depth)?;
+    let spans = parse_array(text, payload, has_name)?.spans;
+    // The spans came from a pass that skips values without decoding them;
+    // read each once more as a value would be, so what passes here also
+    // converts (strings with lone surrogates do not, and serde_json's
+    // recursion limit applies whatever `max_depth` is).
+    for &(start, end) in &spans {
+        let mut json = serde_json::Deserializer::from_str(&text[start as usize..end as usize]);
+        Walk.deserialize(&mut json).map_err(bad_json)?;
+    }
+    Ok(spans)
+}
+
+/// Reads any JSON value in full, keeping nothing.
+#[derive(Clone, Copy)]
+struct Walk;
+
+impl<'de> DeserializeSeed<'de> for Walk {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Walk {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
+        while seq.next_element_seed(self)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
+        while map.next_key_seed(self)?.is_some() {
+            map.next_value_seed(self)?;
+        }
+        Ok(())
+    }
+}
+
+fn is_json_whitespace(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+fn skip_whitespace(bytes: &[u8], mut pos: usize) -> usize {
+    while bytes.get(pos).copied().is_some_and(is_json_whitespace) {
+        pos += 1;
+    }
+    pos
+}
+
+/// After an array's `[` (or an item): whether the array ends right here
+/// (`]` then only whitespace). A `]` followed by anything else is an error.
+fn empty_array_rest(bytes: &[u8], pos: usize) -> Result<bool, DecodeError> {
+    let pos = skip_whitespace(bytes, pos);
+    if bytes.get(pos) != Some(&b']') {
+        return Ok(false);
+    }
+    if skip_whitespace(bytes, pos + 1) != bytes.len() {
+        return Err(DecodeError::BadPayload(
+            "trailing characters after the array".into(),
+        ));
+    }
+    Ok(true)
+}
+
+/// `shape` (a payload of the wrong shape), unless the payload is not even
+/// valid JSON: then that. Only on the way to an error.
+#[cold]
+fn classify(payload: &str, limits: &DecodeLimits, shape: DecodeError) -> DecodeError {
+    if let Err(e) = check_depth(payload, limits.max_depth) {
+        return e;
+    }
+    match serde_json::from_str::<IgnoredAny>(payload) {
+        Err(e) => bad_json(e),
+        Ok(_) => shape,
+    }
+}
+
+/// Read a plain EVENT's name, the first item of the array at `start` in
+/// `text`, leaving the arguments after it unparsed. Returns the name, and
+/// the (empty) spans when the array holds nothing else.
+fn read_event_name(
+    text: &Str,
+    start: usize,
+    limits: &DecodeLimits,
+) -> Result<(Str, Option<Spans>), DecodeError> {
+    let payload = &text[start..];
+    let bytes = text.as_bytes();
+    let open = skip_whitespace(bytes, start);
+    if bytes.get(open) != Some(&b'[') {
+        return Err(classify(
+            payload,
+            limits,
+            DecodeError::InvalidPayload("event and ack payloads must be arrays"),
+        ));
+    }
+    let first = skip_whitespace(bytes, open + 1);
+    let (name, end) = match bytes.get(first) {
+        Some(b'"') => {
+            let mut pos = first + 1;
+            let mut escaped = false;
+            loop {
+                match bytes.get(pos) {
+                    None => return Err(DecodeError::BadPayload("unterminated string".into())),
+                    Some(b'"') => break,
+                    Some(b'\\') => {
+                        escaped = true;
+                        pos += 2;
+                    }
+                    Some(&b) if b < 0x20 => {
+                        return Err(DecodeError::BadPayload(
+                            "control character in a string".into(),
+                        ))
+                    }
+                    Some(_) => pos += 1,
+                }
+            }
+            let name = if escaped {
+                Str::from(serde_json::from_str::<String>(&text[first..=pos]).map_err(bad_json)?)
+            } else {
+                text.slice_ref(&text[first + 1..pos])
+            };
+            (name, pos + 1)
+        }
+        Some(b'-' | b'0'..=b'9') => {
+            let end = first
+                + bytes[first..]
+                    .iter()
+                    .take_while(|b| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                    .count();
+            let mut json = serde_json::Deserializer::from_str(&text[first..end]);
+            let name = NameSeed.deserialize(&mut json).map_err(bad_json)?;
+            json.end().map_err(bad_json)?;
+            match name {
+                EventName::Borrowed(name) => (text.slice_ref(name), end),
+                EventName::Owned(name) => (Str::from(name), end),
+                EventName::Invalid => unreachable!("a number is a valid name"),
+            }
+        }
+        Some(b']') => {
+            return Err(classify(
+                payload,
+                limits,
+                DecodeError::InvalidPayload("EVENT payload must be a non-empty array"),
+            ))
+        }
+        Some(b't' | b'f' | b'n' | b'[' | b'{') => {
+            return Err(classify(
+                payload,
+                limits,
+                DecodeError::InvalidPayload("an event name must be a string or a number"),
+            ))
+        }
+        _ => {
+            return Err(classify(
+                payload,
+                limits,
+                DecodeError::BadPayload("invalid event array".into()),
+            ))
+        }
     };
-    if binary {
-        Ok(Decoded::Pending(pending))
-    } else {
-        Ok(Decoded::Complete(pending.finish()))
+    let next = skip_whitespace(bytes, end);
+    match bytes.get(next) {
+        Some(b',') => Ok((name, None)),
+        Some(b']') => Ok((name, empty_array_rest(bytes, next)?.then(Spans::new))),
+        _ => Err(classify(
+            payload,
+            limits,
+            DecodeError::BadPayload("invalid event array".into()),
+        )),
     }
 }
 
@@ -938,7 +1271,8 @@ fn bad_json(e: serde_json::Error) -> DecodeError {
     DecodeError::BadPayload(e.to_string())
 }
 
-fn parse_value(payload: &str) -> Result<Value, DecodeError> {
+fn parse_value(payload: &str, limits: &DecodeLimits) -> Result<Value, DecodeError> {
+    check_depth(payload, limits.max_depth)?;
     serde_json::from_str(payload).map_err(bad_json)
 }
 
@@ -1322,6 +1656,44 @@ mod tests {
             PacketData::Ack { id, args } => (*id, args),
             other => panic!("not an ack: {other:?}"),
         }
+    }
+
+    /// A packet accepted at decode time whose arguments are invalid: every
+    /// way of reading them fails.
+    fn assert_args_rejected(packet: &Packet, what: &str) {
+        let args = match &packet.data {
+            PacketData::Event { args, .. } | PacketData::Ack { args, .. } => args,
+            other => panic!("not an event or ack: {other:?}"),
+        };
+        assert!(args.validate().is_err(), "{what}: validate");
+        assert!(args.deserialize::<()>().is_err(), "{what}: deserialize ()");
+        assert!(args.deserialize::<Value>().is_err(), "{what}: deserialize");
+        assert!(
+            args.deserialize::<(Value, Value, Value)>().is_err(),
+            "{what}: deserialize tuple"
+        );
+        assert!(
+            args.deserialize::<Option<IgnoredAny>>().is_err(),
+            "{what}: deserialize ignored"
+        );
+        assert!(args.to_values().is_err(), "{what}: to_values");
+        assert!(args.get::<Value>(0).is_err(), "{what}: get");
+        assert_eq!(args.len(), 0, "{what}: len");
+        assert_eq!(args.json_texts().unwrap().count(), 0, "{what}: json_texts");
+        let mut out = Encoded::default();
+        assert!(
+            JsonParser
+                .encode(
+                    &OutPacket::Ack {
+                        nsp: "/",
+                        id: 1,
+                        args
+                    },
+                    &mut out
+                )
+                .is_err(),
+            "{what}: re-encode"
+        );
     }
 
     fn ph(n: u64) -> Value {
@@ -1920,9 +2292,34 @@ mod tests {
         assert_eq!(decode("45"), Err(DecodeError::BadAckId));
         assert!(bad(r#"2["x""#));
         assert!(bad(r#"2["x"]x"#));
-        assert!(bad(r#"2["x",]"#));
-        assert!(bad(r#"2["x",01]"#));
-        assert!(bad(r#"2["x",{"a"}]"#));
+        // After the event name, arguments are checked by `Args`.
+        for s in [
+            r#"2["x",]"#,
+            r#"2["x",01]"#,
+            r#"2["x",{"a"}]"#,
+            r#"2["x",1"#,
+            r#"2["x",1]x"#,
+            r#"2["x",1,]"#,
+            r#"2["x","\ud83d"]"#,
+            "2[\"x\",\"a\u{1}\"]",
+            r#"3/a,1[1,]"#,
+            r#"31[1"#,
+            r#"31[}"#,
+        ] {
+            assert_args_rejected(&decode(s).unwrap(), s);
+        }
+        assert!(bad(r#"2["x"]x"#));
+        assert!(bad(r#"2["x" 1]"#));
+        assert!(bad(r#"2["x"#));
+        assert!(bad(r#"2[01]"#));
+        assert!(bad(r#"2[-]"#));
+        assert!(bad("2[\"a\u{1}\"]"));
+        assert!(bad(r#"2["\x"]"#));
+        assert!(bad(r#"2[tru]"#));
+        assert!(bad(r#"2[}"#));
+        assert!(bad(r#"31[]x"#));
+        assert!(bad(r#"31 x"#));
+        assert!(invalid(r#"31{}"#));
         assert!(bad(r#"0{"a":}"#));
         assert!(bad("2x"));
         // A lone surrogate: a truncated UTF-16 pair.
@@ -1938,35 +2335,70 @@ mod tests {
 
     #[test]
     fn rejects_deep_nesting_without_overflowing_the_stack() {
-        for prefix in ["2", "0", "4", "3/a,1", r#"2["x","#, r#"51-["x","#] {
+        for prefix in ["2", "0", "4", r#"51-["x","#] {
             let deep = format!("{prefix}{}", "[".repeat(100_000));
             assert!(matches!(decode(&deep), Err(DecodeError::BadPayload(_))));
             let closed = format!("{prefix}{}{}", "[".repeat(100_000), "]".repeat(100_000));
             assert!(matches!(decode(&closed), Err(DecodeError::BadPayload(_))));
+        }
+        // Arguments after the event name are checked by `Args`.
+        for prefix in ["3/a,1", r#"2["x","#] {
+            let deep = format!("{prefix}{}", "[".repeat(100_000));
+            assert_args_rejected(&decode(&deep).unwrap(), prefix);
+            let closed = format!("{prefix}{}{}", "[".repeat(100_000), "]".repeat(100_000));
+            assert_args_rejected(&decode(&closed).unwrap(), prefix);
         }
         let objects = format!(
             r#"2["x",{}1{}]"#,
             r#"{"a":"#.repeat(100_000),
             "}".repeat(100_000)
         );
-        assert!(matches!(decode(&objects), Err(DecodeError::BadPayload(_))));
+        assert_args_rejected(&decode(&objects).unwrap(), "objects");
         // Brackets inside strings do not count.
         let in_string = format!(r#"2["x","{}"]"#, "[".repeat(1000));
-        assert!(decode(&in_string).is_ok());
-        // Exactly at the limit is accepted.
+        event_of(&decode(&in_string).unwrap()).1.validate().unwrap();
+        // Exactly at the limit is accepted, by every way of reading.
         let limits = DecodeLimits::default();
-        let at_limit = format!(
-            r#"2["x",{}{}]"#,
-            "[".repeat(limits.max_depth - 1),
-            "]".repeat(limits.max_depth - 1)
-        );
-        assert!(decode(&at_limit).is_ok());
-        let over = format!(
-            r#"2["x",{}{}]"#,
+        let nested = |depth: usize, inner: &str| {
+            format!(
+                r#"2["x",{}{inner}{}]"#,
+                "[".repeat(depth),
+                "]".repeat(depth)
+            )
+        };
+        let at_limit = decode(&nested(limits.max_depth - 1, "")).unwrap();
+        let args = event_of(&at_limit).1;
+        args.validate().unwrap();
+        args.deserialize::<Value>().unwrap();
+        args.deserialize::<()>().unwrap();
+        args.deserialize::<(Value, u8)>().unwrap_err(); // only a type mismatch
+        assert_eq!(args.len(), 1);
+        let over = decode(&nested(limits.max_depth, "")).unwrap();
+        assert_args_rejected(&over, "over");
+        // Objects, enums and ignored values count too.
+        let at_limit = decode(&nested(limits.max_depth - 2, r#"{"a":1}"#)).unwrap();
+        event_of(&at_limit).1.deserialize::<Value>().unwrap();
+        let over = decode(&nested(limits.max_depth - 1, r#"{"a":1}"#)).unwrap();
+        assert_args_rejected(&over, "over with an object");
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        enum E {
+            V(Vec<Value>),
+        }
+        let over = decode(&nested(limits.max_depth - 2, r#"{"V":[]}"#)).unwrap();
+        assert!(event_of(&over).1.deserialize::<Vec<Vec<E>>>().is_err());
+        let over = decode(&format!(
+            r#"2["x",{{"a":1,"b":{}{}}}]"#,
             "[".repeat(limits.max_depth),
             "]".repeat(limits.max_depth)
-        );
-        assert!(decode(&over).is_err());
+        ))
+        .unwrap();
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        struct OnlyA {
+            a: u8,
+        }
+        assert!(event_of(&over).1.deserialize::<OnlyA>().is_err());
         // Even with no configured depth limit, serde_json's recursion limit
         // bounds what gets parsed recursively.
         let unlimited = DecodeLimits {
@@ -1982,6 +2414,12 @@ mod tests {
                 .decode(&mut decoder, text(&deep), &unlimited)
                 .is_err());
         }
+        let deep_args = format!(r#"2["x",{}{}]"#, "[".repeat(100_000), "]".repeat(100_000));
+        let packet = JsonParser
+            .decode(&mut decoder, text(&deep_args), &unlimited)
+            .unwrap()
+            .unwrap();
+        assert_args_rejected(&packet, "unlimited");
     }
 
     #[test]
@@ -2119,6 +2557,11 @@ mod tests {
         assert_eq!((s.as_str(), &b[..]), ("hi", &b"raw"[..]));
         assert_eq!(args.get::<Bytes>(1).unwrap(), Bytes::from_static(b"raw"));
         assert_eq!(args.deserialize::<String>().unwrap(), "hi");
+        // `Binary` is the received attachment itself.
+        let (_, b): (String, crate::Binary) = args.deserialize().unwrap();
+        assert_eq!(b.as_ptr(), args.attachments()[0].as_ptr());
+        let b: crate::Binary = args.get(1).unwrap();
+        assert_eq!(b.as_ptr(), args.attachments()[0].as_ptr());
     }
 
     #[test]
