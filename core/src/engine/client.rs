@@ -218,7 +218,7 @@ const MAX_HTTP_HEAD: usize = 16 * 1024;
 /// The Engine.IO client state machine.
 ///
 /// Sans-IO: the driver opens the connections it is asked for, moves bytes,
-/// and supplies the time. See the [module documentation](self).
+/// and supplies the time. See the [module documentation](crate::engine::client).
 pub struct Client {
     config: ClientConfig,
     rng: SharedRng,

@@ -1,7 +1,7 @@
 //! Engine.IO protocol version 4: packets, long-polling payloads, the open
 //! handshake, and the server and client endpoints.
 
-mod client;
+pub mod client;
 #[doc(hidden)]
 pub mod client_fuzz;
 #[cfg(test)]
@@ -12,7 +12,7 @@ mod cors;
 mod packet;
 #[cfg(test)]
 mod pair;
-mod server;
+pub mod server;
 #[doc(hidden)]
 pub mod server_fuzz;
 #[cfg(test)]

@@ -3,11 +3,11 @@
 
 mod adapter;
 mod backoff;
-mod client;
+pub mod client;
 mod offset;
 mod packet;
 mod reason;
-mod server;
+pub mod server;
 
 pub use adapter::{LocalAdapter, RoomSelector};
 pub use backoff::Backoff;
