@@ -1093,6 +1093,22 @@ impl<P: Parser> Server<P> {
         Ok(())
     }
 
+    /// The peer sent arguments that are not valid (the JSON parser checks an
+    /// event's arguments lazily: [`crate::parser::Args::validate`] or a
+    /// failed `deserialize` whose `validate` also fails tells). Closes the
+    /// socket's Engine.IO session with `parse error`, as the reference does
+    /// for any invalid packet.
+    pub fn invalid_packet(&mut self, now: Instant, socket: &str) -> Result<(), ServerError> {
+        let eio = self
+            .sockets
+            .get(socket)
+            .ok_or(ServerError::UnknownSocket)?
+            .eio
+            .clone();
+        self.abort_session(now, &eio, DisconnectReason::ParseError);
+        Ok(())
+    }
+
     /// Close an Engine.IO session: its sockets disconnect with
     /// `forced server close`.
     pub fn close_session(&mut self, now: Instant, eio: &str) -> Result<(), ServerError> {
@@ -2200,6 +2216,30 @@ mod tests {
             events(&mut server).as_slice(),
             [ServerEvent::Disconnect { socket: s, reason: DisconnectReason::ForcedServerClose, .. }] if *s == socket
         ));
+    }
+
+    #[test]
+    fn lazily_checked_arguments_that_are_invalid_close_the_session() {
+        let now = Instant::now();
+        let mut server = server_with(ServerConfig::default());
+        let socket = join(&mut server, now, "E1", "40");
+        server.handle_engine_message(now, "E1", text(r#"42["x",{"a":]"#));
+        let args = match events(&mut server).as_slice() {
+            [ServerEvent::Event { args, .. }] => args.clone(),
+            other => panic!("expected the event, got {other:?}"),
+        };
+        assert!(args.validate().is_err());
+        assert!(args.deserialize::<(crate::Value,)>().is_err());
+        server.invalid_packet(now, &socket).unwrap();
+        assert_eq!(texts(&mut server), ["CLOSE"]);
+        assert!(matches!(
+            events(&mut server).as_slice(),
+            [ServerEvent::Disconnect { socket: s, reason: DisconnectReason::ParseError, .. }] if *s == socket
+        ));
+        assert_eq!(
+            server.invalid_packet(now, &socket),
+            Err(ServerError::UnknownSocket)
+        );
     }
 
     #[test]
