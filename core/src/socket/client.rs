@@ -479,6 +479,17 @@ impl<P: Parser> Client<P> {
         Ok(())
     }
 
+    /// The server sent event or ack arguments that are not valid (the JSON
+    /// parser checks them lazily: [`crate::parser::Args::validate`] tells).
+    /// Closes the session with `parse error`, then reconnects per policy, as
+    /// for any invalid packet. Does nothing when no session is open.
+    pub fn invalid_packet(&mut self, now: Instant) {
+        let _ = now;
+        if matches!(self.engine, Engine::Open) {
+            self.parse_error();
+        }
+    }
+
     /// Leave every namespace and close the session for good: no
     /// reconnection happens afterwards, whatever the session was doing.
     pub fn disconnect_all(&mut self, now: Instant) {
@@ -1783,6 +1794,27 @@ mod tests {
         let at = c.poll_timeout().expect("reconnects after a parse error");
         c.handle_timeout(at);
         assert_eq!(outputs(&mut c), [OPEN]);
+    }
+
+    #[test]
+    fn invalid_arguments_found_later_close_and_reconnect() {
+        let now = Instant::now();
+        let mut c = connected_root(now);
+        recv(&mut c, now, r#"42["ev",{"a":]"#);
+        let args = match events(&mut c).as_slice() {
+            [ClientEvent::Event { args, .. }] => args.clone(),
+            other => panic!("expected the event, got {other:?}"),
+        };
+        assert!(args.validate().is_err());
+        c.invalid_packet(now);
+        assert_eq!(outputs(&mut c), [CLOSE]);
+        assert_eq!(
+            events(&mut c),
+            [disconnected("/", DisconnectReason::ParseError)]
+        );
+        // Closing already: a second report changes nothing.
+        c.invalid_packet(now);
+        assert!(outputs(&mut c).is_empty());
     }
 
     #[test]
