@@ -1404,3 +1404,46 @@ fn websocket_compression_negotiated_and_used() {
     h.ws_send(&mut client, &bomb);
     assert_eq!(h.closed_events(), [(sid, CloseReason::TransportError)]);
 }
+
+#[test]
+fn options_have_python_socketio_defaults() {
+    let config = ServerConfig::default();
+    assert_eq!(config.ping_interval, Duration::from_secs(25));
+    assert_eq!(config.ping_interval_grace, Duration::ZERO);
+    assert_eq!(config.ping_timeout, Duration::from_secs(20));
+    assert_eq!(config.max_payload, 1_000_000);
+    assert!(config.allow_upgrades);
+    assert_eq!(
+        config.transports,
+        [Transport::Polling, Transport::WebSocket]
+    );
+    assert_eq!(config.upgrade_timeout, Duration::from_secs(10));
+    assert!(config.cookie.is_none());
+    assert!(config.http_compression);
+    assert_eq!(config.compression_threshold, 1024);
+    assert!(!config.websocket_compression);
+    assert_eq!(config.path, "/socket.io/");
+    // They reach the open packet in milliseconds, as integers.
+    let mut h = Harness::new(ServerConfig::default());
+    let (_, resp) = h.get("EIO=4&transport=polling");
+    let resp = resp.unwrap();
+    let body = resp.text();
+    let open = body.strip_prefix('0').unwrap();
+    assert!(open.ends_with(
+        r#","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#
+    ), "{open}");
+}
+
+#[test]
+fn same_seed_same_session_ids() {
+    // Session ids come from the generator the caller provides.
+    let sids = |seed: u64| {
+        let rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut h = Harness::new(config());
+        h.server = Server::new(config(), Box::new(rng));
+        (0..3).map(|_| h.open()).collect::<Vec<_>>()
+    };
+    assert_eq!(sids(1), sids(1));
+    assert_ne!(sids(1), sids(2));
+    assert!(sids(3).iter().all(|sid| sid.len() == 20));
+}

@@ -4,8 +4,8 @@
 //!
 //! The negotiation is plain header parsing and is always compiled, so that a
 //! client built without the feature can still refuse an answer it did not
-//! ask for. Compressing needs the feature: [`super::WebSocket::with_deflate`]
-//! and [`super::ClientHandshake::with_deflate`] exist only with it.
+//! ask for. Compressing needs the feature: `WebSocket::with_deflate`
+//! and `ClientHandshake::with_deflate` exist only with it.
 //!
 //! # Window sizes
 //! We always inflate with the largest window (2^15 bytes), which reads any
