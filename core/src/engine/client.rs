@@ -551,6 +551,16 @@ impl Client {
         }
     }
 
+    /// The permessage-deflate settings (engine.io-client's
+    /// `perMessageDeflate`).
+    #[cfg(feature = "deflate")]
+    fn deflate_config(&self) -> crate::ws::DeflateConfig {
+        crate::ws::DeflateConfig {
+            threshold: self.config.websocket_compression_threshold,
+            ..crate::ws::DeflateConfig::default()
+        }
+    }
+
     fn server_max_payload(&self) -> Option<usize> {
         let max = self.handshake.as_ref()?.max_payload;
         // 0 means no limit, as the reference client reads it.
@@ -702,9 +712,17 @@ impl Client {
         let mut nonce = [0u8; 16];
         self.rng.fill(&mut nonce);
         let handshake = ClientHandshake::new(nonce);
+        #[cfg(feature = "deflate")]
+        let handshake = match self.config.websocket_compression {
+            true => handshake.with_deflate(self.deflate_config()),
+            false => handshake,
+        };
         let mut request = self.request(Method::Get, Transport::WebSocket, Bytes::new());
         for (name, value) in handshake.request_headers() {
             request.headers.append(name, value.to_owned());
+        }
+        if let Some(offer) = handshake.extension_offer() {
+            request.headers.append("Sec-WebSocket-Extensions", offer);
         }
         let mut http = ClientConn::new(self.limits());
         let mut out = BytesMut::new();
@@ -743,6 +761,8 @@ impl Client {
                 return;
             }
             let ws_config = self.ws_config();
+            #[cfg(feature = "deflate")]
+            let deflate_config = self.deflate_config();
             let Some(link) = self.links.get_mut(&conn) else {
                 return;
             };
@@ -769,10 +789,19 @@ impl Client {
                 LinkState::WsHandshake { http, handshake } => match http.poll_response() {
                     Ok(None) => return,
                     Ok(Some(http::ClientEvent::Upgrade { response, leftover })) => {
-                        match handshake.validate_response(response.status, response.headers.iter())
+                        match handshake
+                            .validate_response_extensions(response.status, response.headers.iter())
                         {
-                            Ok(()) => {
-                                let mut ws = WebSocket::client(ws_config, self.rng.clone());
+                            Ok(deflate) => {
+                                let ws = WebSocket::client(ws_config, self.rng.clone());
+                                #[cfg(feature = "deflate")]
+                                let ws = match deflate {
+                                    Some(params) => ws.with_deflate(params, &deflate_config),
+                                    None => ws,
+                                };
+                                #[cfg(not(feature = "deflate"))]
+                                let _ = deflate;
+                                let mut ws = ws;
                                 ws.receive(&leftover);
                                 link.state = LinkState::Ws(ws);
                                 Step::WsOpened

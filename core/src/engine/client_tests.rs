@@ -1020,3 +1020,61 @@ fn close_during_upgrade() {
         [ClientEvent::Closed(ClientCloseReason::Closed)]
     ));
 }
+
+#[test]
+fn one_get_outstanding_at_a_time() {
+    let mut h = Harness::new(config(ClientTransports::Polling));
+    h.open_polling(OPEN_POLLING);
+    let gets = |h: &mut Harness| {
+        let mut count = 0;
+        for conn in h.conn_ids() {
+            while h.has_request(conn) {
+                let request = h.take_request(conn);
+                if request.method == Method::Get {
+                    count += 1;
+                } else {
+                    h.respond_text(conn, "ok");
+                }
+            }
+        }
+        count
+    };
+    // The GET that follows the handshake, and no other while it waits,
+    // whatever is sent and however long it takes.
+    let request_conn = ConnId(0);
+    assert_eq!(gets(&mut h), 1);
+    h.send(text("a"));
+    h.advance(Duration::from_millis(100));
+    h.send(text("b"));
+    assert_eq!(gets(&mut h), 0);
+    // Once it is answered, exactly one new GET goes out.
+    h.respond_text(request_conn, "4x");
+    assert_eq!(gets(&mut h), 1);
+    assert_eq!(gets(&mut h), 0);
+}
+
+#[test]
+fn same_seed_same_bytes() {
+    // Randomness (cache busters, WebSocket keys) comes only from the seeded
+    // generator: two clients with the same seed write the same bytes.
+    let run = || {
+        let mut h = Harness::new(config(ClientTransports::Upgrade));
+        let first = h.take_request(ConnId(0));
+        h.respond_text(ConnId(0), OPEN_UPGRADE);
+        let mut requests = vec![first.target.to_string()];
+        for conn in h.conn_ids() {
+            while h.has_request(conn) {
+                let request = h.take_request(conn);
+                requests.push(format!(
+                    "{} {:?}",
+                    request.target,
+                    request.headers.get_str("sec-websocket-key")
+                ));
+            }
+        }
+        requests
+    };
+    let (a, b) = (run(), run());
+    assert!(a.len() >= 3, "{a:?}");
+    assert_eq!(a, b);
+}

@@ -117,8 +117,15 @@ pub struct ServerConfig {
     /// Compress polling responses with gzip or deflate when the client
     /// accepts it (true).
     pub http_compression: bool,
-    /// Smallest polling response that is compressed, in bytes (1024).
+    /// Smallest polling response that is compressed, in bytes (1024); also
+    /// the smallest WebSocket message compressed when
+    /// `websocket_compression` is on (engine.io's `perMessageDeflate`
+    /// threshold, 1024 too).
     pub compression_threshold: usize,
+    /// Accept permessage-deflate (RFC 7692) on WebSocket connections when
+    /// the client offers it (false, as engine.io's `perMessageDeflate` since
+    /// engine.io 4). Needs the `deflate` cargo feature; ignored without it.
+    pub websocket_compression: bool,
     /// Largest HTTP request head, in bytes (a larger one gets 431).
     pub max_http_head: usize,
     /// The application's check of handshake requests: `Err` refuses with
@@ -146,6 +153,7 @@ impl Default for ServerConfig {
             cors_credentials: true,
             http_compression: true,
             compression_threshold: 1024,
+            websocket_compression: false,
             max_http_head: 16 * 1024,
             allow_request: None,
             idle_timeout: Duration::from_secs(30),
@@ -169,6 +177,7 @@ impl fmt::Debug for ServerConfig {
             .field("cors_credentials", &self.cors_credentials)
             .field("http_compression", &self.http_compression)
             .field("compression_threshold", &self.compression_threshold)
+            .field("websocket_compression", &self.websocket_compression)
             .field("max_http_head", &self.max_http_head)
             .field("allow_request", &self.allow_request.is_some())
             .field("idle_timeout", &self.idle_timeout)
@@ -212,6 +221,14 @@ pub struct ClientConfig {
     /// reading cannot make the queue grow without bound; `send` fails when
     /// it is full.
     pub max_queued_messages: usize,
+    /// Offer permessage-deflate (RFC 7692) on WebSocket connections (false);
+    /// messages of `websocket_compression_threshold` bytes or more are then
+    /// compressed when the server accepts. Needs the `deflate` cargo
+    /// feature; ignored without it.
+    pub websocket_compression: bool,
+    /// Smallest WebSocket message compressed (1024, engine.io-client's
+    /// `perMessageDeflate.threshold`).
+    pub websocket_compression_threshold: usize,
 }
 
 impl Default for ClientConfig {
@@ -225,6 +242,8 @@ impl Default for ClientConfig {
             max_payload: 100_000_000,
             connect_timeout: Duration::from_secs(20),
             max_queued_messages: 10_000,
+            websocket_compression: false,
+            websocket_compression_threshold: 1024,
         }
     }
 }

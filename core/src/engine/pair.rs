@@ -82,6 +82,10 @@ pub struct Pair {
     pub server_events: Vec<ServerEvent>,
     /// How bytes are delivered.
     pub chunking: Chunking,
+    /// Bytes the clients wrote, all connections together.
+    pub bytes_to_server: usize,
+    /// Bytes the server wrote, all connections together.
+    pub bytes_to_client: usize,
     epoch: Instant,
     offset: Duration,
     links: Vec<Link>,
@@ -110,6 +114,8 @@ impl Pair {
             clients: Vec::new(),
             server_events: Vec::new(),
             chunking: Chunking::Whole,
+            bytes_to_server: 0,
+            bytes_to_client: 0,
             epoch: Instant::now(),
             offset: Duration::ZERO,
             links: Vec::new(),
@@ -289,9 +295,11 @@ impl Pair {
                         .handle_connected(now, client_conn);
                 }
                 ClientAction::Data(client_conn, bytes) => {
+                    let len = bytes.len();
                     if let Some(link) = self.link_of_client(index, client_conn) {
                         if !link.client_done && !link.mute_to_server {
                             link.to_server.push_back(Segment::Data(bytes));
+                            self.bytes_to_server += len;
                         }
                     }
                 }
@@ -334,6 +342,7 @@ impl Pair {
                 match transmit {
                     Transmit::Data(bytes) => {
                         if !link.client_done && !link.mute_to_client {
+                            self.bytes_to_client += bytes.len();
                             link.to_client.push_back(Segment::Data(bytes));
                         }
                     }

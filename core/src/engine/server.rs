@@ -208,7 +208,7 @@ enum ConnKind {
         response: Option<Box<Response>>,
     },
     Ws {
-        ws: WebSocket,
+        ws: Box<WebSocket>,
         role: WsRole,
     },
     /// Closed on our side: input is ignored, output drains, then `Close`.
@@ -1326,6 +1326,14 @@ impl Server {
         for (name, value) in accept.headers() {
             response.headers.append(name, value.to_owned());
         }
+        #[cfg(feature = "deflate")]
+        let deflate = self.negotiate_deflate(&request);
+        #[cfg(feature = "deflate")]
+        if let Some(params) = &deflate {
+            response
+                .headers
+                .append("Sec-WebSocket-Extensions", params.response_header());
+        }
         for (name, value) in cors.iter() {
             response
                 .headers
@@ -1343,6 +1351,8 @@ impl Server {
             None
         };
         self.respond(now, id, response);
+        #[cfg(feature = "deflate")]
+        let deflate_config = self.deflate_config();
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
@@ -1353,7 +1363,13 @@ impl Server {
             return;
         }
         let rest = codec.take_buffered();
-        let mut ws = WebSocket::server(self.ws_config);
+        let ws = WebSocket::server(self.ws_config);
+        #[cfg(feature = "deflate")]
+        let ws = match deflate {
+            Some(params) => ws.with_deflate(params, &deflate_config),
+            None => ws,
+        };
+        let mut ws = Box::new(ws);
         ws.receive(&leftover);
         ws.receive(&rest);
         conn.kind = ConnKind::Ws {
@@ -1397,6 +1413,26 @@ impl Server {
             }
         }
         self.process_ws(now, id);
+    }
+
+    /// The permessage-deflate settings: engine.io's `perMessageDeflate`
+    /// with its threshold taken from `compression_threshold`.
+    #[cfg(feature = "deflate")]
+    fn deflate_config(&self) -> crate::ws::DeflateConfig {
+        crate::ws::DeflateConfig {
+            threshold: self.config.compression_threshold,
+            ..crate::ws::DeflateConfig::default()
+        }
+    }
+
+    /// The permessage-deflate parameters to accept from an upgrade request,
+    /// when `websocket_compression` is on and the client offers it.
+    #[cfg(feature = "deflate")]
+    fn negotiate_deflate(&self, request: &Request) -> Option<crate::ws::DeflateParams> {
+        if !self.config.websocket_compression {
+            return None;
+        }
+        crate::ws::negotiate_deflate(request.headers.iter(), &self.deflate_config())
     }
 
     fn set_role(&mut self, id: ConnId, new_role: WsRole) {

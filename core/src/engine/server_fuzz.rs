@@ -83,6 +83,7 @@ fn fuzz_server_counting(data: &[u8]) -> usize {
         max_payload: 4096,
         compression_threshold: 64,
         cookie: Some(Default::default()),
+        websocket_compression: true,
         ..ServerConfig::default()
     };
     let mut server = Server::new(config, Box::new(XorShift(0x9E37_79B9_7F4A_7C15)));
@@ -130,7 +131,13 @@ fn fuzz_server_counting(data: &[u8]) -> usize {
                     }
                     4 => {
                         let key = ClientHandshake::new([which; 16]);
-                        format!("GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n\r\n", key.key())
+                        // Half the time with a permessage-deflate offer, so
+                        // that raw bytes can reach the inflater.
+                        let offer = match which & 0x40 {
+                            0 => "",
+                            _ => "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n",
+                        };
+                        format!("GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n", key.key())
                     }
                     _ => "OPTIONS /socket.io/?EIO=4 HTTP/1.1\r\nHost: h\r\nOrigin: http://h\r\n\r\n".to_owned(),
                 };
@@ -330,7 +337,14 @@ mod tests {
                     }
                     2 | 3 => {
                         data.push(small(&mut rng));
-                        data.push((rng.next_u32() % 6) as u8);
+                        let which = (rng.next_u32() % 6) as u8;
+                        // 64 is request 4 with a permessage-deflate offer.
+                        let which = if which == 4 && rng.next_u32() % 2 == 0 {
+                            64
+                        } else {
+                            which
+                        };
+                        data.push(which);
                         data.push(small(&mut rng));
                         let body: &[u8] = match rng.next_u32() % 4 {
                             0 => b"3",

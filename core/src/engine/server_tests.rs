@@ -1326,3 +1326,124 @@ fn server_is_send() {
     fn assert_send<T: Send>() {}
     assert_send::<Server>();
 }
+
+#[test]
+fn websocket_compression_offer_is_ignored_unless_enabled() {
+    // Off by default, as engine.io's perMessageDeflate: the 101 selects no
+    // extension (ws_upgrade's plain handshake would refuse one).
+    assert!(!ServerConfig::default().websocket_compression);
+    let offer = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+    let mut h = Harness::new(config());
+    let (_, ws) = h.ws_upgrade("EIO=4&transport=websocket", offer);
+    assert!(ws.is_ok());
+    // On, without the `deflate` feature, it is ignored the same way.
+    #[cfg(not(feature = "deflate"))]
+    {
+        let mut h = Harness::new(ServerConfig {
+            websocket_compression: true,
+            ..config()
+        });
+        let (_, ws) = h.ws_upgrade("EIO=4&transport=websocket", offer);
+        assert!(ws.is_ok());
+    }
+}
+
+#[cfg(feature = "deflate")]
+#[test]
+fn websocket_compression_negotiated_and_used() {
+    use crate::ws::DeflateConfig;
+    let mut h = Harness::new(ServerConfig {
+        websocket_compression: true,
+        ..config()
+    });
+    let handshake = ClientHandshake::new([7; 16]).with_deflate(DeflateConfig::default());
+    let request = format!(
+        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: {}\r\n\r\n",
+        handshake.key(),
+        handshake.extension_offer().unwrap(),
+    );
+    let conn = h.connect();
+    h.feed(conn, request.as_bytes());
+    let resp = h.take_response(conn).unwrap();
+    assert_eq!(resp.status, 101);
+    assert!(resp
+        .headers
+        .iter()
+        .any(|(n, v)| n == "Sec-WebSocket-Extensions" && v == "permessage-deflate"));
+    let params = handshake
+        .validate_response_extensions(
+            101,
+            resp.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
+        )
+        .unwrap()
+        .unwrap();
+    let ws = WebSocket::client(WsConfig::default(), || [1, 2, 3, 4])
+        .with_deflate(params, &DeflateConfig::default());
+    let mut client = WsClient { conn, ws };
+    let open = h.ws_recv(&mut client);
+    let WsMessage::Text(open) = &open[0] else {
+        panic!("{open:?}")
+    };
+    let sid = Handshake::from_json(&open[1..]).unwrap().sid;
+    // A long message from the server travels compressed (RSV1), the open
+    // packet (under the 1024-byte threshold) did not.
+    let long = "a".repeat(50_000);
+    h.server
+        .send(h.now, &sid, Message::Text(long.as_str().into()))
+        .unwrap();
+    h.drain();
+    let wire = h.out.get(&conn).unwrap().clone();
+    assert_eq!(wire[0], 0xC1, "FIN + RSV1 + text");
+    assert!(wire.len() < 1000, "{}", wire.len());
+    assert_eq!(h.ws_recv(&mut client), [text(&format!("4{long}"))]);
+    // And the other way.
+    h.ws_send(&mut client, &format!("4{long}"));
+    assert_eq!(h.messages(), [Message::Text(long.as_str().into())]);
+    // A compressed message that inflates past max_payload ends the session.
+    let bomb = format!("4{}", "b".repeat(2_000_000));
+    h.ws_send(&mut client, &bomb);
+    assert_eq!(h.closed_events(), [(sid, CloseReason::TransportError)]);
+}
+
+#[test]
+fn options_have_python_socketio_defaults() {
+    let config = ServerConfig::default();
+    assert_eq!(config.ping_interval, Duration::from_secs(25));
+    assert_eq!(config.ping_interval_grace, Duration::ZERO);
+    assert_eq!(config.ping_timeout, Duration::from_secs(20));
+    assert_eq!(config.max_payload, 1_000_000);
+    assert!(config.allow_upgrades);
+    assert_eq!(
+        config.transports,
+        [Transport::Polling, Transport::WebSocket]
+    );
+    assert_eq!(config.upgrade_timeout, Duration::from_secs(10));
+    assert!(config.cookie.is_none());
+    assert!(config.http_compression);
+    assert_eq!(config.compression_threshold, 1024);
+    assert!(!config.websocket_compression);
+    assert_eq!(config.path, "/socket.io/");
+    // They reach the open packet in milliseconds, as integers.
+    let mut h = Harness::new(ServerConfig::default());
+    let (_, resp) = h.get("EIO=4&transport=polling");
+    let resp = resp.unwrap();
+    let body = resp.text();
+    let open = body.strip_prefix('0').unwrap();
+    assert!(open.ends_with(
+        r#","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#
+    ), "{open}");
+}
+
+#[test]
+fn same_seed_same_session_ids() {
+    // Session ids come from the generator the caller provides.
+    let sids = |seed: u64| {
+        let rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut h = Harness::new(config());
+        h.server = Server::new(config(), Box::new(rng));
+        (0..3).map(|_| h.open()).collect::<Vec<_>>()
+    };
+    assert_eq!(sids(1), sids(1));
+    assert_ne!(sids(1), sids(2));
+    assert!(sids(3).iter().all(|sid| sid.len() == 20));
+}

@@ -5,9 +5,11 @@ use std::fmt;
 use bytes::{Bytes, BytesMut};
 
 use super::close::{close_payload, parse_close_payload, CloseCode, CloseFrame};
+#[cfg(feature = "deflate")]
+use super::deflate::{DeflateCodec, DeflateConfig, DeflateParams};
 use super::error::{LocalError, WsError};
 use super::frame::{
-    encode_frame, Frame, FrameDecoder, FrameHeader, MaskKeySource, OpCode, Role,
+    encode_frame_rsv1, Frame, FrameDecoder, FrameHeader, MaskKeySource, OpCode, Role,
     MAX_CONTROL_PAYLOAD,
 };
 use crate::Str;
@@ -21,7 +23,9 @@ pub struct WsConfig {
     /// The largest message accepted (all fragments together), in bytes. A
     /// frame that would take its message over this fails the connection with
     /// 1009 as soon as its header arrives. Engine.IO sets this to its
-    /// `maxPayload`.
+    /// `maxPayload`. With permessage-deflate the limit holds for the
+    /// compressed bytes as they arrive and for the inflated message, which
+    /// stops inflating as soon as it would pass the limit.
     pub max_message_size: usize,
 }
 
@@ -67,6 +71,11 @@ pub enum WsState {
 #[derive(Debug)]
 struct PartialMessage {
     is_text: bool,
+    /// Its fragments are inflated as they arrive (permessage-deflate).
+    compressed: bool,
+    /// The payload bytes received so far, before any inflating: what the
+    /// limit checks from frame headers count.
+    wire_len: u64,
     data: BytesMut,
     /// How far `data` is known to be valid UTF-8 (text only): the rest is at
     /// most an unfinished multi-byte sequence.
@@ -121,6 +130,9 @@ pub struct WebSocket {
     state: WsState,
     /// The transport reported end of input.
     eof: bool,
+    /// permessage-deflate, when negotiated.
+    #[cfg(feature = "deflate")]
+    deflate: Option<Box<DeflateCodec>>,
 }
 
 impl fmt::Debug for WebSocket {
@@ -133,6 +145,7 @@ impl fmt::Debug for WebSocket {
             .field("outbound_len", &self.outbound.len())
             .field("partial", &self.partial)
             .field("eof", &self.eof)
+            .field("compressed", &self.decoder.compressed_allowed())
             .finish_non_exhaustive()
     }
 }
@@ -161,7 +174,27 @@ impl WebSocket {
             partial: None,
             state: WsState::Open,
             eof: false,
+            #[cfg(feature = "deflate")]
+            deflate: None,
         }
+    }
+
+    /// Turns on permessage-deflate with the parameters the handshake agreed
+    /// (from [`super::negotiate_deflate`] on a server,
+    /// [`super::ClientHandshake::validate_response_extensions`] on a client):
+    /// text and binary messages of at least `config.threshold` bytes go out
+    /// compressed, and compressed messages from the peer are inflated.
+    #[cfg(feature = "deflate")]
+    pub fn with_deflate(mut self, params: DeflateParams, config: &DeflateConfig) -> WebSocket {
+        self.decoder.allow_compressed();
+        self.deflate = Some(Box::new(DeflateCodec::new(self.role, params, config)));
+        self
+    }
+
+    /// The permessage-deflate parameters in force, if any.
+    #[cfg(feature = "deflate")]
+    pub fn deflate_params(&self) -> Option<&DeflateParams> {
+        self.deflate.as_deref().map(DeflateCodec::params)
     }
 
     /// This endpoint's role.
@@ -263,7 +296,7 @@ impl WebSocket {
     fn check_message_limits(&self, header: &FrameHeader) -> Result<(), WsError> {
         let buffered = match (header.opcode, &self.partial) {
             (OpCode::Continuation, None) => return Err(WsError::UnexpectedContinuation),
-            (OpCode::Continuation, Some(partial)) => partial.data.len() as u64,
+            (OpCode::Continuation, Some(partial)) => partial.wire_len,
             (OpCode::Text | OpCode::Binary, Some(_)) => return Err(WsError::ExpectedContinuation),
             (OpCode::Text | OpCode::Binary, None) => 0,
             _ => return Ok(()),
@@ -282,14 +315,24 @@ impl WebSocket {
         match frame.opcode {
             OpCode::Text | OpCode::Binary => {
                 let is_text = frame.opcode == OpCode::Text;
+                let wire_len = frame.payload.len() as u64;
+                let data = if frame.compressed {
+                    let mut data = BytesMut::new();
+                    self.inflate(&frame.payload, frame.fin, &mut data)?;
+                    data
+                } else {
+                    frame.payload
+                };
                 if frame.fin {
                     // Single-frame message: the payload is handed over as
                     // the very bytes split off the input buffer.
-                    return finish_message(is_text, frame.payload).map(Some);
+                    return finish_message(is_text, data).map(Some);
                 }
                 let mut partial = PartialMessage {
                     is_text,
-                    data: frame.payload,
+                    compressed: frame.compressed,
+                    wire_len,
+                    data,
                     utf8_valid_up_to: 0,
                 };
                 partial.check_utf8_progress()?;
@@ -297,12 +340,18 @@ impl WebSocket {
                 Ok(None)
             }
             OpCode::Continuation => {
-                let partial = self
+                let mut partial = self
                     .partial
-                    .as_mut()
+                    .take()
                     .expect("check_message_limits refuses a continuation without a message");
-                partial.data.extend_from_slice(&frame.payload);
+                partial.wire_len += frame.payload.len() as u64;
+                if partial.compressed {
+                    self.inflate(&frame.payload, frame.fin, &mut partial.data)?;
+                } else {
+                    partial.data.extend_from_slice(&frame.payload);
+                }
                 partial.check_utf8_progress()?;
+                self.partial = Some(partial);
                 if !frame.fin {
                     return Ok(None);
                 }
@@ -329,6 +378,22 @@ impl WebSocket {
                 Ok(Some(WsMessage::Close(close)))
             }
         }
+    }
+
+    /// Inflates a compressed fragment into `out`, bounded by the message
+    /// limit.
+    #[cfg(feature = "deflate")]
+    fn inflate(&mut self, payload: &[u8], fin: bool, out: &mut BytesMut) -> Result<(), WsError> {
+        let max = self.config.max_message_size;
+        self.deflate
+            .as_mut()
+            .expect("the decoder accepts RSV1 only once permessage-deflate is on")
+            .decompress(payload, fin, out, max)
+    }
+
+    #[cfg(not(feature = "deflate"))]
+    fn inflate(&mut self, _: &[u8], _: bool, _: &mut BytesMut) -> Result<(), WsError> {
+        unreachable!("without the deflate feature the decoder refuses RSV1")
     }
 
     /// Fails the connection for a peer error: queues the close frame it
@@ -408,6 +473,11 @@ impl WebSocket {
 
     fn send_data(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), LocalError> {
         self.ensure_open()?;
+        #[cfg(feature = "deflate")]
+        if let Some(compressed) = self.deflate.as_mut().and_then(|d| d.compress(payload)) {
+            self.queue_frame_rsv1(true, opcode, &compressed);
+            return Ok(());
+        }
         self.queue_frame(opcode, payload);
         Ok(())
     }
@@ -422,6 +492,10 @@ impl WebSocket {
     }
 
     fn queue_frame(&mut self, opcode: OpCode, payload: &[u8]) {
+        self.queue_frame_rsv1(false, opcode, payload);
+    }
+
+    fn queue_frame_rsv1(&mut self, rsv1: bool, opcode: OpCode, payload: &[u8]) {
         let mask = match self.role {
             Role::Server => None,
             Role::Client => Some(
@@ -431,7 +505,7 @@ impl WebSocket {
                     .next_mask_key(),
             ),
         };
-        encode_frame(&mut self.outbound, true, opcode, payload, mask);
+        encode_frame_rsv1(&mut self.outbound, true, rsv1, opcode, payload, mask);
     }
 }
 

@@ -56,15 +56,20 @@ pub enum WsError {
     },
     /// The transport ended without a completed close handshake.
     UnexpectedEof,
+    /// A compressed message (permessage-deflate) does not inflate.
+    InvalidCompressedData,
 }
 
 impl WsError {
-    /// The close code this error calls for: 1007 for bad UTF-8, 1009 for
+    /// The close code this error calls for: 1007 for bad UTF-8 or bad
+    /// compressed data (as Node's `ws`), 1009 for
     /// limits, 1006 (reported locally, never sent) for a lost transport, 1002
     /// for the rest.
     pub fn close_code(&self) -> CloseCode {
         match self {
-            WsError::InvalidUtf8 | WsError::InvalidCloseReason => CloseCode::INVALID_PAYLOAD,
+            WsError::InvalidUtf8 | WsError::InvalidCloseReason | WsError::InvalidCompressedData => {
+                CloseCode::INVALID_PAYLOAD
+            }
             WsError::FrameTooLarge { .. } | WsError::MessageTooLarge { .. } => {
                 CloseCode::MESSAGE_TOO_BIG
             }
@@ -102,6 +107,7 @@ impl fmt::Display for WsError {
                 write!(f, "message of {len} bytes exceeds the limit of {max}")
             }
             WsError::UnexpectedEof => f.write_str("connection ended without a close handshake"),
+            WsError::InvalidCompressedData => f.write_str("compressed message does not inflate"),
         }
     }
 }

@@ -70,6 +70,9 @@ pub const MAX_HEADER_LEN: usize = 14;
 pub struct FrameHeader {
     /// The FIN bit: this frame ends its message.
     pub fin: bool,
+    /// The RSV1 bit, allowed only on the first frame of a data message and
+    /// only once permessage-deflate is negotiated: the message is compressed.
+    pub compressed: bool,
     /// The opcode.
     pub opcode: OpCode,
     /// The masking key, present on frames sent by a client.
@@ -101,6 +104,7 @@ impl FrameHeader {
         }
         Some(Frame {
             fin: self.fin,
+            compressed: self.compressed,
             opcode: self.opcode,
             payload,
         })
@@ -112,6 +116,9 @@ impl FrameHeader {
 pub struct Frame {
     /// The FIN bit: this frame ends its message.
     pub fin: bool,
+    /// The RSV1 bit: the message this frame starts is compressed
+    /// (permessage-deflate).
+    pub compressed: bool,
     /// The opcode.
     pub opcode: OpCode,
     /// The unmasked payload, split off the input buffer without copying.
@@ -127,8 +134,9 @@ pub struct Frame {
 /// byte.
 ///
 /// Checks, in wire order so that the first fault wins however the input is
-/// chunked: RSV bits (no extension is negotiated, so all three must be 0),
-/// reserved opcodes, the mask bit for the role, control frames fragmented or
+/// chunked: RSV bits (all three must be 0, except RSV1 on the first frame
+/// of a text or binary message once [`FrameDecoder::allow_compressed`] was
+/// called for a negotiated permessage-deflate), reserved opcodes, the mask bit for the role, control frames fragmented or
 /// over 125 bytes, then the extended length. Non-minimal length encodings
 /// (a 16-bit length under 126, a 64-bit length under 65536) and 64-bit
 /// lengths with the high bit set are protocol errors: RFC 6455 section 5.2
@@ -139,6 +147,8 @@ pub struct Frame {
 pub struct FrameDecoder {
     role: Role,
     max_frame_size: usize,
+    /// RSV1 marks compressed messages (permessage-deflate was negotiated).
+    rsv1_allowed: bool,
 }
 
 impl FrameDecoder {
@@ -148,7 +158,20 @@ impl FrameDecoder {
         FrameDecoder {
             role,
             max_frame_size,
+            rsv1_allowed: false,
         }
+    }
+
+    /// Accepts RSV1 on text and binary frames from now on: permessage-deflate
+    /// (RFC 7692) was negotiated and RSV1 marks a compressed message. RSV1 on
+    /// control and continuation frames stays an error, as do RSV2 and RSV3.
+    pub fn allow_compressed(&mut self) {
+        self.rsv1_allowed = true;
+    }
+
+    /// Whether RSV1 is accepted (see [`FrameDecoder::allow_compressed`]).
+    pub fn compressed_allowed(&self) -> bool {
+        self.rsv1_allowed
     }
 
     /// The role this decoder receives for.
@@ -168,7 +191,9 @@ impl FrameDecoder {
             return Ok(None);
         };
         let rsv = (first >> 4) & 0x7;
-        if rsv != 0 {
+        let starts_data_message = matches!(first & 0x0F, 0x1 | 0x2);
+        let compressed = rsv & 0b100 != 0;
+        if rsv & 0b011 != 0 || (compressed && !(self.rsv1_allowed && starts_data_message)) {
             return Err(WsError::ReservedBits(rsv));
         }
         let opcode =
@@ -236,6 +261,7 @@ impl FrameDecoder {
         };
         Ok(Some(FrameHeader {
             fin,
+            compressed,
             opcode,
             mask,
             payload_len,
@@ -267,8 +293,22 @@ pub fn encode_frame(
     payload: &[u8],
     mask: Option<[u8; 4]>,
 ) {
+    encode_frame_rsv1(out, fin, false, opcode, payload, mask);
+}
+
+/// [`encode_frame`] with the RSV1 bit given: set it on the first frame of a
+/// message compressed with permessage-deflate (RFC 7692), never on control
+/// or continuation frames.
+pub fn encode_frame_rsv1(
+    out: &mut BytesMut,
+    fin: bool,
+    rsv1: bool,
+    opcode: OpCode,
+    payload: &[u8],
+    mask: Option<[u8; 4]>,
+) {
     out.reserve(MAX_HEADER_LEN + payload.len());
-    out.put_u8(u8::from(fin) << 7 | opcode as u8);
+    out.put_u8(u8::from(fin) << 7 | u8::from(rsv1) << 6 | opcode as u8);
     let mask_bit = if mask.is_some() { 0x80 } else { 0 };
     let len = payload.len();
     if len < 126 {
@@ -493,6 +533,33 @@ mod tests {
                 Err(WsError::ReservedBits(rsv))
             );
         }
+    }
+
+    #[test]
+    fn rsv1_only_on_data_frames_once_allowed() {
+        let mut decoder = FrameDecoder::new(Role::Client, 1 << 20);
+        let compressed_text = [0xC1, 0x00];
+        let mut buf = BytesMut::from(&compressed_text[..]);
+        assert_eq!(decoder.decode(&mut buf), Err(WsError::ReservedBits(4)));
+        decoder.allow_compressed();
+        assert!(decoder.compressed_allowed());
+        for first in [0xC1u8, 0xC2, 0x41] {
+            let mut buf = BytesMut::from(&[first, 0x00][..]);
+            let frame = decoder.decode(&mut buf).unwrap().unwrap();
+            assert!(frame.compressed, "{first:#x}");
+        }
+        // Continuation, control frames, RSV2 and RSV3 stay errors.
+        for (first, rsv) in [(0xC0u8, 4u8), (0xC9, 4), (0xC8, 4), (0xA1, 2), (0x91, 1)] {
+            let mut buf = BytesMut::from(&[first, 0x00][..]);
+            assert_eq!(
+                decoder.decode(&mut buf),
+                Err(WsError::ReservedBits(rsv)),
+                "{first:#x}"
+            );
+        }
+        let mut out = BytesMut::new();
+        encode_frame_rsv1(&mut out, true, true, OpCode::Binary, b"x", None);
+        assert_eq!(&out[..], [0xC2, 0x01, b'x']);
     }
 
     #[test]

@@ -6,15 +6,18 @@
 //! appears on several lines counts as one comma-separated list where lists are
 //! allowed.
 //!
-//! Neither subprotocols nor extensions are negotiated: Engine.IO needs none.
-//! The server ignores those request headers and sends none back; the client
-//! sends none and refuses a response that selects one.
+//! Subprotocols are not negotiated: Engine.IO needs none. The only extension
+//! is permessage-deflate (see [`super::deflate`]), which the server negotiates
+//! separately with [`super::negotiate_deflate`]; a client that offered none
+//! refuses a response that selects any extension.
 
 use std::fmt;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
+
+use super::deflate::{parse_extensions, DeflateConfig, DeflateParams, PERMESSAGE_DEFLATE};
 
 /// The GUID RFC 6455 appends to the key before hashing.
 const ACCEPT_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -56,8 +59,11 @@ pub enum HandshakeError {
     MissingAccept,
     /// `Sec-WebSocket-Accept` does not match the key sent.
     AcceptMismatch,
-    /// The server selected an extension although none was offered.
+    /// The server selected an extension that was not offered.
     UnexpectedExtension,
+    /// A `Sec-WebSocket-Extensions` value does not parse, or the server's
+    /// permessage-deflate parameters break RFC 7692 or the offer.
+    InvalidExtension,
     /// The server selected a subprotocol although none was requested.
     UnexpectedSubprotocol,
 }
@@ -82,7 +88,10 @@ impl fmt::Display for HandshakeError {
             }
             HandshakeError::MissingAccept => f.write_str("missing Sec-WebSocket-Accept"),
             HandshakeError::AcceptMismatch => f.write_str("Sec-WebSocket-Accept does not match"),
-            HandshakeError::UnexpectedExtension => f.write_str("server selected an extension"),
+            HandshakeError::UnexpectedExtension => {
+                f.write_str("server selected an extension that was not offered")
+            }
+            HandshakeError::InvalidExtension => f.write_str("invalid Sec-WebSocket-Extensions"),
             HandshakeError::UnexpectedSubprotocol => f.write_str("server selected a subprotocol"),
         }
     }
@@ -131,6 +140,8 @@ struct SeenHeaders {
     accepts: usize,
     accept_matches: bool,
     extensions: bool,
+    /// The `Sec-WebSocket-Extensions` values, non-empty ones only.
+    extension_values: Vec<Vec<u8>>,
     subprotocol: bool,
 }
 
@@ -166,6 +177,9 @@ impl SeenHeaders {
                 seen.accept_matches = expected_accept.is_some_and(|e| value == e.as_bytes());
             } else if name.eq_ignore_ascii_case(b"sec-websocket-extensions") {
                 seen.extensions |= !value.is_empty();
+                if !value.is_empty() {
+                    seen.extension_values.push(value.to_vec());
+                }
             } else if name.eq_ignore_ascii_case(b"sec-websocket-protocol") {
                 seen.subprotocol |= !value.is_empty();
             }
@@ -270,6 +284,8 @@ where
 pub struct ClientHandshake {
     key: String,
     expected_accept: String,
+    /// The permessage-deflate offer, when one is made.
+    deflate: Option<DeflateConfig>,
 }
 
 impl ClientHandshake {
@@ -282,7 +298,25 @@ impl ClientHandshake {
         ClientHandshake {
             key,
             expected_accept,
+            deflate: None,
         }
+    }
+
+    /// Offers permessage-deflate with these wishes: send
+    /// [`extension_offer`](Self::extension_offer) with the request, and
+    /// check the answer with
+    /// [`validate_response_extensions`](Self::validate_response_extensions).
+    #[cfg(feature = "deflate")]
+    pub fn with_deflate(mut self, config: DeflateConfig) -> ClientHandshake {
+        self.deflate = Some(config);
+        self
+    }
+
+    /// The `Sec-WebSocket-Extensions` value to send besides
+    /// [`request_headers`](Self::request_headers), when an extension is
+    /// offered.
+    pub fn extension_offer(&self) -> Option<String> {
+        self.deflate.as_ref().map(DeflateConfig::client_offer)
     }
 
     /// The `Sec-WebSocket-Key` value.
@@ -303,9 +337,28 @@ impl ClientHandshake {
 
     /// Checks the server's response: status 101, `Upgrade: websocket`,
     /// `Connection: upgrade`, exactly one `Sec-WebSocket-Accept` matching the
-    /// key, and no extension or subprotocol selected (none was offered). On
-    /// success run a [`super::WebSocket::client`].
+    /// key, no subprotocol, and no extension unless one was offered. On
+    /// success run a [`super::WebSocket::client`] (with the negotiated
+    /// permessage-deflate when one was offered: use
+    /// [`validate_response_extensions`](Self::validate_response_extensions)
+    /// to learn it).
     pub fn validate_response<I>(&self, status: u16, headers: I) -> Result<(), HandshakeError>
+    where
+        I: IntoIterator,
+        I::Item: HeaderPair,
+    {
+        self.validate_response_extensions(status, headers).map(drop)
+    }
+
+    /// [`validate_response`](Self::validate_response), also returning the
+    /// permessage-deflate parameters the server accepted (`None`: it
+    /// declined, and messages go uncompressed). Selecting an extension other
+    /// than the one offered, or more than one, fails the handshake.
+    pub fn validate_response_extensions<I>(
+        &self,
+        status: u16,
+        headers: I,
+    ) -> Result<Option<DeflateParams>, HandshakeError>
     where
         I: IntoIterator,
         I::Item: HeaderPair,
@@ -321,13 +374,26 @@ impl ClientHandshake {
         if !seen.accept_matches {
             return Err(HandshakeError::AcceptMismatch);
         }
-        if seen.extensions {
-            return Err(HandshakeError::UnexpectedExtension);
-        }
         if seen.subprotocol {
             return Err(HandshakeError::UnexpectedSubprotocol);
         }
-        Ok(())
+        let Some(offer) = &self.deflate else {
+            if seen.extensions {
+                return Err(HandshakeError::UnexpectedExtension);
+            }
+            return Ok(None);
+        };
+        let mut selected = Vec::new();
+        for value in &seen.extension_values {
+            selected.extend(parse_extensions(value)?);
+        }
+        match &selected[..] {
+            [] => Ok(None),
+            [deflate] if deflate.name == PERMESSAGE_DEFLATE => {
+                DeflateParams::accept_response(&deflate.params, offer).map(Some)
+            }
+            _ => Err(HandshakeError::UnexpectedExtension),
+        }
     }
 }
 
@@ -457,6 +523,74 @@ mod tests {
         assert_eq!(
             handshake.validate_response(101, &response.headers()),
             Ok(())
+        );
+    }
+
+    #[cfg(feature = "deflate")]
+    #[test]
+    fn client_deflate_offer_and_answers() {
+        let handshake =
+            ClientHandshake::new(*b"the sample nonce").with_deflate(DeflateConfig::default());
+        let offer = handshake.extension_offer().unwrap();
+        assert_eq!(offer, "permessage-deflate; client_max_window_bits");
+        let good = [
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", RFC_ACCEPT),
+        ];
+        let with_ext = |value: &'static str| {
+            let mut headers = good.to_vec();
+            headers.push(("Sec-WebSocket-Extensions", value));
+            headers
+        };
+        // Declined: no extension in the answer.
+        assert_eq!(handshake.validate_response_extensions(101, &good), Ok(None));
+        let params = handshake
+            .validate_response_extensions(
+                101,
+                &with_ext("permessage-deflate; client_max_window_bits=10"),
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(params.client_window_bits(), 10);
+        assert_eq!(
+            handshake.validate_response(101, &with_ext("permessage-deflate")),
+            Ok(())
+        );
+        assert_eq!(
+            handshake.validate_response(101, &with_ext("x-webkit-deflate-frame")),
+            Err(HandshakeError::UnexpectedExtension)
+        );
+        assert_eq!(
+            handshake.validate_response(101, &with_ext("permessage-deflate, permessage-deflate")),
+            Err(HandshakeError::UnexpectedExtension)
+        );
+        assert_eq!(
+            handshake.validate_response(101, &with_ext("permessage-deflate; bogus")),
+            Err(HandshakeError::InvalidExtension)
+        );
+        assert_eq!(
+            handshake.validate_response(101, &with_ext("permessage-deflate; a=\"")),
+            Err(HandshakeError::InvalidExtension)
+        );
+        // The server side's answer to the offer satisfies the client side.
+        let mut request: Vec<(&str, String)> = handshake
+            .request_headers()
+            .iter()
+            .map(|(n, v)| (*n, v.to_string()))
+            .collect();
+        request.push(("Sec-WebSocket-Extensions", offer));
+        let response = accept_upgrade(&request).unwrap();
+        let params = crate::ws::negotiate_deflate(&request, &DeflateConfig::default()).unwrap();
+        let mut answer: Vec<(&str, String)> = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (*n, v.to_string()))
+            .collect();
+        answer.push(("Sec-WebSocket-Extensions", params.response_header()));
+        assert_eq!(
+            handshake.validate_response_extensions(101, &answer),
+            Ok(Some(params))
         );
     }
 

@@ -45,23 +45,34 @@
 //! Engine.IO has its own ping/pong packets; WebSocket pings from the peer are
 //! answered here and never reach Engine.IO.
 //!
-//! # Not yet implemented
-//! permessage-deflate (RFC 7692) is planned behind a `deflate` cargo feature.
-//! Until then no extension is negotiated: the server ignores
-//! `Sec-WebSocket-Extensions` offers and the decoder rejects every RSV bit.
+//! # permessage-deflate
+//! RFC 7692 compression is behind the `deflate` cargo feature. The server
+//! runs [`negotiate_deflate`] on the request headers, adds
+//! [`DeflateParams::response_header`] to its 101 as `Sec-WebSocket-Extensions`
+//! and builds its connection with `WebSocket::with_deflate`; the client
+//! offers with `ClientHandshake::with_deflate` and gets the agreed
+//! parameters from [`ClientHandshake::validate_response_extensions`]. Then
+//! messages over the threshold go out compressed (RSV1) and compressed
+//! messages are inflated with `max_message_size` enforced on the inflated
+//! size. Without the feature no extension is negotiated and the decoder
+//! rejects every RSV bit.
 
 pub mod close;
 pub mod connection;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;
 
 pub use close::{CloseCode, CloseFrame, MAX_CLOSE_REASON};
 pub use connection::{WebSocket, WsConfig, WsMessage, WsState};
+pub use deflate::{
+    negotiate_deflate, parse_extensions, DeflateConfig, DeflateParams, Extension, ExtensionParam,
+};
 pub use error::{LocalError, WsError};
 pub use frame::{
-    apply_mask, encode_frame, Frame, FrameDecoder, FrameHeader, MaskKeySource, OpCode, Role,
-    MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN,
+    apply_mask, encode_frame, encode_frame_rsv1, Frame, FrameDecoder, FrameHeader, MaskKeySource,
+    OpCode, Role, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN,
 };
 pub use handshake::{
     accept_key, accept_upgrade, ClientHandshake, HandshakeError, HeaderPair, UpgradeResponse,

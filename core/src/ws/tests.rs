@@ -788,3 +788,257 @@ proptest! {
         prop_assert_eq!(feed(&mut client, &[&wire]), expected_of(&messages));
     }
 }
+
+// --- permessage-deflate (RFC 7692) -------------------------------------
+
+#[cfg(feature = "deflate")]
+mod deflate {
+    use super::*;
+
+    fn params() -> DeflateParams {
+        DeflateParams {
+            server_no_context_takeover: false,
+            client_no_context_takeover: false,
+            server_max_window_bits: None,
+            client_max_window_bits: None,
+        }
+    }
+
+    fn config(threshold: usize) -> DeflateConfig {
+        DeflateConfig {
+            threshold,
+            ..DeflateConfig::default()
+        }
+    }
+
+    fn pair(threshold: usize) -> (WebSocket, WebSocket) {
+        let server =
+            WebSocket::server(WsConfig::default()).with_deflate(params(), &config(threshold));
+        let client = WebSocket::client(WsConfig::default(), || KEY)
+            .with_deflate(params(), &config(threshold));
+        (server, client)
+    }
+
+    #[test]
+    fn rfc7692_hello_from_server_and_client() {
+        let (mut server, mut client) = pair(0);
+        // Section 7.2.3.1: an unmasked compressed "Hello" with RSV1.
+        let wire = [0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        assert_eq!(feed(&mut client, &[&wire]), vec![text("Hello")]);
+        // Section 7.2.3.2: the second "Hello" refers back to the first.
+        let again = [0xc1, 0x05, 0xf2, 0x00, 0x11, 0x00, 0x00];
+        assert_eq!(feed(&mut client, &[&again]), vec![text("Hello")]);
+        // The same masked, to a server, and fragmented (RSV1 on the first
+        // frame only).
+        let mut out = BytesMut::new();
+        encode_frame_rsv1(
+            &mut out,
+            false,
+            true,
+            OpCode::Text,
+            &[0xf2, 0x48, 0xcd],
+            Some(KEY),
+        );
+        encode_frame(
+            &mut out,
+            true,
+            OpCode::Continuation,
+            &[0xc9, 0xc9, 0x07, 0x00],
+            Some(KEY),
+        );
+        let chunks: Vec<&[u8]> = out.chunks(1).collect();
+        assert_eq!(feed(&mut server, &chunks), vec![text("Hello")]);
+    }
+
+    #[test]
+    fn round_trip_both_ways_in_any_chunks() {
+        let (mut server, mut client) = pair(16);
+        let long = "hello engine.io ".repeat(200);
+        let binary: Vec<u8> = (0..5000u32).map(|i| (i % 7) as u8).collect();
+        for _ in 0..3 {
+            server.send_text(&long).unwrap();
+            server.send_binary(&binary).unwrap();
+            server.send_text("short").unwrap();
+            let wire = transmitted(&mut server);
+            assert_eq!(wire[0] & 0x40, 0x40, "compressed text has RSV1");
+            assert!(wire.len() < long.len(), "{}", wire.len());
+            let whole = feed(&mut client, &[&wire]);
+            assert_eq!(whole, vec![text(&long), binary_msg(&binary), text("short")]);
+
+            client.send_text(&long).unwrap();
+            client.send_binary(&binary).unwrap();
+            let wire = transmitted(&mut client);
+            let chunks: Vec<&[u8]> = wire.chunks(7).collect();
+            assert_eq!(
+                feed(&mut server, &chunks),
+                vec![text(&long), binary_msg(&binary)]
+            );
+        }
+    }
+
+    fn binary_msg(b: &[u8]) -> Result<WsMessage, WsError> {
+        binary(b)
+    }
+
+    #[test]
+    fn short_messages_and_control_frames_stay_plain() {
+        let (mut server, _) = pair(1024);
+        server.send_text("2").unwrap();
+        server.send_ping(b"ping").unwrap();
+        server.close(CloseCode::NORMAL, "bye").unwrap();
+        let wire = transmitted(&mut server);
+        assert_eq!(&wire[..3], [0x81, 0x01, b'2']);
+        assert_eq!(wire[3], 0x89);
+    }
+
+    #[test]
+    fn compressed_control_or_continuation_is_a_protocol_error() {
+        let (mut server, _) = pair(0);
+        let mut ping = client_frame(true, OpCode::Ping, b"");
+        ping[0] |= 0x40;
+        assert_eq!(
+            feed(&mut server, &[&ping]),
+            vec![Err(WsError::ReservedBits(4))]
+        );
+        assert_eq!(transmitted(&mut server), server_close(1002));
+
+        let (mut server, _) = pair(0);
+        let mut wire = client_frame(false, OpCode::Text, b"a");
+        let mut cont = client_frame(true, OpCode::Continuation, b"b");
+        cont[0] |= 0x40;
+        wire.extend(cont);
+        assert_eq!(
+            feed(&mut server, &[&wire]),
+            vec![Err(WsError::ReservedBits(4))]
+        );
+    }
+
+    #[test]
+    fn zip_bomb_is_refused_at_the_inflated_size() {
+        let limits = WsConfig {
+            max_frame_size: 100_000,
+            max_message_size: 100_000,
+        };
+        let mut server = WebSocket::server(limits).with_deflate(params(), &config(0));
+        let mut bomb_maker =
+            WebSocket::client(WsConfig::default(), || KEY).with_deflate(params(), &config(0));
+        bomb_maker.send_binary(&vec![0u8; 50_000_000]).unwrap();
+        let wire = transmitted(&mut bomb_maker);
+        assert!(wire.len() < 100_000, "{}", wire.len());
+        let events = feed(&mut server, &[&wire]);
+        assert!(
+            matches!(
+                &events[..],
+                [Err(WsError::MessageTooLarge { max: 100_000, .. })]
+            ),
+            "{events:?}"
+        );
+        assert_eq!(transmitted(&mut server), server_close(1009));
+        assert!(server.is_closed());
+
+        // Fragmented: the limit counts the inflated fragments together.
+        let mut server = WebSocket::server(limits).with_deflate(params(), &config(0));
+        let mut frames = BytesMut::new();
+        let compressed = {
+            let mut c = WebSocket::server(WsConfig::default()).with_deflate(params(), &config(0));
+            c.send_binary(&vec![1u8; 150_000]).unwrap();
+            let wire = transmitted(&mut c);
+            // Strip the unmasked header (2 + 2 or 8 bytes) to get the payload.
+            let header = match wire[1] & 0x7f {
+                126 => 4,
+                127 => 10,
+                _ => 2,
+            };
+            wire[header..].to_vec()
+        };
+        let half = compressed.len() / 2;
+        encode_frame_rsv1(
+            &mut frames,
+            false,
+            true,
+            OpCode::Binary,
+            &compressed[..half],
+            Some(KEY),
+        );
+        encode_frame(
+            &mut frames,
+            true,
+            OpCode::Continuation,
+            &compressed[half..],
+            Some(KEY),
+        );
+        let events = feed(&mut server, &[&frames]);
+        assert!(
+            matches!(&events[..], [Err(WsError::MessageTooLarge { .. })]),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn bad_compressed_data_closes_with_1007() {
+        let (mut server, _) = pair(0);
+        let mut wire = client_frame(true, OpCode::Binary, &[0xff, 0xff, 0xff]);
+        wire[0] |= 0x40;
+        assert_eq!(
+            feed(&mut server, &[&wire]),
+            vec![Err(WsError::InvalidCompressedData)]
+        );
+        assert_eq!(transmitted(&mut server), server_close(1007));
+    }
+
+    #[test]
+    fn compressed_text_must_inflate_to_utf8() {
+        let (mut server, mut client) = pair(0);
+        // Compress invalid UTF-8 as if it were text.
+        server.send_binary(&[0xff, 0xfe, 0xfd]).unwrap();
+        let mut wire = transmitted(&mut server);
+        wire[0] = (wire[0] & 0xf0) | 0x1;
+        assert_eq!(feed(&mut client, &[&wire]), vec![Err(WsError::InvalidUtf8)]);
+    }
+
+    #[test]
+    fn without_negotiation_rsv1_is_refused() {
+        let mut server = server();
+        assert!(server.deflate_params().is_none());
+        let mut wire = client_frame(true, OpCode::Text, b"x");
+        wire[0] |= 0x40;
+        assert_eq!(
+            feed(&mut server, &[&wire]),
+            vec![Err(WsError::ReservedBits(4))]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip_any_messages_any_params(
+            messages in proptest::collection::vec(
+                proptest::collection::vec(any::<u8>().prop_map(|b| b % 5), 0..2000), 1..5),
+            server_reset: bool,
+            client_reset: bool,
+            server_bits in 8u8..=15,
+            client_bits in 8u8..=15,
+            chunk in 1usize..64,
+        ) {
+            let params = DeflateParams {
+                server_no_context_takeover: server_reset,
+                client_no_context_takeover: client_reset,
+                server_max_window_bits: Some(server_bits),
+                client_max_window_bits: Some(client_bits),
+            };
+            let mut server = WebSocket::server(WsConfig::default()).with_deflate(params, &config(0));
+            let mut client =
+                WebSocket::client(WsConfig::default(), || KEY).with_deflate(params, &config(0));
+            for message in &messages {
+                server.send_binary(message).unwrap();
+                client.send_binary(message).unwrap();
+            }
+            let expected: Vec<_> = messages.iter().map(|m| binary(m)).collect();
+            let wire = transmitted(&mut server);
+            let chunks: Vec<&[u8]> = wire.chunks(chunk).collect();
+            prop_assert_eq!(feed(&mut client, &chunks), expected.clone());
+            let wire = transmitted(&mut client);
+            let chunks: Vec<&[u8]> = wire.chunks(chunk).collect();
+            prop_assert_eq!(feed(&mut server, &chunks), expected);
+        }
+    }
+}
