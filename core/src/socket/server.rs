@@ -501,6 +501,10 @@ struct RecoveryState {
     /// Sum of the stored packets' sizes.
     stored_bytes: usize,
     next_seq: u64,
+    /// One past the newest evicted packet: replaying from before it would
+    /// skip packets. (Sequence numbers have gaps: volatile events take one
+    /// and are not stored.)
+    lost_before: u64,
     sessions: HashMap<Str, PersistedSession>,
     /// Private session id to the id of the socket holding it now.
     live: HashMap<Str, Str>,
@@ -511,6 +515,7 @@ impl RecoveryState {
     fn evict_front(&mut self) {
         if let Some(packet) = self.packets.pop_front() {
             self.stored_bytes -= packet.bytes;
+            self.lost_before = packet.seq + 1;
         }
     }
 
@@ -534,16 +539,10 @@ impl RecoveryState {
             Some(offset) => offset.parse::<u64>().ok()?.checked_add(1)?,
             None => base,
         };
-        if start > self.next_seq {
+        if start > self.next_seq || start < self.lost_before {
             return None;
         }
-        if start == self.next_seq {
-            return Some(start);
-        }
-        match self.packets.front() {
-            Some(front) if front.seq <= start => Some(start),
-            _ => None,
-        }
+        Some(start)
     }
 }
 
@@ -1564,7 +1563,27 @@ impl<P: Parser> Server<P> {
                 }
                 messages
             }
-            _ => encode_packet(
+            (Some(recovery), true) => {
+                // Not kept for replay, but it carries an offset like the
+                // others: a recovering client takes a string last argument
+                // for the offset, and would otherwise eat a real argument.
+                // Its own sequence number keeps offsets meaningful.
+                let mut offset = itoa::Buffer::new();
+                let offset = offset.format(recovery.next_seq);
+                let messages = encode_packet(
+                    &self.parser,
+                    &mut self.scratch,
+                    &OutPacket::Event {
+                        nsp,
+                        event,
+                        args: &WithOffset { args, offset },
+                        ack: None,
+                    },
+                )?;
+                recovery.next_seq += 1;
+                messages
+            }
+            (None, _) => encode_packet(
                 &self.parser,
                 &mut self.scratch,
                 &OutPacket::Event {
@@ -2846,12 +2865,14 @@ mod tests {
         server.set_data(&socket, "session data".to_owned()).unwrap();
         server.emit(now, &socket, "ev", &1).unwrap();
         assert_eq!(texts(&mut server), [r#"42["ev",1,"0"]"#]);
-        // Volatile and ack-requesting events carry no offset.
+        // Ack-requesting events carry no offset (the client knows them by
+        // their id); volatile ones do (a string last argument would be
+        // taken for one) but are never replayed.
         server.emit_volatile(now, &socket, "v", &()).unwrap();
         server
             .emit_with_ack(now, &socket, "q", &(), SECOND)
             .unwrap();
-        assert_eq!(texts(&mut server), [r#"42["v"]"#, r#"420["q"]"#]);
+        assert_eq!(texts(&mut server), [r#"42["v","1"]"#, r#"420["q"]"#]);
 
         server.handle_engine_closed(now, "E1", DisconnectReason::ForcedClose);
         let events_now = events(&mut server);
@@ -2895,9 +2916,10 @@ mod tests {
         assert_eq!(
             texts(&mut server),
             [
-                r#"42["a","x","1"]"#.to_owned(),
-                r#"42["b",1,2,"2"]"#.to_owned(),
-                r#"42["e","5"]"#.to_owned(),
+                // (1 went to the volatile event.)
+                r#"42["a","x","2"]"#.to_owned(),
+                r#"42["b",1,2,"3"]"#.to_owned(),
+                r#"42["e","6"]"#.to_owned(),
                 format!(r#"40{{"sid":"{socket}","pid":"{pid}"}}"#),
             ]
         );
@@ -3007,6 +3029,45 @@ mod tests {
             server.handle_engine_message(now, "E3", text(&format!("40{auth}")));
             assert!(!connect_event(&mut server).1);
         }
+    }
+
+    #[test]
+    fn volatile_events_carry_an_offset_but_are_not_replayed() {
+        let now = Instant::now();
+        let mut server = recovering();
+        server.handle_engine_open(now, eio("E1"));
+        server.handle_engine_message(now, "E1", text("40"));
+        let (socket, _) = connect_event(&mut server);
+        server.accept(now, &socket).unwrap();
+        let pid = pid_of(&texts(&mut server)[0]);
+        server.emit_volatile(now, &socket, "v", &("arg",)).unwrap();
+        server
+            .broadcast(now, &Broadcast::namespace("/").volatile(), "w", &())
+            .unwrap();
+        server.emit(now, &socket, "e", &()).unwrap();
+        assert_eq!(
+            texts(&mut server),
+            [r#"42["v","arg","0"]"#, r#"42["w","1"]"#, r#"42["e","2"]"#]
+        );
+        // Recovery from the offset of a volatile event works, and replays
+        // only what was stored.
+        server.handle_engine_closed(now, "E1", DisconnectReason::TransportClose);
+        events(&mut server);
+        server.broadcast(now, &Broadcast::namespace("/").volatile(), "x", &()).unwrap();
+        server.emit(now, &socket, "m", &()).unwrap_err();
+        server
+            .broadcast(now, &Broadcast::namespace("/").to(socket.clone()), "m", &())
+            .unwrap();
+        server.handle_engine_open(now, eio("E2"));
+        server.handle_engine_message(
+            now,
+            "E2",
+            text(&format!(r#"40{{"pid":"{pid}","offset":"1"}}"#)),
+        );
+        assert_eq!(connect_event(&mut server), (socket.clone(), true));
+        server.accept(now, &socket).unwrap();
+        let sent = texts(&mut server);
+        assert_eq!(sent[..2], [r#"42["e","2"]"#, r#"42["m","4"]"#]);
     }
 
     #[test]
