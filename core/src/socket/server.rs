@@ -1352,17 +1352,30 @@ impl<P: Parser> Server<P> {
         }
 
         let recovered = restored.is_some();
-        let (sid, pid, rooms, data, replay) = match restored {
-            Some((pid, session, replay)) => {
-                (session.sid, Some(pid), session.rooms, session.data, replay)
-            }
+        // The first packet the client may not get: the replay's start for a
+        // restored socket (if this connection drops before the client got
+        // the replay, it comes back without a newer offset), otherwise
+        // whatever is sent from now on, held packets included.
+        let (sid, pid, rooms, data, replay, recovery_base) = match restored {
+            Some((pid, session, replay, start)) => (
+                session.sid,
+                Some(pid),
+                session.rooms,
+                session.data,
+                replay,
+                start,
+            ),
             None => {
                 let mut sid = self.random_id();
                 while self.sockets.contains_key(&sid) {
                     sid = self.random_id();
                 }
                 let pid = recovery_on.then(|| self.random_id());
-                (sid, pid, Vec::new(), None, Vec::new())
+                let base = self.namespaces[&nsp]
+                    .recovery
+                    .as_ref()
+                    .map_or(0, |r| r.next_seq);
+                (sid, pid, Vec::new(), None, Vec::new(), base)
             }
         };
         let namespace = self.namespaces.get_mut(&nsp).expect("created above");
@@ -1385,7 +1398,7 @@ impl<P: Parser> Server<P> {
                 acks: BTreeMap::new(),
                 unanswered: BTreeSet::new(),
                 data,
-                recovery_base: 0,
+                recovery_base,
             },
         );
         let session = self.sessions.get_mut(eio).expect("session of the packet");
@@ -1450,7 +1463,7 @@ impl<P: Parser> Server<P> {
         nsp: &Str,
         pid: &Str,
         offset: Option<&str>,
-    ) -> Option<(Str, PersistedSession, Vec<Message>)> {
+    ) -> Option<(Str, PersistedSession, Vec<Message>, u64)> {
         let duration = self.config.recovery.as_ref()?.max_disconnection_duration;
         let recovery = self.namespaces.get_mut(nsp)?.recovery.as_mut()?;
         recovery.evict_expired(now, duration);
@@ -1467,7 +1480,7 @@ impl<P: Parser> Server<P> {
                 replay.extend(packet.messages.iter().cloned());
             }
         }
-        Some((pid, session, replay))
+        Some((pid, session, replay, start))
     }
 
     /// Mark a socket connected and send: recovered packets, the CONNECT
@@ -1487,13 +1500,8 @@ impl<P: Parser> Server<P> {
                 data: Some(&reply),
             },
         )?;
-        let base = self.namespaces[&nsp]
-            .recovery
-            .as_ref()
-            .map_or(0, |r| r.next_seq);
         let state = self.sockets.get_mut(sid).expect("socket to connect");
         state.connected = true;
-        state.recovery_base = base;
         let replay = std::mem::take(&mut state.replay);
         let held = std::mem::take(&mut state.held);
         self.transmit(now, &eio, &replay);
@@ -3053,7 +3061,9 @@ mod tests {
         // only what was stored.
         server.handle_engine_closed(now, "E1", DisconnectReason::TransportClose);
         events(&mut server);
-        server.broadcast(now, &Broadcast::namespace("/").volatile(), "x", &()).unwrap();
+        server
+            .broadcast(now, &Broadcast::namespace("/").volatile(), "x", &())
+            .unwrap();
         server.emit(now, &socket, "m", &()).unwrap_err();
         server
             .broadcast(now, &Broadcast::namespace("/").to(socket.clone()), "m", &())
@@ -3068,6 +3078,38 @@ mod tests {
         server.accept(now, &socket).unwrap();
         let sent = texts(&mut server);
         assert_eq!(sent[..2], [r#"42["e","2"]"#, r#"42["m","4"]"#]);
+    }
+
+    #[test]
+    fn a_replay_lost_with_its_connection_is_replayed_again() {
+        // The client never received an event, so it has no offset; the
+        // first recovery's replay dies with the connection before the
+        // client got it: the next recovery replays the same packets.
+        let now = Instant::now();
+        let mut server = recovering();
+        server.handle_engine_open(now, eio("E1"));
+        server.handle_engine_message(now, "E1", text("40"));
+        let (socket, _) = connect_event(&mut server);
+        server.accept(now, &socket).unwrap();
+        let pid = pid_of(&texts(&mut server)[0]);
+        server.handle_engine_closed(now, "E1", DisconnectReason::TransportClose);
+        events(&mut server);
+        let to_it = Broadcast::namespace("/").to(socket.clone());
+        server.broadcast(now, &to_it, "a", &()).unwrap();
+        server.broadcast(now, &to_it, "b", &()).unwrap();
+        for session in ["E2", "E3"] {
+            server.handle_engine_open(now, Str::from(session));
+            server.handle_engine_message(now, session, text(&format!(r#"40{{"pid":"{pid}"}}"#)));
+            assert_eq!(connect_event(&mut server), (socket.clone(), true));
+            server.accept(now, &socket).unwrap();
+            assert_eq!(
+                texts(&mut server)[..2],
+                [r#"42["a","0"]"#, r#"42["b","1"]"#],
+                "{session}"
+            );
+            server.handle_engine_closed(now, session, DisconnectReason::TransportClose);
+            events(&mut server);
+        }
     }
 
     #[test]
