@@ -2016,15 +2016,15 @@ fn reconnection_delays_follow_the_options() {
     let a = run(0);
     assert_eq!(a, run(0));
     assert_ne!(a, run(1));
+    assert!(a.len() >= 6);
     for (k, d) in &a {
-        let base = 1000u128 << (k - 1).min(3);
-        let base = base.min(5000);
+        // ±50 % around 1 s doubling per attempt, then capped at 5 s.
+        let raw = 1000u128 << (k - 1);
         let ms = d.as_millis();
         assert!(
-            ms * 2 >= base && ms * 2 <= base * 3 || ms <= 5000,
-            "attempt {k}: {ms} ms for base {base}"
+            ms >= (raw / 2).min(5000) && ms <= (raw * 3 / 2).min(5000),
+            "attempt {k}: {ms} ms around {raw} ms"
         );
-        assert!(ms <= 5000, "capped at the maximum");
     }
     assert!(a.iter().any(|(_, d)| d.as_millis() % 1000 != 0), "jittered");
 }
