@@ -269,7 +269,8 @@ impl<P: Parser> ClientEndpoint<P> {
         &mut self.socket
     }
 
-    /// The current Engine.IO session, if one is open or opening.
+    /// The current Engine.IO session, if one is open or opening, or the
+    /// last one while it finishes closing ([`engine::Client::is_closed`]).
     pub fn engine(&self) -> Option<&engine::Client> {
         self.engine.as_ref()
     }
@@ -366,7 +367,7 @@ impl<P: Parser> ClientEndpoint<P> {
                             Some(engine::Client::new(self.engine_config.clone(), rng, now));
                     }
                     socket::ClientOutput::Send(message) => {
-                        if let Some(engine) = self.engine.as_mut() {
+                        if let Some(engine) = self.engine.as_mut().filter(|e| !e.is_closed()) {
                             if let Err(e) = engine.send(now, message) {
                                 tracing::debug!(error = %e, "engine refused a message: closing");
                                 engine.close(now);
@@ -374,7 +375,7 @@ impl<P: Parser> ClientEndpoint<P> {
                         }
                     }
                     socket::ClientOutput::CloseEngine => {
-                        if let Some(engine) = self.engine.as_mut() {
+                        if let Some(engine) = self.engine.as_mut().filter(|e| !e.is_closed()) {
                             engine.close(now);
                         }
                     }
@@ -402,7 +403,10 @@ impl<P: Parser> ClientEndpoint<P> {
             self.drain_engine_actions();
             if let Some(reason) = closed {
                 moved = true;
-                self.engine = None;
+                // The ended session stays until the next `OpenEngine`: it
+                // may still have a close packet to flush and connections to
+                // close (over polling it waits for the server to take the
+                // close POST). Dropping it here left both undone.
                 self.socket.handle_engine_closed(now, reason);
             }
             if !moved {
@@ -462,3 +466,5 @@ impl<P: Parser> ClientEndpoint<P> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_e2e;

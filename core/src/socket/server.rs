@@ -501,6 +501,10 @@ struct RecoveryState {
     /// Sum of the stored packets' sizes.
     stored_bytes: usize,
     next_seq: u64,
+    /// One past the newest evicted packet: replaying from before it would
+    /// skip packets. (Sequence numbers have gaps: volatile events take one
+    /// and are not stored.)
+    lost_before: u64,
     sessions: HashMap<Str, PersistedSession>,
     /// Private session id to the id of the socket holding it now.
     live: HashMap<Str, Str>,
@@ -511,6 +515,7 @@ impl RecoveryState {
     fn evict_front(&mut self) {
         if let Some(packet) = self.packets.pop_front() {
             self.stored_bytes -= packet.bytes;
+            self.lost_before = packet.seq + 1;
         }
     }
 
@@ -534,16 +539,10 @@ impl RecoveryState {
             Some(offset) => offset.parse::<u64>().ok()?.checked_add(1)?,
             None => base,
         };
-        if start > self.next_seq {
+        if start > self.next_seq || start < self.lost_before {
             return None;
         }
-        if start == self.next_seq {
-            return Some(start);
-        }
-        match self.packets.front() {
-            Some(front) if front.seq <= start => Some(start),
-            _ => None,
-        }
+        Some(start)
     }
 }
 
@@ -1369,17 +1368,30 @@ impl<P: Parser> Server<P> {
         }
 
         let recovered = restored.is_some();
-        let (sid, pid, rooms, data, replay) = match restored {
-            Some((pid, session, replay)) => {
-                (session.sid, Some(pid), session.rooms, session.data, replay)
-            }
+        // The first packet the client may not get: the replay's start for a
+        // restored socket (if this connection drops before the client got
+        // the replay, it comes back without a newer offset), otherwise
+        // whatever is sent from now on, held packets included.
+        let (sid, pid, rooms, data, replay, recovery_base) = match restored {
+            Some((pid, session, replay, start)) => (
+                session.sid,
+                Some(pid),
+                session.rooms,
+                session.data,
+                replay,
+                start,
+            ),
             None => {
                 let mut sid = self.random_id();
                 while self.sockets.contains_key(&sid) {
                     sid = self.random_id();
                 }
                 let pid = recovery_on.then(|| self.random_id());
-                (sid, pid, Vec::new(), None, Vec::new())
+                let base = self.namespaces[&nsp]
+                    .recovery
+                    .as_ref()
+                    .map_or(0, |r| r.next_seq);
+                (sid, pid, Vec::new(), None, Vec::new(), base)
             }
         };
         let namespace = self.namespaces.get_mut(&nsp).expect("created above");
@@ -1402,7 +1414,7 @@ impl<P: Parser> Server<P> {
                 acks: BTreeMap::new(),
                 unanswered: BTreeSet::new(),
                 data,
-                recovery_base: 0,
+                recovery_base,
             },
         );
         let session = self.sessions.get_mut(eio).expect("session of the packet");
@@ -1467,7 +1479,7 @@ impl<P: Parser> Server<P> {
         nsp: &Str,
         pid: &Str,
         offset: Option<&str>,
-    ) -> Option<(Str, PersistedSession, Vec<Message>)> {
+    ) -> Option<(Str, PersistedSession, Vec<Message>, u64)> {
         let duration = self.config.recovery.as_ref()?.max_disconnection_duration;
         let recovery = self.namespaces.get_mut(nsp)?.recovery.as_mut()?;
         recovery.evict_expired(now, duration);
@@ -1484,7 +1496,7 @@ impl<P: Parser> Server<P> {
                 replay.extend(packet.messages.iter().cloned());
             }
         }
-        Some((pid, session, replay))
+        Some((pid, session, replay, start))
     }
 
     /// Mark a socket connected and send: recovered packets, the CONNECT
@@ -1504,13 +1516,8 @@ impl<P: Parser> Server<P> {
                 data: Some(&reply),
             },
         )?;
-        let base = self.namespaces[&nsp]
-            .recovery
-            .as_ref()
-            .map_or(0, |r| r.next_seq);
         let state = self.sockets.get_mut(sid).expect("socket to connect");
         state.connected = true;
-        state.recovery_base = base;
         let replay = std::mem::take(&mut state.replay);
         let held = std::mem::take(&mut state.held);
         self.transmit(now, &eio, &replay);
@@ -1580,7 +1587,27 @@ impl<P: Parser> Server<P> {
                 }
                 messages
             }
-            _ => encode_packet(
+            (Some(recovery), true) => {
+                // Not kept for replay, but it carries an offset like the
+                // others: a recovering client takes a string last argument
+                // for the offset, and would otherwise eat a real argument.
+                // Its own sequence number keeps offsets meaningful.
+                let mut offset = itoa::Buffer::new();
+                let offset = offset.format(recovery.next_seq);
+                let messages = encode_packet(
+                    &self.parser,
+                    &mut self.scratch,
+                    &OutPacket::Event {
+                        nsp,
+                        event,
+                        args: &WithOffset { args, offset },
+                        ack: None,
+                    },
+                )?;
+                recovery.next_seq += 1;
+                messages
+            }
+            (None, _) => encode_packet(
                 &self.parser,
                 &mut self.scratch,
                 &OutPacket::Event {
@@ -2886,12 +2913,14 @@ mod tests {
         server.set_data(&socket, "session data".to_owned()).unwrap();
         server.emit(now, &socket, "ev", &1).unwrap();
         assert_eq!(texts(&mut server), [r#"42["ev",1,"0"]"#]);
-        // Volatile and ack-requesting events carry no offset.
+        // Ack-requesting events carry no offset (the client knows them by
+        // their id); volatile ones do (a string last argument would be
+        // taken for one) but are never replayed.
         server.emit_volatile(now, &socket, "v", &()).unwrap();
         server
             .emit_with_ack(now, &socket, "q", &(), SECOND)
             .unwrap();
-        assert_eq!(texts(&mut server), [r#"42["v"]"#, r#"420["q"]"#]);
+        assert_eq!(texts(&mut server), [r#"42["v","1"]"#, r#"420["q"]"#]);
 
         server.handle_engine_closed(now, "E1", DisconnectReason::ForcedClose);
         let events_now = events(&mut server);
@@ -2935,9 +2964,10 @@ mod tests {
         assert_eq!(
             texts(&mut server),
             [
-                r#"42["a","x","1"]"#.to_owned(),
-                r#"42["b",1,2,"2"]"#.to_owned(),
-                r#"42["e","5"]"#.to_owned(),
+                // (1 went to the volatile event.)
+                r#"42["a","x","2"]"#.to_owned(),
+                r#"42["b",1,2,"3"]"#.to_owned(),
+                r#"42["e","6"]"#.to_owned(),
                 format!(r#"40{{"sid":"{socket}","pid":"{pid}"}}"#),
             ]
         );
@@ -3046,6 +3076,79 @@ mod tests {
             server.handle_engine_open(now, eio("E3"));
             server.handle_engine_message(now, "E3", text(&format!("40{auth}")));
             assert!(!connect_event(&mut server).1);
+        }
+    }
+
+    #[test]
+    fn volatile_events_carry_an_offset_but_are_not_replayed() {
+        let now = Instant::now();
+        let mut server = recovering();
+        server.handle_engine_open(now, eio("E1"));
+        server.handle_engine_message(now, "E1", text("40"));
+        let (socket, _) = connect_event(&mut server);
+        server.accept(now, &socket).unwrap();
+        let pid = pid_of(&texts(&mut server)[0]);
+        server.emit_volatile(now, &socket, "v", &("arg",)).unwrap();
+        server
+            .broadcast(now, &Broadcast::namespace("/").volatile(), "w", &())
+            .unwrap();
+        server.emit(now, &socket, "e", &()).unwrap();
+        assert_eq!(
+            texts(&mut server),
+            [r#"42["v","arg","0"]"#, r#"42["w","1"]"#, r#"42["e","2"]"#]
+        );
+        // Recovery from the offset of a volatile event works, and replays
+        // only what was stored.
+        server.handle_engine_closed(now, "E1", DisconnectReason::TransportClose);
+        events(&mut server);
+        server
+            .broadcast(now, &Broadcast::namespace("/").volatile(), "x", &())
+            .unwrap();
+        server.emit(now, &socket, "m", &()).unwrap_err();
+        server
+            .broadcast(now, &Broadcast::namespace("/").to(socket.clone()), "m", &())
+            .unwrap();
+        server.handle_engine_open(now, eio("E2"));
+        server.handle_engine_message(
+            now,
+            "E2",
+            text(&format!(r#"40{{"pid":"{pid}","offset":"1"}}"#)),
+        );
+        assert_eq!(connect_event(&mut server), (socket.clone(), true));
+        server.accept(now, &socket).unwrap();
+        let sent = texts(&mut server);
+        assert_eq!(sent[..2], [r#"42["e","2"]"#, r#"42["m","4"]"#]);
+    }
+
+    #[test]
+    fn a_replay_lost_with_its_connection_is_replayed_again() {
+        // The client never received an event, so it has no offset; the
+        // first recovery's replay dies with the connection before the
+        // client got it: the next recovery replays the same packets.
+        let now = Instant::now();
+        let mut server = recovering();
+        server.handle_engine_open(now, eio("E1"));
+        server.handle_engine_message(now, "E1", text("40"));
+        let (socket, _) = connect_event(&mut server);
+        server.accept(now, &socket).unwrap();
+        let pid = pid_of(&texts(&mut server)[0]);
+        server.handle_engine_closed(now, "E1", DisconnectReason::TransportClose);
+        events(&mut server);
+        let to_it = Broadcast::namespace("/").to(socket.clone());
+        server.broadcast(now, &to_it, "a", &()).unwrap();
+        server.broadcast(now, &to_it, "b", &()).unwrap();
+        for session in ["E2", "E3"] {
+            server.handle_engine_open(now, Str::from(session));
+            server.handle_engine_message(now, session, text(&format!(r#"40{{"pid":"{pid}"}}"#)));
+            assert_eq!(connect_event(&mut server), (socket.clone(), true));
+            server.accept(now, &socket).unwrap();
+            assert_eq!(
+                texts(&mut server)[..2],
+                [r#"42["a","0"]"#, r#"42["b","1"]"#],
+                "{session}"
+            );
+            server.handle_engine_closed(now, session, DisconnectReason::TransportClose);
+            events(&mut server);
         }
     }
 
