@@ -1,0 +1,1 @@
+pub struct Client; pub struct ClientAck; pub struct ClientBuilder; pub struct ClientSocket;
