@@ -45,11 +45,13 @@ pub use server::{
     ServerBuilder, SocketRef,
 };
 
-pub use socketio_core::engine::{ClientTransports, CorsOrigins, Transport};
-pub use socketio_core::parser::{AnyParser, Args, ArgsError, CborParser, JsonParser, MsgPackParser};
-pub use socketio_core::socket::DisconnectReason;
-pub use socketio_core::{Binary, Bytes, Str, Value};
 /// The sans-IO protocol core, for options not surfaced by the builders.
 pub use socketio_core as core;
+pub use socketio_core::engine::{ClientTransports, CorsOrigins, Transport};
+pub use socketio_core::parser::{
+    AnyParser, Args, ArgsError, CborParser, JsonParser, MsgPackParser,
+};
+pub use socketio_core::socket::DisconnectReason;
+pub use socketio_core::{Binary, Bytes, Str, Value};
 /// The runtime-neutral driver, for custom runtimes and streams.
 pub use socketio_driver as driver;

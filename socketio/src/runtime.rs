@@ -86,12 +86,10 @@ impl RuntimeKind {
     pub fn block_on<F: Future>(self, future: F) -> F::Output {
         match self {
             #[cfg(feature = "tokio")]
-            RuntimeKind::Tokio => {
-                socketio_tokio::TokioRuntime::block_on(async move {
-                    set_current(Arc::new(socketio_tokio::TokioRuntime::current()));
-                    future.await
-                })
-            }
+            RuntimeKind::Tokio => socketio_tokio::TokioRuntime::block_on(async move {
+                set_current(Arc::new(socketio_tokio::TokioRuntime::current()));
+                future.await
+            }),
             #[cfg(feature = "async-std")]
             RuntimeKind::AsyncStd => {
                 set_current(self.runtime());

@@ -27,7 +27,10 @@ use crate::handler::{boxed, Job, JobQueue};
 use crate::runtime::RuntimeKind;
 
 type ConnectFn = Arc<
-    dyn Fn(SocketRef, Option<Value>) -> futures_util::future::BoxFuture<'static, Result<(), ConnectRefusal>>
+    dyn Fn(
+            SocketRef,
+            Option<Value>,
+        ) -> futures_util::future::BoxFuture<'static, Result<(), ConnectRefusal>>
         + Send
         + Sync,
 >;
@@ -694,10 +697,7 @@ impl SocketRef {
     /// Remove the socket's value of type `T`.
     pub fn remove<T: Any + Send + Sync>(&self) -> Option<T> {
         self.server.inner.driver.with(|ep, _| {
-            let ext = ep
-                .socket()
-                .data_mut::<Extensions>(&self.state.id)
-                .ok()??;
+            let ext = ep.socket().data_mut::<Extensions>(&self.state.id).ok()??;
             ext.0
                 .remove(&TypeId::of::<T>())?
                 .downcast::<T>()
@@ -708,11 +708,10 @@ impl SocketRef {
 
     /// Whether the socket is still connected.
     pub fn connected(&self) -> bool {
-        self.server.inner.driver.with(|ep, _| {
-            ep.socket()
-                .is_connected(&self.state.id)
-                .unwrap_or(false)
-        })
+        self.server
+            .inner
+            .driver
+            .with(|ep, _| ep.socket().is_connected(&self.state.id).unwrap_or(false))
     }
 }
 
@@ -726,10 +725,11 @@ pub struct AckSender {
 impl AckSender {
     /// Send the answer. `args` as in [`SocketRef::emit`].
     pub fn send<A: Serialize + ?Sized>(self, args: &A) -> Result<()> {
-        self.socket.server.inner.driver.with(|ep, now| {
-            ep.socket()
-                .ack(now, &self.socket.state.id, self.id, args)
-        })?;
+        self.socket
+            .server
+            .inner
+            .driver
+            .with(|ep, now| ep.socket().ack(now, &self.socket.state.id, self.id, args))?;
         Ok(())
     }
 }
@@ -898,12 +898,10 @@ impl Server {
                     let id = socket_ref.state.id.clone();
                     let result = server.inner.driver.with(|ep, now| match &verdict {
                         Ok(()) => ep.socket().accept(now, &id),
-                        Err(refusal) => ep.socket().reject(
-                            now,
-                            &id,
-                            &refusal.message,
-                            refusal.data.as_ref(),
-                        ),
+                        Err(refusal) => {
+                            ep.socket()
+                                .reject(now, &id, &refusal.message, refusal.data.as_ref())
+                        }
                     });
                     if verdict.is_err() {
                         lock(&server.inner.sockets).remove(&id);
@@ -979,7 +977,11 @@ impl Server {
                     return;
                 };
                 lock(&self.inner.acks).retain(|(s, _), _| *s != socket);
-                if let Some(h) = state.namespace.as_ref().and_then(|n| n.on_disconnect.clone()) {
+                if let Some(h) = state
+                    .namespace
+                    .as_ref()
+                    .and_then(|n| n.on_disconnect.clone())
+                {
                     let socket_ref = SocketRef {
                         state: state.clone(),
                         server: self.clone(),

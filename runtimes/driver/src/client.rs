@@ -173,7 +173,9 @@ impl<P: Parser + Send + 'static> Shared<P> {
 
 impl<P: Parser + Send + 'static> Driven for Shared<P> {
     fn on_read(this: &Arc<Self>, conn: ConnId, data: &[u8]) {
-        Shared::with_state(this, |state, now| state.endpoint.handle_read(now, conn, data));
+        Shared::with_state(this, |state, now| {
+            state.endpoint.handle_read(now, conn, data)
+        });
     }
 
     fn on_eof(this: &Arc<Self>, conn: ConnId) {
