@@ -42,7 +42,7 @@ pub struct ClientOptions {
 pub const OVERALL: Duration = Duration::from_secs(20);
 const STEP: Duration = Duration::from_secs(5);
 
-async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> Option<T> {
+pub async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> Option<T> {
     let timer = Box::pin(socketio::sleep(limit));
     match select(Box::pin(future), timer).await {
         Either::Left((value, _)) => Some(value),
@@ -228,7 +228,7 @@ async fn scenario(
     let socket = client.socket(&options.nsp);
     let expected_auth = options.auth.clone().unwrap_or(Value::Object(Vec::new()));
     let auth = inbox.expect("auth").await?;
-    if !same_args(&auth, &[expected_auth.clone()]) {
+    if !same_args(&auth, std::slice::from_ref(&expected_auth)) {
         return Err(format!("auth echo {auth:?}, expected {expected_auth:?}"));
     }
     for (i, vector) in vectors().into_iter().enumerate() {

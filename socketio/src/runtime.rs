@@ -111,10 +111,17 @@ pub fn set_current(runtime: Arc<dyn Runtime>) {
     *CURRENT.write().unwrap_or_else(|e| e.into_inner()) = Some(runtime);
 }
 
-/// The runtime [`spawn`] and [`sleep`] use: the last one given to
+/// The runtime [`spawn`] and [`sleep`] use: the tokio runtime of the
+/// calling context if there is one, else the last one given to
 /// [`set_current`], [`RuntimeKind::block_on`] or a server or client
 /// builder, else the default kind's.
 pub fn current() -> Arc<dyn Runtime> {
+    // Inside a tokio runtime, that runtime: tasks and timers then live as
+    // long as it does.
+    #[cfg(feature = "tokio")]
+    if let Some(runtime) = socketio_tokio::TokioRuntime::try_current() {
+        return Arc::new(runtime);
+    }
     if let Some(runtime) = &*CURRENT.read().unwrap_or_else(|e| e.into_inner()) {
         return runtime.clone();
     }
