@@ -234,6 +234,22 @@ impl ClientBuilder {
         self
     }
 
+    /// Connect as a [`crate::SimpleClient`] (python-socketio's
+    /// `SimpleClient`): events of its first namespace are received with
+    /// [`crate::SimpleClient::receive`] instead of handlers (an `on_any`
+    /// handler set here is replaced).
+    pub async fn connect_simple(self) -> Result<crate::SimpleClient> {
+        crate::simple::connect(self).await
+    }
+
+    /// The first namespace this builder connects (`/` by default).
+    pub(crate) fn first_namespace(&self) -> Option<String> {
+        match self.namespaces.first() {
+            Some((nsp, _)) => Some(nsp.clone()),
+            None => parse_url(&self.url).ok().map(|u| u.namespace),
+        }
+    }
+
     /// Connect and wait until every namespace is connected. A refusal or
     /// the wait timeout closes the client and returns the error.
     pub async fn connect(mut self) -> Result<Client> {
@@ -442,6 +458,10 @@ impl Client {
         let closed = Box::pin(self.inner.driver.closed());
         let give_up = runtime.sleep_until(Instant::now() + Duration::from_secs(2));
         let _ = select(closed, give_up).await;
+    }
+
+    pub(crate) fn runtime(&self) -> &std::sync::Arc<dyn Runtime> {
+        self.inner.driver.runtime()
     }
 
     /// Wait until the client is done: disconnected by the application or

@@ -38,6 +38,10 @@ pub enum Error {
     Args(ArgsError),
     /// A socket or listener failed.
     Io(std::io::Error),
+    /// Nothing arrived within the given time.
+    Timeout,
+    /// The client is disconnected and nothing more will arrive.
+    Disconnected,
 }
 
 impl fmt::Display for Error {
@@ -54,6 +58,8 @@ impl fmt::Display for Error {
             Error::InvalidUrl(url) => write!(f, "invalid url: {url}"),
             Error::Args(e) => e.fmt(f),
             Error::Io(e) => write!(f, "io: {e}"),
+            Error::Timeout => f.write_str("timed out"),
+            Error::Disconnected => f.write_str("disconnected"),
         }
     }
 }

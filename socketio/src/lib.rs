@@ -35,6 +35,7 @@ mod error;
 mod handler;
 mod runtime;
 mod server;
+mod simple;
 
 pub use client::{Client, ClientAck, ClientBuilder, ClientSocket};
 pub use error::{Error, Result};
@@ -44,6 +45,7 @@ pub use server::{
     AckResponses, AckSender, BroadcastOperator, ConnectRefusal, Namespace, RequestInfo, Server,
     ServerBuilder, SocketRef,
 };
+pub use simple::SimpleClient;
 
 /// The sans-IO protocol core, for options not surfaced by the builders.
 pub use socketio_core as core;

@@ -200,6 +200,9 @@ struct SocketState {
 
 type AckKey = (Str, u64);
 
+/// How long [`Server::shutdown`] lets connections finish writing.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(200);
+
 pub(crate) struct ServerInner {
     driver: ServerDriver<AnyParser>,
     namespaces: Arc<RwLock<Vec<Arc<Namespace>>>>,
@@ -515,8 +518,9 @@ impl Server {
         Ok(())
     }
 
-    /// Stop accepting connections, close every session, and wait (up to
-    /// two seconds) for the connections to finish writing.
+    /// Stop accepting connections, close every session (sockets see
+    /// `forced server close`), give the last packets a moment to leave,
+    /// then close every connection.
     pub async fn shutdown(&self) {
         self.inner.driver.stop();
         let sessions: Vec<Str> = lock(&self.inner.sockets)
@@ -529,12 +533,13 @@ impl Server {
             }
         });
         let runtime = self.inner.driver.runtime().clone();
-        let give_up = Instant::now() + Duration::from_secs(2);
+        let give_up = Instant::now() + SHUTDOWN_GRACE;
         while self.inner.driver.connection_count() > 0 && Instant::now() < give_up {
             runtime
-                .sleep_until(Instant::now() + Duration::from_millis(20))
+                .sleep_until(Instant::now() + Duration::from_millis(10))
                 .await;
         }
+        self.inner.driver.close_all();
     }
 
     fn runtime(&self) -> &Arc<dyn Runtime> {

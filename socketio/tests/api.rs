@@ -230,3 +230,58 @@ fn connect_refusal_and_disconnect_reason_reach_the_client() {
         assert_eq!(reasons.first().map(|r| r.0.as_str()), Some("/dyn/1"));
     });
 }
+
+#[test]
+fn simple_client_receives_events_in_order() {
+    RuntimeKind::Tokio.block_on(async {
+        let server = Server::builder().runtime(RuntimeKind::Tokio).build();
+        server.ns("/custom", |ns| {
+            ns.on(
+                "hello",
+                |s: SocketRef, args: Args, ack: Option<AckSender>| async move {
+                    s.emit("one", &(1,)).unwrap();
+                    s.emit("two", &args).unwrap();
+                    if let Some(ack) = ack {
+                        ack.send(&("ok",)).unwrap();
+                    }
+                },
+            );
+        });
+        let addr = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let client = Client::builder(&format!("http://{addr}/custom"))
+            .transports(ClientTransports::Polling)
+            .connect_simple()
+            .await
+            .unwrap();
+        assert!(client.sid().is_some());
+        let ok: String = client
+            .call("hello", &("x",), Duration::from_secs(5))
+            .await
+            .unwrap()
+            .deserialize()
+            .unwrap();
+        assert_eq!(ok, "ok");
+        let (name, args) = client.receive(Some(Duration::from_secs(5))).await.unwrap();
+        assert_eq!(
+            (name.as_str(), args.deserialize::<u32>().unwrap()),
+            ("one", 1)
+        );
+        let (name, args) = client.receive(Some(Duration::from_secs(5))).await.unwrap();
+        assert_eq!(
+            (
+                name.as_str(),
+                args.deserialize::<String>().unwrap().as_str()
+            ),
+            ("two", "x")
+        );
+        assert!(matches!(
+            client.receive(Some(Duration::from_millis(50))).await,
+            Err(Error::Timeout)
+        ));
+        client.disconnect().await;
+        assert!(matches!(
+            client.receive(None).await,
+            Err(Error::Disconnected)
+        ));
+    });
+}

@@ -162,6 +162,17 @@ where
         self.shared.stop.lock().expect("stop lock").take();
     }
 
+    /// Drop every connection at once (their streams close); for the end
+    /// of a shutdown, once the last messages had time to leave.
+    pub fn close_all(&self) {
+        self.shared.with_state(|state, now| {
+            let conns: Vec<ConnId> = state.writers.drain().map(|(conn, _)| conn).collect();
+            for conn in conns {
+                state.endpoint.handle_eof(now, conn);
+            }
+        });
+    }
+
     /// How many connections are open.
     pub fn connection_count(&self) -> usize {
         self.shared.lock().writers.len()
