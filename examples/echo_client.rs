@@ -9,6 +9,7 @@
 //! ```
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_channel::mpsc;
@@ -16,11 +17,11 @@ use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use socketio::{
     AnyParser, Args, Binary, Bytes, Client, ClientAck, ClientSocket, ClientTransports, Error,
-    JsonParser, MsgPackParser, RuntimeKind, Str, Transport, Value,
+    JsonParser, MsgPackParser, Runtime, Str, Transport, Value,
 };
 
 /// Options of the echo client.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientOptions {
     /// Server URL.
     pub url: String,
@@ -35,7 +36,7 @@ pub struct ClientOptions {
     /// Pass only if the server refuses the connection.
     pub expect_reject: bool,
     /// The runtime.
-    pub runtime: RuntimeKind,
+    pub runtime: Arc<dyn Runtime>,
 }
 
 /// How long the whole scenario may take.
@@ -159,7 +160,7 @@ pub async fn run(options: &ClientOptions) -> Result<String, String> {
     let mut builder = Client::builder(&options.url)
         .transports(options.transports)
         .parser(options.parser)
-        .runtime(options.runtime)
+        .custom_runtime(options.runtime.clone())
         .reconnection(false)
         .wait_timeout(STEP)
         .on_any(
@@ -292,6 +293,31 @@ async fn scenario(
     Ok(format!("{} on {:?}", options.nsp, wanted))
 }
 
+/// The runtimes the examples offer, whatever features `socketio` was
+/// built with: the adapters are dev-dependencies.
+fn runtime_named(name: &str) -> Option<Arc<dyn Runtime>> {
+    match name {
+        "tokio" => Some(Arc::new(socketio_tokio::TokioRuntime::current_or_global())),
+        "async-std" => Some(Arc::new(socketio_async_std::AsyncStdRuntime)),
+        "smol" => Some(Arc::new(socketio_smol::SmolRuntime)),
+        _ => None,
+    }
+}
+
+/// Run `main` on the runtime named `name`, with that runtime current.
+fn block_on<F: Future>(name: &str, main: F) -> F::Output {
+    let main = async {
+        let runtime = runtime_named(name).expect("runtime checked");
+        socketio::set_current_runtime(runtime);
+        main.await
+    };
+    match name {
+        "async-std" => socketio_async_std::AsyncStdRuntime::block_on(main),
+        "smol" => socketio_smol::SmolRuntime::block_on(main),
+        _ => socketio_tokio::TokioRuntime::block_on(main),
+    }
+}
+
 fn usage(problem: &str) -> ! {
     eprintln!("{problem}\nusage: echo_client --url U --transports polling|websocket|upgrade --nsp N [--auth JSON] [--parser json|msgpack] [--expect-reject] [--runtime tokio|async-std|smol]");
     std::process::exit(2)
@@ -299,6 +325,7 @@ fn usage(problem: &str) -> ! {
 
 #[allow(dead_code)]
 fn main() {
+    let mut runtime = String::from("tokio");
     let mut url = None;
     let mut transports = None;
     let mut nsp = None;
@@ -309,7 +336,7 @@ fn main() {
         auth: None,
         parser: AnyParser::default(),
         expect_reject: false,
-        runtime: RuntimeKind::default(),
+        runtime: Arc::new(socketio_smol::SmolRuntime),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -346,9 +373,10 @@ fn main() {
             }
             "--expect-reject" => options.expect_reject = true,
             "--runtime" => {
-                let name = value();
-                options.runtime = RuntimeKind::from_name(&name)
-                    .unwrap_or_else(|| usage(&format!("runtime {name} not built in")));
+                runtime = value();
+                if runtime_named(&runtime).is_none() {
+                    usage(&format!("unknown runtime {runtime}"));
+                }
             }
             other => usage(&format!("unknown argument {other}")),
         }
@@ -362,9 +390,10 @@ fn main() {
             .with_writer(std::io::stderr)
             .try_init();
     }
-    let outcome = options
-        .runtime
-        .block_on(async { within(OVERALL, run(&options)).await });
+    let outcome = block_on(&runtime.clone(), async move {
+        options.runtime = socketio::current_runtime();
+        within(OVERALL, run(&options)).await
+    });
     match outcome {
         Some(Ok(detail)) => {
             println!("PASS {detail}");

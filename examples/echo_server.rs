@@ -13,17 +13,19 @@
 //! `shout(...)` sends `shout-back(...)` to every socket of the namespace;
 //! `disconnect-me` disconnects the socket. Prints `listening on PORT`.
 
+use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use socketio::{
-    AckSender, AnyParser, Args, Binary, Bytes, ConnectRefusal, JsonParser, MsgPackParser,
-    RuntimeKind, Server, SocketRef, Value,
+    AckSender, AnyParser, Args, Binary, Bytes, ConnectRefusal, JsonParser, MsgPackParser, Runtime,
+    Server, SocketRef, Value,
 };
 
 /// Options of the echo server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerOptions {
     /// TCP port on 127.0.0.1 (0: any).
     pub port: u16,
@@ -32,14 +34,14 @@ pub struct ServerOptions {
     /// Connection state recovery window, if on.
     pub state_recovery: Option<Duration>,
     /// The runtime.
-    pub runtime: RuntimeKind,
+    pub runtime: Arc<dyn Runtime>,
 }
 
 /// Start the echo server; returns it and the bound address.
 pub async fn start(options: &ServerOptions) -> Result<(Server, SocketAddr), socketio::Error> {
     let mut builder = Server::builder()
         .parser(options.parser)
-        .runtime(options.runtime);
+        .custom_runtime(options.runtime.clone());
     if let Some(window) = options.state_recovery {
         builder = builder.max_disconnection_duration(window);
     }
@@ -109,6 +111,31 @@ fn parse_parser(name: &str) -> AnyParser {
     }
 }
 
+/// The runtimes the examples offer, whatever features `socketio` was
+/// built with: the adapters are dev-dependencies.
+fn runtime_named(name: &str) -> Option<Arc<dyn Runtime>> {
+    match name {
+        "tokio" => Some(Arc::new(socketio_tokio::TokioRuntime::current_or_global())),
+        "async-std" => Some(Arc::new(socketio_async_std::AsyncStdRuntime)),
+        "smol" => Some(Arc::new(socketio_smol::SmolRuntime)),
+        _ => None,
+    }
+}
+
+/// Run `main` on the runtime named `name`, with that runtime current.
+fn block_on<F: Future>(name: &str, main: F) -> F::Output {
+    let main = async {
+        let runtime = runtime_named(name).expect("runtime checked");
+        socketio::set_current_runtime(runtime);
+        main.await
+    };
+    match name {
+        "async-std" => socketio_async_std::AsyncStdRuntime::block_on(main),
+        "smol" => socketio_smol::SmolRuntime::block_on(main),
+        _ => socketio_tokio::TokioRuntime::block_on(main),
+    }
+}
+
 fn usage(problem: &str) -> ! {
     eprintln!("{problem}\nusage: echo_server --port P [--parser json|msgpack] [--state-recovery SECS] [--runtime tokio|async-std|smol]");
     std::process::exit(2)
@@ -116,11 +143,12 @@ fn usage(problem: &str) -> ! {
 
 #[allow(dead_code)]
 fn main() {
+    let mut runtime = String::from("tokio");
     let mut options = ServerOptions {
         port: 0,
         parser: AnyParser::default(),
         state_recovery: None,
-        runtime: RuntimeKind::default(),
+        runtime: Arc::new(socketio_smol::SmolRuntime),
     };
     let mut port = None;
     let mut args = std::env::args().skip(1);
@@ -137,9 +165,10 @@ fn main() {
                 options.state_recovery = Some(Duration::from_secs(secs));
             }
             "--runtime" => {
-                let name = value();
-                options.runtime = RuntimeKind::from_name(&name)
-                    .unwrap_or_else(|| usage(&format!("runtime {name} not built in")));
+                runtime = value();
+                if runtime_named(&runtime).is_none() {
+                    usage(&format!("unknown runtime {runtime}"));
+                }
             }
             other => usage(&format!("unknown argument {other}")),
         }
@@ -151,7 +180,8 @@ fn main() {
             .with_writer(std::io::stderr)
             .try_init();
     }
-    options.runtime.block_on(async {
+    block_on(&runtime.clone(), async move {
+        options.runtime = socketio::current_runtime();
         match start(&options).await {
             Ok((_server, addr)) => {
                 println!("listening on {}", addr.port());

@@ -26,7 +26,7 @@ pub fn echo_matrix(runtime: RuntimeKind) -> usize {
                 port: 0,
                 parser,
                 state_recovery: None,
-                runtime,
+                runtime: runtime.runtime(),
             })
             .await
             .expect("server starts");
@@ -54,7 +54,7 @@ pub fn echo_matrix(runtime: RuntimeKind) -> usize {
                     auth,
                     parser,
                     expect_reject,
-                    runtime,
+                    runtime: runtime.runtime(),
                 };
                 let outcome = within(OVERALL, echo_client::run(&options)).await;
                 match outcome {
