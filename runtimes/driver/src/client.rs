@@ -1,0 +1,260 @@
+//! The client driver: opens the connections a [`ClientEndpoint`] asks
+//! for.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_channel::mpsc;
+use futures_util::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
+use futures_util::StreamExt;
+use socketio_core::endpoint::{ClientAction, ClientEndpoint};
+use socketio_core::engine::ConnId;
+use socketio_core::parser::Parser;
+use socketio_core::socket::ClientEvent;
+
+use crate::io::{read_loop, timer_loop, Driven};
+use crate::runtime::{BoxStream, Runtime};
+use crate::server::write_batch;
+
+/// What a connection's writer must do.
+enum Out {
+    Data(Bytes),
+    Close,
+}
+
+struct State<P: Parser> {
+    endpoint: ClientEndpoint<P>,
+    conns: HashMap<ConnId, mpsc::UnboundedSender<Out>>,
+    armed: Option<Instant>,
+    /// The application connected a namespace at least once.
+    started: bool,
+}
+
+struct Shared<P: Parser> {
+    runtime: Arc<dyn Runtime>,
+    addrs: Vec<SocketAddr>,
+    state: Mutex<State<P>>,
+    timer_wake: async_channel::Sender<()>,
+    events: mpsc::UnboundedSender<ClientEvent>,
+    /// Dropped once the client is done (no namespace wanted any more):
+    /// [`ClientDriver::closed`] waits for that.
+    done: Mutex<Option<async_channel::Sender<()>>>,
+    done_rx: async_channel::Receiver<()>,
+}
+
+/// Runs a [`ClientEndpoint`] on a [`Runtime`], connecting to the server
+/// at the given addresses. Cheap to clone.
+pub struct ClientDriver<P: Parser> {
+    shared: Arc<Shared<P>>,
+}
+
+impl<P: Parser> Clone for ClientDriver<P> {
+    fn clone(&self) -> Self {
+        ClientDriver {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<P: Parser + Send + 'static> ClientDriver<P> {
+    /// Start driving `endpoint`; connections go to the first of `addrs`
+    /// that answers. The receiver yields the core's [`ClientEvent`]s.
+    pub fn new(
+        runtime: Arc<dyn Runtime>,
+        addrs: Vec<SocketAddr>,
+        endpoint: ClientEndpoint<P>,
+    ) -> (Self, mpsc::UnboundedReceiver<ClientEvent>) {
+        let (events, events_rx) = mpsc::unbounded();
+        let (timer_wake, wake_rx) = async_channel::bounded(1);
+        let (done, done_rx) = async_channel::bounded(1);
+        let shared = Arc::new(Shared {
+            runtime: runtime.clone(),
+            addrs,
+            state: Mutex::new(State {
+                endpoint,
+                conns: HashMap::new(),
+                armed: None,
+                started: false,
+            }),
+            timer_wake,
+            events,
+            done: Mutex::new(Some(done)),
+            done_rx,
+        });
+        runtime.spawn(Box::pin(timer_loop(
+            Arc::downgrade(&shared),
+            runtime.clone(),
+            wake_rx,
+        )));
+        (ClientDriver { shared }, events_rx)
+    }
+
+    /// The runtime the driver runs on.
+    pub fn runtime(&self) -> &Arc<dyn Runtime> {
+        &self.shared.runtime
+    }
+
+    /// Call into the endpoint (connect, emit, ack, disconnect), then pump
+    /// it and drain its outputs. Not reentrant.
+    pub fn with<R>(&self, f: impl FnOnce(&mut ClientEndpoint<P>, Instant) -> R) -> R {
+        Shared::with_state(&self.shared, |state, now| {
+            let result = f(&mut state.endpoint, now);
+            state.endpoint.pump(now);
+            result
+        })
+    }
+
+    /// Completes once the client wants no namespace any more (after a
+    /// namespace was connected at least once): disconnected by the
+    /// application or the server, or reconnection gave up.
+    pub async fn closed(&self) {
+        let _ = self.shared.done_rx.recv().await;
+    }
+
+    /// Whether [`ClientDriver::closed`] has completed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.done_rx.is_closed()
+    }
+}
+
+impl<P: Parser + Send + 'static> Shared<P> {
+    fn lock(&self) -> MutexGuard<'_, State<P>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn with_state<R>(this: &Arc<Self>, f: impl FnOnce(&mut State<P>, Instant) -> R) -> R {
+        let mut state = this.lock();
+        let now = Instant::now();
+        let result = f(&mut state, now);
+        this.drain(&mut state);
+        result
+    }
+
+    fn drain(self: &Arc<Self>, state: &mut State<P>) {
+        while let Some(event) = state.endpoint.poll_event() {
+            let _ = self.events.unbounded_send(event);
+        }
+        while let Some(action) = state.endpoint.poll_action() {
+            match action {
+                ClientAction::Connect(conn) => {
+                    let (tx, rx) = mpsc::unbounded();
+                    state.conns.insert(conn, tx);
+                    self.runtime
+                        .spawn(Box::pin(connection(self.clone(), conn, rx)));
+                }
+                ClientAction::Data(conn, bytes) => {
+                    if let Some(tx) = state.conns.get(&conn) {
+                        let _ = tx.unbounded_send(Out::Data(bytes));
+                    }
+                }
+                ClientAction::Close(conn) => {
+                    if let Some(tx) = state.conns.remove(&conn) {
+                        let _ = tx.unbounded_send(Out::Close);
+                    }
+                }
+            }
+        }
+        let next = state.endpoint.poll_timeout();
+        if next != state.armed {
+            state.armed = next;
+            let _ = self.timer_wake.try_send(());
+        }
+        let active = state.endpoint.socket().is_active();
+        if active {
+            state.started = true;
+        } else if state.started {
+            self.done.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }
+    }
+}
+
+impl<P: Parser + Send + 'static> Driven for Shared<P> {
+    fn on_read(this: &Arc<Self>, conn: ConnId, data: &[u8]) {
+        Shared::with_state(this, |state, now| {
+            state.endpoint.handle_read(now, conn, data)
+        });
+    }
+
+    fn on_eof(this: &Arc<Self>, conn: ConnId) {
+        Shared::with_state(this, |state, now| {
+            state.conns.remove(&conn);
+            state.endpoint.handle_eof(now, conn);
+        });
+    }
+
+    fn next_timeout(this: &Arc<Self>) -> Option<Instant> {
+        this.lock().endpoint.poll_timeout()
+    }
+
+    fn on_timeout(this: &Arc<Self>) {
+        Shared::with_state(this, |state, now| state.endpoint.handle_timeout(now));
+    }
+}
+
+/// One connection the endpoint asked for: connect, then read (its own
+/// task) and write (this task) until either side ends.
+async fn connection<P: Parser + Send + 'static>(
+    shared: Arc<Shared<P>>,
+    conn: ConnId,
+    mut out: mpsc::UnboundedReceiver<Out>,
+) {
+    let mut stream = None;
+    for addr in &shared.addrs {
+        match shared.runtime.connect(*addr).await {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => tracing::debug!(%addr, error = %e, "connect failed"),
+        }
+    }
+    let Some(stream) = stream else {
+        Driven::on_eof(&shared, conn);
+        return;
+    };
+    let (reader, mut writer) = stream.split();
+    let (stop, stop_rx) = async_channel::bounded::<()>(1);
+    shared
+        .runtime
+        .spawn(Box::pin(read_loop(shared.clone(), conn, reader, stop_rx)));
+    Shared::with_state(&shared, |state, now| {
+        state.endpoint.handle_connected(now, conn)
+    });
+    write_loop(&shared, conn, &mut writer, &mut out).await;
+    let _ = writer.close().await;
+    drop(stop);
+}
+
+async fn write_loop<P: Parser + Send + 'static>(
+    shared: &Arc<Shared<P>>,
+    conn: ConnId,
+    writer: &mut WriteHalf<BoxStream>,
+    out: &mut mpsc::UnboundedReceiver<Out>,
+) {
+    while let Some(first) = out.next().await {
+        let mut batch = Vec::new();
+        let mut close = false;
+        let mut next = Some(first);
+        while let Some(item) = next.take() {
+            match item {
+                Out::Data(bytes) => batch.push(bytes),
+                Out::Close => {
+                    close = true;
+                    break;
+                }
+            }
+            next = out.try_recv().ok();
+        }
+        if let Err(e) = write_batch(writer, batch).await {
+            tracing::debug!(conn = conn.0, error = %e, "write failed");
+            Driven::on_eof(shared, conn);
+            return;
+        }
+        if close {
+            return;
+        }
+    }
+}

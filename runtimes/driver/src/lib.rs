@@ -1,0 +1,34 @@
+//! `socketio-driver`: runs the sans-IO [`socketio_core`] endpoints on any
+//! async runtime.
+//!
+//! The driver is written once, over `futures-io` streams and the small,
+//! object-safe [`Runtime`] trait (spawn a task, sleep until an instant,
+//! connect and listen over TCP). The runtime crates (`socketio-tokio`,
+//! `socketio-async-std`, `socketio-smol`) only implement [`Runtime`].
+//!
+//! # How a driver runs an endpoint
+//! One `std::sync::Mutex` holds the endpoint; it is never held across an
+//! `.await`. Every input (bytes read, end of stream, a due timer, an
+//! application call) locks it, feeds the core with `Instant::now()`, and
+//! drains the outputs in the order the core documents: application events
+//! (sent to an unbounded channel the application reads), then the transmit
+//! side (connection writers are woken, or told to connect, write, close),
+//! then the next deadline (the one timer task is woken when it changed).
+//!
+//! Tasks: one reader and one writer per TCP connection, one timer, and one
+//! accept loop per listener. Writers pull their bytes from the core when
+//! woken, so bytes stay accounted in the core (backpressure) until a writer
+//! is ready for them.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod client;
+mod io;
+mod rng;
+mod runtime;
+mod server;
+
+pub use client::ClientDriver;
+pub use rng::{os_rng, os_rng_factory};
+pub use runtime::{AsyncStream, BoxFuture, BoxStream, Listener, Runtime};
+pub use server::ServerDriver;

@@ -1,0 +1,59 @@
+//! `socketio`: a Socket.IO v5 server and client for async Rust,
+//! wire-compatible with socket.io 4.x and python-socketio 5.x.
+//!
+//! The protocol lives in the sans-IO [`socketio_core`]; this crate runs it
+//! on tokio (feature `tokio`, the default), async-std (feature
+//! `async-std`; discontinued upstream, kept as a tiny adapter) or smol
+//! (feature `smol`). With several enabled, pick one at run time with
+//! [`RuntimeKind`].
+//!
+//! ```no_run
+//! use socketio::{Server, SocketRef, Args, AckSender};
+//!
+//! # fn main() {
+//! socketio::RuntimeKind::default().block_on(async {
+//!     let server = Server::builder().build();
+//!     server.ns("/", |ns| {
+//!         ns.on("echo", |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
+//!             let _ = socket.emit("echo-back", &args);
+//!             if let Some(ack) = ack {
+//!                 let _ = ack.send(&args);
+//!             }
+//!         });
+//!     });
+//!     let addr = server.listen("127.0.0.1:3000".parse().unwrap()).await.unwrap();
+//!     println!("listening on {addr}");
+//!     std::future::pending::<()>().await;
+//! });
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod client;
+mod error;
+mod handler;
+mod runtime;
+mod server;
+mod simple;
+
+pub use client::{Client, ClientAck, ClientBuilder, ClientSocket};
+pub use error::{Error, Result};
+pub use runtime::{current as current_runtime, set_current as set_current_runtime};
+pub use runtime::{sleep, spawn, JoinHandle, Runtime, RuntimeKind};
+pub use server::{
+    AckResponses, AckSender, BroadcastOperator, ConnectRefusal, Namespace, RequestInfo, Server,
+    ServerBuilder, SocketRef,
+};
+pub use simple::SimpleClient;
+
+/// The sans-IO protocol core, for options not surfaced by the builders.
+pub use socketio_core as core;
+pub use socketio_core::engine::{ClientTransports, CorsOrigins, Transport};
+pub use socketio_core::parser::{
+    AnyParser, Args, ArgsError, CborParser, JsonParser, MsgPackParser,
+};
+pub use socketio_core::socket::DisconnectReason;
+pub use socketio_core::{Binary, Bytes, Str, Value};
+/// The runtime-neutral driver, for custom runtimes and streams.
+pub use socketio_driver as driver;

@@ -1,0 +1,999 @@
+//! The Socket.IO server: builder, namespaces and handlers, socket handles,
+//! broadcasting.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use futures_channel::{mpsc, oneshot};
+use futures_util::StreamExt;
+use serde::Serialize;
+use socketio_core::endpoint::ServerEndpoint;
+use socketio_core::engine::{self, CorsOrigins, HandshakeInfo, Transport};
+use socketio_core::http::Headers;
+use socketio_core::parser::{AnyParser, Args};
+use socketio_core::socket::{
+    self, AckOutcome, Broadcast, BroadcastAckOutcome, DisconnectReason, NamespaceMatcher,
+    RecoveryConfig, ServerEvent,
+};
+use socketio_core::{Str, Value};
+use socketio_driver::{os_rng, Listener, Runtime, ServerDriver};
+
+use crate::error::{Error, Result};
+use crate::handler::{boxed, Job, JobQueue};
+use crate::runtime::RuntimeKind;
+
+type ConnectFn = Arc<
+    dyn Fn(
+            SocketRef,
+            Option<Value>,
+        ) -> futures_util::future::BoxFuture<'static, Result<(), ConnectRefusal>>
+        + Send
+        + Sync,
+>;
+type EventFn = Arc<dyn Fn(SocketRef, Args, Option<AckSender>) -> Job + Send + Sync>;
+type AnyFn = Arc<dyn Fn(SocketRef, Str, Args, Option<AckSender>) -> Job + Send + Sync>;
+type DisconnectFn = Arc<dyn Fn(SocketRef, DisconnectReason) -> Job + Send + Sync>;
+
+/// Which namespaces a [`Namespace`] serves.
+#[derive(Clone)]
+enum Pattern {
+    Exact(String),
+    Any,
+    Predicate(Arc<dyn Fn(&str) -> bool + Send + Sync>),
+}
+
+impl Pattern {
+    fn matches(&self, nsp: &str) -> bool {
+        match self {
+            Pattern::Exact(name) => name == nsp,
+            Pattern::Any => true,
+            Pattern::Predicate(f) => f(nsp),
+        }
+    }
+}
+
+/// The handlers of a namespace (or of every namespace a pattern matches),
+/// set up in [`Server::ns`].
+pub struct Namespace {
+    pattern: Pattern,
+    on_connect: Option<ConnectFn>,
+    events: HashMap<String, EventFn>,
+    on_any: Option<AnyFn>,
+    on_disconnect: Option<DisconnectFn>,
+}
+
+impl Namespace {
+    /// Handle connection requests. The handler sees the socket (with its
+    /// [`SocketRef::request`]) and the client's auth object; `Ok(())`
+    /// accepts, `Err(refusal)` refuses with the refusal's message and
+    /// data. Emits made before it returns reach the client after the
+    /// connection reply. Without a connect handler, every request is
+    /// accepted.
+    pub fn on_connect<F, Fut>(&mut self, handler: F) -> &mut Self
+    where
+        F: Fn(SocketRef, Option<Value>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), ConnectRefusal>> + Send + 'static,
+    {
+        self.on_connect = Some(Arc::new(move |s, auth| Box::pin(handler(s, auth))));
+        self
+    }
+
+    /// Handle the event `event`. The handler gets the socket, the
+    /// arguments and, when the client asked for an acknowledgement, the
+    /// [`AckSender`] to answer it.
+    pub fn on<F, Fut>(&mut self, event: &str, handler: F) -> &mut Self
+    where
+        F: Fn(SocketRef, Args, Option<AckSender>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.events.insert(
+            event.to_owned(),
+            Arc::new(move |s, args, ack| boxed(handler(s, args, ack))),
+        );
+        self
+    }
+
+    /// Handle every event that has no handler of its own; the handler also
+    /// gets the event name.
+    pub fn on_any<F, Fut>(&mut self, handler: F) -> &mut Self
+    where
+        F: Fn(SocketRef, Str, Args, Option<AckSender>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.on_any = Some(Arc::new(move |s, name, args, ack| {
+            boxed(handler(s, name, args, ack))
+        }));
+        self
+    }
+
+    /// Handle the socket's disconnection (after its other handlers).
+    pub fn on_disconnect<F, Fut>(&mut self, handler: F) -> &mut Self
+    where
+        F: Fn(SocketRef, DisconnectReason) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.on_disconnect = Some(Arc::new(move |s, reason| boxed(handler(s, reason))));
+        self
+    }
+}
+
+/// A refusal of a connection request, from a connect handler:
+/// the client gets `{"message": message, "data": data}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectRefusal {
+    /// The message.
+    pub message: String,
+    /// The data, if any.
+    pub data: Option<Value>,
+}
+
+impl ConnectRefusal {
+    /// A refusal with a message and no data.
+    pub fn new(message: impl Into<String>) -> ConnectRefusal {
+        ConnectRefusal {
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// Attach data (anything serializable; a value that cannot be
+    /// represented is left out).
+    pub fn with_data<T: Serialize + ?Sized>(mut self, data: &T) -> ConnectRefusal {
+        self.data = socketio_core::value::to_value(data).ok();
+        self
+    }
+}
+
+/// The HTTP request that opened a client's Engine.IO session.
+#[derive(Debug, Clone)]
+pub struct RequestInfo(HandshakeInfo);
+
+impl RequestInfo {
+    /// The request's headers.
+    pub fn headers(&self) -> &Headers {
+        &self.0.request.headers
+    }
+
+    /// A header's value, when it is UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.0.request.headers.get_str(name)
+    }
+
+    /// The request target (path and query).
+    pub fn uri(&self) -> &str {
+        &self.0.request.target
+    }
+
+    /// A query parameter, percent-decoded.
+    pub fn query(&self, name: &str) -> Option<String> {
+        self.0.request.query_param(name).map(|v| v.into_owned())
+    }
+
+    /// The peer's address.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.0.remote
+    }
+
+    /// The transport the session started on.
+    pub fn initial_transport(&self) -> Transport {
+        self.0.transport
+    }
+}
+
+/// Typed values attached to a socket, kept in the core so that they survive
+/// connection state recovery.
+#[derive(Default)]
+struct Extensions(HashMap<TypeId, Box<dyn Any + Send + Sync>>);
+
+struct SocketState {
+    id: Str,
+    nsp: Str,
+    eio: Str,
+    request: Option<Arc<RequestInfo>>,
+    namespace: Option<Arc<Namespace>>,
+    jobs: JobQueue,
+}
+
+type AckKey = (Str, u64);
+
+/// How long [`Server::shutdown`] lets connections finish writing.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(200);
+
+pub(crate) struct ServerInner {
+    driver: ServerDriver<AnyParser>,
+    namespaces: Arc<RwLock<Vec<Arc<Namespace>>>>,
+    sockets: Mutex<HashMap<Str, Arc<SocketState>>>,
+    acks: Mutex<HashMap<AckKey, oneshot::Sender<AckOutcome>>>,
+    broadcast_acks: Mutex<HashMap<u64, oneshot::Sender<AckResponses>>>,
+    async_handlers: bool,
+    local_addrs: Mutex<Vec<SocketAddr>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Options of a [`Server`]; python-socketio's names where they exist.
+pub struct ServerBuilder {
+    engine: engine::ServerConfig,
+    socket: socket::ServerConfig,
+    parser: AnyParser,
+    runtime: Option<Arc<dyn Runtime>>,
+    async_handlers: bool,
+}
+
+impl ServerBuilder {
+    /// Time between two pings (25 s).
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.engine.ping_interval = interval;
+        self
+    }
+
+    /// Time to wait for a pong (20 s).
+    pub fn ping_timeout(mut self, timeout: Duration) -> Self {
+        self.engine.ping_timeout = timeout;
+        self
+    }
+
+    /// Largest message or polling body accepted, in bytes (1,000,000).
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.engine.max_payload = bytes;
+        self
+    }
+
+    /// Transports accepted (both).
+    pub fn transports(mut self, transports: &[Transport]) -> Self {
+        self.engine.transports = transports.to_vec();
+        self
+    }
+
+    /// Whether clients may upgrade from polling to WebSocket (true).
+    pub fn allow_upgrades(mut self, allow: bool) -> Self {
+        self.engine.allow_upgrades = allow;
+        self
+    }
+
+    /// Accepted cross-origin requests (same origin only).
+    pub fn cors_allowed_origins(mut self, origins: CorsOrigins) -> Self {
+        self.engine.cors_allowed_origins = origins;
+        self
+    }
+
+    /// The path the server answers on (`/socket.io/`).
+    pub fn path(mut self, path: &str) -> Self {
+        let mut path = path.trim_end_matches('/').to_owned();
+        if !path.starts_with('/') {
+            path.insert(0, '/');
+        }
+        path.push('/');
+        self.engine.path = path;
+        self
+    }
+
+    /// Time a session may take to join its first namespace (45 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.socket.connect_timeout = timeout;
+        self
+    }
+
+    /// Accept every connection at once; a refusal from the connect handler
+    /// then disconnects the socket (false).
+    pub fn always_connect(mut self, always: bool) -> Self {
+        self.socket.always_connect = always;
+        self
+    }
+
+    /// The wire format: [`crate::JsonParser`] (default),
+    /// [`crate::MsgPackParser`] or [`crate::CborParser`].
+    pub fn parser(mut self, parser: impl Into<AnyParser>) -> Self {
+        self.parser = parser.into();
+        self
+    }
+
+    /// Turn on connection state recovery: a client that reconnects within
+    /// `duration` gets its socket id, rooms, data and missed events back.
+    pub fn max_disconnection_duration(mut self, duration: Duration) -> Self {
+        self.socket.recovery = Some(RecoveryConfig {
+            max_disconnection_duration: duration,
+            ..RecoveryConfig::default()
+        });
+        self
+    }
+
+    /// Run a socket's handlers concurrently instead of one after another
+    /// in arrival order (false).
+    pub fn async_handlers(mut self, concurrent: bool) -> Self {
+        self.async_handlers = concurrent;
+        self
+    }
+
+    /// The runtime (the default kind's otherwise).
+    pub fn runtime(mut self, kind: RuntimeKind) -> Self {
+        self.runtime = Some(kind.runtime());
+        self
+    }
+
+    /// A runtime of your own.
+    pub fn custom_runtime(mut self, runtime: Arc<dyn Runtime>) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    /// Any other Engine.IO option.
+    pub fn engine_config(mut self, f: impl FnOnce(&mut engine::ServerConfig)) -> Self {
+        f(&mut self.engine);
+        self
+    }
+
+    /// Any other Socket.IO option (namespaces are set by [`Server::ns`]).
+    pub fn socket_config(mut self, f: impl FnOnce(&mut socket::ServerConfig)) -> Self {
+        f(&mut self.socket);
+        self
+    }
+
+    /// The server; it serves nothing until [`Server::listen`] or
+    /// [`Server::serve`].
+    pub fn build(self) -> Server {
+        let runtime = self.runtime.unwrap_or_else(crate::runtime::current);
+        crate::runtime::set_current(runtime.clone());
+        let namespaces: Arc<RwLock<Vec<Arc<Namespace>>>> = Arc::default();
+        let mut socket_config = self.socket;
+        let registry = Arc::downgrade(&namespaces);
+        // Namespaces can be added after the core is built: it asks us.
+        socket_config.namespaces = vec![NamespaceMatcher::predicate(move |nsp| {
+            registry.upgrade().is_some_and(|r| {
+                r.read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .any(|n| n.pattern.matches(nsp))
+            })
+        })];
+        let endpoint =
+            ServerEndpoint::new(self.engine, socket_config, self.parser, os_rng(), os_rng());
+        let (driver, events) = ServerDriver::new(runtime.clone(), endpoint);
+        let inner = Arc::new(ServerInner {
+            driver,
+            namespaces,
+            sockets: Mutex::default(),
+            acks: Mutex::default(),
+            broadcast_acks: Mutex::default(),
+            async_handlers: self.async_handlers,
+            local_addrs: Mutex::default(),
+        });
+        runtime.spawn(Box::pin(dispatch(Arc::downgrade(&inner), events)));
+        Server { inner }
+    }
+}
+
+/// A Socket.IO server. Cheap to clone.
+#[derive(Clone)]
+pub struct Server {
+    inner: Arc<ServerInner>,
+}
+
+impl Server {
+    /// Options, then [`ServerBuilder::build`].
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder {
+            engine: engine::ServerConfig::default(),
+            socket: socket::ServerConfig::default(),
+            parser: AnyParser::default(),
+            runtime: None,
+            async_handlers: false,
+        }
+    }
+
+    /// Set up the handlers of namespace `path`. `"*"` matches every
+    /// namespace; more specific registrations made earlier win.
+    pub fn ns(&self, path: &str, setup: impl FnOnce(&mut Namespace)) {
+        let pattern = if path == "*" {
+            Pattern::Any
+        } else {
+            Pattern::Exact(path.to_owned())
+        };
+        self.add_namespace(pattern, setup);
+    }
+
+    /// Set up the handlers of every namespace `accepts` accepts (the
+    /// reference's dynamic namespaces).
+    pub fn ns_matching(
+        &self,
+        accepts: impl Fn(&str) -> bool + Send + Sync + 'static,
+        setup: impl FnOnce(&mut Namespace),
+    ) {
+        self.add_namespace(Pattern::Predicate(Arc::new(accepts)), setup);
+    }
+
+    fn add_namespace(&self, pattern: Pattern, setup: impl FnOnce(&mut Namespace)) {
+        let mut ns = Namespace {
+            pattern,
+            on_connect: None,
+            events: HashMap::new(),
+            on_any: None,
+            on_disconnect: None,
+        };
+        setup(&mut ns);
+        let mut namespaces = self
+            .inner
+            .namespaces
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        // Exact names first, then patterns in registration order.
+        let at = match ns.pattern {
+            Pattern::Exact(_) => namespaces
+                .iter()
+                .position(|n| !matches!(n.pattern, Pattern::Exact(_)))
+                .unwrap_or(namespaces.len()),
+            _ => namespaces.len(),
+        };
+        namespaces.insert(at, Arc::new(ns));
+    }
+
+    /// Bind `addr` and serve it in the background; returns the bound
+    /// address (useful with port 0).
+    pub async fn listen(&self, addr: SocketAddr) -> Result<SocketAddr> {
+        let listener = self.inner.driver.runtime().listen(addr).await?;
+        self.serve(listener)
+    }
+
+    /// Serve an already bound listener in the background.
+    pub fn serve(&self, listener: Box<dyn Listener>) -> Result<SocketAddr> {
+        let addr = listener.local_addr()?;
+        lock(&self.inner.local_addrs).push(addr);
+        tracing::info!(%addr, runtime = self.inner.driver.runtime().name(), "serving");
+        self.inner.driver.serve(listener);
+        Ok(addr)
+    }
+
+    /// The addresses served.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        lock(&self.inner.local_addrs).clone()
+    }
+
+    /// The sockets of namespace `nsp` (a broadcast operator).
+    pub fn of(&self, nsp: &str) -> BroadcastOperator {
+        BroadcastOperator {
+            server: self.clone(),
+            target: Broadcast::namespace(nsp),
+        }
+    }
+
+    /// The sockets of `/` in `room`.
+    pub fn to(&self, room: &str) -> BroadcastOperator {
+        self.of("/").to(room)
+    }
+
+    /// The sockets of `/` not in `room`.
+    pub fn except(&self, room: &str) -> BroadcastOperator {
+        self.of("/").except(room)
+    }
+
+    /// Every socket of `/`, skipping those that cannot take it now.
+    pub fn volatile(&self) -> BroadcastOperator {
+        self.of("/").volatile()
+    }
+
+    /// Emit to every socket of `/`; returns how many were sent it.
+    pub fn emit<A: Serialize + ?Sized>(&self, event: &str, args: &A) -> Result<usize> {
+        self.of("/").emit(event, args)
+    }
+
+    /// Every socket of `nsp` leaves `room`.
+    pub fn close_room(&self, nsp: &str, room: &str) {
+        self.inner
+            .driver
+            .with(|ep, _| ep.socket().close_room(nsp, room));
+    }
+
+    /// The ids of the sockets of `nsp` in `room`.
+    pub fn sockets_in(&self, nsp: &str, room: &str) -> Vec<String> {
+        self.inner.driver.with(|ep, _| {
+            ep.socket()
+                .sockets_in(nsp, room)
+                .into_iter()
+                .map(|s| s.to_string())
+                .collect()
+        })
+    }
+
+    /// A handle on a connected socket.
+    pub fn socket(&self, id: &str) -> Option<SocketRef> {
+        let state = lock(&self.inner.sockets).get(id).cloned()?;
+        Some(SocketRef {
+            state,
+            server: self.clone(),
+        })
+    }
+
+    /// Disconnect a socket from its namespace (the client sees
+    /// `io server disconnect`).
+    pub fn disconnect(&self, id: &str) -> Result<()> {
+        self.inner
+            .driver
+            .with(|ep, now| ep.socket().disconnect(now, id))?;
+        Ok(())
+    }
+
+    /// Stop accepting connections, close every session (sockets see
+    /// `forced server close`), give the last packets a moment to leave,
+    /// then close every connection.
+    pub async fn shutdown(&self) {
+        self.inner.driver.stop();
+        let sessions: Vec<Str> = lock(&self.inner.sockets)
+            .values()
+            .map(|s| s.eio.clone())
+            .collect();
+        self.inner.driver.with(|ep, now| {
+            for eio in sessions {
+                let _ = ep.socket().close_session(now, &eio);
+            }
+        });
+        let runtime = self.inner.driver.runtime().clone();
+        let give_up = Instant::now() + SHUTDOWN_GRACE;
+        while self.inner.driver.connection_count() > 0 && Instant::now() < give_up {
+            runtime
+                .sleep_until(Instant::now() + Duration::from_millis(10))
+                .await;
+        }
+        self.inner.driver.close_all();
+    }
+
+    fn runtime(&self) -> &Arc<dyn Runtime> {
+        self.inner.driver.runtime()
+    }
+}
+
+/// A handle on one socket (one client in one namespace). Cheap to clone;
+/// calls on a socket that has left return [`Error::Server`] with
+/// `UnknownSocket`.
+#[derive(Clone)]
+pub struct SocketRef {
+    state: Arc<SocketState>,
+    server: Server,
+}
+
+impl std::fmt::Debug for SocketRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketRef")
+            .field("id", &self.state.id)
+            .field("nsp", &self.state.nsp)
+            .finish()
+    }
+}
+
+impl SocketRef {
+    /// The socket id (what the client knows; not the Engine.IO session id).
+    pub fn id(&self) -> &str {
+        &self.state.id
+    }
+
+    /// The namespace.
+    pub fn ns(&self) -> &str {
+        &self.state.nsp
+    }
+
+    /// The server.
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    /// The request that opened the client's session.
+    pub fn request(&self) -> Option<&RequestInfo> {
+        self.state.request.as_deref()
+    }
+
+    /// The transport the client uses now (`None` once gone).
+    pub fn transport(&self) -> Option<Transport> {
+        let eio = self.state.eio.clone();
+        self.server
+            .inner
+            .driver
+            .with(|ep, _| ep.engine().transport(&eio))
+    }
+
+    /// Emit `event` to this socket. `args` is a tuple of arguments (`()`
+    /// for none, `(x,)` for one) or an [`Args`].
+    pub fn emit<A: Serialize + ?Sized>(&self, event: &str, args: &A) -> Result<()> {
+        self.server
+            .inner
+            .driver
+            .with(|ep, now| ep.socket().emit(now, &self.state.id, event, args))?;
+        Ok(())
+    }
+
+    /// Emit asking for an acknowledgement; resolves to the client's answer,
+    /// or fails after `timeout` or when the socket disconnects. The packet
+    /// is sent when `call` is called, not when the future is first polled.
+    pub fn call<A: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &A,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Args>> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        let inner = &self.server.inner;
+        let sent = inner.driver.with(|ep, now| {
+            let id = ep
+                .socket()
+                .emit_with_ack(now, &self.state.id, event, args, timeout)?;
+            lock(&inner.acks).insert((self.state.id.clone(), id), tx);
+            Ok::<_, Error>(())
+        });
+        async move {
+            sent?;
+            match rx.await {
+                Ok(AckOutcome::Answered(args)) => Ok(args),
+                Ok(AckOutcome::TimedOut) => Err(Error::AckTimeout),
+                Ok(AckOutcome::Disconnected) | Err(_) => Err(Error::AckDisconnected),
+            }
+        }
+    }
+
+    /// Put the socket in `room`.
+    pub fn join(&self, room: &str) -> Result<()> {
+        self.server
+            .inner
+            .driver
+            .with(|ep, _| ep.socket().join(&self.state.id, room))?;
+        Ok(())
+    }
+
+    /// Take the socket out of `room`.
+    pub fn leave(&self, room: &str) -> Result<()> {
+        self.server
+            .inner
+            .driver
+            .with(|ep, _| ep.socket().leave(&self.state.id, room))?;
+        Ok(())
+    }
+
+    /// The rooms the socket is in (its own id among them).
+    pub fn rooms(&self) -> Result<Vec<String>> {
+        let rooms = self
+            .server
+            .inner
+            .driver
+            .with(|ep, _| ep.socket().rooms(&self.state.id))?;
+        Ok(rooms.into_iter().map(|r| r.to_string()).collect())
+    }
+
+    /// The other sockets of the namespace in `room`.
+    pub fn to(&self, room: &str) -> BroadcastOperator {
+        self.server.of(self.ns()).to(room).except(self.id())
+    }
+
+    /// Every other socket of the namespace.
+    pub fn broadcast(&self) -> BroadcastOperator {
+        self.server.of(self.ns()).except(self.id())
+    }
+
+    /// Disconnect the socket (the client sees `io server disconnect`).
+    pub fn disconnect(&self) -> Result<()> {
+        self.server.disconnect(self.id())
+    }
+
+    /// Attach a typed value to the socket (replacing one of that type);
+    /// returns the previous one.
+    pub fn insert<T: Any + Send + Sync>(&self, value: T) -> Result<Option<T>> {
+        let id = &self.state.id;
+        let previous = self.server.inner.driver.with(|ep, _| {
+            let core = ep.socket();
+            if core.data::<Extensions>(id)?.is_none() {
+                core.set_data(id, Extensions::default())?;
+            }
+            let ext = core.data_mut::<Extensions>(id)?.expect("just set");
+            Ok::<_, Error>(ext.0.insert(TypeId::of::<T>(), Box::new(value)))
+        })?;
+        Ok(previous.and_then(|b| b.downcast::<T>().ok()).map(|b| *b))
+    }
+
+    /// A copy of the socket's value of type `T`.
+    pub fn get<T: Any + Clone + Send + Sync>(&self) -> Option<T> {
+        self.server.inner.driver.with(|ep, _| {
+            let ext = ep.socket().data::<Extensions>(&self.state.id).ok()??;
+            ext.0.get(&TypeId::of::<T>())?.downcast_ref::<T>().cloned()
+        })
+    }
+
+    /// Remove the socket's value of type `T`.
+    pub fn remove<T: Any + Send + Sync>(&self) -> Option<T> {
+        self.server.inner.driver.with(|ep, _| {
+            let ext = ep.socket().data_mut::<Extensions>(&self.state.id).ok()??;
+            ext.0
+                .remove(&TypeId::of::<T>())?
+                .downcast::<T>()
+                .ok()
+                .map(|b| *b)
+        })
+    }
+
+    /// Whether the socket is still connected.
+    pub fn connected(&self) -> bool {
+        self.server
+            .inner
+            .driver
+            .with(|ep, _| ep.socket().is_connected(&self.state.id).unwrap_or(false))
+    }
+}
+
+/// Answers one acknowledgement request of a client (once).
+#[derive(Debug)]
+pub struct AckSender {
+    socket: SocketRef,
+    id: u64,
+}
+
+impl AckSender {
+    /// Send the answer. `args` as in [`SocketRef::emit`].
+    pub fn send<A: Serialize + ?Sized>(self, args: &A) -> Result<()> {
+        self.socket
+            .server
+            .inner
+            .driver
+            .with(|ep, now| ep.socket().ack(now, &self.socket.state.id, self.id, args))?;
+        Ok(())
+    }
+}
+
+/// The answers to a broadcast with acknowledgements.
+#[derive(Debug, Clone)]
+pub struct AckResponses {
+    /// Whether every receiver answered (or disconnected) before the
+    /// deadline.
+    pub complete: bool,
+    /// Socket id and answer, in arrival order.
+    pub responses: Vec<(String, Args)>,
+}
+
+/// Selects sockets of a namespace to emit to: [`BroadcastOperator::to`]
+/// rooms, [`BroadcastOperator::except`] rooms (socket ids are rooms too),
+/// [`BroadcastOperator::volatile`].
+#[derive(Clone)]
+pub struct BroadcastOperator {
+    server: Server,
+    target: Broadcast,
+}
+
+impl BroadcastOperator {
+    /// Only members of `room` (several calls: members of any).
+    pub fn to(mut self, room: &str) -> Self {
+        self.target = self.target.to(room);
+        self
+    }
+
+    /// Leave out members of `room`.
+    pub fn except(mut self, room: &str) -> Self {
+        self.target = self.target.except(room);
+        self
+    }
+
+    /// Skip sockets that cannot take the packet now.
+    pub fn volatile(mut self) -> Self {
+        self.target = self.target.volatile();
+        self
+    }
+
+    /// Emit to the selected sockets; returns how many were sent it.
+    pub fn emit<A: Serialize + ?Sized>(&self, event: &str, args: &A) -> Result<usize> {
+        let sent = self
+            .server
+            .inner
+            .driver
+            .with(|ep, now| ep.socket().broadcast(now, &self.target, event, args))?;
+        Ok(sent)
+    }
+
+    /// Emit asking each selected socket for an acknowledgement; resolves
+    /// once all answered (or disconnected), or with what arrived when
+    /// `timeout` passes.
+    pub fn emit_with_ack<A: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &A,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<AckResponses>> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        let inner = &self.server.inner;
+        let sent = inner.driver.with(|ep, now| {
+            let started =
+                ep.socket()
+                    .broadcast_with_ack(now, &self.target, event, args, timeout)?;
+            lock(&inner.broadcast_acks).insert(started.id.0, tx);
+            Ok::<_, Error>(())
+        });
+        async move {
+            sent?;
+            rx.await.map_err(|_| Error::AckDisconnected)
+        }
+    }
+
+    /// The ids of the selected sockets.
+    pub fn sockets(&self) -> Vec<String> {
+        let nsp = self.target.nsp.clone();
+        let selector = self.target.selector.clone();
+        self.server.inner.driver.with(|ep, _| {
+            let core = ep.socket();
+            let mut ids: Vec<Str> = if selector.rooms.is_empty() {
+                core.sockets_in(&nsp, "")
+            } else {
+                selector
+                    .rooms
+                    .iter()
+                    .flat_map(|room| core.sockets_in(&nsp, room))
+                    .collect()
+            };
+            ids.sort();
+            ids.dedup();
+            let excluded: Vec<Str> = selector
+                .except
+                .iter()
+                .flat_map(|room| core.sockets_in(&nsp, room))
+                .collect();
+            ids.retain(|id| !excluded.contains(id));
+            ids.into_iter().map(|s| s.to_string()).collect()
+        })
+    }
+}
+
+/// Deliver the core's events to the application's handlers.
+async fn dispatch(inner: Weak<ServerInner>, mut events: mpsc::UnboundedReceiver<ServerEvent>) {
+    while let Some(event) = events.next().await {
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let server = Server { inner };
+        server.on_event(event);
+    }
+}
+
+impl Server {
+    fn find_namespace(&self, nsp: &str) -> Option<Arc<Namespace>> {
+        self.inner
+            .namespaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|n| n.pattern.matches(nsp))
+            .cloned()
+    }
+
+    fn on_event(&self, event: ServerEvent) {
+        let runtime = self.runtime().clone();
+        match event {
+            ServerEvent::Connect {
+                socket,
+                nsp,
+                eio,
+                auth,
+                recovered,
+            } => {
+                tracing::debug!(%socket, %nsp, recovered, "connect request");
+                let request = self.inner.driver.with(|ep, _| {
+                    ep.handshake(&eio)
+                        .cloned()
+                        .map(|info| Arc::new(RequestInfo(info)))
+                });
+                let namespace = self.find_namespace(&nsp);
+                let state = Arc::new(SocketState {
+                    id: socket.clone(),
+                    nsp,
+                    eio,
+                    request,
+                    namespace,
+                    jobs: JobQueue::new(&*runtime, self.inner.async_handlers),
+                });
+                lock(&self.inner.sockets).insert(socket.clone(), state.clone());
+                let socket_ref = SocketRef {
+                    state: state.clone(),
+                    server: self.clone(),
+                };
+                let handler = state.namespace.as_ref().and_then(|n| n.on_connect.clone());
+                // The client sends events only once accepted, so even
+                // with `async_handlers` the connect handler runs first.
+                let job = boxed(async move {
+                    let verdict = match handler {
+                        Some(h) => h(socket_ref.clone(), auth).await,
+                        None => Ok(()),
+                    };
+                    let server = &socket_ref.server;
+                    let id = socket_ref.state.id.clone();
+                    let result = server.inner.driver.with(|ep, now| match &verdict {
+                        Ok(()) => ep.socket().accept(now, &id),
+                        Err(refusal) => {
+                            ep.socket()
+                                .reject(now, &id, &refusal.message, refusal.data.as_ref())
+                        }
+                    });
+                    if verdict.is_err() {
+                        lock(&server.inner.sockets).remove(&id);
+                    }
+                    if let Err(e) = result {
+                        tracing::debug!(socket = %id, error = %e, "connection answer failed");
+                    }
+                });
+                state.jobs.push(&*runtime, job);
+            }
+            ServerEvent::Event {
+                socket,
+                nsp: _,
+                name,
+                args,
+                ack,
+            } => {
+                let Some(state) = lock(&self.inner.sockets).get(&socket).cloned() else {
+                    return;
+                };
+                let socket_ref = SocketRef {
+                    state: state.clone(),
+                    server: self.clone(),
+                };
+                let ack = ack.map(|id| AckSender {
+                    socket: socket_ref.clone(),
+                    id,
+                });
+                let namespace = state.namespace.as_ref();
+                let job = if let Some(h) = namespace.and_then(|n| n.events.get(&*name)) {
+                    h(socket_ref, args, ack)
+                } else if let Some(h) = namespace.and_then(|n| n.on_any.as_ref()) {
+                    h(socket_ref, name, args, ack)
+                } else {
+                    tracing::debug!(%socket, event = %name, "no handler");
+                    return;
+                };
+                state.jobs.push(&*runtime, job);
+            }
+            ServerEvent::Ack {
+                socket,
+                id,
+                outcome,
+                ..
+            } => {
+                if let Some(tx) = lock(&self.inner.acks).remove(&(socket, id)) {
+                    let _ = tx.send(outcome);
+                }
+            }
+            ServerEvent::BroadcastAck {
+                id,
+                outcome,
+                responses,
+            } => {
+                if let Some(tx) = lock(&self.inner.broadcast_acks).remove(&id.0) {
+                    let _ = tx.send(AckResponses {
+                        complete: outcome == BroadcastAckOutcome::Complete,
+                        responses: responses
+                            .into_iter()
+                            .map(|(s, a)| (s.to_string(), a))
+                            .collect(),
+                    });
+                }
+            }
+            ServerEvent::Writable { .. } => {}
+            ServerEvent::Disconnect {
+                socket,
+                nsp,
+                reason,
+            } => {
+                tracing::debug!(%socket, %nsp, %reason, "disconnect");
+                let Some(state) = lock(&self.inner.sockets).remove(&socket) else {
+                    return;
+                };
+                lock(&self.inner.acks).retain(|(s, _), _| *s != socket);
+                if let Some(h) = state
+                    .namespace
+                    .as_ref()
+                    .and_then(|n| n.on_disconnect.clone())
+                {
+                    let socket_ref = SocketRef {
+                        state: state.clone(),
+                        server: self.clone(),
+                    };
+                    state.jobs.push(&*runtime, h(socket_ref, reason));
+                }
+            }
+        }
+    }
+}

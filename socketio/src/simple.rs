@@ -1,0 +1,114 @@
+//! python-socketio's `SimpleClient`: one namespace, events pulled with
+//! [`SimpleClient::receive`] instead of pushed to handlers.
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::{select, Either};
+use serde::Serialize;
+use socketio_core::engine::Transport;
+use socketio_core::parser::Args;
+use socketio_core::Str;
+
+use crate::client::{Client, ClientAck, ClientBuilder, ClientSocket};
+use crate::error::{Error, Result};
+
+/// A client that receives events by asking for them. Made by
+/// [`ClientBuilder::connect_simple`].
+#[derive(Clone)]
+pub struct SimpleClient {
+    client: Client,
+    socket: ClientSocket,
+    events: async_channel::Receiver<(String, Args)>,
+}
+
+impl std::fmt::Debug for SimpleClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimpleClient")
+            .field("nsp", &self.socket.ns())
+            .finish()
+    }
+}
+
+pub(crate) async fn connect(builder: ClientBuilder) -> Result<SimpleClient> {
+    let (tx, events) = async_channel::unbounded();
+    let nsp = builder.first_namespace();
+    let on_disconnect_tx = tx.clone();
+    let builder = builder
+        .on_any(
+            move |socket: ClientSocket, name: Str, args: Args, _ack: Option<ClientAck>| {
+                let tx = tx.clone();
+                async move {
+                    let _ = socket;
+                    let _ = tx.send((name.to_string(), args)).await;
+                }
+            },
+        )
+        .on_disconnect(move |_s: ClientSocket, _reason| {
+            let tx = on_disconnect_tx.clone();
+            async move {
+                tx.close();
+            }
+        });
+    let client = builder.connect().await?;
+    let socket = client.socket(nsp.as_deref().unwrap_or("/"));
+    Ok(SimpleClient {
+        client,
+        socket,
+        events,
+    })
+}
+
+impl SimpleClient {
+    /// The socket id while connected.
+    pub fn sid(&self) -> Option<String> {
+        self.socket.sid()
+    }
+
+    /// The transport in use.
+    pub fn transport(&self) -> Option<Transport> {
+        self.client.transport()
+    }
+
+    /// Emit an event.
+    pub fn emit<A: Serialize + ?Sized>(&self, event: &str, args: &A) -> Result<()> {
+        self.socket.emit(event, args)
+    }
+
+    /// Emit and wait for the acknowledgement.
+    pub async fn call<A: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &A,
+        timeout: Duration,
+    ) -> Result<Args> {
+        self.socket.call(event, args, timeout).await
+    }
+
+    /// The next event (name and arguments), waiting at most `timeout`
+    /// (forever with `None`). Events received before the disconnection
+    /// are still handed out; then [`Error::Disconnected`].
+    pub async fn receive(&self, timeout: Option<Duration>) -> Result<(String, Args)> {
+        let next = Box::pin(self.events.recv());
+        match timeout {
+            None => next.await.map_err(|_| Error::Disconnected),
+            Some(limit) => {
+                let timer = self.client.runtime().sleep_until(Instant::now() + limit);
+                match select(next, timer).await {
+                    Either::Left((event, _)) => event.map_err(|_| Error::Disconnected),
+                    Either::Right(_) => Err(Error::Timeout),
+                }
+            }
+        }
+    }
+
+    /// Disconnect for good.
+    pub async fn disconnect(&self) {
+        self.client.disconnect().await;
+        self.events.close();
+    }
+
+    /// The full client underneath.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
