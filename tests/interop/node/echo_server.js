@@ -108,6 +108,14 @@ function setUp(nsp) {
 setUp(io.of("/"));
 setUp(io.of("/custom"));
 
+// The test harness keeps our stdin open and sets this, so that the server dies
+// with the test process even when that is killed before it can clean up.
+if (process.env.INTEROP_EXIT_ON_STDIN_EOF === "1") {
+  process.stdin.on("end", () => process.exit(0));
+  process.stdin.on("error", () => process.exit(0));
+  process.stdin.resume();
+}
+
 httpServer.on("error", (err) => {
   console.error(`echo_server.js: ${err.message}`);
   process.exit(1);
