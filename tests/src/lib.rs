@@ -171,9 +171,10 @@ pub fn setup() -> Result<(), String> {
         .clone()
 }
 
-/// Builds our examples once per process (`cargo build --release --example
-/// echo_server --example echo_client`) and returns their paths as
-/// `[server, client]`. Running cargo from inside a test is fine: the outer
+/// Builds our examples once per process (`cargo build --release
+/// --all-features --example echo_server --example echo_client`: every runtime
+/// feature, since the examples choose the runtime with `--runtime`) and
+/// returns their paths as `[server, client]`. Running cargo from inside a test is fine: the outer
 /// `cargo test` holds the build lock only while it builds.
 fn our_examples() -> Result<[PathBuf; 2], String> {
     static BUILT: OnceLock<Result<[PathBuf; 2], String>> = OnceLock::new();
@@ -185,6 +186,7 @@ fn our_examples() -> Result<[PathBuf; 2], String> {
                 .args([
                     "build",
                     "--release",
+                    "--all-features",
                     "--example",
                     "echo_server",
                     "--example",
@@ -204,7 +206,9 @@ fn our_examples() -> Result<[PathBuf; 2], String> {
                         ));
                     }
                 }
-                return Err(format!("cargo build --release of our examples failed:\n{stderr}"));
+                return Err(format!(
+                    "cargo build --release of our examples failed:\n{stderr}"
+                ));
             }
             let mut found: [Option<PathBuf>; 2] = [None, None];
             for line in String::from_utf8_lossy(&output.stdout).lines() {
@@ -227,7 +231,11 @@ fn our_examples() -> Result<[PathBuf; 2], String> {
                 [Some(server), Some(client)] => Ok([server, client]),
                 [server, _] => Err(format!(
                     "example {} not found in cargo's output",
-                    if server.is_none() { "echo_server" } else { "echo_client" }
+                    if server.is_none() {
+                        "echo_server"
+                    } else {
+                        "echo_client"
+                    }
                 )),
             }
         })
@@ -237,7 +245,11 @@ fn our_examples() -> Result<[PathBuf; 2], String> {
 /// The command line for one of our examples: the override from
 /// [`OUR_SERVER_ENV`] / [`OUR_CLIENT_ENV`] if set, else the built binary.
 fn our_program(server: bool) -> Result<Vec<OsString>, String> {
-    let var = if server { OUR_SERVER_ENV } else { OUR_CLIENT_ENV };
+    let var = if server {
+        OUR_SERVER_ENV
+    } else {
+        OUR_CLIENT_ENV
+    };
     if let Some(command) = std::env::var_os(var) {
         let words: Vec<OsString> = command
             .to_string_lossy()
@@ -268,7 +280,10 @@ fn program(peer: Peer, server: bool) -> Result<Vec<OsString>, String> {
             setup()?;
             Ok(vec![
                 interop_dir().join(".venv/bin/python").into(),
-                interop_dir().join("python").join(format!("{role}.py")).into(),
+                interop_dir()
+                    .join("python")
+                    .join(format!("{role}.py"))
+                    .into(),
             ])
         }
         Peer::Ours(_) => our_program(server),
@@ -389,7 +404,10 @@ impl Proc {
 
     /// What the process printed so far (the last 8 KiB).
     fn output(&self) -> String {
-        let log = self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let log = self
+            .log
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let start = log.len().saturating_sub(8192);
         let start = (start..=log.len())
             .find(|&at| log.is_char_boundary(at))
@@ -574,7 +592,9 @@ impl Case {
     /// Extra client arguments forced by known quirks of one pair of peers.
     fn quirk_args(&self) -> Vec<String> {
         let mut args = Vec::new();
-        if self.client == Peer::Node && self.server == Peer::Python && self.parser == Parser::Msgpack
+        if self.client == Peer::Node
+            && self.server == Peer::Python
+            && self.parser == Parser::Msgpack
         {
             // python-socketio writes DISCONNECT as `{type:1, nsp, data:nil}`;
             // socket.io-msgpack-parser refuses `data: null` on a DISCONNECT, so
@@ -647,8 +667,12 @@ impl Case {
         let status = client.wait(deadline);
         let failure = failure.or_else(|| match (&status, &verdict) {
             (Ok(status), Some(line)) if status.success() && line.starts_with("PASS") => None,
-            (Ok(status), Some(line)) => Some(format!("client said `{line}` and exited with {status}")),
-            (Ok(status), None) => Some(format!("client printed no verdict and exited with {status}")),
+            (Ok(status), Some(line)) => {
+                Some(format!("client said `{line}` and exited with {status}"))
+            }
+            (Ok(status), None) => Some(format!(
+                "client printed no verdict and exited with {status}"
+            )),
             (Err(err), _) => Some(format!("client {err}")),
         });
         match failure {

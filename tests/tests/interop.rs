@@ -69,23 +69,53 @@ macro_rules! sample_matrix {
     ($client:expr, $server:expr) => {
         #[test]
         fn polling_root_json() {
-            check(Case::echo($client, $server, Transport::Polling, "/", Parser::Json));
+            check(Case::echo(
+                $client,
+                $server,
+                Transport::Polling,
+                "/",
+                Parser::Json,
+            ));
         }
         #[test]
         fn websocket_custom_msgpack() {
-            check(Case::echo($client, $server, Transport::Websocket, "/custom", Parser::Msgpack));
+            check(Case::echo(
+                $client,
+                $server,
+                Transport::Websocket,
+                "/custom",
+                Parser::Msgpack,
+            ));
         }
         #[test]
         fn upgrade_custom_json() {
-            check(Case::echo($client, $server, Transport::Upgrade, "/custom", Parser::Json));
+            check(Case::echo(
+                $client,
+                $server,
+                Transport::Upgrade,
+                "/custom",
+                Parser::Json,
+            ));
         }
         #[test]
         fn upgrade_root_msgpack() {
-            check(Case::echo($client, $server, Transport::Upgrade, "/", Parser::Msgpack));
+            check(Case::echo(
+                $client,
+                $server,
+                Transport::Upgrade,
+                "/",
+                Parser::Msgpack,
+            ));
         }
         #[test]
         fn refused_json() {
-            check(Case::reject($client, $server, Transport::Websocket, "/custom", Parser::Json));
+            check(Case::reject(
+                $client,
+                $server,
+                Transport::Websocket,
+                "/custom",
+                Parser::Json,
+            ));
         }
     };
 }
@@ -139,7 +169,11 @@ mod peer_x_peer {
 
         #[test]
         fn node_client_node_server_websocket() {
-            check(Case::reconnect(Peer::Node, Peer::Node, Transport::Websocket));
+            check(Case::reconnect(
+                Peer::Node,
+                Peer::Node,
+                Transport::Websocket,
+            ));
         }
         #[test]
         fn node_client_node_server_polling() {
@@ -147,19 +181,35 @@ mod peer_x_peer {
         }
         #[test]
         fn python_client_python_server_websocket() {
-            check(Case::reconnect(Peer::Python, Peer::Python, Transport::Websocket));
+            check(Case::reconnect(
+                Peer::Python,
+                Peer::Python,
+                Transport::Websocket,
+            ));
         }
         #[test]
         fn python_client_python_server_polling() {
-            check(Case::reconnect(Peer::Python, Peer::Python, Transport::Polling));
+            check(Case::reconnect(
+                Peer::Python,
+                Peer::Python,
+                Transport::Polling,
+            ));
         }
         #[test]
         fn node_client_python_server_upgrade() {
-            check(Case::reconnect(Peer::Node, Peer::Python, Transport::Upgrade));
+            check(Case::reconnect(
+                Peer::Node,
+                Peer::Python,
+                Transport::Upgrade,
+            ));
         }
         #[test]
         fn python_client_node_server_upgrade() {
-            check(Case::reconnect(Peer::Python, Peer::Node, Transport::Upgrade));
+            check(Case::reconnect(
+                Peer::Python,
+                Peer::Node,
+                Transport::Upgrade,
+            ));
         }
     }
 }
@@ -187,21 +237,37 @@ mod rust_x_peer {
 
         #[test]
         fn node_client_rust_server_websocket() {
-            check(Case::reconnect(Peer::Node, Peer::Ours(Runtime::Tokio), Transport::Websocket));
+            check(Case::reconnect(
+                Peer::Node,
+                Peer::Ours(Runtime::Tokio),
+                Transport::Websocket,
+            ));
         }
         #[test]
         fn python_client_rust_server_upgrade() {
-            check(Case::reconnect(Peer::Python, Peer::Ours(Runtime::Tokio), Transport::Upgrade));
+            check(Case::reconnect(
+                Peer::Python,
+                Peer::Ours(Runtime::Tokio),
+                Transport::Upgrade,
+            ));
         }
         #[test]
         #[ignore = "needs `--reconnect-check` in our echo_client (not in the examples' contract yet)"]
         fn rust_client_node_server_websocket() {
-            check(Case::reconnect(Peer::Ours(Runtime::Tokio), Peer::Node, Transport::Websocket));
+            check(Case::reconnect(
+                Peer::Ours(Runtime::Tokio),
+                Peer::Node,
+                Transport::Websocket,
+            ));
         }
         #[test]
         #[ignore = "needs `--reconnect-check` in our echo_client (not in the examples' contract yet)"]
         fn rust_client_python_server_polling() {
-            check(Case::reconnect(Peer::Ours(Runtime::Tokio), Peer::Python, Transport::Polling));
+            check(Case::reconnect(
+                Peer::Ours(Runtime::Tokio),
+                Peer::Python,
+                Transport::Polling,
+            ));
         }
     }
 }
