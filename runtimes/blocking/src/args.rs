@@ -144,11 +144,7 @@ impl Serializer for ShapeProbe {
     fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Probed> {
         Err(Probed(Shape::One))
     }
-    fn serialize_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStruct, Probed> {
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, Probed> {
         Err(Probed(Shape::One))
     }
     fn serialize_struct_variant(

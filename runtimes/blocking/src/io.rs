@@ -125,6 +125,7 @@ struct Io {
     status: Arc<Mutex<Status>>,
     /// Until `connect` has its answer.
     ready: Option<Sender<Result<()>>>,
+    ready_outcome: Option<Result<()>>,
     namespaces: Vec<String>,
     /// When set, the thread ends at this instant at the latest.
     stop_by: Option<Instant>,
@@ -145,6 +146,7 @@ pub(crate) fn run(setup: IoSetup, inbox: Receiver<Input>) {
         events_tx: setup.events_tx,
         status: setup.status,
         ready: Some(setup.ready),
+        ready_outcome: None,
         namespaces: setup.namespaces.iter().map(|(n, _)| n.clone()).collect(),
         stop_by: None,
     };
@@ -152,6 +154,7 @@ pub(crate) fn run(setup: IoSetup, inbox: Receiver<Input>) {
     for (nsp, auth) in setup.namespaces {
         if let Err(e) = io.ep.socket().connect(now, &nsp, auth) {
             io.answer_ready(Err(e.into()));
+            io.send_ready();
             return;
         }
     }
@@ -165,7 +168,10 @@ pub(crate) fn run(setup: IoSetup, inbox: Receiver<Input>) {
         if io.should_exit(now) {
             break;
         }
-        let deadline = [io.ep.poll_timeout(), io.stop_by].into_iter().flatten().min();
+        let deadline = [io.ep.poll_timeout(), io.stop_by]
+            .into_iter()
+            .flatten()
+            .min();
         let input = match deadline {
             Some(at) => inbox.recv_timeout(at.saturating_duration_since(Instant::now())),
             // Nothing is due: wait for an input (the thread holds a sender of
@@ -302,11 +308,23 @@ impl Io {
         status.all_connected = sids.len() == self.namespaces.len();
         status.transport = transport;
         status.sids = sids;
+        drop(status);
+        self.send_ready();
     }
 
+    /// Record `connect`'s outcome (the first one counts); it is sent once
+    /// the status is up to date, so `connect` returns to a consistent view.
     fn answer_ready(&mut self, result: Result<()>) {
-        if let Some(ready) = self.ready.take() {
-            let _ = ready.send(result);
+        if self.ready.is_some() && self.ready_outcome.is_none() {
+            self.ready_outcome = Some(result);
+        }
+    }
+
+    fn send_ready(&mut self) {
+        if let Some(outcome) = self.ready_outcome.take() {
+            if let Some(ready) = self.ready.take() {
+                let _ = ready.send(outcome);
+            }
         }
     }
 
@@ -515,6 +533,7 @@ impl Io {
         status.all_connected = false;
         status.transport = None;
         drop(status);
+        self.send_ready();
         // Dropping the event sender and the call replies tells the waiting
         // application calls that the client is gone.
         debug!("io thread done");
@@ -539,7 +558,10 @@ fn read_loop(conn: ConnId, host: &str, port: u16, timeout: Duration, tx: SyncSen
             return;
         }
     };
-    if tx.send(Input::Net(NetEvent::Connected(conn, writer))).is_err() {
+    if tx
+        .send(Input::Net(NetEvent::Connected(conn, writer)))
+        .is_err()
+    {
         return;
     }
     let mut buf = vec![0; READ_CHUNK];

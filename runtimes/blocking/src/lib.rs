@@ -127,7 +127,9 @@ impl Client {
     pub fn connect(url: &str, options: ClientOptions) -> Result<Client> {
         let url = options::parse_url(url)?;
         if options.wait_timeout.is_zero() {
-            return Err(Error::InvalidOptions("wait_timeout must not be zero".into()));
+            return Err(Error::InvalidOptions(
+                "wait_timeout must not be zero".into(),
+            ));
         }
         let namespaces = if options.namespaces.is_empty() {
             vec![(url.namespace.clone(), None)]

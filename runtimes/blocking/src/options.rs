@@ -253,7 +253,10 @@ mod tests {
         assert_eq!(u.namespace, "/custom");
         assert_eq!(
             u.query,
-            vec![("token".into(), "a%20b".into()), ("x".into(), String::new())]
+            vec![
+                ("token".into(), "a%20b".into()),
+                ("x".into(), String::new())
+            ]
         );
 
         let u = parse_url("ws://[::1]:8080/").unwrap();
