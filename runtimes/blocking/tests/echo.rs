@@ -97,6 +97,31 @@ fn answer_questions(options: ClientOptions) -> ClientOptions {
 
 fn round_trips(transports: ClientTransports, parser: AnyParser) {
     let server = Server::start(parser);
+    round_trips_with(&server.url(), transports, parser);
+}
+
+/// The same round trips against any server of the interop echo contract,
+/// for example `node tests/interop/node/echo_server.js --port 3000`:
+/// `SOCKETIO_BLOCKING_URL=http://127.0.0.1:3000 [SOCKETIO_BLOCKING_PARSER=msgpack]
+/// cargo test -p socketio-blocking -- --ignored`.
+#[test]
+#[ignore = "needs an external echo server: set SOCKETIO_BLOCKING_URL"]
+fn external_server() {
+    let url = std::env::var("SOCKETIO_BLOCKING_URL").expect("SOCKETIO_BLOCKING_URL");
+    let parser: AnyParser = match std::env::var("SOCKETIO_BLOCKING_PARSER").as_deref() {
+        Ok("msgpack") => MsgPackParser.into(),
+        _ => JsonParser.into(),
+    };
+    for transports in [
+        ClientTransports::Polling,
+        ClientTransports::WebSocket,
+        ClientTransports::Upgrade,
+    ] {
+        round_trips_with(&url, transports, parser);
+    }
+}
+
+fn round_trips_with(url: &str, transports: ClientTransports, parser: AnyParser) {
     let auth_root = value(json!({"token": "root"}));
     let auth_custom = value(json!({"token": "custom", "n": 1}));
     let options = answer_questions(
@@ -106,7 +131,7 @@ fn round_trips(transports: ClientTransports, parser: AnyParser) {
             .namespace("/", Some(auth_root.clone()))
             .namespace("/custom", Some(auth_custom.clone())),
     );
-    let client = Client::connect(&server.url(), options).expect("connect");
+    let client = Client::connect(url, options).expect("connect");
     assert!(client.connected());
     let root_sid = client.sid("/").expect("sid of /");
     let custom_sid = client.sid("/custom").expect("sid of /custom");
