@@ -364,3 +364,13 @@ impl Drop for Client {
         let _ = self.disconnect();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn client_can_be_shared_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<super::Client>();
+        send_sync::<super::Error>();
+    }
+}

@@ -374,3 +374,83 @@ fn reconnects_when_the_server_restarts_on_the_same_port() {
         assert_eq!(answer.deserialize::<(i64, i64)>().unwrap(), (1, 2));
     }
 }
+
+/// A hand-written polling server whose second poll carries an event with
+/// invalid JSON arguments: the client must drop the session (`parse error`)
+/// and reconnect, never hand the event over.
+#[test]
+fn invalid_json_arguments_close_the_session() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::AtomicUsize;
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handshakes = Arc::new(AtomicUsize::new(0));
+    let polls = Arc::new(AtomicUsize::new(0));
+    {
+        let handshakes = handshakes.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let handshakes = handshakes.clone();
+                let polls = polls.clone();
+                thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut stream = stream;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let (mut len, mut header) = (0usize, String::new());
+                        while {
+                            header.clear();
+                            reader.read_line(&mut header).unwrap_or(0) > 2
+                        } {
+                            if let Some(v) =
+                                header.to_ascii_lowercase().strip_prefix("content-length:")
+                            {
+                                len = v.trim().parse().unwrap();
+                            }
+                        }
+                        let mut body = vec![0; len];
+                        reader.read_exact(&mut body).unwrap();
+                        let reply = if line.starts_with("POST") {
+                            "ok".to_owned()
+                        } else if !line.contains("sid=") {
+                            handshakes.fetch_add(1, Ordering::SeqCst);
+                            r#"0{"sid":"abcdefghijklmnopqrst","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#.to_owned()
+                        } else if polls.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+                            "40{\"sid\":\"s1\"}\u{1e}42[\"ev\",{bad]".to_owned()
+                        } else {
+                            // Hold the poll as a quiet server would.
+                            thread::sleep(Duration::from_secs(3));
+                            "6".to_owned()
+                        };
+                        let response = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Length: {}\r\n\r\n{reply}",
+                            reply.len()
+                        );
+                        if stream.write_all(response.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    }
+    let client = Client::connect(
+        &format!("http://127.0.0.1:{port}"),
+        ClientOptions::default()
+            .transports(ClientTransports::Polling)
+            .reconnection_delay(Duration::from_millis(50), Duration::from_millis(50)),
+    )
+    .unwrap();
+    wait_until("a reconnection after the parse error", || {
+        handshakes.load(Ordering::SeqCst) >= 2
+    });
+    assert!(matches!(
+        client.receive(Some(Duration::from_millis(100))),
+        Err(Error::Timeout)
+    ));
+    drop(client);
+}
