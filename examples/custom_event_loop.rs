@@ -1,0 +1,449 @@
+//! Embedding the sans-IO Socket.IO server in your own event loop.
+//!
+//! `socketio-core` does no IO: it never touches a socket, a clock or a
+//! thread. This example drives its [`ServerEndpoint`] from the plainest loop
+//! there is: one thread, a non-blocking `std::net::TcpListener`, non-blocking
+//! `TcpStream`s, and a short sleep when nothing happened. No async runtime,
+//! no `mio`, no `epoll`: whatever loop you already have (a game loop, an
+//! embedded main loop, a GUI's idle callback, your own `poll(2)` wrapper) can
+//! host a Socket.IO server the same way.
+//!
+//! ```sh
+//! cargo run --release --example custom_event_loop -- --port 3000 [--parser json|msgpack]
+//! ```
+//!
+//! It prints `listening on PORT` and serves the interop echo contract
+//! (`tests/interop/README.md`) on the namespaces `/` and `/custom`:
+//! - on connect it emits `auth` with the client's auth (`{}` when none);
+//!   auth `{"reject":true}` is refused with `rejected by server`;
+//! - `echo(...args)` emits `echo-back(...args)` and acks with the same args;
+//! - `ask(token)` emits `question(token, <bytes 09 08 07>)` asking for an
+//!   ack, and acks `ask` with the client's answer;
+//! - `shout(...args)` emits `shout-back(...args)` to the whole namespace;
+//! - `disconnect-me` disconnects the socket from the server side.
+//!
+//! # The contract between the loop and the core
+//! The loop owns the sockets and the clock; the core owns the protocol.
+//! They meet through five inputs and four outputs:
+//! - inputs: [`ServerEndpoint::handle_connection`] (a socket was
+//!   accepted), [`ServerEndpoint::handle_read`] (bytes arrived),
+//!   [`ServerEndpoint::handle_eof`] (the peer closed),
+//!   [`ServerEndpoint::handle_timeout`] (the deadline passed), and the
+//!   application's own calls through [`ServerEndpoint::socket`] followed by
+//!   [`ServerEndpoint::pump`];
+//! - outputs, drained after inputs in this order:
+//!   [`ServerEndpoint::poll_event`] (what clients did: connect, events,
+//!   acks, disconnects), [`ServerEndpoint::poll_ready`] +
+//!   [`ServerEndpoint::poll_transmit`] (bytes to write, connections to
+//!   close), and [`ServerEndpoint::poll_timeout`] (when to call
+//!   `handle_timeout` next).
+//!
+//! Every input takes `now`: the core reads no clock, so tests can run it in
+//! virtual time and this loop just passes `Instant::now()`.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rand_chacha::ChaCha12Rng;
+use rand_core::SeedableRng;
+use socketio_core::endpoint::ServerEndpoint;
+use socketio_core::engine::{self, ConnId, Transmit};
+use socketio_core::parser::{AnyParser, JsonParser, MsgPackParser};
+use socketio_core::socket::{self, AckOutcome, Broadcast, NamespaceMatcher, ServerEvent};
+use socketio_core::{Bytes, Str, Value};
+
+/// How long the loop sleeps when an iteration found nothing to do. It is
+/// the added latency of an idle server, and the price of not using a
+/// readiness API (`poll`, `epoll`, `kqueue`): with one, the loop would
+/// instead block until a socket is ready or the core's deadline passes.
+const IDLE_SLEEP: Duration = Duration::from_millis(1);
+
+/// Stop pulling bytes out of the core for a connection once this much is
+/// waiting for the socket to become writable. What stays in the core is
+/// counted by its own backpressure (slow consumers get disconnected), so a
+/// client that stops reading cannot make this loop's memory grow.
+const HIGH_WATER: usize = 256 * 1024;
+
+/// One accepted TCP connection.
+struct Conn {
+    stream: TcpStream,
+    /// Bytes taken from the core that the socket did not accept yet
+    /// (`write` returned `WouldBlock` or wrote part of them).
+    pending: VecDeque<Bytes>,
+    pending_len: usize,
+    /// The core reported output for this connection that we have not
+    /// pulled yet ([`ServerEndpoint::poll_ready`] names each connection once
+    /// per batch, so the loop must remember it).
+    has_output: bool,
+    /// The core said [`Transmit::Close`]: close once `pending` is written.
+    /// The core has forgotten the connection at that point.
+    closing: bool,
+}
+
+/// The echo application's memory: `ask` acks waiting for the client's
+/// answer to `question`, keyed by the socket and the question's ack id.
+#[derive(Default)]
+struct App {
+    asks: HashMap<(Str, u64), u64>,
+}
+
+/// Serve the echo contract on `listener` until `stop` is set. The tests
+/// run this on a thread; `main` below runs it forever.
+pub fn serve(listener: TcpListener, parser: AnyParser, stop: &AtomicBool) -> io::Result<()> {
+    // Non-blocking everything: every call below returns at once, with
+    // `WouldBlock` when there is nothing to do.
+    listener.set_nonblocking(true)?;
+
+    // The two layers draw session ids and socket ids from generators the
+    // driver provides, seeded from the OS: ids must not be guessable.
+    let engine_rng = ChaCha12Rng::try_from_os_rng().map_err(io::Error::other)?;
+    let socket_rng = ChaCha12Rng::try_from_os_rng().map_err(io::Error::other)?;
+    let mut endpoint = ServerEndpoint::new(
+        engine::ServerConfig::default(),
+        socket::ServerConfig {
+            // `/` is always served; `/custom` too.
+            namespaces: vec![NamespaceMatcher::Exact(Str::from("/custom"))],
+            ..Default::default()
+        },
+        parser,
+        Box::new(engine_rng),
+        Box::new(socket_rng),
+    );
+
+    let mut conns: HashMap<ConnId, Conn> = HashMap::new();
+    let mut app = App::default();
+    let mut buf = vec![0u8; 16 * 1024];
+
+    while !stop.load(Ordering::Relaxed) {
+        // One clock reading per iteration: every input of this round
+        // happens "at" this instant.
+        let now = Instant::now();
+        let mut busy = false;
+
+        // 1. Accept every waiting connection and announce it to the core,
+        //    which gives it an id. The id is how the core names the
+        //    connection in everything it asks of us.
+        loop {
+            match listener.accept() {
+                Ok((stream, remote)) => {
+                    busy = true;
+                    stream.set_nonblocking(true)?;
+                    let _ = stream.set_nodelay(true);
+                    let id = endpoint.handle_connection(now, Some(remote));
+                    conns.insert(
+                        id,
+                        Conn {
+                            stream,
+                            pending: VecDeque::new(),
+                            pending_len: 0,
+                            has_output: false,
+                            closing: false,
+                        },
+                    );
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // Out of file descriptors and the like: try again next
+                // round rather than die.
+                Err(e) => {
+                    eprintln!("accept failed: {e}");
+                    break;
+                }
+            }
+        }
+
+        // 2. Read what every connection has and feed it to the core. A
+        //    connection the core is closing is not read any more, nor one
+        //    whose pipelined requests already fill the core's buffer
+        //    (`wants_read`): the bytes wait in the kernel, which is the
+        //    backpressure TCP gives us for free.
+        let mut ended = Vec::new();
+        for (&id, conn) in conns.iter_mut() {
+            if conn.closing {
+                continue;
+            }
+            while endpoint.engine().wants_read(id) {
+                match conn.stream.read(&mut buf) {
+                    Ok(0) => {
+                        ended.push(id);
+                        break;
+                    }
+                    Ok(n) => {
+                        busy = true;
+                        endpoint.handle_read(now, id, &buf[..n]);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(_) => {
+                        ended.push(id);
+                        break;
+                    }
+                }
+            }
+        }
+        // The peer closed or the connection failed: tell the core (it
+        // still handles what arrived before) and drop the socket.
+        for id in ended {
+            busy = true;
+            conns.remove(&id);
+            endpoint.handle_eof(now, id);
+        }
+
+        // 3. Timers. The core keeps every deadline it has (heartbeats,
+        //    connect timeouts, ack timeouts, idle HTTP connections) and
+        //    tells us only the earliest. Call `handle_timeout` once it has
+        //    passed; calling it early is harmless, late is what matters.
+        if endpoint.poll_timeout().is_some_and(|at| at <= now) {
+            busy = true;
+            endpoint.handle_timeout(now);
+        }
+
+        // 4. Application events. This is where your application code goes.
+        //    Calls on `endpoint.socket()` only queue work; `pump` moves it
+        //    down to the Engine.IO layer so that step 5 sees the bytes.
+        while let Some(event) = endpoint.poll_event() {
+            busy = true;
+            app.handle(&mut endpoint, now, event);
+            endpoint.pump(now);
+        }
+
+        // 5. Transmit. `poll_ready` names the connections that have
+        //    something for us; pull their output with `poll_transmit` into
+        //    the pending buffer, up to the high-water mark.
+        while let Some(id) = endpoint.poll_ready() {
+            if let Some(conn) = conns.get_mut(&id) {
+                conn.has_output = true;
+            }
+        }
+        for (&id, conn) in conns.iter_mut() {
+            while conn.has_output && conn.pending_len < HIGH_WATER {
+                match endpoint.poll_transmit(id) {
+                    Some(Transmit::Data(bytes)) => {
+                        conn.pending_len += bytes.len();
+                        conn.pending.push_back(bytes);
+                    }
+                    // The core is done with this connection (an HTTP
+                    // response that ends it, a WebSocket close, a session
+                    // that ended): close it once the bytes before are out.
+                    Some(Transmit::Close) => {
+                        conn.closing = true;
+                        conn.has_output = false;
+                    }
+                    None => conn.has_output = false,
+                }
+            }
+        }
+
+        // 6. Write what is pending, as far as each socket takes it. A
+        //    `WouldBlock` leaves the rest for a later round; a hard error
+        //    ends the connection like an end of stream.
+        let mut dead = Vec::new();
+        for (&id, conn) in conns.iter_mut() {
+            match flush(conn) {
+                Ok(wrote) => busy |= wrote,
+                Err(_) => {
+                    dead.push(id);
+                    continue;
+                }
+            }
+            if conn.closing && conn.pending.is_empty() {
+                dead.push(id);
+            }
+        }
+        for id in dead {
+            if let Some(conn) = conns.remove(&id) {
+                let _ = conn.stream.shutdown(Shutdown::Both);
+                // A connection the core asked us to close is already
+                // forgotten there; any other one ended under its feet.
+                if !conn.closing {
+                    endpoint.handle_eof(now, id);
+                }
+            }
+        }
+
+        // 7. Nothing happened: sleep a little, but never past the core's
+        //    next deadline (heartbeats must go out on time).
+        if !busy {
+            let mut nap = IDLE_SLEEP;
+            if let Some(at) = endpoint.poll_timeout() {
+                nap = nap.min(at.saturating_duration_since(Instant::now()));
+            }
+            thread::sleep(nap);
+        }
+    }
+    // Dropping the streams closes every connection.
+    Ok(())
+}
+
+/// Write pending bytes until the socket would block; whether anything was
+/// written.
+fn flush(conn: &mut Conn) -> io::Result<bool> {
+    let mut wrote = false;
+    while let Some(front) = conn.pending.front_mut() {
+        match conn.stream.write(front) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                wrote = true;
+                conn.pending_len -= n;
+                if n == front.len() {
+                    conn.pending.pop_front();
+                } else {
+                    // `Bytes` slices without copying.
+                    let rest = front.slice(n..);
+                    *front = rest;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(wrote)
+}
+
+impl App {
+    /// The echo contract. Everything here is ordinary Socket.IO server
+    /// code: only the loop above is specific to this example.
+    fn handle(
+        &mut self,
+        endpoint: &mut ServerEndpoint<AnyParser>,
+        now: Instant,
+        event: ServerEvent,
+    ) {
+        let io = endpoint.socket();
+        match event {
+            // A client joins a namespace: check its auth, then accept (the
+            // CONNECT reply goes out before anything emitted afterwards).
+            ServerEvent::Connect { socket, auth, .. } => {
+                let rejected = auth
+                    .as_ref()
+                    .and_then(|a| a.get("reject"))
+                    .is_some_and(|r| *r == Value::Bool(true));
+                if rejected {
+                    let data = Value::Object(vec![("code".into(), Value::from(42i64))]);
+                    let _ = io.reject(now, &socket, "rejected by server", Some(&data));
+                    return;
+                }
+                if io.accept(now, &socket).is_ok() {
+                    let auth = auth.unwrap_or(Value::Object(Vec::new()));
+                    // A one-element tuple: one argument, the auth object.
+                    let _ = io.emit(now, &socket, "auth", &(auth,));
+                }
+            }
+            ServerEvent::Event {
+                socket,
+                nsp,
+                name,
+                args,
+                ack,
+            } => {
+                // The JSON parser checks an event's arguments lazily. Before
+                // relying on them, make sure the client sent valid JSON; if
+                // not, that is a protocol violation and the session closes
+                // with `parse error`.
+                if args.validate().is_err() {
+                    let _ = io.invalid_packet(now, &socket);
+                    return;
+                }
+                match &*name {
+                    // `Args` serializes as the argument list it holds, so it
+                    // can be sent back as is, binary included.
+                    "echo" => {
+                        let _ = io.emit(now, &socket, "echo-back", &args);
+                        if let Some(id) = ack {
+                            let _ = io.ack(now, &socket, id, &args);
+                        }
+                    }
+                    "ask" => {
+                        let token: Value = args.get(0).unwrap_or(Value::Null);
+                        let question = (token, Bytes::from_static(&[9, 8, 7]));
+                        match io.emit_with_ack(
+                            now,
+                            &socket,
+                            "question",
+                            &question,
+                            Duration::from_secs(10),
+                        ) {
+                            Ok(qid) => {
+                                if let Some(id) = ack {
+                                    self.asks.insert((socket, qid), id);
+                                }
+                            }
+                            Err(e) => eprintln!("ask: {e}"),
+                        }
+                    }
+                    "shout" => {
+                        let _ = io.broadcast(now, &Broadcast::namespace(nsp), "shout-back", &args);
+                    }
+                    "disconnect-me" => {
+                        let _ = io.disconnect(now, &socket);
+                    }
+                    _ => {}
+                }
+            }
+            // The client answered a `question`: pass the answer on as the
+            // ack of its `ask`.
+            ServerEvent::Ack {
+                socket,
+                id,
+                outcome,
+                ..
+            } => {
+                if let Some(ask) = self.asks.remove(&(socket.clone(), id)) {
+                    if let AckOutcome::Answered(answer) = outcome {
+                        if answer.validate().is_err() {
+                            let _ = io.invalid_packet(now, &socket);
+                            return;
+                        }
+                        let _ = io.ack(now, &socket, ask, &answer);
+                    }
+                }
+            }
+            ServerEvent::Disconnect { socket, .. } => {
+                self.asks.retain(|(s, _), _| *s != socket);
+            }
+            ServerEvent::BroadcastAck { .. } | ServerEvent::Writable { .. } => {}
+        }
+    }
+}
+
+/// `--port P [--parser json|msgpack]`.
+#[allow(dead_code)] // The tests include this file as a module and use `serve`.
+fn main() {
+    let mut port = None;
+    let mut parser = AnyParser::from(JsonParser);
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next();
+        match (flag.as_str(), value.as_deref()) {
+            ("--port", Some(p)) => port = p.parse::<u16>().ok(),
+            ("--parser", Some("json")) => parser = JsonParser.into(),
+            ("--parser", Some("msgpack")) => parser = MsgPackParser.into(),
+            _ => {
+                eprintln!("usage: custom_event_loop --port P [--parser json|msgpack]");
+                std::process::exit(2);
+            }
+        }
+    }
+    let Some(port) = port else {
+        eprintln!("usage: custom_event_loop --port P [--parser json|msgpack]");
+        std::process::exit(2);
+    };
+    let listener = match TcpListener::bind(("127.0.0.1", port)) {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("custom_event_loop: cannot listen on port {port}: {e}");
+            std::process::exit(1);
+        }
+    };
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
+    println!("listening on {port}");
+    if let Err(e) = serve(listener, parser, &AtomicBool::new(false)) {
+        eprintln!("custom_event_loop: {e}");
+        std::process::exit(1);
+    }
+}
