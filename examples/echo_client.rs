@@ -5,10 +5,19 @@
 //! ```text
 //! cargo run --release --example echo_client -- --url http://127.0.0.1:3000
 //!     --transports polling|websocket|upgrade --nsp /custom [--auth JSON]
-//!     [--parser json|msgpack] [--expect-reject] [--runtime tokio|async-std|smol]
+//!     [--parser json|msgpack] [--expect-reject] [--reconnect-check]
+//!     [--runtime tokio|async-std|smol]
 //! ```
+//!
+//! `--reconnect-check` (outside the examples' contract, used by the
+//! interop harness): after the first round trips the client prints
+//! `RESTART-ME`; the harness kills the server and starts it again on the
+//! same port; the client must see the transport drop (`transport close` or
+//! `transport error`), reconnect by itself and pass the round trips again.
 
+use std::collections::VecDeque;
 use std::future::Future;
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,13 +44,21 @@ pub struct ClientOptions {
     pub parser: AnyParser,
     /// Pass only if the server refuses the connection.
     pub expect_reject: bool,
+    /// Ask for a server restart after the first round trips and check the
+    /// reconnection.
+    pub reconnect_check: bool,
     /// The runtime.
     pub runtime: Arc<dyn Runtime>,
 }
 
 /// How long the whole scenario may take.
 pub const OVERALL: Duration = Duration::from_secs(20);
+/// How long it may take with `--reconnect-check` (the restart, and the
+/// reconnection's back-off, come on top).
+pub const OVERALL_WITH_RESTART: Duration = Duration::from_secs(40);
 const STEP: Duration = Duration::from_secs(5);
+/// How long the drop and the reconnection may each take after `RESTART-ME`.
+const RESTART_STEP: Duration = Duration::from_secs(15);
 
 pub async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> Option<T> {
     let timer = Box::pin(socketio::sleep(limit));
@@ -130,38 +147,65 @@ fn vectors() -> Vec<Vec<Value>> {
 
 type Seen = (String, Vec<Value>);
 
-struct Inbox(mpsc::UnboundedReceiver<Seen>);
+/// Received events, kept in arrival order: one that arrives before it is
+/// waited for (python-socketio sends the `auth` echo even before its
+/// CONNECT reply) is not lost.
+struct Inbox {
+    rx: mpsc::UnboundedReceiver<Seen>,
+    kept: VecDeque<Seen>,
+}
 
 impl Inbox {
-    /// The next event named `name` (others are skipped).
+    /// The first event named `name`, waiting at most [`STEP`].
     async fn expect(&mut self, name: &str) -> Result<Vec<Value>, String> {
+        self.expect_within(name, STEP).await
+    }
+
+    /// The first event named `name` (others are kept for later).
+    async fn expect_within(&mut self, name: &str, limit: Duration) -> Result<Vec<Value>, String> {
+        if let Some(at) = self.kept.iter().position(|(seen, _)| seen == name) {
+            return Ok(self.kept.remove(at).expect("position is in range").1);
+        }
         let wait = async {
-            while let Some((seen, args)) = self.0.next().await {
+            while let Some((seen, args)) = self.rx.next().await {
                 if seen == name {
                     return Some(args);
                 }
+                self.kept.push_back((seen, args));
             }
             None
         };
-        within(STEP, wait)
+        within(limit, wait)
             .await
             .flatten()
-            .ok_or_else(|| format!("no {name} within {STEP:?}"))
+            .ok_or_else(|| format!("no {name} within {limit:?}"))
+    }
+
+    /// Forget what arrived so far.
+    fn clear(&mut self) {
+        self.kept.clear();
+        while self.rx.try_recv().is_ok() {}
     }
 }
 
 /// Run the scenario; `Ok` holds the PASS detail.
 pub async fn run(options: &ClientOptions) -> Result<String, String> {
     let (tx, rx) = mpsc::unbounded::<Seen>();
-    let mut inbox = Inbox(rx);
+    let mut inbox = Inbox {
+        rx,
+        kept: VecDeque::new(),
+    };
     let any_tx = tx.clone();
     let question_tx = tx.clone();
+    let connect_tx = tx.clone();
     let disconnect_tx = tx.clone();
     let mut builder = Client::builder(&options.url)
         .transports(options.transports)
         .parser(options.parser)
         .custom_runtime(options.runtime.clone())
-        .reconnection(false)
+        .reconnection(options.reconnect_check)
+        .reconnection_delay(Duration::from_millis(200))
+        .reconnection_delay_max(Duration::from_secs(1))
         .wait_timeout(STEP)
         .on_any(
             move |_s: ClientSocket, name: Str, args: Args, _ack: Option<ClientAck>| {
@@ -190,6 +234,12 @@ pub async fn run(options: &ClientOptions) -> Result<String, String> {
                 }
             },
         )
+        .on_connect(move |_s: ClientSocket| {
+            let tx = connect_tx.clone();
+            async move {
+                let _ = tx.unbounded_send(("#connect".into(), Vec::new()));
+            }
+        })
         .on_disconnect(move |_s: ClientSocket, reason| {
             let tx = disconnect_tx.clone();
             async move {
@@ -227,46 +277,21 @@ async fn scenario(
     inbox: &mut Inbox,
 ) -> Result<String, String> {
     let socket = client.socket(&options.nsp);
-    let expected_auth = options.auth.clone().unwrap_or(Value::Object(Vec::new()));
-    let auth = inbox.expect("auth").await?;
-    if !same_args(&auth, std::slice::from_ref(&expected_auth)) {
-        return Err(format!("auth echo {auth:?}, expected {expected_auth:?}"));
-    }
-    for (i, vector) in vectors().into_iter().enumerate() {
-        let answer = socket
-            .call("echo", &Args::from_values(vector.clone()), STEP)
-            .await
-            .map_err(|e| format!("echo #{i}: {e}"))?;
-        let answer = answer.to_values().map_err(|e| e.to_string())?;
-        if !same_args(&answer, &vector) {
-            return Err(format!("echo #{i} ack {answer:?}, sent {vector:?}"));
+    round_trips(options, &socket, inbox, "").await?;
+    if options.reconnect_check {
+        inbox.clear();
+        println!("RESTART-ME");
+        let _ = std::io::stdout().flush();
+        let reason = inbox.expect_within("#disconnect", RESTART_STEP).await?;
+        let dropped = ["transport close", "transport error"].map(Value::from);
+        if !dropped
+            .iter()
+            .any(|r| same_args(&reason, std::slice::from_ref(r)))
+        {
+            return Err(format!("disconnect reason after the restart {reason:?}"));
         }
-        let back = inbox.expect("echo-back").await?;
-        if !same_args(&back, &vector) {
-            return Err(format!("echo-back #{i} {back:?}, sent {vector:?}"));
-        }
-    }
-    let token = "tok-123";
-    let answer = socket
-        .call("ask", &(token,), STEP)
-        .await
-        .map_err(|e| format!("ask: {e}"))?
-        .to_values()
-        .map_err(|e| e.to_string())?;
-    let question = inbox.expect("question").await?;
-    let expected_question = [Value::from(token), bytes(&[9, 8, 7]), Value::Bool(true)];
-    if !same_args(&question, &expected_question) {
-        return Err(format!("question {question:?}"));
-    }
-    if !same_args(&answer, &[Value::from("tok-123!"), bytes(&[7, 8, 9])]) {
-        return Err(format!("ask answered {answer:?}"));
-    }
-    socket
-        .emit("shout", &("hey", 1))
-        .map_err(|e| e.to_string())?;
-    let shout = inbox.expect("shout-back").await?;
-    if !same_args(&shout, &[Value::from("hey"), Value::from(1u64)]) {
-        return Err(format!("shout-back {shout:?}"));
+        inbox.expect_within("#connect", RESTART_STEP).await?;
+        round_trips(options, &socket, inbox, "after reconnect: ").await?;
     }
     let wanted = match options.transports {
         ClientTransports::Polling => Transport::Polling,
@@ -291,6 +316,60 @@ async fn scenario(
         return Err(format!("disconnect reason {reason:?}"));
     }
     Ok(format!("{} on {:?}", options.nsp, wanted))
+}
+
+/// Auth echo, every `echo` vector, `ask` and `shout`; `label` prefixes the
+/// failures.
+async fn round_trips(
+    options: &ClientOptions,
+    socket: &ClientSocket,
+    inbox: &mut Inbox,
+    label: &str,
+) -> Result<(), String> {
+    let expected_auth = options.auth.clone().unwrap_or(Value::Object(Vec::new()));
+    let auth = inbox.expect("auth").await?;
+    if !same_args(&auth, std::slice::from_ref(&expected_auth)) {
+        return Err(format!(
+            "{label}auth echo {auth:?}, expected {expected_auth:?}"
+        ));
+    }
+    for (i, vector) in vectors().into_iter().enumerate() {
+        let answer = socket
+            .call("echo", &Args::from_values(vector.clone()), STEP)
+            .await
+            .map_err(|e| format!("{label}echo #{i}: {e}"))?;
+        let answer = answer.to_values().map_err(|e| format!("{label}{e}"))?;
+        if !same_args(&answer, &vector) {
+            return Err(format!("{label}echo #{i} ack {answer:?}, sent {vector:?}"));
+        }
+        let back = inbox.expect("echo-back").await?;
+        if !same_args(&back, &vector) {
+            return Err(format!("{label}echo-back #{i} {back:?}, sent {vector:?}"));
+        }
+    }
+    let token = "tok-123";
+    let answer = socket
+        .call("ask", &(token,), STEP)
+        .await
+        .map_err(|e| format!("{label}ask: {e}"))?
+        .to_values()
+        .map_err(|e| format!("{label}{e}"))?;
+    let question = inbox.expect("question").await?;
+    let expected_question = [Value::from(token), bytes(&[9, 8, 7]), Value::Bool(true)];
+    if !same_args(&question, &expected_question) {
+        return Err(format!("{label}question {question:?}"));
+    }
+    if !same_args(&answer, &[Value::from("tok-123!"), bytes(&[7, 8, 9])]) {
+        return Err(format!("{label}ask answered {answer:?}"));
+    }
+    socket
+        .emit("shout", &("hey", 1))
+        .map_err(|e| format!("{label}{e}"))?;
+    let shout = inbox.expect("shout-back").await?;
+    if !same_args(&shout, &[Value::from("hey"), Value::from(1u64)]) {
+        return Err(format!("{label}shout-back {shout:?}"));
+    }
+    Ok(())
 }
 
 /// The runtimes the examples offer, whatever features `socketio` was
@@ -319,7 +398,7 @@ fn block_on<F: Future>(name: &str, main: F) -> F::Output {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: echo_client --url U --transports polling|websocket|upgrade --nsp N [--auth JSON] [--parser json|msgpack] [--expect-reject] [--runtime tokio|async-std|smol]");
+    eprintln!("{problem}\nusage: echo_client --url U --transports polling|websocket|upgrade --nsp N [--auth JSON] [--parser json|msgpack] [--expect-reject] [--reconnect-check] [--runtime tokio|async-std|smol]");
     std::process::exit(2)
 }
 
@@ -336,6 +415,7 @@ fn main() {
         auth: None,
         parser: AnyParser::default(),
         expect_reject: false,
+        reconnect_check: false,
         runtime: Arc::new(socketio_smol::SmolRuntime),
     };
     let mut args = std::env::args().skip(1);
@@ -372,6 +452,7 @@ fn main() {
                 }
             }
             "--expect-reject" => options.expect_reject = true,
+            "--reconnect-check" => options.reconnect_check = true,
             "--runtime" => {
                 runtime = value();
                 if runtime_named(&runtime).is_none() {
@@ -390,9 +471,14 @@ fn main() {
             .with_writer(std::io::stderr)
             .try_init();
     }
+    let overall = if options.reconnect_check {
+        OVERALL_WITH_RESTART
+    } else {
+        OVERALL
+    };
     let outcome = block_on(&runtime.clone(), async move {
         options.runtime = socketio::current_runtime();
-        within(OVERALL, run(&options)).await
+        within(overall, run(&options)).await
     });
     match outcome {
         Some(Ok(detail)) => {
@@ -400,7 +486,7 @@ fn main() {
             std::process::exit(0)
         }
         Some(Err(why)) => println!("FAIL {why}"),
-        None => println!("FAIL overall timeout of {OVERALL:?}"),
+        None => println!("FAIL overall timeout of {overall:?}"),
     }
     std::process::exit(1)
 }

@@ -252,7 +252,6 @@ mod rust_x_peer {
             ));
         }
         #[test]
-        #[ignore = "needs `--reconnect-check` in our echo_client (not in the examples' contract yet)"]
         fn rust_client_node_server_websocket() {
             check(Case::reconnect(
                 Peer::Ours(Runtime::Tokio),
@@ -261,7 +260,6 @@ mod rust_x_peer {
             ));
         }
         #[test]
-        #[ignore = "needs `--reconnect-check` in our echo_client (not in the examples' contract yet)"]
         fn rust_client_python_server_polling() {
             check(Case::reconnect(
                 Peer::Ours(Runtime::Tokio),

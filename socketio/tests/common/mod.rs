@@ -54,6 +54,7 @@ pub fn echo_matrix(runtime: RuntimeKind) -> usize {
                     auth,
                     parser,
                     expect_reject,
+                    reconnect_check: false,
                     runtime: runtime.runtime(),
                 };
                 let outcome = within(OVERALL, echo_client::run(&options)).await;
