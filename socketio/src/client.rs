@@ -54,6 +54,8 @@ pub struct ClientBuilder {
     runtime: Option<Arc<dyn Runtime>>,
     wait_timeout: Duration,
     async_handlers: bool,
+    #[cfg(feature = "tls")]
+    tls: socketio_driver::tls::TlsClientConfig,
 }
 
 impl ClientBuilder {
@@ -168,6 +170,14 @@ impl ClientBuilder {
         self
     }
 
+    /// How to set up TLS for `https://` and `wss://` URLs (bundled roots
+    /// and full verification by default; `http://` URLs ignore it).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: socketio_driver::tls::TlsClientConfig) -> Self {
+        self.tls = config;
+        self
+    }
+
     /// Any other Engine.IO option.
     pub fn engine_config(mut self, f: impl FnOnce(&mut engine::ClientConfig)) -> Self {
         f(&mut self.engine);
@@ -266,6 +276,15 @@ impl ClientBuilder {
         let runtime = self.runtime.unwrap_or_else(crate::runtime::current);
         crate::runtime::set_current(runtime.clone());
         let endpoint = ClientEndpoint::new(self.engine, self.socket, self.parser, os_rng_factory());
+        #[cfg(feature = "tls")]
+        let (driver, events) = if url.secure {
+            let config = self.tls.build()?;
+            let tls = socketio_driver::tls::ClientTls::new(config, &url.host)?;
+            ClientDriver::new_tls(runtime.clone(), addrs, endpoint, tls)
+        } else {
+            ClientDriver::new(runtime.clone(), addrs, endpoint)
+        };
+        #[cfg(not(feature = "tls"))]
         let (driver, events) = ClientDriver::new(runtime.clone(), addrs, endpoint);
         let inner = Arc::new(ClientInner {
             driver,
@@ -298,9 +317,26 @@ impl ClientBuilder {
             Ok(())
         };
         let deadline = runtime.sleep_until(Instant::now() + self.wait_timeout);
-        let outcome = match select(Box::pin(all), deadline).await {
-            Either::Left((outcome, _)) => outcome,
-            Either::Right(_) => Err(Error::ConnectFailed("timed out".into())),
+        // A certificate the client rejects (or that rejects the client)
+        // will not change by retrying: fail at once, with the reason.
+        let fatal = async {
+            match client.inner.driver.fatal_error().await {
+                #[cfg(feature = "tls")]
+                socketio_driver::ConnectError::Tls(e) => Error::Tls(e),
+                e => Error::ConnectFailed(e.to_string()),
+            }
+        };
+        // `fatal` first: a fatal failure is recorded before the endpoint
+        // learns of it, so it wins over the failure it causes.
+        let outcome = match select(Box::pin(fatal), select(Box::pin(all), deadline)).await {
+            Either::Left((e, _)) => Err(e),
+            Either::Right((Either::Left((outcome, _)), _)) => outcome,
+            Either::Right((Either::Right(_), _)) => Err(Error::ConnectFailed(
+                match client.inner.driver.last_connect_error() {
+                    Some(e) => format!("timed out ({e})"),
+                    None => "timed out".into(),
+                },
+            )),
         };
         match outcome {
             Ok(()) => Ok(client),
@@ -316,6 +352,9 @@ impl ClientBuilder {
 }
 
 struct Url {
+    /// `https://` or `wss://` (never without the `tls` feature).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    secure: bool,
     host: String,
     port: u16,
     host_header: String,
@@ -323,13 +362,23 @@ struct Url {
     query: Vec<(String, String)>,
 }
 
-/// `http://host[:port][/namespace][?query]` (`ws://` too).
+/// `http://host[:port][/namespace][?query]` (`ws://`, and with the `tls`
+/// feature `https://` and `wss://`, too).
 fn parse_url(url: &str) -> Result<Url> {
     let bad = || Error::InvalidUrl(url.to_owned());
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("ws://"))
-        .ok_or_else(bad)?;
+    let (secure, rest) = if let Some(rest) = strip_scheme(url, "http").or(strip_scheme(url, "ws")) {
+        (false, rest)
+    } else if let Some(rest) = strip_scheme(url, "https").or(strip_scheme(url, "wss")) {
+        if cfg!(not(feature = "tls")) {
+            return Err(Error::InvalidUrl(format!(
+                "{url}: https:// and wss:// need the `tls` feature of socketio"
+            )));
+        }
+        (true, rest)
+    } else {
+        return Err(bad());
+    };
+    let default_port = if secure { 443 } else { 80 };
     let (rest, query) = match rest.split_once('?') {
         Some((r, q)) => (r, q),
         None => (rest, ""),
@@ -342,12 +391,12 @@ fn parse_url(url: &str) -> Result<Url> {
         Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
             (h, p.parse::<u16>().map_err(|_| bad())?)
         }
-        _ => (authority, 80),
+        _ => (authority, default_port),
     };
     if host.is_empty() {
         return Err(bad());
     }
-    let host_header = if port == 80 {
+    let host_header = if port == default_port {
         host.to_owned()
     } else {
         format!("{host}:{port}")
@@ -365,6 +414,7 @@ fn parse_url(url: &str) -> Result<Url> {
         })
         .collect();
     Ok(Url {
+        secure,
         host: host
             .trim_start_matches('[')
             .trim_end_matches(']')
@@ -374,6 +424,14 @@ fn parse_url(url: &str) -> Result<Url> {
         namespace,
         query,
     })
+}
+
+/// `url` without `scheme://` (scheme case-insensitive), if it has it.
+fn strip_scheme<'a>(url: &'a str, scheme: &str) -> Option<&'a str> {
+    let rest = url.get(scheme.len()..)?.strip_prefix("://")?;
+    url[..scheme.len()]
+        .eq_ignore_ascii_case(scheme)
+        .then_some(rest)
 }
 
 type AckKey = (Str, u64);
@@ -395,7 +453,9 @@ pub struct Client {
 impl Client {
     /// Options and handlers for a connection to `url`
     /// (`http://host[:port][/namespace][?query]`; the path names the
-    /// namespace, as in the JavaScript client).
+    /// namespace, as in the JavaScript client). With the `tls` feature,
+    /// `https://` (and `wss://`) URLs connect over TLS, configured with
+    /// [`ClientBuilder::tls`].
     pub fn builder(url: &str) -> ClientBuilder {
         ClientBuilder {
             url: url.to_owned(),
@@ -408,6 +468,8 @@ impl Client {
             runtime: None,
             wait_timeout: Duration::from_secs(20),
             async_handlers: false,
+            #[cfg(feature = "tls")]
+            tls: Default::default(),
         }
     }
 
@@ -680,8 +742,25 @@ mod tests {
         );
         let u = parse_url("http://localhost").unwrap();
         assert_eq!((u.port, u.namespace.as_str()), (80, "/"));
-        assert!(parse_url("https://x").is_err());
+        assert!(!u.secure);
+        assert_eq!(parse_url("https://x").is_ok(), cfg!(feature = "tls"));
+        assert!(parse_url("ftp://x").is_err());
         assert!(parse_url("http://:1").is_err());
         assert!(parse_url("http://h:notaport").is_err());
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn secure_urls_default_to_port_443() {
+        let u = parse_url("https://example.com/chat").unwrap();
+        assert!(u.secure);
+        assert_eq!((u.port, u.host_header.as_str()), (443, "example.com"));
+        assert_eq!(u.namespace, "/chat");
+        let u = parse_url("WSS://[::1]:8443").unwrap();
+        assert!(u.secure);
+        assert_eq!((u.host.as_str(), u.port), ("::1", 8443));
+        assert_eq!(u.host_header, "[::1]:8443");
+        let u = parse_url("http://example.com:443").unwrap();
+        assert_eq!(u.host_header, "example.com:443");
     }
 }

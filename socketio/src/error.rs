@@ -38,6 +38,12 @@ pub enum Error {
     Args(ArgsError),
     /// A socket or listener failed.
     Io(std::io::Error),
+    /// A TLS configuration could not be loaded (file, PEM, key), or the
+    /// TLS handshake with the server failed (certificate not trusted,
+    /// wrong host name, client certificate refused): retrying would not
+    /// help.
+    #[cfg(feature = "tls")]
+    Tls(socketio_driver::tls::TlsError),
     /// Nothing arrived within the given time.
     Timeout,
     /// The client is disconnected and nothing more will arrive.
@@ -58,6 +64,8 @@ impl fmt::Display for Error {
             Error::InvalidUrl(url) => write!(f, "invalid url: {url}"),
             Error::Args(e) => e.fmt(f),
             Error::Io(e) => write!(f, "io: {e}"),
+            #[cfg(feature = "tls")]
+            Error::Tls(e) => write!(f, "tls: {e}"),
             Error::Timeout => f.write_str("timed out"),
             Error::Disconnected => f.write_str("disconnected"),
         }
@@ -71,6 +79,8 @@ impl std::error::Error for Error {
             Error::Client(e) => Some(e),
             Error::Args(e) => Some(e),
             Error::Io(e) => Some(e),
+            #[cfg(feature = "tls")]
+            Error::Tls(e) => Some(e),
             _ => None,
         }
     }
@@ -94,6 +104,13 @@ impl From<ArgsError> for Error {
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         Error::Io(e)
+    }
+}
+
+#[cfg(feature = "tls")]
+impl From<socketio_driver::tls::TlsError> for Error {
+    fn from(e: socketio_driver::tls::TlsError) -> Self {
+        Error::Tls(e)
     }
 }
 

@@ -7,6 +7,43 @@
 //! (feature `smol`). With several enabled, pick one at run time with
 //! [`RuntimeKind`].
 //!
+//! # TLS
+//! With the `tls` feature (off by default: it builds rustls with the
+//! `ring` provider, which needs a C compiler), clients connect to
+//! `https://` and `wss://` URLs and servers listen with
+//! [`Server::listen_tls`]. It is implemented once over `futures-io`
+//! (`futures-rustls`), so it works the same on every runtime. Clients
+//! trust Mozilla's bundled roots by default ([`TlsRoots`] selects the
+//! system store instead); [`TlsClientConfig`] adds private CA
+//! certificates, a client certificate, or — for tests only —
+//! [`TlsClientConfig::danger_accept_invalid_certs`]. The host name of the
+//! URL is sent as SNI and checked against the certificate; a rejected
+//! certificate fails [`ClientBuilder::connect`] at once with
+//! [`Error::Tls`].
+//!
+//! ```no_run
+//! # #[cfg(feature = "tls")]
+//! # fn main() -> socketio::Result<()> {
+//! use socketio::{Client, Server, TlsClientConfig, TlsServerConfig};
+//!
+//! socketio::RuntimeKind::default().block_on(async {
+//!     let server = Server::builder().build();
+//!     let tls = TlsServerConfig::from_pem_files("cert.pem", "key.pem");
+//!     let addr = server.listen_tls("127.0.0.1:3443".parse().unwrap(), &tls).await?;
+//!
+//!     let client = Client::builder(&format!("https://localhost:{}", addr.port()))
+//!         .tls(TlsClientConfig::new().add_root_certificate_pem_file("ca.pem"))
+//!         .connect()
+//!         .await?;
+//!     client.emit("hello", &("world",))?;
+//!     Ok(())
+//! })
+//! # }
+//! # #[cfg(not(feature = "tls"))]
+//! # fn main() {}
+//! ```
+//!
+//! # Example
 //! ```no_run
 //! use socketio::{Server, SocketRef, Args, AckSender};
 //!
@@ -57,3 +94,9 @@ pub use socketio_core::socket::DisconnectReason;
 pub use socketio_core::{Binary, Bytes, Str, Value};
 /// The runtime-neutral driver, for custom runtimes and streams.
 pub use socketio_driver as driver;
+/// TLS configuration (feature `tls`); [`rustls`] for configurations built
+/// by hand.
+#[cfg(feature = "tls")]
+pub use socketio_driver::tls::{
+    rustls, TlsClientConfig, TlsError, TlsListener, TlsRoots, TlsServerConfig,
+};

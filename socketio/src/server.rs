@@ -440,6 +440,26 @@ impl Server {
         self.serve(listener)
     }
 
+    /// Bind `addr` and serve TLS (`https://`, `wss://`) on it in the
+    /// background; returns the bound address. A certificate or key that
+    /// cannot be loaded is [`Error::Tls`], reported before binding.
+    /// Handshakes run concurrently, each within 10 s; for other options,
+    /// wrap a listener in a [`socketio_driver::tls::TlsListener`] and
+    /// [`Server::serve`] it.
+    #[cfg(feature = "tls")]
+    pub async fn listen_tls(
+        &self,
+        addr: SocketAddr,
+        config: &socketio_driver::tls::TlsServerConfig,
+    ) -> Result<SocketAddr> {
+        let runtime = self.inner.driver.runtime().clone();
+        // Fail on a bad certificate before binding anything.
+        let config = config.build()?;
+        let listener = runtime.listen(addr).await?;
+        let listener = socketio_driver::tls::TlsListener::new(listener, config, runtime);
+        self.serve(Box::new(listener))
+    }
+
     /// Serve an already bound listener in the background.
     pub fn serve(&self, listener: Box<dyn Listener>) -> Result<SocketAddr> {
         let addr = listener.local_addr()?;

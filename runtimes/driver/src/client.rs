@@ -36,6 +36,16 @@ struct State<P: Parser> {
 struct Shared<P: Parser> {
     runtime: Arc<dyn Runtime>,
     addrs: Vec<SocketAddr>,
+    /// Wraps every connection in TLS when set.
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::ClientTls>,
+    /// The last connection that could not be opened, cleared by one that
+    /// could.
+    last_error: Mutex<Option<ConnectError>>,
+    /// Closed on the first failure retrying cannot fix (a TLS handshake
+    /// the peer or we rejected).
+    fatal: Mutex<Option<async_channel::Sender<()>>>,
+    fatal_rx: async_channel::Receiver<()>,
     state: Mutex<State<P>>,
     timer_wake: async_channel::Sender<()>,
     events: mpsc::UnboundedSender<ClientEvent>,
@@ -43,6 +53,49 @@ struct Shared<P: Parser> {
     /// [`ClientDriver::closed`] waits for that.
     done: Mutex<Option<async_channel::Sender<()>>>,
     done_rx: async_channel::Receiver<()>,
+}
+
+/// Why the driver could not open a connection the endpoint asked for.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// No address accepted a TCP connection (the last address's error).
+    Tcp(Arc<std::io::Error>),
+    /// No address given to the driver.
+    NoAddress,
+    /// The TLS handshake failed for a reason on the TLS level (certificate
+    /// rejected, protocol mismatch): retrying will not help.
+    #[cfg(feature = "tls")]
+    Tls(crate::tls::TlsError),
+    /// The TLS handshake failed because the transport did (reset, closed).
+    #[cfg(feature = "tls")]
+    TlsIo(Arc<std::io::Error>),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::Tcp(e) => write!(f, "cannot connect: {e}"),
+            ConnectError::NoAddress => f.write_str("no address to connect to"),
+            #[cfg(feature = "tls")]
+            ConnectError::Tls(e) => e.fmt(f),
+            #[cfg(feature = "tls")]
+            ConnectError::TlsIo(e) => write!(f, "TLS handshake failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConnectError::Tcp(e) => Some(&**e),
+            ConnectError::NoAddress => None,
+            #[cfg(feature = "tls")]
+            ConnectError::Tls(e) => Some(e),
+            #[cfg(feature = "tls")]
+            ConnectError::TlsIo(e) => Some(&**e),
+        }
+    }
 }
 
 /// Runs a [`ClientEndpoint`] on a [`Runtime`], connecting to the server
@@ -67,12 +120,45 @@ impl<P: Parser + Send + 'static> ClientDriver<P> {
         addrs: Vec<SocketAddr>,
         endpoint: ClientEndpoint<P>,
     ) -> (Self, mpsc::UnboundedReceiver<ClientEvent>) {
+        Self::build(
+            runtime,
+            addrs,
+            endpoint,
+            #[cfg(feature = "tls")]
+            None,
+        )
+    }
+
+    /// [`ClientDriver::new`], with every connection wrapped in TLS
+    /// (`https://` and `wss://` servers).
+    #[cfg(feature = "tls")]
+    pub fn new_tls(
+        runtime: Arc<dyn Runtime>,
+        addrs: Vec<SocketAddr>,
+        endpoint: ClientEndpoint<P>,
+        tls: crate::tls::ClientTls,
+    ) -> (Self, mpsc::UnboundedReceiver<ClientEvent>) {
+        Self::build(runtime, addrs, endpoint, Some(tls))
+    }
+
+    fn build(
+        runtime: Arc<dyn Runtime>,
+        addrs: Vec<SocketAddr>,
+        endpoint: ClientEndpoint<P>,
+        #[cfg(feature = "tls")] tls: Option<crate::tls::ClientTls>,
+    ) -> (Self, mpsc::UnboundedReceiver<ClientEvent>) {
         let (events, events_rx) = mpsc::unbounded();
+        let (fatal, fatal_rx) = async_channel::bounded(1);
         let (timer_wake, wake_rx) = async_channel::bounded(1);
         let (done, done_rx) = async_channel::bounded(1);
         let shared = Arc::new(Shared {
             runtime: runtime.clone(),
             addrs,
+            #[cfg(feature = "tls")]
+            tls,
+            last_error: Mutex::new(None),
+            fatal: Mutex::new(Some(fatal)),
+            fatal_rx,
             state: Mutex::new(State {
                 endpoint,
                 conns: HashMap::new(),
@@ -114,10 +200,32 @@ impl<P: Parser + Send + 'static> ClientDriver<P> {
         let _ = self.shared.done_rx.recv().await;
     }
 
+    /// Why the last connection attempt failed, unless one succeeded since.
+    pub fn last_connect_error(&self) -> Option<ConnectError> {
+        lock(&self.shared.last_error).clone()
+    }
+
+    /// Completes on the first connection failure that retrying cannot fix
+    /// (a TLS handshake rejected on the TLS level), with that failure;
+    /// never completes otherwise. The endpoint still goes on reconnecting
+    /// as configured: the application decides whether to give up.
+    pub async fn fatal_error(&self) -> ConnectError {
+        let _ = self.shared.fatal_rx.recv().await;
+        match self.last_connect_error() {
+            Some(e) => e,
+            // A later connection succeeded: nothing to report.
+            None => futures_util::future::pending().await,
+        }
+    }
+
     /// Whether [`ClientDriver::closed`] has completed.
     pub fn is_closed(&self) -> bool {
         self.shared.done_rx.is_closed()
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl<P: Parser + Send + 'static> Shared<P> {
@@ -185,6 +293,18 @@ impl<P: Parser + Send + 'static> Driven for Shared<P> {
         });
     }
 
+    #[cfg(feature = "tls")]
+    fn on_read_error(this: &Arc<Self>, conn: ConnId, error: std::io::Error) {
+        tracing::debug!(conn = conn.0, %error, "read failed");
+        // With TLS 1.3 the server judges our certificate after our side of
+        // the handshake is done: its refusal arrives as the first read.
+        if let Some(tls) = crate::tls::TlsError::from_io(&error) {
+            *lock(&this.last_error) = Some(ConnectError::Tls(tls));
+            lock(&this.fatal).take();
+        }
+        Driven::on_eof(this, conn);
+    }
+
     fn next_timeout(this: &Arc<Self>) -> Option<Instant> {
         this.lock().endpoint.poll_timeout()
     }
@@ -201,19 +321,24 @@ async fn connection<P: Parser + Send + 'static>(
     conn: ConnId,
     mut out: mpsc::UnboundedReceiver<Out>,
 ) {
-    let mut stream = None;
-    for addr in &shared.addrs {
-        match shared.runtime.connect(*addr).await {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => tracing::debug!(%addr, error = %e, "connect failed"),
+    let stream = match open(&shared).await {
+        Ok(stream) => {
+            lock(&shared.last_error).take();
+            stream
         }
-    }
-    let Some(stream) = stream else {
-        Driven::on_eof(&shared, conn);
-        return;
+        Err(e) => {
+            tracing::debug!(conn = conn.0, error = %e, "connection failed");
+            #[cfg(feature = "tls")]
+            let fatal = matches!(e, ConnectError::Tls(_));
+            #[cfg(not(feature = "tls"))]
+            let fatal = false;
+            *lock(&shared.last_error) = Some(e);
+            if fatal {
+                lock(&shared.fatal).take();
+            }
+            Driven::on_eof(&shared, conn);
+            return;
+        }
     };
     let (reader, mut writer) = stream.split();
     let (stop, stop_rx) = async_channel::bounded::<()>(1);
@@ -226,6 +351,39 @@ async fn connection<P: Parser + Send + 'static>(
     write_loop(&shared, conn, &mut writer, &mut out).await;
     let _ = writer.close().await;
     drop(stop);
+}
+
+/// Connect to the first address that answers, then run the TLS handshake
+/// when configured.
+async fn open<P: Parser + Send + 'static>(
+    shared: &Arc<Shared<P>>,
+) -> Result<BoxStream, ConnectError> {
+    let mut error = ConnectError::NoAddress;
+    let mut stream = None;
+    for addr in &shared.addrs {
+        match shared.runtime.connect(*addr).await {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => {
+                tracing::debug!(%addr, error = %e, "connect failed");
+                error = ConnectError::Tcp(Arc::new(e));
+            }
+        }
+    }
+    let stream = stream.ok_or(error)?;
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &shared.tls {
+        return tls
+            .connect(stream)
+            .await
+            .map_err(|e| match crate::tls::TlsError::from_io(&e) {
+                Some(tls) => ConnectError::Tls(tls),
+                None => ConnectError::TlsIo(Arc::new(e)),
+            });
+    }
+    Ok(stream)
 }
 
 async fn write_loop<P: Parser + Send + 'static>(

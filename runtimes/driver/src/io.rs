@@ -14,6 +14,11 @@ use crate::runtime::{BoxStream, Runtime};
 pub(crate) trait Driven: Send + Sync + 'static {
     fn on_read(this: &Arc<Self>, conn: ConnId, data: &[u8]);
     fn on_eof(this: &Arc<Self>, conn: ConnId);
+    /// Reading failed: by default, the same as the end of the stream.
+    fn on_read_error(this: &Arc<Self>, conn: ConnId, error: std::io::Error) {
+        tracing::debug!(conn = conn.0, %error, "read failed");
+        Self::on_eof(this, conn);
+    }
     fn next_timeout(this: &Arc<Self>) -> Option<Instant>;
     fn on_timeout(this: &Arc<Self>);
 }
@@ -40,8 +45,7 @@ pub(crate) async fn read_loop<D: Driven>(
             }
             Either::Left((Ok(n), _)) => D::on_read(&driven, conn, &buf[..n]),
             Either::Left((Err(e), _)) => {
-                tracing::debug!(conn = conn.0, error = %e, "read failed");
-                D::on_eof(&driven, conn);
+                D::on_read_error(&driven, conn, e);
                 return;
             }
             Either::Right(_) => return,

@@ -15,6 +15,9 @@
 //! side (connection writers are woken, or told to connect, write, close),
 //! then the next deadline (the one timer task is woken when it changed).
 //!
+//! With the `tls` feature, [`tls`] adds rustls (ring) on top of any
+//! stream: client connections to `https://` servers and TLS listeners.
+//!
 //! Tasks: one reader and one writer per TCP connection, one timer, and one
 //! accept loop per listener. Writers pull their bytes from the core when
 //! woken, so bytes stay accounted in the core (backpressure) until a writer
@@ -27,8 +30,10 @@ mod io;
 mod rng;
 mod runtime;
 mod server;
+#[cfg(feature = "tls")]
+pub mod tls;
 
-pub use client::ClientDriver;
+pub use client::{ClientDriver, ConnectError};
 pub use rng::{os_rng, os_rng_factory};
 pub use runtime::{AsyncStream, BoxFuture, BoxStream, Listener, Runtime};
 pub use server::ServerDriver;
