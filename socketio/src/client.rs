@@ -518,8 +518,17 @@ impl Client {
             .with(|ep, now| ep.socket().disconnect_all(now));
         let runtime = self.inner.driver.runtime().clone();
         let closed = Box::pin(self.inner.driver.closed());
-        let give_up = runtime.sleep_until(Instant::now() + Duration::from_secs(2));
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let give_up = runtime.sleep_until(deadline);
         let _ = select(closed, give_up).await;
+        // Let the connections write what is queued (the DISCONNECT packets and
+        // the Engine.IO close) before returning: a program that exits right
+        // after `disconnect` must not cut them off.
+        while self.inner.driver.live_connections() > 0 && Instant::now() < deadline {
+            runtime
+                .sleep_until(Instant::now() + Duration::from_millis(10))
+                .await;
+        }
     }
 
     pub(crate) fn runtime(&self) -> &std::sync::Arc<dyn Runtime> {

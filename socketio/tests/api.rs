@@ -285,3 +285,47 @@ fn simple_client_receives_events_in_order() {
         ));
     });
 }
+
+#[test]
+fn client_disconnect_reaches_the_server_before_it_returns() {
+    RuntimeKind::Tokio.block_on(async {
+        for transports in [
+            ClientTransports::Polling,
+            ClientTransports::WebSocket,
+            ClientTransports::Upgrade,
+        ] {
+            let server = Server::builder().runtime(RuntimeKind::Tokio).build();
+            let reasons = Arc::new(Mutex::new(Vec::new()));
+            let seen = reasons.clone();
+            server.ns("/", move |ns| {
+                let seen = seen.clone();
+                ns.on_disconnect(move |_s: SocketRef, reason: DisconnectReason| {
+                    let seen = seen.clone();
+                    async move { seen.lock().unwrap().push(reason) }
+                });
+            });
+            let addr = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+            let client = Client::builder(&format!("http://{addr}"))
+                .runtime(RuntimeKind::Tokio)
+                .transports(transports)
+                .connect()
+                .await
+                .unwrap();
+            let started = std::time::Instant::now();
+            client.disconnect().await;
+            let took = started.elapsed();
+            // Give the server's dispatcher a moment to run the handler.
+            socketio::sleep(Duration::from_millis(100)).await;
+            assert_eq!(
+                *reasons.lock().unwrap(),
+                [DisconnectReason::ClientNamespaceDisconnect],
+                "{transports:?}"
+            );
+            assert!(
+                took < Duration::from_millis(1500),
+                "{transports:?}: {took:?}"
+            );
+            server.shutdown().await;
+        }
+    });
+}

@@ -53,6 +53,17 @@ struct Shared<P: Parser> {
     /// [`ClientDriver::closed`] waits for that.
     done: Mutex<Option<async_channel::Sender<()>>>,
     done_rx: async_channel::Receiver<()>,
+    /// Connection tasks still running (writing what is queued, or reading).
+    live: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a connection task as live until it returns.
+struct LiveGuard<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for LiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// Why the driver could not open a connection the endpoint asked for.
@@ -169,6 +180,7 @@ impl<P: Parser + Send + 'static> ClientDriver<P> {
             events,
             done: Mutex::new(Some(done)),
             done_rx,
+            live: std::sync::atomic::AtomicUsize::new(0),
         });
         runtime.spawn(Box::pin(timer_loop(
             Arc::downgrade(&shared),
@@ -218,6 +230,14 @@ impl<P: Parser + Send + 'static> ClientDriver<P> {
         }
     }
 
+    /// How many connection tasks are still running: after
+    /// [`ClientDriver::closed`], zero means everything queued (the
+    /// DISCONNECT packets, the Engine.IO close) was written and the
+    /// connections were shut.
+    pub fn live_connections(&self) -> usize {
+        self.shared.live.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Whether [`ClientDriver::closed`] has completed.
     pub fn is_closed(&self) -> bool {
         self.shared.done_rx.is_closed()
@@ -250,6 +270,7 @@ impl<P: Parser + Send + 'static> Shared<P> {
                 ClientAction::Connect(conn) => {
                     let (tx, rx) = mpsc::unbounded();
                     state.conns.insert(conn, tx);
+                    self.live.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                     self.runtime
                         .spawn(Box::pin(connection(self.clone(), conn, rx)));
                 }
@@ -321,6 +342,8 @@ async fn connection<P: Parser + Send + 'static>(
     conn: ConnId,
     mut out: mpsc::UnboundedReceiver<Out>,
 ) {
+    let shared_for_guard = shared.clone();
+    let _live = LiveGuard(&shared_for_guard.live);
     let stream = match open(&shared).await {
         Ok(stream) => {
             lock(&shared.last_error).take();
