@@ -211,7 +211,9 @@ impl ClientBuilder {
     }
 
     /// Handle event `event`; the [`ClientAck`] is there when the server
-    /// asked for an acknowledgement.
+    /// asked for an acknowledgement. Arguments are checked valid before
+    /// any handler runs: malformed ones close the session with
+    /// `parse error` (then the client reconnects per its policy).
     pub fn on<F, Fut>(mut self, event: &str, handler: F) -> Self
     where
         F: Fn(ClientSocket, Args, Option<ClientAck>) -> Fut + Send + Sync + 'static,

@@ -91,6 +91,35 @@ pub trait NamespaceHandler: Send + Sync + 'static {
     }
 }
 
+/// A shared handler handles too: keep an `Arc` to reach its state.
+impl<H: NamespaceHandler> NamespaceHandler for Arc<H> {
+    fn on_connect(
+        &self,
+        socket: SocketRef,
+        auth: Option<Value>,
+    ) -> impl Future<Output = Result<(), ConnectRefusal>> + Send {
+        (**self).on_connect(socket, auth)
+    }
+
+    fn on_event(
+        &self,
+        socket: SocketRef,
+        event: Str,
+        args: Args,
+        ack: Option<AckSender>,
+    ) -> impl Future<Output = ()> + Send {
+        (**self).on_event(socket, event, args, ack)
+    }
+
+    fn on_disconnect(
+        &self,
+        socket: SocketRef,
+        reason: DisconnectReason,
+    ) -> impl Future<Output = ()> + Send {
+        (**self).on_disconnect(socket, reason)
+    }
+}
+
 impl Server {
     /// Serve namespace `path` (`"*"`: every namespace) with a
     /// [`NamespaceHandler`]; the same rules as [`Server::ns`] apply.
@@ -160,6 +189,40 @@ pub trait ClientHandler: Send + Sync + 'static {
     ) -> impl Future<Output = ()> + Send {
         let _ = (socket, reason);
         async {}
+    }
+}
+
+/// A shared handler handles too: keep an `Arc` to reach its state.
+impl<H: ClientHandler> ClientHandler for Arc<H> {
+    fn on_connect(&self, socket: ClientSocket) -> impl Future<Output = ()> + Send {
+        (**self).on_connect(socket)
+    }
+
+    fn on_connect_error(
+        &self,
+        socket: ClientSocket,
+        message: String,
+        data: Option<Value>,
+    ) -> impl Future<Output = ()> + Send {
+        (**self).on_connect_error(socket, message, data)
+    }
+
+    fn on_event(
+        &self,
+        socket: ClientSocket,
+        event: Str,
+        args: Args,
+        ack: Option<ClientAck>,
+    ) -> impl Future<Output = ()> + Send {
+        (**self).on_event(socket, event, args, ack)
+    }
+
+    fn on_disconnect(
+        &self,
+        socket: ClientSocket,
+        reason: DisconnectReason,
+    ) -> impl Future<Output = ()> + Send {
+        (**self).on_disconnect(socket, reason)
     }
 }
 

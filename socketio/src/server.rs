@@ -84,7 +84,9 @@ impl Namespace {
 
     /// Handle the event `event`. The handler gets the socket, the
     /// arguments and, when the client asked for an acknowledgement, the
-    /// [`AckSender`] to answer it.
+    /// [`AckSender`] to answer it. Arguments are checked valid before any
+    /// handler runs: a client that sends malformed ones (say
+    /// `42["ev",{"a":]`) is disconnected with `parse error` instead.
     pub fn on<F, Fut>(&mut self, event: &str, handler: F) -> &mut Self
     where
         F: Fn(SocketRef, Args, Option<AckSender>) -> Fut + Send + Sync + 'static,

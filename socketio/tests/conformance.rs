@@ -37,10 +37,9 @@ fn start_on(
 fn tokio_server() -> SocketAddr {
     static ADDR: OnceLock<SocketAddr> = OnceLock::new();
     *ADDR.get_or_init(|| {
-        start_on(
-            |f| socketio_tokio::TokioRuntime::block_on(f),
-            || Arc::new(socketio_tokio::TokioRuntime::current_or_global()),
-        )
+        start_on(socketio_tokio::TokioRuntime::block_on, || {
+            Arc::new(socketio_tokio::TokioRuntime::current_or_global())
+        })
     })
 }
 
@@ -446,14 +445,12 @@ fn unknown_paths_get_404() {
 #[test]
 fn other_runtimes() {
     let servers = [
-        start_on(
-            |f| socketio_smol::SmolRuntime::block_on(f),
-            || Arc::new(socketio_smol::SmolRuntime),
-        ),
-        start_on(
-            |f| socketio_async_std::AsyncStdRuntime::block_on(f),
-            || Arc::new(socketio_async_std::AsyncStdRuntime),
-        ),
+        start_on(socketio_smol::SmolRuntime::block_on, || {
+            Arc::new(socketio_smol::SmolRuntime)
+        }),
+        start_on(socketio_async_std::AsyncStdRuntime::block_on, || {
+            Arc::new(socketio_async_std::AsyncStdRuntime)
+        }),
     ];
     for addr in servers {
         let sid = polling_session(addr, EIO);
