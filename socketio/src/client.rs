@@ -221,7 +221,9 @@ impl ClientBuilder {
     }
 
     /// Handle event `event`; the [`ClientAck`] is there when the server
-    /// asked for an acknowledgement.
+    /// asked for an acknowledgement. Arguments are checked valid before
+    /// any handler runs: malformed ones close the session with
+    /// `parse error` (then the client reconnects per its policy).
     pub fn on<F, Fut>(mut self, event: &str, handler: F) -> Self
     where
         F: Fn(ClientSocket, Args, Option<ClientAck>) -> Fut + Send + Sync + 'static,
@@ -645,6 +647,21 @@ async fn dispatch(inner: Weak<ClientInner>, mut events: mpsc::UnboundedReceiver<
 }
 
 impl Client {
+    /// Whether the arguments the server sent are valid. Checked before any
+    /// handler runs (once: a later `deserialize` reuses the outcome);
+    /// invalid ones close the session with `parse error`, and the client
+    /// reconnects per its policy.
+    fn arguments_valid(&self, args: &Args) -> bool {
+        let Err(error) = args.validate() else {
+            return true;
+        };
+        tracing::debug!(%error, "invalid arguments: closing the session");
+        self.inner
+            .driver
+            .with(|ep, now| ep.socket().invalid_packet(now));
+        false
+    }
+
     fn on_event(&self, event: ClientEvent) {
         let inner = &self.inner;
         let runtime = inner.driver.runtime().clone();
@@ -679,6 +696,9 @@ impl Client {
                 args,
                 ack,
             } => {
+                if !self.arguments_valid(&args) {
+                    return;
+                }
                 let socket = self.socket(&nsp);
                 let ack = ack.map(|id| ClientAck {
                     socket: socket.clone(),
@@ -694,8 +714,16 @@ impl Client {
                 }
             }
             ClientEvent::Ack { nsp, id, args } => {
-                if let Some(tx) = lock(&inner.acks).remove(&(nsp, id)) {
-                    let _ = tx.send(Ok(args));
+                let tx = lock(&inner.acks).remove(&(nsp, id));
+                let answer = match args.validate() {
+                    Ok(()) => Ok(args),
+                    Err(e) => {
+                        self.arguments_valid(&args);
+                        Err(Error::Args(e))
+                    }
+                };
+                if let Some(tx) = tx {
+                    let _ = tx.send(answer);
                 }
                 None
             }

@@ -70,12 +70,14 @@
 mod client;
 mod error;
 mod handler;
+mod namespace_handler;
 mod runtime;
 mod server;
 mod simple;
 
 pub use client::{Client, ClientAck, ClientBuilder, ClientSocket};
 pub use error::{Error, Result};
+pub use namespace_handler::{ClientHandler, NamespaceHandler};
 pub use runtime::{current as current_runtime, set_current as set_current_runtime};
 pub use runtime::{sleep, spawn, JoinHandle, Runtime, RuntimeKind};
 pub use server::{

@@ -84,7 +84,9 @@ impl Namespace {
 
     /// Handle the event `event`. The handler gets the socket, the
     /// arguments and, when the client asked for an acknowledgement, the
-    /// [`AckSender`] to answer it.
+    /// [`AckSender`] to answer it. Arguments are checked valid before any
+    /// handler runs: a client that sends malformed ones (say
+    /// `42["ev",{"a":]`) is disconnected with `parse error` instead.
     pub fn on<F, Fut>(&mut self, event: &str, handler: F) -> &mut Self
     where
         F: Fn(SocketRef, Args, Option<AckSender>) -> Fut + Send + Sync + 'static,
@@ -467,6 +469,12 @@ impl Server {
         tracing::info!(%addr, runtime = self.inner.driver.runtime().name(), "serving");
         self.inner.driver.serve(listener);
         Ok(addr)
+    }
+
+    /// Serve one already accepted stream (for example one a
+    /// [`crate::driver::Router`] sent here, or a TLS stream).
+    pub fn handle_stream(&self, stream: socketio_driver::BoxStream, remote: Option<SocketAddr>) {
+        self.inner.driver.handle_stream(stream, remote);
     }
 
     /// The addresses served.
@@ -881,6 +889,25 @@ impl Server {
             .cloned()
     }
 
+    /// Whether the arguments a client sent are valid. The JSON parser
+    /// checks them lazily; they are checked here, before any handler runs,
+    /// so a handler never sees invalid arguments (the check is one pass
+    /// over the text, done once: a later `deserialize` reuses it). Invalid
+    /// ones close the client's session with `parse error`, as the
+    /// reference does for any malformed packet.
+    fn arguments_valid(&self, socket: &str, args: &Args) -> bool {
+        let Err(error) = args.validate() else {
+            return true;
+        };
+        tracing::debug!(%socket, %error, "invalid arguments: closing the session");
+        // The socket may be gone already: nothing left to close then.
+        let _ = self
+            .inner
+            .driver
+            .with(|ep, now| ep.socket().invalid_packet(now, socket));
+        false
+    }
+
     fn on_event(&self, event: ServerEvent) {
         let runtime = self.runtime().clone();
         match event {
@@ -947,6 +974,9 @@ impl Server {
                 let Some(state) = lock(&self.inner.sockets).get(&socket).cloned() else {
                     return;
                 };
+                if !self.arguments_valid(&socket, &args) {
+                    return;
+                }
                 let socket_ref = SocketRef {
                     state: state.clone(),
                     server: self.clone(),
@@ -972,7 +1002,15 @@ impl Server {
                 outcome,
                 ..
             } => {
-                if let Some(tx) = lock(&self.inner.acks).remove(&(socket, id)) {
+                let tx = lock(&self.inner.acks).remove(&(socket.clone(), id));
+                if let AckOutcome::Answered(args) = &outcome {
+                    // Dropping `tx` fails the call with `AckDisconnected`,
+                    // which the closed session is about to make true.
+                    if !self.arguments_valid(&socket, args) {
+                        return;
+                    }
+                }
+                if let Some(tx) = tx {
                     let _ = tx.send(outcome);
                 }
             }
@@ -981,13 +1019,17 @@ impl Server {
                 outcome,
                 responses,
             } => {
+                // Invalid answers close their senders' sessions and are
+                // left out.
+                let responses: Vec<(String, Args)> = responses
+                    .into_iter()
+                    .filter(|(s, a)| self.arguments_valid(s, a))
+                    .map(|(s, a)| (s.to_string(), a))
+                    .collect();
                 if let Some(tx) = lock(&self.inner.broadcast_acks).remove(&id.0) {
                     let _ = tx.send(AckResponses {
                         complete: outcome == BroadcastAckOutcome::Complete,
-                        responses: responses
-                            .into_iter()
-                            .map(|(s, a)| (s.to_string(), a))
-                            .collect(),
+                        responses,
                     });
                 }
             }

@@ -1647,9 +1647,12 @@ impl Server {
         let Some(session) = self.sessions.get_mut(sid) else {
             return;
         };
-        if session.next_ping.is_some_and(|d| d <= now) {
+        if let Some(due) = session.next_ping.filter(|d| *d <= now) {
             session.next_ping = None;
-            session.pong_deadline = Some(now + self.config.ping_timeout);
+            // Counted from when the ping was due, not from when a late
+            // timer fired: peers expect the session dead exactly
+            // `ping_interval + ping_timeout` after the last pong.
+            session.pong_deadline = Some(due + self.config.ping_timeout);
             trace!(%sid, "ping");
             self.send_packet(now, sid, Packet::Ping(None));
         }

@@ -897,6 +897,21 @@ fn ping_timeout_exactly_on_time() {
 }
 
 #[test]
+fn late_timer_does_not_extend_the_ping_timeout() {
+    let mut h = Harness::new(config());
+    let sid = h.open();
+    // The driver's timer fires 10 ms late for the ping...
+    h.now = h.t0 + Duration::from_millis(310);
+    h.server.handle_timeout(h.now);
+    h.drain();
+    h.advance_to(499);
+    assert!(h.closed_events().is_empty());
+    // ...yet the session is dead interval + timeout after it opened.
+    h.advance_to(500);
+    assert_eq!(h.closed_events(), [(sid, CloseReason::PingTimeout)]);
+}
+
+#[test]
 fn pending_get_gets_close_packet_on_ping_timeout() {
     let mut h = Harness::new(config());
     let sid = h.open();

@@ -26,14 +26,18 @@
 #![warn(missing_docs)]
 
 mod client;
+mod engine_server;
 mod io;
 mod rng;
+mod router;
 mod runtime;
 mod server;
 #[cfg(feature = "tls")]
 pub mod tls;
 
 pub use client::{ClientDriver, ConnectError};
+pub use engine_server::EngineDriver;
 pub use rng::{os_rng, os_rng_factory};
+pub use router::Router;
 pub use runtime::{AsyncStream, BoxFuture, BoxStream, Listener, Runtime};
 pub use server::ServerDriver;

@@ -218,7 +218,14 @@ impl<P: Parser + Send + 'static> Shared<P> {
 
 impl<P: Parser + Send + 'static> Driven for Shared<P> {
     fn on_read(this: &Arc<Self>, conn: ConnId, data: &[u8]) {
-        this.with_state(|state, now| state.endpoint.handle_read(now, conn, data));
+        this.with_state(|state, now| {
+            // A deadline that passed before the timer task ran is handled
+            // first: a request must not revive a session already dead.
+            if state.endpoint.poll_timeout().is_some_and(|at| at <= now) {
+                state.endpoint.handle_timeout(now);
+            }
+            state.endpoint.handle_read(now, conn, data)
+        });
     }
 
     fn on_eof(this: &Arc<Self>, conn: ConnId) {

@@ -1,0 +1,201 @@
+//! The server the official protocol test suites run against
+//! (`docs/engine.io-protocol/v4-test-suite` and
+//! `docs/socket.io-protocol/v5-test-suite` in the socket.io repository).
+//!
+//! ```text
+//! cargo run --release --example conformance_server -- --port P [--runtime tokio|async-std|smol]
+//! ```
+//!
+//! One port, two servers, routed by the path of each connection's first
+//! request:
+//! - `/engine.io/`: raw Engine.IO; every message is sent back as it came
+//!   (text or binary);
+//! - `/socket.io/`: Socket.IO, namespaces `/` and `/custom`. On connect it
+//!   emits `auth` with the handshake's auth (`{}` when none); `message` is
+//!   answered with `message-back` and the same arguments;
+//!   `message-with-ack` is acknowledged with the same arguments.
+//!
+//! Ping interval 300 ms, ping timeout 200 ms, max payload 1,000,000 bytes,
+//! connect timeout 1 s, any origin. Prints `listening on PORT`.
+
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use socketio::core::engine::{self, CorsOrigins};
+use socketio::driver::{os_rng, EngineDriver, Router};
+use socketio::{AckSender, Args, Runtime, Server, SocketRef, Value};
+
+/// Ping interval of both servers.
+pub const PING_INTERVAL: Duration = Duration::from_millis(300);
+/// Ping timeout of both servers.
+pub const PING_TIMEOUT: Duration = Duration::from_millis(200);
+/// Largest message or polling body, in bytes.
+pub const MAX_PAYLOAD: usize = 1_000_000;
+
+fn engine_config(path: &str) -> engine::ServerConfig {
+    engine::ServerConfig {
+        path: path.into(),
+        ping_interval: PING_INTERVAL,
+        ping_timeout: PING_TIMEOUT,
+        max_payload: MAX_PAYLOAD,
+        cors_allowed_origins: CorsOrigins::Any,
+        ..engine::ServerConfig::default()
+    }
+}
+
+/// The running servers.
+pub struct Conformance {
+    /// The Socket.IO server on `/socket.io/`.
+    pub socketio: Server,
+    /// The Engine.IO echo on `/engine.io/`.
+    pub engineio: EngineDriver,
+    /// The bound address.
+    pub addr: SocketAddr,
+}
+
+/// Start both servers on 127.0.0.1:`port` (0: any) on `runtime`.
+pub async fn start(port: u16, runtime: Arc<dyn Runtime>) -> std::io::Result<Conformance> {
+    // Engine.IO: echo every message on its session.
+    let (engineio, mut events) = EngineDriver::new(
+        runtime.clone(),
+        engine::Server::new(engine_config("/engine.io/"), os_rng()),
+    );
+    let echo = engineio.clone();
+    runtime.spawn(Box::pin(async move {
+        while let Some(event) = events.next().await {
+            if let engine::ServerEvent::Message { sid, message } = event {
+                // The session may have closed meanwhile: nothing to echo to.
+                let _ = echo.with(|server, now| server.send(now, &sid, message));
+            }
+        }
+    }));
+
+    // Socket.IO.
+    let socketio = Server::builder()
+        .custom_runtime(runtime.clone())
+        .ping_interval(PING_INTERVAL)
+        .ping_timeout(PING_TIMEOUT)
+        .max_payload(MAX_PAYLOAD)
+        .connect_timeout(Duration::from_secs(1))
+        .cors_allowed_origins(CorsOrigins::Any)
+        .build();
+    for nsp in ["/", "/custom"] {
+        socketio.ns(nsp, |ns| {
+            ns.on_connect(|socket: SocketRef, auth: Option<Value>| async move {
+                let auth = auth.unwrap_or(Value::Object(Vec::new()));
+                let _ = socket.emit("auth", &(auth,));
+                Ok(())
+            });
+            ns.on(
+                "message",
+                |socket: SocketRef, args: Args, _ack: Option<AckSender>| async move {
+                    let _ = socket.emit("message-back", &args);
+                },
+            );
+            ns.on(
+                "message-with-ack",
+                |_socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
+                    if let Some(ack) = ack {
+                        let _ = ack.send(&args);
+                    }
+                },
+            );
+        });
+    }
+
+    let listener = runtime
+        .listen(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await?;
+    let addr = listener.local_addr()?;
+    let (to_engine, to_socket) = (engineio.clone(), socketio.clone());
+    Router::new(runtime)
+        .route("/engine.io/", move |stream, remote| {
+            to_engine.handle_stream(stream, remote)
+        })
+        .route("/socket.io/", move |stream, remote| {
+            to_socket.handle_stream(stream, remote)
+        })
+        .serve(listener);
+    Ok(Conformance {
+        socketio,
+        engineio,
+        addr,
+    })
+}
+
+/// The runtimes the examples offer, whatever features `socketio` was
+/// built with: the adapters are dev-dependencies.
+fn runtime_named(name: &str) -> Option<Arc<dyn Runtime>> {
+    match name {
+        "tokio" => Some(Arc::new(socketio_tokio::TokioRuntime::current_or_global())),
+        "async-std" => Some(Arc::new(socketio_async_std::AsyncStdRuntime)),
+        "smol" => Some(Arc::new(socketio_smol::SmolRuntime)),
+        _ => None,
+    }
+}
+
+/// Run `main` on the runtime named `name`, with that runtime current.
+fn block_on<F: Future>(name: &str, main: F) -> F::Output {
+    let main = async {
+        let runtime = runtime_named(name).expect("runtime checked");
+        socketio::set_current_runtime(runtime);
+        main.await
+    };
+    match name {
+        "async-std" => socketio_async_std::AsyncStdRuntime::block_on(main),
+        "smol" => socketio_smol::SmolRuntime::block_on(main),
+        _ => socketio_tokio::TokioRuntime::block_on(main),
+    }
+}
+
+fn usage(problem: &str) -> ! {
+    eprintln!("{problem}\nusage: conformance_server --port P [--runtime tokio|async-std|smol]");
+    std::process::exit(2)
+}
+
+#[allow(dead_code)]
+fn main() {
+    let mut runtime = String::from("tokio");
+    let mut port = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+        };
+        match flag.as_str() {
+            "--port" => port = Some(value().parse().unwrap_or_else(|_| usage("bad port"))),
+            "--runtime" => {
+                runtime = value();
+                if runtime_named(&runtime).is_none() {
+                    usage(&format!("unknown runtime {runtime}"));
+                }
+            }
+            other => usage(&format!("unknown argument {other}")),
+        }
+    }
+    let port: u16 = port.unwrap_or_else(|| usage("--port is required"));
+    if std::env::var_os("SOCKETIO_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+    block_on(&runtime.clone(), async move {
+        match start(port, socketio::current_runtime()).await {
+            Ok(servers) => {
+                println!("listening on {}", servers.addr.port());
+                let _ = std::io::stdout().flush();
+                std::future::pending::<()>().await;
+            }
+            Err(e) => {
+                eprintln!("cannot listen: {e}");
+                std::process::exit(1);
+            }
+        }
+    });
+}
