@@ -104,6 +104,15 @@ impl<P: Parser> ServerEndpoint<P> {
         self.pump(now);
     }
 
+    /// Shut the server down: every Engine.IO session closes (a close packet
+    /// where the transport allows) and every socket disconnects with
+    /// `server shutting down`. Connections still open get their last
+    /// bytes through `poll_transmit` as usual.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.engine.shutdown(now);
+        self.pump(now);
+    }
+
     /// The deadline from [`ServerEndpoint::poll_timeout`] is due.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.engine.handle_timeout(now);

@@ -551,15 +551,7 @@ impl Server {
     /// then close every connection.
     pub async fn shutdown(&self) {
         self.inner.driver.stop();
-        let sessions: Vec<Str> = lock(&self.inner.sockets)
-            .values()
-            .map(|s| s.eio.clone())
-            .collect();
-        self.inner.driver.with(|ep, now| {
-            for eio in sessions {
-                let _ = ep.socket().close_session(now, &eio);
-            }
-        });
+        self.inner.driver.with(|ep, now| ep.shutdown(now));
         let runtime = self.inner.driver.runtime().clone();
         let give_up = Instant::now() + SHUTDOWN_GRACE;
         while self.inner.driver.connection_count() > 0 && Instant::now() < give_up {

@@ -329,3 +329,41 @@ fn client_disconnect_reaches_the_server_before_it_returns() {
         }
     });
 }
+
+#[test]
+fn shutdown_disconnects_sockets_with_server_shutting_down() {
+    RuntimeKind::Tokio.block_on(async {
+        let server = Server::builder().runtime(RuntimeKind::Tokio).build();
+        let reasons = Arc::new(Mutex::new(Vec::new()));
+        let seen = reasons.clone();
+        server.ns("/", move |ns| {
+            let seen = seen.clone();
+            ns.on_disconnect(move |_s: SocketRef, reason: DisconnectReason| {
+                let seen = seen.clone();
+                async move { seen.lock().unwrap().push(reason) }
+            });
+        });
+        let addr = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let mut clients = Vec::new();
+        for transports in [ClientTransports::Polling, ClientTransports::WebSocket] {
+            clients.push(
+                Client::builder(&format!("http://{addr}"))
+                    .runtime(RuntimeKind::Tokio)
+                    .transports(transports)
+                    .reconnection(false)
+                    .connect()
+                    .await
+                    .unwrap(),
+            );
+        }
+        server.shutdown().await;
+        socketio::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            *reasons.lock().unwrap(),
+            [
+                DisconnectReason::ServerShuttingDown,
+                DisconnectReason::ServerShuttingDown
+            ]
+        );
+    });
+}
