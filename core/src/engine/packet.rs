@@ -165,6 +165,14 @@ impl Handshake {
         if json.len() > MAX_HANDSHAKE_LEN {
             return Err(PacketError::HandshakeTooLong { len: json.len() });
         }
+        // serde would also accept a struct written as an array; the
+        // handshake is an object (and re-encodes as one), nothing else.
+        if !json.trim_start().starts_with('{') {
+            let err = <serde_json::Error as serde::de::Error>::custom(
+                "the handshake must be a JSON object",
+            );
+            return Err(PacketError::InvalidHandshake(err.into()));
+        }
         serde_json::from_str(json).map_err(|err| PacketError::InvalidHandshake(err.into()))
     }
 
@@ -619,6 +627,15 @@ impl std::error::Error for PayloadEncodeError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn handshake_as_an_array_is_refused() {
+        let json = r#"["abc",["websocket"],25000,20000,1000000]"#;
+        assert!(matches!(
+            Handshake::from_json(json),
+            Err(PacketError::InvalidHandshake(_))
+        ));
+    }
     use proptest::prelude::*;
 
     fn text_of(packet: &Packet) -> Vec<u8> {
