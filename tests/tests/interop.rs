@@ -63,63 +63,6 @@ macro_rules! full_matrix {
     };
 }
 
-/// A sample that still covers each transport, namespace and parser once, plus
-/// the refusal: 5 tests for one pair (the runtimes other than tokio).
-macro_rules! sample_matrix {
-    ($client:expr, $server:expr) => {
-        #[test]
-        fn polling_root_json() {
-            check(Case::echo(
-                $client,
-                $server,
-                Transport::Polling,
-                "/",
-                Parser::Json,
-            ));
-        }
-        #[test]
-        fn websocket_custom_msgpack() {
-            check(Case::echo(
-                $client,
-                $server,
-                Transport::Websocket,
-                "/custom",
-                Parser::Msgpack,
-            ));
-        }
-        #[test]
-        fn upgrade_custom_json() {
-            check(Case::echo(
-                $client,
-                $server,
-                Transport::Upgrade,
-                "/custom",
-                Parser::Json,
-            ));
-        }
-        #[test]
-        fn upgrade_root_msgpack() {
-            check(Case::echo(
-                $client,
-                $server,
-                Transport::Upgrade,
-                "/",
-                Parser::Msgpack,
-            ));
-        }
-        #[test]
-        fn refused_json() {
-            check(Case::reject(
-                $client,
-                $server,
-                Transport::Websocket,
-                "/custom",
-                Parser::Json,
-            ));
-        }
-    };
-}
-
 /// Our four pairings with the peers on one runtime.
 macro_rules! rust_pairs {
     ($matrix:ident, $ours:expr) => {
@@ -217,18 +160,18 @@ mod peer_x_peer {
 mod rust_x_peer {
     use super::*;
 
-    /// The full matrix on the default runtime.
+    /// The full matrix on every runtime.
     mod tokio {
         use super::*;
         rust_pairs!(full_matrix, Peer::Ours(Runtime::Tokio));
     }
     mod async_std {
         use super::*;
-        rust_pairs!(sample_matrix, Peer::Ours(Runtime::AsyncStd));
+        rust_pairs!(full_matrix, Peer::Ours(Runtime::AsyncStd));
     }
     mod smol {
         use super::*;
-        rust_pairs!(sample_matrix, Peer::Ours(Runtime::Smol));
+        rust_pairs!(full_matrix, Peer::Ours(Runtime::Smol));
     }
 
     /// Issue 5: reconnection after the server restarts.
