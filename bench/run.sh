@@ -59,6 +59,12 @@ start_server() {
     server_pid=$!
     for _ in $(seq 100); do
         grep -q "listening on" "$log" && return 0
+        if grep -q "in use" "$log"; then
+            # The random port was taken: try the next one.
+            stop_server
+            start_server "$name"
+            return 0
+        fi
         sleep 0.1
     done
     echo "$name did not start:" >&2

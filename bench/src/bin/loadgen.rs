@@ -430,7 +430,7 @@ async fn idle(options: &Options) -> Result<(), Failure> {
             while recv(&mut ws).await.is_ok() {}
         });
     }
-    wait_ready(&stats, options.clients, Duration::from_secs(120)).await;
+    wait_ready(&stats, options.clients, Duration::from_secs(240)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after_kb = status_kb(options.pid, "VmRSS");
     let connected = stats.ready.load(Ordering::Relaxed).max(1);
