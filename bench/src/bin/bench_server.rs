@@ -1,0 +1,201 @@
+//! The servers under test of the load benchmark (`bench/run.sh`).
+//!
+//! ```text
+//! bench_server --impl ours|socketioxide|raw [--runtime tokio|async-std|smol] --port P
+//! ```
+//!
+//! Every Socket.IO implementation answers the same events on `/`:
+//! `echo(...)` emits `echo-back` with the same arguments, `join(room)` joins
+//! `room` and emits `joined`, `broadcast(room, payload)` emits
+//! `bcast(payload)` to every socket of `room`. `raw` is a plain
+//! tokio-tungstenite server with a 4 KiB read buffer, the ceiling: it echoes
+//! every frame, except frames containing `"broadcast"`, which it sends to
+//! every other connection. Prints `listening on PORT` once bound.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+fn usage(problem: &str) -> ! {
+    eprintln!("{problem}\nusage: bench_server --impl ours|socketioxide|raw [--runtime tokio|async-std|smol] --port P");
+    std::process::exit(2)
+}
+
+fn announce(addr: SocketAddr) {
+    println!("listening on {}", addr.port());
+    let _ = std::io::stdout().flush();
+}
+
+fn main() {
+    let mut implementation = String::from("ours");
+    let mut runtime = String::from("tokio");
+    let mut port = 0u16;
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .unwrap_or_else(|| usage(&format!("{flag} needs a value")));
+        match flag.as_str() {
+            "--impl" => implementation = value,
+            "--runtime" => runtime = value,
+            "--port" => port = value.parse().unwrap_or_else(|_| usage("bad port")),
+            other => usage(&format!("unknown argument {other}")),
+        }
+    }
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    match implementation.as_str() {
+        "ours" => ours(&runtime, addr),
+        "socketioxide" => tokio_main(socketioxide_server(addr)),
+        "raw" => tokio_main(raw_server(addr)),
+        other => usage(&format!("unknown implementation {other}")),
+    }
+}
+
+/// Our server, on the runtime named `runtime`.
+fn ours(runtime: &str, addr: SocketAddr) {
+    use socketio::{AckSender, Args, RuntimeKind, Server, SocketRef, Value};
+    let kind =
+        RuntimeKind::from_name(runtime).unwrap_or_else(|| usage(&format!("unknown {runtime}")));
+    kind.block_on(async move {
+        let server = Server::builder().runtime(kind).build();
+        server.ns("/", |ns| {
+            ns.on(
+                "echo",
+                |socket: SocketRef, args: Args, _ack: Option<AckSender>| async move {
+                    let _ = socket.emit("echo-back", &args);
+                },
+            );
+            ns.on(
+                "join",
+                |socket: SocketRef, args: Args, _ack: Option<AckSender>| async move {
+                    let room: String = args.get(0).unwrap_or_default();
+                    let _ = socket.join(&room);
+                    let _ = socket.emit("joined", &(room,));
+                },
+            );
+            ns.on(
+                "broadcast",
+                |socket: SocketRef, args: Args, _ack: Option<AckSender>| async move {
+                    let room: String = args.get(0).unwrap_or_default();
+                    let payload: Value = args.get(1).unwrap_or_default();
+                    let _ = socket.server().to(&room).emit("bcast", &(payload,));
+                },
+            );
+        });
+        match server.listen(addr).await {
+            Ok(addr) => announce(addr),
+            Err(e) => {
+                eprintln!("cannot listen: {e}");
+                std::process::exit(1)
+            }
+        }
+        std::future::pending::<()>().await;
+    });
+}
+
+/// A tokio runtime like ours uses: multi-thread, one worker per core the
+/// process may run on (one under `taskset -c 0`).
+fn tokio_main(main: impl std::future::Future<Output = std::io::Result<()>>) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    if let Err(e) = runtime.block_on(main) {
+        eprintln!("server failed: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// socketioxide (its published crate) on hyper's HTTP/1 server.
+async fn socketioxide_server(addr: SocketAddr) -> std::io::Result<()> {
+    use serde_json::Value;
+    use socketioxide::extract::{Data, SocketRef};
+    use socketioxide::SocketIo;
+
+    let (service, io) = SocketIo::new_svc();
+    io.ns("/", async |socket: SocketRef| {
+        socket.on("echo", async |s: SocketRef, Data::<Value>(data)| {
+            let _ = s.emit("echo-back", &data);
+        });
+        socket.on("join", async |s: SocketRef, Data::<String>(room)| {
+            s.join(room.clone());
+            let _ = s.emit("joined", &room);
+        });
+        socket.on(
+            "broadcast",
+            async |s: SocketRef, Data::<(String, Value)>((room, payload))| {
+                let _ = s.within(room).emit("bcast", &payload).await;
+            },
+        );
+    });
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    announce(listener.local_addr()?);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let service = service.clone();
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .with_upgrades()
+                .await;
+        });
+    }
+}
+
+type Peers = Arc<Mutex<Vec<(u64, tokio::sync::mpsc::UnboundedSender<String>)>>>;
+
+/// The ceiling: WebSocket frames echoed (or fanned out) with no protocol
+/// on top, 4 KiB read buffers.
+async fn raw_server(addr: SocketAddr) -> std::io::Result<()> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    announce(listener.local_addr()?);
+    let peers: Peers = Arc::default();
+    let mut next_id = 0u64;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        next_id += 1;
+        let id = next_id;
+        let peers = peers.clone();
+        tokio::spawn(async move {
+            let config = WebSocketConfig::default()
+                .read_buffer_size(4096)
+                .write_buffer_size(0);
+            let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
+            else {
+                return;
+            };
+            let (mut sink, mut stream) = ws.split();
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+            peers.lock().unwrap().push((id, tx.clone()));
+            let writer = tokio::spawn(async move {
+                while let Some(text) = rx.recv().await {
+                    if sink.send(Message::text(text)).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            while let Some(Ok(message)) = stream.next().await {
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                if text.contains("\"broadcast\"") {
+                    for (peer, sender) in peers.lock().unwrap().iter() {
+                        if *peer != id {
+                            let _ = sender.send(text.to_string());
+                        }
+                    }
+                } else {
+                    let _ = tx.send(text.to_string());
+                }
+            }
+            peers.lock().unwrap().retain(|(peer, _)| *peer != id);
+            writer.abort();
+        });
+    }
+}
