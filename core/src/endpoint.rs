@@ -195,14 +195,18 @@ impl<P: Parser> ServerEndpoint<P> {
                 }
             }
             // Backpressure: what the engine no longer holds was written.
+            // Only sessions with bytes in flight are kept in the map, so this
+            // scan costs what is outstanding, not every open session.
             let mut drained = Vec::new();
-            for (eio, outstanding) in self.outstanding.iter_mut() {
-                let held = self.engine.buffered(eio).unwrap_or(0);
+            let engine = &self.engine;
+            self.outstanding.retain(|eio, outstanding| {
+                let held = engine.buffered(eio).unwrap_or(0);
                 if held < *outstanding {
                     drained.push((eio.clone(), *outstanding - held));
                     *outstanding = held;
                 }
-            }
+                *outstanding > 0
+            });
             for (eio, bytes) in drained {
                 moved = true;
                 self.socket.handle_engine_drained(now, &eio, bytes);

@@ -167,7 +167,7 @@ impl Handshake {
         }
         // serde would also accept a struct written as an array; the
         // handshake is an object (and re-encodes as one), nothing else.
-        if !json.trim_start().starts_with('{') {
+        if json.trim_start().starts_with('[') {
             let err = <serde_json::Error as serde::de::Error>::custom(
                 "the handshake must be a JSON object",
             );
