@@ -109,6 +109,19 @@ impl Args {
         Args(Repr::Values(values))
     }
 
+    /// Arguments from any serializable value, with the rule every emit
+    /// uses: a tuple is several arguments, `()` is none, any other value is
+    /// exactly one (so a `Vec` is one array argument). Binary stays binary.
+    pub fn from_serialize<A: serde::Serialize + ?Sized>(
+        args: &A,
+    ) -> Result<Args, crate::value::ValueError> {
+        match crate::value::to_value(&super::ArgArray { event: None, args })? {
+            Value::Array(items) => Ok(Args::from_values(items)),
+            // `ArgArray` always serializes as a sequence.
+            other => Ok(Args::from_values(vec![other])),
+        }
+    }
+
     /// No arguments.
     pub fn empty() -> Args {
         Args(Repr::Values(Vec::new()))
