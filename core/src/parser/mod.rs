@@ -22,7 +22,7 @@ pub use args::{Args, ArgsError};
 pub use cbor::{CborParser, CborParserDecoder};
 pub use json::{JsonParser, JsonParserDecoder};
 pub use msgpack::{MsgPackParser, MsgPackParserDecoder};
-pub(crate) use spread::ArgArray;
+pub(crate) use spread::{arg_shape, spread_into, ArgArray, ArgShape, TupleSink};
 
 use std::fmt;
 

@@ -54,50 +54,85 @@ impl<A: Serialize + ?Sized> Serialize for ArgArray<'_, A> {
         match shape {
             ArgShape::Unit => {}
             ArgShape::One => seq.serialize_element(self.args)?,
-            ArgShape::Tuple(_) => {
-                self.args.serialize(Spreader { seq: &mut seq })?;
-            }
+            ArgShape::Tuple(_) => spread_into(self.args, SeqSink(&mut seq))?,
         }
         seq.end()
     }
 }
 
-/// Serializer that forwards a tuple's elements into an enclosing sequence.
-struct Spreader<'s, Q> {
-    seq: &'s mut Q,
+/// Where a spread tuple's elements go: an enclosing sequence or tuple.
+pub(crate) trait Sink {
+    /// The enclosing serializer's error.
+    type Error: ser::Error;
+    /// Serialize one more element of the enclosing compound.
+    fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Self::Error>;
 }
 
-impl<'s, Q: SerializeSeq> SerializeTuple for Spreader<'s, Q> {
-    type Ok = ();
+/// Elements go into an enclosing sequence.
+pub(crate) struct SeqSink<'s, Q>(pub &'s mut Q);
+
+impl<Q: SerializeSeq> Sink for SeqSink<'_, Q> {
     type Error = Q::Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Q::Error> {
-        self.seq.serialize_element(value)
+    fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Q::Error> {
+        self.0.serialize_element(value)
     }
-    fn end(self) -> Result<(), Q::Error> {
+}
+
+/// Elements go into an enclosing tuple.
+pub(crate) struct TupleSink<'s, Q>(pub &'s mut Q);
+
+impl<Q: SerializeTuple> Sink for TupleSink<'_, Q> {
+    type Error = Q::Error;
+    fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Q::Error> {
+        self.0.serialize_element(value)
+    }
+}
+
+/// Serialize `args`, whose shape is [`ArgShape::Tuple`], as elements of the
+/// compound behind `sink`.
+pub(crate) fn spread_into<A: Serialize + ?Sized, K: Sink>(
+    args: &A,
+    sink: K,
+) -> Result<(), K::Error> {
+    args.serialize(Spreader { sink })
+}
+
+/// Serializer that forwards a tuple's elements into an enclosing compound.
+struct Spreader<K> {
+    sink: K,
+}
+
+impl<K: Sink> SerializeTuple for Spreader<K> {
+    type Ok = ();
+    type Error = K::Error;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), K::Error> {
+        self.sink.push(value)
+    }
+    fn end(self) -> Result<(), K::Error> {
         Ok(())
     }
 }
 
 macro_rules! not_a_tuple {
     ($($name:ident($($arg:ty),*)),* $(,)?) => {$(
-        fn $name(self, $(_: $arg),*) -> Result<(), Q::Error> {
+        fn $name(self, $(_: $arg),*) -> Result<(), K::Error> {
             Err(ser::Error::custom("arguments changed shape while serializing"))
         }
     )*};
 }
 
-impl<'s, Q: SerializeSeq> Serializer for Spreader<'s, Q> {
+impl<K: Sink> Serializer for Spreader<K> {
     type Ok = ();
-    type Error = Q::Error;
-    type SerializeSeq = Impossible<(), Q::Error>;
+    type Error = K::Error;
+    type SerializeSeq = Impossible<(), K::Error>;
     type SerializeTuple = Self;
-    type SerializeTupleStruct = Impossible<(), Q::Error>;
-    type SerializeTupleVariant = Impossible<(), Q::Error>;
-    type SerializeMap = Impossible<(), Q::Error>;
-    type SerializeStruct = Impossible<(), Q::Error>;
-    type SerializeStructVariant = Impossible<(), Q::Error>;
+    type SerializeTupleStruct = Impossible<(), K::Error>;
+    type SerializeTupleVariant = Impossible<(), K::Error>;
+    type SerializeMap = Impossible<(), K::Error>;
+    type SerializeStruct = Impossible<(), K::Error>;
+    type SerializeStructVariant = Impossible<(), K::Error>;
 
-    fn serialize_tuple(self, _len: usize) -> Result<Self, Q::Error> {
+    fn serialize_tuple(self, _len: usize) -> Result<Self, K::Error> {
         Ok(self)
     }
 
@@ -122,7 +157,7 @@ impl<'s, Q: SerializeSeq> Serializer for Spreader<'s, Q> {
         serialize_unit_variant(&'static str, u32, &'static str),
     );
 
-    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<(), Q::Error> {
+    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<(), K::Error> {
         Err(ser::Error::custom(
             "arguments changed shape while serializing",
         ))
@@ -131,7 +166,7 @@ impl<'s, Q: SerializeSeq> Serializer for Spreader<'s, Q> {
         self,
         _: &'static str,
         _: &T,
-    ) -> Result<(), Q::Error> {
+    ) -> Result<(), K::Error> {
         Err(ser::Error::custom(
             "arguments changed shape while serializing",
         ))
@@ -142,12 +177,12 @@ impl<'s, Q: SerializeSeq> Serializer for Spreader<'s, Q> {
         _: u32,
         _: &'static str,
         _: &T,
-    ) -> Result<(), Q::Error> {
+    ) -> Result<(), K::Error> {
         Err(ser::Error::custom(
             "arguments changed shape while serializing",
         ))
     }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Q::Error> {
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, K::Error> {
         Err(ser::Error::custom(
             "arguments changed shape while serializing",
         ))
@@ -156,7 +191,7 @@ impl<'s, Q: SerializeSeq> Serializer for Spreader<'s, Q> {
         self,
         _: &'static str,
         _: usize,
-    ) -> Result<Self::SerializeTupleStruct, Q::Error> {
+    ) -> Result<Self::SerializeTupleStruct, K::Error> {
         Err(ser::Error::custom(
             "arguments changed shape while serializing",
         ))
@@ -167,12 +202,12 @@ impl<'s, Q: SerializeSeq> Serializer for Spreader<'s, Q> {
         _: u32,
         _: &'static str,
         _: usize,
-    ) -> Result<Self::SerializeTupleVariant, Q::Error> {
+    ) -> Result<Self::SerializeTupleVariant, K::Error> {
         Err(ser::Error::custom(
             "arguments changed shape while serializing",
         ))
     }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Q::Error> {
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, K::Error> {
         Err(ser::Error::custom(
             "arguments changed shape while serializing",
         ))
@@ -181,7 +216,7 @@ impl<'s, Q: SerializeSeq> Serializer for Spreader<'s, Q> {
         self,
         _: &'static str,
         _: usize,
-    ) -> Result<Self::SerializeStruct, Q::Error> {
+    ) -> Result<Self::SerializeStruct, K::Error> {
         Err(ser::Error::custom(
             "arguments changed shape while serializing",
         ))
@@ -192,7 +227,7 @@ impl<'s, Q: SerializeSeq> Serializer for Spreader<'s, Q> {
         _: u32,
         _: &'static str,
         _: usize,
-    ) -> Result<Self::SerializeStructVariant, Q::Error> {
+    ) -> Result<Self::SerializeStructVariant, K::Error> {
         Err(ser::Error::custom(
             "arguments changed shape while serializing",
         ))
