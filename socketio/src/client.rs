@@ -291,7 +291,7 @@ impl ClientBuilder {
         let inner = Arc::new(ClientInner {
             driver,
             handlers: self.handlers,
-            jobs: JobQueue::new(&*runtime, self.async_handlers),
+            jobs: JobQueue::new(self.async_handlers),
             acks: Mutex::default(),
             waiters: Mutex::default(),
         });

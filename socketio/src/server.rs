@@ -923,7 +923,7 @@ impl Server {
                     eio,
                     request,
                     namespace,
-                    jobs: JobQueue::new(&*runtime, self.inner.async_handlers),
+                    jobs: JobQueue::new(self.inner.async_handlers),
                 });
                 lock(&self.inner.sockets).insert(socket.clone(), state.clone());
                 let socket_ref = SocketRef {

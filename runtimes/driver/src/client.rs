@@ -9,15 +9,18 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures_channel::mpsc;
 use futures_util::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
+
+/// Writes smaller than this are joined into one buffer before writing, so
+/// a batch of small packets leaves in one segment.
+const COALESCE: usize = 64 * 1024;
 use futures_util::StreamExt;
 use socketio_core::endpoint::{ClientAction, ClientEndpoint};
 use socketio_core::engine::ConnId;
 use socketio_core::parser::Parser;
 use socketio_core::socket::ClientEvent;
 
-use crate::io::{read_loop, timer_loop, Driven};
+use crate::io::{read_loop, timer_loop, Driven, Timed};
 use crate::runtime::{BoxStream, Runtime};
-use crate::server::write_batch;
 
 /// What a connection's writer must do.
 enum Out {
@@ -325,7 +328,9 @@ impl<P: Parser + Send + 'static> Driven for Shared<P> {
         }
         Driven::on_eof(this, conn);
     }
+}
 
+impl<P: Parser + Send + 'static> Timed for Shared<P> {
     fn next_timeout(this: &Arc<Self>) -> Option<Instant> {
         this.lock().endpoint.poll_timeout()
     }
@@ -438,4 +443,21 @@ async fn write_loop<P: Parser + Send + 'static>(
             return;
         }
     }
+}
+
+/// Write buffers in order, small ones joined.
+async fn write_batch(writer: &mut WriteHalf<BoxStream>, batch: Vec<Bytes>) -> std::io::Result<()> {
+    let total: usize = batch.iter().map(|b| b.len()).sum();
+    if batch.len() > 1 && total <= COALESCE {
+        let mut joined = Vec::with_capacity(total);
+        for bytes in &batch {
+            joined.extend_from_slice(bytes);
+        }
+        writer.write_all(&joined).await?;
+    } else {
+        for bytes in &batch {
+            writer.write_all(bytes).await?;
+        }
+    }
+    writer.flush().await
 }

@@ -4,14 +4,15 @@
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use futures_util::future::{select, Either};
-use futures_util::io::{AsyncReadExt, ReadHalf};
+use futures_util::future::{poll_fn, select, Either};
+use futures_util::io::ReadHalf;
 use socketio_core::engine::ConnId;
 
+use crate::conn::read_shared;
 use crate::runtime::{BoxStream, Runtime};
 
-/// The inputs the shared loops feed to a driver.
-pub(crate) trait Driven: Send + Sync + 'static {
+/// The inputs a client connection's reader feeds to its driver.
+pub(crate) trait Driven: Timed {
     fn on_read(this: &Arc<Self>, conn: ConnId, data: &[u8]);
     fn on_eof(this: &Arc<Self>, conn: ConnId);
     /// Reading failed: by default, the same as the end of the stream.
@@ -19,12 +20,13 @@ pub(crate) trait Driven: Send + Sync + 'static {
         tracing::debug!(conn = conn.0, %error, "read failed");
         Self::on_eof(this, conn);
     }
+}
+
+/// A driver with the one timer.
+pub(crate) trait Timed: Send + Sync + 'static {
     fn next_timeout(this: &Arc<Self>) -> Option<Instant>;
     fn on_timeout(this: &Arc<Self>);
 }
-
-/// Bytes read per call.
-const READ_BUFFER: usize = 16 * 1024;
 
 /// Read `conn` until the peer ends it, reading fails (both reported as end
 /// of stream) or `stop` closes (the writer finished: the core already
@@ -35,15 +37,18 @@ pub(crate) async fn read_loop<D: Driven>(
     mut reader: ReadHalf<BoxStream>,
     stop: async_channel::Receiver<()>,
 ) {
-    let mut buf = vec![0u8; READ_BUFFER];
     let mut stopped = Box::pin(stop.recv());
     loop {
-        match select(reader.read(&mut buf), stopped.as_mut()).await {
+        // Bytes are handed to the core inside the poll that read them: the
+        // buffer is the polling thread's, not the connection's.
+        let read =
+            poll_fn(|cx| read_shared(&mut reader, cx, |data| D::on_read(&driven, conn, data)));
+        match select(read, stopped.as_mut()).await {
             Either::Left((Ok(0), _)) => {
                 D::on_eof(&driven, conn);
                 return;
             }
-            Either::Left((Ok(n), _)) => D::on_read(&driven, conn, &buf[..n]),
+            Either::Left((Ok(_), _)) => {}
             Either::Left((Err(e), _)) => {
                 D::on_read_error(&driven, conn, e);
                 return;
@@ -55,7 +60,7 @@ pub(crate) async fn read_loop<D: Driven>(
 
 /// The one timer: sleeps until the core's next deadline, re-armed through
 /// `wake` whenever the deadline changes; ends once the driver is gone.
-pub(crate) async fn timer_loop<D: Driven>(
+pub(crate) async fn timer_loop<D: Timed>(
     driven: Weak<D>,
     runtime: Arc<dyn Runtime>,
     wake: async_channel::Receiver<()>,

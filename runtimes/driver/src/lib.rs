@@ -18,14 +18,18 @@
 //! With the `tls` feature, [`tls`] adds rustls (ring) on top of any
 //! stream: client connections to `https://` servers and TLS listeners.
 //!
-//! Tasks: one reader and one writer per TCP connection, one timer, and one
-//! accept loop per listener. Writers pull their bytes from the core when
-//! woken, so bytes stay accounted in the core (backpressure) until a writer
-//! is ready for them.
+//! Tasks: on a server, one task per TCP connection that reads and writes
+//! (reads go into a buffer of the polling thread, lent for one read and
+//! handed to the core at once, so an idle connection holds no read
+//! buffer); on a client, a reader and a writer per connection; one timer;
+//! one accept loop per listener. A connection pulls its bytes from the core
+//! only when it can write them, so bytes stay accounted in the core
+//! (backpressure) until then.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod client;
+mod conn;
 mod engine_server;
 mod io;
 mod rng;

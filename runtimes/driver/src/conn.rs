@@ -1,0 +1,269 @@
+//! One task per server connection, reading and writing.
+//!
+//! A connection owns no read buffer: it reads into a buffer of the thread
+//! polling it, lent only for the length of one `poll_read` and handed to
+//! the core at once (the core keeps only partial frames). An idle
+//! connection therefore costs its stream, its task and a few words of
+//! state. Writes go out from the same task, right after the read that
+//! produced them, without waking another task; output made for the
+//! connection elsewhere (another connection's read, an application call, a
+//! timer) sets its [`ConnSignal`] and wakes it.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use futures_io::{AsyncRead, AsyncWrite};
+use futures_util::task::AtomicWaker;
+use socketio_core::engine::ConnId;
+
+use crate::runtime::BoxStream;
+
+/// Bytes read per call, from the polling thread's buffer.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// Read-and-write rounds per poll before the task yields to others.
+const ROUND_BUDGET: usize = 16;
+
+/// Buffers handed to one vectored write.
+const MAX_SLICES: usize = 64;
+
+thread_local! {
+    static READ_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUFFER].into_boxed_slice());
+}
+
+/// Poll one read into the polling thread's buffer and hand the bytes to
+/// `consume` before returning (the buffer is lent for this call only).
+pub(crate) fn read_shared<R: AsyncRead + Unpin + ?Sized>(
+    reader: &mut R,
+    cx: &mut Context<'_>,
+    consume: impl FnOnce(&[u8]),
+) -> Poll<std::io::Result<usize>> {
+    let read = move |buf: &mut [u8]| {
+        let result = Pin::new(&mut *reader).poll_read(cx, buf);
+        if let Poll::Ready(Ok(n)) = result {
+            if n > 0 {
+                consume(&buf[..n]);
+            }
+        }
+        result
+    };
+    READ_BUF.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => read(&mut buf),
+        // Only if `consume` polled another stream on this thread, which
+        // the drivers never do; stay correct anyway.
+        Err(_) => read(&mut vec![0; READ_BUFFER]),
+    })
+}
+
+/// How a driver tells a connection task that the core has output for it,
+/// or that it must stop.
+#[derive(Default)]
+pub(crate) struct ConnSignal {
+    waker: AtomicWaker,
+    /// The core has output for the connection.
+    ready: AtomicBool,
+    /// The task is inside its poll and will look at `ready` before
+    /// sleeping: no wake-up needed (the common case: output produced by
+    /// the connection's own read).
+    polling: AtomicBool,
+    /// Drop the connection at once.
+    stop: AtomicBool,
+}
+
+impl ConnSignal {
+    /// The core has output for the connection.
+    pub(crate) fn notify(&self) {
+        self.ready.store(true, Ordering::SeqCst);
+        if !self.polling.load(Ordering::SeqCst) {
+            self.waker.wake();
+        }
+    }
+
+    /// Drop the connection without writing what is left.
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.waker.wake();
+    }
+}
+
+/// What a connection task asks of its driver. Each call locks the core,
+/// feeds it and drains its outputs.
+pub(crate) trait ConnDriver: Send + Sync + 'static {
+    /// Bytes read.
+    fn on_read(&self, conn: ConnId, data: &[u8]);
+    /// The stream ended, or reading or writing failed.
+    fn on_eof(&self, conn: ConnId);
+    /// Move the core's output for `conn` to `out`; true when the core
+    /// closes the connection after it.
+    fn pull(&self, conn: ConnId, out: &mut VecDeque<Bytes>) -> bool;
+}
+
+/// Drive one connection until it closes. Spawn it as a task.
+pub(crate) fn connection<D: ConnDriver>(
+    driver: Arc<D>,
+    conn: ConnId,
+    stream: BoxStream,
+    signal: Arc<ConnSignal>,
+) -> impl Future<Output = ()> + Send + 'static {
+    Connection {
+        driver,
+        conn,
+        stream,
+        signal,
+        out: VecDeque::new(),
+        closing: false,
+        unflushed: false,
+    }
+}
+
+struct Connection<D> {
+    driver: Arc<D>,
+    conn: ConnId,
+    stream: BoxStream,
+    signal: Arc<ConnSignal>,
+    /// Pulled from the core, not yet written.
+    out: VecDeque<Bytes>,
+    /// The core closes the connection once `out` is written.
+    closing: bool,
+    /// Written since the last flush (TLS streams buffer until flushed).
+    unflushed: bool,
+}
+
+/// What one step of a connection did.
+enum Step {
+    /// Something moved: try again.
+    Progress,
+    /// Waiting for the stream or the core.
+    Blocked,
+    /// The connection is over.
+    Done,
+}
+
+impl<D: ConnDriver> Connection<D> {
+    /// Write what is pulled, flush, pull more; close when the core said so.
+    fn poll_write_side(&mut self, cx: &mut Context<'_>) -> Step {
+        if self.out.is_empty() && !self.closing && self.signal.ready.swap(false, Ordering::SeqCst) {
+            self.closing = self.driver.pull(self.conn, &mut self.out);
+        }
+        if !self.out.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let count = self.out.len().min(MAX_SLICES);
+            for (slice, bytes) in slices.iter_mut().zip(self.out.iter()) {
+                *slice = IoSlice::new(bytes);
+            }
+            let written = match Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..count])
+            {
+                Poll::Pending => return Step::Blocked,
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                    tracing::debug!(conn = self.conn.0, "write failed");
+                    self.driver.on_eof(self.conn);
+                    return Step::Done;
+                }
+                Poll::Ready(Ok(n)) => n,
+            };
+            self.advance(written);
+            self.unflushed = true;
+            return Step::Progress;
+        }
+        if self.unflushed {
+            match Pin::new(&mut self.stream).poll_flush(cx) {
+                Poll::Pending => return Step::Blocked,
+                Poll::Ready(Err(_)) => {
+                    self.driver.on_eof(self.conn);
+                    return Step::Done;
+                }
+                Poll::Ready(Ok(())) => self.unflushed = false,
+            }
+        }
+        if self.closing {
+            // The core already forgot the connection.
+            return match Pin::new(&mut self.stream).poll_close(cx) {
+                Poll::Pending => Step::Blocked,
+                Poll::Ready(_) => Step::Done,
+            };
+        }
+        Step::Blocked
+    }
+
+    fn advance(&mut self, mut written: usize) {
+        while written > 0 {
+            let Some(front) = self.out.front_mut() else {
+                return;
+            };
+            if front.len() > written {
+                front.advance(written);
+                return;
+            }
+            written -= front.len();
+            self.out.pop_front();
+        }
+    }
+
+    fn poll_read_side(&mut self, cx: &mut Context<'_>) -> Step {
+        let (driver, conn) = (&self.driver, self.conn);
+        match read_shared(&mut self.stream, cx, |data| driver.on_read(conn, data)) {
+            Poll::Pending => Step::Blocked,
+            Poll::Ready(Ok(0)) => {
+                driver.on_eof(conn);
+                Step::Done
+            }
+            Poll::Ready(Ok(_)) => Step::Progress,
+            Poll::Ready(Err(e)) => {
+                tracing::debug!(conn = conn.0, error = %e, "read failed");
+                driver.on_eof(conn);
+                Step::Done
+            }
+        }
+    }
+}
+
+impl<D: ConnDriver> Future for Connection<D> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        this.signal.polling.store(true, Ordering::SeqCst);
+        this.signal.waker.register(cx.waker());
+        let mut rounds = 0;
+        loop {
+            if this.signal.stop.load(Ordering::SeqCst) {
+                return Poll::Ready(());
+            }
+            let write = this.poll_write_side(cx);
+            if let Step::Done = write {
+                return Poll::Ready(());
+            }
+            if rounds == ROUND_BUDGET {
+                // Let other connections run; come back at once.
+                this.signal.polling.store(false, Ordering::SeqCst);
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            rounds += 1;
+            let read = this.poll_read_side(cx);
+            match (write, read) {
+                (_, Step::Done) => return Poll::Ready(()),
+                (Step::Progress, _) | (_, Step::Progress) => {}
+                _ => {
+                    // Sleep, unless output arrived since the write side
+                    // looked (`notify` does not wake us while we poll).
+                    this.signal.polling.store(false, Ordering::SeqCst);
+                    let more = this.out.is_empty()
+                        && !this.closing
+                        && this.signal.ready.load(Ordering::SeqCst);
+                    if !more {
+                        return Poll::Pending;
+                    }
+                    this.signal.polling.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+}
