@@ -5,7 +5,8 @@
 //! the same run, with allocation calls and allocated bytes per operation.
 //!
 //! Run: `cargo bench -p socketio-bench --bench codec` (`-- --quick` for a
-//! short smoke run). About a minute on a quiet 2-core machine.
+//! short smoke run; `-- --profile NAME [N]` runs one small-event operation
+//! N times, for callgrind or perf). Under a minute on a 2-core machine.
 //!
 //! Cases: (a) the small event `["message",{"a":1,"b":"hello"}]`, (b) an
 //! event with one 64 KiB binary attachment, (b2) an event with 16
@@ -1203,8 +1204,115 @@ fn binary_targets(cases: &[(CaseResult, Sharing, usize)]) {
     }
 }
 
+/// One small-event operation, `iterations` times and nothing else: for
+/// `valgrind --tool=callgrind` or `perf record` (`-- --profile NAME [N]`).
+fn profile(name: &str, iterations: u64) {
+    let small = Small {
+        a: 1,
+        b: "hello".into(),
+    };
+    let limits = limits();
+    let json_wire = Wire::of(&ours_encode_new(&JsonParser, &small));
+    let json_sx = SxWire::of(&json_wire);
+    let json_floor = &json_wire.first_bytes()[1..];
+    let mp_wire = Wire::of(&ours_encode_new(&MsgPackParser, &small));
+    let mp_sx = SxWire::of(&mp_wire);
+    let mp_floor = rmp_serde::to_vec_named(&("message", &small)).unwrap();
+    let mut out = Encoded::default();
+    let mut buf = Vec::with_capacity(64);
+    let mut jd = JsonParserDecoder::default();
+    let mut md = MsgPackParserDecoder::default();
+    let state = ParserState::default();
+    let mut op: Box<dyn FnMut() + '_> = match name {
+        "json-encode" => Box::new(|| ours_encode(&JsonParser, &mut out, &small)),
+        "json-decode" => Box::new(|| {
+            keep(ours_decode(&JsonParser, &mut jd, &json_wire, &limits));
+        }),
+        "json-typed" => Box::new(|| {
+            keep(ours_typed::<Small>(&ours_decode(
+                &JsonParser,
+                &mut jd,
+                &json_wire,
+                &limits,
+            )));
+        }),
+        "mp-encode" => Box::new(|| ours_encode(&MsgPackParser, &mut out, &small)),
+        "mp-decode" => Box::new(|| {
+            keep(ours_decode(&MsgPackParser, &mut md, &mp_wire, &limits));
+        }),
+        "mp-typed" => Box::new(|| {
+            keep(ours_typed::<Small>(&ours_decode(
+                &MsgPackParser,
+                &mut md,
+                &mp_wire,
+                &limits,
+            )));
+        }),
+        "sx-json-encode" => Box::new(|| {
+            keep(sx_encode(CommonParser, &small));
+        }),
+        "sx-json-decode" => Box::new(|| {
+            keep(sx_decode(CommonParser, &state, &json_sx));
+        }),
+        "sx-json-typed" => Box::new(|| {
+            keep(sx_typed::<_, Small>(
+                CommonParser,
+                sx_decode(CommonParser, &state, &json_sx),
+            ));
+        }),
+        "sx-mp-encode" => Box::new(|| {
+            keep(sx_encode(SxMsgPackParser, &small));
+        }),
+        "sx-mp-decode" => Box::new(|| {
+            keep(sx_decode(SxMsgPackParser, &state, &mp_sx));
+        }),
+        "sx-mp-typed" => Box::new(|| {
+            keep(sx_typed::<_, Small>(
+                SxMsgPackParser,
+                sx_decode(SxMsgPackParser, &state, &mp_sx),
+            ));
+        }),
+        "serde-json-encode" => Box::new(|| {
+            buf.clear();
+            serde_json::to_writer(&mut buf, &("message", &small)).unwrap();
+            keep(&buf);
+        }),
+        "serde-json-typed" => Box::new(|| {
+            keep(serde_json::from_slice::<(String, Small)>(json_floor).unwrap());
+        }),
+        "rmp-encode" => Box::new(|| {
+            buf.clear();
+            rmp_serde::encode::write_named(&mut buf, &("message", &small)).unwrap();
+            keep(&buf);
+        }),
+        "rmp-typed" => Box::new(|| {
+            keep(rmp_serde::from_slice::<(String, Small)>(&mp_floor).unwrap());
+        }),
+        _ => panic!("unknown profile {name}: json-{{encode,decode,typed}}, mp-…, sx-json-…, sx-mp-…, serde-json-{{encode,typed}}, rmp-{{encode,typed}}"),
+    };
+    // Returned packets are moved several times on the way out of decode.
+    eprintln!(
+        "size_of: Packet {} B, Args {} B",
+        std::mem::size_of::<Packet>(),
+        std::mem::size_of::<Args>()
+    );
+    for _ in 0..iterations {
+        op();
+    }
+}
+
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--profile") {
+        let name = args.get(i + 1).expect("--profile NAME [ITERATIONS]");
+        let iterations = args
+            .get(i + 2)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(100_000);
+        profile(name, iterations);
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
     let settings = if quick {
         Settings {
             rounds: 5,
