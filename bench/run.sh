@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Server load benchmark of issue 6. One command, about 8 minutes, not run by
+# Server load benchmark of issue 6. One command, about 5 minutes, not run by
 # CI:
 #
 #   bash bench/run.sh

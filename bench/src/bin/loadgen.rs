@@ -261,6 +261,15 @@ impl ReadBuffer {
     }
 }
 
+/// A TCP connection without Nagle's delay. The address is parsed here:
+/// given a string, tokio would resolve it on its blocking thread pool.
+async fn connect(addr: &str) -> Result<TcpStream, Failure> {
+    let addr: std::net::SocketAddr = addr.parse()?;
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
@@ -338,8 +347,7 @@ impl Conn {
     /// Open a WebSocket; unless `raw`, complete the Engine.IO open and the
     /// Socket.IO CONNECT to `/`.
     async fn open(addr: &str, raw: bool) -> Result<Conn, Failure> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
+        let stream = connect(addr).await?;
         let mut conn = Conn {
             stream,
             reader: ReadBuffer::new(),
@@ -1064,8 +1072,7 @@ struct HttpConn {
 
 impl HttpConn {
     async fn connect(addr: &str) -> Result<HttpConn, Failure> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
+        let stream = connect(addr).await?;
         Ok(HttpConn {
             stream,
             reader: ReadBuffer::new(),
@@ -1497,9 +1504,13 @@ fn report_runtimes(results: &Results) -> Vec<(String, f64, bool)> {
         if figures.iter().all(Option::is_none) {
             continue;
         }
-        let cells: Vec<String> = figures
+        let cells: Vec<&str> = RUNTIMES
             .iter()
-            .map(|f| f.map_or("-".into(), |v| format!("{v}")))
+            .map(|r| {
+                results
+                    .get(workload, r, primary_metric(workload))
+                    .unwrap_or("-")
+            })
             .collect();
         let (spread, verdict) =
             if let Some(all) = figures.iter().copied().collect::<Option<Vec<f64>>>() {
