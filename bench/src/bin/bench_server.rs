@@ -8,13 +8,16 @@
 //! `echo(...)` emits `echo-back` with the same arguments, `join(room)` joins
 //! `room` and emits `joined`, `broadcast(room, payload)` emits
 //! `bcast(payload)` to every socket of `room`. `raw` is a plain
-//! tokio-tungstenite server with a 4 KiB read buffer, the ceiling: it echoes
-//! every frame, except frames containing `"broadcast"`, which it sends to
-//! every other connection. Prints `listening on PORT` once bound.
+//! tokio-tungstenite server with 4 KiB read and write buffers, the ceiling:
+//! it echoes every frame, except frames containing `"broadcast"`, which it
+//! sends to every other connection; it has no long-polling. Prints
+//! `listening on PORT` once bound.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 fn usage(problem: &str) -> ! {
     eprintln!("{problem}\nusage: bench_server --impl ours|socketioxide|raw [--runtime tokio|async-std|smol] --port P");
@@ -143,14 +146,14 @@ async fn socketioxide_server(addr: SocketAddr) -> std::io::Result<()> {
     }
 }
 
-type Peers = Arc<Mutex<Vec<(u64, tokio::sync::mpsc::UnboundedSender<String>)>>>;
+type Peers = Arc<Mutex<Vec<(u64, tokio::sync::mpsc::UnboundedSender<Utf8Bytes>)>>>;
 
 /// The ceiling: WebSocket frames echoed (or fanned out) with no protocol
-/// on top, 4 KiB read buffers.
+/// on top, 4 KiB read and write buffers, and what a good server does: one
+/// task per connection, every frame already received answered before one
+/// flush, a broadcast's bytes shared (not copied) by every receiver.
 async fn raw_server(addr: SocketAddr) -> std::io::Result<()> {
-    use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-    use tokio_tungstenite::tungstenite::Message;
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     announce(listener.local_addr()?);
@@ -165,37 +168,69 @@ async fn raw_server(addr: SocketAddr) -> std::io::Result<()> {
         tokio::spawn(async move {
             let config = WebSocketConfig::default()
                 .read_buffer_size(4096)
-                .write_buffer_size(0);
+                .write_buffer_size(4096);
             let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
             else {
                 return;
             };
-            let (mut sink, mut stream) = ws.split();
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-            peers.lock().unwrap().push((id, tx.clone()));
-            let writer = tokio::spawn(async move {
-                while let Some(text) = rx.recv().await {
-                    if sink.send(Message::text(text)).await.is_err() {
-                        break;
-                    }
-                }
-            });
-            while let Some(Ok(message)) = stream.next().await {
-                let Message::Text(text) = message else {
-                    continue;
-                };
-                if text.contains("\"broadcast\"") {
-                    for (peer, sender) in peers.lock().unwrap().iter() {
-                        if *peer != id {
-                            let _ = sender.send(text.to_string());
-                        }
-                    }
-                } else {
-                    let _ = tx.send(text.to_string());
-                }
-            }
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Utf8Bytes>();
+            peers.lock().unwrap().push((id, tx));
+            let _ = raw_connection(ws, rx, id, &peers).await;
             peers.lock().unwrap().retain(|(peer, _)| *peer != id);
-            writer.abort();
         });
+    }
+}
+
+/// What woke a raw connection.
+enum Wake {
+    Frame(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
+    Broadcast(Option<Utf8Bytes>),
+}
+
+async fn raw_connection(
+    mut ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Utf8Bytes>,
+    id: u64,
+    peers: &Peers,
+) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    use futures_util::{FutureExt, SinkExt, StreamExt};
+    loop {
+        let wake = tokio::select! {
+            frame = ws.next() => Wake::Frame(frame),
+            text = rx.recv() => Wake::Broadcast(text),
+        };
+        let mut frame = match wake {
+            Wake::Frame(None) => return Ok(()),
+            Wake::Frame(frame) => frame,
+            Wake::Broadcast(Some(text)) => {
+                ws.feed(Message::Text(text)).await?;
+                None
+            }
+            Wake::Broadcast(None) => return Ok(()),
+        };
+        // This frame and every one already buffered, then one flush.
+        loop {
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    if text.as_str().contains("\"broadcast\"") {
+                        for (peer, sender) in peers.lock().unwrap().iter() {
+                            if *peer != id {
+                                let _ = sender.send(text.clone());
+                            }
+                        }
+                    } else {
+                        ws.feed(Message::Text(text)).await?;
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e),
+                None => break,
+            }
+            frame = ws.next().now_or_never().flatten();
+        }
+        while let Ok(text) = rx.try_recv() {
+            ws.feed(Message::Text(text)).await?;
+        }
+        ws.flush().await?;
     }
 }

@@ -1,13 +1,18 @@
 //! Load generator of the server benchmark (`bench/run.sh`).
 //!
-//! Speaks raw Engine.IO frames over WebSocket (tokio-tungstenite, 4 KiB
-//! read buffers) on a current-thread tokio runtime, so that one core of
-//! load outruns one core of server: `0{...}` open, `40` → `40{...}`, `2` →
-//! `3`, then `42[...]` events. With `--raw` it skips the Socket.IO
-//! handshake (for the plain WebSocket ceiling server).
+//! Speaks raw Engine.IO frames on a current-thread tokio runtime, so that
+//! one core of load outruns one core of server. Over WebSocket it is a
+//! minimal hand-written client (HTTP/1.1 upgrade, 4 KiB read buffer per
+//! connection, masked client frames built into a reused buffer, every frame
+//! of one turn in one write): `0{...}` open, `40` → `40{...}`, `2` → `3`,
+//! then `42[...]` events. With `--raw` it skips the Socket.IO handshake
+//! (for the plain WebSocket ceiling server). The `polling` mode speaks
+//! Engine.IO v4 long-polling over two HTTP/1.1 keep-alive connections per
+//! client, one for GETs and one for POSTs.
 //!
 //! ```text
 //! loadgen echo      --addr HOST:PORT --pid PID --clients 100 --inflight 8 [--secs 5] [--raw]
+//! loadgen polling   --addr HOST:PORT --pid PID --clients 100 --inflight 8 [--secs 5]
 //! loadgen idle      --addr HOST:PORT --pid PID --clients 1000 [--raw]
 //! loadgen broadcast --addr HOST:PORT --pid PID --clients 1000 --inflight 32 [--secs 5] [--raw]
 //! loadgen burst     --addr HOST:PORT --pid PID --clients 1000 --inflight 400 [--raw]
@@ -16,30 +21,34 @@
 //!
 //! Each measuring mode prints a summary and, with `--out FILE --label
 //! NAME`, appends `workload<TAB>server<TAB>metric<TAB>value` lines that
-//! `report` turns into one table per workload with ratios to `ours-tokio`.
+//! `report` turns into one table per workload with ratios to `ours-tokio`,
+//! a table of our three runtimes and a table of the targets of issue 6.
 //! Server CPU is utime+stime of `/proc/PID/stat` over the measured window;
 //! the run is marked INVALID when the load generator's own CPU exceeds 90%
 //! of its core (then throughput and latency measure the load generator).
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
-use tokio_tungstenite::WebSocketStream;
 
-type Ws = WebSocketStream<TcpStream>;
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
 /// Linux USER_HZ: the unit of utime and stime in `/proc/PID/stat`.
 const TICKS_PER_SEC: f64 = 100.0;
 /// Above this share of its core the load generator is the bottleneck.
 const MAX_SELF_CPU: f64 = 0.90;
+/// Read buffer of every connection; grown only for a larger frame.
+const READ_BUFFER: usize = 4096;
+/// Connections opened at once by the idle and broadcast workloads: enough
+/// to connect 10,000 in seconds, few enough not to overflow a listen
+/// backlog (which would show as connect latency, not as memory).
+const CONNECT_PARALLELISM: usize = 128;
 
 #[derive(Clone)]
 struct Options {
@@ -56,7 +65,7 @@ struct Options {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: loadgen echo|idle|broadcast|burst|report --addr HOST:PORT --pid PID [--clients N] [--inflight N] [--secs S] [--raw] [--out FILE --label NAME] [--workload NAME]");
+    eprintln!("{problem}\nusage: loadgen echo|polling|idle|broadcast|burst|report --addr HOST:PORT --pid PID [--clients N] [--inflight N] [--secs S] [--raw] [--out FILE --label NAME] [--workload NAME]");
     std::process::exit(2)
 }
 
@@ -107,6 +116,7 @@ fn main() {
     let result = runtime.block_on(async {
         match options.mode.as_str() {
             "echo" => echo(&options).await,
+            "polling" => polling(&options).await,
             "idle" => idle(&options).await,
             "broadcast" => broadcast(&options, false).await,
             "burst" => broadcast(&options, true).await,
@@ -120,74 +130,315 @@ fn main() {
 }
 
 // ---------------------------------------------------------------------------
-// Connections
+// Bytes in, bytes out
 
-/// Open a WebSocket; unless `raw`, complete the Engine.IO open and the
-/// Socket.IO CONNECT to `/`.
-async fn connect(addr: &str, raw: bool) -> Result<Ws, Failure> {
+/// A connection's read buffer: `buf[start..end]` is received and not yet
+/// consumed. 4 KiB unless one frame needs more.
+struct ReadBuffer {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl ReadBuffer {
+    fn new() -> Self {
+        ReadBuffer {
+            buf: vec![0; READ_BUFFER],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Make room for `total` bytes from `start`.
+    fn reserve_frame(&mut self, total: usize) {
+        if total > self.buf.len() - self.start {
+            self.compact();
+            if total > self.buf.len() {
+                self.buf.resize(total, 0);
+            }
+        }
+    }
+
+    fn compact(&mut self) {
+        self.buf.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+    }
+
+    /// Read what the socket has. Cancel-safe (the read is the only await),
+    /// so it can be one branch of a `select!`.
+    async fn fill(&mut self, stream: &mut TcpStream) -> Result<(), Failure> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.end == self.buf.len() {
+            self.compact();
+        }
+        let n = stream.read(&mut self.buf[self.end..]).await?;
+        if n == 0 {
+            return Err("connection closed".into());
+        }
+        self.end += n;
+        Ok(())
+    }
+
+    /// The HTTP header at the front (through the blank line), if complete.
+    fn take_http_header(&mut self) -> Option<Range<usize>> {
+        let at = find(self.pending(), b"\r\n\r\n")?;
+        let header = self.start..self.start + at + 4;
+        self.start = header.end;
+        Some(header)
+    }
+
+    /// The payload of the next complete text or binary frame sent by the
+    /// server. Answers WebSocket pings into `out`; fragmented messages are
+    /// refused (no server here fragments small messages).
+    fn next_frame(&mut self, out: &mut Vec<u8>) -> Result<Option<Range<usize>>, Failure> {
+        loop {
+            let bytes = self.pending();
+            if bytes.len() < 2 {
+                return Ok(None);
+            }
+            let (first, second) = (bytes[0], bytes[1]);
+            let (len, mut header) = match second & 0x7f {
+                126 if bytes.len() >= 4 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
+                127 if bytes.len() >= 10 => {
+                    let mut be = [0u8; 8];
+                    be.copy_from_slice(&bytes[2..10]);
+                    (usize::try_from(u64::from_be_bytes(be))?, 10)
+                }
+                126 | 127 => return Ok(None),
+                short => (short as usize, 2),
+            };
+            let masked = second & 0x80 != 0;
+            if masked {
+                header += 4;
+            }
+            let total = header + len;
+            if bytes.len() < total {
+                self.reserve_frame(total);
+                return Ok(None);
+            }
+            let payload = self.start + header..self.start + total;
+            if masked {
+                let key_at = self.start + header - 4;
+                let mut key = [0u8; 4];
+                key.copy_from_slice(&self.buf[key_at..key_at + 4]);
+                for (i, byte) in self.buf[payload.clone()].iter_mut().enumerate() {
+                    *byte ^= key[i % 4];
+                }
+            }
+            self.start += total;
+            if first & 0x80 == 0 || first & 0x0f == 0 {
+                return Err("fragmented WebSocket message".into());
+            }
+            match first & 0x0f {
+                1 | 2 => return Ok(Some(payload)),
+                8 => return Err("connection closed by the server".into()),
+                9 => {
+                    let ping = payload;
+                    push_frame(out, 0x8a, &[&self.buf[ping]]);
+                }
+                _ => {} // pong or reserved: nothing to do
+            }
+        }
+    }
+
+    /// Like `next_frame`, also answering Engine.IO pings (`2` → `3`).
+    fn next_packet(&mut self, out: &mut Vec<u8>) -> Result<Option<Range<usize>>, Failure> {
+        while let Some(payload) = self.next_frame(out)? {
+            if self.buf[payload.clone()] == *b"2" {
+                push_frame(out, 0x81, &[b"3"]);
+                continue;
+            }
+            return Ok(Some(payload));
+        }
+        Ok(None)
+    }
+}
+
+/// A TCP connection without Nagle's delay. The address is parsed here:
+/// given a string, tokio would resolve it on its blocking thread pool.
+async fn connect(addr: &str) -> Result<TcpStream, Failure> {
+    let addr: std::net::SocketAddr = addr.parse()?;
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
-    let url = if raw {
-        format!("ws://{addr}/")
+    Ok(stream)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Append one masked client frame (`opcode_byte` holds FIN and the opcode)
+/// whose payload is `parts` concatenated. RFC 6455 requires the mask bit on
+/// client frames; a zero key leaves the payload as is, so no copy is XORed.
+fn push_frame(out: &mut Vec<u8>, opcode_byte: u8, parts: &[&[u8]]) {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    out.push(opcode_byte);
+    if len < 126 {
+        out.push(0x80 | len as u8);
+    } else if len <= 0xffff {
+        out.push(0x80 | 126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
     } else {
-        format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")
-    };
-    let config = WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0);
-    let (mut ws, _) =
-        tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
-    if raw {
-        return Ok(ws);
+        out.push(0x80 | 127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
     }
-    let open = recv(&mut ws).await?;
-    if !open.starts_with('0') {
-        return Err(format!("expected an open packet, got {open:?}").into());
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    for part in parts {
+        out.extend_from_slice(part);
     }
-    ws.send(Message::text("40")).await?;
+}
+
+/// The decimal digits of `n`, written into `scratch` (no allocation).
+fn digits(mut n: u64, scratch: &mut [u8; 20]) -> &[u8] {
+    let mut at = scratch.len();
     loop {
-        let text = recv(&mut ws).await?;
-        if text.starts_with("40") {
-            return Ok(ws);
-        }
-        if text.starts_with("44") {
-            return Err(format!("connect refused: {text}").into());
+        at -= 1;
+        scratch[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &scratch[at..];
         }
     }
 }
 
-/// The next text frame other than an Engine.IO ping, which it answers.
-async fn recv(ws: &mut Ws) -> Result<Utf8Bytes, Failure> {
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(text))) => {
-                if text.as_str() == "2" {
-                    ws.send(Message::text("3")).await?;
-                    continue;
-                }
-                return Ok(text);
-            }
-            Some(Ok(Message::Close(_))) | None => return Err("connection closed".into()),
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => return Err(e.into()),
-        }
-    }
+const ECHO_HEAD: &[u8] = b"42[\"echo\",[";
+const BROADCAST_HEAD: &[u8] = b"42[\"broadcast\",\"room\",[";
+const EVENT_TAIL: &[u8] = b",\"hello world\"]]";
+
+fn push_event(out: &mut Vec<u8>, head: &[u8], id: u64) {
+    let mut scratch = [0u8; 20];
+    push_frame(out, 0x81, &[head, digits(id, &mut scratch), EVENT_TAIL]);
 }
 
 /// The id in `42["event",[ID,...` or `42["broadcast","room",[ID,...`.
-fn parse_id(text: &str) -> Option<u64> {
-    let start = text.find("\",[")? + 3;
-    let digits = &text[start..];
-    let end = digits.find(|c: char| !c.is_ascii_digit())?;
-    digits[..end].parse().ok()
+fn parse_id(payload: &[u8]) -> Option<u64> {
+    let start = find(payload, b"\",[")? + 3;
+    let mut id = 0u64;
+    let mut seen = false;
+    for &byte in &payload[start..] {
+        if !byte.is_ascii_digit() {
+            break;
+        }
+        id = id.checked_mul(10)?.checked_add(u64::from(byte - b'0'))?;
+        seen = true;
+    }
+    seen.then_some(id)
 }
 
-fn echo_frame(id: u64) -> Message {
-    Message::text(format!("42[\"echo\",[{id},\"hello world\"]]"))
+// ---------------------------------------------------------------------------
+// WebSocket connections
+
+/// One WebSocket connection of the load generator.
+struct Conn {
+    stream: TcpStream,
+    reader: ReadBuffer,
+    /// Frames to send, written at once by `flush`.
+    out: Vec<u8>,
 }
 
-fn broadcast_frame(id: u64) -> Message {
-    Message::text(format!("42[\"broadcast\",\"room\",[{id},\"hello world\"]]"))
+impl Conn {
+    /// Open a WebSocket; unless `raw`, complete the Engine.IO open and the
+    /// Socket.IO CONNECT to `/`.
+    async fn open(addr: &str, raw: bool) -> Result<Conn, Failure> {
+        let stream = connect(addr).await?;
+        let mut conn = Conn {
+            stream,
+            reader: ReadBuffer::new(),
+            out: Vec::with_capacity(512),
+        };
+        let path = if raw {
+            "/"
+        } else {
+            "/socket.io/?EIO=4&transport=websocket"
+        };
+        // A fixed key: the load generator does not check the accept hash.
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        conn.stream.write_all(request.as_bytes()).await?;
+        let header = loop {
+            if let Some(header) = conn.reader.take_http_header() {
+                break header;
+            }
+            if conn.reader.end - conn.reader.start == conn.reader.buf.len() {
+                return Err("upgrade response header too large".into());
+            }
+            conn.reader.fill(&mut conn.stream).await?;
+        };
+        let status = &conn.reader.buf[header];
+        if !status.starts_with(b"HTTP/1.1 101") {
+            let line = status.split(|&b| b == b'\r').next().unwrap_or_default();
+            return Err(format!("upgrade refused: {}", String::from_utf8_lossy(line)).into());
+        }
+        if raw {
+            return Ok(conn);
+        }
+        let open = conn.recv().await?;
+        if !open.starts_with(b"0") {
+            let open = String::from_utf8_lossy(&open);
+            return Err(format!("expected an open packet, got {open:?}").into());
+        }
+        push_frame(&mut conn.out, 0x81, &[b"40"]);
+        conn.flush().await?;
+        loop {
+            let packet = conn.recv().await?;
+            if packet.starts_with(b"40") {
+                return Ok(conn);
+            }
+            if packet.starts_with(b"44") {
+                let packet = String::from_utf8_lossy(&packet);
+                return Err(format!("connect refused: {packet}").into());
+            }
+        }
+    }
+
+    /// The next packet other than an Engine.IO ping, copied (setup only).
+    async fn recv(&mut self) -> Result<Vec<u8>, Failure> {
+        loop {
+            if let Some(payload) = self.reader.next_packet(&mut self.out)? {
+                self.flush().await?;
+                return Ok(self.reader.buf[payload].to_vec());
+            }
+            self.flush().await?;
+            self.reader.fill(&mut self.stream).await?;
+        }
+    }
+
+    /// Wait for bytes (cancel-safe).
+    async fn fill(&mut self) -> Result<(), Failure> {
+        self.reader.fill(&mut self.stream).await
+    }
+
+    /// Write every queued frame in one write.
+    async fn flush(&mut self) -> Result<(), Failure> {
+        if !self.out.is_empty() {
+            self.stream.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Hold the connection, answering pings, until it fails.
+    async fn hold(mut self) -> Failure {
+        loop {
+            let step = async {
+                self.fill().await?;
+                while self.reader.next_packet(&mut self.out)?.is_some() {}
+                self.flush().await
+            };
+            if let Err(e) = step.await {
+                return e;
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -219,23 +470,126 @@ fn status_kb(pid: u32, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-#[derive(Default)]
+/// Sub-buckets per power of two of the latency histogram (1.6% precision).
+const SUB_BUCKETS: u32 = 64;
+const BUCKETS: usize = (SUB_BUCKETS * 27) as usize;
+
+/// Latencies in microseconds, log-linear buckets: recording is one
+/// uncontended atomic add, no lock and no allocation.
+struct Histogram {
+    buckets: Vec<AtomicU64>,
+}
+
+impl Histogram {
+    fn new() -> Self {
+        Histogram {
+            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn bucket(us: u32) -> usize {
+        if us < 2 * SUB_BUCKETS {
+            return us as usize;
+        }
+        // us >> shift lies in [SUB_BUCKETS, 2 * SUB_BUCKETS).
+        let shift = 31 - us.leading_zeros() - SUB_BUCKETS.trailing_zeros();
+        (SUB_BUCKETS * (shift + 1) + ((us >> shift) - SUB_BUCKETS)) as usize
+    }
+
+    /// The smallest latency of a bucket.
+    fn low(bucket: usize) -> u32 {
+        let bucket = bucket as u32;
+        if bucket < 2 * SUB_BUCKETS {
+            return bucket;
+        }
+        let shift = bucket / SUB_BUCKETS - 1;
+        (bucket % SUB_BUCKETS + SUB_BUCKETS) << shift
+    }
+
+    fn record(&self, us: u32) {
+        self.buckets[Self::bucket(us)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn clear(&self) {
+        for bucket in &self.buckets {
+            bucket.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Quantiles `qs` (ascending) of what was recorded.
+    fn quantiles(&self, qs: &[f64]) -> Vec<u32> {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        qs.iter()
+            .map(|q| {
+                if total == 0 {
+                    return 0;
+                }
+                let rank = ((total - 1) as f64 * q) as u64;
+                let mut seen = 0;
+                for (bucket, count) in counts.iter().enumerate() {
+                    seen += count;
+                    if seen > rank {
+                        return Self::low(bucket);
+                    }
+                }
+                0
+            })
+            .collect()
+    }
+}
+
 struct Stats {
     /// Completed operations (round-trips or deliveries).
     count: AtomicU64,
     /// Latencies are recorded only inside the measured window.
     measuring: AtomicBool,
-    latencies_us: Mutex<Vec<u32>>,
+    latencies: Histogram,
     ready: AtomicU64,
+    /// Connections that could not be opened.
     failed: AtomicU64,
+    /// Clients whose connection broke after it was ready.
+    errors: AtomicU64,
 }
 
 impl Stats {
+    fn new() -> Self {
+        Stats {
+            count: AtomicU64::new(0),
+            measuring: AtomicBool::new(false),
+            latencies: Histogram::new(),
+            ready: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        }
+    }
+
+    /// One operation completed, started at `since`.
     fn record(&self, since: Instant) {
         self.count.fetch_add(1, Ordering::Relaxed);
+        self.record_latency(since);
+    }
+
+    fn record_latency(&self, since: Instant) {
         if self.measuring.load(Ordering::Relaxed) {
             let us = since.elapsed().as_micros().min(u32::MAX as u128) as u32;
-            self.latencies_us.lock().unwrap().push(us);
+            self.latencies.record(us);
+        }
+    }
+
+    fn failed(&self, what: &str, e: &Failure) {
+        if self.failed.fetch_add(1, Ordering::Relaxed) == 0 {
+            eprintln!("{what}: {e}");
+        }
+    }
+
+    fn broke(&self, e: &Failure) {
+        if self.errors.fetch_add(1, Ordering::Relaxed) == 0 {
+            eprintln!("client error: {e}");
         }
     }
 }
@@ -267,7 +621,7 @@ impl Window {
 
 async fn measure(options: &Options, stats: &Stats) -> Window {
     let pid = options.pid.to_string();
-    stats.latencies_us.lock().unwrap().clear();
+    stats.latencies.clear();
     let (server0, self0, ops0, t0) = (
         cpu_ticks(&pid),
         cpu_ticks("self"),
@@ -283,21 +637,14 @@ async fn measure(options: &Options, stats: &Stats) -> Window {
         stats.count.load(Ordering::Relaxed),
         t0.elapsed().as_secs_f64(),
     );
-    let mut latencies = std::mem::take(&mut *stats.latencies_us.lock().unwrap());
-    latencies.sort_unstable();
-    let quantile = |q: f64| {
-        if latencies.is_empty() {
-            return 0;
-        }
-        latencies[((latencies.len() - 1) as f64 * q) as usize]
-    };
+    let quantiles = stats.latencies.quantiles(&[0.50, 0.99]);
     Window {
         ops: ops1 - ops0,
         secs,
         server_cpu_secs: (server1 - server0) as f64 / TICKS_PER_SEC,
         self_cpu_share: (self1 - self0) as f64 / TICKS_PER_SEC / secs,
-        p50_us: quantile(0.50),
-        p99_us: quantile(0.99),
+        p50_us: quantiles[0],
+        p99_us: quantiles[1],
     }
 }
 
@@ -342,57 +689,23 @@ fn validity(window: &Window) -> String {
     }
 }
 
-// ---------------------------------------------------------------------------
-// Workloads
-
-async fn echo(options: &Options) -> Result<(), Failure> {
-    let stats = Arc::new(Stats::default());
-    let start = Arc::new(tokio::sync::Notify::new());
-    for _ in 0..options.clients {
-        let (stats, start, options) = (stats.clone(), start.clone(), options.clone());
-        tokio::spawn(async move {
-            let notified = start.notified();
-            let mut ws = match connect(&options.addr, options.raw).await {
-                Ok(ws) => ws,
-                Err(e) => {
-                    eprintln!("connect: {e}");
-                    stats.failed.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-            };
-            stats.ready.fetch_add(1, Ordering::Relaxed);
-            notified.await;
-            let mut sent_at = vec![Instant::now(); options.inflight];
-            for id in 0..options.inflight {
-                if ws.feed(echo_frame(id as u64)).await.is_err() {
-                    return;
-                }
-            }
-            if ws.flush().await.is_err() {
-                return;
-            }
-            while let Ok(text) = recv(&mut ws).await {
-                let Some(id) = parse_id(&text) else { continue };
-                let Some(slot) = sent_at.get_mut(id as usize) else {
-                    continue;
-                };
-                stats.record(*slot);
-                *slot = Instant::now();
-                if ws.send(echo_frame(id)).await.is_err() {
-                    return;
-                }
-            }
-        });
-    }
-    wait_ready(&stats, options.clients, Duration::from_secs(30)).await;
+/// Start every ready client at once, let the load settle, measure, and
+/// emit the echo figures under `workload`.
+async fn run_echo_window(
+    options: &Options,
+    workload: &str,
+    stats: &Stats,
+    start: &tokio::sync::Notify,
+) {
+    wait_ready(stats, options.clients, Duration::from_secs(60)).await;
     let failed = stats.failed.load(Ordering::Relaxed);
     // notify_waiters reaches every task that created its `notified` future.
     start.notify_waiters();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let window = measure(options, &stats).await;
+    let window = measure(options, stats).await;
     emit(
         options,
-        &format!("echo-{}", options.inflight),
+        workload,
         &[
             ("rt_per_s", format!("{:.0}", window.rate())),
             ("p50_us", window.p50_us.to_string()),
@@ -400,41 +713,92 @@ async fn echo(options: &Options) -> Result<(), Failure> {
             ("cpu_us_per_rt", format!("{:.2}", window.cpu_us_per_op())),
             ("loadgen_cpu", validity(&window)),
             ("failed_conns", failed.to_string()),
+            ("errors", stats.errors.load(Ordering::Relaxed).to_string()),
         ],
     );
+}
+
+// ---------------------------------------------------------------------------
+// Workloads
+
+async fn echo(options: &Options) -> Result<(), Failure> {
+    let stats = Arc::new(Stats::new());
+    let start = Arc::new(tokio::sync::Notify::new());
+    for _ in 0..options.clients {
+        let (stats, start, options) = (stats.clone(), start.clone(), options.clone());
+        tokio::spawn(async move {
+            let notified = start.notified();
+            let mut conn = match Conn::open(&options.addr, options.raw).await {
+                Ok(conn) => conn,
+                Err(e) => return stats.failed("connect", &e),
+            };
+            stats.ready.fetch_add(1, Ordering::Relaxed);
+            notified.await;
+            if let Err(e) = echo_client(&mut conn, &stats, options.inflight).await {
+                stats.broke(&e);
+            }
+        });
+    }
+    run_echo_window(
+        options,
+        &format!("echo-{}", options.inflight),
+        &stats,
+        &start,
+    )
+    .await;
     Ok(())
 }
 
+/// Keep `inflight` echoes outstanding: every reply read in one turn is
+/// answered by a new event, all written at once.
+async fn echo_client(conn: &mut Conn, stats: &Stats, inflight: usize) -> Result<(), Failure> {
+    let mut sent_at = vec![Instant::now(); inflight];
+    for id in 0..inflight {
+        push_event(&mut conn.out, ECHO_HEAD, id as u64);
+    }
+    conn.flush().await?;
+    loop {
+        conn.fill().await?;
+        while let Some(payload) = conn.reader.next_packet(&mut conn.out)? {
+            let Some(id) = parse_id(&conn.reader.buf[payload]) else {
+                continue;
+            };
+            let Some(slot) = sent_at.get_mut(id as usize) else {
+                continue;
+            };
+            stats.record(*slot);
+            *slot = Instant::now();
+            push_event(&mut conn.out, ECHO_HEAD, id);
+        }
+        conn.flush().await?;
+    }
+}
+
 async fn idle(options: &Options) -> Result<(), Failure> {
-    let stats = Arc::new(Stats::default());
+    let stats = Arc::new(Stats::new());
     let before_kb = status_kb(options.pid, "VmRSS");
-    // Connect a bounded number at a time: a listen backlog overflow would
-    // show as connect latency, not as memory.
-    let permits = Arc::new(tokio::sync::Semaphore::new(64));
+    let permits = Arc::new(tokio::sync::Semaphore::new(CONNECT_PARALLELISM));
+    let started = Instant::now();
     for _ in 0..options.clients {
         let (stats, permits, options) = (stats.clone(), permits.clone(), options.clone());
         tokio::spawn(async move {
             let permit = permits.acquire_owned().await;
-            let mut ws = match connect(&options.addr, options.raw).await {
-                Ok(ws) => ws,
-                Err(e) => {
-                    if stats.failed.fetch_add(1, Ordering::Relaxed) == 0 {
-                        eprintln!("connect: {e}");
-                    }
-                    return;
-                }
+            let conn = match Conn::open(&options.addr, options.raw).await {
+                Ok(conn) => conn,
+                Err(e) => return stats.failed("connect", &e),
             };
             drop(permit);
             stats.ready.fetch_add(1, Ordering::Relaxed);
-            // Hold the connection open, answering pings.
-            while recv(&mut ws).await.is_ok() {}
+            let e = conn.hold().await;
+            stats.broke(&e);
         });
     }
     wait_ready(&stats, options.clients, Duration::from_secs(240)).await;
+    let connect_secs = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after_kb = status_kb(options.pid, "VmRSS");
-    let connected = stats.ready.load(Ordering::Relaxed).max(1);
-    let per_conn_kb = after_kb.saturating_sub(before_kb) as f64 / connected as f64;
+    let connected = stats.ready.load(Ordering::Relaxed);
+    let per_conn_kb = after_kb.saturating_sub(before_kb) as f64 / connected.max(1) as f64;
     emit(
         options,
         &format!("idle-{}", options.clients),
@@ -447,23 +811,108 @@ async fn idle(options: &Options) -> Result<(), Failure> {
                 "failed_conns",
                 stats.failed.load(Ordering::Relaxed).to_string(),
             ),
+            ("connect_secs", format!("{connect_secs:.1}")),
         ],
     );
     Ok(())
 }
 
-/// Broadcasts still being delivered: id → (deliveries missing, sent at).
-type Pending = Mutex<HashMap<u64, (usize, Instant)>>;
+/// Slots of broadcasts in flight, indexed by id modulo their number (more
+/// than the most in flight, so a slot is reused only once its broadcast is
+/// complete).
+const PENDING_SLOTS: usize = 4096;
+
+/// One broadcast in flight: shared by every receiver without a lock.
+struct PendingSlot {
+    /// The broadcast's id, `u64::MAX` when free.
+    id: AtomicU64,
+    /// Receivers that have not seen it yet.
+    missing: AtomicU64,
+    /// When it was sent, in ns since `Pending::epoch`.
+    sent_ns: AtomicU64,
+}
+
+struct Pending {
+    epoch: Instant,
+    slots: Vec<PendingSlot>,
+}
+
+impl Pending {
+    fn new() -> Self {
+        Pending {
+            epoch: Instant::now(),
+            slots: (0..PENDING_SLOTS)
+                .map(|_| PendingSlot {
+                    id: AtomicU64::new(u64::MAX),
+                    missing: AtomicU64::new(0),
+                    sent_ns: AtomicU64::new(0),
+                })
+                .collect(),
+        }
+    }
+
+    fn start(&self, id: u64, receivers: usize) {
+        let slot = &self.slots[id as usize % PENDING_SLOTS];
+        slot.missing.store(receivers as u64, Ordering::Relaxed);
+        let ns = self.epoch.elapsed().as_nanos() as u64;
+        slot.sent_ns.store(ns, Ordering::Relaxed);
+        slot.id.store(id, Ordering::Release);
+    }
+
+    /// One receiver got `id`: true (with the send time) when it was the
+    /// last one.
+    fn delivered(&self, id: u64) -> Option<Option<Instant>> {
+        let slot = &self.slots[id as usize % PENDING_SLOTS];
+        if slot.id.load(Ordering::Acquire) != id {
+            return None;
+        }
+        if slot.missing.fetch_sub(1, Ordering::Relaxed) != 1 {
+            return Some(None);
+        }
+        slot.id.store(u64::MAX, Ordering::Relaxed);
+        let ns = slot.sent_ns.load(Ordering::Relaxed);
+        Some(Some(self.epoch + Duration::from_nanos(ns)))
+    }
+}
+
+/// A receiver of the broadcast workloads: count every delivery; the last
+/// receiver of a broadcast records its fan-out latency and tells the
+/// sender.
+async fn receive_broadcasts(
+    conn: &mut Conn,
+    stats: &Stats,
+    pending: &Pending,
+    done: &tokio::sync::mpsc::UnboundedSender<()>,
+) -> Result<(), Failure> {
+    loop {
+        conn.fill().await?;
+        while let Some(payload) = conn.reader.next_packet(&mut conn.out)? {
+            let Some(id) = parse_id(&conn.reader.buf[payload]) else {
+                continue;
+            };
+            let Some(completed) = pending.delivered(id) else {
+                continue;
+            };
+            stats.count.fetch_add(1, Ordering::Relaxed);
+            if let Some(sent_at) = completed {
+                // Fan-out latency: until the last receiver has it.
+                stats.record_latency(sent_at);
+                let _ = done.send(());
+            }
+        }
+        conn.flush().await?;
+    }
+}
 
 /// One client broadcasts to a room of `clients` receivers, keeping
 /// `inflight` broadcasts outstanding (a broadcast completes when every
 /// receiver has it). `burst`: send `inflight` broadcasts at once, once, and
 /// count what arrives.
 async fn broadcast(options: &Options, burst: bool) -> Result<(), Failure> {
-    let stats = Arc::new(Stats::default());
-    let pending: Arc<Pending> = Arc::default();
+    let stats = Arc::new(Stats::new());
+    let pending = Arc::new(Pending::new());
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let permits = Arc::new(tokio::sync::Semaphore::new(64));
+    let permits = Arc::new(tokio::sync::Semaphore::new(CONNECT_PARALLELISM));
     for _ in 0..options.clients {
         let (stats, pending, done_tx, permits, options) = (
             stats.clone(),
@@ -475,61 +924,36 @@ async fn broadcast(options: &Options, burst: bool) -> Result<(), Failure> {
         tokio::spawn(async move {
             let permit = permits.acquire_owned().await;
             let joined = async {
-                let mut ws = connect(&options.addr, options.raw).await?;
+                let mut conn = Conn::open(&options.addr, options.raw).await?;
                 if !options.raw {
-                    ws.send(Message::text("42[\"join\",\"room\"]")).await?;
-                    while !recv(&mut ws).await?.starts_with("42[\"joined\"") {}
+                    push_frame(&mut conn.out, 0x81, &[b"42[\"join\",\"room\"]"]);
+                    conn.flush().await?;
+                    while !conn.recv().await?.starts_with(b"42[\"joined\"") {}
                 }
-                Ok::<_, Failure>(ws)
+                Ok::<_, Failure>(conn)
             };
-            let mut ws = match joined.await {
-                Ok(ws) => ws,
-                Err(e) => {
-                    if stats.failed.fetch_add(1, Ordering::Relaxed) == 0 {
-                        eprintln!("receiver: {e}");
-                    }
-                    return;
-                }
+            let mut conn = match joined.await {
+                Ok(conn) => conn,
+                Err(e) => return stats.failed("receiver", &e),
             };
             drop(permit);
             stats.ready.fetch_add(1, Ordering::Relaxed);
-            while let Ok(text) = recv(&mut ws).await {
-                let Some(id) = parse_id(&text) else { continue };
-                let mut pending = pending.lock().unwrap();
-                let Some((missing, sent_at)) = pending.get_mut(&id) else {
-                    continue;
-                };
-                stats.count.fetch_add(1, Ordering::Relaxed);
-                *missing -= 1;
-                if *missing == 0 {
-                    let sent_at = *sent_at;
-                    pending.remove(&id);
-                    drop(pending);
-                    // Fan-out latency: until the last receiver has it.
-                    stats.count.fetch_sub(1, Ordering::Relaxed);
-                    stats.record(sent_at);
-                    let _ = done_tx.send(());
-                }
+            if let Err(e) = receive_broadcasts(&mut conn, &stats, &pending, &done_tx).await {
+                stats.broke(&e);
             }
         });
     }
     drop(done_tx);
     wait_ready(&stats, options.clients, Duration::from_secs(120)).await;
     let receivers = stats.ready.load(Ordering::Relaxed) as usize;
-    let mut sender = connect(&options.addr, options.raw).await?;
+    let mut sender = Conn::open(&options.addr, options.raw).await?;
     let mut next_id = 0u64;
-    let send_one = |id: u64| {
-        pending
-            .lock()
-            .unwrap()
-            .insert(id, (receivers, Instant::now()));
-        broadcast_frame(id)
-    };
     if burst {
         let hwm_before = status_kb(options.pid, "VmHWM");
         let started = Instant::now();
         for id in 0..options.inflight as u64 {
-            sender.feed(send_one(id)).await?;
+            pending.start(id, receivers);
+            push_event(&mut sender.out, BROADCAST_HEAD, id);
         }
         sender.flush().await?;
         let expected = (options.inflight * receivers) as u64;
@@ -537,8 +961,12 @@ async fn broadcast(options: &Options, burst: bool) -> Result<(), Failure> {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                _ = recv(&mut sender) => {}
+                read = sender.fill() => {
+                    read?;
+                    while sender.reader.next_packet(&mut sender.out)?.is_some() {}
+                }
             }
+            sender.flush().await?;
             let delivered = stats.count.load(Ordering::Relaxed);
             if delivered >= expected {
                 break;
@@ -569,7 +997,8 @@ async fn broadcast(options: &Options, burst: bool) -> Result<(), Failure> {
         return Ok(());
     }
     for _ in 0..options.inflight {
-        sender.feed(send_one(next_id)).await?;
+        pending.start(next_id, receivers);
+        push_event(&mut sender.out, BROADCAST_HEAD, next_id);
         next_id += 1;
     }
     sender.flush().await?;
@@ -586,13 +1015,23 @@ async fn broadcast(options: &Options, burst: bool) -> Result<(), Failure> {
                 if done.is_none() {
                     return Err("receivers gone".into());
                 }
-                sender.feed(send_one(next_id)).await?;
-                sender.flush().await?;
-                next_id += 1;
+                let mut completed = 1;
+                while done_rx.try_recv().is_ok() {
+                    completed += 1;
+                }
+                for _ in 0..completed {
+                    pending.start(next_id, receivers);
+                    push_event(&mut sender.out, BROADCAST_HEAD, next_id);
+                    next_id += 1;
+                }
             }
-            frame = recv(&mut sender) => { frame?; }
+            read = sender.fill() => {
+                read?;
+                while sender.reader.next_packet(&mut sender.out)?.is_some() {}
+            }
             window = &mut window => break window?,
         }
+        sender.flush().await?;
     };
     emit(
         options,
@@ -613,6 +1052,333 @@ async fn broadcast(options: &Options, burst: bool) -> Result<(), Failure> {
 }
 
 // ---------------------------------------------------------------------------
+// Long-polling
+
+/// Engine.IO's record separator between packets of one polling body.
+const RECORD_SEPARATOR: u8 = 0x1e;
+
+/// One HTTP/1.1 keep-alive connection of a polling client.
+struct HttpConn {
+    stream: TcpStream,
+    reader: ReadBuffer,
+    /// The request being written; reused.
+    out: Vec<u8>,
+    /// The body of the last complete response; reused.
+    body: Vec<u8>,
+    /// The response being read: its header was consumed, its body is
+    /// `Some(length)` bytes or chunked (`None`).
+    header_read: Option<Option<usize>>,
+}
+
+impl HttpConn {
+    async fn connect(addr: &str) -> Result<HttpConn, Failure> {
+        let stream = connect(addr).await?;
+        Ok(HttpConn {
+            stream,
+            reader: ReadBuffer::new(),
+            out: Vec::with_capacity(512),
+            body: Vec::with_capacity(512),
+            header_read: None,
+        })
+    }
+
+    /// Queue a request for `path`; a POST when `body` is given.
+    fn push_request(&mut self, addr: &str, path: &str, body: Option<&[u8]>) {
+        let method: &[u8] = if body.is_some() { b"POST " } else { b"GET " };
+        self.out.extend_from_slice(method);
+        self.out.extend_from_slice(path.as_bytes());
+        self.out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+        self.out.extend_from_slice(addr.as_bytes());
+        if let Some(body) = body {
+            let mut scratch = [0u8; 20];
+            self.out.extend_from_slice(
+                b"\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: ",
+            );
+            self.out
+                .extend_from_slice(digits(body.len() as u64, &mut scratch));
+            self.out.extend_from_slice(b"\r\n\r\n");
+            self.out.extend_from_slice(body);
+        } else {
+            self.out.extend_from_slice(b"\r\n\r\n");
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), Failure> {
+        if !self.out.is_empty() {
+            self.stream.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Parse the next complete response into `body`; false when more
+    /// bytes are needed. Only 200 is accepted.
+    fn next_response(&mut self) -> Result<bool, Failure> {
+        if self.header_read.is_none() {
+            let Some(header) = self.reader.take_http_header() else {
+                if self.reader.end - self.reader.start == self.reader.buf.len() {
+                    self.reader.reserve_frame(self.reader.buf.len() * 2);
+                }
+                return Ok(false);
+            };
+            let header = &self.reader.buf[header];
+            if !header.starts_with(b"HTTP/1.1 200") {
+                let line = header.split(|&b| b == b'\r').next().unwrap_or_default();
+                return Err(format!("polling: {}", String::from_utf8_lossy(line)).into());
+            }
+            let mut length = None;
+            let mut chunked = false;
+            for line in header.split(|&b| b == b'\n') {
+                let line = line.to_ascii_lowercase();
+                if let Some(value) = line.strip_prefix(b"content-length:") {
+                    let value = String::from_utf8_lossy(value);
+                    length = Some(value.trim().parse::<usize>()?);
+                } else if line.starts_with(b"transfer-encoding:")
+                    && find(&line, b"chunked").is_some()
+                {
+                    chunked = true;
+                }
+            }
+            self.header_read = Some(if chunked {
+                None
+            } else {
+                Some(length.unwrap_or(0))
+            });
+        }
+        let pending = self.reader.pending();
+        match self.header_read {
+            Some(Some(length)) => {
+                if pending.len() < length {
+                    self.reader.reserve_frame(length);
+                    return Ok(false);
+                }
+                self.body.clear();
+                self.body.extend_from_slice(&pending[..length]);
+                self.reader.start += length;
+            }
+            _ => {
+                // Chunked: wait for the whole body, then decode it.
+                let mut at = 0;
+                let mut chunks = Vec::new();
+                loop {
+                    let Some(line_end) = find(&pending[at..], b"\r\n") else {
+                        self.reader.reserve_frame(pending.len() + READ_BUFFER);
+                        return Ok(false);
+                    };
+                    let size_text = String::from_utf8_lossy(&pending[at..at + line_end]);
+                    let size_text = size_text.split(';').next().unwrap_or("").trim();
+                    let size = usize::from_str_radix(size_text, 16)?;
+                    let data = at + line_end + 2;
+                    if pending.len() < data + size + 2 {
+                        self.reader.reserve_frame(data + size + 2);
+                        return Ok(false);
+                    }
+                    at = data + size + 2;
+                    if size == 0 {
+                        break;
+                    }
+                    chunks.push(data..data + size);
+                }
+                self.body.clear();
+                for chunk in chunks {
+                    self.body.extend_from_slice(&pending[chunk]);
+                }
+                self.reader.start += at;
+            }
+        }
+        self.header_read = None;
+        Ok(true)
+    }
+
+    /// One request and its response (setup only).
+    async fn exchange(
+        &mut self,
+        addr: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<(), Failure> {
+        self.push_request(addr, path, body);
+        self.flush().await?;
+        while !self.next_response()? {
+            self.reader.fill(&mut self.stream).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A polling client after its handshake: a GET always pending on one
+/// connection, POSTs on the other.
+struct PollingClient {
+    addr: String,
+    path: String,
+    get: HttpConn,
+    post: HttpConn,
+    /// Packets waiting for the next POST, joined by the record separator.
+    queued: Vec<u8>,
+    post_in_flight: bool,
+}
+
+impl PollingClient {
+    /// Engine.IO open over polling, then the Socket.IO CONNECT to `/`.
+    async fn open(addr: &str) -> Result<PollingClient, Failure> {
+        let mut get = HttpConn::connect(addr).await?;
+        get.exchange(addr, "/socket.io/?EIO=4&transport=polling", None)
+            .await?;
+        let open = &get.body;
+        let sid_at = find(open, b"\"sid\":\"").ok_or("no sid in the open packet")? + 7;
+        let sid_len = open[sid_at..]
+            .iter()
+            .position(|&b| b == b'"')
+            .ok_or("bad sid")?;
+        let sid = String::from_utf8_lossy(&open[sid_at..sid_at + sid_len]).into_owned();
+        let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+        let mut post = HttpConn::connect(addr).await?;
+        post.exchange(addr, &path, Some(b"40")).await?;
+        let mut client = PollingClient {
+            addr: addr.to_string(),
+            path,
+            get,
+            post,
+            queued: Vec::with_capacity(512),
+            post_in_flight: false,
+        };
+        loop {
+            client
+                .get
+                .exchange(&client.addr, &client.path, None)
+                .await?;
+            let (mut connected, mut pinged) = (false, false);
+            for packet in client.get.body.split(|&b| b == RECORD_SEPARATOR) {
+                if packet.starts_with(b"40") {
+                    connected = true;
+                } else if packet.starts_with(b"44") {
+                    let packet = String::from_utf8_lossy(packet);
+                    return Err(format!("connect refused: {packet}").into());
+                } else if packet == b"2" {
+                    pinged = true;
+                }
+            }
+            if pinged {
+                client.queue(b"3");
+            }
+            client.send_queued().await?;
+            if connected {
+                return Ok(client);
+            }
+        }
+    }
+
+    fn queue(&mut self, packet: &[u8]) {
+        if !self.queued.is_empty() {
+            self.queued.push(RECORD_SEPARATOR);
+        }
+        self.queued.extend_from_slice(packet);
+    }
+
+    fn queue_echo(&mut self, id: u64) {
+        if !self.queued.is_empty() {
+            self.queued.push(RECORD_SEPARATOR);
+        }
+        let mut scratch = [0u8; 20];
+        self.queued.extend_from_slice(ECHO_HEAD);
+        self.queued.extend_from_slice(digits(id, &mut scratch));
+        self.queued.extend_from_slice(EVENT_TAIL);
+    }
+
+    /// POST what is queued unless a POST is still in flight.
+    async fn send_queued(&mut self) -> Result<(), Failure> {
+        if self.post_in_flight || self.queued.is_empty() {
+            return Ok(());
+        }
+        self.post
+            .push_request(&self.addr, &self.path, Some(&self.queued));
+        self.queued.clear();
+        self.post_in_flight = true;
+        self.post.flush().await
+    }
+
+    /// Keep `inflight` echoes outstanding until the connection fails.
+    async fn echo(&mut self, stats: &Stats, inflight: usize) -> Result<(), Failure> {
+        let mut sent_at = vec![Instant::now(); inflight];
+        for id in 0..inflight {
+            self.queue_echo(id as u64);
+        }
+        self.send_queued().await?;
+        self.get.push_request(&self.addr, &self.path, None);
+        self.get.flush().await?;
+        loop {
+            tokio::select! {
+                read = self.get.reader.fill(&mut self.get.stream) => {
+                    read?;
+                    while self.get.next_response()? {
+                        let body = std::mem::take(&mut self.get.body);
+                        for packet in body.split(|&b| b == RECORD_SEPARATOR) {
+                            match packet.first() {
+                                Some(b'2') => self.queue(b"3"),
+                                Some(b'1') => return Err("closed by the server".into()),
+                                Some(b'4') => {
+                                    let Some(id) = parse_id(packet) else { continue };
+                                    let Some(slot) = sent_at.get_mut(id as usize) else {
+                                        continue;
+                                    };
+                                    stats.record(*slot);
+                                    *slot = Instant::now();
+                                    self.queue_echo(id);
+                                }
+                                _ => {}
+                            }
+                        }
+                        self.get.body = body;
+                        // The next long-poll at once.
+                        self.get.push_request(&self.addr, &self.path, None);
+                    }
+                }
+                read = self.post.reader.fill(&mut self.post.stream) => {
+                    read?;
+                    while self.post.next_response()? {
+                        if self.post.body != b"ok" {
+                            let body = String::from_utf8_lossy(&self.post.body);
+                            return Err(format!("POST answered {body:?}").into());
+                        }
+                        self.post_in_flight = false;
+                    }
+                }
+            }
+            self.get.flush().await?;
+            self.send_queued().await?;
+        }
+    }
+}
+
+async fn polling(options: &Options) -> Result<(), Failure> {
+    let stats = Arc::new(Stats::new());
+    let start = Arc::new(tokio::sync::Notify::new());
+    for _ in 0..options.clients {
+        let (stats, start, options) = (stats.clone(), start.clone(), options.clone());
+        tokio::spawn(async move {
+            let notified = start.notified();
+            let mut client = match PollingClient::open(&options.addr).await {
+                Ok(client) => client,
+                Err(e) => return stats.failed("polling connect", &e),
+            };
+            stats.ready.fetch_add(1, Ordering::Relaxed);
+            notified.await;
+            if let Err(e) = client.echo(&stats, options.inflight).await {
+                stats.broke(&e);
+            }
+        });
+    }
+    run_echo_window(
+        options,
+        &format!("polling-{}", options.inflight),
+        &stats,
+        &start,
+    )
+    .await;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
 // Report
 
 /// The figure each workload's ratio column compares.
@@ -626,60 +1392,310 @@ fn primary_metric(workload: &str) -> &'static str {
     }
 }
 
+/// Results read back from the file the measuring modes append to.
+struct Results {
+    /// Workloads in order of appearance.
+    workloads: Vec<String>,
+    /// workload → metric names in order.
+    metrics: HashMap<String, Vec<String>>,
+    /// workload → servers in order.
+    servers: HashMap<String, Vec<String>>,
+    values: HashMap<(String, String, String), String>,
+}
+
+impl Results {
+    fn parse(text: &str) -> Results {
+        let mut results = Results {
+            workloads: Vec::new(),
+            metrics: HashMap::new(),
+            servers: HashMap::new(),
+            values: HashMap::new(),
+        };
+        for line in text.lines() {
+            let parts: Vec<&str> = line.split('\t').collect();
+            let [workload, server, metric, value] = parts[..] else {
+                continue;
+            };
+            if !results.workloads.iter().any(|w| w == workload) {
+                results.workloads.push(workload.to_string());
+            }
+            let names = results.metrics.entry(workload.to_string()).or_default();
+            if !names.iter().any(|m| m == metric) {
+                names.push(metric.to_string());
+            }
+            let list = results.servers.entry(workload.to_string()).or_default();
+            if !list.iter().any(|s| s == server) {
+                list.push(server.to_string());
+            }
+            results.values.insert(
+                (workload.to_string(), server.to_string(), metric.to_string()),
+                value.to_string(),
+            );
+        }
+        results
+    }
+
+    fn get(&self, workload: &str, server: &str, metric: &str) -> Option<&str> {
+        self.values
+            .get(&(workload.to_string(), server.to_string(), metric.to_string()))
+            .map(String::as_str)
+    }
+
+    /// A server's primary figure, if it is a number.
+    fn primary(&self, workload: &str, server: &str) -> Option<f64> {
+        self.get(workload, server, primary_metric(workload))?
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+    }
+
+    /// False when the load generator was the bottleneck for this server.
+    fn valid(&self, workload: &str, server: &str) -> bool {
+        !self
+            .get(workload, server, "loadgen_cpu")
+            .is_some_and(|v| v.contains("INVALID"))
+    }
+}
+
+const RUNTIMES: [&str; 3] = ["ours-tokio", "ours-async-std", "ours-smol"];
+/// The largest spread allowed between our three runtimes.
+const RUNTIME_SPREAD: f64 = 0.15;
+
 fn report(path: &str) {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| usage(&format!("{path}: {e}")));
-    // workload → (metric names in order, server → metric → value), in
-    // order of appearance.
-    let mut workloads: Vec<String> = Vec::new();
-    let mut metrics: HashMap<String, Vec<String>> = HashMap::new();
-    let mut servers: HashMap<String, Vec<String>> = HashMap::new();
-    let mut values: HashMap<(String, String, String), String> = HashMap::new();
-    for line in text.lines() {
-        let parts: Vec<&str> = line.split('\t').collect();
-        let [workload, server, metric, value] = parts[..] else {
-            continue;
-        };
-        if !workloads.iter().any(|w| w == workload) {
-            workloads.push(workload.to_string());
-        }
-        let names = metrics.entry(workload.to_string()).or_default();
-        if !names.iter().any(|m| m == metric) {
-            names.push(metric.to_string());
-        }
-        let list = servers.entry(workload.to_string()).or_default();
-        if !list.iter().any(|s| s == server) {
-            list.push(server.to_string());
-        }
-        values.insert(
-            (workload.to_string(), server.to_string(), metric.to_string()),
-            value.to_string(),
-        );
-    }
-    for workload in &workloads {
+    let results = Results::parse(&text);
+    for workload in &results.workloads {
         let primary = primary_metric(workload);
-        let names = &metrics[workload];
+        let names = &results.metrics[workload];
         println!("\n### {workload} (ratio: {primary} / ours-tokio's)\n");
         println!("| server | {} | ratio |", names.join(" | "));
         println!("|---{}|---|", "|---".repeat(names.len()));
-        let get = |server: &str, metric: &str| {
-            values
-                .get(&(workload.clone(), server.to_string(), metric.to_string()))
-                .cloned()
-        };
-        let base = get("ours-tokio", primary).and_then(|v| v.parse::<f64>().ok());
-        for server in &servers[workload] {
-            let cells: Vec<String> = names
+        let base = results.primary(workload, "ours-tokio");
+        for server in &results.servers[workload] {
+            let cells: Vec<&str> = names
                 .iter()
-                .map(|m| get(server, m).unwrap_or_else(|| "-".into()))
+                .map(|m| results.get(workload, server, m).unwrap_or("-"))
                 .collect();
-            let ratio = match (
-                get(server, primary).and_then(|v| v.parse::<f64>().ok()),
-                base,
-            ) {
+            let ratio = match (results.primary(workload, server), base) {
                 (Some(v), Some(b)) if b > 0.0 => format!("{:.2}", v / b),
                 _ => "-".into(),
             };
             println!("| {server} | {} | {ratio} |", cells.join(" | "));
         }
+    }
+    let spreads = report_runtimes(&results);
+    report_targets(&results, &spreads);
+}
+
+/// The runtimes table; returns (workload, spread, valid) per workload
+/// measured on all three runtimes.
+fn report_runtimes(results: &Results) -> Vec<(String, f64, bool)> {
+    let mut spreads = Vec::new();
+    println!("\n### runtimes (primary metric of ours on each runtime)\n");
+    println!(
+        "| workload | metric | ours-tokio | ours-async-std | ours-smol | spread | within 15% |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for workload in &results.workloads {
+        let figures: Vec<Option<f64>> = RUNTIMES
+            .iter()
+            .map(|r| results.primary(workload, r))
+            .collect();
+        if figures.iter().all(Option::is_none) {
+            continue;
+        }
+        let cells: Vec<&str> = RUNTIMES
+            .iter()
+            .map(|r| {
+                results
+                    .get(workload, r, primary_metric(workload))
+                    .unwrap_or("-")
+            })
+            .collect();
+        let (spread, verdict) =
+            if let Some(all) = figures.iter().copied().collect::<Option<Vec<f64>>>() {
+                let max = all.iter().copied().fold(f64::MIN, f64::max);
+                let min = all.iter().copied().fold(f64::MAX, f64::min);
+                let spread = max / min - 1.0;
+                let valid = RUNTIMES.iter().all(|r| results.valid(workload, r));
+                spreads.push((workload.clone(), spread, valid));
+                let verdict = match (valid, spread <= RUNTIME_SPREAD) {
+                    (false, _) => "not valid (loadgen INVALID)",
+                    (true, true) => "yes",
+                    (true, false) => "no",
+                };
+                (format!("{:.0}%", spread * 100.0), verdict)
+            } else {
+                ("-".into(), "n/a")
+            };
+        println!(
+            "| {workload} | {} | {} | {spread} | {verdict} |",
+            primary_metric(workload),
+            cells.join(" | ")
+        );
+    }
+    spreads
+}
+
+/// The targets table: each target of issue 6 checked on this run.
+fn report_targets(results: &Results, spreads: &[(String, f64, bool)]) {
+    println!("\n### targets (issue 6, ratios in this run; ours = ours-tokio)\n");
+    println!("| target | ours | peer | ratio | limit | result |");
+    println!("|---|---|---|---|---|---|");
+    let row = |workload: &str, peer: &str, limit: f64| {
+        let metric = primary_metric(workload);
+        let name = format!("{workload} {metric}: ours <= {limit} x {peer}");
+        let (Some(ours), Some(theirs)) = (
+            results.primary(workload, "ours-tokio"),
+            results.primary(workload, peer),
+        ) else {
+            println!("| {name} | - | - | - | {limit} | n/a (not measured) |");
+            return;
+        };
+        let ratio = ours / theirs;
+        let result = if !results.valid(workload, "ours-tokio") || !results.valid(workload, peer) {
+            "not valid (loadgen INVALID)"
+        } else if ratio <= limit {
+            "met"
+        } else {
+            "missed"
+        };
+        println!("| {name} | {ours} | {theirs} | {ratio:.2} | {limit} | {result} |");
+    };
+    let idle: Vec<&String> = results
+        .workloads
+        .iter()
+        .filter(|w| w.starts_with("idle"))
+        .collect();
+    if idle.is_empty() {
+        row("idle-10000", "socketioxide", 0.4);
+    }
+    for workload in idle {
+        row(workload, "socketioxide", 0.4);
+    }
+    for workload in ["echo-1", "echo-8"] {
+        row(workload, "socketioxide", 0.75);
+        row(workload, "raw", 1.2);
+    }
+    for workload in ["broadcast-1", "broadcast-32"] {
+        row(workload, "socketioxide", 0.7);
+    }
+    // Burst's peak memory depends on the backpressure policy, not speed.
+    let worst = spreads
+        .iter()
+        .filter(|(w, _, _)| !w.starts_with("burst"))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    let name = "runtimes within 15% (worst workload)";
+    match worst {
+        None => println!("| {name} | - | - | - | 15% | n/a (not measured) |"),
+        Some((workload, spread, _)) => {
+            let all_valid = spreads.iter().all(|(_, _, valid)| *valid);
+            let result = if !all_valid {
+                "not valid (loadgen INVALID)"
+            } else if *spread <= RUNTIME_SPREAD {
+                "met"
+            } else {
+                "missed"
+            };
+            println!(
+                "| {name} | {workload}: {:.0}% | - | - | 15% | {result} |",
+                spread * 100.0
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_monotonic_and_tight() {
+        let mut last = 0;
+        for us in [
+            0u32,
+            1,
+            127,
+            128,
+            129,
+            255,
+            256,
+            1000,
+            65_535,
+            1 << 30,
+            u32::MAX,
+        ] {
+            let bucket = Histogram::bucket(us);
+            assert!(bucket >= last && bucket < BUCKETS, "{us}");
+            last = bucket;
+            let low = Histogram::low(bucket);
+            assert!(low <= us && us - low <= us / 64 + 1, "{us} {low}");
+        }
+    }
+
+    #[test]
+    fn frames_split_across_reads_and_several_per_read() {
+        let mut reader = ReadBuffer::new();
+        let mut out = Vec::new();
+        let mut wire = vec![0x81, 3, b'a', b'b', b'c', 0x89, 1, b'p', 0x81, 126, 0, 200];
+        wire.extend(std::iter::repeat_n(b'x', 200));
+        reader.buf[..5].copy_from_slice(&wire[..5]);
+        reader.end = 5;
+        let first = reader.next_frame(&mut out).unwrap().unwrap();
+        assert_eq!(&reader.buf[first], b"abc");
+        assert!(reader.next_frame(&mut out).unwrap().is_none());
+        let rest = &wire[5..];
+        reader.buf[5..5 + rest.len()].copy_from_slice(rest);
+        reader.end += rest.len();
+        let big = reader.next_frame(&mut out).unwrap().unwrap();
+        assert_eq!(big.len(), 200);
+        assert_eq!(out, [0x8a, 0x81, 0, 0, 0, 0, b'p']);
+    }
+
+    #[test]
+    fn large_frame_grows_the_buffer() {
+        let mut reader = ReadBuffer::new();
+        let mut out = Vec::new();
+        reader.buf[..10].copy_from_slice(&[0x82, 127, 0, 0, 0, 0, 0, 0, 0x20, 0]);
+        reader.end = 10;
+        assert!(reader.next_frame(&mut out).unwrap().is_none());
+        assert!(reader.buf.len() >= 10 + 8192);
+    }
+
+    #[test]
+    fn events_are_masked_frames_with_hand_written_ids() {
+        let mut out = Vec::new();
+        push_event(&mut out, ECHO_HEAD, 907);
+        let payload = b"42[\"echo\",[907,\"hello world\"]]";
+        assert_eq!(out[0], 0x81);
+        assert_eq!(out[1] as usize, 0x80 | payload.len());
+        assert_eq!(&out[6..], payload);
+        assert_eq!(parse_id(payload), Some(907));
+        assert_eq!(parse_id(b"42[\"echo-back\",[0,\"x\"]]"), Some(0));
+    }
+
+    #[test]
+    fn chunked_and_sized_http_responses() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap().to_string();
+            let mut conn = HttpConn::connect(&addr).await.unwrap();
+            let (mut server, _) = listener.accept().await.unwrap();
+            let wire: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n\
+                      Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+            server.write_all(wire).await.unwrap();
+            while conn.reader.end < wire.len() {
+                conn.reader.fill(&mut conn.stream).await.unwrap();
+            }
+            assert!(conn.next_response().unwrap());
+            assert_eq!(conn.body, b"ok");
+            assert!(conn.next_response().unwrap());
+            assert_eq!(conn.body, b"abcde");
+            assert!(!conn.next_response().unwrap());
+        });
     }
 }
