@@ -112,7 +112,8 @@ impl Rig {
     /// pumping (written-bytes accounting). Returns the bytes written.
     fn drain(&mut self) -> usize {
         let now = self.now;
-        self.events.extend(std::iter::from_fn(|| self.server.poll_event()));
+        self.events
+            .extend(std::iter::from_fn(|| self.server.poll_event()));
         self.woken.clear();
         while let Some(conn) = self.server.poll_ready() {
             self.woken.push(conn);

@@ -137,6 +137,17 @@ impl LocalAdapter {
                 .cloned()
                 .collect();
         }
+        if let [room] = selector.rooms.as_slice() {
+            // One room (the common case, and every direct emit): its members
+            // are already sorted and distinct, so they need no set.
+            return self.rooms.get(room).map_or_else(Vec::new, |members| {
+                members
+                    .iter()
+                    .filter(|socket| !excluded.contains(socket))
+                    .cloned()
+                    .collect()
+            });
+        }
         let mut selected = BTreeSet::new();
         for room in &selector.rooms {
             if let Some(members) = self.rooms.get(room) {
