@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use rand_core::RngCore;
 use rustc_hash::FxHashMap;
 use tracing::{debug, trace, warn};
@@ -67,7 +67,9 @@ use super::packet::{
 use crate::http::{
     AfterResponse, Headers, Limits, Method, Request, Response, ServerConn, ServerEvent as HttpEvent,
 };
-use crate::ws::{accept_upgrade, CloseCode, WebSocket, WsConfig, WsError, WsMessage};
+use crate::ws::{
+    accept_upgrade, CloseCode, OpCode, WebSocket, WsConfig, WsError, WsMessage, MAX_HEADER_LEN,
+};
 use crate::Str;
 
 /// Identifies one TCP (or TLS) connection the driver accepted.
@@ -272,19 +274,116 @@ impl Conn {
     /// Moves what the WebSocket produced to the output queue.
     fn pull_ws(&mut self) {
         if let ConnKind::Ws { ws, .. } = &mut self.kind {
-            let mut produced = Vec::new();
             while let Some(bytes) = ws.poll_transmit() {
-                produced.push(bytes);
+                if !bytes.is_empty() {
+                    self.out_len += bytes.len();
+                    self.out.push_back(bytes);
+                }
             }
-            let closed = ws.is_closed();
-            for bytes in produced {
-                self.push_out(bytes);
-            }
-            if closed {
+            if ws.is_closed() {
                 self.close_after = true;
                 self.deadline = None;
             }
         }
+    }
+
+    /// Frames an Engine.IO message on this WebSocket connection without
+    /// going through [`WebSocket::send_text`], which takes one contiguous
+    /// text and so would need the packet copied twice per receiver (its
+    /// text form, then the frame). The frame is the one `send_text` or
+    /// `send_binary` would write: unmasked, unfragmented, uncompressed.
+    /// Returns false, doing nothing, when the connection cannot take a frame
+    /// this way (not open, permessage-deflate in force, or frames of its own
+    /// still waiting to be pulled): the caller then uses the WebSocket.
+    fn push_ws_message(&mut self, message: &Message, cache: &mut FrameCache) -> bool {
+        let ConnKind::Ws { ws, .. } = &self.kind else {
+            return false;
+        };
+        if !ws.is_open() || ws.pending_transmit_len() > 0 {
+            return false;
+        }
+        #[cfg(feature = "deflate")]
+        if ws.deflate_params().is_some() {
+            return false;
+        }
+        // A text message travels as the Engine.IO packet `4` + text; a
+        // binary one as its raw bytes.
+        let (opcode, prefix, payload): (_, &[u8], _) = match message {
+            Message::Text(text) => (OpCode::Text, b"4", text.as_bytes()),
+            Message::Binary(bytes) => (OpCode::Binary, b"", bytes),
+        };
+        let len = prefix.len() + payload.len();
+        if let Some(frame) = cache.get(opcode, payload) {
+            self.push_out(frame);
+        } else if payload.len() >= SHARED_PAYLOAD_MIN {
+            let mut head = BytesMut::with_capacity(MAX_HEADER_LEN + prefix.len());
+            put_frame_header(&mut head, opcode, len);
+            head.extend_from_slice(prefix);
+            self.push_out(head.freeze());
+            self.push_out(payload.clone());
+        } else {
+            let mut frame = BytesMut::with_capacity(MAX_HEADER_LEN + len);
+            put_frame_header(&mut frame, opcode, len);
+            frame.extend_from_slice(prefix);
+            frame.extend_from_slice(payload);
+            let frame = frame.freeze();
+            *cache = FrameCache(Some((opcode, payload.clone(), frame.clone())));
+            self.push_out(frame);
+        }
+        true
+    }
+}
+
+/// The last short message framed by [`Conn::push_ws_message`] and its
+/// frame: the receivers of a broadcast get the message one after the
+/// other, and every one of them the same frame, so all but the first get a
+/// clone of the first one's buffer instead of a buffer of their own.
+///
+/// A hit is recognised by the message's buffer address and length. That is
+/// sound because the entry keeps a clone of the message: its memory can
+/// neither be freed and reused for another message nor be mutated (a
+/// `Bytes` region is immutable while a clone exists). Only short messages
+/// are kept, and only until the driver starts pulling output
+/// ([`Server::poll_ready`], [`Server::poll_transmit`]): the receivers of
+/// one broadcast are all sent to before that, and a message kept alive any
+/// longer would stop the encoder above from reusing its buffer.
+#[derive(Default)]
+struct FrameCache(Option<(OpCode, Bytes, Bytes)>);
+
+impl FrameCache {
+    fn get(&self, opcode: OpCode, payload: &Bytes) -> Option<Bytes> {
+        match &self.0 {
+            Some((cached_opcode, message, frame))
+                if *cached_opcode == opcode
+                    && message.as_ptr() == payload.as_ptr()
+                    && message.len() == payload.len() =>
+            {
+                Some(frame.clone())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Messages at least this long go out on WebSocket as their frame header
+/// followed by the message's own buffer, which every receiver of a
+/// broadcast shares (no copy per receiver). Shorter ones are copied behind
+/// their header into one buffer: cheaper than a second buffer that the
+/// driver would join with the first before writing.
+const SHARED_PAYLOAD_MIN: usize = 1024;
+
+/// The header of a final, unmasked, uncompressed frame with a payload of
+/// `len` bytes (RFC 6455 section 5.2): what a server writes.
+fn put_frame_header(out: &mut BytesMut, opcode: OpCode, len: usize) {
+    out.put_u8(0x80 | opcode as u8);
+    if len < 126 {
+        out.put_u8(len as u8);
+    } else if let Ok(len) = u16::try_from(len) {
+        out.put_u8(126);
+        out.put_u16(len);
+    } else {
+        out.put_u8(127);
+        out.put_u64(len as u64);
     }
 }
 
@@ -484,6 +583,9 @@ pub struct Server {
     /// named them, each listed once; entries of connections and sessions
     /// that ended are compacted away (see [`Server::list_drained`]).
     drained: VecDeque<DrainMark>,
+    /// The frame of the last short message sent on WebSocket, for the next
+    /// receiver of the same broadcast.
+    frame_cache: FrameCache,
 }
 
 impl std::fmt::Debug for Server {
@@ -525,6 +627,7 @@ impl Server {
             reprocess: VecDeque::new(),
             now: None,
             drained: VecDeque::new(),
+            frame_cache: FrameCache::default(),
         }
     }
 
@@ -731,6 +834,7 @@ impl Server {
     /// reported once per batch of output: a driver that stops pulling
     /// [`Server::poll_transmit`] before `None` must remember the connection.
     pub fn poll_ready(&mut self) -> Option<ConnId> {
+        self.frame_cache.0 = None;
         while let Some(id) = self.ready.pop_front() {
             if let Some(conn) = self.conns.get_mut(&id) {
                 conn.in_ready = false;
@@ -745,6 +849,7 @@ impl Server {
     /// The next thing to do on `conn`. After [`Transmit::Close`] the
     /// connection is forgotten.
     pub fn poll_transmit(&mut self, conn: ConnId) -> Option<Transmit> {
+        self.frame_cache.0 = None;
         let c = self.conns.get_mut(&conn)?;
         if let Some(bytes) = c.out.pop_front() {
             c.out_len -= bytes.len();
@@ -792,7 +897,17 @@ impl Server {
             return Err(SendError::TooLarge);
         }
         session.unreported += len;
-        self.send_packet(now, sid, Packet::Message(message));
+        match session.transport {
+            // The WebSocket case of `send_packet`, with the session in hand
+            // (one lookup less per receiver of a broadcast).
+            Transport::WebSocket => {
+                if let Some(id) = session.ws_conn {
+                    let base64 = session.base64;
+                    self.ws_send(id, &Packet::Message(message), base64);
+                }
+            }
+            Transport::Polling => self.send_packet(now, sid, Packet::Message(message)),
+        }
         self.finish(now);
         Ok(())
     }
@@ -875,15 +990,13 @@ impl Server {
                     }
                 }
             }
-            let Some(session) = self.sessions.get(&mark.sid).filter(|s| !s.closing) else {
+            let Some(session) = self.sessions.get_mut(&mark.sid).filter(|s| !s.closing) else {
                 continue;
             };
             let held = Self::session_buffered(&self.conns, session);
             if held < session.unreported {
                 let written = session.unreported - held;
-                if let Some(session) = self.sessions.get_mut(&mark.sid) {
-                    session.unreported = held;
-                }
+                session.unreported = held;
                 return Some((mark.sid, written));
             }
         }
@@ -1629,25 +1742,44 @@ impl Server {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        let ConnKind::Ws { ws, .. } = &mut conn.kind else {
-            return;
-        };
-        let result = match packet {
-            Packet::Message(Message::Binary(bytes)) if !base64 => ws.send_binary(bytes),
-            _ => {
-                let mut text = BytesMut::new();
-                packet.encode_text(&mut text);
-                match std::str::from_utf8(&text) {
-                    Ok(text) => ws.send_text(text),
-                    Err(_) => unreachable!("packet text forms are UTF-8"),
-                }
+        // Messages (all of a broadcast) are framed around their shared
+        // buffers where the connection allows; the rest (heartbeats, the
+        // open packet, binary as base64) through the WebSocket.
+        let framed = match packet {
+            Packet::Message(message @ Message::Text(_)) => {
+                conn.push_ws_message(message, &mut self.frame_cache)
             }
+            Packet::Message(message @ Message::Binary(_)) if !base64 => {
+                conn.push_ws_message(message, &mut self.frame_cache)
+            }
+            _ => false,
         };
-        if let Err(err) = result {
-            debug!(conn = id.0, error = %err, "websocket send refused");
+        if !framed {
+            let ConnKind::Ws { ws, .. } = &mut conn.kind else {
+                return;
+            };
+            let result = match packet {
+                Packet::Message(Message::Binary(bytes)) if !base64 => ws.send_binary(bytes),
+                _ => {
+                    let mut text = BytesMut::new();
+                    packet.encode_text(&mut text);
+                    match std::str::from_utf8(&text) {
+                        Ok(text) => ws.send_text(text),
+                        Err(_) => unreachable!("packet text forms are UTF-8"),
+                    }
+                }
+            };
+            if let Err(err) = result {
+                debug!(conn = id.0, error = %err, "websocket send refused");
+            }
+            conn.pull_ws();
         }
-        conn.pull_ws();
-        self.mark_ready(id);
+        // `mark_ready` with the connection in hand (one lookup less per
+        // receiver of a broadcast).
+        if !conn.in_ready && conn.has_output() {
+            conn.in_ready = true;
+            self.ready.push_back(id);
+        }
     }
 
     /// Starts closing a WebSocket connection.
