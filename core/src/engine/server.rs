@@ -370,7 +370,7 @@ impl FrameCache {
 /// broadcast shares (no copy per receiver). Shorter ones are copied behind
 /// their header into one buffer: cheaper than a second buffer that the
 /// driver would join with the first before writing.
-const SHARED_PAYLOAD_MIN: usize = 1024;
+pub(crate) const SHARED_PAYLOAD_MIN: usize = 1024;
 
 /// The header of a final, unmasked, uncompressed frame with a payload of
 /// `len` bytes (RFC 6455 section 5.2): what a server writes.
