@@ -1031,7 +1031,7 @@ impl<P: Parser> Server<P> {
         let sent = self.send_event(
             now,
             &to.nsp,
-            to.selector.clone(),
+            || to.selector.clone(),
             &receivers,
             event,
             args,
@@ -1585,13 +1585,14 @@ impl<P: Parser> Server<P> {
     }
 
     /// Encode an event once (with a recovery offset when recovery is on
-    /// and it is not volatile), store it for replay, and deliver it.
+    /// and it is not volatile), store it for replay with its `selector`
+    /// (built only then), and deliver it.
     #[allow(clippy::too_many_arguments)]
     fn send_event<A: Serialize + ?Sized>(
         &mut self,
         now: Instant,
         nsp: &Str,
-        selector: RoomSelector,
+        selector: impl FnOnce() -> RoomSelector,
         receivers: &[Str],
         event: &str,
         args: &A,
@@ -1621,7 +1622,8 @@ impl<P: Parser> Server<P> {
                     emitted_at: now,
                     messages: messages.clone(),
                     bytes,
-                    selector,
+                    // Only built when recovery is on.
+                    selector: selector(),
                 });
                 let config = self.config.recovery.as_ref().expect("recovery on");
                 while recovery.packets.len() > config.max_packets
@@ -1686,16 +1688,19 @@ impl<P: Parser> Server<P> {
         volatile: bool,
     ) -> Result<bool, ServerError> {
         check_event_name(event)?;
-        let state = self.sockets.get(socket).ok_or(ServerError::UnknownSocket)?;
-        let nsp = state.nsp.clone();
-        let sid = self.socket_key(socket);
+        let (sid, state) = self
+            .sockets
+            .get_key_value(socket)
+            .ok_or(ServerError::UnknownSocket)?;
+        let (sid, nsp) = (sid.clone(), state.nsp.clone());
         // As in the reference, a direct emit is a broadcast to the socket's
         // own room, so recovery stores it.
-        let selector = RoomSelector {
-            rooms: vec![sid.clone()],
+        let receivers = [sid];
+        let selector = || RoomSelector {
+            rooms: vec![receivers[0].clone()],
             except: Vec::new(),
         };
-        let sent = self.send_event(now, &nsp, selector, &[sid], event, args, volatile)?;
+        let sent = self.send_event(now, &nsp, selector, &receivers, event, args, volatile)?;
         self.close_overflowed(now);
         Ok(sent == 1)
     }
