@@ -16,11 +16,11 @@
 //!    `poll_action` (client) until `None`;
 //! 3. `poll_timeout` to re-arm the one timer.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use rand_core::RngCore;
+use rustc_hash::FxHashMap;
 
 use crate::engine::{self, ConnId};
 use crate::parser::Parser;
@@ -46,11 +46,9 @@ pub struct ServerEndpoint<P: Parser> {
     engine: engine::Server,
     socket: socket::Server<P>,
     /// The request that opened each Engine.IO session, for the
-    /// application's connect handler.
-    handshakes: HashMap<Str, engine::HandshakeInfo>,
-    /// Bytes the Socket.IO layer handed to each session that it has not yet
-    /// been told were written.
-    outstanding: HashMap<Str, usize>,
+    /// application's connect handler. Keyed by session ids, which the
+    /// engine generates: FxHash is safe (see [`engine::Server`]).
+    handshakes: FxHashMap<Str, engine::HandshakeInfo>,
 }
 
 impl<P: Parser> ServerEndpoint<P> {
@@ -66,8 +64,7 @@ impl<P: Parser> ServerEndpoint<P> {
         ServerEndpoint {
             engine: engine::Server::new(engine_config, engine_rng),
             socket: socket::Server::new(socket_config, parser, socket_rng),
-            handshakes: HashMap::new(),
-            outstanding: HashMap::new(),
+            handshakes: FxHashMap::default(),
         }
     }
 
@@ -164,7 +161,6 @@ impl<P: Parser> ServerEndpoint<P> {
                     engine::ServerEvent::Upgraded { .. } => {}
                     engine::ServerEvent::Closed { sid, reason } => {
                         self.handshakes.remove(&*sid);
-                        self.outstanding.remove(&*sid);
                         self.socket
                             .handle_engine_closed(now, &sid, server_reason(reason));
                     }
@@ -174,17 +170,13 @@ impl<P: Parser> ServerEndpoint<P> {
                 moved = true;
                 match command {
                     socket::EngineCommand::Send { eio, message } => {
-                        let len = match &message {
-                            engine::Message::Text(t) => t.len(),
-                            engine::Message::Binary(b) => b.len(),
-                        };
                         match self.engine.send(now, &eio, message) {
-                            Ok(()) => *self.outstanding.entry(eio).or_default() += len,
+                            Ok(()) => {}
                             // The session ended in the meantime: its Closed
                             // event reaches the socket layer in this loop.
                             Err(engine::SendError::UnknownSession) => {}
                             Err(engine::SendError::TooLarge) => {
-                                tracing::warn!(%eio, len, "message over max_payload: closing the session");
+                                tracing::warn!(%eio, "message over max_payload: closing the session");
                                 let _ = self.engine.close(now, &eio);
                             }
                         }
@@ -194,20 +186,10 @@ impl<P: Parser> ServerEndpoint<P> {
                     }
                 }
             }
-            // Backpressure: what the engine no longer holds was written.
-            // Only sessions with bytes in flight are kept in the map, so this
-            // scan costs what is outstanding, not every open session.
-            let mut drained = Vec::new();
-            let engine = &self.engine;
-            self.outstanding.retain(|eio, outstanding| {
-                let held = engine.buffered(eio).unwrap_or(0);
-                if held < *outstanding {
-                    drained.push((eio.clone(), *outstanding - held));
-                    *outstanding = held;
-                }
-                *outstanding > 0
-            });
-            for (eio, bytes) in drained {
+            // Backpressure: what the engine no longer holds was written. It
+            // names only the sessions whose output was handed out since the
+            // last pump, so this costs O(1) per delivery.
+            while let Some((eio, bytes)) = self.engine.poll_drained() {
                 moved = true;
                 self.socket.handle_engine_drained(now, &eio, bytes);
             }
@@ -246,8 +228,8 @@ pub struct ClientEndpoint<P: Parser> {
     /// Connection ids are numbered per Engine.IO session; the driver sees
     /// ids unique across sessions.
     generation: u64,
-    to_driver: HashMap<(u64, ConnId), ConnId>,
-    from_driver: HashMap<ConnId, (u64, ConnId)>,
+    to_driver: FxHashMap<(u64, ConnId), ConnId>,
+    from_driver: FxHashMap<ConnId, (u64, ConnId)>,
     next_conn: u64,
     actions: std::collections::VecDeque<ClientAction>,
 }
@@ -269,8 +251,8 @@ impl<P: Parser> ClientEndpoint<P> {
             socket: socket::Client::new(socket_config, parser, socket_rng),
             rngs,
             generation: 0,
-            to_driver: HashMap::new(),
-            from_driver: HashMap::new(),
+            to_driver: FxHashMap::default(),
+            from_driver: FxHashMap::default(),
             next_conn: 0,
             actions: std::collections::VecDeque::new(),
         }

@@ -18,6 +18,12 @@
 //!    writable: bytes wait in the core, which bounds them);
 //! 3. [`Server::poll_timeout`]: re-arm the one timer.
 //!
+//! A layer that counts what it gave [`Server::send`] for backpressure
+//! drains [`Server::poll_drained`] after pulling output: it names each
+//! session whose output was handed out since, so that accounting costs
+//! O(1) per delivery instead of a scan of every session with bytes in
+//! flight. Layers that do not need it may ignore it (it stays bounded).
+//!
 //! Before reading from a socket, a driver may ask [`Server::wants_read`]
 //! (false while a response is pending and pipelined bytes are waiting).
 //!
@@ -41,14 +47,15 @@
 //! per session.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use rand_core::RngCore;
+use rustc_hash::FxHashMap;
 use tracing::{debug, trace, warn};
 
 use super::compress::{compress, negotiate, ContentCoding};
@@ -60,7 +67,9 @@ use super::packet::{
 use crate::http::{
     AfterResponse, Headers, Limits, Method, Request, Response, ServerConn, ServerEvent as HttpEvent,
 };
-use crate::ws::{accept_upgrade, CloseCode, WebSocket, WsConfig, WsError, WsMessage};
+use crate::ws::{
+    accept_upgrade, CloseCode, OpCode, WebSocket, WsConfig, WsError, WsMessage, MAX_HEADER_LEN,
+};
 use crate::Str;
 
 /// Identifies one TCP (or TLS) connection the driver accepted.
@@ -244,6 +253,8 @@ struct Conn {
     /// bounded so that a driver ignoring [`Server::wants_read`] cannot make
     /// the connection buffer without limit.
     pipelined: usize,
+    /// The connection is in [`Server::drained`] (each is listed once).
+    drain_listed: bool,
 }
 
 impl Conn {
@@ -263,19 +274,116 @@ impl Conn {
     /// Moves what the WebSocket produced to the output queue.
     fn pull_ws(&mut self) {
         if let ConnKind::Ws { ws, .. } = &mut self.kind {
-            let mut produced = Vec::new();
             while let Some(bytes) = ws.poll_transmit() {
-                produced.push(bytes);
+                if !bytes.is_empty() {
+                    self.out_len += bytes.len();
+                    self.out.push_back(bytes);
+                }
             }
-            let closed = ws.is_closed();
-            for bytes in produced {
-                self.push_out(bytes);
-            }
-            if closed {
+            if ws.is_closed() {
                 self.close_after = true;
                 self.deadline = None;
             }
         }
+    }
+
+    /// Frames an Engine.IO message on this WebSocket connection without
+    /// going through [`WebSocket::send_text`], which takes one contiguous
+    /// text and so would need the packet copied twice per receiver (its
+    /// text form, then the frame). The frame is the one `send_text` or
+    /// `send_binary` would write: unmasked, unfragmented, uncompressed.
+    /// Returns false, doing nothing, when the connection cannot take a frame
+    /// this way (not open, permessage-deflate in force, or frames of its own
+    /// still waiting to be pulled): the caller then uses the WebSocket.
+    fn push_ws_message(&mut self, message: &Message, cache: &mut FrameCache) -> bool {
+        let ConnKind::Ws { ws, .. } = &self.kind else {
+            return false;
+        };
+        if !ws.is_open() || ws.pending_transmit_len() > 0 {
+            return false;
+        }
+        #[cfg(feature = "deflate")]
+        if ws.deflate_params().is_some() {
+            return false;
+        }
+        // A text message travels as the Engine.IO packet `4` + text; a
+        // binary one as its raw bytes.
+        let (opcode, prefix, payload): (_, &[u8], _) = match message {
+            Message::Text(text) => (OpCode::Text, b"4", text.as_bytes()),
+            Message::Binary(bytes) => (OpCode::Binary, b"", bytes),
+        };
+        let len = prefix.len() + payload.len();
+        if let Some(frame) = cache.get(opcode, payload) {
+            self.push_out(frame);
+        } else if payload.len() >= SHARED_PAYLOAD_MIN {
+            let mut head = BytesMut::with_capacity(MAX_HEADER_LEN + prefix.len());
+            put_frame_header(&mut head, opcode, len);
+            head.extend_from_slice(prefix);
+            self.push_out(head.freeze());
+            self.push_out(payload.clone());
+        } else {
+            let mut frame = BytesMut::with_capacity(MAX_HEADER_LEN + len);
+            put_frame_header(&mut frame, opcode, len);
+            frame.extend_from_slice(prefix);
+            frame.extend_from_slice(payload);
+            let frame = frame.freeze();
+            *cache = FrameCache(Some((opcode, payload.clone(), frame.clone())));
+            self.push_out(frame);
+        }
+        true
+    }
+}
+
+/// The last short message framed by [`Conn::push_ws_message`] and its
+/// frame: the receivers of a broadcast get the message one after the
+/// other, and every one of them the same frame, so all but the first get a
+/// clone of the first one's buffer instead of a buffer of their own.
+///
+/// A hit is recognised by the message's buffer address and length. That is
+/// sound because the entry keeps a clone of the message: its memory can
+/// neither be freed and reused for another message nor be mutated (a
+/// `Bytes` region is immutable while a clone exists). Only short messages
+/// are kept, and only until the driver starts pulling output
+/// ([`Server::poll_ready`], [`Server::poll_transmit`]): the receivers of
+/// one broadcast are all sent to before that, and a message kept alive any
+/// longer would stop the encoder above from reusing its buffer.
+#[derive(Default)]
+struct FrameCache(Option<(OpCode, Bytes, Bytes)>);
+
+impl FrameCache {
+    fn get(&self, opcode: OpCode, payload: &Bytes) -> Option<Bytes> {
+        match &self.0 {
+            Some((cached_opcode, message, frame))
+                if *cached_opcode == opcode
+                    && message.as_ptr() == payload.as_ptr()
+                    && message.len() == payload.len() =>
+            {
+                Some(frame.clone())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Messages at least this long go out on WebSocket as their frame header
+/// followed by the message's own buffer, which every receiver of a
+/// broadcast shares (no copy per receiver). Shorter ones are copied behind
+/// their header into one buffer: cheaper than a second buffer that the
+/// driver would join with the first before writing.
+pub(crate) const SHARED_PAYLOAD_MIN: usize = 1024;
+
+/// The header of a final, unmasked, uncompressed frame with a payload of
+/// `len` bytes (RFC 6455 section 5.2): what a server writes.
+fn put_frame_header(out: &mut BytesMut, opcode: OpCode, len: usize) {
+    out.put_u8(0x80 | opcode as u8);
+    if len < 126 {
+        out.put_u8(len as u8);
+    } else if let Ok(len) = u16::try_from(len) {
+        out.put_u8(126);
+        out.put_u16(len);
+    } else {
+        out.put_u8(127);
+        out.put_u64(len as u64);
     }
 }
 
@@ -303,6 +411,12 @@ struct Session {
     pong_deadline: Option<Instant>,
     close_deadline: Option<Instant>,
     scheduled: Option<Instant>,
+    /// Bytes of the messages given to [`Server::send`] that
+    /// [`Server::poll_drained`] has not yet reported handed out.
+    unreported: usize,
+    /// The session is in [`Server::drained`] on its own (not through its
+    /// WebSocket connection): its polling queue was taken.
+    drain_listed: bool,
 }
 
 impl Session {
@@ -320,6 +434,8 @@ impl Session {
             pong_deadline: None,
             close_deadline: None,
             scheduled: None,
+            unreported: 0,
+            drain_listed: false,
         }
     }
 
@@ -428,7 +544,23 @@ fn encode_polling(packets: &[Packet]) -> BytesMut {
     out
 }
 
+/// Where a session handed output out, for [`Server::poll_drained`]: its
+/// WebSocket connection (flagged there, so that pulling output costs no
+/// session lookup) or its polling queue (flagged on the session).
+struct DrainMark {
+    conn: Option<ConnId>,
+    sid: Sid,
+}
+
 /// The Engine.IO server state machine.
+///
+/// Connections and sessions are kept in maps with FxHash rather than the
+/// standard library's SipHash: it is several times cheaper per lookup, and
+/// flooding a map with colliding keys (what SipHash's random keys defend
+/// against) needs control over the inserted keys, while here every key is
+/// generated by this server: connection ids count up, session ids are
+/// random. Peers choose only keys that are looked up, which cannot slow
+/// the map down.
 pub struct Server {
     config: ServerConfig,
     limits: Limits,
@@ -436,9 +568,9 @@ pub struct Server {
     rng: Box<dyn RngCore + Send>,
     sid_counter: u64,
     events: VecDeque<ServerEvent>,
-    conns: HashMap<ConnId, Conn>,
+    conns: FxHashMap<ConnId, Conn>,
     next_conn: u64,
-    sessions: HashMap<Sid, Session>,
+    sessions: FxHashMap<Sid, Session>,
     ready: VecDeque<ConnId>,
     timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
     /// Entities whose deadlines may have changed since the last input.
@@ -447,6 +579,13 @@ pub struct Server {
     reprocess: VecDeque<ConnId>,
     /// The latest `now` seen, for work done from `poll_transmit`.
     now: Option<Instant>,
+    /// Sessions that handed output out since [`Server::poll_drained`] last
+    /// named them, each listed once; entries of connections and sessions
+    /// that ended are compacted away (see [`Server::list_drained`]).
+    drained: VecDeque<DrainMark>,
+    /// The frame of the last short message sent on WebSocket, for the next
+    /// receiver of the same broadcast.
+    frame_cache: FrameCache,
 }
 
 impl std::fmt::Debug for Server {
@@ -479,14 +618,16 @@ impl Server {
             rng,
             sid_counter: 0,
             events: VecDeque::new(),
-            conns: HashMap::new(),
+            conns: FxHashMap::default(),
             next_conn: 0,
-            sessions: HashMap::new(),
+            sessions: FxHashMap::default(),
             ready: VecDeque::new(),
             timers: BinaryHeap::new(),
             touched: Vec::new(),
             reprocess: VecDeque::new(),
             now: None,
+            drained: VecDeque::new(),
+            frame_cache: FrameCache::default(),
         }
     }
 
@@ -513,6 +654,7 @@ impl Server {
             deadline: Some(now + self.config.idle_timeout),
             scheduled: None,
             pipelined: 0,
+            drain_listed: false,
         };
         self.conns.insert(id, conn);
         self.touched.push(TimerKey::Conn(id));
@@ -597,6 +739,7 @@ impl Server {
             deadline: None,
             scheduled: None,
             pipelined: 0,
+            drain_listed: false,
         };
         self.conns.insert(id, conn);
         self.on_request(now, id, request);
@@ -691,6 +834,7 @@ impl Server {
     /// reported once per batch of output: a driver that stops pulling
     /// [`Server::poll_transmit`] before `None` must remember the connection.
     pub fn poll_ready(&mut self) -> Option<ConnId> {
+        self.frame_cache.0 = None;
         while let Some(id) = self.ready.pop_front() {
             if let Some(conn) = self.conns.get_mut(&id) {
                 conn.in_ready = false;
@@ -705,9 +849,24 @@ impl Server {
     /// The next thing to do on `conn`. After [`Transmit::Close`] the
     /// connection is forgotten.
     pub fn poll_transmit(&mut self, conn: ConnId) -> Option<Transmit> {
+        self.frame_cache.0 = None;
         let c = self.conns.get_mut(&conn)?;
         if let Some(bytes) = c.out.pop_front() {
             c.out_len -= bytes.len();
+            if !c.drain_listed {
+                if let ConnKind::Ws {
+                    role: WsRole::Session(sid),
+                    ..
+                } = &c.kind
+                {
+                    c.drain_listed = true;
+                    let mark = DrainMark {
+                        conn: Some(conn),
+                        sid: sid.clone(),
+                    };
+                    self.list_drained(mark);
+                }
+            }
             return Some(Transmit::Data(bytes));
         }
         if c.close_after {
@@ -722,12 +881,14 @@ impl Server {
         None
     }
 
-    /// Queue a message on a session.
+    /// Queue a message on a session. Its length counts towards what
+    /// [`Server::poll_drained`] reports once the session's output is
+    /// handed out.
     pub fn send(&mut self, now: Instant, sid: &str, message: Message) -> Result<(), SendError> {
         self.now = Some(now);
-        if !self.sessions.get(sid).is_some_and(|s| !s.closing) {
+        let Some(session) = self.sessions.get_mut(sid).filter(|s| !s.closing) else {
             return Err(SendError::UnknownSession);
-        }
+        };
         let len = match &message {
             Message::Text(text) => text.len(),
             Message::Binary(bytes) => bytes.len(),
@@ -735,7 +896,18 @@ impl Server {
         if len > self.config.max_payload {
             return Err(SendError::TooLarge);
         }
-        self.send_packet(now, sid, Packet::Message(message));
+        session.unreported += len;
+        match session.transport {
+            // The WebSocket case of `send_packet`, with the session in hand
+            // (one lookup less per receiver of a broadcast).
+            Transport::WebSocket => {
+                if let Some(id) = session.ws_conn {
+                    let base64 = session.base64;
+                    self.ws_send(id, &Packet::Message(message), base64);
+                }
+            }
+            Transport::Polling => self.send_packet(now, sid, Packet::Message(message)),
+        }
         self.finish(now);
         Ok(())
     }
@@ -775,12 +947,16 @@ impl Server {
     /// [`Server::poll_transmit`].
     pub fn buffered(&self, sid: &str) -> Option<usize> {
         let session = self.sessions.get(sid).filter(|s| !s.closing)?;
-        Some(match session.transport {
+        Some(Self::session_buffered(&self.conns, session))
+    }
+
+    fn session_buffered(conns: &FxHashMap<ConnId, Conn>, session: &Session) -> usize {
+        match session.transport {
             Transport::Polling => session.queued_bytes,
             Transport::WebSocket => {
                 session
                     .ws_conn
-                    .and_then(|id| self.conns.get(&id))
+                    .and_then(|id| conns.get(&id))
                     .map_or(0, |conn| {
                         let framed = match &conn.kind {
                             ConnKind::Ws { ws, .. } => ws.pending_transmit_len(),
@@ -789,7 +965,73 @@ impl Server {
                         conn.out_len + framed
                     })
             }
-        })
+        }
+    }
+
+    /// The next session whose output was handed out (pulled with
+    /// [`Server::poll_transmit`], or taken by a long-polling GET), with how
+    /// many bytes of the messages given to [`Server::send`] that accounts
+    /// for: what was sent and not yet reported, less what the session still
+    /// buffers ([`Server::buffered`]). Each session is named once however
+    /// much it handed out since the last call, so draining this after
+    /// pulling output costs O(1) per delivery. Sessions that ended are not
+    /// named: their [`ServerEvent::Closed`] settles everything.
+    pub fn poll_drained(&mut self) -> Option<(Sid, usize)> {
+        while let Some(mark) = self.drained.pop_front() {
+            match mark.conn {
+                Some(id) => {
+                    if let Some(conn) = self.conns.get_mut(&id) {
+                        conn.drain_listed = false;
+                    }
+                }
+                None => {
+                    if let Some(session) = self.sessions.get_mut(&mark.sid) {
+                        session.drain_listed = false;
+                    }
+                }
+            }
+            let Some(session) = self.sessions.get_mut(&mark.sid).filter(|s| !s.closing) else {
+                continue;
+            };
+            let held = Self::session_buffered(&self.conns, session);
+            if held < session.unreported {
+                let written = session.unreported - held;
+                session.unreported = held;
+                return Some((mark.sid, written));
+            }
+        }
+        None
+    }
+
+    /// Lists a session for [`Server::poll_drained`]. A user of this type
+    /// that never drains it must not make it grow without bound: entries
+    /// of connections and sessions that ended are dropped once they
+    /// dominate (live ones are listed at most once each), which keeps the
+    /// list linear in the live entities at O(1) amortized per entry.
+    fn list_drained(&mut self, mark: DrainMark) {
+        self.drained.push_back(mark);
+        if self.drained.len() > 2 * (self.conns.len() + self.sessions.len()) + 64 {
+            let (conns, sessions) = (&self.conns, &self.sessions);
+            self.drained.retain(|mark| match mark.conn {
+                Some(id) => conns.contains_key(&id),
+                None => sessions.contains_key(&mark.sid),
+            });
+        }
+    }
+
+    /// Lists a session whose polling queue was taken.
+    fn list_queue_drained(&mut self, sid: &str) {
+        let Some((sid, session)) = self.sessions.get_key_value(sid) else {
+            return;
+        };
+        if session.drain_listed {
+            return;
+        }
+        let sid = sid.clone();
+        if let Some(session) = self.sessions.get_mut(&sid) {
+            session.drain_listed = true;
+        }
+        self.list_drained(DrainMark { conn: None, sid });
     }
 
     /// The number of open sessions.
@@ -844,6 +1086,13 @@ impl Server {
         for conn in self.conns.values() {
             assert_eq!(conn.out_len, conn.out.iter().map(Bytes::len).sum::<usize>());
         }
+        let listed = self.conns.values().filter(|c| c.drain_listed).count()
+            + self.sessions.values().filter(|s| s.drain_listed).count();
+        assert!(listed <= self.drained.len(), "drain flag without its entry");
+        assert!(
+            self.drained.len() <= 2 * live + 65,
+            "drained list unbounded"
+        );
     }
 
     // ----- plumbing -----
@@ -1168,7 +1417,8 @@ impl Server {
         let Some(id) = session.poll_conn else {
             return;
         };
-        let packets: Vec<Packet> = if !session.queue.is_empty() {
+        let taken = !session.queue.is_empty();
+        let packets: Vec<Packet> = if taken {
             session.queued_bytes = 0;
             session.queue.drain(..).collect()
         } else if session.upgrade.as_ref().is_some_and(|u| u.probed) {
@@ -1180,6 +1430,8 @@ impl Server {
         if session.closing {
             // The close packet is in this payload: the session is done.
             self.sessions.remove(sid);
+        } else if taken {
+            self.list_queue_drained(sid);
         }
         self.answer_poll(now, id, &packets);
     }
@@ -1490,25 +1742,44 @@ impl Server {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        let ConnKind::Ws { ws, .. } = &mut conn.kind else {
-            return;
-        };
-        let result = match packet {
-            Packet::Message(Message::Binary(bytes)) if !base64 => ws.send_binary(bytes),
-            _ => {
-                let mut text = BytesMut::new();
-                packet.encode_text(&mut text);
-                match std::str::from_utf8(&text) {
-                    Ok(text) => ws.send_text(text),
-                    Err(_) => unreachable!("packet text forms are UTF-8"),
-                }
+        // Messages (all of a broadcast) are framed around their shared
+        // buffers where the connection allows; the rest (heartbeats, the
+        // open packet, binary as base64) through the WebSocket.
+        let framed = match packet {
+            Packet::Message(message @ Message::Text(_)) => {
+                conn.push_ws_message(message, &mut self.frame_cache)
             }
+            Packet::Message(message @ Message::Binary(_)) if !base64 => {
+                conn.push_ws_message(message, &mut self.frame_cache)
+            }
+            _ => false,
         };
-        if let Err(err) = result {
-            debug!(conn = id.0, error = %err, "websocket send refused");
+        if !framed {
+            let ConnKind::Ws { ws, .. } = &mut conn.kind else {
+                return;
+            };
+            let result = match packet {
+                Packet::Message(Message::Binary(bytes)) if !base64 => ws.send_binary(bytes),
+                _ => {
+                    let mut text = BytesMut::new();
+                    packet.encode_text(&mut text);
+                    match std::str::from_utf8(&text) {
+                        Ok(text) => ws.send_text(text),
+                        Err(_) => unreachable!("packet text forms are UTF-8"),
+                    }
+                }
+            };
+            if let Err(err) = result {
+                debug!(conn = id.0, error = %err, "websocket send refused");
+            }
+            conn.pull_ws();
         }
-        conn.pull_ws();
-        self.mark_ready(id);
+        // `mark_ready` with the connection in hand (one lookup less per
+        // receiver of a broadcast).
+        if !conn.in_ready && conn.has_output() {
+            conn.in_ready = true;
+            self.ready.push_back(id);
+        }
     }
 
     /// Starts closing a WebSocket connection.
@@ -1559,6 +1830,9 @@ impl Server {
         let queue = std::mem::take(&mut session.queue);
         session.queued_bytes = 0;
         let base64 = session.base64;
+        // What the queue held now waits on the WebSocket: the buffered
+        // amount changed, so let `poll_drained` look again.
+        self.list_queue_drained(sid);
         self.touched.push(TimerKey::Session(sid.clone()));
         self.set_role(id, WsRole::Session(sid.clone()));
         if let Some(poll) = poll {

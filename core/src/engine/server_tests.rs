@@ -1462,3 +1462,173 @@ fn same_seed_same_session_ids() {
     assert_ne!(sids(1), sids(2));
     assert!(sids(3).iter().all(|sid| sid.len() == 20));
 }
+
+/// A WebSocket session and its id, the open packet consumed.
+fn ws_session(h: &mut Harness) -> (WsClient, Str) {
+    let mut client = h.ws_open("EIO=4&transport=websocket");
+    let messages = h.ws_recv(&mut client);
+    let [WsMessage::Text(open)] = &messages[..] else {
+        panic!("{messages:?}")
+    };
+    let sid = Handshake::from_json(&open[1..]).unwrap().sid;
+    (client, sid)
+}
+
+/// Everything `conn` has to write now, buffer by buffer.
+fn pull(h: &mut Harness, conn: ConnId) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    while let Some(transmit) = h.server.poll_transmit(conn) {
+        match transmit {
+            Transmit::Data(bytes) => out.push(bytes),
+            Transmit::Close => panic!("closed"),
+        }
+    }
+    out
+}
+
+#[test]
+fn websocket_frames_are_those_of_the_websocket_and_share_the_message() {
+    let mut h = Harness::new(config());
+    let (mut a, sid_a) = ws_session(&mut h);
+    let (mut b, sid_b) = ws_session(&mut h);
+    let messages = [
+        Message::Text("hi".into()),
+        Message::Text("x".repeat(200).into()),
+        Message::Text("y".repeat(5_000).into()),
+        Message::Binary(Bytes::from_static(&[1, 2, 3])),
+        Message::Binary(Bytes::from(vec![7; 70_000])),
+    ];
+    for message in &messages {
+        // As a broadcast does: the same message to one session after the
+        // other, then the driver pulls.
+        for sid in [&sid_a, &sid_b] {
+            h.server.send(h.now, sid, message.clone()).unwrap();
+        }
+        let wire_a = pull(&mut h, a.conn);
+        let wire_b = pull(&mut h, b.conn);
+        // Byte for byte what the WebSocket itself frames.
+        let mut reference = WebSocket::server(WsConfig::default());
+        match message {
+            Message::Text(text) => reference.send_text(&format!("4{text}")).unwrap(),
+            Message::Binary(bytes) => reference.send_binary(bytes).unwrap(),
+        }
+        let expected = reference.poll_transmit().unwrap();
+        assert_eq!(wire_a.concat(), expected);
+        assert_eq!(wire_b.concat(), expected);
+        let (payload, len) = match message {
+            Message::Text(text) => (text.as_bytes(), text.len()),
+            Message::Binary(bytes) => (bytes, bytes.len()),
+        };
+        if len >= super::server::SHARED_PAYLOAD_MIN {
+            // Header, then the message's own buffer.
+            assert_eq!(wire_a.len(), 2);
+            assert_eq!(wire_a[1].as_ptr(), payload.as_ptr());
+            assert_eq!(wire_b[1].as_ptr(), payload.as_ptr());
+        } else {
+            // One frame, built once for both.
+            assert_eq!(wire_a.len(), 1);
+            assert_eq!(wire_a[0].as_ptr(), wire_b[0].as_ptr());
+        }
+        a.ws.receive(&wire_a.concat());
+        b.ws.receive(&wire_b.concat());
+    }
+    for client in [&mut a, &mut b] {
+        let mut received = Vec::new();
+        while let Some(message) = client.ws.poll_message() {
+            received.push(message.unwrap());
+        }
+        let expected: Vec<WsMessage> = messages
+            .iter()
+            .map(|m| match m {
+                Message::Text(text) => WsMessage::Text(format!("4{text}").into()),
+                Message::Binary(bytes) => WsMessage::Binary(bytes.clone()),
+            })
+            .collect();
+        assert_eq!(received, expected);
+    }
+    // Once the driver pulls, the engine keeps no message alive: the
+    // encoder above can reuse its buffer.
+    let message = Bytes::from(b"short".to_vec());
+    h.server
+        .send(h.now, &sid_a, Message::Binary(message.clone()))
+        .unwrap();
+    let _ = h.server.poll_ready();
+    pull(&mut h, a.conn);
+    assert!(message.is_unique());
+    h.server.check_invariants();
+}
+
+#[test]
+fn drained_sessions_are_reported_once_with_the_bytes_written() {
+    let mut h = Harness::new(config());
+    let (a, sid_a) = ws_session(&mut h);
+    let (_b, sid_b) = ws_session(&mut h);
+    // The open packets are the engine's own: nothing to report.
+    assert_eq!(h.server.poll_drained(), None);
+    for text in ["a", "bbbbbbbbbb"] {
+        h.server
+            .send(h.now, &sid_a, Message::Text(text.into()))
+            .unwrap();
+    }
+    h.server
+        .send(h.now, &sid_b, Message::Text("ccc".into()))
+        .unwrap();
+    // Nothing handed out yet.
+    assert_eq!(h.server.poll_drained(), None);
+    // The first frame out: the second (13 bytes framed) still waits, more
+    // than the 11 bytes sent, so nothing counts as written yet.
+    let Some(Transmit::Data(_)) = h.server.poll_transmit(a.conn) else {
+        panic!("a frame")
+    };
+    assert_eq!(h.server.poll_drained(), None);
+    pull(&mut h, a.conn);
+    assert_eq!(h.server.poll_drained(), Some((sid_a.clone(), 11)));
+    assert_eq!(h.server.poll_drained(), None);
+    // Everything else, in the order the sessions were handed out.
+    h.drain();
+    assert_eq!(h.server.poll_drained(), Some((sid_b.clone(), 3)));
+    assert_eq!(h.server.poll_drained(), None);
+    // Long-polling: named when a GET takes the queue.
+    let sid = h.open();
+    assert_eq!(h.server.poll_drained(), None);
+    for text in ["xy", "z"] {
+        h.server
+            .send(h.now, &sid, Message::Text(text.into()))
+            .unwrap();
+    }
+    assert_eq!(h.server.poll_drained(), None);
+    assert_eq!(h.poll(&sid).1.unwrap().text(), "4xy\x1e4z");
+    assert_eq!(h.server.poll_drained(), Some((sid.clone(), 3)));
+    // A session that ends is not named: its `Closed` settles it.
+    h.server
+        .send(h.now, &sid_b, Message::Text("d".into()))
+        .unwrap();
+    h.server.close(h.now, &sid_b).unwrap();
+    h.drain();
+    assert_eq!(h.server.poll_drained(), None);
+}
+
+#[test]
+fn drained_list_stays_bounded_when_nobody_drains_it() {
+    let mut h = Harness::new(config());
+    for _ in 0..300 {
+        let (client, sid) = ws_session(&mut h);
+        h.server
+            .send(h.now, &sid, Message::Text("m".into()))
+            .unwrap();
+        h.drain();
+        h.eof(client.conn);
+        let polling = h.open();
+        h.server
+            .send(h.now, &polling, Message::Text("m".into()))
+            .unwrap();
+        let (get, _) = h.poll(&polling);
+        h.server.close(h.now, &polling).unwrap();
+        let (last_get, resp) = h.poll(&polling);
+        assert_eq!(resp.unwrap().text(), "1");
+        h.eof(get);
+        h.eof(last_get);
+        // Nothing is left alive, so the list must not keep growing.
+        h.server.check_invariants();
+    }
+}

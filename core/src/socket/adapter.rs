@@ -130,12 +130,28 @@ impl LocalAdapter {
             }
         }
         if selector.rooms.is_empty() {
-            return self
-                .socket_rooms
-                .keys()
-                .filter(|socket| !excluded.contains(socket))
-                .cloned()
-                .collect();
+            let mut selected = Vec::with_capacity(self.socket_rooms.len());
+            selected.extend(
+                self.socket_rooms
+                    .keys()
+                    .filter(|socket| !excluded.contains(socket))
+                    .cloned(),
+            );
+            return selected;
+        }
+        if let [room] = selector.rooms.as_slice() {
+            // One room (the common case, and every direct emit): its members
+            // are already sorted and distinct, so they need no set.
+            return self.rooms.get(room).map_or_else(Vec::new, |members| {
+                let mut selected = Vec::with_capacity(members.len());
+                selected.extend(
+                    members
+                        .iter()
+                        .filter(|socket| !excluded.contains(socket))
+                        .cloned(),
+                );
+                selected
+            });
         }
         let mut selected = BTreeSet::new();
         for room in &selector.rooms {

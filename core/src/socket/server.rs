@@ -53,7 +53,7 @@
 //! Rejecting a recovered socket drops the kept state.
 
 use std::any::Any;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,6 +61,7 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rand_core::RngCore;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use super::adapter::{LocalAdapter, RoomSelector};
@@ -505,9 +506,11 @@ struct RecoveryState {
     /// skip packets. (Sequence numbers have gaps: volatile events take one
     /// and are not stored.)
     lost_before: u64,
-    sessions: HashMap<Str, PersistedSession>,
+    /// Keyed by private session ids, which this server generates (FxHash
+    /// is safe: see [`Server`]).
+    sessions: FxHashMap<Str, PersistedSession>,
     /// Private session id to the id of the socket holding it now.
-    live: HashMap<Str, Str>,
+    live: FxHashMap<Str, Str>,
     expiry_timer: Option<TimerId>,
 }
 
@@ -612,6 +615,44 @@ fn message_len(message: &Message) -> usize {
     }
 }
 
+/// Queue messages for the engine on a session, counting their bytes.
+fn queue_sends<D>(
+    commands: &mut VecDeque<EngineCommand>,
+    eio: &Str,
+    session: &mut EngineSession<D>,
+    messages: &[Message],
+) {
+    for message in messages {
+        session.buffered += message_len(message);
+        commands.push_back(EngineCommand::Send {
+            eio: eio.clone(),
+            message: message.clone(),
+        });
+    }
+}
+
+/// After bytes were counted on a session: arm the slow-consumer timer over
+/// the soft bound, and mark the session for closing over the hard one (it
+/// is closed at the end of the call, not mid-broadcast).
+fn check_buffer<D>(
+    config: &ServerConfig,
+    timers: &mut Timers,
+    overflowed: &mut Vec<Str>,
+    now: Instant,
+    eio: &Str,
+    session: &mut EngineSession<D>,
+) {
+    if session.buffered > config.max_buffered_bytes && session.slow_timer.is_none() {
+        session.slow_timer = Some(timers.schedule(
+            now + config.slow_consumer_grace,
+            Timer::SlowConsumer { eio: eio.clone() },
+        ));
+    }
+    if session.buffered > config.max_buffered_bytes_hard && !overflowed.contains(eio) {
+        overflowed.push(eio.clone());
+    }
+}
+
 fn check_event_name(event: &str) -> Result<(), ServerError> {
     if RESERVED_EVENTS.contains(&event) {
         Err(ServerError::ReservedEvent)
@@ -629,12 +670,21 @@ fn check_namespace(nsp: &str) -> Result<(), ServerError> {
 }
 
 /// The Socket.IO server state machine. `P` is the wire format.
+///
+/// Sessions and sockets are kept in maps with FxHash rather than SipHash:
+/// it is several times cheaper per lookup (a broadcast does a few per
+/// receiver), and flooding a map with colliding keys needs control over
+/// the inserted keys, while these are generated on the server side
+/// (Engine.IO session ids by the engine, socket ids here, both random).
+/// Peers choose only keys that are looked up, which cannot slow the map
+/// down. Room names, which the application may take from peers, stay in
+/// ordered maps (see [`LocalAdapter`]).
 pub struct Server<P: Parser = JsonParser> {
     config: ServerConfig,
     parser: P,
     rng: Box<dyn RngCore + Send>,
-    sessions: HashMap<Str, EngineSession<P::Decoder>>,
-    sockets: HashMap<Str, SocketState>,
+    sessions: FxHashMap<Str, EngineSession<P::Decoder>>,
+    sockets: FxHashMap<Str, SocketState>,
     namespaces: BTreeMap<Str, Namespace>,
     timers: Timers,
     events: VecDeque<ServerEvent>,
@@ -667,8 +717,8 @@ impl<P: Parser> Server<P> {
             config,
             parser,
             rng,
-            sessions: HashMap::new(),
-            sockets: HashMap::new(),
+            sessions: FxHashMap::default(),
+            sockets: FxHashMap::default(),
             namespaces: BTreeMap::new(),
             timers: Timers::default(),
             events: VecDeque::new(),
@@ -981,7 +1031,7 @@ impl<P: Parser> Server<P> {
         let sent = self.send_event(
             now,
             &to.nsp,
-            to.selector.clone(),
+            || to.selector.clone(),
             &receivers,
             event,
             args,
@@ -1535,13 +1585,14 @@ impl<P: Parser> Server<P> {
     }
 
     /// Encode an event once (with a recovery offset when recovery is on
-    /// and it is not volatile), store it for replay, and deliver it.
+    /// and it is not volatile), store it for replay with its `selector`
+    /// (built only then), and deliver it.
     #[allow(clippy::too_many_arguments)]
     fn send_event<A: Serialize + ?Sized>(
         &mut self,
         now: Instant,
         nsp: &Str,
-        selector: RoomSelector,
+        selector: impl FnOnce() -> RoomSelector,
         receivers: &[Str],
         event: &str,
         args: &A,
@@ -1571,7 +1622,8 @@ impl<P: Parser> Server<P> {
                     emitted_at: now,
                     messages: messages.clone(),
                     bytes,
-                    selector,
+                    // Only built when recovery is on.
+                    selector: selector(),
                 });
                 let config = self.config.recovery.as_ref().expect("recovery on");
                 while recovery.packets.len() > config.max_packets
@@ -1636,16 +1688,19 @@ impl<P: Parser> Server<P> {
         volatile: bool,
     ) -> Result<bool, ServerError> {
         check_event_name(event)?;
-        let state = self.sockets.get(socket).ok_or(ServerError::UnknownSocket)?;
-        let nsp = state.nsp.clone();
-        let sid = self.socket_key(socket);
+        let (sid, state) = self
+            .sockets
+            .get_key_value(socket)
+            .ok_or(ServerError::UnknownSocket)?;
+        let (sid, nsp) = (sid.clone(), state.nsp.clone());
         // As in the reference, a direct emit is a broadcast to the socket's
         // own room, so recovery stores it.
-        let selector = RoomSelector {
-            rooms: vec![sid.clone()],
+        let receivers = [sid];
+        let selector = || RoomSelector {
+            rooms: vec![receivers[0].clone()],
             except: Vec::new(),
         };
-        let sent = self.send_event(now, &nsp, selector, &[sid], event, args, volatile)?;
+        let sent = self.send_event(now, &nsp, selector, &receivers, event, args, volatile)?;
         self.close_overflowed(now);
         Ok(sent == 1)
     }
@@ -1653,6 +1708,10 @@ impl<P: Parser> Server<P> {
     /// Hand messages to a socket: to the engine when connected, held when
     /// pending. Volatile messages are skipped when the socket cannot take
     /// them now. Returns whether they were taken.
+    ///
+    /// Called once per receiver of a broadcast: it looks the socket and its
+    /// session up once each, and per message only clones two shared
+    /// buffers (the session id and the message) into a command.
     fn deliver(&mut self, now: Instant, sid: &str, messages: &[Message], volatile: bool) -> bool {
         let Some(state) = self.sockets.get_mut(sid) else {
             return false;
@@ -1664,14 +1723,19 @@ impl<P: Parser> Server<P> {
             return false;
         }
         if state.connected {
-            let eio = state.eio.clone();
-            self.transmit(now, &eio, messages);
+            queue_sends(&mut self.commands, &state.eio, session, messages);
         } else {
             session.buffered += messages.iter().map(message_len).sum::<usize>();
             state.held.extend(messages.iter().cloned());
-            let eio = state.eio.clone();
-            self.check_buffer(now, &eio);
         }
+        check_buffer(
+            &self.config,
+            &mut self.timers,
+            &mut self.overflowed,
+            now,
+            &state.eio,
+            session,
+        );
         true
     }
 
@@ -1680,30 +1744,15 @@ impl<P: Parser> Server<P> {
         let Some(session) = self.sessions.get_mut(eio) else {
             return;
         };
-        for message in messages {
-            session.buffered += message_len(message);
-            self.commands.push_back(EngineCommand::Send {
-                eio: eio.clone(),
-                message: message.clone(),
-            });
-        }
-        self.check_buffer(now, eio);
-    }
-
-    fn check_buffer(&mut self, now: Instant, eio: &Str) {
-        let Some(session) = self.sessions.get_mut(eio) else {
-            return;
-        };
-        if session.buffered > self.config.max_buffered_bytes && session.slow_timer.is_none() {
-            session.slow_timer = Some(self.timers.schedule(
-                now + self.config.slow_consumer_grace,
-                Timer::SlowConsumer { eio: eio.clone() },
-            ));
-        }
-        if session.buffered > self.config.max_buffered_bytes_hard && !self.overflowed.contains(eio)
-        {
-            self.overflowed.push(eio.clone());
-        }
+        queue_sends(&mut self.commands, eio, session, messages);
+        check_buffer(
+            &self.config,
+            &mut self.timers,
+            &mut self.overflowed,
+            now,
+            eio,
+            session,
+        );
     }
 
     fn close_overflowed(&mut self, now: Instant) {
