@@ -5,7 +5,10 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
 use futures_util::task::noop_waker_ref;
+use futures_util::FutureExt;
 use socketio_driver::{BoxFuture, Runtime};
 
 /// A handler invocation waiting its turn.
@@ -48,9 +51,15 @@ fn poll_once(mut job: Job) -> Option<Job> {
     // polled again, with a real waker, by the task it moves to (futures
     // register their waker on every poll).
     let mut cx = Context::from_waker(noop_waker_ref());
-    match job.as_mut().poll(&mut cx) {
-        Poll::Ready(()) => None,
-        Poll::Pending => Some(job),
+    // A panicking handler ends its job, as it would end a task: it must
+    // not unwind into the connection or dispatcher running it.
+    match catch_unwind(AssertUnwindSafe(|| job.as_mut().poll(&mut cx))) {
+        Ok(Poll::Ready(())) => None,
+        Ok(Poll::Pending) => Some(job),
+        Err(_) => {
+            tracing::error!("a handler panicked");
+            None
+        }
     }
 }
 
@@ -64,7 +73,11 @@ impl JobQueue {
     pub(crate) fn push(&self, runtime: &dyn Runtime, job: Job) {
         let Some(serial) = &self.serial else {
             if let Some(job) = poll_once(job) {
-                runtime.spawn(job);
+                runtime.spawn(Box::pin(async move {
+                    if AssertUnwindSafe(job).catch_unwind().await.is_err() {
+                        tracing::error!("a handler panicked");
+                    }
+                }));
             }
             return;
         };
@@ -98,7 +111,9 @@ impl JobQueue {
                         }
                     }
                 };
-                job.await;
+                if AssertUnwindSafe(job).catch_unwind().await.is_err() {
+                    tracing::error!("a handler panicked");
+                }
             }
         }));
     }

@@ -5,11 +5,10 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use futures_channel::{mpsc, oneshot};
-use futures_util::StreamExt;
+use futures_channel::oneshot;
 use serde::Serialize;
 use socketio_core::endpoint::ServerEndpoint;
 use socketio_core::engine::{self, CorsOrigins, HandshakeInfo, Transport};
@@ -356,7 +355,16 @@ impl ServerBuilder {
         })];
         let endpoint =
             ServerEndpoint::new(self.engine, socket_config, self.parser, os_rng(), os_rng());
-        let (driver, events) = ServerDriver::new(runtime.clone(), endpoint);
+        // Events are handled by the task that produced them (no hop to a
+        // dispatcher task); the handler reaches the server through this
+        // slot, filled below (no event can come before a listener).
+        let slot: Arc<OnceLock<Weak<ServerInner>>> = Arc::default();
+        let target = slot.clone();
+        let driver = ServerDriver::with_handler(runtime.clone(), endpoint, move |event| {
+            if let Some(inner) = target.get().and_then(Weak::upgrade) {
+                Server { inner }.on_event(event);
+            }
+        });
         let inner = Arc::new(ServerInner {
             driver,
             namespaces,
@@ -366,7 +374,7 @@ impl ServerBuilder {
             async_handlers: self.async_handlers,
             local_addrs: Mutex::default(),
         });
-        runtime.spawn(Box::pin(dispatch(Arc::downgrade(&inner), events)));
+        let _ = slot.set(Arc::downgrade(&inner));
         Server { inner }
     }
 }
@@ -856,17 +864,6 @@ impl BroadcastOperator {
             ids.retain(|id| !excluded.contains(id));
             ids.into_iter().map(|s| s.to_string()).collect()
         })
-    }
-}
-
-/// Deliver the core's events to the application's handlers.
-async fn dispatch(inner: Weak<ServerInner>, mut events: mpsc::UnboundedReceiver<ServerEvent>) {
-    while let Some(event) = events.next().await {
-        let Some(inner) = inner.upgrade() else {
-            return;
-        };
-        let server = Server { inner };
-        server.on_event(event);
     }
 }
 

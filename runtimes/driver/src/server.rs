@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -98,21 +99,45 @@ impl ServerCore for engine::Server {
     fn pump(&mut self, _now: Instant) {}
 }
 
-struct State<C> {
+struct State<C: ServerCore> {
     core: C,
+    /// Events waiting for the handler ([`EventSink::Handler`] only).
+    pending: VecDeque<C::Event>,
     /// The signal of each connection the driver runs.
     conns: HashMap<ConnId, Arc<ConnSignal>>,
     /// The deadline the timer task was last told about.
     armed: Option<Instant>,
 }
 
+/// Where application events go.
+pub(crate) enum EventSink<E> {
+    /// To a channel the application reads in its own task.
+    Channel(mpsc::UnboundedSender<E>),
+    /// To a function, called in order by whichever task produced the
+    /// events, once the core's lock is released (one caller at a time).
+    Handler(Box<dyn Fn(E) + Send + Sync>),
+}
+
+/// Clears a flag when dropped.
+struct Release<'a>(&'a AtomicBool);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
 /// Runs a [`ServerCore`] on a [`Runtime`]: one task per connection, one
-/// timer task, application events to a channel.
+/// timer task, application events to a channel or a handler.
 pub(crate) struct Driver<C: ServerCore> {
     runtime: Arc<dyn Runtime>,
     state: Mutex<State<C>>,
     timer_wake: async_channel::Sender<()>,
-    events: mpsc::UnboundedSender<C::Event>,
+    events: EventSink<C::Event>,
+    /// A task is running the handler over `pending`.
+    dispatching: AtomicBool,
+    /// `pending` is not empty (written under the lock).
+    has_pending: AtomicBool,
     /// Dropped by [`Driver::stop`]: accept loops see their receiver close.
     stop: Mutex<Option<async_channel::Sender<()>>>,
     stopped: async_channel::Receiver<()>,
@@ -124,17 +149,31 @@ impl<C: ServerCore> Driver<C> {
         core: C,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<C::Event>) {
         let (events, events_rx) = mpsc::unbounded();
+        (
+            Self::with_sink(runtime, core, EventSink::Channel(events)),
+            events_rx,
+        )
+    }
+
+    pub(crate) fn with_sink(
+        runtime: Arc<dyn Runtime>,
+        core: C,
+        events: EventSink<C::Event>,
+    ) -> Arc<Self> {
         let (timer_wake, wake_rx) = async_channel::bounded(1);
         let (stop, stopped) = async_channel::bounded(1);
         let driver = Arc::new(Driver {
             runtime: runtime.clone(),
             state: Mutex::new(State {
                 core,
+                pending: VecDeque::new(),
                 conns: HashMap::new(),
                 armed: None,
             }),
             timer_wake,
             events,
+            dispatching: AtomicBool::new(false),
+            has_pending: AtomicBool::new(false),
             stop: Mutex::new(Some(stop)),
             stopped,
         });
@@ -143,7 +182,7 @@ impl<C: ServerCore> Driver<C> {
             runtime.clone(),
             wake_rx,
         )));
-        (driver, events_rx)
+        driver
     }
 
     pub(crate) fn runtime(&self) -> &Arc<dyn Runtime> {
@@ -160,7 +199,40 @@ impl<C: ServerCore> Driver<C> {
         let now = Instant::now();
         let result = f(&mut state, now);
         self.drain(&mut state);
+        drop(state);
+        self.dispatch();
         result
+    }
+
+    /// Run the handler over the pending events, in order, unless another
+    /// task is already doing so (it picks ours up too). Handlers call back
+    /// into the driver: their events join the same loop.
+    fn dispatch(&self) {
+        let EventSink::Handler(handler) = &self.events else {
+            return;
+        };
+        while self.has_pending.load(Ordering::SeqCst) {
+            if self.dispatching.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            // Released even if the handler panics: events must keep flowing.
+            let _release = Release(&self.dispatching);
+            loop {
+                let batch = {
+                    let mut state = self.lock();
+                    self.has_pending.store(false, Ordering::SeqCst);
+                    std::mem::take(&mut state.pending)
+                };
+                if batch.is_empty() {
+                    break;
+                }
+                for event in batch {
+                    handler(event);
+                }
+            }
+            // Events pushed after our last look, by a task that saw us
+            // dispatching, are ours to run: the loop condition checks.
+        }
     }
 
     /// Application calls, then settle the core and drain it.
@@ -174,9 +246,20 @@ impl<C: ServerCore> Driver<C> {
 
     /// Everything the core has for the outside, in the documented order.
     fn drain(&self, state: &mut State<C>) {
-        while let Some(event) = state.core.poll_event() {
-            // The application may have stopped listening: nothing to do.
-            let _ = self.events.unbounded_send(event);
+        match &self.events {
+            EventSink::Channel(events) => {
+                while let Some(event) = state.core.poll_event() {
+                    // The application may have stopped listening: nothing
+                    // to do.
+                    let _ = events.unbounded_send(event);
+                }
+            }
+            EventSink::Handler(_) => {
+                while let Some(event) = state.core.poll_event() {
+                    state.pending.push_back(event);
+                    self.has_pending.store(true, Ordering::SeqCst);
+                }
+            }
         }
         while let Some(conn) = state.core.poll_ready() {
             match state.conns.get(&conn) {
@@ -324,6 +407,23 @@ impl<P: Parser + Send + 'static> ServerDriver<P> {
     ) -> (Self, mpsc::UnboundedReceiver<ServerEvent>) {
         let (driver, events) = Driver::new(runtime, endpoint);
         (ServerDriver { driver }, events)
+    }
+
+    /// Start driving `endpoint`, calling `handler` with the core's
+    /// [`ServerEvent`]s, in order, from whichever task produced them (a
+    /// connection's, the timer's, or an application call's) once the
+    /// core's lock is released; one call at a time. `handler` may call
+    /// [`ServerDriver::with`]: the events that produces are handled after
+    /// it returns. It must not block: it runs inside a connection's task.
+    /// This saves the hop to an application task that
+    /// [`ServerDriver::new`]'s channel costs.
+    pub fn with_handler(
+        runtime: Arc<dyn Runtime>,
+        endpoint: ServerEndpoint<P>,
+        handler: impl Fn(ServerEvent) + Send + Sync + 'static,
+    ) -> Self {
+        let driver = Driver::with_sink(runtime, endpoint, EventSink::Handler(Box::new(handler)));
+        ServerDriver { driver }
     }
 
     /// The runtime the driver runs on.
