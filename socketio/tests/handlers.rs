@@ -393,3 +393,51 @@ fn class_based_namespaces() {
         );
     });
 }
+
+/// A socket's handlers run one after another in arrival order, also when
+/// one waits; a handler that panics ends only its own call.
+#[test]
+fn handlers_run_in_order_and_survive_a_panic() {
+    RuntimeKind::Tokio.block_on(async {
+        let server = Server::builder().runtime(RuntimeKind::Tokio).build();
+        server.ns("/", |ns| {
+            ns.on("slow", |s: SocketRef, _args: Args, _ack| async move {
+                socketio::sleep(Duration::from_millis(200)).await;
+                let _ = s.emit("done", &("slow",));
+            });
+            ns.on("fast", |s: SocketRef, _args: Args, _ack| async move {
+                let _ = s.emit("done", &("fast",));
+            });
+            ns.on("boom", |_s: SocketRef, _args: Args, _ack| async move {
+                panic!("handler panics on purpose");
+            });
+            ns.on("boom-later", |_s: SocketRef, _args: Args, _ack| async move {
+                socketio::sleep(Duration::from_millis(10)).await;
+                panic!("handler panics on purpose after a wait");
+            });
+        });
+        let addr = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let (done_tx, mut done) = mpsc::unbounded::<String>();
+        let client = Client::builder(&format!("http://{addr}/"))
+            .runtime(RuntimeKind::Tokio)
+            .on("done", move |_s: ClientSocket, args: Args, _ack| {
+                let _ = done_tx.unbounded_send(args.get::<String>(0).unwrap_or_default());
+                async {}
+            })
+            .connect()
+            .await
+            .unwrap();
+        let socket = client.socket("/");
+        socket.emit("slow", &()).unwrap();
+        socket.emit("fast", &()).unwrap();
+        assert_eq!(within(done.next()).await.as_deref(), Some("slow"));
+        assert_eq!(within(done.next()).await.as_deref(), Some("fast"));
+        for event in ["boom", "fast", "boom-later", "fast", "slow", "fast"] {
+            socket.emit(event, &()).unwrap();
+        }
+        for expected in ["fast", "fast", "slow", "fast"] {
+            assert_eq!(within(done.next()).await.as_deref(), Some(expected));
+        }
+        client.disconnect().await;
+    });
+}
