@@ -89,8 +89,12 @@ impl<P: Parser> ServerEndpoint<P> {
         self.engine.handle_connection(now, remote)
     }
 
-    /// Bytes read from a connection.
+    /// Bytes read from a connection. Deadlines of either layer already due
+    /// at `now` are handled first (see [`engine::Server::handle_read`]).
     pub fn handle_read(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
+        if self.poll_timeout().is_some_and(|at| at <= now) {
+            self.handle_timeout(now);
+        }
         self.engine.handle_read(now, conn, data);
         self.pump(now);
     }

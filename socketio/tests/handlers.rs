@@ -411,10 +411,13 @@ fn handlers_run_in_order_and_survive_a_panic() {
             ns.on("boom", |_s: SocketRef, _args: Args, _ack| async move {
                 panic!("handler panics on purpose");
             });
-            ns.on("boom-later", |_s: SocketRef, _args: Args, _ack| async move {
-                socketio::sleep(Duration::from_millis(10)).await;
-                panic!("handler panics on purpose after a wait");
-            });
+            ns.on(
+                "boom-later",
+                |_s: SocketRef, _args: Args, _ack| async move {
+                    socketio::sleep(Duration::from_millis(10)).await;
+                    panic!("handler panics on purpose after a wait");
+                },
+            );
         });
         let addr = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let (done_tx, mut done) = mpsc::unbounded::<String>();

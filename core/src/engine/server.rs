@@ -662,8 +662,13 @@ impl Server {
         id
     }
 
-    /// Bytes read from a connection.
+    /// Bytes read from a connection. Deadlines already due at `now` are
+    /// handled first, whether or not the driver's timer has fired yet: a
+    /// request must not revive a session that is already dead.
     pub fn handle_read(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
+        if self.poll_timeout().is_some_and(|at| at <= now) {
+            self.handle_timeout(now);
+        }
         self.now = Some(now);
         let too_much = self.limits.max_head_size + self.limits.max_body_size;
         match self

@@ -897,6 +897,21 @@ fn ping_timeout_exactly_on_time() {
 }
 
 #[test]
+fn a_read_after_the_deadline_does_not_revive_the_session() {
+    let mut h = Harness::new(config());
+    let mut client = h.ws_open("EIO=4&transport=websocket");
+    h.ws_recv(&mut client);
+    h.advance_to(300);
+    assert_eq!(h.ws_recv(&mut client), [text("2")]);
+    // The pong arrives after interval + timeout, before the driver's timer
+    // fired: the session is dead, whatever the read says.
+    h.now = h.t0 + Duration::from_millis(500);
+    h.ws_send(&mut client, "3");
+    assert_eq!(h.closed_events().len(), 1);
+    assert_eq!(h.closed_events()[0].1, CloseReason::PingTimeout);
+}
+
+#[test]
 fn late_timer_does_not_extend_the_ping_timeout() {
     let mut h = Harness::new(config());
     let sid = h.open();

@@ -329,14 +329,8 @@ impl<C: ServerCore> Driver<C> {
 
 impl<C: ServerCore> ConnDriver for Driver<C> {
     fn on_read(&self, conn: ConnId, data: &[u8]) {
-        self.with_state(|state, now| {
-            // A deadline that passed before the timer task ran is handled
-            // first: a request must not revive a session already dead.
-            if state.core.poll_timeout().is_some_and(|at| at <= now) {
-                state.core.handle_timeout(now);
-            }
-            state.core.handle_read(now, conn, data)
-        });
+        // The core handles deadlines already due before the bytes.
+        self.with_state(|state, now| state.core.handle_read(now, conn, data));
     }
 
     fn on_eof(&self, conn: ConnId) {
