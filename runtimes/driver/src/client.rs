@@ -1,36 +1,34 @@
 //! The client driver: opens the connections a [`ClientEndpoint`] asks
 //! for.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bytes::Bytes;
 use futures_channel::mpsc;
-use futures_util::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
 
-/// Writes smaller than this are joined into one buffer before writing, so
-/// a batch of small packets leaves in one segment.
-const COALESCE: usize = 64 * 1024;
-use futures_util::StreamExt;
 use socketio_core::endpoint::{ClientAction, ClientEndpoint};
 use socketio_core::engine::ConnId;
 use socketio_core::parser::Parser;
 use socketio_core::socket::ClientEvent;
 
-use crate::io::{read_loop, timer_loop, Driven, Timed};
+use crate::conn::{ConnDriver, ConnSignal};
+use crate::io::{timer_loop, Timed};
 use crate::runtime::{BoxStream, Runtime};
 
-/// What a connection's writer must do.
-enum Out {
-    Data(Bytes),
-    Close,
+/// A connection the endpoint asked for: what it has to write.
+struct Conn {
+    signal: Arc<ConnSignal>,
+    out: VecDeque<Bytes>,
+    /// Close once `out` is written.
+    close: bool,
 }
 
 struct State<P: Parser> {
     endpoint: ClientEndpoint<P>,
-    conns: HashMap<ConnId, mpsc::UnboundedSender<Out>>,
+    conns: HashMap<ConnId, Conn>,
     armed: Option<Instant>,
     /// The application connected a namespace at least once.
     started: bool,
@@ -271,20 +269,29 @@ impl<P: Parser + Send + 'static> Shared<P> {
         while let Some(action) = state.endpoint.poll_action() {
             match action {
                 ClientAction::Connect(conn) => {
-                    let (tx, rx) = mpsc::unbounded();
-                    state.conns.insert(conn, tx);
+                    let signal = Arc::new(ConnSignal::default());
+                    state.conns.insert(
+                        conn,
+                        Conn {
+                            signal: signal.clone(),
+                            out: VecDeque::new(),
+                            close: false,
+                        },
+                    );
                     self.live.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                     self.runtime
-                        .spawn(Box::pin(connection(self.clone(), conn, rx)));
+                        .spawn(Box::pin(connection(self.clone(), conn, signal)));
                 }
                 ClientAction::Data(conn, bytes) => {
-                    if let Some(tx) = state.conns.get(&conn) {
-                        let _ = tx.unbounded_send(Out::Data(bytes));
+                    if let Some(c) = state.conns.get_mut(&conn) {
+                        c.out.push_back(bytes);
+                        c.signal.notify();
                     }
                 }
                 ClientAction::Close(conn) => {
-                    if let Some(tx) = state.conns.remove(&conn) {
-                        let _ = tx.unbounded_send(Out::Close);
+                    if let Some(c) = state.conns.get_mut(&conn) {
+                        c.close = true;
+                        c.signal.notify();
                     }
                 }
             }
@@ -303,7 +310,7 @@ impl<P: Parser + Send + 'static> Shared<P> {
     }
 }
 
-impl<P: Parser + Send + 'static> Driven for Shared<P> {
+impl<P: Parser + Send + 'static> ConnDriver for Shared<P> {
     fn on_read(this: &Arc<Self>, conn: ConnId, data: &[u8]) {
         Shared::with_state(this, |state, now| {
             state.endpoint.handle_read(now, conn, data)
@@ -326,7 +333,20 @@ impl<P: Parser + Send + 'static> Driven for Shared<P> {
             *lock(&this.last_error) = Some(ConnectError::Tls(tls));
             lock(&this.fatal).take();
         }
-        Driven::on_eof(this, conn);
+        ConnDriver::on_eof(this, conn);
+    }
+
+    fn pull(this: &Arc<Self>, conn: ConnId, out: &mut VecDeque<Bytes>) -> bool {
+        let mut state = this.lock();
+        let Some(c) = state.conns.get_mut(&conn) else {
+            return true;
+        };
+        out.append(&mut c.out);
+        if c.close {
+            state.conns.remove(&conn);
+            return true;
+        }
+        false
     }
 }
 
@@ -340,12 +360,12 @@ impl<P: Parser + Send + 'static> Timed for Shared<P> {
     }
 }
 
-/// One connection the endpoint asked for: connect, then read (its own
-/// task) and write (this task) until either side ends.
+/// One connection the endpoint asked for: connect, then read and write
+/// (one task) until either side ends.
 async fn connection<P: Parser + Send + 'static>(
     shared: Arc<Shared<P>>,
     conn: ConnId,
-    mut out: mpsc::UnboundedReceiver<Out>,
+    signal: Arc<ConnSignal>,
 ) {
     let shared_for_guard = shared.clone();
     let _live = LiveGuard(&shared_for_guard.live);
@@ -364,21 +384,14 @@ async fn connection<P: Parser + Send + 'static>(
             if fatal {
                 lock(&shared.fatal).take();
             }
-            Driven::on_eof(&shared, conn);
+            ConnDriver::on_eof(&shared, conn);
             return;
         }
     };
-    let (reader, mut writer) = stream.split();
-    let (stop, stop_rx) = async_channel::bounded::<()>(1);
-    shared
-        .runtime
-        .spawn(Box::pin(read_loop(shared.clone(), conn, reader, stop_rx)));
     Shared::with_state(&shared, |state, now| {
         state.endpoint.handle_connected(now, conn)
     });
-    write_loop(&shared, conn, &mut writer, &mut out).await;
-    let _ = writer.close().await;
-    drop(stop);
+    crate::conn::connection(shared, conn, stream, signal).await;
 }
 
 /// Connect to the first address that answers, then run the TLS handshake
@@ -412,52 +425,4 @@ async fn open<P: Parser + Send + 'static>(
             });
     }
     Ok(stream)
-}
-
-async fn write_loop<P: Parser + Send + 'static>(
-    shared: &Arc<Shared<P>>,
-    conn: ConnId,
-    writer: &mut WriteHalf<BoxStream>,
-    out: &mut mpsc::UnboundedReceiver<Out>,
-) {
-    while let Some(first) = out.next().await {
-        let mut batch = Vec::new();
-        let mut close = false;
-        let mut next = Some(first);
-        while let Some(item) = next.take() {
-            match item {
-                Out::Data(bytes) => batch.push(bytes),
-                Out::Close => {
-                    close = true;
-                    break;
-                }
-            }
-            next = out.try_recv().ok();
-        }
-        if let Err(e) = write_batch(writer, batch).await {
-            tracing::debug!(conn = conn.0, error = %e, "write failed");
-            Driven::on_eof(shared, conn);
-            return;
-        }
-        if close {
-            return;
-        }
-    }
-}
-
-/// Write buffers in order, small ones joined.
-async fn write_batch(writer: &mut WriteHalf<BoxStream>, batch: Vec<Bytes>) -> std::io::Result<()> {
-    let total: usize = batch.iter().map(|b| b.len()).sum();
-    if batch.len() > 1 && total <= COALESCE {
-        let mut joined = Vec::with_capacity(total);
-        for bytes in &batch {
-            joined.extend_from_slice(bytes);
-        }
-        writer.write_all(&joined).await?;
-    } else {
-        for bytes in &batch {
-            writer.write_all(bytes).await?;
-        }
-    }
-    writer.flush().await
 }

@@ -1,4 +1,4 @@
-//! One task per server connection, reading and writing.
+//! One task per connection, reading and writing (servers and clients).
 //!
 //! A connection owns no read buffer: it reads into a buffer of the thread
 //! polling it, lent only for the length of one `poll_read` and handed to
@@ -97,12 +97,17 @@ impl ConnSignal {
 /// feeds it and drains its outputs.
 pub(crate) trait ConnDriver: Send + Sync + 'static {
     /// Bytes read.
-    fn on_read(&self, conn: ConnId, data: &[u8]);
-    /// The stream ended, or reading or writing failed.
-    fn on_eof(&self, conn: ConnId);
+    fn on_read(this: &Arc<Self>, conn: ConnId, data: &[u8]);
+    /// The stream ended, or writing failed.
+    fn on_eof(this: &Arc<Self>, conn: ConnId);
+    /// Reading failed: by default, the same as the end of the stream.
+    fn on_read_error(this: &Arc<Self>, conn: ConnId, error: std::io::Error) {
+        tracing::debug!(conn = conn.0, %error, "read failed");
+        Self::on_eof(this, conn);
+    }
     /// Move the core's output for `conn` to `out`; true when the core
-    /// closes the connection after it.
-    fn pull(&self, conn: ConnId, out: &mut VecDeque<Bytes>) -> bool;
+    /// closes the connection after it (or no longer knows it).
+    fn pull(this: &Arc<Self>, conn: ConnId, out: &mut VecDeque<Bytes>) -> bool;
 }
 
 /// Drive one connection until it closes. Spawn it as a task.
@@ -150,7 +155,7 @@ impl<D: ConnDriver> Connection<D> {
     /// Write what is pulled, flush, pull more; close when the core said so.
     fn poll_write_side(&mut self, cx: &mut Context<'_>) -> Step {
         if self.out.is_empty() && !self.closing && self.signal.ready.swap(false, Ordering::SeqCst) {
-            self.closing = self.driver.pull(self.conn, &mut self.out);
+            self.closing = D::pull(&self.driver, self.conn, &mut self.out);
         }
         if !self.out.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
@@ -163,7 +168,7 @@ impl<D: ConnDriver> Connection<D> {
                 Poll::Pending => return Step::Blocked,
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
                     tracing::debug!(conn = self.conn.0, "write failed");
-                    self.driver.on_eof(self.conn);
+                    D::on_eof(&self.driver, self.conn);
                     return Step::Done;
                 }
                 Poll::Ready(Ok(n)) => n,
@@ -176,7 +181,7 @@ impl<D: ConnDriver> Connection<D> {
             match Pin::new(&mut self.stream).poll_flush(cx) {
                 Poll::Pending => return Step::Blocked,
                 Poll::Ready(Err(_)) => {
-                    self.driver.on_eof(self.conn);
+                    D::on_eof(&self.driver, self.conn);
                     return Step::Done;
                 }
                 Poll::Ready(Ok(())) => self.unflushed = false,
@@ -208,16 +213,15 @@ impl<D: ConnDriver> Connection<D> {
 
     fn poll_read_side(&mut self, cx: &mut Context<'_>) -> Step {
         let (driver, conn) = (&self.driver, self.conn);
-        match read_shared(&mut self.stream, cx, |data| driver.on_read(conn, data)) {
+        match read_shared(&mut self.stream, cx, |data| D::on_read(driver, conn, data)) {
             Poll::Pending => Step::Blocked,
             Poll::Ready(Ok(0)) => {
-                driver.on_eof(conn);
+                D::on_eof(driver, conn);
                 Step::Done
             }
             Poll::Ready(Ok(_)) => Step::Progress,
             Poll::Ready(Err(e)) => {
-                tracing::debug!(conn = conn.0, error = %e, "read failed");
-                driver.on_eof(conn);
+                D::on_read_error(driver, conn, e);
                 Step::Done
             }
         }

@@ -1,61 +1,16 @@
-//! Loops shared by the server and client drivers: reading a connection and
-//! the one timer.
+//! The one timer loop, shared by the server and client drivers.
 
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use futures_util::future::{poll_fn, select, Either};
-use futures_util::io::ReadHalf;
-use socketio_core::engine::ConnId;
+use futures_util::future::{select, Either};
 
-use crate::conn::read_shared;
-use crate::runtime::{BoxStream, Runtime};
-
-/// The inputs a client connection's reader feeds to its driver.
-pub(crate) trait Driven: Timed {
-    fn on_read(this: &Arc<Self>, conn: ConnId, data: &[u8]);
-    fn on_eof(this: &Arc<Self>, conn: ConnId);
-    /// Reading failed: by default, the same as the end of the stream.
-    fn on_read_error(this: &Arc<Self>, conn: ConnId, error: std::io::Error) {
-        tracing::debug!(conn = conn.0, %error, "read failed");
-        Self::on_eof(this, conn);
-    }
-}
+use crate::runtime::Runtime;
 
 /// A driver with the one timer.
 pub(crate) trait Timed: Send + Sync + 'static {
     fn next_timeout(this: &Arc<Self>) -> Option<Instant>;
     fn on_timeout(this: &Arc<Self>);
-}
-
-/// Read `conn` until the peer ends it, reading fails (both reported as end
-/// of stream) or `stop` closes (the writer finished: the core already
-/// forgot the connection).
-pub(crate) async fn read_loop<D: Driven>(
-    driven: Arc<D>,
-    conn: ConnId,
-    mut reader: ReadHalf<BoxStream>,
-    stop: async_channel::Receiver<()>,
-) {
-    let mut stopped = Box::pin(stop.recv());
-    loop {
-        // Bytes are handed to the core inside the poll that read them: the
-        // buffer is the polling thread's, not the connection's.
-        let read =
-            poll_fn(|cx| read_shared(&mut reader, cx, |data| D::on_read(&driven, conn, data)));
-        match select(read, stopped.as_mut()).await {
-            Either::Left((Ok(0), _)) => {
-                D::on_eof(&driven, conn);
-                return;
-            }
-            Either::Left((Ok(_), _)) => {}
-            Either::Left((Err(e), _)) => {
-                D::on_read_error(&driven, conn, e);
-                return;
-            }
-            Either::Right(_) => return,
-        }
-    }
 }
 
 /// The one timer: sleeps until the core's next deadline, re-armed through

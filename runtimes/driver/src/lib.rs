@@ -18,13 +18,14 @@
 //! With the `tls` feature, [`tls`] adds rustls (ring) on top of any
 //! stream: client connections to `https://` servers and TLS listeners.
 //!
-//! Tasks: on a server, one task per TCP connection that reads and writes
-//! (reads go into a buffer of the polling thread, lent for one read and
-//! handed to the core at once, so an idle connection holds no read
-//! buffer); on a client, a reader and a writer per connection; one timer;
-//! one accept loop per listener. A connection pulls its bytes from the core
-//! only when it can write them, so bytes stay accounted in the core
-//! (backpressure) until then.
+//! Tasks: one per TCP connection, reading and writing, on servers and
+//! clients alike (reads go into a buffer of the polling thread, lent for
+//! one read and handed to the core at once, so an idle connection holds no
+//! read buffer); one timer; one accept loop per listener. A connection
+//! pulls its bytes from the core only when it can write them, so bytes stay
+//! accounted in the core (backpressure) until then. A server's application
+//! events go to a channel ([`ServerDriver::new`]) or to a handler run by
+//! the task that produced them ([`ServerDriver::with_handler`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

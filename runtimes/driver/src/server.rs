@@ -328,20 +328,20 @@ impl<C: ServerCore> Driver<C> {
 }
 
 impl<C: ServerCore> ConnDriver for Driver<C> {
-    fn on_read(&self, conn: ConnId, data: &[u8]) {
+    fn on_read(this: &Arc<Self>, conn: ConnId, data: &[u8]) {
         // The core handles deadlines already due before the bytes.
-        self.with_state(|state, now| state.core.handle_read(now, conn, data));
+        this.with_state(|state, now| state.core.handle_read(now, conn, data));
     }
 
-    fn on_eof(&self, conn: ConnId) {
-        self.with_state(|state, now| {
+    fn on_eof(this: &Arc<Self>, conn: ConnId) {
+        this.with_state(|state, now| {
             state.conns.remove(&conn);
             state.core.handle_eof(now, conn);
         });
     }
 
-    fn pull(&self, conn: ConnId, out: &mut VecDeque<Bytes>) -> bool {
-        self.with_state(|state, now| {
+    fn pull(this: &Arc<Self>, conn: ConnId, out: &mut VecDeque<Bytes>) -> bool {
+        this.with_state(|state, now| {
             let mut close = false;
             let mut taken = false;
             while let Some(transmit) = state.core.poll_transmit(conn) {
