@@ -76,6 +76,8 @@ pub(crate) enum Repr {
         /// arguments are invalid.
         checked: OnceLock<Result<Spans, ArgsError>>,
     },
+    /// Received MessagePack, validated, deserialized on demand.
+    MsgPack(super::msgpack::MsgPackArgs),
     /// Decoded values.
     Values(Vec<Value>),
 }
@@ -157,7 +159,7 @@ impl Args {
                 .as_ref()
                 .map(|spans| &spans[..])
                 .map_err(Clone::clone),
-            Repr::Values(_) => Ok(&[]),
+            Repr::MsgPack(_) | Repr::Values(_) => Ok(&[]),
         }
     }
 
@@ -168,6 +170,7 @@ impl Args {
     pub fn len(&self) -> usize {
         match &self.0 {
             Repr::Json { .. } => self.spans().map_or(0, <[_]>::len),
+            Repr::MsgPack(args) => args.len(),
             Repr::Values(v) => v.len(),
         }
     }
@@ -204,6 +207,7 @@ impl Args {
                 };
                 deserialize_json(array, *has_name, *max_depth, target)
             }
+            Repr::MsgPack(args) => args.deserialize(target),
             Repr::Json { .. } | Repr::Values(_) => {
                 let mut values = self.to_values()?;
                 let value = match target {
@@ -238,6 +242,7 @@ impl Args {
                     from_value(value).map_err(|e| ArgsError(e.0))
                 }
             }
+            Repr::MsgPack(args) => args.get(index),
             Repr::Values(values) => {
                 let value = values.get(index).ok_or_else(missing)?.clone();
                 from_value(value).map_err(|e| ArgsError(e.0))
@@ -259,6 +264,7 @@ impl Args {
                     json_to_value(&text[start as usize..end as usize], attachments)
                 })
                 .collect(),
+            Repr::MsgPack(args) => args.to_values(),
             Repr::Values(values) => Ok(values.clone()),
         }
     }
@@ -276,7 +282,7 @@ impl Args {
                         .map(move |&(start, end)| &text[start as usize..end as usize]),
                 )
             }
-            Repr::Values(_) => None,
+            Repr::MsgPack(_) | Repr::Values(_) => None,
         }
     }
 
@@ -285,7 +291,7 @@ impl Args {
     pub fn attachments(&self) -> &[Bytes] {
         match &self.0 {
             Repr::Json { attachments, .. } => attachments,
-            Repr::Values(_) => &[],
+            Repr::MsgPack(_) | Repr::Values(_) => &[],
         }
     }
 }
@@ -421,7 +427,7 @@ impl<'de, T: de::Deserialize<'de>> Visitor<'de> for ArgsVisitor<T> {
 
 /// A missing argument: `null` (`None` for an `Option`), as JavaScript's
 /// `undefined` for a parameter nobody passed.
-fn missing<E: de::Error>() -> de::value::UnitDeserializer<E> {
+pub(super) fn missing<E: de::Error>() -> de::value::UnitDeserializer<E> {
     de::value::UnitDeserializer::new()
 }
 
@@ -495,7 +501,7 @@ impl<'de, E: DeserializeSeed<'de>> DeserializeSeed<'de> for TakeSeed<'_, E> {
 
 /// What a type asks of a deserializer first: how the arguments map onto it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Target {
+pub(super) enum Target {
     /// `()`: accepts anything.
     Unit,
     /// A tuple: one argument per element.
@@ -508,7 +514,7 @@ enum Target {
 
 /// Find `T`'s [`Target`] by letting it start deserializing from a probe that
 /// stops at the first call.
-fn probe_target<T: DeserializeOwned>() -> Target {
+pub(super) fn probe_target<T: DeserializeOwned>() -> Target {
     match T::deserialize(TargetProbe) {
         Err(Probed(target)) => target,
         Ok(_) => Target::Other,
@@ -917,6 +923,14 @@ impl Serialize for Args {
                     let value = json_to_value(&text[start as usize..end as usize], attachments)
                         .map_err(serde_ser::Error::custom)?;
                     tuple.serialize_element(&value)?;
+                }
+                tuple.end()
+            }
+            Repr::MsgPack(args) => {
+                // Opened before any parsing, as above.
+                let mut tuple = s.serialize_tuple(args.len())?;
+                for value in args.values() {
+                    tuple.serialize_element(&value.map_err(serde_ser::Error::custom)?)?;
                 }
                 tuple.end()
             }
