@@ -1348,8 +1348,25 @@ impl TokenReader for MsgPackReader<'_> {
 /// limit).
 const INLINE_LEVELS: usize = 32;
 
+/// Truncation, as the validating skip reports it.
+const TRUNCATED: &str = "truncated MessagePack";
+
+/// An extension type we do not read (the error is worded by
+/// [`MsgPackReader::ext`]).
+const UNSUPPORTED_EXT: &str = "unsupported MessagePack extension type";
+
 /// Marks a map's entry in the skip stack: its count is of keys and values.
 const MAP_FLAG: u64 = 1 << 63;
+
+/// Check that `bytes` are UTF-8; ASCII, the common case, is checked by a
+/// cheaper loop first.
+fn check_utf8(bytes: &[u8]) -> Result<(), DecodeError> {
+    if bytes.is_ascii() || std::str::from_utf8(bytes).is_ok() {
+        Ok(())
+    } else {
+        Err(bad_payload("string is not valid UTF-8"))
+    }
+}
 
 /// Whether `marker` starts a MessagePack string.
 fn is_str_marker(marker: u8) -> bool {
@@ -1375,16 +1392,40 @@ impl<'a> MsgPackReader<'a> {
     /// Read a string item's bytes (validated as UTF-8), or `None` when the
     /// item is not a string (nothing consumed then).
     fn str_range(&mut self) -> Result<Option<Range<usize>>, DecodeError> {
-        let marker = self.peek()?;
-        if !is_str_marker(marker) {
-            return Ok(None);
+        let range = self.raw_str_range()?;
+        if let Some(range) = &range {
+            check_utf8(&self.buf[range.clone()])?;
         }
-        self.pos += 1;
-        let len = self.str_len(marker)?;
-        let range = self.take(len)?;
-        std::str::from_utf8(&self.buf[range.clone()])
-            .map_err(|_| bad_payload("string is not valid UTF-8"))?;
-        Ok(Some(range))
+        Ok(range)
+    }
+
+    /// [`MsgPackReader::str_range`] without the UTF-8 check, for strings
+    /// checked already or compared with ASCII names.
+    #[inline]
+    fn raw_str_range(&mut self) -> Result<Option<Range<usize>>, DecodeError> {
+        self.raw_str().map_err(bad_payload)
+    }
+
+    #[inline]
+    fn raw_str(&mut self) -> Result<Option<Range<usize>>, &'static str> {
+        let marker = *self.buf.get(self.pos).ok_or(TRUNCATED)?;
+        let len = match marker {
+            0xa0..=0xbf => {
+                self.pos += 1;
+                usize::from(marker & 0x1f)
+            }
+            0xd9..=0xdb => {
+                self.pos += 1;
+                match marker {
+                    0xd9 => usize::from(self.next_byte()?),
+                    0xda => self.be_len::<2>()?,
+                    _ => self.be_len::<4>()?,
+                }
+            }
+            _ => return Ok(None),
+        };
+        let start = self.skip_bytes(len)?;
+        Ok(Some(start..start + len))
     }
 
     /// Skip one whole item, checking everything [`read_value`] checks
@@ -1393,100 +1434,166 @@ impl<'a> MsgPackReader<'a> {
     /// fails when `level >= limit`), without building anything. Iterative,
     /// so nesting never recurses.
     fn skip_checked(&mut self, level: usize, limit: usize) -> Result<(), DecodeError> {
-        // Items left in each open container (keys and values for a map,
-        // with `MAP_FLAG`).
-        let mut open: SmallVec<[u64; INLINE_LEVELS]> = SmallVec::new();
+        match self.skip_inner(level, limit) {
+            Ok(()) => Ok(()),
+            Err(UNSUPPORTED_EXT) => {
+                // `self.pos` is at the extension: its reader words the error.
+                self.next_token()?;
+                Err(bad_payload(UNSUPPORTED_EXT))
+            }
+            Err(e) => Err(bad_payload(e)),
+        }
+    }
+
+    /// The byte at the read position, consumed.
+    #[inline]
+    fn next_byte(&mut self) -> Result<u8, &'static str> {
+        let byte = *self.buf.get(self.pos).ok_or(TRUNCATED)?;
+        self.pos += 1;
+        Ok(byte)
+    }
+
+    /// Consume `n` bytes; where they start.
+    #[inline]
+    fn skip_bytes(&mut self, n: usize) -> Result<usize, &'static str> {
+        let start = self.pos;
+        if n > self.buf.len() - start {
+            return Err(TRUNCATED);
+        }
+        self.pos = start + n;
+        Ok(start)
+    }
+
+    /// A big-endian length of `N` bytes (saturated on narrow targets).
+    #[inline]
+    fn be_len<const N: usize>(&mut self) -> Result<usize, &'static str> {
+        let start = self.skip_bytes(N)?;
+        let mut len = 0u64;
+        for &b in &self.buf[start..start + N] {
+            len = len << 8 | u64::from(b);
+        }
+        Ok(usize::try_from(len).unwrap_or(usize::MAX))
+    }
+
+    /// [`MsgPackReader::skip_checked`]'s loop, with errors as static text
+    /// (returned in registers).
+    fn skip_inner(&mut self, level: usize, limit: usize) -> Result<(), &'static str> {
+        // Items left in the innermost open container (keys and values for a
+        // map, with `MAP_FLAG`); the enclosing ones' counts wait in `outer`.
+        let mut outer: SmallVec<[u64; INLINE_LEVELS]> = SmallVec::new();
+        let mut depth = 0usize;
+        let mut left = 0u64;
         loop {
-            let in_key_position = open
-                .last()
-                .is_some_and(|&left| left & MAP_FLAG != 0 && (left & !MAP_FLAG) % 2 == 0);
-            let marker = self.u8()?;
-            if in_key_position && !is_str_marker(marker) {
-                return Err(bad_payload("map key is not a string"));
+            let marker = self.next_byte()?;
+            if left & MAP_FLAG != 0 && left % 2 == 0 && !is_str_marker(marker) {
+                return Err("map key is not a string");
             }
             let container = match marker {
                 0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff => None,
                 0x80..=0x8f => Some((usize::from(marker & 0x0f), true)),
                 0x90..=0x9f => Some((usize::from(marker & 0x0f), false)),
                 0xa0..=0xbf | 0xd9..=0xdb => {
-                    let len = self.str_len(marker)?;
-                    let range = self.take(len)?;
-                    std::str::from_utf8(&self.buf[range])
-                        .map_err(|_| bad_payload("string is not valid UTF-8"))?;
+                    let len = match marker {
+                        0xd9 => usize::from(self.next_byte()?),
+                        0xda => self.be_len::<2>()?,
+                        0xdb => self.be_len::<4>()?,
+                        _ => usize::from(marker & 0x1f),
+                    };
+                    let start = self.skip_bytes(len)?;
+                    let text = &self.buf[start..start + len];
+                    if !text.is_ascii() && std::str::from_utf8(text).is_err() {
+                        return Err("string is not valid UTF-8");
+                    }
                     None
                 }
-                0xc1 => return Err(bad_payload("reserved MessagePack marker 0xc1")),
+                0xc1 => return Err("reserved MessagePack marker 0xc1"),
                 0xc4 => {
-                    let len = usize::from(self.u8()?);
-                    self.take(len)?;
+                    let len = usize::from(self.next_byte()?);
+                    self.skip_bytes(len)?;
                     None
                 }
                 0xc5 => {
-                    let len = self.u16()?;
-                    self.take(len)?;
+                    let len = self.be_len::<2>()?;
+                    self.skip_bytes(len)?;
                     None
                 }
                 0xc6 => {
-                    let len = self.u32()?;
-                    self.take(len)?;
+                    let len = self.be_len::<4>()?;
+                    self.skip_bytes(len)?;
                     None
                 }
                 0xc7..=0xc9 | 0xd4..=0xd8 => {
-                    self.pos -= 1;
-                    self.next_token()?;
+                    let at = self.pos - 1;
+                    let (len, fixed) = match marker {
+                        0xc7 => (usize::from(self.next_byte()?), false),
+                        0xc8 => (self.be_len::<2>()?, false),
+                        0xc9 => (self.be_len::<4>()?, false),
+                        _ => (1 << (marker - 0xd4), true),
+                    };
+                    let ext_type = self.next_byte()?;
+                    self.skip_bytes(len)?;
+                    // The types `MsgPackReader::ext` reads.
+                    if !matches!((ext_type, fixed, len), (0, true, 1 | 8) | (0, false, _)) {
+                        self.pos = at;
+                        return Err(UNSUPPORTED_EXT);
+                    }
                     None
                 }
                 0xca | 0xce | 0xd2 => {
-                    self.take(4)?;
+                    self.skip_bytes(4)?;
                     None
                 }
                 0xcb | 0xcf | 0xd3 => {
-                    self.take(8)?;
+                    self.skip_bytes(8)?;
                     None
                 }
                 0xcc | 0xd0 => {
-                    self.take(1)?;
+                    self.skip_bytes(1)?;
                     None
                 }
                 0xcd | 0xd1 => {
-                    self.take(2)?;
+                    self.skip_bytes(2)?;
                     None
                 }
-                0xdc => Some((self.u16()?, false)),
-                0xdd => Some((self.u32()?, false)),
-                0xde => Some((self.u16()?, true)),
-                0xdf => Some((self.u32()?, true)),
+                0xdc => Some((self.be_len::<2>()?, false)),
+                0xdd => Some((self.be_len::<4>()?, false)),
+                0xde => Some((self.be_len::<2>()?, true)),
+                0xdf => Some((self.be_len::<4>()?, true)),
             };
             if let Some((len, map)) = container {
-                if level.saturating_add(open.len()) >= limit {
-                    return Err(bad_payload("nesting too deep"));
+                if level.saturating_add(depth) >= limit {
+                    return Err("nesting too deep");
                 }
-                if map && len > self.remaining() / 2 {
-                    return Err(bad_payload("map longer than the message"));
+                let remaining = self.buf.len() - self.pos;
+                if map && len > remaining / 2 {
+                    return Err("map longer than the message");
                 }
-                if !map && len > self.remaining() {
-                    return Err(bad_payload("array longer than the message"));
+                if !map && len > remaining {
+                    return Err("array longer than the message");
                 }
                 if len > 0 {
+                    if depth > 0 {
+                        outer.push(left);
+                    }
+                    depth += 1;
                     // Bounded by the message length checked above.
                     let items = len as u64 * if map { 2 } else { 1 };
-                    open.push(if map { items | MAP_FLAG } else { items });
+                    left = if map { items | MAP_FLAG } else { items };
                     continue;
                 }
             }
-            // One item done: count it in its parent, closing each parent
-            // it completes.
+            // One item done: count it in its container, closing each
+            // container it completes.
             loop {
-                match open.last_mut() {
-                    None => return Ok(()),
-                    Some(left) => {
-                        *left -= 1;
-                        if *left & !MAP_FLAG != 0 {
-                            break;
-                        }
-                        open.pop();
-                    }
+                if depth == 0 {
+                    return Ok(());
                 }
+                left -= 1;
+                if left & !MAP_FLAG != 0 {
+                    break;
+                }
+                depth -= 1;
+                left = outer.pop().unwrap_or(0);
             }
         }
     }
@@ -1494,6 +1601,36 @@ impl<'a> MsgPackReader<'a> {
     /// Skip one item already validated by [`MsgPackReader::skip_checked`].
     fn skip(&mut self) -> Result<(), DecodeError> {
         self.skip_checked(0, usize::MAX)
+    }
+}
+
+/// Whether `name` is one of [`RESERVED_EVENTS`].
+fn is_reserved(name: &[u8]) -> bool {
+    let reserved = matches!(
+        name,
+        b"connect"
+            | b"connect_error"
+            | b"disconnect"
+            | b"disconnecting"
+            | b"newListener"
+            | b"removeListener"
+    );
+    debug_assert_eq!(
+        reserved,
+        RESERVED_EVENTS.iter().any(|r| r.as_bytes() == name)
+    );
+    reserved
+}
+
+/// [`read_value`], with positive fixints (packet types, small ack ids)
+/// read without the general path.
+fn read_scalar(reader: &mut MsgPackReader<'_>, max_depth: usize) -> Result<Value, DecodeError> {
+    match reader.peek()? {
+        marker @ 0x00..=0x7f => {
+            reader.pos += 1;
+            Ok(Value::Number(Number::PosInt(u64::from(marker))))
+        }
+        _ => read_value(reader, max_depth),
     }
 }
 
@@ -1555,11 +1692,15 @@ fn decode_lazy(bytes: &Bytes, limits: &DecodeLimits) -> Result<Packet, DecodeErr
     let (mut packet_type, mut nsp, mut data, mut id) = (None, None, None, None);
     for _ in 0..entries {
         let key = reader
-            .str_range()?
+            .raw_str_range()?
             .ok_or_else(|| bad_payload("map key is not a string"))?;
-        match &bytes[key] {
-            b"type" => packet_type = Some(read_value(&mut reader, limit - 1)?),
-            b"id" => id = Some(read_value(&mut reader, limit - 1)?),
+        let key = &bytes[key];
+        if !matches!(key, b"type" | b"id" | b"nsp" | b"data") {
+            check_utf8(key)?;
+        }
+        match key {
+            b"type" => packet_type = Some(read_scalar(&mut reader, limit - 1)?),
+            b"id" => id = Some(read_scalar(&mut reader, limit - 1)?),
             b"nsp" => {
                 let at = reader.pos;
                 nsp = Some(reader.str_range()?);
@@ -1661,10 +1802,10 @@ fn decode_lazy(bytes: &Bytes, limits: &DecodeLimits) -> Result<Packet, DecodeErr
                 buf: bytes,
                 pos: items,
             };
-            let name = match reader.str_range()? {
+            // Checked as UTF-8 by the pass above, and again by `Str`.
+            let name = match reader.raw_str_range()? {
                 Some(range) => {
-                    let text = &bytes[range.clone()];
-                    if RESERVED_EVENTS.iter().any(|r| r.as_bytes() == text) {
+                    if is_reserved(&bytes[range.clone()]) {
                         return Err(DecodeError::ReservedEvent);
                     }
                     Str::try_from(bytes.slice(range))
