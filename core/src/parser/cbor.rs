@@ -95,7 +95,7 @@ fn length_head(major: u8, len: usize) -> Result<Header, WireError> {
 }
 
 fn put_head(out: &mut BytesMut, major: u8, arg: u64) {
-    out.put_slice(head(major, arg).as_slice());
+    head(major, arg).put(out);
 }
 
 /// CBOR's item encoding.

@@ -117,6 +117,17 @@ impl Header {
     pub(super) fn as_slice(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
     }
+
+    /// Append the header to `out`: one-byte headers (the common case)
+    /// without a slice copy.
+    #[inline]
+    pub(super) fn put(&self, out: &mut BytesMut) {
+        if self.len == 1 {
+            out.put_u8(self.bytes[0]);
+        } else {
+            out.extend_from_slice(self.as_slice());
+        }
+    }
 }
 
 /// What the first byte of an encoded item says it is.
@@ -163,6 +174,23 @@ pub(super) trait WireFormat {
     fn wide_map_header() -> Header;
     /// What the item starting with `first` is.
     fn kind(first: u8) -> ItemKind;
+
+    /// A whole string: its header and bytes, with one reservation.
+    #[inline]
+    fn put_str(out: &mut BytesMut, v: &str) -> Result<(), WireError> {
+        let header = Self::str_header(v.len())?;
+        out.reserve(usize::from(header.len) + v.len());
+        header.put(out);
+        out.extend_from_slice(v.as_bytes());
+        Ok(())
+    }
+
+    /// One of the packet map's keys (`type`, `nsp`, `data`, `id`).
+    #[inline]
+    fn put_key(out: &mut BytesMut, key: &'static str) {
+        // Short ASCII: never too long.
+        let _ = Self::put_str(out, key);
+    }
 }
 
 /// An error while serializing a payload.
@@ -201,7 +229,7 @@ impl WireFormat for MsgPack {
         if v < 0x80 {
             out.put_u8(v as u8);
         } else if let Ok(v) = u8::try_from(v) {
-            out.put_slice(&[0xcc, v]);
+            out.put_u16(0xcc00 | u16::from(v));
         } else if let Ok(v) = u16::try_from(v) {
             out.put_u8(0xcd);
             out.put_u16(v);
@@ -293,6 +321,37 @@ impl WireFormat for MsgPack {
             _ => ItemKind::Other,
         }
     }
+    #[inline]
+    fn put_str(out: &mut BytesMut, v: &str) -> Result<(), WireError> {
+        if v.len() < 32 {
+            // A fixstr: one marker byte.
+            out.reserve(1 + v.len());
+            out.put_u8(0xa0 | v.len() as u8);
+            out.extend_from_slice(v.as_bytes());
+            Ok(())
+        } else {
+            let header = Self::str_header(v.len())?;
+            out.reserve(usize::from(header.len) + v.len());
+            header.put(out);
+            out.extend_from_slice(v.as_bytes());
+            Ok(())
+        }
+    }
+    #[inline]
+    fn put_key(out: &mut BytesMut, key: &'static str) {
+        // Each key as one constant fixstr.
+        let encoded: &[u8] = match key {
+            "type" => b"\xa4type",
+            "nsp" => b"\xa3nsp",
+            "data" => b"\xa4data",
+            "id" => b"\xa2id",
+            other => {
+                let _ = Self::put_str(out, other);
+                return;
+            }
+        };
+        out.extend_from_slice(encoded);
+    }
 }
 
 /// Encode `packet` as the map `{type, nsp, data?, id?}` in format `F`.
@@ -360,12 +419,12 @@ fn write_packet<F: WireFormat, A: Serialize + ?Sized>(
 
     let mut ser = WireSerializer::<F>::new(out);
     ser.header(F::map_header(entries).map_err(serialize_error)?);
-    ser.str("type").map_err(serialize_error)?;
+    F::put_key(ser.out, "type");
     F::uint(ser.out, packet_type);
-    ser.str("nsp").map_err(serialize_error)?;
+    F::put_key(ser.out, "nsp");
     ser.str(nsp).map_err(serialize_error)?;
     if has_data {
-        ser.str("data").map_err(serialize_error)?;
+        F::put_key(ser.out, "data");
         let start = ser.out.len();
         match data {
             OutData::None => {}
@@ -389,7 +448,7 @@ fn write_packet<F: WireFormat, A: Serialize + ?Sized>(
         }
     }
     if let Some(id) = id {
-        ser.str("id").map_err(serialize_error)?;
+        F::put_key(ser.out, "id");
         F::uint(ser.out, id);
     }
     Ok(())
@@ -411,14 +470,14 @@ impl<'o, F: WireFormat> WireSerializer<'o, F> {
         }
     }
 
+    #[inline]
     fn header(&mut self, header: Header) {
-        self.out.put_slice(header.as_slice());
+        header.put(self.out);
     }
 
+    #[inline]
     fn str(&mut self, v: &str) -> Result<(), WireError> {
-        self.header(F::str_header(v.len())?);
-        self.out.put_slice(v.as_bytes());
-        Ok(())
+        F::put_str(self.out, v)
     }
 
     fn int(&mut self, v: i64) {
@@ -612,8 +671,10 @@ impl<'a, 'o, F: WireFormat> Serializer for &'a mut WireSerializer<'o, F> {
         self.str(v)
     }
     fn serialize_bytes(self, v: &[u8]) -> Result<(), WireError> {
-        self.header(F::bin_header(v.len())?);
-        self.out.put_slice(v);
+        let header = F::bin_header(v.len())?;
+        self.out.reserve(usize::from(header.len) + v.len());
+        self.header(header);
+        self.out.extend_from_slice(v);
         Ok(())
     }
     fn serialize_none(self) -> Result<(), WireError> {
