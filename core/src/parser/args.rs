@@ -14,7 +14,7 @@ use crate::value::{from_value, Value};
 use crate::Str;
 
 /// Byte ranges of each argument inside the received text.
-pub(crate) type Spans = SmallVec<[(u32, u32); 4]>;
+pub(crate) type Spans = SmallVec<[(u32, u32); 2]>;
 
 /// The arguments of an event or an acknowledgement: a first-class argument
 /// list.

@@ -77,7 +77,7 @@ impl Parser for MsgPackParser {
         limits: &DecodeLimits,
     ) -> Result<Option<Packet>, DecodeError> {
         let bytes = binary_message(message)?;
-        decode_lazy(&bytes, limits).map(Some)
+        decode_lazy(&bytes, limits)
     }
 }
 
@@ -1721,7 +1721,9 @@ enum DataKind {
 /// and `id` are read, the whole message is validated in one pass as
 /// [`decode_packet`] would, and an EVENT's or ACK's arguments stay as a
 /// range of the received bytes (see [`MsgPackArgs`]).
-fn decode_lazy(bytes: &Bytes, limits: &DecodeLimits) -> Result<Packet, DecodeError> {
+/// Returns what [`Parser::decode`] does, so the packet is built in place.
+#[inline]
+fn decode_lazy(bytes: &Bytes, limits: &DecodeLimits) -> Result<Option<Packet>, DecodeError> {
     let mut reader = MsgPackReader { buf: bytes, pos: 0 };
     // The packet map is one level above the payload, as in `decode_packet`.
     let limit = limits.max_depth.saturating_add(1);
@@ -1920,7 +1922,7 @@ fn decode_lazy(bytes: &Bytes, limits: &DecodeLimits) -> Result<Packet, DecodeErr
     if id.is_some() && !matches!(data, PacketData::Event { .. } | PacketData::Ack { .. }) {
         return Err(DecodeError::BadAckId);
     }
-    Ok(Packet { nsp, data })
+    Ok(Some(Packet { nsp, data }))
 }
 
 /// Arguments received as MessagePack: `count` items starting at `start` in
