@@ -33,7 +33,7 @@ use crate::engine::Message;
 use crate::socket::{Packet, PacketData, PacketType, RESERVED_EVENTS};
 use crate::value::Value;
 use crate::Str;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::ser::{self, Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -191,10 +191,10 @@ fn encode_into<A: Serialize + ?Sized>(
         return Err(EncodeError::BadNamespace);
     }
 
-    out.data.put_u8(b'0' + kind as u8);
+    out.data.extend_from_slice(&[b'0' + kind as u8]);
     if nsp != "/" {
         out.data.extend_from_slice(nsp.as_bytes());
-        out.data.put_u8(b',');
+        out.data.extend_from_slice(b",");
     }
     if let Some(id) = ack {
         out.data

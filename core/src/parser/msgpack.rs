@@ -32,7 +32,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Range;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::ser::{self, Serialize, Serializer};
 use smallvec::SmallVec;
@@ -94,6 +94,24 @@ pub(super) fn binary_message(message: Message) -> Result<Bytes, DecodeError> {
 // Encoding, shared with CBOR.
 // ---------------------------------------------------------------------------
 
+/// Append `bytes` to `out`. `BytesMut`'s `BufMut` methods (`put_u8`,
+/// `put_slice`, ...) are not inlined across crates and cost a call and a
+/// `memcpy` per byte written; `extend_from_slice` is, so a short array of
+/// known length becomes a plain store.
+#[inline(always)]
+pub(super) fn put(out: &mut BytesMut, bytes: &[u8]) {
+    out.extend_from_slice(bytes);
+}
+
+/// A marker byte followed by the big-endian bytes of a number, in one
+/// write.
+#[inline(always)]
+pub(super) fn put_marked<const N: usize>(out: &mut BytesMut, marker: u8, bytes: [u8; N]) {
+    out.reserve(1 + N);
+    put(out, &[marker]);
+    put(out, &bytes);
+}
+
 /// An item header (or a whole small item): at most 9 bytes in both formats.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Header {
@@ -123,7 +141,7 @@ impl Header {
     #[inline]
     pub(super) fn put(&self, out: &mut BytesMut) {
         if self.len == 1 {
-            out.put_u8(self.bytes[0]);
+            put(out, &[self.bytes[0]]);
         } else {
             out.extend_from_slice(self.as_slice());
         }
@@ -220,51 +238,42 @@ impl WireFormat for MsgPack {
     const WIDE_HEADER_LEN: usize = 5;
 
     fn nil(out: &mut BytesMut) {
-        out.put_u8(0xc0);
+        put(out, &[0xc0]);
     }
     fn bool(out: &mut BytesMut, v: bool) {
-        out.put_u8(if v { 0xc3 } else { 0xc2 });
+        put(out, &[if v { 0xc3 } else { 0xc2 }]);
     }
     fn uint(out: &mut BytesMut, v: u64) {
         if v < 0x80 {
-            out.put_u8(v as u8);
+            put(out, &[v as u8]);
         } else if let Ok(v) = u8::try_from(v) {
-            out.put_u16(0xcc00 | u16::from(v));
+            put(out, &[0xcc, v]);
         } else if let Ok(v) = u16::try_from(v) {
-            out.put_u8(0xcd);
-            out.put_u16(v);
+            put_marked(out, 0xcd, v.to_be_bytes());
         } else if let Ok(v) = u32::try_from(v) {
-            out.put_u8(0xce);
-            out.put_u32(v);
+            put_marked(out, 0xce, v.to_be_bytes());
         } else {
-            out.put_u8(0xcf);
-            out.put_u64(v);
+            put_marked(out, 0xcf, v.to_be_bytes());
         }
     }
     fn neg_int(out: &mut BytesMut, v: i64) {
         if v >= -32 {
-            out.put_i8(v as i8);
+            put(out, &[v as u8]);
         } else if let Ok(v) = i8::try_from(v) {
-            out.put_u8(0xd0);
-            out.put_i8(v);
+            put(out, &[0xd0, v as u8]);
         } else if let Ok(v) = i16::try_from(v) {
-            out.put_u8(0xd1);
-            out.put_i16(v);
+            put_marked(out, 0xd1, v.to_be_bytes());
         } else if let Ok(v) = i32::try_from(v) {
-            out.put_u8(0xd2);
-            out.put_i32(v);
+            put_marked(out, 0xd2, v.to_be_bytes());
         } else {
-            out.put_u8(0xd3);
-            out.put_i64(v);
+            put_marked(out, 0xd3, v.to_be_bytes());
         }
     }
     fn f32(out: &mut BytesMut, v: f32) {
-        out.put_u8(0xca);
-        out.put_f32(v);
+        put_marked(out, 0xca, v.to_be_bytes());
     }
     fn f64(out: &mut BytesMut, v: f64) {
-        out.put_u8(0xcb);
-        out.put_f64(v);
+        put_marked(out, 0xcb, v.to_be_bytes());
     }
     fn str_header(len: usize) -> Result<Header, WireError> {
         Ok(if len < 32 {
@@ -326,7 +335,7 @@ impl WireFormat for MsgPack {
         if v.len() < 32 {
             // A fixstr: one marker byte.
             out.reserve(1 + v.len());
-            out.put_u8(0xa0 | v.len() as u8);
+            put(out, &[0xa0 | v.len() as u8]);
             out.extend_from_slice(v.as_bytes());
             Ok(())
         } else {
