@@ -2018,6 +2018,11 @@ fn args_err(e: DecodeError) -> ArgsError {
     ArgsError(e.to_string())
 }
 
+#[cold]
+fn static_err(e: &'static str) -> ValueError {
+    ValueError(e.to_owned())
+}
+
 fn value_err(e: DecodeError) -> ValueError {
     ValueError(e.to_string())
 }
@@ -2094,33 +2099,38 @@ fn signed(n: i64) -> Number {
 }
 
 impl<'de> ArgDe<'de> {
+    #[inline]
     fn u8(&mut self) -> Result<u8, ValueError> {
-        self.reader.u8().map_err(value_err)
+        self.reader.next_byte().map_err(static_err)
     }
 
+    #[inline]
     fn bytes(&mut self, n: usize) -> Result<&'de [u8], ValueError> {
-        let range = self.reader.take(n).map_err(value_err)?;
+        let start = self.reader.skip_bytes(n).map_err(static_err)?;
         let buf: &'de Bytes = self.reader.buf;
-        Ok(&buf[range])
+        Ok(&buf[start..start + n])
     }
 
+    #[inline]
     fn len16(&mut self) -> Result<usize, ValueError> {
-        self.reader.u16().map_err(value_err)
+        self.reader.be_len::<2>().map_err(static_err)
     }
 
+    #[inline]
     fn len32(&mut self) -> Result<usize, ValueError> {
-        self.reader.u32().map_err(value_err)
+        self.reader.be_len::<4>().map_err(static_err)
     }
 
+    #[inline]
     fn str(&mut self, len: usize) -> Result<&'de str, ValueError> {
         let bytes = self.bytes(len)?;
-        std::str::from_utf8(bytes).map_err(|_| ValueError("string is not valid UTF-8".into()))
+        std::str::from_utf8(bytes).map_err(|_| static_err("string is not valid UTF-8"))
     }
 
     /// Binary of `len` bytes, lent to the visitor as a slice of the message.
     fn bin<V: Visitor<'de>>(&mut self, len: usize, visitor: V) -> Result<V::Value, ValueError> {
-        let range = self.reader.take(len).map_err(value_err)?;
-        visit_shared_bytes(&self.reader.buf.slice(range), visitor)
+        let start = self.reader.skip_bytes(len).map_err(static_err)?;
+        visit_shared_bytes(&self.reader.buf.slice(start..start + len), visitor)
     }
 
     /// The number under `marker`, when it is one.
@@ -2142,8 +2152,10 @@ impl<'de> ArgDe<'de> {
         }))
     }
 
+    #[inline]
     fn array<const N: usize>(&mut self) -> Result<[u8; N], ValueError> {
-        self.reader.array().map_err(value_err)
+        let bytes = self.bytes(N)?;
+        bytes.try_into().map_err(|_| static_err(TRUNCATED))
     }
 
     /// An extension item (validated: `undefined`, a `Date`, or binary).
@@ -2193,6 +2205,18 @@ impl<'de> ArgDe<'de> {
             return Err(de::Error::invalid_length(len, &"fewer entries"));
         }
         Ok(value)
+    }
+
+    /// A map key (validated: a string).
+    #[inline]
+    fn key(&mut self) -> Result<&'de str, ValueError> {
+        let range = self
+            .reader
+            .raw_str()
+            .map_err(static_err)?
+            .ok_or_else(|| static_err("map key is not a string"))?;
+        let buf: &'de Bytes = self.reader.buf;
+        std::str::from_utf8(&buf[range]).map_err(|_| static_err("string is not valid UTF-8"))
     }
 
     /// The length of the array under `marker`, when it is one.
@@ -2508,9 +2532,7 @@ impl<'de> de::EnumAccess<'de> for ArgEnum<'_, 'de> {
         self,
         seed: S,
     ) -> Result<(S::Value, Self), ValueError> {
-        let marker = self.de.u8()?;
-        let len = self.de.reader.str_len(marker).map_err(value_err)?;
-        let variant = self.de.str(len)?;
+        let variant = self.de.key()?;
         let variant = seed.deserialize(de::value::BorrowedStrDeserializer::<ValueError>::new(
             variant,
         ))?;
