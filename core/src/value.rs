@@ -289,7 +289,8 @@ impl Serialize for Value {
     }
 }
 
-struct ValueVisitor;
+/// Builds a [`Value`] from any deserializer.
+pub(crate) struct ValueVisitor;
 
 impl<'de> Visitor<'de> for ValueVisitor {
     type Value = Value;
