@@ -1692,15 +1692,39 @@ fn is_reserved(name: &[u8]) -> bool {
     reserved
 }
 
-/// [`read_value`], with positive fixints (packet types, small ack ids)
-/// read without the general path.
-fn read_scalar(reader: &mut MsgPackReader<'_>, max_depth: usize) -> Result<Value, DecodeError> {
+/// A key of the packet map.
+enum EnvelopeKey {
+    Type,
+    Nsp,
+    Data,
+    Id,
+    Other,
+}
+
+/// What the packet's `type` and `id` can be, as [`packet_from_map`] tells
+/// them apart.
+enum Scalar {
+    /// A non-negative integer.
+    Uint(u64),
+    /// `nil` or `undefined`.
+    Null,
+    /// Anything else.
+    Other,
+}
+
+/// Read a `type` or `id` value (any item, checked as [`read_value`] does);
+/// positive fixints, the common case, without building a [`Value`].
+fn read_scalar(reader: &mut MsgPackReader<'_>, max_depth: usize) -> Result<Scalar, DecodeError> {
     match reader.peek()? {
         marker @ 0x00..=0x7f => {
             reader.pos += 1;
-            Ok(Value::Number(Number::PosInt(u64::from(marker))))
+            Ok(Scalar::Uint(u64::from(marker)))
         }
-        _ => read_value(reader, max_depth),
+        _ => Ok(match read_value(reader, max_depth)? {
+            Value::Number(Number::PosInt(n)) => Scalar::Uint(n),
+            Value::Null => Scalar::Null,
+            _ => Scalar::Other,
+        }),
     }
 }
 
@@ -1763,17 +1787,30 @@ fn decode_lazy(bytes: &Bytes, limits: &DecodeLimits) -> Result<Option<Packet>, D
     }
     let (mut packet_type, mut nsp, mut data, mut id) = (None, None, None, None);
     for _ in 0..entries {
-        let key = reader
-            .raw_str_range()?
-            .ok_or_else(|| bad_payload("map key is not a string"))?;
-        let key = &bytes[key];
-        if !matches!(key, b"type" | b"id" | b"nsp" | b"data") {
-            check_utf8(key)?;
-        }
+        let key = match reader.raw_str() {
+            Ok(Some(key)) => key,
+            Ok(None) => return Err(bad_payload("map key is not a string")),
+            Err(e) => return Err(bad_payload(e)),
+        };
+        let key = match &bytes[key] {
+            b"type" => EnvelopeKey::Type,
+            b"nsp" => EnvelopeKey::Nsp,
+            b"data" => EnvelopeKey::Data,
+            b"id" => EnvelopeKey::Id,
+            other => {
+                check_utf8(other)?;
+                EnvelopeKey::Other
+            }
+        };
         match key {
-            b"type" => packet_type = Some(read_scalar(&mut reader, limit - 1)?),
-            b"id" => id = Some(read_scalar(&mut reader, limit - 1)?),
-            b"nsp" => {
+            EnvelopeKey::Type => packet_type = Some(read_scalar(&mut reader, limit - 1)?),
+            EnvelopeKey::Id => id = Some(read_scalar(&mut reader, limit - 1)?),
+            EnvelopeKey::Nsp if bytes.get(reader.pos..reader.pos + 2) == Some(b"\xa1/") => {
+                // The main namespace, the common case.
+                nsp = Some(Some(reader.pos + 1..reader.pos + 2));
+                reader.pos += 2;
+            }
+            EnvelopeKey::Nsp => {
                 let at = reader.pos;
                 nsp = Some(reader.str_range()?);
                 if nsp == Some(None) {
@@ -1781,7 +1818,7 @@ fn decode_lazy(bytes: &Bytes, limits: &DecodeLimits) -> Result<Option<Packet>, D
                     reader.skip_checked(1, limit)?;
                 }
             }
-            b"data" => {
+            EnvelopeKey::Data => {
                 let at = reader.pos;
                 let marker = reader.peek()?;
                 let kind = match marker {
@@ -1805,7 +1842,7 @@ fn decode_lazy(bytes: &Bytes, limits: &DecodeLimits) -> Result<Option<Packet>, D
                 reader.skip_checked(1, limit)?;
                 data = Some(DataSlot { at, kind });
             }
-            _ => reader.skip_checked(1, limit)?,
+            EnvelopeKey::Other => reader.skip_checked(1, limit)?,
         }
     }
     if reader.remaining() != 0 {
@@ -1814,7 +1851,7 @@ fn decode_lazy(bytes: &Bytes, limits: &DecodeLimits) -> Result<Option<Packet>, D
 
     // The rules of `packet_from_map`, in the same order.
     let packet_type = match packet_type {
-        Some(Value::Number(Number::PosInt(n))) => u8::try_from(n).ok(),
+        Some(Scalar::Uint(n)) => u8::try_from(n).ok(),
         _ => None,
     }
     .ok_or(DecodeError::UnknownType)?;
@@ -1830,9 +1867,9 @@ fn decode_lazy(bytes: &Bytes, limits: &DecodeLimits) -> Result<Option<Packet>, D
     };
     let data = data.filter(|d| d.kind != DataKind::Null);
     let id = match id {
-        None | Some(Value::Null) => None,
-        Some(Value::Number(Number::PosInt(n))) => Some(n),
-        Some(_) => return Err(DecodeError::BadAckId),
+        None | Some(Scalar::Null) => None,
+        Some(Scalar::Uint(n)) => Some(n),
+        Some(Scalar::Other) => return Err(DecodeError::BadAckId),
     };
     // A value already validated, read whole (CONNECT and CONNECT_ERROR).
     let whole = |at: usize| {
