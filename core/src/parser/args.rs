@@ -1217,7 +1217,11 @@ mod tests {
         ] {
             let ours = json_to_value(json, &attachments);
             let expected = reference(json);
-            assert_eq!(ours.is_ok(), expected.is_ok(), "{json}: {ours:?} vs {expected:?}");
+            assert_eq!(
+                ours.is_ok(),
+                expected.is_ok(),
+                "{json}: {ours:?} vs {expected:?}"
+            );
             if let (Ok(ours), Ok(expected)) = (ours, expected) {
                 assert_eq!(ours, expected, "{json}");
             }

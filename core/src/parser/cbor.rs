@@ -21,8 +21,7 @@ use serde::Serialize;
 
 use super::msgpack::{
     bad_payload, binary_message, decode_packet, encode_packet, put, put_marked, too_long, Header,
-    ItemKind, Token,
-    TokenReader, WireError, WireFormat,
+    ItemKind, Token, TokenReader, WireError, WireFormat,
 };
 use super::{DecodeError, DecodeLimits, EncodeError, Encoded, OutPacket, Parser};
 use crate::engine::Message;

@@ -3292,12 +3292,24 @@ pub(super) mod tests {
             value in arb_value(),
             flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
         ) {
-            let mut bytes = encode(&OutPacket::Event { nsp: "/", event: "e", args: &value, ack: None });
+            let mut bytes = encode(&OutPacket::Event { nsp: "/", event: "e", args: &(&value, 1u8), ack: None });
             for (at, byte) in flips {
                 let at = at.index(bytes.len());
                 bytes[at] = byte;
             }
-            let _ = decode(&bytes);
+            // What decodes reads the same lazily, one argument at a time or
+            // as a tuple, as the tree builder reads it.
+            if let Ok(Packet { data: PacketData::Event { args, .. } | PacketData::Ack { args, .. }, .. }) = decode(&bytes) {
+                let values = mp_values(&args);
+                prop_assert_eq!(values.len(), args.len());
+                for (i, v) in values.iter().enumerate() {
+                    prop_assert_eq!(&args.get::<Value>(i).unwrap(), v);
+                }
+                if values.len() == 2 {
+                    let pair: (Value, Value) = args.deserialize().unwrap();
+                    prop_assert_eq!(&[pair.0, pair.1][..], &values[..]);
+                }
+            }
         }
     }
 }
