@@ -20,8 +20,10 @@ pub(crate) type Spans = SmallVec<[(u32, u32); 2]>;
 /// list.
 ///
 /// From the JSON parser they stay as the received text (plus the binary
-/// attachments) until deserialized; from MessagePack and CBOR, and when
-/// built by the application, they are [`Value`]s.
+/// attachments) until deserialized; from MessagePack, as the received
+/// bytes (validated in full at decode time, deserialized straight from
+/// them, binary as slices of the message); from CBOR, and when built by the
+/// application, they are [`Value`]s.
 ///
 /// Deserializing into a tuple takes the arguments one per element; into `()`
 /// accepts any; into any other type takes the first argument (into an
@@ -311,10 +313,10 @@ fn json_to_value(json: &str, attachments: &[Bytes]) -> Result<Value, ArgsError> 
 }
 
 /// Builds a [`Value`] like [`ValueVisitor`], except that an object whose
-/// `_placeholder` is `true` becomes its attachment (the rule of
-/// [`replace_placeholders`]: later duplicate keys win, `num` a non-negative
-/// integer, possibly written as an integral float), which the tests keep
-/// as the reference.
+/// `_placeholder` is `true` becomes its attachment: later duplicate keys
+/// win, `num` a non-negative integer, possibly written as an integral float
+/// (the rule of `replace_placeholders`, which the tests keep as the
+/// reference).
 #[derive(Clone, Copy)]
 struct PlaceholderValue<'a> {
     attachments: &'a [Bytes],

@@ -19,6 +19,12 @@
 //! - [`packet_from_map`]: the reference `isPacketValid` rules applied to the
 //!   decoded map.
 //!
+//! MessagePack itself decodes lazily ([`decode_lazy`]): one pass reads the
+//! envelope (`type`, `nsp`, `id`) and validates the rest without building
+//! anything (the same checks and limits as [`read_value`]); an EVENT's or
+//! ACK's arguments stay as a range of the received bytes, deserialized on
+//! demand by [`MsgPackArgs`] with [`Value`]'s data model.
+//!
 //! Decoding rules of both formats: map keys inside `data` must be strings
 //! (a typed error otherwise, as python's `strict_map_key` does); `nil` and
 //! JavaScript `undefined` read as [`Value::Null`], and a `data` or `id` that
