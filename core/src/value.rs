@@ -289,7 +289,8 @@ impl Serialize for Value {
     }
 }
 
-struct ValueVisitor;
+/// Builds a [`Value`] from any deserializer.
+pub(crate) struct ValueVisitor;
 
 impl<'de> Visitor<'de> for ValueVisitor {
     type Value = Value;
@@ -330,8 +331,11 @@ impl<'de> Visitor<'de> for ValueVisitor {
     fn visit_string<E>(self, v: String) -> Result<Value, E> {
         Ok(Value::String(v))
     }
+    /// A lent buffer (see [`visit_shared_bytes`]) is kept, not copied.
     fn visit_bytes<E>(self, v: &[u8]) -> Result<Value, E> {
-        Ok(Value::Binary(Bytes::copy_from_slice(v)))
+        Ok(Value::Binary(
+            take_shared_bytes(v).unwrap_or_else(|| Bytes::copy_from_slice(v)),
+        ))
     }
     fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Value, E> {
         Ok(Value::Binary(Bytes::from(v)))
@@ -880,7 +884,7 @@ impl Value {
 }
 
 /// An integral float as the integer an integer visitor wants, if it is one.
-fn integral(n: f64) -> Option<Number> {
+pub(crate) fn integral(n: f64) -> Option<Number> {
     if n.fract() != 0.0 {
         None
     } else if (0.0..18_446_744_073_709_551_616.0).contains(&n) {
@@ -1294,7 +1298,7 @@ impl<'de> de::VariantAccess<'de> for &'de Value {
 
 /// A map key: text, which number and bool targets parse (the reverse of
 /// [`MapKeySerializer`]).
-struct KeyDeserializer<'de>(std::borrow::Cow<'de, str>);
+pub(crate) struct KeyDeserializer<'de>(pub(crate) std::borrow::Cow<'de, str>);
 
 impl<'de> de::IntoDeserializer<'de, ValueError> for KeyDeserializer<'de> {
     type Deserializer = Self;

@@ -10,18 +10,20 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, SeqAccess, 
 use serde::ser::{self as serde_ser, Serialize, SerializeTuple, Serializer};
 use smallvec::SmallVec;
 
-use crate::value::{from_value, Value};
+use crate::value::{from_value, Value, ValueVisitor};
 use crate::Str;
 
 /// Byte ranges of each argument inside the received text.
-pub(crate) type Spans = SmallVec<[(u32, u32); 4]>;
+pub(crate) type Spans = SmallVec<[(u32, u32); 2]>;
 
 /// The arguments of an event or an acknowledgement: a first-class argument
 /// list.
 ///
 /// From the JSON parser they stay as the received text (plus the binary
-/// attachments) until deserialized; from MessagePack and CBOR, and when
-/// built by the application, they are [`Value`]s.
+/// attachments) until deserialized; from MessagePack, as the received
+/// bytes (validated in full at decode time, deserialized straight from
+/// them, binary as slices of the message); from CBOR, and when built by the
+/// application, they are [`Value`]s.
 ///
 /// Deserializing into a tuple takes the arguments one per element; into `()`
 /// accepts any; into any other type takes the first argument (into an
@@ -76,6 +78,8 @@ pub(crate) enum Repr {
         /// arguments are invalid.
         checked: OnceLock<Result<Spans, ArgsError>>,
     },
+    /// Received MessagePack, validated, deserialized on demand.
+    MsgPack(super::msgpack::MsgPackArgs),
     /// Decoded values.
     Values(Vec<Value>),
 }
@@ -157,7 +161,7 @@ impl Args {
                 .as_ref()
                 .map(|spans| &spans[..])
                 .map_err(Clone::clone),
-            Repr::Values(_) => Ok(&[]),
+            Repr::MsgPack(_) | Repr::Values(_) => Ok(&[]),
         }
     }
 
@@ -168,6 +172,7 @@ impl Args {
     pub fn len(&self) -> usize {
         match &self.0 {
             Repr::Json { .. } => self.spans().map_or(0, <[_]>::len),
+            Repr::MsgPack(args) => args.len(),
             Repr::Values(v) => v.len(),
         }
     }
@@ -204,6 +209,7 @@ impl Args {
                 };
                 deserialize_json(array, *has_name, *max_depth, target)
             }
+            Repr::MsgPack(args) => args.deserialize(target),
             Repr::Json { .. } | Repr::Values(_) => {
                 let mut values = self.to_values()?;
                 let value = match target {
@@ -238,6 +244,7 @@ impl Args {
                     from_value(value).map_err(|e| ArgsError(e.0))
                 }
             }
+            Repr::MsgPack(args) => args.get(index),
             Repr::Values(values) => {
                 let value = values.get(index).ok_or_else(missing)?.clone();
                 from_value(value).map_err(|e| ArgsError(e.0))
@@ -259,6 +266,7 @@ impl Args {
                     json_to_value(&text[start as usize..end as usize], attachments)
                 })
                 .collect(),
+            Repr::MsgPack(args) => args.to_values(),
             Repr::Values(values) => Ok(values.clone()),
         }
     }
@@ -276,7 +284,7 @@ impl Args {
                         .map(move |&(start, end)| &text[start as usize..end as usize]),
                 )
             }
-            Repr::Values(_) => None,
+            Repr::MsgPack(_) | Repr::Values(_) => None,
         }
     }
 
@@ -285,20 +293,175 @@ impl Args {
     pub fn attachments(&self) -> &[Bytes] {
         match &self.0 {
             Repr::Json { attachments, .. } => attachments,
-            Repr::Values(_) => &[],
+            Repr::MsgPack(_) | Repr::Values(_) => &[],
         }
     }
 }
 
-/// Parse one argument's JSON, replacing placeholders by their attachments.
+/// Parse one argument's JSON, replacing placeholders by their attachments
+/// as they are parsed (a placeholder object allocates nothing).
 fn json_to_value(json: &str, attachments: &[Bytes]) -> Result<Value, ArgsError> {
-    let mut value: Value = serde_json::from_str(json).map_err(json_err)?;
-    if !attachments.is_empty() {
-        replace_placeholders(&mut value, attachments)?;
+    if attachments.is_empty() {
+        return serde_json::from_str(json).map_err(json_err);
     }
+    let mut de = serde_json::Deserializer::from_str(json);
+    let value = PlaceholderValue { attachments }
+        .deserialize(&mut de)
+        .map_err(json_err)?;
+    de.end().map_err(json_err)?;
     Ok(value)
 }
 
+/// Builds a [`Value`] like [`ValueVisitor`], except that an object whose
+/// `_placeholder` is `true` becomes its attachment: later duplicate keys
+/// win, `num` a non-negative integer, possibly written as an integral float
+/// (the rule of `replace_placeholders`, which the tests keep as the
+/// reference).
+#[derive(Clone, Copy)]
+struct PlaceholderValue<'a> {
+    attachments: &'a [Bytes],
+}
+
+impl<'de> DeserializeSeed<'de> for PlaceholderValue<'_> {
+    type Value = Value;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// A key of an object being read: the two a placeholder has are kept
+/// without allocating.
+enum PlaceholderKey {
+    Placeholder,
+    Num,
+    Other(String),
+}
+
+impl<'de> de::Deserialize<'de> for PlaceholderKey {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<PlaceholderKey, D::Error> {
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = PlaceholderKey;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<PlaceholderKey, E> {
+        Ok(match v {
+            "_placeholder" => PlaceholderKey::Placeholder,
+            "num" => PlaceholderKey::Num,
+            other => PlaceholderKey::Other(other.to_owned()),
+        })
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<PlaceholderKey, E> {
+        Ok(match v.as_str() {
+            "_placeholder" => PlaceholderKey::Placeholder,
+            "num" => PlaceholderKey::Num,
+            _ => PlaceholderKey::Other(v),
+        })
+    }
+}
+
+macro_rules! scalar_visits {
+    ($($method:ident($ty:ty)),* $(,)?) => {$(
+        fn $method<E: de::Error>(self, v: $ty) -> Result<Value, E> {
+            ValueVisitor.$method(v)
+        }
+    )*};
+}
+
+impl<'de> Visitor<'de> for PlaceholderValue<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any value")
+    }
+
+    scalar_visits!(
+        visit_bool(bool),
+        visit_i64(i64),
+        visit_u64(u64),
+        visit_i128(i128),
+        visit_u128(u128),
+        visit_f64(f64),
+        visit_str(&str),
+        visit_string(String),
+        visit_bytes(&[u8]),
+        visit_byte_buf(Vec<u8>),
+    );
+
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        self.deserialize(d)
+    }
+    fn visit_newtype_struct<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        self.deserialize(d)
+    }
+
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Value, S::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(item) = seq.next_element_seed(self)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<M: de::MapAccess<'de>>(self, mut map: M) -> Result<Value, M::Error> {
+        let mut entries = Vec::new();
+        // The placeholder keys' values, with where they stood among the
+        // entries, in order (duplicates included).
+        let mut special: SmallVec<[(usize, bool, Value); 2]> = SmallVec::new();
+        while let Some(key) = map.next_key::<PlaceholderKey>()? {
+            let value = map.next_value_seed(self)?;
+            match key {
+                PlaceholderKey::Other(key) => entries.push((key, value)),
+                PlaceholderKey::Placeholder => special.push((entries.len(), true, value)),
+                PlaceholderKey::Num => special.push((entries.len(), false, value)),
+            }
+        }
+        // Later duplicate keys win, as with JSON.parse.
+        let last = |placeholder: bool| {
+            special
+                .iter()
+                .rev()
+                .find(|(_, p, _)| *p == placeholder)
+                .map(|(_, _, v)| v)
+        };
+        if last(true) == Some(&Value::Bool(true)) {
+            let index = match last(false) {
+                Some(Value::Number(crate::value::Number::PosInt(n))) => Some(*n),
+                Some(Value::Number(crate::value::Number::Float(f)))
+                    if *f >= 0.0 && f.fract() == 0.0 =>
+                {
+                    Some(*f as u64)
+                }
+                _ => None,
+            };
+            let attachment = index
+                .and_then(|n| usize::try_from(n).ok())
+                .and_then(|n| self.attachments.get(n))
+                .ok_or_else(|| de::Error::custom("invalid attachment placeholder"))?;
+            return Ok(Value::Binary(attachment.clone()));
+        }
+        // Not a placeholder: put the two keys back where they were.
+        for (offset, (at, placeholder, value)) in special.into_iter().enumerate() {
+            let key = if placeholder { "_placeholder" } else { "num" };
+            entries.insert(at + offset, (key.to_owned(), value));
+        }
+        Ok(Value::Object(entries))
+    }
+}
+
+#[cfg(test)]
 /// Replace each `{"_placeholder":true,"num":N}` by the N-th attachment. The
 /// value came from serde_json, whose recursion limit bounds the depth.
 fn replace_placeholders(value: &mut Value, attachments: &[Bytes]) -> Result<(), ArgsError> {
@@ -421,7 +584,7 @@ impl<'de, T: de::Deserialize<'de>> Visitor<'de> for ArgsVisitor<T> {
 
 /// A missing argument: `null` (`None` for an `Option`), as JavaScript's
 /// `undefined` for a parameter nobody passed.
-fn missing<E: de::Error>() -> de::value::UnitDeserializer<E> {
+pub(super) fn missing<E: de::Error>() -> de::value::UnitDeserializer<E> {
     de::value::UnitDeserializer::new()
 }
 
@@ -495,7 +658,7 @@ impl<'de, E: DeserializeSeed<'de>> DeserializeSeed<'de> for TakeSeed<'_, E> {
 
 /// What a type asks of a deserializer first: how the arguments map onto it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Target {
+pub(super) enum Target {
     /// `()`: accepts anything.
     Unit,
     /// A tuple: one argument per element.
@@ -508,7 +671,7 @@ enum Target {
 
 /// Find `T`'s [`Target`] by letting it start deserializing from a probe that
 /// stops at the first call.
-fn probe_target<T: DeserializeOwned>() -> Target {
+pub(super) fn probe_target<T: DeserializeOwned>() -> Target {
     match T::deserialize(TargetProbe) {
         Err(Probed(target)) => target,
         Ok(_) => Target::Other,
@@ -920,6 +1083,14 @@ impl Serialize for Args {
                 }
                 tuple.end()
             }
+            Repr::MsgPack(args) => {
+                // Opened before any parsing, as above.
+                let mut tuple = s.serialize_tuple(args.len())?;
+                for value in args.values() {
+                    tuple.serialize_element(&value.map_err(serde_ser::Error::custom)?)?;
+                }
+                tuple.end()
+            }
             Repr::Values(values) => {
                 let mut tuple = s.serialize_tuple(values.len())?;
                 for value in values {
@@ -1019,6 +1190,44 @@ mod tests {
             panic!("not binary: {map:?}")
         };
         assert_eq!(b.as_ptr(), attachment.as_ptr());
+    }
+
+    /// Placeholders resolved while parsing give what parsing and then
+    /// replacing gives, key order and duplicates included.
+    #[test]
+    fn placeholders_resolve_while_parsing() {
+        let attachments = [Bytes::from_static(b"zero"), Bytes::from_static(b"one")];
+        let reference = |json: &str| -> Result<Value, ArgsError> {
+            let mut value: Value = serde_json::from_str(json).map_err(json_err)?;
+            replace_placeholders(&mut value, &attachments)?;
+            Ok(value)
+        };
+        for json in [
+            r#"{"_placeholder":true,"num":1}"#,
+            r#"{"num":0,"_placeholder":true}"#,
+            r#"{"num":1.0,"_placeholder":true,"x":[1]}"#,
+            r#"[{"a":{"_placeholder":true,"num":0}},{"_placeholder":true,"num":1}]"#,
+            r#"{"_placeholder":false,"num":0,"k":"v"}"#,
+            r#"{"k":1,"num":5,"z":2}"#,
+            r#"{"_placeholder":true,"_placeholder":false,"num":0}"#,
+            r#"{"_placeholder":false,"_placeholder":true,"num":7,"num":0}"#,
+            r#"{"_placeholder":true,"num":2}"#,
+            r#"{"_placeholder":true,"num":-1}"#,
+            r#"{"_placeholder":true}"#,
+            r#"{"nu\u006d":0,"_placeholder":true}"#,
+            r#"[1,"s",null,true,{"a":[]}]"#,
+        ] {
+            let ours = json_to_value(json, &attachments);
+            let expected = reference(json);
+            assert_eq!(
+                ours.is_ok(),
+                expected.is_ok(),
+                "{json}: {ours:?} vs {expected:?}"
+            );
+            if let (Ok(ours), Ok(expected)) = (ours, expected) {
+                assert_eq!(ours, expected, "{json}");
+            }
+        }
     }
 
     #[test]

@@ -16,12 +16,12 @@
 
 use std::ops::Range;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 
 use super::msgpack::{
-    bad_payload, binary_message, decode_packet, encode_packet, too_long, Header, ItemKind, Token,
-    TokenReader, WireError, WireFormat,
+    bad_payload, binary_message, decode_packet, encode_packet, put, put_marked, too_long, Header,
+    ItemKind, Token, TokenReader, WireError, WireFormat,
 };
 use super::{DecodeError, DecodeLimits, EncodeError, Encoded, OutPacket, Parser};
 use crate::engine::Message;
@@ -95,7 +95,7 @@ fn length_head(major: u8, len: usize) -> Result<Header, WireError> {
 }
 
 fn put_head(out: &mut BytesMut, major: u8, arg: u64) {
-    out.put_slice(head(major, arg).as_slice());
+    head(major, arg).put(out);
 }
 
 /// CBOR's item encoding.
@@ -105,10 +105,10 @@ impl WireFormat for Cbor {
     const WIDE_HEADER_LEN: usize = 5;
 
     fn nil(out: &mut BytesMut) {
-        out.put_u8(0xf6);
+        put(out, &[0xf6]);
     }
     fn bool(out: &mut BytesMut, v: bool) {
-        out.put_u8(if v { 0xf5 } else { 0xf4 });
+        put(out, &[if v { 0xf5 } else { 0xf4 }]);
     }
     fn uint(out: &mut BytesMut, v: u64) {
         put_head(out, UNSIGNED, v);
@@ -118,12 +118,10 @@ impl WireFormat for Cbor {
         put_head(out, NEGATIVE, !v as u64);
     }
     fn f32(out: &mut BytesMut, v: f32) {
-        out.put_u8(0xfa);
-        out.put_f32(v);
+        put_marked(out, 0xfa, v.to_be_bytes());
     }
     fn f64(out: &mut BytesMut, v: f64) {
-        out.put_u8(0xfb);
-        out.put_f64(v);
+        put_marked(out, 0xfb, v.to_be_bytes());
     }
     fn str_header(len: usize) -> Result<Header, WireError> {
         length_head(TEXT, len)

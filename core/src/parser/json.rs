@@ -33,7 +33,7 @@ use crate::engine::Message;
 use crate::socket::{Packet, PacketData, PacketType, RESERVED_EVENTS};
 use crate::value::Value;
 use crate::Str;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::ser::{self, Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -159,16 +159,7 @@ impl Parser for JsonParser {
                 if decoder.pending.take().is_some() {
                     return Err(DecodeError::UnexpectedMessage);
                 }
-                match decode_text(text, limits)? {
-                    Decoded::Complete(packet) => Ok(Some(packet)),
-                    Decoded::Pending(pending) if pending.expected == 0 => {
-                        Ok(Some(pending.finish()))
-                    }
-                    Decoded::Pending(pending) => {
-                        decoder.pending = Some(Box::new(pending));
-                        Ok(None)
-                    }
-                }
+                decode_text(text, limits, &mut decoder.pending)
             }
         }
     }
@@ -200,10 +191,10 @@ fn encode_into<A: Serialize + ?Sized>(
         return Err(EncodeError::BadNamespace);
     }
 
-    out.data.put_u8(b'0' + kind as u8);
+    out.data.extend_from_slice(&[b'0' + kind as u8]);
     if nsp != "/" {
         out.data.extend_from_slice(nsp.as_bytes());
-        out.data.put_u8(b',');
+        out.data.extend_from_slice(b",");
     }
     if let Some(id) = ack {
         out.data
@@ -768,11 +759,6 @@ fn js_decimal_text(v: f64) -> String {
 // ---------------------------------------------------------------------------
 // Decoding
 
-enum Decoded {
-    Complete(Packet),
-    Pending(PendingBinary),
-}
-
 /// The text before the JSON payload.
 #[derive(Debug, PartialEq)]
 struct Header<'a> {
@@ -897,7 +883,15 @@ fn looks_like_unslashed_namespace(rest: &[u8]) -> bool {
     }
 }
 
-fn decode_text(text: Str, limits: &DecodeLimits) -> Result<Decoded, DecodeError> {
+/// Decode a text message: the packet, or `None` with `pending` set when
+/// attachments must follow. Returns the packet itself rather than an
+/// intermediate enum, so it is built in place and not moved again.
+#[inline]
+fn decode_text(
+    text: Str,
+    limits: &DecodeLimits,
+    pending: &mut Option<Box<PendingBinary>>,
+) -> Result<Option<Packet>, DecodeError> {
     if u32::try_from(text.len()).is_err() {
         return Err(DecodeError::BadPayload("packet too large".into()));
     }
@@ -990,7 +984,7 @@ fn decode_text(text: Str, limits: &DecodeLimits) -> Result<Decoded, DecodeError>
                 name,
                 ack: header.ack,
             };
-            return finish_args(nsp, &header, head, args, spans);
+            return finish_args(nsp, &header, head, args, spans, pending);
         }
         PacketType::Ack | PacketType::BinaryAck => {
             let id = header.ack.ok_or(DecodeError::BadAckId)?;
@@ -1022,22 +1016,24 @@ fn decode_text(text: Str, limits: &DecodeLimits) -> Result<Decoded, DecodeError>
                     empty_array_rest(text.as_bytes(), open + 1)?.then(Spans::new)
                 }
             };
-            return finish_args(nsp, &header, BinaryHead::Ack { id }, args, spans);
+            return finish_args(nsp, &header, BinaryHead::Ack { id }, args, spans, pending);
         }
     };
-    Ok(Decoded::Complete(Packet { nsp, data }))
+    Ok(Some(Packet { nsp, data }))
 }
 
 /// Build the packet of an event or ack, or the pending state of a binary
 /// one. `spans` are the arguments when already checked, `None` when they
 /// are left for [`Args`] to check.
+#[inline]
 fn finish_args(
     nsp: Str,
     header: &Header,
     head: BinaryHead,
     args: ArgsText,
     spans: Option<Spans>,
-) -> Result<Decoded, DecodeError> {
+    pending: &mut Option<Box<PendingBinary>>,
+) -> Result<Option<Packet>, DecodeError> {
     let binary = matches!(header.kind, PacketType::BinaryEvent | PacketType::BinaryAck);
     if !binary {
         let checked = spans.map_or_else(OnceLock::new, |spans| OnceLock::from(Ok(spans)));
@@ -1046,7 +1042,7 @@ fn finish_args(
             BinaryHead::Event { name, ack } => PacketData::Event { name, args, ack },
             BinaryHead::Ack { id } => PacketData::Ack { id, args },
         };
-        return Ok(Decoded::Complete(Packet { nsp, data }));
+        return Ok(Some(Packet { nsp, data }));
     }
     let spans = spans.expect("binary packets are checked at decode time");
     // Placeholders only mean something in binary packets, as in the
@@ -1054,14 +1050,19 @@ fn finish_args(
     for &(start, end) in &spans {
         check_placeholders(&args.text[start as usize..end as usize], header.attachments)?;
     }
-    Ok(Decoded::Pending(PendingBinary {
+    let binary = PendingBinary {
         nsp,
         head,
         args,
         spans,
         expected: header.attachments,
         attachments: Vec::new(),
-    }))
+    };
+    if binary.expected == 0 {
+        return Ok(Some(binary.finish()));
+    }
+    *pending = Some(Box::new(binary));
+    Ok(None)
 }
 
 /// Check the arguments of a plain EVENT or ACK in full, for [`Args`]: the

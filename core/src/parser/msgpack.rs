@@ -19,6 +19,12 @@
 //! - [`packet_from_map`]: the reference `isPacketValid` rules applied to the
 //!   decoded map.
 //!
+//! MessagePack itself decodes lazily ([`decode_lazy`]): one pass reads the
+//! envelope (`type`, `nsp`, `id`) and validates the rest without building
+//! anything (the same checks and limits as [`read_value`]); an EVENT's or
+//! ACK's arguments stay as a range of the received bytes, deserialized on
+//! demand by [`MsgPackArgs`] with [`Value`]'s data model.
+//!
 //! Decoding rules of both formats: map keys inside `data` must be strings
 //! (a typed error otherwise, as python's `strict_map_key` does); `nil` and
 //! JavaScript `undefined` read as [`Value::Null`], and a `data` or `id` that
@@ -27,17 +33,26 @@
 //! and typed arrays (ext type 0: binary), `Date` (fixext 8, type 0: its
 //! milliseconds as a number). Other extension types are refused.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Range;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
+use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::ser::{self, Serialize, Serializer};
+use smallvec::SmallVec;
 
-use super::{ArgArray, Args, DecodeError, DecodeLimits, EncodeError, Encoded, OutPacket, Parser};
+use super::args::{missing, Repr, Target};
+use super::{
+    ArgArray, Args, ArgsError, DecodeError, DecodeLimits, EncodeError, Encoded, OutPacket, Parser,
+};
 use crate::engine::Message;
 use crate::socket::{Packet, PacketData, RESERVED_EVENTS};
-use crate::value::{number_text, Map, MapKeySerializer, Number, Value};
+use crate::value::{
+    integral, number_text, visit_shared_bytes, KeyDeserializer, Map, MapKeySerializer, Number,
+    Value, ValueError,
+};
 use crate::Str;
 
 /// MessagePack, wire-compatible with socket.io-msgpack-parser 3.x and
@@ -68,11 +83,7 @@ impl Parser for MsgPackParser {
         limits: &DecodeLimits,
     ) -> Result<Option<Packet>, DecodeError> {
         let bytes = binary_message(message)?;
-        let mut reader = MsgPackReader {
-            buf: &bytes,
-            pos: 0,
-        };
-        decode_packet(&mut reader, limits).map(Some)
+        decode_lazy(&bytes, limits)
     }
 }
 
@@ -88,6 +99,24 @@ pub(super) fn binary_message(message: Message) -> Result<Bytes, DecodeError> {
 // ---------------------------------------------------------------------------
 // Encoding, shared with CBOR.
 // ---------------------------------------------------------------------------
+
+/// Append `bytes` to `out`. `BytesMut`'s `BufMut` methods (`put_u8`,
+/// `put_slice`, ...) are not inlined across crates and cost a call and a
+/// `memcpy` per byte written; `extend_from_slice` is, so a short array of
+/// known length becomes a plain store.
+#[inline(always)]
+pub(super) fn put(out: &mut BytesMut, bytes: &[u8]) {
+    out.extend_from_slice(bytes);
+}
+
+/// A marker byte followed by the big-endian bytes of a number, in one
+/// write.
+#[inline(always)]
+pub(super) fn put_marked<const N: usize>(out: &mut BytesMut, marker: u8, bytes: [u8; N]) {
+    out.reserve(1 + N);
+    put(out, &[marker]);
+    put(out, &bytes);
+}
 
 /// An item header (or a whole small item): at most 9 bytes in both formats.
 #[derive(Debug, Clone, Copy)]
@@ -111,6 +140,17 @@ impl Header {
     /// The encoded bytes.
     pub(super) fn as_slice(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Append the header to `out`: one-byte headers (the common case)
+    /// without a slice copy.
+    #[inline]
+    pub(super) fn put(&self, out: &mut BytesMut) {
+        if self.len == 1 {
+            put(out, &[self.bytes[0]]);
+        } else {
+            out.extend_from_slice(self.as_slice());
+        }
     }
 }
 
@@ -158,6 +198,23 @@ pub(super) trait WireFormat {
     fn wide_map_header() -> Header;
     /// What the item starting with `first` is.
     fn kind(first: u8) -> ItemKind;
+
+    /// A whole string: its header and bytes, with one reservation.
+    #[inline]
+    fn put_str(out: &mut BytesMut, v: &str) -> Result<(), WireError> {
+        let header = Self::str_header(v.len())?;
+        out.reserve(usize::from(header.len) + v.len());
+        header.put(out);
+        out.extend_from_slice(v.as_bytes());
+        Ok(())
+    }
+
+    /// One of the packet map's keys (`type`, `nsp`, `data`, `id`).
+    #[inline]
+    fn put_key(out: &mut BytesMut, key: &'static str) {
+        // Short ASCII: never too long.
+        let _ = Self::put_str(out, key);
+    }
 }
 
 /// An error while serializing a payload.
@@ -187,51 +244,42 @@ impl WireFormat for MsgPack {
     const WIDE_HEADER_LEN: usize = 5;
 
     fn nil(out: &mut BytesMut) {
-        out.put_u8(0xc0);
+        put(out, &[0xc0]);
     }
     fn bool(out: &mut BytesMut, v: bool) {
-        out.put_u8(if v { 0xc3 } else { 0xc2 });
+        put(out, &[if v { 0xc3 } else { 0xc2 }]);
     }
     fn uint(out: &mut BytesMut, v: u64) {
         if v < 0x80 {
-            out.put_u8(v as u8);
+            put(out, &[v as u8]);
         } else if let Ok(v) = u8::try_from(v) {
-            out.put_slice(&[0xcc, v]);
+            put(out, &[0xcc, v]);
         } else if let Ok(v) = u16::try_from(v) {
-            out.put_u8(0xcd);
-            out.put_u16(v);
+            put_marked(out, 0xcd, v.to_be_bytes());
         } else if let Ok(v) = u32::try_from(v) {
-            out.put_u8(0xce);
-            out.put_u32(v);
+            put_marked(out, 0xce, v.to_be_bytes());
         } else {
-            out.put_u8(0xcf);
-            out.put_u64(v);
+            put_marked(out, 0xcf, v.to_be_bytes());
         }
     }
     fn neg_int(out: &mut BytesMut, v: i64) {
         if v >= -32 {
-            out.put_i8(v as i8);
+            put(out, &[v as u8]);
         } else if let Ok(v) = i8::try_from(v) {
-            out.put_u8(0xd0);
-            out.put_i8(v);
+            put(out, &[0xd0, v as u8]);
         } else if let Ok(v) = i16::try_from(v) {
-            out.put_u8(0xd1);
-            out.put_i16(v);
+            put_marked(out, 0xd1, v.to_be_bytes());
         } else if let Ok(v) = i32::try_from(v) {
-            out.put_u8(0xd2);
-            out.put_i32(v);
+            put_marked(out, 0xd2, v.to_be_bytes());
         } else {
-            out.put_u8(0xd3);
-            out.put_i64(v);
+            put_marked(out, 0xd3, v.to_be_bytes());
         }
     }
     fn f32(out: &mut BytesMut, v: f32) {
-        out.put_u8(0xca);
-        out.put_f32(v);
+        put_marked(out, 0xca, v.to_be_bytes());
     }
     fn f64(out: &mut BytesMut, v: f64) {
-        out.put_u8(0xcb);
-        out.put_f64(v);
+        put_marked(out, 0xcb, v.to_be_bytes());
     }
     fn str_header(len: usize) -> Result<Header, WireError> {
         Ok(if len < 32 {
@@ -287,6 +335,37 @@ impl WireFormat for MsgPack {
             0xa0..=0xbf | 0xd9..=0xdb => ItemKind::Str,
             _ => ItemKind::Other,
         }
+    }
+    #[inline]
+    fn put_str(out: &mut BytesMut, v: &str) -> Result<(), WireError> {
+        if v.len() < 32 {
+            // A fixstr: one marker byte.
+            out.reserve(1 + v.len());
+            put(out, &[0xa0 | v.len() as u8]);
+            out.extend_from_slice(v.as_bytes());
+            Ok(())
+        } else {
+            let header = Self::str_header(v.len())?;
+            out.reserve(usize::from(header.len) + v.len());
+            header.put(out);
+            out.extend_from_slice(v.as_bytes());
+            Ok(())
+        }
+    }
+    #[inline]
+    fn put_key(out: &mut BytesMut, key: &'static str) {
+        // Each key as one constant fixstr.
+        let encoded: &[u8] = match key {
+            "type" => b"\xa4type",
+            "nsp" => b"\xa3nsp",
+            "data" => b"\xa4data",
+            "id" => b"\xa2id",
+            other => {
+                let _ = Self::put_str(out, other);
+                return;
+            }
+        };
+        out.extend_from_slice(encoded);
     }
 }
 
@@ -355,12 +434,12 @@ fn write_packet<F: WireFormat, A: Serialize + ?Sized>(
 
     let mut ser = WireSerializer::<F>::new(out);
     ser.header(F::map_header(entries).map_err(serialize_error)?);
-    ser.str("type").map_err(serialize_error)?;
+    F::put_key(ser.out, "type");
     F::uint(ser.out, packet_type);
-    ser.str("nsp").map_err(serialize_error)?;
+    F::put_key(ser.out, "nsp");
     ser.str(nsp).map_err(serialize_error)?;
     if has_data {
-        ser.str("data").map_err(serialize_error)?;
+        F::put_key(ser.out, "data");
         let start = ser.out.len();
         match data {
             OutData::None => {}
@@ -384,7 +463,7 @@ fn write_packet<F: WireFormat, A: Serialize + ?Sized>(
         }
     }
     if let Some(id) = id {
-        ser.str("id").map_err(serialize_error)?;
+        F::put_key(ser.out, "id");
         F::uint(ser.out, id);
     }
     Ok(())
@@ -406,14 +485,14 @@ impl<'o, F: WireFormat> WireSerializer<'o, F> {
         }
     }
 
+    #[inline]
     fn header(&mut self, header: Header) {
-        self.out.put_slice(header.as_slice());
+        header.put(self.out);
     }
 
+    #[inline]
     fn str(&mut self, v: &str) -> Result<(), WireError> {
-        self.header(F::str_header(v.len())?);
-        self.out.put_slice(v.as_bytes());
-        Ok(())
+        F::put_str(self.out, v)
     }
 
     fn int(&mut self, v: i64) {
@@ -607,8 +686,10 @@ impl<'a, 'o, F: WireFormat> Serializer for &'a mut WireSerializer<'o, F> {
         self.str(v)
     }
     fn serialize_bytes(self, v: &[u8]) -> Result<(), WireError> {
-        self.header(F::bin_header(v.len())?);
-        self.out.put_slice(v);
+        let header = F::bin_header(v.len())?;
+        self.out.reserve(usize::from(header.len) + v.len());
+        self.header(header);
+        self.out.extend_from_slice(v);
         Ok(())
     }
     fn serialize_none(self) -> Result<(), WireError> {
@@ -1334,6 +1415,1221 @@ impl TokenReader for MsgPackReader<'_> {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Lazy decoding: the envelope is read, the arguments stay as bytes.
+// ---------------------------------------------------------------------------
+
+/// How many open containers the validating skip keeps inline before its
+/// stack spills to the heap (only for nesting deeper than the default
+/// limit).
+const INLINE_LEVELS: usize = 32;
+
+/// Truncation, as the validating skip reports it.
+const TRUNCATED: &str = "truncated MessagePack";
+
+/// An extension type we do not read (the error is worded by
+/// [`MsgPackReader::ext`]).
+const UNSUPPORTED_EXT: &str = "unsupported MessagePack extension type";
+
+/// Marks a map's entry in the skip stack: its count is of keys and values.
+const MAP_FLAG: u64 = 1 << 63;
+
+/// Check that `bytes` are UTF-8; ASCII, the common case, is checked by a
+/// cheaper loop first.
+fn check_utf8(bytes: &[u8]) -> Result<(), DecodeError> {
+    if bytes.is_ascii() || std::str::from_utf8(bytes).is_ok() {
+        Ok(())
+    } else {
+        Err(bad_payload("string is not valid UTF-8"))
+    }
+}
+
+/// Whether `marker` starts a MessagePack string.
+fn is_str_marker(marker: u8) -> bool {
+    matches!(marker, 0xa0..=0xbf | 0xd9..=0xdb)
+}
+
+impl<'a> MsgPackReader<'a> {
+    /// The byte at the read position, without consuming it.
+    fn peek(&self) -> Result<u8, DecodeError> {
+        self.buf.get(self.pos).copied().ok_or_else(truncated)
+    }
+
+    /// The length of a string whose marker was just read.
+    fn str_len(&mut self, marker: u8) -> Result<usize, DecodeError> {
+        match marker {
+            0xa0..=0xbf => Ok(usize::from(marker & 0x1f)),
+            0xd9 => Ok(usize::from(self.u8()?)),
+            0xda => self.u16(),
+            _ => self.u32(),
+        }
+    }
+
+    /// Read a string item's bytes (validated as UTF-8), or `None` when the
+    /// item is not a string (nothing consumed then).
+    fn str_range(&mut self) -> Result<Option<Range<usize>>, DecodeError> {
+        let range = self.raw_str_range()?;
+        if let Some(range) = &range {
+            check_utf8(&self.buf[range.clone()])?;
+        }
+        Ok(range)
+    }
+
+    /// [`MsgPackReader::str_range`] without the UTF-8 check, for strings
+    /// checked already or compared with ASCII names.
+    #[inline]
+    fn raw_str_range(&mut self) -> Result<Option<Range<usize>>, DecodeError> {
+        self.raw_str().map_err(bad_payload)
+    }
+
+    #[inline]
+    fn raw_str(&mut self) -> Result<Option<Range<usize>>, &'static str> {
+        let marker = *self.buf.get(self.pos).ok_or(TRUNCATED)?;
+        let len = match marker {
+            0xa0..=0xbf => {
+                self.pos += 1;
+                usize::from(marker & 0x1f)
+            }
+            0xd9..=0xdb => {
+                self.pos += 1;
+                match marker {
+                    0xd9 => usize::from(self.next_byte()?),
+                    0xda => self.be_len::<2>()?,
+                    _ => self.be_len::<4>()?,
+                }
+            }
+            _ => return Ok(None),
+        };
+        let start = self.skip_bytes(len)?;
+        Ok(Some(start..start + len))
+    }
+
+    /// Skip one whole item, checking everything [`read_value`] checks
+    /// (encoding, truncation, UTF-8, string map keys, extension types,
+    /// declared lengths, and nesting: a container `level` deep, or deeper,
+    /// fails when `level >= limit`), without building anything. Iterative,
+    /// so nesting never recurses.
+    fn skip_checked(&mut self, level: usize, limit: usize) -> Result<(), DecodeError> {
+        match self.skip_inner(level, limit) {
+            Ok(()) => Ok(()),
+            Err(UNSUPPORTED_EXT) => {
+                // `self.pos` is at the extension: its reader words the error.
+                self.next_token()?;
+                Err(bad_payload(UNSUPPORTED_EXT))
+            }
+            Err(e) => Err(bad_payload(e)),
+        }
+    }
+
+    /// The byte at the read position, consumed.
+    #[inline]
+    fn next_byte(&mut self) -> Result<u8, &'static str> {
+        let byte = *self.buf.get(self.pos).ok_or(TRUNCATED)?;
+        self.pos += 1;
+        Ok(byte)
+    }
+
+    /// Consume `n` bytes; where they start.
+    #[inline]
+    fn skip_bytes(&mut self, n: usize) -> Result<usize, &'static str> {
+        let start = self.pos;
+        if n > self.buf.len() - start {
+            return Err(TRUNCATED);
+        }
+        self.pos = start + n;
+        Ok(start)
+    }
+
+    /// A big-endian length of `N` bytes (saturated on narrow targets).
+    #[inline]
+    fn be_len<const N: usize>(&mut self) -> Result<usize, &'static str> {
+        let start = self.skip_bytes(N)?;
+        let mut len = 0u64;
+        for &b in &self.buf[start..start + N] {
+            len = len << 8 | u64::from(b);
+        }
+        Ok(usize::try_from(len).unwrap_or(usize::MAX))
+    }
+
+    /// [`MsgPackReader::skip_checked`]'s loop, with errors as static text
+    /// (returned in registers).
+    fn skip_inner(&mut self, level: usize, limit: usize) -> Result<(), &'static str> {
+        // Items left in the innermost open container (keys and values for a
+        // map, with `MAP_FLAG`); the enclosing ones' counts wait in `outer`.
+        let mut outer: SmallVec<[u64; INLINE_LEVELS]> = SmallVec::new();
+        let mut depth = 0usize;
+        let mut left = 0u64;
+        loop {
+            let marker = self.next_byte()?;
+            if left & MAP_FLAG != 0 && left % 2 == 0 && !is_str_marker(marker) {
+                return Err("map key is not a string");
+            }
+            let container = match marker {
+                0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff => None,
+                0x80..=0x8f => Some((usize::from(marker & 0x0f), true)),
+                0x90..=0x9f => Some((usize::from(marker & 0x0f), false)),
+                0xa0..=0xbf | 0xd9..=0xdb => {
+                    let len = match marker {
+                        0xd9 => usize::from(self.next_byte()?),
+                        0xda => self.be_len::<2>()?,
+                        0xdb => self.be_len::<4>()?,
+                        _ => usize::from(marker & 0x1f),
+                    };
+                    let start = self.skip_bytes(len)?;
+                    let text = &self.buf[start..start + len];
+                    if !text.is_ascii() && std::str::from_utf8(text).is_err() {
+                        return Err("string is not valid UTF-8");
+                    }
+                    None
+                }
+                0xc1 => return Err("reserved MessagePack marker 0xc1"),
+                0xc4 => {
+                    let len = usize::from(self.next_byte()?);
+                    self.skip_bytes(len)?;
+                    None
+                }
+                0xc5 => {
+                    let len = self.be_len::<2>()?;
+                    self.skip_bytes(len)?;
+                    None
+                }
+                0xc6 => {
+                    let len = self.be_len::<4>()?;
+                    self.skip_bytes(len)?;
+                    None
+                }
+                0xc7..=0xc9 | 0xd4..=0xd8 => {
+                    let at = self.pos - 1;
+                    let (len, fixed) = match marker {
+                        0xc7 => (usize::from(self.next_byte()?), false),
+                        0xc8 => (self.be_len::<2>()?, false),
+                        0xc9 => (self.be_len::<4>()?, false),
+                        _ => (1 << (marker - 0xd4), true),
+                    };
+                    let ext_type = self.next_byte()?;
+                    self.skip_bytes(len)?;
+                    // The types `MsgPackReader::ext` reads.
+                    if !matches!((ext_type, fixed, len), (0, true, 1 | 8) | (0, false, _)) {
+                        self.pos = at;
+                        return Err(UNSUPPORTED_EXT);
+                    }
+                    None
+                }
+                0xca | 0xce | 0xd2 => {
+                    self.skip_bytes(4)?;
+                    None
+                }
+                0xcb | 0xcf | 0xd3 => {
+                    self.skip_bytes(8)?;
+                    None
+                }
+                0xcc | 0xd0 => {
+                    self.skip_bytes(1)?;
+                    None
+                }
+                0xcd | 0xd1 => {
+                    self.skip_bytes(2)?;
+                    None
+                }
+                0xdc => Some((self.be_len::<2>()?, false)),
+                0xdd => Some((self.be_len::<4>()?, false)),
+                0xde => Some((self.be_len::<2>()?, true)),
+                0xdf => Some((self.be_len::<4>()?, true)),
+            };
+            if let Some((len, map)) = container {
+                if level.saturating_add(depth) >= limit {
+                    return Err("nesting too deep");
+                }
+                let remaining = self.buf.len() - self.pos;
+                if map && len > remaining / 2 {
+                    return Err("map longer than the message");
+                }
+                if !map && len > remaining {
+                    return Err("array longer than the message");
+                }
+                if len > 0 {
+                    if depth > 0 {
+                        outer.push(left);
+                    }
+                    depth += 1;
+                    // Bounded by the message length checked above.
+                    let items = len as u64 * if map { 2 } else { 1 };
+                    left = if map { items | MAP_FLAG } else { items };
+                    continue;
+                }
+            }
+            // One item done: count it in its container, closing each
+            // container it completes.
+            loop {
+                if depth == 0 {
+                    return Ok(());
+                }
+                left -= 1;
+                if left & !MAP_FLAG != 0 {
+                    break;
+                }
+                depth -= 1;
+                left = outer.pop().unwrap_or(0);
+            }
+        }
+    }
+
+    /// Skip one item already validated by [`MsgPackReader::skip_checked`].
+    fn skip(&mut self) -> Result<(), DecodeError> {
+        self.skip_checked(0, usize::MAX)
+    }
+}
+
+/// Whether `name` is one of [`RESERVED_EVENTS`].
+fn is_reserved(name: &[u8]) -> bool {
+    let reserved = matches!(
+        name,
+        b"connect"
+            | b"connect_error"
+            | b"disconnect"
+            | b"disconnecting"
+            | b"newListener"
+            | b"removeListener"
+    );
+    debug_assert_eq!(
+        reserved,
+        RESERVED_EVENTS.iter().any(|r| r.as_bytes() == name)
+    );
+    reserved
+}
+
+/// A key of the packet map.
+enum EnvelopeKey {
+    Type,
+    Nsp,
+    Data,
+    Id,
+    Other,
+}
+
+/// What the packet's `type` and `id` can be, as [`packet_from_map`] tells
+/// them apart.
+enum Scalar {
+    /// A non-negative integer.
+    Uint(u64),
+    /// `nil` or `undefined`.
+    Null,
+    /// Anything else.
+    Other,
+}
+
+/// Read a `type` or `id` value (any item, checked as [`read_value`] does);
+/// positive fixints, the common case, without building a [`Value`].
+fn read_scalar(reader: &mut MsgPackReader<'_>, max_depth: usize) -> Result<Scalar, DecodeError> {
+    match reader.peek()? {
+        marker @ 0x00..=0x7f => {
+            reader.pos += 1;
+            Ok(Scalar::Uint(u64::from(marker)))
+        }
+        _ => Ok(match read_value(reader, max_depth)? {
+            Value::Number(Number::PosInt(n)) => Scalar::Uint(n),
+            Value::Null => Scalar::Null,
+            _ => Scalar::Other,
+        }),
+    }
+}
+
+/// What the packet's `data` entry is, and where it starts.
+#[derive(Debug, Clone, Copy)]
+struct DataSlot {
+    /// Where the item starts in the message.
+    at: usize,
+    kind: DataKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DataKind {
+    /// `nil` or JavaScript `undefined`: absent.
+    Null,
+    /// An array of `len` items whose first item starts at `items`.
+    Array {
+        len: usize,
+        items: usize,
+    },
+    Map,
+    Str,
+    Other,
+}
+
+/// Decode a MessagePack packet reading only its envelope: `type`, `nsp`
+/// and `id` are read, the whole message is validated in one pass as
+/// [`decode_packet`] would, and an EVENT's or ACK's arguments stay as a
+/// range of the received bytes (see [`MsgPackArgs`]).
+/// Returns what [`Parser::decode`] does, so the packet is built in place.
+#[inline]
+fn decode_lazy(bytes: &Bytes, limits: &DecodeLimits) -> Result<Option<Packet>, DecodeError> {
+    let mut reader = MsgPackReader { buf: bytes, pos: 0 };
+    // The packet map is one level above the payload, as in `decode_packet`.
+    let limit = limits.max_depth.saturating_add(1);
+    let marker = reader.peek()?;
+    let entries = match marker {
+        0x80..=0x8f => {
+            reader.pos += 1;
+            usize::from(marker & 0x0f)
+        }
+        0xde => {
+            reader.pos += 1;
+            reader.u16()?
+        }
+        0xdf => {
+            reader.pos += 1;
+            reader.u32()?
+        }
+        _ => {
+            reader.skip_checked(0, limit)?;
+            if reader.remaining() != 0 {
+                return Err(bad_payload("trailing bytes after the packet"));
+            }
+            return Err(DecodeError::InvalidPayload("packet is not a map"));
+        }
+    };
+    if entries > reader.remaining() / 2 {
+        return Err(bad_payload("map longer than the message"));
+    }
+    let (mut packet_type, mut nsp, mut data, mut id) = (None, None, None, None);
+    for _ in 0..entries {
+        let key = match reader.raw_str() {
+            Ok(Some(key)) => key,
+            Ok(None) => return Err(bad_payload("map key is not a string")),
+            Err(e) => return Err(bad_payload(e)),
+        };
+        let key = match &bytes[key] {
+            b"type" => EnvelopeKey::Type,
+            b"nsp" => EnvelopeKey::Nsp,
+            b"data" => EnvelopeKey::Data,
+            b"id" => EnvelopeKey::Id,
+            other => {
+                check_utf8(other)?;
+                EnvelopeKey::Other
+            }
+        };
+        match key {
+            EnvelopeKey::Type => packet_type = Some(read_scalar(&mut reader, limit - 1)?),
+            EnvelopeKey::Id => id = Some(read_scalar(&mut reader, limit - 1)?),
+            EnvelopeKey::Nsp if bytes.get(reader.pos..reader.pos + 2) == Some(b"\xa1/") => {
+                // The main namespace, the common case.
+                nsp = Some(Some(reader.pos + 1..reader.pos + 2));
+                reader.pos += 2;
+            }
+            EnvelopeKey::Nsp => {
+                let at = reader.pos;
+                nsp = Some(reader.str_range()?);
+                if nsp == Some(None) {
+                    reader.pos = at;
+                    reader.skip_checked(1, limit)?;
+                }
+            }
+            EnvelopeKey::Data => {
+                let at = reader.pos;
+                let marker = reader.peek()?;
+                let kind = match marker {
+                    0xc0 => DataKind::Null,
+                    0xd4 if bytes.get(at + 1) == Some(&0) => DataKind::Null,
+                    0x90..=0x9f | 0xdc | 0xdd => {
+                        reader.pos += 1;
+                        let len = match marker {
+                            0xdc => reader.u16()?,
+                            0xdd => reader.u32()?,
+                            _ => usize::from(marker & 0x0f),
+                        };
+                        let items = reader.pos;
+                        reader.pos = at;
+                        DataKind::Array { len, items }
+                    }
+                    0x80..=0x8f | 0xde | 0xdf => DataKind::Map,
+                    _ if is_str_marker(marker) => DataKind::Str,
+                    _ => DataKind::Other,
+                };
+                reader.skip_checked(1, limit)?;
+                data = Some(DataSlot { at, kind });
+            }
+            EnvelopeKey::Other => reader.skip_checked(1, limit)?,
+        }
+    }
+    if reader.remaining() != 0 {
+        return Err(bad_payload("trailing bytes after the packet"));
+    }
+
+    // The rules of `packet_from_map`, in the same order.
+    let packet_type = match packet_type {
+        Some(Scalar::Uint(n)) => u8::try_from(n).ok(),
+        _ => None,
+    }
+    .ok_or(DecodeError::UnknownType)?;
+    let nsp = match nsp {
+        Some(Some(range)) if bytes[range.clone()].starts_with(b"/") => {
+            if range.len() == 1 {
+                Str::from_static("/")
+            } else {
+                Str::try_from(bytes.slice(range)).map_err(|_| DecodeError::BadNamespace)?
+            }
+        }
+        _ => return Err(DecodeError::BadNamespace),
+    };
+    let data = data.filter(|d| d.kind != DataKind::Null);
+    let id = match id {
+        None | Some(Scalar::Null) => None,
+        Some(Scalar::Uint(n)) => Some(n),
+        Some(Scalar::Other) => return Err(DecodeError::BadAckId),
+    };
+    // A value already validated, read whole (CONNECT and CONNECT_ERROR).
+    let whole = |at: usize| {
+        let mut reader = MsgPackReader {
+            buf: bytes,
+            pos: at,
+        };
+        read_value(&mut reader, usize::MAX)
+    };
+    let data = match packet_type {
+        0 => match data {
+            None => PacketData::Connect(None),
+            Some(DataSlot {
+                at,
+                kind: DataKind::Map,
+            }) => PacketData::Connect(Some(whole(at)?)),
+            Some(_) => {
+                return Err(DecodeError::InvalidPayload(
+                    "CONNECT data must be an object",
+                ))
+            }
+        },
+        1 => match data {
+            None => PacketData::Disconnect,
+            Some(_) => return Err(DecodeError::InvalidPayload("DISCONNECT carries no data")),
+        },
+        2 | 5 => {
+            let Some(DataSlot {
+                kind: DataKind::Array { len, items },
+                ..
+            }) = data
+            else {
+                return Err(DecodeError::InvalidPayload("EVENT data must be an array"));
+            };
+            if len == 0 {
+                return Err(DecodeError::InvalidPayload("EVENT data must not be empty"));
+            }
+            let mut reader = MsgPackReader {
+                buf: bytes,
+                pos: items,
+            };
+            // Checked as UTF-8 by the pass above, and again by `Str`.
+            let name = match reader.raw_str_range()? {
+                Some(range) => {
+                    if is_reserved(&bytes[range.clone()]) {
+                        return Err(DecodeError::ReservedEvent);
+                    }
+                    Str::try_from(bytes.slice(range))
+                        .map_err(|_| bad_payload("string is not valid UTF-8"))?
+                }
+                None => match reader.next_token()? {
+                    Token::Value(Value::Number(n)) => Str::from(match n {
+                        Number::PosInt(n) => itoa::Buffer::new().format(n).to_owned(),
+                        Number::NegInt(n) => itoa::Buffer::new().format(n).to_owned(),
+                        Number::Float(n) => number_text(n),
+                    }),
+                    _ => {
+                        return Err(DecodeError::InvalidPayload(
+                            "EVENT name must be a string or a number",
+                        ))
+                    }
+                },
+            };
+            PacketData::Event {
+                name,
+                args: MsgPackArgs::new(bytes, reader.pos, len - 1).into_args(),
+                ack: id,
+            }
+        }
+        3 | 6 => {
+            let Some(DataSlot {
+                kind: DataKind::Array { len, items },
+                ..
+            }) = data
+            else {
+                return Err(DecodeError::InvalidPayload("ACK data must be an array"));
+            };
+            PacketData::Ack {
+                id: id.ok_or(DecodeError::BadAckId)?,
+                args: MsgPackArgs::new(bytes, items, len).into_args(),
+            }
+        }
+        4 => match data {
+            Some(DataSlot {
+                at,
+                kind: DataKind::Map | DataKind::Str,
+            }) => PacketData::ConnectError(whole(at)?),
+            _ => {
+                return Err(DecodeError::InvalidPayload(
+                    "CONNECT_ERROR data must be an object or a string",
+                ))
+            }
+        },
+        _ => return Err(DecodeError::UnknownType),
+    };
+    if id.is_some() && !matches!(data, PacketData::Event { .. } | PacketData::Ack { .. }) {
+        return Err(DecodeError::BadAckId);
+    }
+    Ok(Some(Packet { nsp, data }))
+}
+
+/// Arguments received as MessagePack: `count` items starting at `start` in
+/// the received message, which [`decode_lazy`] has validated in full.
+/// Deserialized on demand straight from those bytes; binary is a slice of
+/// them.
+#[derive(Clone)]
+pub(crate) struct MsgPackArgs {
+    bytes: Bytes,
+    start: usize,
+    count: usize,
+}
+
+impl MsgPackArgs {
+    fn new(bytes: &Bytes, start: usize, count: usize) -> MsgPackArgs {
+        MsgPackArgs {
+            bytes: bytes.clone(),
+            start,
+            count,
+        }
+    }
+
+    fn into_args(self) -> Args {
+        Args(Repr::MsgPack(self))
+    }
+
+    /// How many arguments there are.
+    pub(super) fn len(&self) -> usize {
+        self.count
+    }
+
+    fn reader(&self) -> MsgPackReader<'_> {
+        MsgPackReader {
+            buf: &self.bytes,
+            pos: self.start,
+        }
+    }
+
+    /// Each argument as a [`Value`], read one at a time.
+    pub(super) fn values(&self) -> impl Iterator<Item = Result<Value, ArgsError>> + '_ {
+        let mut reader = self.reader();
+        (0..self.count).map(move |_| read_value(&mut reader, usize::MAX).map_err(args_err))
+    }
+
+    /// Every argument as a [`Value`].
+    pub(super) fn to_values(&self) -> Result<Vec<Value>, ArgsError> {
+        self.values().collect()
+    }
+
+    /// The arguments as `T` takes them (see [`Args`]).
+    pub(super) fn deserialize<T: DeserializeOwned>(&self, target: Target) -> Result<T, ArgsError> {
+        let mut de = ArgDe {
+            reader: self.reader(),
+        };
+        let result = match target {
+            Target::Unit => T::deserialize(missing::<ValueError>()),
+            Target::Tuple(len) => T::deserialize(ArgTuple {
+                de: &mut de,
+                available: self.count,
+                remaining: len,
+            }),
+            Target::Option | Target::Other if self.count > 0 => T::deserialize(&mut de),
+            Target::Option | Target::Other => T::deserialize(missing::<ValueError>()),
+        };
+        result.map_err(|e| ArgsError(e.0))
+    }
+
+    /// The argument at `index` as `T`.
+    pub(super) fn get<T: DeserializeOwned>(&self, index: usize) -> Result<T, ArgsError> {
+        if index >= self.count {
+            return Err(ArgsError(format!("no argument at index {index}")));
+        }
+        let mut de = ArgDe {
+            reader: self.reader(),
+        };
+        for _ in 0..index {
+            de.reader.skip().map_err(args_err)?;
+        }
+        T::deserialize(&mut de).map_err(|e| ArgsError(e.0))
+    }
+}
+
+fn args_err(e: DecodeError) -> ArgsError {
+    ArgsError(e.to_string())
+}
+
+#[cold]
+fn static_err(e: &'static str) -> ValueError {
+    ValueError(e.to_owned())
+}
+
+fn value_err(e: DecodeError) -> ValueError {
+    ValueError(e.to_string())
+}
+
+/// The arguments as a tuple of `remaining` elements, padded with missing
+/// ones (as [`Args::deserialize`] documents).
+struct ArgTuple<'r, 'de> {
+    de: &'r mut ArgDe<'de>,
+    available: usize,
+    remaining: usize,
+}
+
+impl<'de> de::Deserializer<'de> for ArgTuple<'_, 'de> {
+    type Error = ValueError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        visitor.visit_seq(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+impl<'de> SeqAccess<'de> for ArgTuple<'_, 'de> {
+    type Error = ValueError;
+
+    fn next_element_seed<E: DeserializeSeed<'de>>(
+        &mut self,
+        seed: E,
+    ) -> Result<Option<E::Value>, ValueError> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        self.remaining -= 1;
+        if self.available == 0 {
+            return seed.deserialize(missing::<ValueError>()).map(Some);
+        }
+        self.available -= 1;
+        seed.deserialize(&mut *self.de).map(Some)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.remaining)
+    }
+}
+
+/// A serde deserializer over one validated MessagePack item, with the
+/// data model of [`Value`]'s (what `from_value` on the decoded value would
+/// do): `nil` and `undefined` are unit, integral floats fit integer
+/// targets, binary is lent as shared bytes so that [`crate::Binary`]
+/// keeps a slice of the message.
+struct ArgDe<'de> {
+    reader: MsgPackReader<'de>,
+}
+
+/// A number read from the wire, as [`Value`] holds it.
+fn visit_num<'de, V: Visitor<'de>>(n: Number, visitor: V) -> Result<V::Value, ValueError> {
+    match n {
+        Number::PosInt(n) => visitor.visit_u64(n),
+        Number::NegInt(n) => visitor.visit_i64(n),
+        Number::Float(n) => visitor.visit_f64(n),
+    }
+}
+
+fn signed(n: i64) -> Number {
+    if n < 0 {
+        Number::NegInt(n)
+    } else {
+        Number::PosInt(n as u64)
+    }
+}
+
+impl<'de> ArgDe<'de> {
+    #[inline]
+    fn u8(&mut self) -> Result<u8, ValueError> {
+        self.reader.next_byte().map_err(static_err)
+    }
+
+    #[inline]
+    fn bytes(&mut self, n: usize) -> Result<&'de [u8], ValueError> {
+        let start = self.reader.skip_bytes(n).map_err(static_err)?;
+        let buf: &'de Bytes = self.reader.buf;
+        Ok(&buf[start..start + n])
+    }
+
+    #[inline]
+    fn len16(&mut self) -> Result<usize, ValueError> {
+        self.reader.be_len::<2>().map_err(static_err)
+    }
+
+    #[inline]
+    fn len32(&mut self) -> Result<usize, ValueError> {
+        self.reader.be_len::<4>().map_err(static_err)
+    }
+
+    #[inline]
+    fn str(&mut self, len: usize) -> Result<&'de str, ValueError> {
+        let bytes = self.bytes(len)?;
+        std::str::from_utf8(bytes).map_err(|_| static_err("string is not valid UTF-8"))
+    }
+
+    /// Binary of `len` bytes, lent to the visitor as a slice of the message.
+    fn bin<V: Visitor<'de>>(&mut self, len: usize, visitor: V) -> Result<V::Value, ValueError> {
+        let start = self.reader.skip_bytes(len).map_err(static_err)?;
+        visit_shared_bytes(&self.reader.buf.slice(start..start + len), visitor)
+    }
+
+    /// The number under `marker`, when it is one.
+    fn number(&mut self, marker: u8) -> Result<Option<Number>, ValueError> {
+        Ok(Some(match marker {
+            0x00..=0x7f => Number::PosInt(u64::from(marker)),
+            0xe0..=0xff => Number::NegInt(i64::from(marker as i8)),
+            0xca => Number::Float(f64::from(f32::from_be_bytes(self.array()?))),
+            0xcb => Number::Float(f64::from_be_bytes(self.array()?)),
+            0xcc => Number::PosInt(u64::from(self.u8()?)),
+            0xcd => Number::PosInt(u64::from(u16::from_be_bytes(self.array()?))),
+            0xce => Number::PosInt(u64::from(u32::from_be_bytes(self.array()?))),
+            0xcf => Number::PosInt(u64::from_be_bytes(self.array()?)),
+            0xd0 => signed(i64::from(i8::from_be_bytes(self.array()?))),
+            0xd1 => signed(i64::from(i16::from_be_bytes(self.array()?))),
+            0xd2 => signed(i64::from(i32::from_be_bytes(self.array()?))),
+            0xd3 => signed(i64::from_be_bytes(self.array()?)),
+            _ => return Ok(None),
+        }))
+    }
+
+    #[inline]
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], ValueError> {
+        let bytes = self.bytes(N)?;
+        bytes.try_into().map_err(|_| static_err(TRUNCATED))
+    }
+
+    /// An extension item (validated: `undefined`, a `Date`, or binary).
+    fn ext<V: Visitor<'de>>(
+        &mut self,
+        len: usize,
+        fixed: bool,
+        visitor: V,
+    ) -> Result<V::Value, ValueError> {
+        let ext_type = self.u8()?;
+        match (ext_type, fixed, len) {
+            (0, true, 1) => {
+                self.bytes(1)?;
+                visitor.visit_unit()
+            }
+            (0, true, 8) => {
+                let millis = i64::from_be_bytes(self.array()?);
+                visit_num(signed(millis), visitor)
+            }
+            (0, false, _) => self.bin(len, visitor),
+            _ => Err(ValueError(format!(
+                "unsupported MessagePack extension type {}",
+                ext_type as i8
+            ))),
+        }
+    }
+
+    fn seq<V: Visitor<'de>>(&mut self, len: usize, visitor: V) -> Result<V::Value, ValueError> {
+        let mut access = ArgSeq {
+            de: self,
+            left: len,
+        };
+        let value = visitor.visit_seq(&mut access)?;
+        if access.left != 0 {
+            return Err(de::Error::invalid_length(len, &"fewer elements"));
+        }
+        Ok(value)
+    }
+
+    fn map<V: Visitor<'de>>(&mut self, len: usize, visitor: V) -> Result<V::Value, ValueError> {
+        let mut access = ArgMap {
+            de: self,
+            left: len,
+        };
+        let value = visitor.visit_map(&mut access)?;
+        if access.left != 0 {
+            return Err(de::Error::invalid_length(len, &"fewer entries"));
+        }
+        Ok(value)
+    }
+
+    /// A map key (validated: a string).
+    #[inline]
+    fn key(&mut self) -> Result<&'de str, ValueError> {
+        let range = self
+            .reader
+            .raw_str()
+            .map_err(static_err)?
+            .ok_or_else(|| static_err("map key is not a string"))?;
+        let buf: &'de Bytes = self.reader.buf;
+        std::str::from_utf8(&buf[range]).map_err(|_| static_err("string is not valid UTF-8"))
+    }
+
+    /// The length of the array under `marker`, when it is one.
+    fn array_len(&mut self, marker: u8) -> Result<Option<usize>, ValueError> {
+        Ok(match marker {
+            0x90..=0x9f => Some(usize::from(marker & 0x0f)),
+            0xdc => Some(self.len16()?),
+            0xdd => Some(self.len32()?),
+            _ => None,
+        })
+    }
+
+    /// The length of the map under `marker`, when it is one.
+    fn map_len(&mut self, marker: u8) -> Result<Option<usize>, ValueError> {
+        Ok(match marker {
+            0x80..=0x8f => Some(usize::from(marker & 0x0f)),
+            0xde => Some(self.len16()?),
+            0xdf => Some(self.len32()?),
+            _ => None,
+        })
+    }
+
+    /// The length of the binary (or binary extension) under `marker`.
+    fn bin_len(&mut self, marker: u8) -> Result<Option<usize>, ValueError> {
+        let at = self.reader.pos;
+        let len = match marker {
+            0xc4 => usize::from(self.u8()?),
+            0xc5 => self.len16()?,
+            0xc6 => self.len32()?,
+            0xc7..=0xc9 => {
+                let len = match marker {
+                    0xc7 => usize::from(self.u8()?),
+                    0xc8 => self.len16()?,
+                    _ => self.len32()?,
+                };
+                if self.u8()? != 0 {
+                    self.reader.pos = at;
+                    return Ok(None);
+                }
+                len
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(len))
+    }
+
+    /// Whether the next item is `nil` or `undefined` (consumed if so).
+    fn null(&mut self) -> Result<bool, ValueError> {
+        let marker = self.reader.peek().map_err(value_err)?;
+        let buf: &Bytes = self.reader.buf;
+        let at = self.reader.pos;
+        if marker == 0xc0 {
+            self.reader.pos += 1;
+            Ok(true)
+        } else if marker == 0xd4 && buf.get(at + 1) == Some(&0) {
+            self.reader.pos += 3;
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+}
+
+/// Integer targets accept integral floats, as `from_value` does.
+macro_rules! integer_targets {
+    ($($method:ident)*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+            let at = self.reader.pos;
+            let marker = self.u8()?;
+            if matches!(marker, 0xca | 0xcb) {
+                if let Some(Number::Float(f)) = self.number(marker)? {
+                    return match integral(f) {
+                        Some(n) => visit_num(n, visitor),
+                        None => visitor.visit_f64(f),
+                    };
+                }
+            }
+            self.reader.pos = at;
+            self.deserialize_any(visitor)
+        }
+    )*};
+}
+
+impl<'de> de::Deserializer<'de> for &mut ArgDe<'de> {
+    type Error = ValueError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        let marker = self.u8()?;
+        if let Some(n) = self.number(marker)? {
+            return visit_num(n, visitor);
+        }
+        match marker {
+            0x80..=0x8f => self.map(usize::from(marker & 0x0f), visitor),
+            0x90..=0x9f => self.seq(usize::from(marker & 0x0f), visitor),
+            0xa0..=0xbf => visitor.visit_borrowed_str(self.str(usize::from(marker & 0x1f))?),
+            0xc0 => visitor.visit_unit(),
+            0xc2 => visitor.visit_bool(false),
+            0xc3 => visitor.visit_bool(true),
+            0xc4 => {
+                let len = usize::from(self.u8()?);
+                self.bin(len, visitor)
+            }
+            0xc5 => {
+                let len = self.len16()?;
+                self.bin(len, visitor)
+            }
+            0xc6 => {
+                let len = self.len32()?;
+                self.bin(len, visitor)
+            }
+            0xc7 => {
+                let len = usize::from(self.u8()?);
+                self.ext(len, false, visitor)
+            }
+            0xc8 => {
+                let len = self.len16()?;
+                self.ext(len, false, visitor)
+            }
+            0xc9 => {
+                let len = self.len32()?;
+                self.ext(len, false, visitor)
+            }
+            0xd4 => self.ext(1, true, visitor),
+            0xd5 => self.ext(2, true, visitor),
+            0xd6 => self.ext(4, true, visitor),
+            0xd7 => self.ext(8, true, visitor),
+            0xd8 => self.ext(16, true, visitor),
+            0xd9 => {
+                let len = usize::from(self.u8()?);
+                visitor.visit_borrowed_str(self.str(len)?)
+            }
+            0xda => {
+                let len = self.len16()?;
+                visitor.visit_borrowed_str(self.str(len)?)
+            }
+            0xdb => {
+                let len = self.len32()?;
+                visitor.visit_borrowed_str(self.str(len)?)
+            }
+            0xdc => {
+                let len = self.len16()?;
+                self.seq(len, visitor)
+            }
+            0xdd => {
+                let len = self.len32()?;
+                self.seq(len, visitor)
+            }
+            0xde => {
+                let len = self.len16()?;
+                self.map(len, visitor)
+            }
+            0xdf => {
+                let len = self.len32()?;
+                self.map(len, visitor)
+            }
+            _ => Err(ValueError(format!(
+                "invalid MessagePack marker {marker:#x}"
+            ))),
+        }
+    }
+
+    integer_targets!(
+        deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128
+        deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128
+    );
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        if self.null()? {
+            visitor.visit_none()
+        } else {
+            visitor.visit_some(self)
+        }
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, ValueError> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    /// Binary as a sequence of `u8` (`Vec<u8>`, `[u8; N]`), as
+    /// `from_value` offers it.
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        let at = self.reader.pos;
+        let marker = self.u8()?;
+        match self.bin_len(marker)? {
+            Some(len) => {
+                let bytes = self.bytes(len)?;
+                let mut seq = de::value::SeqDeserializer::new(bytes.iter().copied());
+                let value = visitor.visit_seq(&mut seq)?;
+                seq.end()?;
+                Ok(value)
+            }
+            None => {
+                self.reader.pos = at;
+                self.deserialize_any(visitor)
+            }
+        }
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _: usize,
+        visitor: V,
+    ) -> Result<V::Value, ValueError> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, ValueError> {
+        let at = self.reader.pos;
+        if let Some(range) = self.reader.str_range().map_err(value_err)? {
+            let buf: &'de Bytes = self.reader.buf;
+            let variant = std::str::from_utf8(&buf[range])
+                .map_err(|_| ValueError("string is not valid UTF-8".into()))?;
+            return visitor.visit_enum(de::value::BorrowedStrDeserializer::<ValueError>::new(
+                variant,
+            ));
+        }
+        let marker = self.u8()?;
+        match self.map_len(marker)? {
+            Some(1) => visitor.visit_enum(ArgEnum { de: self }),
+            _ => {
+                self.reader.pos = at;
+                Err(de::Error::invalid_type(
+                    de::Unexpected::Other("a value that is not a string or a one-key map"),
+                    &"a string or an object with one key",
+                ))
+            }
+        }
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        self.reader.skip().map_err(value_err)?;
+        visitor.visit_unit()
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool f32 f64 char str string bytes byte_buf unit unit_struct
+        tuple_struct map struct identifier
+    }
+}
+
+struct ArgSeq<'r, 'de> {
+    de: &'r mut ArgDe<'de>,
+    left: usize,
+}
+
+impl<'de> SeqAccess<'de> for ArgSeq<'_, 'de> {
+    type Error = ValueError;
+    fn next_element_seed<E: DeserializeSeed<'de>>(
+        &mut self,
+        seed: E,
+    ) -> Result<Option<E::Value>, ValueError> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        seed.deserialize(&mut *self.de).map(Some)
+    }
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.left)
+    }
+}
+
+struct ArgMap<'r, 'de> {
+    de: &'r mut ArgDe<'de>,
+    left: usize,
+}
+
+impl<'de> MapAccess<'de> for ArgMap<'_, 'de> {
+    type Error = ValueError;
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, ValueError> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        let marker = self.de.u8()?;
+        let len = self.de.reader.str_len(marker).map_err(value_err)?;
+        let key = self.de.str(len)?;
+        seed.deserialize(KeyDeserializer(Cow::Borrowed(key)))
+            .map(Some)
+    }
+    fn next_value_seed<E: DeserializeSeed<'de>>(
+        &mut self,
+        seed: E,
+    ) -> Result<E::Value, ValueError> {
+        seed.deserialize(&mut *self.de)
+    }
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.left)
+    }
+}
+
+/// An externally tagged enum's `{"Variant": value}`.
+struct ArgEnum<'r, 'de> {
+    de: &'r mut ArgDe<'de>,
+}
+
+impl<'de> de::EnumAccess<'de> for ArgEnum<'_, 'de> {
+    type Error = ValueError;
+    type Variant = Self;
+    fn variant_seed<S: DeserializeSeed<'de>>(
+        self,
+        seed: S,
+    ) -> Result<(S::Value, Self), ValueError> {
+        let variant = self.de.key()?;
+        let variant = seed.deserialize(de::value::BorrowedStrDeserializer::<ValueError>::new(
+            variant,
+        ))?;
+        Ok((variant, self))
+    }
+}
+
+impl<'de> de::VariantAccess<'de> for ArgEnum<'_, 'de> {
+    type Error = ValueError;
+    fn unit_variant(self) -> Result<(), ValueError> {
+        if self.de.null()? {
+            Ok(())
+        } else {
+            Err(de::Error::invalid_type(
+                de::Unexpected::Other("a value"),
+                &"unit variant",
+            ))
+        }
+    }
+    fn newtype_variant_seed<S: DeserializeSeed<'de>>(
+        self,
+        seed: S,
+    ) -> Result<S::Value, ValueError> {
+        seed.deserialize(&mut *self.de)
+    }
+    fn tuple_variant<V: Visitor<'de>>(self, _: usize, visitor: V) -> Result<V::Value, ValueError> {
+        let marker = self.de.u8()?;
+        match self.de.array_len(marker)? {
+            Some(len) => self.de.seq(len, visitor),
+            None => Err(de::Error::invalid_type(
+                de::Unexpected::Other("a value that is not an array"),
+                &"tuple variant",
+            )),
+        }
+    }
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        _: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, ValueError> {
+        let marker = self.de.u8()?;
+        if let Some(len) = self.de.map_len(marker)? {
+            return self.de.map(len, visitor);
+        }
+        match self.de.array_len(marker)? {
+            Some(len) => self.de.seq(len, visitor),
+            None => Err(de::Error::invalid_type(
+                de::Unexpected::Other("a value that is not a map"),
+                &"struct variant",
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 pub(super) mod tests {
     use proptest::prelude::*;
@@ -1348,7 +2644,15 @@ pub(super) mod tests {
     pub(in crate::parser) fn arg_values(args: &Args) -> &[Value] {
         match &args.0 {
             Repr::Values(v) => v,
-            Repr::Json { .. } => panic!("values expected"),
+            Repr::Json { .. } | Repr::MsgPack(_) => panic!("values expected"),
+        }
+    }
+
+    /// The values of arguments decoded from MessagePack.
+    fn mp_values(args: &Args) -> Vec<Value> {
+        match &args.0 {
+            Repr::MsgPack(a) => a.to_values().unwrap(),
+            _ => panic!("MessagePack arguments expected"),
         }
     }
 
@@ -1405,7 +2709,7 @@ pub(super) mod tests {
             panic!("{packet:?}")
         };
         assert_eq!((name.as_ref(), ack), ("hello", None));
-        assert_eq!(arg_values(&args), [Value::from(1u64)]);
+        assert_eq!(mp_values(&args), [Value::from(1u64)]);
     }
 
     #[test]
@@ -1426,7 +2730,7 @@ pub(super) mod tests {
         };
         assert_eq!((name.as_ref(), ack), ("file", Some(7)));
         assert_eq!(
-            arg_values(&args),
+            mp_values(&args),
             [
                 Value::Binary(Bytes::from_static(b"\x01\x02")),
                 Value::from("x")
@@ -1449,7 +2753,7 @@ pub(super) mod tests {
             panic!()
         };
         assert_eq!(id, 300);
-        assert!(arg_values(&args).is_empty());
+        assert!(mp_values(&args).is_empty());
 
         let disconnect = encode(&OutPacket::Disconnect::<()> { nsp: "/" });
         assert_eq!(disconnect, b"\x82\xa4type\x01\xa3nsp\xa1/");
@@ -1514,7 +2818,7 @@ pub(super) mod tests {
         let PacketData::Event { args, ack, .. } = decode(js).unwrap().data else {
             panic!()
         };
-        assert_eq!((arg_values(&args), ack), (&[Value::Null][..], None));
+        assert_eq!((mp_values(&args), ack), (vec![Value::Null], None));
     }
 
     #[test]
@@ -1525,7 +2829,7 @@ pub(super) mod tests {
             panic!()
         };
         assert_eq!(
-            arg_values(&args),
+            mp_values(&args),
             [
                 Value::Binary(Bytes::from_static(b"abc")),
                 Value::from((1i64 << 32) + 2)
@@ -1556,7 +2860,7 @@ pub(super) mod tests {
         let PacketData::Event { args, .. } = packet.data else {
             panic!()
         };
-        let Value::Binary(b) = &arg_values(&args)[0] else {
+        let Value::Binary(b) = &mp_values(&args)[0] else {
             panic!()
         };
         assert_eq!(b.len(), 1000);
@@ -1570,7 +2874,7 @@ pub(super) mod tests {
             panic!()
         };
         assert_eq!(name, "42");
-        assert!(arg_values(&args).is_empty());
+        assert!(mp_values(&args).is_empty());
         let float_name =
             b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\x91\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00";
         let PacketData::Event { name, .. } = decode(float_name).unwrap().data else {
@@ -1582,7 +2886,7 @@ pub(super) mod tests {
             panic!()
         };
         assert_eq!(id, 0);
-        assert_eq!(arg_values(&args), [Value::Binary(Bytes::new())]);
+        assert_eq!(mp_values(&args), [Value::Binary(Bytes::new())]);
     }
 
     #[test]
@@ -1769,7 +3073,7 @@ pub(super) mod tests {
             else {
                 panic!()
             };
-            assert_eq!(arg_values(&args), [expected]);
+            assert_eq!(mp_values(&args), [expected]);
         }
     }
 
@@ -1798,13 +3102,13 @@ pub(super) mod tests {
             panic!()
         };
         prop_assert_eq!((name.as_ref(), ack), ("ev", Some(3)));
-        prop_assert_eq!(arg_values(&args), [value.clone()]);
+        prop_assert_eq!(mp_values(&args), [value.clone()]);
 
         let theirs = rmp_serde::to_vec(&packet).unwrap();
         let PacketData::Event { args, .. } = decode(&theirs).unwrap().data else {
             panic!()
         };
-        prop_assert_eq!(arg_values(&args), [value]);
+        prop_assert_eq!(mp_values(&args), [value]);
         Ok(())
     }
 
@@ -1854,13 +3158,134 @@ pub(super) mod tests {
         let PacketData::Event { args, .. } = decode(&f32_bytes).unwrap().data else {
             panic!()
         };
-        assert_eq!(arg_values(&args), [Value::from(0.5)]);
+        assert_eq!(mp_values(&args), [Value::from(0.5)]);
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+    struct Upload {
+        name: String,
+        #[serde(default)]
+        parts: Vec<Part>,
+        note: Option<String>,
+        kind: Kind,
+        blob: crate::Binary,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+    struct Part {
+        index: u32,
+        body: Bytes,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+    enum Kind {
+        Plain,
+        Sized(u64),
+        Pair(i8, String),
+        Shaped { w: f32, h: f32 },
+    }
+
+    fn event_args<A: Serialize + ?Sized>(args: &A) -> (Bytes, Args) {
+        let bytes = Bytes::from(encode(&OutPacket::Event {
+            nsp: "/",
+            event: "e",
+            args,
+            ack: None,
+        }));
+        let packet = MsgPackParser
+            .decode(
+                &mut MsgPackParserDecoder::default(),
+                Message::Binary(bytes.clone()),
+                &DecodeLimits::default(),
+            )
+            .unwrap()
+            .unwrap();
+        let PacketData::Event { args, .. } = packet.data else {
+            panic!()
+        };
+        (bytes, args)
+    }
+
+    /// Typed arguments read straight from the bytes match what `from_value`
+    /// gives on the decoded values, binary included, without copies.
+    #[test]
+    fn typed_arguments_from_the_bytes() {
+        let uploads: Vec<Upload> = [
+            Kind::Plain,
+            Kind::Sized(7),
+            Kind::Pair(-3, "x".into()),
+            Kind::Shaped { w: 1.5, h: 2.0 },
+        ]
+        .into_iter()
+        .map(|kind| Upload {
+            name: "file".into(),
+            parts: vec![Part {
+                index: 1,
+                body: Bytes::from_static(b"abc"),
+            }],
+            note: None,
+            kind,
+            blob: crate::Binary(Bytes::from(vec![9u8; 300])),
+        })
+        .collect();
+        for upload in &uploads {
+            let (bytes, args) = event_args(&(upload, 5u8, "tail"));
+            assert_eq!(args.len(), 3);
+            let got: Upload = args.deserialize().unwrap();
+            assert_eq!(&got, upload);
+            assert!(bytes.as_ptr_range().contains(&got.blob.as_ptr()));
+            let (got, n, s, missing): (Upload, u8, String, Option<u8>) =
+                args.deserialize().unwrap();
+            assert_eq!((&got, n, s.as_str(), missing), (upload, 5, "tail", None));
+            assert_eq!(args.get::<String>(2).unwrap(), "tail");
+            assert_eq!(args.get::<Upload>(0).unwrap(), *upload);
+            assert!(args.get::<u8>(3).is_err());
+            assert!(args.deserialize::<(String,)>().is_err());
+            let values: Value = args.get(0).unwrap();
+            assert_eq!(values, mp_values(&args)[0]);
+            let Some(Value::Binary(blob)) = values.get("blob") else {
+                panic!()
+            };
+            assert!(bytes.as_ptr_range().contains(&blob.as_ptr()));
+            args.deserialize::<()>().unwrap();
+            assert_eq!(
+                args.deserialize::<Option<Upload>>().unwrap().as_ref(),
+                Some(upload)
+            );
+            // Re-serializing spreads the same arguments again.
+            let again = serde_json::to_value(&args).unwrap();
+            assert_eq!(again.as_array().map(Vec::len), Some(3));
+        }
+        // Integral floats fit integers; undefined is None; binary reads as
+        // a `Vec<u8>`.
+        let js = b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\x94\xa1e\xcb\x40\x00\x00\x00\x00\x00\x00\x00\xd4\x00\x00\xc4\x02\x01\x02";
+        let PacketData::Event { args, .. } = decode(js).unwrap().data else {
+            panic!()
+        };
+        let typed: (u8, Option<u8>, Vec<u8>) = args.deserialize().unwrap();
+        assert_eq!(typed, (2, None, vec![1, 2]));
+        assert!(args.deserialize::<(u8, u8)>().is_err());
+        let empty = b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\x91\xa1e";
+        let PacketData::Event { args, .. } = decode(empty).unwrap().data else {
+            panic!()
+        };
+        assert_eq!(args.deserialize::<Option<u8>>().unwrap(), None);
+        assert_eq!(args.len(), 0);
     }
 
     proptest! {
         #[test]
         fn round_trips_and_matches_rmp_serde(value in arb_value()) {
             cross_check(value)?;
+        }
+
+        #[test]
+        fn typed_values_match_from_value(value in arb_value()) {
+            let (_, args) = event_args(&(&value, 1u8));
+            let expected = mp_values(&args);
+            let typed: (Value, u8) = args.deserialize().unwrap();
+            prop_assert_eq!(&typed.0, &expected[0]);
+            prop_assert_eq!(args.get::<Value>(0).unwrap(), value);
         }
 
         #[test]
@@ -1873,12 +3298,24 @@ pub(super) mod tests {
             value in arb_value(),
             flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
         ) {
-            let mut bytes = encode(&OutPacket::Event { nsp: "/", event: "e", args: &value, ack: None });
+            let mut bytes = encode(&OutPacket::Event { nsp: "/", event: "e", args: &(&value, 1u8), ack: None });
             for (at, byte) in flips {
                 let at = at.index(bytes.len());
                 bytes[at] = byte;
             }
-            let _ = decode(&bytes);
+            // What decodes reads the same lazily, one argument at a time or
+            // as a tuple, as the tree builder reads it.
+            if let Ok(Packet { data: PacketData::Event { args, .. } | PacketData::Ack { args, .. }, .. }) = decode(&bytes) {
+                let values = mp_values(&args);
+                prop_assert_eq!(values.len(), args.len());
+                for (i, v) in values.iter().enumerate() {
+                    prop_assert_eq!(&args.get::<Value>(i).unwrap(), v);
+                }
+                if values.len() == 2 {
+                    let pair: (Value, Value) = args.deserialize().unwrap();
+                    prop_assert_eq!(&[pair.0, pair.1][..], &values[..]);
+                }
+            }
         }
     }
 }
