@@ -1064,6 +1064,33 @@ impl PartialEq for Args {
 ///
 /// Arguments received as JSON are parsed into [`Value`]s one at a time on
 /// the way out, so they serialize correctly into any format.
+/// One argument received as JSON without attachments, for serializing.
+struct RawJsonArg<'a> {
+    text: &'a Str,
+    start: usize,
+    end: usize,
+}
+
+impl Serialize for RawJsonArg<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let tree = AsTree(self);
+        super::json::serialize_raw_json(self.text, self.start, self.end, &tree, s)
+    }
+}
+
+/// A [`RawJsonArg`] for serializers that cannot take JSON text: parsed
+/// into a [`Value`] and serialized from it.
+struct AsTree<'a, 'b>(&'a RawJsonArg<'b>);
+
+impl Serialize for AsTree<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let arg = self.0;
+        json_to_value(&arg.text[arg.start..arg.end], &[])
+            .map_err(serde_ser::Error::custom)?
+            .serialize(s)
+    }
+}
+
 impl Serialize for Args {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match &self.0 {
@@ -1077,9 +1104,16 @@ impl Serialize for Args {
                 // the shape by starting to serialize, and stops right here.
                 let mut tuple = s.serialize_tuple(spans.len())?;
                 for &(start, end) in spans {
-                    let value = json_to_value(&text[start as usize..end as usize], attachments)
-                        .map_err(serde_ser::Error::custom)?;
-                    tuple.serialize_element(&value)?;
+                    let (start, end) = (start as usize, end as usize);
+                    if attachments.is_empty() {
+                        // No placeholders to resolve: our JSON encoder can
+                        // copy the text (see `serialize_raw_json`).
+                        tuple.serialize_element(&RawJsonArg { text, start, end })?;
+                    } else {
+                        let value = json_to_value(&text[start..end], attachments)
+                            .map_err(serde_ser::Error::custom)?;
+                        tuple.serialize_element(&value)?;
+                    }
                 }
                 tuple.end()
             }

@@ -319,6 +319,33 @@ struct PlaceholderSerializer<'a, S> {
     attachments: &'a RefCell<Vec<Bytes>>,
 }
 
+/// The newtype name under which [`serialize_raw_json`] offers JSON text.
+const RAW_JSON_TOKEN: &str = "\0socketio::RawJson";
+
+thread_local! {
+    /// The JSON text [`serialize_raw_json`] is serializing right now
+    /// (whole text, span), for [`PlaceholderSerializer`] to copy as it is.
+    static RAW_JSON: RefCell<Option<(Str, usize, usize)>> = const { RefCell::new(None) };
+}
+
+/// Serialize an argument received as JSON (`text[start..end]`, valid, no
+/// attachments): our JSON encoder copies the text as it is (an event
+/// relayed as received is not parsed into a tree and written again); any
+/// other serializer gets `value`, the same argument as a tree.
+pub(crate) fn serialize_raw_json<S: Serializer, V: Serialize + ?Sized>(
+    text: &Str,
+    start: usize,
+    end: usize,
+    value: &V,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    RAW_JSON.with(|slot| *slot.borrow_mut() = Some((text.clone(), start, end)));
+    let result = s.serialize_newtype_struct(RAW_JSON_TOKEN, value);
+    // Cleared whether or not the serializer took it.
+    RAW_JSON.with(|slot| slot.borrow_mut().take());
+    result
+}
+
 /// A value whose serialization goes through [`PlaceholderSerializer`].
 struct Wrapped<'a, T: ?Sized> {
     value: &'a T,
@@ -458,6 +485,14 @@ impl<'a, S: Serializer> Serializer for PlaceholderSerializer<'a, S> {
         name: &'static str,
         value: &T,
     ) -> Result<S::Ok, S::Error> {
+        if name == RAW_JSON_TOKEN {
+            if let Some((text, start, end)) = RAW_JSON.with(|slot| slot.borrow_mut().take()) {
+                // Already validated when it was received: copied as it is.
+                let raw: &RawValue = serde_json::from_str(&text[start..end])
+                    .map_err(<S::Error as ser::Error>::custom)?;
+                return raw.serialize(self.inner);
+            }
+        }
         self.inner.serialize_newtype_struct(
             name,
             &Wrapped {
@@ -1784,6 +1819,48 @@ mod tests {
                 ack: None,
             }),
             r#"2["message-back",1,"2",{"3":[true]}]"#
+        );
+    }
+
+    #[test]
+    fn relayed_arguments_are_copied_as_received() {
+        let packet =
+            decode(r#"2["in",{"a":1e5,"b":"\u00e9"},[1, 2],"x",12345678901234567890123]"#).unwrap();
+        let (_, args, _) = event_of(&packet);
+        // Our encoder copies each argument's text: numbers, escapes and
+        // spacing as the peer wrote them (a big integer survives intact).
+        assert_eq!(
+            encoded(OutPacket::Event {
+                nsp: "/",
+                event: "out",
+                args,
+                ack: None,
+            }),
+            r#"2["out",{"a":1e5,"b":"\u00e9"},[1, 2],"x",12345678901234567890123]"#
+        );
+        // Nested in other data, too.
+        assert_eq!(
+            encoded(OutPacket::Event {
+                nsp: "/",
+                event: "out",
+                args: &(1, args),
+                ack: None,
+            }),
+            r#"2["out",1,[{"a":1e5,"b":"\u00e9"},[1, 2],"x",12345678901234567890123]]"#
+        );
+        // Any other serializer gets the values.
+        let small = decode(r#"2["in",{"a":1e5,"b":"\u00e9"},[1, 2]]"#).unwrap();
+        let (_, small_args, _) = event_of(&small);
+        assert_eq!(
+            serde_json::to_string(small_args).unwrap(),
+            r#"[{"a":100000.0,"b":"é"},[1,2]]"#
+        );
+        assert_eq!(
+            crate::value::to_value(small_args).unwrap(),
+            Value::Array(vec![
+                obj(&[("a", Value::from(100000.0)), ("b", Value::from("é"))]),
+                Value::Array(vec![Value::from(1u64), Value::from(2u64)]),
+            ])
         );
     }
 
