@@ -12,7 +12,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use socketio_driver::{BoxFuture, BoxStream, Listener, Runtime};
+use socketio_driver::{AsyncIoListener, AsyncIoStream, BoxFuture, BoxStream, Listener, Runtime};
 
 /// Runs the driver's tasks on async-std's global executor.
 #[derive(Debug, Clone, Copy, Default)]
@@ -39,40 +39,17 @@ impl Runtime for AsyncStdRuntime {
         })
     }
 
+    // TCP goes through the driver's async-io types: async-std runs on
+    // async-io's reactor, and these skip a failing read per message.
     fn connect(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<BoxStream>> {
-        Box::pin(async move {
-            let stream = async_std::net::TcpStream::connect(addr).await?;
-            stream.set_nodelay(true)?;
-            Ok(Box::new(stream) as BoxStream)
-        })
+        Box::pin(async move { Ok(Box::new(AsyncIoStream::connect(addr).await?) as BoxStream) })
     }
 
     fn listen(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Box<dyn Listener>>> {
-        Box::pin(async move {
-            let listener = async_std::net::TcpListener::bind(addr).await?;
-            Ok(Box::new(AsyncStdListener(listener)) as Box<dyn Listener>)
-        })
+        Box::pin(async move { Ok(Box::new(AsyncIoListener::bind(addr)?) as Box<dyn Listener>) })
     }
 
     fn name(&self) -> &'static str {
         "async-std"
-    }
-}
-
-/// An async-std TCP listener.
-#[derive(Debug)]
-pub struct AsyncStdListener(pub async_std::net::TcpListener);
-
-impl Listener for AsyncStdListener {
-    fn accept(&mut self) -> BoxFuture<'_, io::Result<(BoxStream, SocketAddr)>> {
-        Box::pin(async move {
-            let (stream, remote) = self.0.accept().await?;
-            stream.set_nodelay(true)?;
-            Ok((Box::new(stream) as BoxStream, remote))
-        })
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
     }
 }

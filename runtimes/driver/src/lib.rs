@@ -29,6 +29,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "async-io")]
+mod async_io;
 mod client;
 mod conn;
 mod engine_server;
@@ -40,6 +42,8 @@ mod server;
 #[cfg(feature = "tls")]
 pub mod tls;
 
+#[cfg(feature = "async-io")]
+pub use async_io::{AsyncIoListener, AsyncIoStream};
 pub use client::{ClientDriver, ConnectError};
 pub use engine_server::EngineDriver;
 pub use rng::{os_rng, os_rng_factory};

@@ -10,7 +10,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use socketio_driver::{BoxFuture, BoxStream, Listener, Runtime};
+use socketio_driver::{AsyncIoListener, AsyncIoStream, BoxFuture, BoxStream, Listener, Runtime};
 
 /// Runs the driver's tasks on smol's global executor.
 #[derive(Debug, Clone, Copy, Default)]
@@ -35,40 +35,17 @@ impl Runtime for SmolRuntime {
         })
     }
 
+    // TCP through the driver's async-io types (smol's reactor), which
+    // skip a failing read per message.
     fn connect(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<BoxStream>> {
-        Box::pin(async move {
-            let stream = smol::net::TcpStream::connect(addr).await?;
-            stream.set_nodelay(true)?;
-            Ok(Box::new(stream) as BoxStream)
-        })
+        Box::pin(async move { Ok(Box::new(AsyncIoStream::connect(addr).await?) as BoxStream) })
     }
 
     fn listen(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Box<dyn Listener>>> {
-        Box::pin(async move {
-            let listener = smol::net::TcpListener::bind(addr).await?;
-            Ok(Box::new(SmolListener(listener)) as Box<dyn Listener>)
-        })
+        Box::pin(async move { Ok(Box::new(AsyncIoListener::bind(addr)?) as Box<dyn Listener>) })
     }
 
     fn name(&self) -> &'static str {
         "smol"
-    }
-}
-
-/// A smol TCP listener.
-#[derive(Debug)]
-pub struct SmolListener(pub smol::net::TcpListener);
-
-impl Listener for SmolListener {
-    fn accept(&mut self) -> BoxFuture<'_, io::Result<(BoxStream, SocketAddr)>> {
-        Box::pin(async move {
-            let (stream, remote) = self.0.accept().await?;
-            stream.set_nodelay(true)?;
-            Ok((Box::new(stream) as BoxStream, remote))
-        })
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
     }
 }
