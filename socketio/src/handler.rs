@@ -63,6 +63,13 @@ fn poll_once(mut job: Job) -> Option<Job> {
     }
 }
 
+/// Run `job` to its end; a panic ends it as it would end a task, logged.
+async fn run_guarded(job: Job) {
+    if AssertUnwindSafe(job).catch_unwind().await.is_err() {
+        tracing::error!("a handler panicked");
+    }
+}
+
 impl JobQueue {
     pub(crate) fn new(concurrent: bool) -> JobQueue {
         JobQueue {
@@ -73,11 +80,7 @@ impl JobQueue {
     pub(crate) fn push(&self, runtime: &dyn Runtime, job: Job) {
         let Some(serial) = &self.serial else {
             if let Some(job) = poll_once(job) {
-                runtime.spawn(Box::pin(async move {
-                    if AssertUnwindSafe(job).catch_unwind().await.is_err() {
-                        tracing::error!("a handler panicked");
-                    }
-                }));
+                runtime.spawn(Box::pin(run_guarded(job)));
             }
             return;
         };
@@ -111,9 +114,7 @@ impl JobQueue {
                         }
                     }
                 };
-                if AssertUnwindSafe(job).catch_unwind().await.is_err() {
-                    tracing::error!("a handler panicked");
-                }
+                run_guarded(job).await;
             }
         }));
     }
