@@ -12,11 +12,14 @@
 //! - [`ws`]: RFC 6455 WebSocket: handshake helpers, frames, a connection.
 //! - [`value`]: a dynamic value model that carries binary (`Bytes`) natively.
 //! - [`socket`]: Socket.IO v5 packets.
+//! - [`cluster`]: what crosses the message bus when several servers act as
+//!   one (python-socketio and Node adapter formats, the Redis protocol).
 //! - [`parser`]: the three wire formats (JSON with binary attachments,
 //!   MessagePack, CBOR) behind one [`parser::Parser`] trait.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cluster;
 pub mod endpoint;
 pub mod engine;
 #[doc(hidden)]
