@@ -13,7 +13,8 @@
 //! `pump(now)`:
 //! 1. `poll_event` until `None` (Socket.IO application events);
 //! 2. the transmit side: `poll_ready` + `poll_transmit` (server) or
-//!    `poll_action` (client) until `None`;
+//!    `poll_action` (client) until `None`, and on a server that is one node
+//!    of a cluster, `poll_bus` until `None`;
 //! 3. `poll_timeout` to re-arm the one timer.
 
 use std::net::SocketAddr;
@@ -132,6 +133,23 @@ impl<P: Parser> ServerEndpoint<P> {
     /// The next Socket.IO application event.
     pub fn poll_event(&mut self) -> Option<socket::ServerEvent> {
         self.socket.poll_event()
+    }
+
+    /// Something from the cluster's bus backend (see
+    /// [`socket::Server::enable_cluster`]). Deadlines already due are
+    /// handled first, as for reads.
+    pub fn handle_bus(&mut self, now: Instant, input: crate::cluster::BusInput) {
+        if self.poll_timeout().is_some_and(|at| at <= now) {
+            self.handle_timeout(now);
+        }
+        self.socket.handle_bus(now, input);
+        self.pump(now);
+    }
+
+    /// The next command for the cluster's bus backend; drained with the
+    /// transmit side.
+    pub fn poll_bus(&mut self) -> Option<crate::cluster::BusCommand> {
+        self.socket.poll_bus()
     }
 
     /// A connection that has something to transmit.

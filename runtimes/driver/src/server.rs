@@ -12,6 +12,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures_channel::mpsc;
 use futures_util::future::{select, Either};
+use socketio_core::cluster::{BusCommand, BusInput};
 use socketio_core::endpoint::ServerEndpoint;
 use socketio_core::engine::{self, ConnId, Transmit};
 use socketio_core::parser::Parser;
@@ -37,6 +38,12 @@ pub(crate) trait ServerCore: Send + 'static {
     /// Settle the core after application calls, and after output was
     /// taken (the Socket.IO layer learns what was written).
     fn pump(&mut self, now: Instant);
+    /// The next command for a cluster bus backend.
+    fn poll_bus(&mut self) -> Option<BusCommand> {
+        None
+    }
+    /// Something from the cluster bus backend.
+    fn handle_bus(&mut self, _now: Instant, _input: BusInput) {}
 }
 
 impl<P: Parser + Send + 'static> ServerCore for ServerEndpoint<P> {
@@ -67,6 +74,12 @@ impl<P: Parser + Send + 'static> ServerCore for ServerEndpoint<P> {
     }
     fn pump(&mut self, now: Instant) {
         ServerEndpoint::pump(self, now)
+    }
+    fn poll_bus(&mut self) -> Option<BusCommand> {
+        ServerEndpoint::poll_bus(self)
+    }
+    fn handle_bus(&mut self, now: Instant, input: BusInput) {
+        ServerEndpoint::handle_bus(self, now, input)
     }
 }
 
@@ -107,6 +120,8 @@ struct State<C: ServerCore> {
     conns: HashMap<ConnId, Arc<ConnSignal>>,
     /// The deadline the timer task was last told about.
     armed: Option<Instant>,
+    /// Where the core's bus commands go, once a backend is attached.
+    bus: Option<async_channel::Sender<BusCommand>>,
 }
 
 /// Where application events go.
@@ -169,6 +184,7 @@ impl<C: ServerCore> Driver<C> {
                 pending: VecDeque::new(),
                 conns: HashMap::new(),
                 armed: None,
+                bus: None,
             }),
             timer_wake,
             events,
@@ -267,6 +283,15 @@ impl<C: ServerCore> Driver<C> {
                 None => while state.core.poll_transmit(conn).is_some() {},
             }
         }
+        if let Some(bus) = &state.bus {
+            while let Some(command) = state.core.poll_bus() {
+                if let Err(e) = bus.try_send(command) {
+                    // The backend is gone or far behind: the core counts
+                    // nothing for the bus, so say what was lost.
+                    tracing::warn!(error = %e, "cluster bus command dropped");
+                }
+            }
+        }
         let next = state.core.poll_timeout();
         if next != state.armed {
             state.armed = next;
@@ -324,6 +349,24 @@ impl<C: ServerCore> Driver<C> {
 
     pub(crate) fn connection_count(&self) -> usize {
         self.lock().conns.len()
+    }
+
+    /// Route the core's bus commands to the returned receiver (those
+    /// queued already included), and its inputs through the returned
+    /// function.
+    pub(crate) fn attach_bus(
+        self: &Arc<Self>,
+        capacity: usize,
+    ) -> (async_channel::Receiver<BusCommand>, Arc<dyn Fn(BusInput) + Send + Sync>) {
+        let (tx, rx) = async_channel::bounded(capacity);
+        self.with_state(|state, _| state.bus = Some(tx));
+        let driver = Arc::downgrade(self);
+        let input = Arc::new(move |input: BusInput| {
+            if let Some(driver) = driver.upgrade() {
+                driver.with_state(|state, now| state.core.handle_bus(now, input));
+            }
+        });
+        (rx, input)
     }
 }
 
@@ -458,5 +501,18 @@ impl<P: Parser + Send + 'static> ServerDriver<P> {
     /// How many connections are open.
     pub fn connection_count(&self) -> usize {
         self.driver.connection_count()
+    }
+
+    /// Connect the endpoint's cluster seam to a bus backend: the core's
+    /// [`BusCommand`]s (those already queued included) go to the returned
+    /// receiver, which holds at most `capacity` of them (beyond, commands
+    /// are dropped with a log line), and the backend reports through the
+    /// returned function. Enable the cluster on the endpoint first
+    /// (`socket().enable_cluster(..)`).
+    pub fn attach_bus(
+        &self,
+        capacity: usize,
+    ) -> (async_channel::Receiver<BusCommand>, Arc<dyn Fn(BusInput) + Send + Sync>) {
+        self.driver.attach_bus(capacity)
     }
 }

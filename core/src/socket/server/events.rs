@@ -5,6 +5,7 @@ use std::fmt;
 
 use super::super::adapter::RoomSelector;
 use super::super::reason::DisconnectReason;
+use super::cluster::{ClusterReply, ClusterRequestId, ServerAckId};
 use crate::engine::Message;
 use crate::parser::{Args, EncodeError};
 use crate::value::Value;
@@ -122,6 +123,28 @@ pub enum ServerEvent {
         /// The socket.
         socket: Str,
     },
+    /// Another server emitted an event for the application (the
+    /// reference's `serverSideEmit`); answer with
+    /// [`super::Server::server_side_ack`] when `ack` is set.
+    ServerSideEmit {
+        /// The namespace it was emitted on.
+        nsp: Str,
+        /// The event name.
+        event: Str,
+        /// The arguments.
+        args: Args,
+        /// Set when the other server awaits an answer.
+        ack: Option<ServerAckId>,
+    },
+    /// A request to the other nodes finished.
+    ClusterReply {
+        /// The id the request returned.
+        id: ClusterRequestId,
+        /// Whether every node answered before the deadline.
+        complete: bool,
+        /// What was collected.
+        reply: ClusterReply,
+    },
     /// The socket left; nothing names it afterwards.
     Disconnect {
         /// The socket.
@@ -156,6 +179,11 @@ pub enum ServerError {
         /// The configured bound.
         limit: usize,
     },
+    /// Too many cluster requests are waiting already.
+    TooManyRequests {
+        /// The configured bound.
+        limit: usize,
+    },
     /// The payload could not be encoded.
     Encode(EncodeError),
 }
@@ -172,6 +200,9 @@ impl fmt::Display for ServerError {
             ServerError::BadNamespace => f.write_str("namespace must start with '/'"),
             ServerError::TooManyPendingAcks { limit } => {
                 write!(f, "more than {limit} acknowledgements pending")
+            }
+            ServerError::TooManyRequests { limit } => {
+                write!(f, "more than {limit} cluster requests pending")
             }
             ServerError::Encode(e) => write!(f, "encoding failed: {e}"),
         }
@@ -194,6 +225,8 @@ pub struct Broadcast {
     pub selector: RoomSelector,
     /// Skip sockets that cannot take the packet now instead of queueing.
     pub volatile: bool,
+    /// This node's sockets only, even in a cluster.
+    pub local: bool,
 }
 
 impl Broadcast {
@@ -203,6 +236,7 @@ impl Broadcast {
             nsp: nsp.into(),
             selector: RoomSelector::default(),
             volatile: false,
+            local: false,
         }
     }
 
@@ -221,6 +255,13 @@ impl Broadcast {
     /// Volatile: skipped for sockets that cannot take it now.
     pub fn volatile(mut self) -> Broadcast {
         self.volatile = true;
+        self
+    }
+
+    /// This node's sockets only (python-socketio's `ignore_queue`, the
+    /// reference's `local` flag).
+    pub fn local(mut self) -> Broadcast {
+        self.local = true;
         self
     }
 }

@@ -52,6 +52,7 @@
 //! (`transport close`) and then the recovered [`ServerEvent::Connect`].
 //! Rejecting a recovered socket drops the kept state.
 
+mod cluster;
 mod config;
 mod delivery;
 mod events;
@@ -62,6 +63,9 @@ mod tests;
 mod timers;
 mod wire;
 
+pub use cluster::{
+    ClusterConfig, ClusterFormat, ClusterReply, ClusterRequestId, RemoteSocket, ServerAckId,
+};
 pub use config::{NamespaceMatcher, RecoveryConfig, ServerConfig};
 pub use events::{
     AckOutcome, Broadcast, BroadcastAckId, BroadcastAckOutcome, BroadcastAckStarted, EngineCommand,
@@ -121,6 +125,8 @@ pub struct Server<P: Parser = JsonParser> {
     /// closed at its end (not mid-broadcast).
     overflowed: Vec<Str>,
     scratch: Encoded,
+    /// The cluster seam, when this server is one node of several.
+    cluster: Option<cluster::ClusterState>,
 }
 
 impl<P: Parser> fmt::Debug for Server<P> {
@@ -153,6 +159,7 @@ impl<P: Parser> Server<P> {
             next_broadcast_ack: 0,
             overflowed: Vec::new(),
             scratch: Encoded::default(),
+            cluster: None,
         }
     }
 
@@ -432,6 +439,7 @@ impl<P: Parser> Server<P> {
         check_namespace(&to.nsp)?;
         check_event_name(event)?;
         let Some(namespace) = self.namespaces.get(&to.nsp) else {
+            self.cluster_broadcast(to, event, args)?;
             return Ok(0);
         };
         let receivers = namespace.adapter.select(&to.selector);
@@ -444,6 +452,7 @@ impl<P: Parser> Server<P> {
             args,
             to.volatile,
         )?;
+        self.cluster_broadcast(to, event, args)?;
         self.close_overflowed(now);
         Ok(sent)
     }
@@ -459,6 +468,45 @@ impl<P: Parser> Server<P> {
         event: &str,
         args: &A,
         timeout: Duration,
+    ) -> Result<BroadcastAckStarted, ServerError> {
+        let started = self.start_broadcast_ack(now, to, event, args, timeout, None)?;
+        self.cluster_broadcast_with_ack(to, event, args, started.id.0)?;
+        self.check_broadcast_ack(started.id.0);
+        self.close_overflowed(now);
+        Ok(started)
+    }
+
+    /// A broadcast with acknowledgements another node asked for: each
+    /// answer goes back to it as it arrives.
+    fn remote_broadcast_with_ack<A: Serialize + ?Sized>(
+        &mut self,
+        now: Instant,
+        to: &Broadcast,
+        event: &str,
+        args: &A,
+        reply: cluster::ReplyTo,
+    ) -> Result<(), ServerError> {
+        let timeout = self
+            .cluster
+            .as_ref()
+            .map_or(Duration::from_secs(5), |c| c.request_timeout());
+        let started =
+            self.start_broadcast_ack(now, to, event, args, timeout, Some(reply.clone()))?;
+        self.cluster_reply_count(&reply, started.receivers);
+        self.check_broadcast_ack(started.id.0);
+        Ok(())
+    }
+
+    /// The local part of a broadcast with acknowledgements: deliver, and
+    /// track the answers (for the application, or for `origin`).
+    fn start_broadcast_ack<A: Serialize + ?Sized>(
+        &mut self,
+        now: Instant,
+        to: &Broadcast,
+        event: &str,
+        args: &A,
+        timeout: Duration,
+        origin: Option<cluster::ReplyTo>,
     ) -> Result<BroadcastAckStarted, ServerError> {
         check_namespace(&to.nsp)?;
         check_event_name(event)?;
@@ -506,27 +554,20 @@ impl<P: Parser> Server<P> {
         }
         self.next_broadcast_ack += 1;
         started.receivers = remaining.len();
-        if remaining.is_empty() {
-            self.events.push_back(ServerEvent::BroadcastAck {
-                id: BroadcastAckId(bid),
-                outcome: BroadcastAckOutcome::Complete,
+        let timer = self
+            .timers
+            .schedule(now + timeout, Timer::BroadcastAck { id: bid });
+        self.broadcast_acks.insert(
+            bid,
+            BroadcastAckState {
+                wire_id,
+                remaining,
                 responses: Vec::new(),
-            });
-        } else {
-            let timer = self
-                .timers
-                .schedule(now + timeout, Timer::BroadcastAck { id: bid });
-            self.broadcast_acks.insert(
-                bid,
-                BroadcastAckState {
-                    wire_id,
-                    remaining,
-                    responses: Vec::new(),
-                    timer,
-                },
-            );
-        }
-        self.close_overflowed(now);
+                timer,
+                origin,
+                remote: None,
+            },
+        );
         Ok(started)
     }
 
@@ -617,6 +658,12 @@ impl<P: Parser> Server<P> {
 
     /// Every socket of a namespace leaves `room`.
     pub fn close_room(&mut self, nsp: &str, room: &str) {
+        let (nsp, room) = (Str::from(nsp), Str::from(room));
+        self.local_close_room(&nsp, &room);
+        self.cluster_close_room(&nsp, &room);
+    }
+
+    fn local_close_room(&mut self, nsp: &str, room: &str) {
         if let Some(namespace) = self.namespaces.get_mut(nsp) {
             let room = Str::from(room);
             for socket in namespace.adapter.sockets_in(&room) {
@@ -768,10 +815,11 @@ impl<P: Parser> Server<P> {
                     Some(bid) => {
                         if let Some(b) = self.broadcast_acks.get_mut(&bid) {
                             b.remaining.remove(&sid);
-                            b.responses.push((sid, args));
-                            if b.remaining.is_empty() {
-                                self.finish_broadcast_ack(bid, BroadcastAckOutcome::Complete);
+                            match b.origin.clone() {
+                                Some(origin) => self.cluster_reply_ack(&origin, &sid, &args),
+                                None => b.responses.push((sid, args)),
                             }
+                            self.check_broadcast_ack(bid);
                         }
                     }
                     None => self.events.push_back(ServerEvent::Ack {
@@ -805,13 +853,17 @@ impl<P: Parser> Server<P> {
             return;
         }
         let recovery_on = self.config.recovery.is_some();
-        self.namespaces
-            .entry(nsp.clone())
-            .or_insert_with(|| Namespace {
-                adapter: LocalAdapter::new(),
-                next_ack_id: 0,
-                recovery: recovery_on.then(RecoveryState::default),
-            });
+        if !self.namespaces.contains_key(&nsp) {
+            self.namespaces.insert(
+                nsp.clone(),
+                Namespace {
+                    adapter: LocalAdapter::new(),
+                    next_ack_id: 0,
+                    recovery: recovery_on.then(RecoveryState::default),
+                },
+            );
+            self.cluster_namespace(&nsp, true);
+        }
 
         let request = auth.as_ref().and_then(|auth| {
             let pid = auth.get("pid")?.as_str()?;
@@ -1090,9 +1142,7 @@ impl<P: Parser> Server<P> {
                 Some(bid) => {
                     if let Some(b) = self.broadcast_acks.get_mut(&bid) {
                         b.remaining.remove(&sid);
-                        if b.remaining.is_empty() {
-                            self.finish_broadcast_ack(bid, BroadcastAckOutcome::Complete);
-                        }
+                        self.check_broadcast_ack(bid);
                     }
                 }
                 None => self.events.push_back(ServerEvent::Ack {
@@ -1162,6 +1212,7 @@ impl<P: Parser> Server<P> {
             if let Some(recovery) = self.namespaces.remove(nsp).and_then(|n| n.recovery) {
                 self.timers.cancel(recovery.expiry_timer);
             }
+            self.cluster_namespace(nsp, false);
         }
     }
 
@@ -1175,11 +1226,13 @@ impl<P: Parser> Server<P> {
                 socket.acks.remove(&state.wire_id);
             }
         }
-        self.events.push_back(ServerEvent::BroadcastAck {
-            id: BroadcastAckId(bid),
-            outcome,
-            responses: state.responses,
-        });
+        if state.origin.is_none() {
+            self.events.push_back(ServerEvent::BroadcastAck {
+                id: BroadcastAckId(bid),
+                outcome,
+                responses: state.responses,
+            });
+        }
     }
 
     fn on_timer(&mut self, now: Instant, timer: Timer) {
@@ -1210,6 +1263,7 @@ impl<P: Parser> Server<P> {
                     self.finish_broadcast_ack(id, BroadcastAckOutcome::TimedOut);
                 }
             }
+            Timer::ClusterRequest { id } => self.on_request_timeout(id),
             Timer::SlowConsumer { eio } => {
                 if let Some(session) = self.sessions.get_mut(&eio) {
                     session.slow_timer = None;

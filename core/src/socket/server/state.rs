@@ -4,6 +4,7 @@ use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::super::adapter::LocalAdapter;
+use super::cluster::{NodeWait, ReplyTo};
 use super::recovery::RecoveryState;
 use super::timers::TimerId;
 use crate::engine::Message;
@@ -61,4 +62,8 @@ pub(super) struct BroadcastAckState {
     pub(super) remaining: BTreeSet<Str>,
     pub(super) responses: Vec<(Str, Args)>,
     pub(super) timer: TimerId,
+    /// Set when another node asked: answers go back to it.
+    pub(super) origin: Option<ReplyTo>,
+    /// What other nodes still owe, for a broadcast made here.
+    pub(super) remote: Option<NodeWait>,
 }

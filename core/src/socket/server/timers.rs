@@ -13,6 +13,7 @@ pub(super) enum Timer {
     Connect { eio: Str },
     Ack { socket: Str, id: u64 },
     BroadcastAck { id: u64 },
+    ClusterRequest { id: u64 },
     SlowConsumer { eio: Str },
     SessionExpiry { nsp: Str, pid: Str },
     PacketExpiry { nsp: Str },
