@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --example echo_server -- --port 3000 [--parser json|msgpack]
 //!     [--state-recovery SECS] [--runtime tokio|async-std|smol]
+//!     [--adapter redis-python|redis-node|redis-node-sharded --redis URL [--channel NAME]]
 //! ```
 //!
 //! Namespaces `/` and `/custom`. On connect it emits `auth` with the
@@ -12,6 +13,15 @@
 //! client `question(token, <09 08 07>)` and acks `ask` with the answer;
 //! `shout(...)` sends `shout-back(...)` to every socket of the namespace;
 //! `disconnect-me` disconnects the socket. Prints `listening on PORT`.
+//!
+//! With `--adapter` the server is one node of a cluster over Redis and
+//! speaks the cluster contract of `tests/interop/README.md` too: `hello`
+//! on connect; `join(room)`, `shout-to(room, data)`,
+//! `shout-except(room, data)`, `enter-room(sid, room)`,
+//! `leave-room(sid, room)`, `disconnect-sid(sid)`, `call-sid(sid, data)`,
+//! `fetch-sockets(room)`, `server-side-emit(data)` and
+//! `broadcast-ack(room, data, timeout_ms)`, each reaching the sockets of
+//! every node.
 
 use std::future::Future;
 use std::io::Write;
@@ -20,8 +30,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use socketio::{
-    AckSender, AnyParser, Args, Binary, Bytes, ConnectRefusal, JsonParser, MsgPackParser, Runtime,
-    Server, SocketRef, Value,
+    AckSender, AnyParser, Args, Binary, Bytes, ConnectRefusal, JsonParser, MsgPackParser,
+    RedisAdapter, Runtime, Server, SocketRef, Value,
 };
 
 /// Options of the echo server.
@@ -35,6 +45,8 @@ pub struct ServerOptions {
     pub state_recovery: Option<Duration>,
     /// The runtime.
     pub runtime: Arc<dyn Runtime>,
+    /// The cluster adapter, if the server is one node of several.
+    pub adapter: Option<RedisAdapter>,
 }
 
 /// Start the echo server; returns it and the bound address.
@@ -45,7 +57,22 @@ pub async fn start(options: &ServerOptions) -> Result<(Server, SocketAddr), sock
     if let Some(window) = options.state_recovery {
         builder = builder.max_disconnection_duration(window);
     }
+    let clustered = options.adapter.is_some();
+    if let Some(adapter) = options.adapter.clone() {
+        builder = builder.adapter(adapter);
+    }
     let server = builder.build();
+    if clustered {
+        server.on_server_event(
+            "ping-servers",
+            |_server: Server, args: Args, ack: Option<socketio::ServerSideAck>| async move {
+                let data: String = args.get(0).unwrap_or_default();
+                if let Some(ack) = ack {
+                    let _ = ack.send(&(format!("pong:{data}"),));
+                }
+            },
+        );
+    }
     for nsp in ["/", "/custom"] {
         server.ns(nsp, |ns| {
             ns.on_connect(|socket: SocketRef, auth: Option<Value>| async move {
@@ -55,8 +82,14 @@ pub async fn start(options: &ServerOptions) -> Result<(Server, SocketAddr), sock
                         .with_data(&serde_json::json!({"code": 42})));
                 }
                 let _ = socket.emit("auth", &(auth,));
+                if clustered {
+                    let _ = socket.emit("hello", &(serde_json::json!({"sid": socket.id()}),));
+                }
                 Ok(())
             });
+            if clustered {
+                cluster_handlers(ns);
+            }
             ns.on(
                 "echo",
                 |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
@@ -103,6 +136,144 @@ pub async fn start(options: &ServerOptions) -> Result<(Server, SocketAddr), sock
     Ok((server, addr))
 }
 
+/// How long a handler waits for the bus to take what it published before
+/// acknowledging (so the next request a client makes, on any node, sees it).
+const FLUSH: Duration = Duration::from_secs(5);
+
+/// Answers sorted by their JSON text, so that the order in which nodes
+/// answered does not matter.
+fn sorted_by_json(mut values: Vec<Value>) -> Vec<Value> {
+    values.sort_by_cached_key(|v| serde_json::to_string(v).unwrap_or_default());
+    values
+}
+
+/// The first argument of each answer (what JavaScript's `emitWithAck`
+/// resolves a broadcast to).
+fn first_arguments(responses: &[(String, Args)]) -> Vec<Value> {
+    responses
+        .iter()
+        .map(|(_, args)| args.get::<Value>(0).unwrap_or_default())
+        .collect()
+}
+
+/// The cluster contract's events (see the module docs).
+fn cluster_handlers(ns: &mut socketio::Namespace) {
+    ns.on("join", |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
+        let room: String = args.get(0).unwrap_or_default();
+        let _ = socket.join(&room);
+        if let Some(ack) = ack {
+            let _ = ack.send(&(true,));
+        }
+    });
+    ns.on("shout-to", |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
+        let (room, data): (String, Value) = args.deserialize().unwrap_or_default();
+        let _ = socket.server().of(socket.ns()).to(&room).emit("shout-back", &(data,));
+        if let Some(ack) = ack {
+            let _ = ack.send(&(true,));
+        }
+    });
+    ns.on("shout-except", |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
+        let (room, data): (String, Value) = args.deserialize().unwrap_or_default();
+        let _ = socket.server().of(socket.ns()).except(&room).emit("shout-back", &(data,));
+        if let Some(ack) = ack {
+            let _ = ack.send(&(true,));
+        }
+    });
+    for event in ["enter-room", "leave-room", "disconnect-sid"] {
+        ns.on(event, move |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
+            let sid: String = args.get(0).unwrap_or_default();
+            let room: String = args.get(1).unwrap_or_default();
+            let target = socket.server().of(socket.ns()).to(&sid);
+            let result = match event {
+                "enter-room" => target.sockets_join(&room),
+                "leave-room" => target.sockets_leave(&room),
+                _ => target.disconnect_sockets(true),
+            };
+            if let Err(e) = result {
+                eprintln!("{event}: {e}");
+            }
+            let _ = socket.server().flush_cluster(FLUSH).await;
+            if let Some(ack) = ack {
+                let _ = ack.send(&(true,));
+            }
+        });
+    }
+    ns.on("call-sid", |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
+        let (sid, data): (String, Value) = args.deserialize().unwrap_or_default();
+        let answer = socket
+            .server()
+            .of(socket.ns())
+            .to(&sid)
+            .emit_with_ack("question", &(data,), Duration::from_secs(5))
+            .await;
+        let reply = match answer {
+            Ok(answers) if answers.complete => Value::Array(first_arguments(&answers.responses)),
+            Ok(_) => serde_json::from_value(serde_json::json!({"error": "operation has timed out"}))
+                .unwrap_or_default(),
+            Err(e) => serde_json::from_value(serde_json::json!({"error": e.to_string()}))
+                .unwrap_or_default(),
+        };
+        if let Some(ack) = ack {
+            let _ = ack.send(&(reply,));
+        }
+    });
+    ns.on("fetch-sockets", |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
+        let room: String = args.get(0).unwrap_or_default();
+        let sockets = socket.server().of(socket.ns()).to(&room).fetch_sockets().await;
+        let reply = match sockets {
+            Ok(sockets) => {
+                let mut ids: Vec<String> = sockets.into_iter().map(|s| s.id.to_string()).collect();
+                ids.sort();
+                serde_json::json!(ids)
+            }
+            Err(e) => serde_json::json!({"error": e.to_string()}),
+        };
+        if let Some(ack) = ack {
+            let _ = ack.send(&(reply,));
+        }
+    });
+    ns.on("server-side-emit", |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
+        let data: Value = args.get(0).unwrap_or_default();
+        let answers = socket.server().server_side_call("ping-servers", &(data,)).await;
+        let reply = match answers {
+            Ok(answers) => Value::Array(sorted_by_json(
+                answers.iter().map(|a| a.get::<Value>(0).unwrap_or_default()).collect(),
+            )),
+            Err(e) => serde_json::from_value(serde_json::json!({"error": e.to_string()}))
+                .unwrap_or_default(),
+        };
+        if let Some(ack) = ack {
+            let _ = ack.send(&(reply,));
+        }
+    });
+    ns.on("broadcast-ack", |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
+        let (room, data, timeout_ms): (String, Value, u64) = args.deserialize().unwrap_or_default();
+        let answers = socket
+            .server()
+            .of(socket.ns())
+            .to(&room)
+            .emit_with_ack("question", &(data,), Duration::from_millis(timeout_ms))
+            .await;
+        let reply = match answers {
+            Ok(answers) => {
+                let responses = Value::Array(sorted_by_json(first_arguments(&answers.responses)));
+                if answers.complete {
+                    Value::Object(vec![("responses".into(), responses)])
+                } else {
+                    Value::Object(vec![
+                        ("error".into(), Value::String("timeout".into())),
+                        ("responses".into(), responses),
+                    ])
+                }
+            }
+            Err(e) => Value::Object(vec![("error".into(), Value::String(e.to_string()))]),
+        };
+        if let Some(ack) = ack {
+            let _ = ack.send(&(reply,));
+        }
+    });
+}
+
 fn parse_parser(name: &str) -> AnyParser {
     match name {
         "json" => JsonParser.into(),
@@ -137,7 +308,7 @@ fn block_on<F: Future>(name: &str, main: F) -> F::Output {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: echo_server --port P [--parser json|msgpack] [--state-recovery SECS] [--runtime tokio|async-std|smol]");
+    eprintln!("{problem}\nusage: echo_server --port P [--parser json|msgpack] [--state-recovery SECS] [--runtime tokio|async-std|smol] [--adapter redis-python|redis-node|redis-node-sharded --redis URL [--channel NAME]]");
     std::process::exit(2)
 }
 
@@ -149,8 +320,10 @@ fn main() {
         parser: AnyParser::default(),
         state_recovery: None,
         runtime: Arc::new(socketio_smol::SmolRuntime),
+        adapter: None,
     };
     let mut port = None;
+    let (mut adapter, mut redis, mut channel) = (None::<String>, None::<String>, None::<String>);
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -170,10 +343,27 @@ fn main() {
                     usage(&format!("unknown runtime {runtime}"));
                 }
             }
+            "--adapter" => adapter = Some(value()),
+            "--redis" => redis = Some(value()),
+            "--channel" => channel = Some(value()),
             other => usage(&format!("unknown argument {other}")),
         }
     }
     options.port = port.unwrap_or_else(|| usage("--port is required"));
+    if let Some(kind) = adapter {
+        let url = redis.unwrap_or_else(|| usage("--adapter needs --redis URL"));
+        let made = match kind.as_str() {
+            "redis-python" => RedisAdapter::python(&url),
+            "redis-node" => RedisAdapter::node(&url),
+            "redis-node-sharded" => RedisAdapter::node_sharded(&url),
+            other => usage(&format!("unknown adapter {other}")),
+        };
+        let mut made = made.unwrap_or_else(|e| usage(&format!("bad --redis: {e}")));
+        if let Some(channel) = channel {
+            made = made.channel(&channel);
+        }
+        options.adapter = Some(made);
+    }
     if std::env::var_os("SOCKETIO_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
             .with_max_level(tracing::Level::DEBUG)

@@ -44,6 +44,9 @@ pub enum Error {
     /// help.
     #[cfg(feature = "tls")]
     Tls(socketio_driver::tls::TlsError),
+    /// The cluster's message bus: a URL that cannot be used, or a
+    /// broker that did not take what was published in time.
+    Bus(String),
     /// Nothing arrived within the given time.
     Timeout,
     /// The client is disconnected and nothing more will arrive.
@@ -66,6 +69,7 @@ impl fmt::Display for Error {
             Error::Io(e) => write!(f, "io: {e}"),
             #[cfg(feature = "tls")]
             Error::Tls(e) => write!(f, "tls: {e}"),
+            Error::Bus(why) => write!(f, "cluster bus: {why}"),
             Error::Timeout => f.write_str("timed out"),
             Error::Disconnected => f.write_str("disconnected"),
         }

@@ -68,6 +68,7 @@
 #![warn(missing_docs)]
 
 mod client;
+mod cluster;
 mod error;
 mod handler;
 mod namespace_handler;
@@ -76,6 +77,7 @@ mod server;
 mod simple;
 
 pub use client::{Client, ClientAck, ClientBuilder, ClientSocket};
+pub use cluster::{EmitOperator, Emitter, RedisAdapter};
 pub use error::{Error, Result};
 pub use namespace_handler::{ClientHandler, NamespaceHandler};
 pub use runtime::{current as current_runtime, set_current as set_current_runtime};

@@ -15,12 +15,13 @@ use socketio_core::engine::{self, CorsOrigins, HandshakeInfo, Transport};
 use socketio_core::http::Headers;
 use socketio_core::parser::{AnyParser, Args};
 use socketio_core::socket::{
-    self, AckOutcome, Broadcast, BroadcastAckOutcome, DisconnectReason, NamespaceMatcher,
-    RecoveryConfig, ServerEvent,
+    self, AckOutcome, Broadcast, BroadcastAckOutcome, ClusterReply, DisconnectReason,
+    NamespaceMatcher, RecoveryConfig, RemoteSocket, ServerAckId, ServerEvent,
 };
 use socketio_core::{Str, Value};
 use socketio_driver::{os_rng, Listener, Runtime, ServerDriver};
 
+use crate::cluster::RedisAdapter;
 use crate::error::{Error, Result};
 use crate::handler::{boxed, Job, JobQueue};
 use crate::runtime::RuntimeKind;
@@ -36,6 +37,11 @@ type ConnectFn = Arc<
 type EventFn = Arc<dyn Fn(SocketRef, Args, Option<AckSender>) -> Job + Send + Sync>;
 type AnyFn = Arc<dyn Fn(SocketRef, Str, Args, Option<AckSender>) -> Job + Send + Sync>;
 type DisconnectFn = Arc<dyn Fn(SocketRef, DisconnectReason) -> Job + Send + Sync>;
+type ServerSideFn = Arc<dyn Fn(Server, Args, Option<ServerSideAck>) -> Job + Send + Sync>;
+
+/// How many bus commands may wait for the backend before new ones are
+/// dropped (with a log line).
+const BUS_QUEUE: usize = 65_536;
 
 /// Which namespaces a [`Namespace`] serves.
 #[derive(Clone)]
@@ -212,6 +218,11 @@ pub(crate) struct ServerInner {
     broadcast_acks: Mutex<HashMap<u64, oneshot::Sender<AckResponses>>>,
     async_handlers: bool,
     local_addrs: Mutex<Vec<SocketAddr>>,
+    cluster_requests: Mutex<HashMap<u64, oneshot::Sender<(bool, ClusterReply)>>>,
+    server_events: RwLock<HashMap<String, ServerSideFn>>,
+    /// Jobs of server-side events, in arrival order.
+    server_jobs: JobQueue,
+    bus: Mutex<Option<socketio_driver::redis::RedisBus>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -225,9 +236,18 @@ pub struct ServerBuilder {
     parser: AnyParser,
     runtime: Option<Arc<dyn Runtime>>,
     async_handlers: bool,
+    adapter: Option<RedisAdapter>,
 }
 
 impl ServerBuilder {
+    /// Act as one node of a cluster sharing this adapter's bus (see
+    /// [`RedisAdapter`]): broadcasts, room operations and disconnections
+    /// reach the sockets of every node.
+    pub fn adapter(mut self, adapter: RedisAdapter) -> Self {
+        self.adapter = Some(adapter);
+        self
+    }
+
     /// Time between two pings (25 s).
     pub fn ping_interval(mut self, interval: Duration) -> Self {
         self.engine.ping_interval = interval;
@@ -353,8 +373,11 @@ impl ServerBuilder {
                     .any(|n| n.pattern.matches(nsp))
             })
         })];
-        let endpoint =
+        let mut endpoint =
             ServerEndpoint::new(self.engine, socket_config, self.parser, os_rng(), os_rng());
+        if let Some(adapter) = &self.adapter {
+            endpoint.socket().enable_cluster(adapter.cluster.clone());
+        }
         // Events are handled by the task that produced them (no hop to a
         // dispatcher task); the handler reaches the server through this
         // slot, filled below (no event can come before a listener).
@@ -373,8 +396,16 @@ impl ServerBuilder {
             broadcast_acks: Mutex::default(),
             async_handlers: self.async_handlers,
             local_addrs: Mutex::default(),
+            cluster_requests: Mutex::default(),
+            server_events: RwLock::default(),
+            server_jobs: JobQueue::new(self.async_handlers),
+            bus: Mutex::default(),
         });
         let _ = slot.set(Arc::downgrade(&inner));
+        if let Some(adapter) = &self.adapter {
+            let (commands, inputs) = inner.driver.attach_bus(BUS_QUEUE);
+            *lock(&inner.bus) = Some(adapter.spawn(runtime, commands, inputs));
+        }
         Server { inner }
     }
 }
@@ -394,6 +425,7 @@ impl Server {
             parser: AnyParser::default(),
             runtime: None,
             async_handlers: false,
+            adapter: None,
         }
     }
 
@@ -568,10 +600,139 @@ impl Server {
                 .await;
         }
         self.inner.driver.close_all();
+        if let Some(bus) = lock(&self.inner.bus).take() {
+            bus.stop();
+        }
     }
 
     fn runtime(&self) -> &Arc<dyn Runtime> {
         self.inner.driver.runtime()
+    }
+
+    /// This node's id on the cluster bus, when it is one node of several.
+    pub fn node_id(&self) -> Option<String> {
+        self.inner
+            .driver
+            .with(|ep, _| ep.socket().node_id().map(str::to_owned))
+    }
+
+    /// Wait until the cluster's bus took everything published so far (at
+    /// most `timeout`); at once without a cluster. Useful before telling
+    /// a client that a cluster-wide operation is done.
+    pub async fn flush_cluster(&self, timeout: Duration) -> Result<()> {
+        let bus = lock(&self.inner.bus).clone();
+        match bus {
+            Some(bus) => bus
+                .flush(Instant::now() + timeout)
+                .await
+                .map_err(|e| Error::Bus(e.to_string())),
+            None => Ok(()),
+        }
+    }
+
+    /// Handle `event` emitted by another server of the cluster with
+    /// [`Server::server_side_emit`] (the reference's `serverSideEmit`);
+    /// when the emitter asked for an answer, the handler gets a
+    /// [`ServerSideAck`].
+    pub fn on_server_event<F, Fut>(&self, event: &str, handler: F)
+    where
+        F: Fn(Server, Args, Option<ServerSideAck>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.inner
+            .server_events
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                event.to_owned(),
+                Arc::new(move |server, args, ack| boxed(handler(server, args, ack))),
+            );
+    }
+
+    /// Emit `event` to the other servers of the cluster (namespace `/`).
+    pub fn server_side_emit<A: Serialize + ?Sized>(&self, event: &str, args: &A) -> Result<()> {
+        let nsp = Str::from_static("/");
+        self.inner
+            .driver
+            .with(|ep, _| ep.socket().server_side_emit(&nsp, event, args))?;
+        Ok(())
+    }
+
+    /// [`Server::server_side_emit`] asking each other server for an answer;
+    /// resolves with the answers that came before the cluster's request
+    /// timeout.
+    pub fn server_side_call<A: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &A,
+    ) -> impl Future<Output = Result<Vec<Args>>> + Send + 'static {
+        let nsp = Str::from_static("/");
+        let reply = self.cluster_request(|ep, now| {
+            ep.socket()
+                .server_side_emit_with_ack(now, &nsp, event, args)
+        });
+        async move {
+            match reply?.await {
+                Ok((_, ClusterReply::ServerSideAcks(acks))) => Ok(acks),
+                _ => Err(Error::AckDisconnected),
+            }
+        }
+    }
+
+    /// The rooms of namespace `nsp` on every node.
+    pub fn all_rooms(&self, nsp: &str) -> impl Future<Output = Result<Vec<String>>> + Send + 'static {
+        let nsp = Str::from(nsp);
+        let reply = self.cluster_request(|ep, now| ep.socket().all_rooms(now, &nsp));
+        async move {
+            match reply?.await {
+                Ok((_, ClusterReply::Rooms(rooms))) => {
+                    Ok(rooms.into_iter().map(|r| r.to_string()).collect())
+                }
+                _ => Err(Error::AckDisconnected),
+            }
+        }
+    }
+
+    /// Start a cluster request; its reply arrives on the receiver.
+    fn cluster_request(
+        &self,
+        start: impl FnOnce(
+            &mut ServerEndpoint<AnyParser>,
+            Instant,
+        ) -> std::result::Result<socket::ClusterRequestId, socket::ServerError>,
+    ) -> Result<oneshot::Receiver<(bool, ClusterReply)>> {
+        let (tx, rx) = oneshot::channel();
+        let inner = &self.inner;
+        inner.driver.with(|ep, now| {
+            let id = start(ep, now)?;
+            lock(&inner.cluster_requests).insert(id.0, tx);
+            Ok::<_, Error>(())
+        })?;
+        Ok(rx)
+    }
+}
+
+/// Answers another server's [`Server::server_side_emit`] (once).
+#[derive(Debug)]
+pub struct ServerSideAck {
+    server: Server,
+    id: ServerAckId,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").finish_non_exhaustive()
+    }
+}
+
+impl ServerSideAck {
+    /// Send the answer. `args` as in [`SocketRef::emit`].
+    pub fn send<A: Serialize + ?Sized>(self, args: &A) -> Result<()> {
+        self.server
+            .inner
+            .driver
+            .with(|ep, _| ep.socket().server_side_ack(self.id, args))?;
+        Ok(())
     }
 }
 
@@ -805,6 +966,57 @@ impl BroadcastOperator {
         self
     }
 
+    /// This node's sockets only, even in a cluster.
+    pub fn local(mut self) -> Self {
+        self.target = self.target.local();
+        self
+    }
+
+    /// The selected sockets join `room`, on every node.
+    pub fn sockets_join(&self, room: &str) -> Result<()> {
+        let rooms = [Str::from(room)];
+        self.server
+            .inner
+            .driver
+            .with(|ep, _| ep.socket().sockets_join(&self.target, &rooms))?;
+        Ok(())
+    }
+
+    /// The selected sockets leave `room`, on every node.
+    pub fn sockets_leave(&self, room: &str) -> Result<()> {
+        let rooms = [Str::from(room)];
+        self.server
+            .inner
+            .driver
+            .with(|ep, _| ep.socket().sockets_leave(&self.target, &rooms))?;
+        Ok(())
+    }
+
+    /// Disconnect the selected sockets, on every node (closing their
+    /// connections too when `close`).
+    pub fn disconnect_sockets(&self, close: bool) -> Result<()> {
+        self.server
+            .inner
+            .driver
+            .with(|ep, now| ep.socket().disconnect_sockets(now, &self.target, close))?;
+        Ok(())
+    }
+
+    /// The selected sockets of every node (ids and rooms), those that
+    /// answered before the cluster's request timeout.
+    pub fn fetch_sockets(&self) -> impl Future<Output = Result<Vec<RemoteSocket>>> + Send + 'static {
+        let target = self.target.clone();
+        let reply = self
+            .server
+            .cluster_request(|ep, now| ep.socket().fetch_sockets(now, &target));
+        async move {
+            match reply?.await {
+                Ok((_, ClusterReply::Sockets(sockets))) => Ok(sockets),
+                _ => Err(Error::AckDisconnected),
+            }
+        }
+    }
+
     /// Emit to the selected sockets; returns how many were sent it.
     pub fn emit<A: Serialize + ?Sized>(&self, event: &str, args: &A) -> Result<usize> {
         let sent = self
@@ -1023,6 +1235,40 @@ impl Server {
                 }
             }
             ServerEvent::Writable { .. } => {}
+            ServerEvent::ServerSideEmit {
+                nsp: _,
+                event,
+                args,
+                ack,
+            } => {
+                let handler = self
+                    .inner
+                    .server_events
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&*event)
+                    .cloned();
+                let Some(handler) = handler else {
+                    tracing::debug!(%event, "no handler for a server-side event");
+                    return;
+                };
+                let ack = ack.map(|id| ServerSideAck {
+                    server: self.clone(),
+                    id,
+                });
+                self.inner
+                    .server_jobs
+                    .push(&*runtime, handler(self.clone(), args, ack));
+            }
+            ServerEvent::ClusterReply {
+                id,
+                complete,
+                reply,
+            } => {
+                if let Some(tx) = lock(&self.inner.cluster_requests).remove(&id.0) {
+                    let _ = tx.send((complete, reply));
+                }
+            }
             ServerEvent::Disconnect {
                 socket,
                 nsp,

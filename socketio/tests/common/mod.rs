@@ -27,6 +27,7 @@ pub fn echo_matrix(runtime: RuntimeKind) -> usize {
                 parser,
                 state_recovery: None,
                 runtime: runtime.runtime(),
+                adapter: None,
             })
             .await
             .expect("server starts");
