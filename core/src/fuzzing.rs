@@ -161,6 +161,29 @@ pub fn engine_packet(data: &[u8]) {
     let _ = Packet::decode_binary(bytes);
 }
 
+/// A python-socketio pub/sub message: what decodes must encode, and the
+/// encoding must decode to the same message and encode to the same bytes.
+pub fn python_bus(data: &[u8]) {
+    use crate::cluster::python::{decode, encode};
+    use crate::cluster::BusLimits;
+    let limits = BusLimits::default();
+    let Ok(message) = decode(data, &limits) else {
+        return;
+    };
+    let encoded = encode(&message).expect("a decoded message must encode");
+    // The encoding may be longer (ASCII escapes) and up to two levels
+    // deeper (scalar `data` becomes a list; a lone placeholder template
+    // gets its argument list back) than the input.
+    let relaxed = BusLimits {
+        max_message_bytes: usize::MAX,
+        max_depth: limits.max_depth + 2,
+        ..limits
+    };
+    let again = decode(&encoded, &relaxed).expect("an encoded message must decode");
+    assert_eq!(again, message);
+    assert_eq!(encode(&again).expect("re-encode"), encoded);
+}
+
 /// A long-polling body; what decodes must encode and decode the same.
 pub fn polling_payload(data: &[u8]) {
     use crate::engine::{decode_payload, encode_payload, DEFAULT_MAX_PAYLOAD_PACKETS};

@@ -252,6 +252,8 @@ fn golden_callback() {
 }
 
 #[test]
+// The tie cases are written as their exact values on purpose.
+#[allow(clippy::excessive_precision)]
 fn float_repr_matches_python() {
     // (value, python's repr), from python 3.11.
     let cases: &[(f64, &str)] = &[
