@@ -158,120 +158,170 @@ fn first_arguments(responses: &[(String, Args)]) -> Vec<Value> {
 
 /// The cluster contract's events (see the module docs).
 fn cluster_handlers(ns: &mut socketio::Namespace) {
-    ns.on("join", |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
-        let room: String = args.get(0).unwrap_or_default();
-        let _ = socket.join(&room);
-        if let Some(ack) = ack {
-            let _ = ack.send(&(true,));
-        }
-    });
-    ns.on("shout-to", |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
-        let (room, data): (String, Value) = args.deserialize().unwrap_or_default();
-        let _ = socket.server().of(socket.ns()).to(&room).emit("shout-back", &(data,));
-        if let Some(ack) = ack {
-            let _ = ack.send(&(true,));
-        }
-    });
-    ns.on("shout-except", |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
-        let (room, data): (String, Value) = args.deserialize().unwrap_or_default();
-        let _ = socket.server().of(socket.ns()).except(&room).emit("shout-back", &(data,));
-        if let Some(ack) = ack {
-            let _ = ack.send(&(true,));
-        }
-    });
-    for event in ["enter-room", "leave-room", "disconnect-sid"] {
-        ns.on(event, move |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
-            let sid: String = args.get(0).unwrap_or_default();
-            let room: String = args.get(1).unwrap_or_default();
-            let target = socket.server().of(socket.ns()).to(&sid);
-            let result = match event {
-                "enter-room" => target.sockets_join(&room),
-                "leave-room" => target.sockets_leave(&room),
-                _ => target.disconnect_sockets(true),
-            };
-            if let Err(e) = result {
-                eprintln!("{event}: {e}");
-            }
-            let _ = socket.server().flush_cluster(FLUSH).await;
+    ns.on(
+        "join",
+        |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
+            let room: String = args.get(0).unwrap_or_default();
+            let _ = socket.join(&room);
             if let Some(ack) = ack {
                 let _ = ack.send(&(true,));
             }
-        });
-    }
-    ns.on("call-sid", |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
-        let (sid, data): (String, Value) = args.deserialize().unwrap_or_default();
-        let answer = socket
-            .server()
-            .of(socket.ns())
-            .to(&sid)
-            .emit_with_ack("question", &(data,), Duration::from_secs(5))
-            .await;
-        let reply = match answer {
-            Ok(answers) if answers.complete => Value::Array(first_arguments(&answers.responses)),
-            Ok(_) => serde_json::from_value(serde_json::json!({"error": "operation has timed out"}))
-                .unwrap_or_default(),
-            Err(e) => serde_json::from_value(serde_json::json!({"error": e.to_string()}))
-                .unwrap_or_default(),
-        };
-        if let Some(ack) = ack {
-            let _ = ack.send(&(reply,));
-        }
-    });
-    ns.on("fetch-sockets", |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
-        let room: String = args.get(0).unwrap_or_default();
-        let sockets = socket.server().of(socket.ns()).to(&room).fetch_sockets().await;
-        let reply = match sockets {
-            Ok(sockets) => {
-                let mut ids: Vec<String> = sockets.into_iter().map(|s| s.id.to_string()).collect();
-                ids.sort();
-                serde_json::json!(ids)
+        },
+    );
+    ns.on(
+        "shout-to",
+        |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
+            let (room, data): (String, Value) = args.deserialize().unwrap_or_default();
+            let _ = socket
+                .server()
+                .of(socket.ns())
+                .to(&room)
+                .emit("shout-back", &(data,));
+            if let Some(ack) = ack {
+                let _ = ack.send(&(true,));
             }
-            Err(e) => serde_json::json!({"error": e.to_string()}),
-        };
-        if let Some(ack) = ack {
-            let _ = ack.send(&(reply,));
-        }
-    });
-    ns.on("server-side-emit", |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
-        let data: Value = args.get(0).unwrap_or_default();
-        let answers = socket.server().server_side_call("ping-servers", &(data,)).await;
-        let reply = match answers {
-            Ok(answers) => Value::Array(sorted_by_json(
-                answers.iter().map(|a| a.get::<Value>(0).unwrap_or_default()).collect(),
-            )),
-            Err(e) => serde_json::from_value(serde_json::json!({"error": e.to_string()}))
-                .unwrap_or_default(),
-        };
-        if let Some(ack) = ack {
-            let _ = ack.send(&(reply,));
-        }
-    });
-    ns.on("broadcast-ack", |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
-        let (room, data, timeout_ms): (String, Value, u64) = args.deserialize().unwrap_or_default();
-        let answers = socket
-            .server()
-            .of(socket.ns())
-            .to(&room)
-            .emit_with_ack("question", &(data,), Duration::from_millis(timeout_ms))
-            .await;
-        let reply = match answers {
-            Ok(answers) => {
-                let responses = Value::Array(sorted_by_json(first_arguments(&answers.responses)));
-                if answers.complete {
-                    Value::Object(vec![("responses".into(), responses)])
-                } else {
-                    Value::Object(vec![
-                        ("error".into(), Value::String("timeout".into())),
-                        ("responses".into(), responses),
-                    ])
+        },
+    );
+    ns.on(
+        "shout-except",
+        |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
+            let (room, data): (String, Value) = args.deserialize().unwrap_or_default();
+            let _ = socket
+                .server()
+                .of(socket.ns())
+                .except(&room)
+                .emit("shout-back", &(data,));
+            if let Some(ack) = ack {
+                let _ = ack.send(&(true,));
+            }
+        },
+    );
+    for event in ["enter-room", "leave-room", "disconnect-sid"] {
+        ns.on(
+            event,
+            move |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
+                let sid: String = args.get(0).unwrap_or_default();
+                let room: String = args.get(1).unwrap_or_default();
+                let target = socket.server().of(socket.ns()).to(&sid);
+                let result = match event {
+                    "enter-room" => target.sockets_join(&room),
+                    "leave-room" => target.sockets_leave(&room),
+                    _ => target.disconnect_sockets(true),
+                };
+                if let Err(e) = result {
+                    eprintln!("{event}: {e}");
                 }
+                let _ = socket.server().flush_cluster(FLUSH).await;
+                if let Some(ack) = ack {
+                    let _ = ack.send(&(true,));
+                }
+            },
+        );
+    }
+    ns.on(
+        "call-sid",
+        |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
+            let (sid, data): (String, Value) = args.deserialize().unwrap_or_default();
+            let answer = socket
+                .server()
+                .of(socket.ns())
+                .to(&sid)
+                .emit_with_ack("question", &(data,), Duration::from_secs(5))
+                .await;
+            let reply = match answer {
+                Ok(answers) if answers.complete => {
+                    Value::Array(first_arguments(&answers.responses))
+                }
+                Ok(_) => {
+                    serde_json::from_value(serde_json::json!({"error": "operation has timed out"}))
+                        .unwrap_or_default()
+                }
+                Err(e) => serde_json::from_value(serde_json::json!({"error": e.to_string()}))
+                    .unwrap_or_default(),
+            };
+            if let Some(ack) = ack {
+                let _ = ack.send(&(reply,));
             }
-            Err(e) => Value::Object(vec![("error".into(), Value::String(e.to_string()))]),
-        };
-        if let Some(ack) = ack {
-            let _ = ack.send(&(reply,));
-        }
-    });
+        },
+    );
+    ns.on(
+        "fetch-sockets",
+        |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
+            let room: String = args.get(0).unwrap_or_default();
+            let sockets = socket
+                .server()
+                .of(socket.ns())
+                .to(&room)
+                .fetch_sockets()
+                .await;
+            let reply = match sockets {
+                Ok(sockets) => {
+                    let mut ids: Vec<String> =
+                        sockets.into_iter().map(|s| s.id.to_string()).collect();
+                    ids.sort();
+                    serde_json::json!(ids)
+                }
+                Err(e) => serde_json::json!({"error": e.to_string()}),
+            };
+            if let Some(ack) = ack {
+                let _ = ack.send(&(reply,));
+            }
+        },
+    );
+    ns.on(
+        "server-side-emit",
+        |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
+            let data: Value = args.get(0).unwrap_or_default();
+            let answers = socket
+                .server()
+                .server_side_call("ping-servers", &(data,))
+                .await;
+            let reply = match answers {
+                Ok(answers) => Value::Array(sorted_by_json(
+                    answers
+                        .iter()
+                        .map(|a| a.get::<Value>(0).unwrap_or_default())
+                        .collect(),
+                )),
+                Err(e) => serde_json::from_value(serde_json::json!({"error": e.to_string()}))
+                    .unwrap_or_default(),
+            };
+            if let Some(ack) = ack {
+                let _ = ack.send(&(reply,));
+            }
+        },
+    );
+    ns.on(
+        "broadcast-ack",
+        |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
+            let (room, data, timeout_ms): (String, Value, u64) =
+                args.deserialize().unwrap_or_default();
+            let answers = socket
+                .server()
+                .of(socket.ns())
+                .to(&room)
+                .emit_with_ack("question", &(data,), Duration::from_millis(timeout_ms))
+                .await;
+            let reply = match answers {
+                Ok(answers) => {
+                    let responses =
+                        Value::Array(sorted_by_json(first_arguments(&answers.responses)));
+                    if answers.complete {
+                        Value::Object(vec![("responses".into(), responses)])
+                    } else {
+                        Value::Object(vec![
+                            ("error".into(), Value::String("timeout".into())),
+                            ("responses".into(), responses),
+                        ])
+                    }
+                }
+                Err(e) => Value::Object(vec![("error".into(), Value::String(e.to_string()))]),
+            };
+            if let Some(ack) = ack {
+                let _ = ack.send(&(reply,));
+            }
+        },
+    );
 }
 
 fn parse_parser(name: &str) -> AnyParser {

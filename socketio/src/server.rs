@@ -680,7 +680,10 @@ impl Server {
     }
 
     /// The rooms of namespace `nsp` on every node.
-    pub fn all_rooms(&self, nsp: &str) -> impl Future<Output = Result<Vec<String>>> + Send + 'static {
+    pub fn all_rooms(
+        &self,
+        nsp: &str,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send + 'static {
         let nsp = Str::from(nsp);
         let reply = self.cluster_request(|ep, now| ep.socket().all_rooms(now, &nsp));
         async move {
@@ -699,7 +702,8 @@ impl Server {
         start: impl FnOnce(
             &mut ServerEndpoint<AnyParser>,
             Instant,
-        ) -> std::result::Result<socket::ClusterRequestId, socket::ServerError>,
+        )
+            -> std::result::Result<socket::ClusterRequestId, socket::ServerError>,
     ) -> Result<oneshot::Receiver<(bool, ClusterReply)>> {
         let (tx, rx) = oneshot::channel();
         let inner = &self.inner;
@@ -1004,7 +1008,9 @@ impl BroadcastOperator {
 
     /// The selected sockets of every node (ids and rooms), those that
     /// answered before the cluster's request timeout.
-    pub fn fetch_sockets(&self) -> impl Future<Output = Result<Vec<RemoteSocket>>> + Send + 'static {
+    pub fn fetch_sockets(
+        &self,
+    ) -> impl Future<Output = Result<Vec<RemoteSocket>>> + Send + 'static {
         let target = self.target.clone();
         let reply = self
             .server

@@ -357,7 +357,10 @@ impl<C: ServerCore> Driver<C> {
     pub(crate) fn attach_bus(
         self: &Arc<Self>,
         capacity: usize,
-    ) -> (async_channel::Receiver<BusCommand>, Arc<dyn Fn(BusInput) + Send + Sync>) {
+    ) -> (
+        async_channel::Receiver<BusCommand>,
+        Arc<dyn Fn(BusInput) + Send + Sync>,
+    ) {
         let (tx, rx) = async_channel::bounded(capacity);
         self.with_state(|state, _| state.bus = Some(tx));
         let driver = Arc::downgrade(self);
@@ -512,7 +515,10 @@ impl<P: Parser + Send + 'static> ServerDriver<P> {
     pub fn attach_bus(
         &self,
         capacity: usize,
-    ) -> (async_channel::Receiver<BusCommand>, Arc<dyn Fn(BusInput) + Send + Sync>) {
+    ) -> (
+        async_channel::Receiver<BusCommand>,
+        Arc<dyn Fn(BusInput) + Send + Sync>,
+    ) {
         self.driver.attach_bus(capacity)
     }
 }

@@ -939,3 +939,6 @@ impl<P: Parser> Server<P> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

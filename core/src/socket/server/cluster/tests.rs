@@ -1,0 +1,307 @@
+//! The seam between nodes in virtual time: a few servers whose bus
+//! commands are relayed to each other by hand, as a broker would.
+
+use std::time::{Duration, Instant};
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
+
+use super::super::{Broadcast, EngineCommand, Server, ServerConfig, ServerEvent};
+use super::{ClusterConfig, ClusterFormat, ClusterReply};
+use crate::cluster::{BusCommand, BusInput, ChannelKind};
+use crate::engine::Message;
+use crate::Str;
+
+/// Nodes on one bus: every publish reaches every subscriber of the
+/// channel, the publisher included (as Redis does).
+struct Bus {
+    nodes: Vec<Server>,
+    subscriptions: Vec<Vec<Str>>,
+    now: Instant,
+}
+
+impl Bus {
+    fn new(count: usize, format: ClusterFormat) -> Bus {
+        let nodes = (0..count)
+            .map(|i| {
+                let mut server = Server::new(
+                    ServerConfig::default(),
+                    crate::parser::JsonParser,
+                    Box::new(ChaCha8Rng::seed_from_u64(i as u64 + 1)),
+                );
+                server.enable_cluster(ClusterConfig::new(format.clone()));
+                server
+            })
+            .collect();
+        let mut bus = Bus {
+            nodes,
+            subscriptions: vec![Vec::new(); count],
+            now: Instant::now(),
+        };
+        bus.relay();
+        bus
+    }
+
+    /// Deliver every queued command until the bus is quiet.
+    fn relay(&mut self) {
+        loop {
+            let mut moved = false;
+            for i in 0..self.nodes.len() {
+                while let Some(command) = self.nodes[i].poll_bus() {
+                    moved = true;
+                    match command {
+                        BusCommand::Subscribe { channel, kind } => {
+                            assert_eq!(kind, ChannelKind::Plain);
+                            self.subscriptions[i].push(channel);
+                        }
+                        BusCommand::Unsubscribe { channel, .. } => {
+                            self.subscriptions[i].retain(|c| *c != channel)
+                        }
+                        BusCommand::Publish {
+                            channel, payload, ..
+                        } => {
+                            for j in 0..self.nodes.len() {
+                                if self.subscriptions[j].contains(&channel) {
+                                    let input = BusInput::Message {
+                                        channel: channel.clone(),
+                                        payload: payload.clone(),
+                                    };
+                                    self.nodes[j].handle_bus(self.now, input);
+                                }
+                            }
+                        }
+                        BusCommand::CountSubscribers { channel, .. } => {
+                            let count = self
+                                .subscriptions
+                                .iter()
+                                .filter(|s| s.contains(&channel))
+                                .count();
+                            let input = BusInput::Subscribers {
+                                channel,
+                                count: count as u64,
+                            };
+                            self.nodes[i].handle_bus(self.now, input);
+                        }
+                    }
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// A client on node `i` connects to `/`; returns its socket id.
+    fn connect(&mut self, i: usize, eio: &'static str) -> Str {
+        let node = &mut self.nodes[i];
+        node.handle_engine_open(self.now, Str::from_static(eio));
+        node.handle_engine_message(self.now, eio, Message::Text(Str::from_static("0")));
+        let socket = match node.poll_event() {
+            Some(ServerEvent::Connect { socket, .. }) => socket,
+            other => panic!("expected a connect, got {other:?}"),
+        };
+        node.accept(self.now, &socket).unwrap();
+        self.texts(i);
+        socket
+    }
+
+    /// What node `i` sent its clients, as Socket.IO packet texts.
+    fn texts(&mut self, i: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(command) = self.nodes[i].poll_command() {
+            if let EngineCommand::Send {
+                message: Message::Text(t),
+                ..
+            } = command
+            {
+                out.push(t.to_string());
+            }
+        }
+        out
+    }
+
+    fn events(&mut self, i: usize) -> Vec<ServerEvent> {
+        std::iter::from_fn(|| self.nodes[i].poll_event()).collect()
+    }
+}
+
+#[test]
+fn python_broadcasts_reach_every_node_once() {
+    let mut bus = Bus::new(3, ClusterFormat::python());
+    let sockets: Vec<Str> = ["a", "b", "c"]
+        .iter()
+        .enumerate()
+        .map(|(i, eio)| bus.connect(i, eio))
+        .collect();
+    bus.nodes[0].join(&sockets[0], "room").unwrap();
+    bus.nodes[2].join(&sockets[2], "room").unwrap();
+    let now = bus.now;
+    bus.nodes[1]
+        .broadcast(now, &Broadcast::namespace("/"), "all", &(1, "x"))
+        .unwrap();
+    bus.relay();
+    for i in 0..3 {
+        assert_eq!(
+            bus.texts(i),
+            vec![r#"2["all",1,"x"]"#.to_owned()],
+            "node {i}"
+        );
+    }
+    bus.nodes[1]
+        .broadcast(now, &Broadcast::namespace("/").to("room"), "room", &())
+        .unwrap();
+    bus.relay();
+    assert_eq!(bus.texts(0), vec![r#"2["room"]"#.to_owned()]);
+    assert!(bus.texts(1).is_empty());
+    assert_eq!(bus.texts(2), vec![r#"2["room"]"#.to_owned()]);
+    // Except a socket id (python's skip_sid).
+    let except = Broadcast::namespace("/").except(sockets[2].clone());
+    bus.nodes[0].broadcast(now, &except, "skip", &()).unwrap();
+    bus.relay();
+    assert_eq!(bus.texts(0).len(), 1);
+    assert_eq!(bus.texts(1).len(), 1);
+    assert!(bus.texts(2).is_empty());
+    // Local only.
+    let local = Broadcast::namespace("/").local();
+    bus.nodes[0].broadcast(now, &local, "here", &()).unwrap();
+    bus.relay();
+    assert_eq!(bus.texts(0).len(), 1);
+    assert!(bus.texts(1).is_empty() && bus.texts(2).is_empty());
+}
+
+#[test]
+fn python_rooms_and_disconnects_act_on_remote_sockets() {
+    let mut bus = Bus::new(2, ClusterFormat::python());
+    let a = bus.connect(0, "a");
+    let b = bus.connect(1, "b");
+    let to_b = Broadcast::namespace("/").to(b.clone());
+    bus.nodes[0].sockets_join(&to_b, &[Str::from("r")]).unwrap();
+    bus.relay();
+    assert!(bus.nodes[1].rooms(&b).unwrap().contains(&Str::from("r")));
+    bus.nodes[0]
+        .sockets_leave(&to_b, &[Str::from("r")])
+        .unwrap();
+    bus.relay();
+    assert!(!bus.nodes[1].rooms(&b).unwrap().contains(&Str::from("r")));
+    bus.nodes[1].join(&b, "closing").unwrap();
+    bus.nodes[0].close_room("/", "closing");
+    bus.relay();
+    assert!(!bus.nodes[1]
+        .rooms(&b)
+        .unwrap()
+        .contains(&Str::from("closing")));
+    let now = bus.now;
+    bus.nodes[0].disconnect_sockets(now, &to_b, false).unwrap();
+    bus.relay();
+    assert_eq!(bus.texts(1), vec!["1".to_owned()]);
+    assert!(matches!(
+        bus.events(1).as_slice(),
+        [ServerEvent::Disconnect { socket, .. }] if *socket == b
+    ));
+    assert!(bus.nodes[0].is_connected(&a).unwrap());
+}
+
+#[test]
+fn python_callbacks_come_back_from_the_node_that_has_the_socket() {
+    let mut bus = Bus::new(2, ClusterFormat::python());
+    bus.connect(0, "a");
+    let b = bus.connect(1, "b");
+    let now = bus.now;
+    let to_b = Broadcast::namespace("/").to(b.clone());
+    let started = bus.nodes[0]
+        .broadcast_with_ack(now, &to_b, "question", &("q",), Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(started.receivers, 0);
+    bus.relay();
+    let sent = bus.texts(1);
+    assert_eq!(sent.len(), 1);
+    let id: String = sent[0][1..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    assert_eq!(&sent[0][1 + id.len()..], r#"["question","q"]"#);
+    bus.nodes[1].handle_engine_message(
+        now,
+        "b",
+        Message::Text(format!("3{id}[\"answer\",7]").into()),
+    );
+    assert!(
+        bus.events(1).is_empty(),
+        "a remote ack is not the application's"
+    );
+    bus.relay();
+    match bus.events(0).as_slice() {
+        [ServerEvent::BroadcastAck {
+            id,
+            outcome,
+            responses,
+        }] => {
+            assert_eq!(*id, started.id);
+            assert_eq!(*outcome, super::BroadcastAckOutcome::Complete);
+            assert_eq!(responses.len(), 1);
+            assert_eq!(responses[0].0, b);
+            assert_eq!(
+                serde_json::to_string(&responses[0].1).unwrap(),
+                r#"["answer",7]"#
+            );
+        }
+        other => panic!("expected the broadcast's answers, got {other:?}"),
+    }
+}
+
+#[test]
+fn python_requests_it_cannot_express_finish_locally() {
+    let mut bus = Bus::new(2, ClusterFormat::python());
+    let a = bus.connect(0, "a");
+    bus.connect(1, "b");
+    let now = bus.now;
+    let id = bus.nodes[0]
+        .fetch_sockets(now, &Broadcast::namespace("/"))
+        .unwrap();
+    bus.relay();
+    match bus.events(0).as_slice() {
+        [ServerEvent::ClusterReply {
+            id: got,
+            complete: true,
+            reply: ClusterReply::Sockets(sockets),
+        }] => {
+            assert_eq!(*got, id);
+            assert_eq!(sockets.len(), 1);
+            assert_eq!(sockets[0].id, a);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn hostile_bus_messages_are_ignored() {
+    let mut bus = Bus::new(1, ClusterFormat::python());
+    bus.connect(0, "a");
+    let now = bus.now;
+    for payload in [
+        &b"not json"[..],
+        b"{}",
+        b"{\"method\": \"emit\"}",
+        b"{\"method\": \"emit\", \"event\": \"x\", \"data\": [], \"binary\": true}",
+        b"{\"method\": \"frobnicate\"}",
+        b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+    ] {
+        bus.nodes[0].handle_bus(
+            now,
+            BusInput::Message {
+                channel: Str::from_static("socketio"),
+                payload: crate::Bytes::copy_from_slice(payload),
+            },
+        );
+    }
+    let deep = "[".repeat(100_000);
+    bus.nodes[0].handle_bus(
+        now,
+        BusInput::Message {
+            channel: Str::from_static("socketio"),
+            payload: crate::Bytes::from(deep),
+        },
+    );
+    assert!(bus.texts(0).is_empty());
+    assert!(bus.events(0).is_empty());
+}
