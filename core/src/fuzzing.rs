@@ -508,3 +508,43 @@ pub fn socket_client(data: &[u8]) {
         while client.poll_output().is_some() {}
     }
 }
+
+/// The RESP decoder: fed the whole input at once and then byte by byte,
+/// it must yield the same values and stop at the same error; recognising
+/// pub/sub replies must not panic.
+pub fn resp_decoder(data: &[u8]) {
+    use crate::cluster::resp::{PubSubReply, RespDecoder, RespLimits};
+    // Small limits, so that the fuzzer reaches them.
+    let limits = RespLimits {
+        max_bulk_len: 1024,
+        max_elements: 64,
+        max_depth: 4,
+        max_line_len: 64,
+        max_reply_bytes: 4096,
+    };
+    let run = |chunk: usize| {
+        let mut decoder = RespDecoder::new(limits);
+        let mut values = Vec::new();
+        for piece in data.chunks(chunk.max(1)) {
+            decoder.feed(piece);
+            loop {
+                match decoder.next() {
+                    Ok(Some(v)) => {
+                        let _ = PubSubReply::from_value(&v);
+                        // Debug text: NaN doubles are not equal to themselves.
+                        values.push(format!("{v:?}"));
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        assert_eq!(decoder.next(), Err(e.clone()), "an error must stay");
+                        return (values, Some(e));
+                    }
+                }
+            }
+        }
+        (values, None)
+    };
+    let whole = run(data.len());
+    assert_eq!(whole, run(1), "whole and byte-by-byte feeding disagree");
+    assert_eq!(whole, run(7), "whole and chunked feeding disagree");
+}

@@ -17,6 +17,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("socket_server", socketio_core::fuzzing::socket_server),
     ("socket_client", socketio_core::fuzzing::socket_client),
     ("python_bus", socketio_core::fuzzing::python_bus),
+    ("resp_decoder", socketio_core::fuzzing::resp_decoder),
     (
         "engine_server",
         socketio_core::engine::server_fuzz::fuzz_server,

@@ -49,6 +49,12 @@ impl Runtime for AsyncStdRuntime {
         Box::pin(async move { Ok(Box::new(AsyncIoListener::bind(addr)?) as Box<dyn Listener>) })
     }
 
+    #[cfg(unix)]
+    fn connect_unix(&self, path: &std::path::Path) -> BoxFuture<'static, io::Result<BoxStream>> {
+        let path = path.to_owned();
+        Box::pin(async move { Ok(Box::new(async_std::os::unix::net::UnixStream::connect(path).await?) as BoxStream) })
+    }
+
     fn name(&self) -> &'static str {
         "async-std"
     }

@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::pin::Pin;
 use std::time::Instant;
 
@@ -34,6 +35,19 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Bind a TCP listener.
     fn listen(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Box<dyn Listener>>>;
+
+    /// Open a Unix-domain stream socket (Redis's `unix://` URLs). The
+    /// default says [`io::ErrorKind::Unsupported`]: a runtime (or a
+    /// platform) without Unix sockets need not provide it.
+    fn connect_unix(&self, path: &Path) -> BoxFuture<'static, io::Result<BoxStream>> {
+        let _ = path;
+        Box::pin(async {
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "Unix sockets are not supported by this runtime",
+            ))
+        })
+    }
 
     /// The runtime's name, for logs (`tokio`, `async-std`, `smol`).
     fn name(&self) -> &'static str;

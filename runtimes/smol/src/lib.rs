@@ -45,6 +45,12 @@ impl Runtime for SmolRuntime {
         Box::pin(async move { Ok(Box::new(AsyncIoListener::bind(addr)?) as Box<dyn Listener>) })
     }
 
+    #[cfg(unix)]
+    fn connect_unix(&self, path: &std::path::Path) -> BoxFuture<'static, io::Result<BoxStream>> {
+        let path = path.to_owned();
+        Box::pin(async move { Ok(Box::new(smol::net::unix::UnixStream::connect(path).await?) as BoxStream) })
+    }
+
     fn name(&self) -> &'static str {
         "smol"
     }

@@ -113,6 +113,18 @@ impl Runtime for TokioRuntime {
         })
     }
 
+    #[cfg(unix)]
+    fn connect_unix(&self, path: &std::path::Path) -> BoxFuture<'static, io::Result<BoxStream>> {
+        let path = path.to_owned();
+        let connecting = self
+            .handle
+            .spawn(async move { tokio::net::UnixStream::connect(path).await });
+        Box::pin(async move {
+            let stream = connecting.await.map_err(io::Error::other)??;
+            Ok(Box::new(TokioUnixStream(stream)) as BoxStream)
+        })
+    }
+
     fn name(&self) -> &'static str {
         "tokio"
     }
@@ -172,6 +184,46 @@ impl futures_io::AsyncWrite for TokioStream {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// A tokio Unix-domain stream, adapted to `futures-io`.
+#[cfg(unix)]
+#[derive(Debug)]
+pub struct TokioUnixStream(pub tokio::net::UnixStream);
+
+#[cfg(unix)]
+impl futures_io::AsyncRead for TokioUnixStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut buf = ReadBuf::new(buf);
+        match Pin::new(&mut self.0).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(buf.filled().len())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+#[cfg(unix)]
+impl futures_io::AsyncWrite for TokioUnixStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

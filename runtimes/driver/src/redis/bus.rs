@@ -1,0 +1,894 @@
+//! The bus task: commands in, pub/sub and replies out, reconnection.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures_channel::oneshot;
+use futures_util::io::{ReadHalf, WriteHalf};
+use futures_util::{pin_mut, select, AsyncReadExt, AsyncWriteExt, FutureExt};
+use socketio_core::cluster::resp::{command_len, encode_command, PubSubReply, RespDecoder, RespValue};
+use socketio_core::cluster::{BusCommand, BusInput, ChannelKind};
+use socketio_core::Str;
+
+use super::config::RedisConfig;
+use super::conn::{self, with_deadline, Conn};
+use super::RedisError;
+use crate::runtime::{BoxStream, Runtime};
+
+type Inputs = Arc<dyn Fn(BusInput) + Send + Sync>;
+
+/// Most commands taken from the channel before the batch is written:
+/// pipelining without starving the replies.
+const BATCH: usize = 256;
+/// Most channels per `SUBSCRIBE` when restoring subscriptions.
+const RESTORE_CHUNK: usize = 128;
+
+/// A running Redis bus (see [`spawn_redis_bus`]). Clones control the same
+/// bus; dropping every handle does not stop it (closing the commands
+/// channel or [`RedisBus::stop`] does).
+#[derive(Clone)]
+pub struct RedisBus {
+    runtime: Arc<dyn Runtime>,
+    control: async_channel::Sender<Control>,
+}
+
+impl std::fmt::Debug for RedisBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBus")
+            .field("stopped", &self.is_stopped())
+            .finish_non_exhaustive()
+    }
+}
+
+enum Control {
+    Flush(oneshot::Sender<()>),
+    Stop,
+}
+
+impl RedisBus {
+    /// Resolves once every command the bus received before this call was
+    /// acknowledged by Redis (publishes and counts answered, subscriptions
+    /// confirmed), for write-only emitters that exit after publishing.
+    /// Publishes queued while Redis is unreachable are waited for; those
+    /// dropped beyond the queue bound, or lost with a broken connection,
+    /// count as done. Fails with [`RedisError::Timeout`] at `deadline`, or
+    /// [`RedisError::Stopped`].
+    pub async fn flush(&self, deadline: Instant) -> Result<(), RedisError> {
+        let (tx, rx) = oneshot::channel();
+        self.control
+            .try_send(Control::Flush(tx))
+            .map_err(|_| RedisError::Stopped)?;
+        with_deadline(&self.runtime, deadline, "flush", async {
+            rx.await.map_err(|_| RedisError::Stopped)
+        })
+        .await
+    }
+
+    /// Stop the bus: its connections are closed, pending flushes fail.
+    pub fn stop(&self) {
+        let _ = self.control.try_send(Control::Stop);
+        self.control.close();
+    }
+
+    /// Whether the bus has stopped (or been told to).
+    pub fn is_stopped(&self) -> bool {
+        self.control.is_closed()
+    }
+}
+
+/// Start the bus: one task executes the node's [`BusCommand`]s on Redis and
+/// reports [`BusInput`]s through `inputs` (called from the bus task: it
+/// must not block). The bus connects at once and keeps reconnecting until
+/// stopped; it stops when `commands` closes or on [`RedisBus::stop`].
+pub fn spawn_redis_bus(
+    runtime: Arc<dyn Runtime>,
+    config: RedisConfig,
+    commands: async_channel::Receiver<BusCommand>,
+    inputs: Arc<dyn Fn(BusInput) + Send + Sync>,
+) -> RedisBus {
+    let (control_tx, control_rx) = async_channel::unbounded();
+    let (events_tx, events_rx) = async_channel::bounded(16);
+    let backoff = config.backoff_min;
+    let task = BusTask {
+        runtime: runtime.clone(),
+        config: Arc::new(config),
+        inputs,
+        events_tx,
+        events_rx,
+        subs: BTreeSet::new(),
+        epoch: 0,
+        live: None,
+        queue: VecDeque::new(),
+        queued_bytes: 0,
+        dropped: 0,
+        seq: 0,
+        pending: BTreeSet::new(),
+        flushes: Vec::new(),
+        backoff,
+        down_since: None,
+        failures: 0,
+    };
+    runtime.spawn(Box::pin(task.run(commands, control_rx)));
+    RedisBus {
+        runtime,
+        control: control_tx,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Sub,
+    Cmd,
+}
+
+enum Event {
+    Connected { epoch: u64, sub: Conn, cmd: Conn },
+    Failed { epoch: u64, error: RedisError },
+    Value { epoch: u64, link: Link, value: RespValue },
+    Closed { epoch: u64, link: Link, error: RedisError },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SubOp {
+    Subscribe,
+    Unsubscribe,
+    Ping,
+}
+
+/// A command on the subscriber link awaiting its confirmations.
+struct SubPending {
+    op: SubOp,
+    kind: ChannelKind,
+    /// Confirmations still due (one per channel).
+    remaining: usize,
+    seq: Option<u64>,
+    /// Part of the restoration after a reconnection.
+    restore: bool,
+}
+
+/// A command on the command link awaiting its reply.
+enum CmdPending {
+    Publish { seq: u64 },
+    Count { seq: u64, channel: Str, sharded: bool },
+    Ping,
+}
+
+/// A command kept while the broker is unreachable.
+struct Queued {
+    seq: u64,
+    bytes: Bytes,
+    count: Option<(Str, bool)>,
+}
+
+/// Both links up (or coming up).
+struct Live {
+    sub: WriteHalf<BoxStream>,
+    cmd: WriteHalf<BoxStream>,
+    /// Dropped with `Live`: ends both reader tasks.
+    _kill: async_channel::Sender<()>,
+    sub_out: BytesMut,
+    cmd_out: BytesMut,
+    sub_fifo: VecDeque<SubPending>,
+    cmd_fifo: VecDeque<CmdPending>,
+    /// Subscription confirmations due before `Up`.
+    restoring: usize,
+    restore_deadline: Instant,
+    up: bool,
+    next_ping: Instant,
+    /// `PING`s sent and not answered, and the answer's deadline.
+    pings: u8,
+    ping_deadline: Option<Instant>,
+}
+
+struct BusTask {
+    runtime: Arc<dyn Runtime>,
+    config: Arc<RedisConfig>,
+    inputs: Inputs,
+    events_tx: async_channel::Sender<Event>,
+    events_rx: async_channel::Receiver<Event>,
+    /// Subscriptions to restore on every reconnection.
+    subs: BTreeSet<(ChannelKind, Str)>,
+    /// Bumped when a connection is dropped: older events are stale.
+    epoch: u64,
+    live: Option<Live>,
+    queue: VecDeque<Queued>,
+    queued_bytes: usize,
+    /// Publishes dropped during this outage (queue full).
+    dropped: u64,
+    /// Commands received.
+    seq: u64,
+    /// Commands not yet acknowledged.
+    pending: BTreeSet<u64>,
+    flushes: Vec<(u64, oneshot::Sender<()>)>,
+    backoff: Duration,
+    down_since: Option<Instant>,
+    /// Failed connection attempts in a row.
+    failures: u32,
+}
+
+enum Step {
+    Command(Option<BusCommand>),
+    Event(Event),
+    Control(Option<Control>),
+    Tick,
+}
+
+fn sub_command(kind: ChannelKind, subscribe: bool) -> &'static [u8] {
+    match (kind, subscribe) {
+        (ChannelKind::Plain, true) => b"SUBSCRIBE",
+        (ChannelKind::Pattern, true) => b"PSUBSCRIBE",
+        (ChannelKind::Sharded, true) => b"SSUBSCRIBE",
+        (ChannelKind::Plain, false) => b"UNSUBSCRIBE",
+        (ChannelKind::Pattern, false) => b"PUNSUBSCRIBE",
+        (ChannelKind::Sharded, false) => b"SUNSUBSCRIBE",
+    }
+}
+
+fn count_args(channel: &Str, sharded: bool) -> [&[u8]; 3] {
+    let sub: &[u8] = if sharded { b"SHARDNUMSUB" } else { b"NUMSUB" };
+    [b"PUBSUB", sub, channel.as_bytes()]
+}
+
+impl BusTask {
+    async fn run(
+        mut self,
+        commands: async_channel::Receiver<BusCommand>,
+        control: async_channel::Receiver<Control>,
+    ) {
+        let mut control_open = true;
+        self.connect_later(Duration::ZERO);
+        loop {
+            let timer = self.next_timer();
+            let step = {
+                let events = self.events_rx.clone();
+                let cmd = commands.recv().fuse();
+                let ev = async move { events.recv().await }.fuse();
+                let ctl = async {
+                    if control_open {
+                        control.recv().await.ok()
+                    } else {
+                        std::future::pending().await
+                    }
+                }
+                .fuse();
+                let runtime = self.runtime.clone();
+                let tick = async move {
+                    match timer {
+                        Some(t) => runtime.sleep_until(t).await,
+                        None => std::future::pending().await,
+                    }
+                }
+                .fuse();
+                pin_mut!(cmd, ev, ctl, tick);
+                select! {
+                    c = cmd => Step::Command(c.ok()),
+                    e = ev => match e {
+                        Ok(e) => Step::Event(e),
+                        // The task holds a sender: never closed.
+                        Err(_) => continue,
+                    },
+                    c = ctl => Step::Control(c),
+                    _ = tick => Step::Tick,
+                }
+            };
+            match step {
+                Step::Command(Some(c)) => {
+                    self.on_command(c);
+                    for _ in 1..BATCH {
+                        match commands.try_recv() {
+                            Ok(c) => self.on_command(c),
+                            Err(_) => break,
+                        }
+                    }
+                    self.write_out().await;
+                }
+                Step::Command(None) => {
+                    tracing::debug!("bus commands closed: Redis bus stops");
+                    break;
+                }
+                Step::Control(Some(Control::Flush(tx))) => {
+                    // Everything sent before the flush is in the channel.
+                    while let Ok(c) = commands.try_recv() {
+                        self.on_command(c);
+                    }
+                    self.write_out().await;
+                    self.flushes.push((self.seq, tx));
+                    self.check_flushes();
+                }
+                Step::Control(Some(Control::Stop)) => {
+                    tracing::debug!("Redis bus stopped");
+                    break;
+                }
+                // Every handle dropped: keep running on the commands.
+                Step::Control(None) => control_open = false,
+                Step::Event(e) => self.on_event(e).await,
+                Step::Tick => self.on_tick().await,
+            }
+        }
+        control.close();
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        let live = self.live.as_ref()?;
+        Some(if !live.up {
+            live.restore_deadline
+        } else {
+            live.ping_deadline.unwrap_or(live.next_ping)
+        })
+    }
+
+    fn connect_later(&self, delay: Duration) {
+        let runtime = self.runtime.clone();
+        let config = self.config.clone();
+        let events = self.events_tx.clone();
+        let epoch = self.epoch;
+        self.runtime.spawn(Box::pin(async move {
+            if !delay.is_zero() {
+                runtime.sleep_until(Instant::now() + delay).await;
+            }
+            if events.is_closed() {
+                return;
+            }
+            let deadline = Instant::now() + config.connect_timeout;
+            let result = with_deadline(&runtime, deadline, "connecting to Redis", async {
+                let target = conn::target(&runtime, &config).await?;
+                let sub = conn::open(&runtime, &config, &target, false).await?;
+                let cmd = conn::open(&runtime, &config, &target, true).await?;
+                Ok((sub, cmd))
+            })
+            .await;
+            let event = match result {
+                Ok((sub, cmd)) => Event::Connected { epoch, sub, cmd },
+                Err(error) => Event::Failed { epoch, error },
+            };
+            let _ = events.send(event).await;
+        }));
+    }
+
+    fn on_command(&mut self, command: BusCommand) {
+        self.seq += 1;
+        let seq = self.seq;
+        match command {
+            BusCommand::Subscribe { channel, kind } => {
+                // Already subscribed: nothing to ask Redis.
+                if self.subs.insert((kind, channel.clone())) {
+                    self.send_sub(seq, kind, &channel, SubOp::Subscribe);
+                }
+            }
+            BusCommand::Unsubscribe { channel, kind } => {
+                if self.subs.remove(&(kind, channel.clone())) {
+                    self.send_sub(seq, kind, &channel, SubOp::Unsubscribe);
+                }
+            }
+            BusCommand::Publish {
+                channel,
+                payload,
+                sharded,
+            } => {
+                let name: &[u8] = if sharded { b"SPUBLISH" } else { b"PUBLISH" };
+                let args = [name, channel.as_bytes(), &payload];
+                match &mut self.live {
+                    Some(live) => {
+                        encode_command(&mut live.cmd_out, &args);
+                        live.cmd_fifo.push_back(CmdPending::Publish { seq });
+                        self.pending.insert(seq);
+                    }
+                    None => self.enqueue(seq, &args, None),
+                }
+            }
+            BusCommand::CountSubscribers { channel, sharded } => {
+                let args = count_args(&channel, sharded);
+                match &mut self.live {
+                    Some(live) => {
+                        encode_command(&mut live.cmd_out, &args);
+                        live.cmd_fifo.push_back(CmdPending::Count {
+                            seq,
+                            channel,
+                            sharded,
+                        });
+                        self.pending.insert(seq);
+                    }
+                    None => {
+                        let args = args.map(Bytes::copy_from_slice);
+                        self.enqueue(seq, &args, Some((channel, sharded)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// (Un)subscribe now if connected; otherwise the remembered set is
+    /// restored on connection, and the command is done.
+    fn send_sub(&mut self, seq: u64, kind: ChannelKind, channel: &Str, op: SubOp) {
+        if let Some(live) = &mut self.live {
+            let args = [sub_command(kind, op == SubOp::Subscribe), channel.as_bytes()];
+            encode_command(&mut live.sub_out, &args);
+            live.sub_fifo.push_back(SubPending {
+                op,
+                kind,
+                remaining: 1,
+                seq: Some(seq),
+                restore: false,
+            });
+            self.pending.insert(seq);
+        }
+    }
+
+    fn enqueue<A: AsRef<[u8]>>(&mut self, seq: u64, args: &[A], count: Option<(Str, bool)>) {
+        let len = command_len(args);
+        if self.queued_bytes + len > self.config.max_queued_bytes {
+            self.dropped += 1;
+            if self.dropped == 1 {
+                tracing::warn!(
+                    limit = self.config.max_queued_bytes,
+                    "Redis unreachable and its queue is full: dropping publishes until it is back"
+                );
+            }
+            return;
+        }
+        let mut bytes = BytesMut::with_capacity(len);
+        encode_command(&mut bytes, args);
+        self.queued_bytes += len;
+        self.queue.push_back(Queued {
+            seq,
+            bytes: bytes.freeze(),
+            count,
+        });
+        self.pending.insert(seq);
+    }
+
+    /// Write what the commands produced, each link under a deadline.
+    async fn write_out(&mut self) {
+        let Some(live) = &mut self.live else {
+            return;
+        };
+        let deadline = Instant::now() + self.config.io_timeout;
+        let mut result = Ok(());
+        for (out, half) in [
+            (&mut live.sub_out, &mut live.sub),
+            (&mut live.cmd_out, &mut live.cmd),
+        ] {
+            if out.is_empty() {
+                continue;
+            }
+            let buf = out.split();
+            result = with_deadline(&self.runtime, deadline, "writing to Redis", async {
+                half.write_all(&buf).await.map_err(RedisError::io)?;
+                half.flush().await.map_err(RedisError::io)
+            })
+            .await;
+            if result.is_err() {
+                break;
+            }
+        }
+        if let Err(e) = result {
+            self.go_down(&e.to_string());
+        }
+    }
+
+    async fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Connected { epoch, sub, cmd } if epoch == self.epoch && self.live.is_none() => {
+                self.on_connected(sub, cmd).await
+            }
+            Event::Failed { epoch, error } if epoch == self.epoch && self.live.is_none() => {
+                self.failures += 1;
+                // Not one line per attempt through a long outage.
+                if self.failures == 1 || self.failures % 20 == 0 {
+                    tracing::warn!(
+                        attempts = self.failures,
+                        retry_in_ms = self.backoff.as_millis() as u64,
+                        "cannot connect to Redis: {error}"
+                    );
+                } else {
+                    tracing::debug!(attempts = self.failures, "cannot connect to Redis: {error}");
+                }
+                self.connect_later(self.backoff);
+                self.backoff = (self.backoff * 2).min(self.config.backoff_max);
+            }
+            Event::Value { epoch, link, value } if epoch == self.epoch => {
+                self.on_value(link, value)
+            }
+            Event::Closed { epoch, link, error } if epoch == self.epoch => {
+                let link = if link == Link::Sub { "subscriber" } else { "command" };
+                self.go_down(&format!("{link} connection: {error}"));
+            }
+            _ => tracing::trace!("stale Redis connection event ignored"),
+        }
+    }
+
+    async fn on_connected(&mut self, sub: Conn, cmd: Conn) {
+        let (kill_tx, kill_rx) = async_channel::bounded::<()>(1);
+        let (sub_read, sub_write) = sub.stream.split();
+        let (cmd_read, cmd_write) = cmd.stream.split();
+        for (read, decoder, link) in [
+            (sub_read, sub.decoder, Link::Sub),
+            (cmd_read, cmd.decoder, Link::Cmd),
+        ] {
+            self.runtime.spawn(Box::pin(reader(
+                read,
+                decoder,
+                self.epoch,
+                link,
+                self.events_tx.clone(),
+                kill_rx.clone(),
+            )));
+        }
+        let now = Instant::now();
+        let mut live = Live {
+            sub: sub_write,
+            cmd: cmd_write,
+            _kill: kill_tx,
+            sub_out: BytesMut::new(),
+            cmd_out: BytesMut::new(),
+            sub_fifo: VecDeque::new(),
+            cmd_fifo: VecDeque::new(),
+            restoring: 0,
+            restore_deadline: now + self.config.io_timeout,
+            up: false,
+            next_ping: now + self.config.ping_interval,
+            pings: 0,
+            ping_deadline: None,
+        };
+        // Restore the subscriptions, a few channels per command.
+        let subs: Vec<&(ChannelKind, Str)> = self.subs.iter().collect();
+        for group in subs.chunk_by(|a, b| a.0 == b.0) {
+            for chunk in group.chunks(RESTORE_CHUNK) {
+                let kind = chunk[0].0;
+                let mut args: Vec<&[u8]> = vec![sub_command(kind, true)];
+                args.extend(chunk.iter().map(|(_, c)| str::as_bytes(c)));
+                encode_command(&mut live.sub_out, &args);
+                live.sub_fifo.push_back(SubPending {
+                    op: SubOp::Subscribe,
+                    kind,
+                    remaining: chunk.len(),
+                    seq: None,
+                    restore: true,
+                });
+                live.restoring += chunk.len();
+            }
+        }
+        // Then what was queued while down, in order.
+        for q in self.queue.drain(..) {
+            live.cmd_out.extend_from_slice(&q.bytes);
+            live.cmd_fifo.push_back(match q.count {
+                Some((channel, sharded)) => CmdPending::Count {
+                    seq: q.seq,
+                    channel,
+                    sharded,
+                },
+                None => CmdPending::Publish { seq: q.seq },
+            });
+        }
+        self.queued_bytes = 0;
+        let restoring = live.restoring;
+        self.live = Some(live);
+        tracing::debug!(subscriptions = restoring, "Redis connected, restoring subscriptions");
+        if restoring == 0 {
+            self.go_up();
+        }
+        self.write_out().await;
+    }
+
+    fn go_up(&mut self) {
+        let Some(live) = &mut self.live else {
+            return;
+        };
+        live.up = true;
+        live.next_ping = Instant::now() + self.config.ping_interval;
+        self.backoff = self.config.backoff_min;
+        self.failures = 0;
+        match self.down_since.take() {
+            Some(since) => tracing::info!(
+                gap_ms = since.elapsed().as_millis() as u64,
+                "Redis link back, subscriptions restored"
+            ),
+            None => tracing::info!("Redis link up"),
+        }
+        if self.dropped > 0 {
+            tracing::warn!(
+                dropped = self.dropped,
+                limit = self.config.max_queued_bytes,
+                "publishes were dropped while Redis was unreachable (queue full)"
+            );
+            self.dropped = 0;
+        }
+        (self.inputs)(BusInput::Up);
+    }
+
+    /// Drop the links (if any), report `Down` if they were up, reconnect.
+    fn go_down(&mut self, reason: &str) {
+        let Some(live) = self.live.take() else {
+            return;
+        };
+        self.epoch += 1;
+        for p in &live.sub_fifo {
+            if let Some(seq) = p.seq {
+                self.ack(seq);
+            }
+        }
+        let mut lost = 0u64;
+        let mut recount = Vec::new();
+        for p in live.cmd_fifo {
+            match p {
+                CmdPending::Publish { seq } => {
+                    lost += 1;
+                    self.ack(seq);
+                }
+                // Asking again is harmless: counts are kept.
+                CmdPending::Count {
+                    seq,
+                    channel,
+                    sharded,
+                } => recount.push((seq, channel, sharded)),
+                CmdPending::Ping => {}
+            }
+        }
+        for (seq, channel, sharded) in recount.into_iter().rev() {
+            let args = count_args(&channel, sharded);
+            let mut bytes = BytesMut::new();
+            encode_command(&mut bytes, &args);
+            self.queued_bytes += bytes.len();
+            self.queue.push_front(Queued {
+                seq,
+                bytes: bytes.freeze(),
+                count: Some((channel, sharded)),
+            });
+        }
+        if live.up {
+            tracing::warn!(
+                in_flight_publishes = lost,
+                "Redis link lost ({reason}); reconnecting"
+            );
+            self.down_since = Some(Instant::now());
+            (self.inputs)(BusInput::Down);
+        } else {
+            tracing::warn!("Redis link failed while coming up ({reason}); reconnecting");
+        }
+        self.connect_later(self.backoff);
+        self.backoff = (self.backoff * 2).min(self.config.backoff_max);
+    }
+
+    fn ack(&mut self, seq: u64) {
+        self.pending.remove(&seq);
+        self.check_flushes();
+    }
+
+    fn check_flushes(&mut self) {
+        let first = self.pending.first().copied();
+        let mut i = 0;
+        while i < self.flushes.len() {
+            if first.map_or(true, |f| f > self.flushes[i].0) {
+                let (_, tx) = self.flushes.swap_remove(i);
+                let _ = tx.send(());
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn on_value(&mut self, link: Link, value: RespValue) {
+        match link {
+            Link::Sub => self.on_sub_value(value),
+            Link::Cmd => self.on_cmd_value(value),
+        }
+    }
+
+    fn deliver(&self, channel: Bytes, payload: Bytes) {
+        match Str::try_from(channel) {
+            Ok(channel) => (self.inputs)(BusInput::Message { channel, payload }),
+            Err(_) => tracing::warn!("Redis message on a channel that is not UTF-8 skipped"),
+        }
+    }
+
+    fn on_sub_value(&mut self, value: RespValue) {
+        match PubSubReply::from_value(&value) {
+            Some(PubSubReply::Message { channel, payload })
+            | Some(PubSubReply::SMessage { channel, payload })
+            | Some(PubSubReply::PMessage {
+                channel, payload, ..
+            }) => self.deliver(channel, payload),
+            Some(PubSubReply::Subscribed { kind, .. }) => self.confirm(SubOp::Subscribe, kind),
+            Some(PubSubReply::Unsubscribed { kind, .. }) => self.confirm(SubOp::Unsubscribe, kind),
+            Some(PubSubReply::Pong(_)) => self.confirm(SubOp::Ping, ChannelKind::Plain),
+            None => match &value {
+                // PING before any subscription: a plain reply.
+                RespValue::Simple(s) if &s[..] == b"PONG" => {
+                    self.confirm(SubOp::Ping, ChannelKind::Plain)
+                }
+                // An error answers a whole command (an unknown
+                // SSUBSCRIBE before Redis 7, a refused pattern).
+                RespValue::Error(e) => {
+                    tracing::warn!(
+                        "Redis refused a subscription: {}",
+                        String::from_utf8_lossy(e)
+                    );
+                    let Some(live) = &mut self.live else { return };
+                    if let Some(p) = live.sub_fifo.pop_front() {
+                        if p.restore {
+                            live.restoring = live.restoring.saturating_sub(p.remaining);
+                        }
+                        if p.op == SubOp::Ping {
+                            live.pings = live.pings.saturating_sub(1);
+                        }
+                        if let Some(seq) = p.seq {
+                            self.ack(seq);
+                        }
+                        self.maybe_up();
+                    }
+                }
+                other => {
+                    let reason = format!("unexpected reply on the subscriber connection: {other:?}");
+                    self.go_down(&reason)
+                }
+            },
+        }
+    }
+
+    /// One confirmation for the oldest subscriber-link command.
+    fn confirm(&mut self, op: SubOp, kind: ChannelKind) {
+        let Some(live) = &mut self.live else { return };
+        let matches = live
+            .sub_fifo
+            .front()
+            .is_some_and(|p| p.op == op && (op == SubOp::Ping || p.kind == kind));
+        if !matches {
+            // E.g. a shard channel unsubscribed by a cluster.
+            tracing::debug!(?op, ?kind, "unsolicited Redis pub/sub confirmation ignored");
+            return;
+        }
+        let Some(front) = live.sub_fifo.front_mut() else {
+            return;
+        };
+        front.remaining -= 1;
+        if front.restore {
+            live.restoring = live.restoring.saturating_sub(1);
+        }
+        if front.remaining > 0 {
+            return;
+        }
+        let done = live.sub_fifo.pop_front();
+        if op == SubOp::Ping {
+            live.pings = live.pings.saturating_sub(1);
+            if live.pings == 0 {
+                live.ping_deadline = None;
+            }
+        }
+        if let Some(seq) = done.and_then(|p| p.seq) {
+            self.ack(seq);
+        }
+        self.maybe_up();
+    }
+
+    fn maybe_up(&mut self) {
+        if self.live.as_ref().is_some_and(|l| !l.up && l.restoring == 0) {
+            self.go_up();
+        }
+    }
+
+    fn on_cmd_value(&mut self, value: RespValue) {
+        let Some(live) = &mut self.live else { return };
+        let Some(front) = live.cmd_fifo.pop_front() else {
+            let reason = format!("reply nobody asked for: {value:?}");
+            return self.go_down(&reason);
+        };
+        match front {
+            CmdPending::Publish { seq } => {
+                if let RespValue::Error(e) = &value {
+                    tracing::warn!("Redis refused a publish: {}", String::from_utf8_lossy(e));
+                }
+                self.ack(seq);
+            }
+            CmdPending::Count { seq, channel, .. } => {
+                let count = match &value {
+                    RespValue::Array(items) if items.len() == 2 => items[1].as_integer(),
+                    _ => None,
+                };
+                let count = match count.and_then(|n| u64::try_from(n).ok()) {
+                    Some(n) => n,
+                    None => {
+                        // The node waits for an answer: zero, logged.
+                        tracing::warn!(%channel, "Redis could not count subscribers: {value:?}");
+                        0
+                    }
+                };
+                (self.inputs)(BusInput::Subscribers { channel, count });
+                self.ack(seq);
+            }
+            CmdPending::Ping => {
+                live.pings = live.pings.saturating_sub(1);
+                if live.pings == 0 {
+                    live.ping_deadline = None;
+                }
+            }
+        }
+    }
+
+    async fn on_tick(&mut self) {
+        let now = Instant::now();
+        let Some(live) = &mut self.live else { return };
+        if !live.up {
+            if now >= live.restore_deadline {
+                self.go_down("subscriptions not confirmed in time");
+            }
+            return;
+        }
+        if let Some(deadline) = live.ping_deadline {
+            if now >= deadline {
+                self.go_down("no answer to PING in time");
+            }
+            return;
+        }
+        if now >= live.next_ping {
+            encode_command(&mut live.sub_out, &[b"PING"]);
+            live.sub_fifo.push_back(SubPending {
+                op: SubOp::Ping,
+                kind: ChannelKind::Plain,
+                remaining: 1,
+                seq: None,
+                restore: false,
+            });
+            encode_command(&mut live.cmd_out, &[b"PING"]);
+            live.cmd_fifo.push_back(CmdPending::Ping);
+            live.pings = 2;
+            live.ping_deadline = Some(now + self.config.io_timeout);
+            live.next_ping = now + self.config.ping_interval;
+            self.write_out().await;
+        }
+    }
+}
+
+/// Read one link, decode, hand values to the bus task; ends on `kill`.
+async fn reader(
+    mut read: ReadHalf<BoxStream>,
+    mut decoder: RespDecoder,
+    epoch: u64,
+    link: Link,
+    events: async_channel::Sender<Event>,
+    kill: async_channel::Receiver<()>,
+) {
+    let send = |event: Event| {
+        let events = events.clone();
+        let kill = kill.clone();
+        async move {
+            let sending = events.send(event).fuse();
+            let killed = kill.recv().fuse();
+            pin_mut!(sending, killed);
+            select! {
+                r = sending => r.is_ok(),
+                _ = killed => false,
+            }
+        }
+    };
+    let mut buf = vec![0u8; 16 << 10];
+    let error = 'read: loop {
+        loop {
+            match decoder.next() {
+                Ok(Some(value)) => {
+                    if !send(Event::Value { epoch, link, value }).await {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => break 'read RedisError::Protocol(e),
+            }
+        }
+        let result = {
+            let reading = read.read(&mut buf).fuse();
+            let killed = kill.recv().fuse();
+            pin_mut!(reading, killed);
+            select! {
+                r = reading => r,
+                _ = killed => return,
+            }
+        };
+        match result {
+            Ok(0) => break RedisError::Closed,
+            Ok(n) => decoder.feed(&buf[..n]),
+            Err(e) => break RedisError::io(e),
+        }
+    };
+    let _ = send(Event::Closed { epoch, link, error }).await;
+}
