@@ -91,7 +91,9 @@ pub enum PyMessage {
 /// The three forms are kept apart so a message encodes back to the same
 /// bytes. For `room`, [`Rooms::Unset`] means the whole namespace; for
 /// `skip_sid`, nobody skipped. An empty list targets nobody (python's
-/// emit raises on it).
+/// emit raises on it). Names must be strings: a python application may use
+/// other room keys (integers), which [`decode`] refuses rather than confuse
+/// `42` with `"42"`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Rooms {
     /// `null` or absent.
@@ -152,6 +154,10 @@ impl PyEmit {
 }
 
 /// The `callback` of an emit: `[sid, namespace, id]` on the wire.
+///
+/// A callback of any other length is ignored, as python ignores it; one
+/// whose first item is not a string (python's unsupported callback to a
+/// list of rooms, which fails when answered) makes the emit invalid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PyCallbackRequest {
     /// The socket asked (python puts the emit's `room` here, which is a
@@ -739,8 +745,13 @@ fn fill_placeholders(
             .collect::<Result<_, _>>()
             .map(Value::Array),
         Value::Object(map) => {
-            // python's test: `_placeholder` truthy and a `num` key present.
-            let marker = map.iter().find(|(k, _)| k == "_placeholder").map(|e| &e.1);
+            // python's test: `_placeholder` truthy and a `num` key present
+            // (of a repeated key, the last one, as in a python dict).
+            let marker = map
+                .iter()
+                .rev()
+                .find(|(k, _)| k == "_placeholder")
+                .map(|e| &e.1);
             let num = map.iter().rev().find(|(k, _)| k == "num").map(|e| &e.1);
             if let (Some(marker), Some(num)) = (marker, num) {
                 if python_truthy(marker) {
