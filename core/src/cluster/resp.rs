@@ -774,10 +774,7 @@ mod tests {
     fn decodes_resp2_types() {
         assert_eq!(one(b"+OK\r\n"), RespValue::Simple(b("OK")));
         assert_eq!(one(b"+\r\n"), RespValue::Simple(b("")));
-        assert_eq!(
-            one(b"-ERR unknown\r\n"),
-            RespValue::Error(b("ERR unknown"))
-        );
+        assert_eq!(one(b"-ERR unknown\r\n"), RespValue::Error(b("ERR unknown")));
         assert_eq!(one(b":0\r\n"), RespValue::Integer(0));
         assert_eq!(one(b":-42\r\n"), RespValue::Integer(-42));
         assert_eq!(
@@ -980,25 +977,22 @@ mod tests {
             Err(RespError::LineTooLong { limit: 8 })
         );
         assert_eq!(run(b"*4\r\n:1\r\n:2\r\n:3\r\n:4\r\n"), Ok(None));
-        assert_eq!(
-            run(b"*5\r\n"),
-            Err(RespError::TooManyElements { limit: 4 })
-        );
+        assert_eq!(run(b"*5\r\n"), Err(RespError::TooManyElements { limit: 4 }));
         // Elements of nested aggregates count together.
         assert_eq!(
             run(b"*2\r\n*2\r\n:1\r\n:2\r\n*1\r\n"),
             Err(RespError::TooManyElements { limit: 4 })
         );
-        assert_eq!(
-            run(b"%3\r\n"),
-            Err(RespError::TooManyElements { limit: 4 })
-        );
+        assert_eq!(run(b"%3\r\n"), Err(RespError::TooManyElements { limit: 4 }));
         assert_eq!(
             run(b"*1\r\n*1\r\n*1\r\n"),
             Err(RespError::TooDeep { limit: 2 })
         );
         // Counters restart with each reply.
-        assert_eq!(run(b"*3\r\n:1\r\n:2\r\n:3\r\n*3\r\n:1\r\n:2\r\n:3\r\n"), Ok(None));
+        assert_eq!(
+            run(b"*3\r\n:1\r\n:2\r\n:3\r\n*3\r\n:1\r\n:2\r\n:3\r\n"),
+            Ok(None)
+        );
         assert_eq!(
             run(b"*3\r\n$10\r\n0123456789\r\n$10\r\n0123456789\r\n$10\r\n"),
             Err(RespError::ReplyTooLarge { limit: 40 })

@@ -52,7 +52,9 @@ impl Runtime for AsyncStdRuntime {
     #[cfg(unix)]
     fn connect_unix(&self, path: &std::path::Path) -> BoxFuture<'static, io::Result<BoxStream>> {
         let path = path.to_owned();
-        Box::pin(async move { Ok(Box::new(async_std::os::unix::net::UnixStream::connect(path).await?) as BoxStream) })
+        Box::pin(async move {
+            Ok(Box::new(async_std::os::unix::net::UnixStream::connect(path).await?) as BoxStream)
+        })
     }
 
     fn name(&self) -> &'static str {

@@ -48,7 +48,9 @@ impl Runtime for SmolRuntime {
     #[cfg(unix)]
     fn connect_unix(&self, path: &std::path::Path) -> BoxFuture<'static, io::Result<BoxStream>> {
         let path = path.to_owned();
-        Box::pin(async move { Ok(Box::new(smol::net::unix::UnixStream::connect(path).await?) as BoxStream) })
+        Box::pin(async move {
+            Ok(Box::new(smol::net::unix::UnixStream::connect(path).await?) as BoxStream)
+        })
     }
 
     fn name(&self) -> &'static str {

@@ -8,7 +8,9 @@ use bytes::{Bytes, BytesMut};
 use futures_channel::oneshot;
 use futures_util::io::{ReadHalf, WriteHalf};
 use futures_util::{pin_mut, select, AsyncReadExt, AsyncWriteExt, FutureExt};
-use socketio_core::cluster::resp::{command_len, encode_command, PubSubReply, RespDecoder, RespValue};
+use socketio_core::cluster::resp::{
+    command_len, encode_command, PubSubReply, RespDecoder, RespValue,
+};
 use socketio_core::cluster::{BusCommand, BusInput, ChannelKind};
 use socketio_core::Str;
 
@@ -124,10 +126,25 @@ enum Link {
 }
 
 enum Event {
-    Connected { epoch: u64, sub: Conn, cmd: Conn },
-    Failed { epoch: u64, error: RedisError },
-    Value { epoch: u64, link: Link, value: RespValue },
-    Closed { epoch: u64, link: Link, error: RedisError },
+    /// Boxed: the decoders make it large.
+    Connected {
+        epoch: u64,
+        links: Box<(Conn, Conn)>,
+    },
+    Failed {
+        epoch: u64,
+        error: RedisError,
+    },
+    Value {
+        epoch: u64,
+        link: Link,
+        value: RespValue,
+    },
+    Closed {
+        epoch: u64,
+        link: Link,
+        error: RedisError,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,8 +167,14 @@ struct SubPending {
 
 /// A command on the command link awaiting its reply.
 enum CmdPending {
-    Publish { seq: u64 },
-    Count { seq: u64, channel: Str, sharded: bool },
+    Publish {
+        seq: u64,
+    },
+    Count {
+        seq: u64,
+        channel: Str,
+        sharded: bool,
+    },
     Ping,
 }
 
@@ -340,7 +363,10 @@ impl BusTask {
             })
             .await;
             let event = match result {
-                Ok((sub, cmd)) => Event::Connected { epoch, sub, cmd },
+                Ok(links) => Event::Connected {
+                    epoch,
+                    links: Box::new(links),
+                },
                 Err(error) => Event::Failed { epoch, error },
             };
             let _ = events.send(event).await;
@@ -403,7 +429,10 @@ impl BusTask {
     /// restored on connection, and the command is done.
     fn send_sub(&mut self, seq: u64, kind: ChannelKind, channel: &Str, op: SubOp) {
         if let Some(live) = &mut self.live {
-            let args = [sub_command(kind, op == SubOp::Subscribe), channel.as_bytes()];
+            let args = [
+                sub_command(kind, op == SubOp::Subscribe),
+                channel.as_bytes(),
+            ];
             encode_command(&mut live.sub_out, &args);
             live.sub_fifo.push_back(SubPending {
                 op,
@@ -470,7 +499,8 @@ impl BusTask {
 
     async fn on_event(&mut self, event: Event) {
         match event {
-            Event::Connected { epoch, sub, cmd } if epoch == self.epoch && self.live.is_none() => {
+            Event::Connected { epoch, links } if epoch == self.epoch && self.live.is_none() => {
+                let (sub, cmd) = *links;
                 self.on_connected(sub, cmd).await
             }
             Event::Failed { epoch, error } if epoch == self.epoch && self.live.is_none() => {
@@ -492,7 +522,11 @@ impl BusTask {
                 self.on_value(link, value)
             }
             Event::Closed { epoch, link, error } if epoch == self.epoch => {
-                let link = if link == Link::Sub { "subscriber" } else { "command" };
+                let link = if link == Link::Sub {
+                    "subscriber"
+                } else {
+                    "command"
+                };
                 self.go_down(&format!("{link} connection: {error}"));
             }
             _ => tracing::trace!("stale Redis connection event ignored"),
@@ -565,7 +599,10 @@ impl BusTask {
         self.queued_bytes = 0;
         let restoring = live.restoring;
         self.live = Some(live);
-        tracing::debug!(subscriptions = restoring, "Redis connected, restoring subscriptions");
+        tracing::debug!(
+            subscriptions = restoring,
+            "Redis connected, restoring subscriptions"
+        );
         if restoring == 0 {
             self.go_up();
         }
@@ -720,7 +757,8 @@ impl BusTask {
                     }
                 }
                 other => {
-                    let reason = format!("unexpected reply on the subscriber connection: {other:?}");
+                    let reason =
+                        format!("unexpected reply on the subscriber connection: {other:?}");
                     self.go_down(&reason)
                 }
             },
@@ -763,7 +801,11 @@ impl BusTask {
     }
 
     fn maybe_up(&mut self) {
-        if self.live.as_ref().is_some_and(|l| !l.up && l.restoring == 0) {
+        if self
+            .live
+            .as_ref()
+            .is_some_and(|l| !l.up && l.restoring == 0)
+        {
             self.go_up();
         }
     }

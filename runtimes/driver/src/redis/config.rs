@@ -186,9 +186,8 @@ impl RedisConfig {
                     if let (None, Ok(n)) = (db, seg.parse::<u32>()) {
                         db = Some(n);
                     } else if service.is_none() {
-                        service = Some(
-                            percent_decode(seg).ok_or_else(|| err("bad percent-encoding"))?,
-                        );
+                        service =
+                            Some(percent_decode(seg).ok_or_else(|| err("bad percent-encoding"))?);
                     } else {
                         return Err(err("two service names"));
                     }
@@ -375,7 +374,10 @@ mod tests {
     #[test]
     fn redis_urls() {
         let c = RedisConfig::from_url("redis://").unwrap();
-        assert_eq!((c.addr(), c.db(), c.user()), (&tcp("localhost", 6379, false), 0, None));
+        assert_eq!(
+            (c.addr(), c.db(), c.user()),
+            (&tcp("localhost", 6379, false), 0, None)
+        );
         let c = RedisConfig::from_url("redis://localhost:6380/3").unwrap();
         assert_eq!((c.addr(), c.db()), (&tcp("localhost", 6380, false), 3));
         let c = RedisConfig::from_url("redis://:p%40ss%3A@10.0.0.1").unwrap();
@@ -383,7 +385,10 @@ mod tests {
         assert_eq!(c.user(), None);
         assert_eq!(c.addr(), &tcp("10.0.0.1", 6379, false));
         let c = RedisConfig::from_url("redis://us%20er:pw@h:1/2").unwrap();
-        assert_eq!((c.user(), c.password.as_deref()), (Some("us er"), Some("pw")));
+        assert_eq!(
+            (c.user(), c.password.as_deref()),
+            (Some("us er"), Some("pw"))
+        );
         let c = RedisConfig::from_url("redis://user@h").unwrap();
         assert_eq!((c.user(), c.has_password()), (Some("user"), false));
         let c = RedisConfig::from_url("rediss://[::1]:7000/0?db=5").unwrap();
@@ -397,7 +402,10 @@ mod tests {
     #[test]
     fn unix_urls() {
         let c = RedisConfig::from_url("unix:///tmp/redis.sock?db=2").unwrap();
-        assert_eq!((c.addr(), c.db()), (&RedisAddr::Unix("/tmp/redis.sock".into()), 2));
+        assert_eq!(
+            (c.addr(), c.db()),
+            (&RedisAddr::Unix("/tmp/redis.sock".into()), 2)
+        );
         let c = RedisConfig::from_url("unix://:pw@/run/r.sock").unwrap();
         assert_eq!(c.password.as_deref(), Some("pw"));
         assert_eq!(c.addr(), &RedisAddr::Unix("/run/r.sock".into()));
@@ -413,7 +421,10 @@ mod tests {
                 service: "myredis".into()
             }
         );
-        assert_eq!((c.user(), c.password.as_deref(), c.db()), (Some("u"), Some("pw"), 0));
+        assert_eq!(
+            (c.user(), c.password.as_deref(), c.db()),
+            (Some("u"), Some("pw"), 0)
+        );
         let c = RedisConfig::from_url("redis+sentinel://h1,[::1]:5/mymaster/4").unwrap();
         assert_eq!(
             c.addr(),

@@ -87,10 +87,7 @@ async fn connect_tcp(
 }
 
 /// Send one command and read its reply.
-pub(crate) async fn request(
-    conn: &mut Conn,
-    args: &[&[u8]],
-) -> Result<RespValue, RedisError> {
+pub(crate) async fn request(conn: &mut Conn, args: &[&[u8]]) -> Result<RespValue, RedisError> {
     let mut out = BytesMut::new();
     encode_command(&mut out, args);
     conn.stream.write_all(&out).await.map_err(RedisError::io)?;
@@ -194,10 +191,7 @@ pub(crate) async fn open(
                 stream
             }
         }
-        Target::Unix(path) => runtime
-            .connect_unix(path)
-            .await
-            .map_err(RedisError::io)?,
+        Target::Unix(path) => runtime.connect_unix(path).await.map_err(RedisError::io)?,
     };
     let mut conn = Conn {
         stream,
@@ -245,12 +239,14 @@ async fn secure(
             .build()
             .map_err(|e| RedisError::Tls(e.to_string()))?,
     };
-    let tls = crate::tls::ClientTls::new(tls_config, host)
-        .map_err(|e| RedisError::Tls(e.to_string()))?;
-    tls.connect(stream).await.map_err(|e| match crate::tls::TlsError::from_io(&e) {
-        Some(t) => RedisError::Tls(t.to_string()),
-        None => RedisError::io(e),
-    })
+    let tls =
+        crate::tls::ClientTls::new(tls_config, host).map_err(|e| RedisError::Tls(e.to_string()))?;
+    tls.connect(stream)
+        .await
+        .map_err(|e| match crate::tls::TlsError::from_io(&e) {
+            Some(t) => RedisError::Tls(t.to_string()),
+            None => RedisError::io(e),
+        })
 }
 
 #[cfg(not(feature = "tls"))]

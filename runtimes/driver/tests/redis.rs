@@ -1,0 +1,708 @@
+//! The Redis bus against a real `redis-server` (installed with apt-get
+//! when missing and possible; the tests print a note and pass otherwise).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::future::{select, Either};
+use socketio_core::cluster::{BusCommand, BusInput, ChannelKind};
+use socketio_core::Str;
+use socketio_driver::redis::{spawn_redis_bus, RedisBus, RedisConfig};
+use socketio_driver::Runtime;
+
+// ---------------------------------------------------------------- server
+
+/// Whether redis-server can be run here (installing it once if needed).
+fn have_redis() -> bool {
+    static HAVE: OnceLock<bool> = OnceLock::new();
+    *HAVE.get_or_init(|| {
+        let found = || {
+            Command::new("redis-server")
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if found() {
+            return true;
+        }
+        eprintln!("redis-server missing: trying apt-get install redis-server redis-sentinel");
+        let _ = Command::new("apt-get").arg("update").status();
+        let _ = Command::new("apt-get")
+            .args(["install", "-y", "redis-server", "redis-sentinel"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status();
+        let ok = found();
+        if !ok {
+            eprintln!("NOTE: no redis-server: Redis bus tests skipped");
+        }
+        ok
+    })
+}
+
+/// Major version of redis-server (sharded pub/sub needs 7).
+fn redis_major() -> u32 {
+    let out = Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split("v=")
+        .nth(1)
+        .and_then(|v| v.split('.').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "socketio-redis-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A redis-server child process, killed on drop.
+struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+    extra: Vec<String>,
+    program: &'static str,
+}
+
+impl RedisServer {
+    fn start(extra: &[&str]) -> RedisServer {
+        Self::start_program("redis-server", free_port(), extra, temp_dir("server"))
+    }
+
+    fn start_program(program: &'static str, port: u16, extra: &[&str], dir: PathBuf) -> Self {
+        let mut server = RedisServer {
+            child: None,
+            port,
+            dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            program,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(self.program);
+        if self.program == "redis-sentinel" {
+            // The sentinel rewrites its configuration file: one of its own.
+            cmd.arg(self.dir.join("sentinel.conf"));
+        }
+        cmd.args(["--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        self.child = Some(cmd.spawn().expect("start redis-server"));
+        self.wait_ready();
+    }
+
+    /// Ready when a PING gets any answer (`+PONG`, or `-NOAUTH`).
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let unix = self
+            .extra
+            .iter()
+            .position(|a| a == "--unixsocket")
+            .map(|i| PathBuf::from(&self.extra[i + 1]));
+        while Instant::now() < deadline {
+            let answered = if self.port == 0 {
+                let path = unix.as_ref().unwrap();
+                std::os::unix::net::UnixStream::connect(path)
+                    .ok()
+                    .and_then(|s| ping(s).ok())
+            } else {
+                TcpStream::connect(("127.0.0.1", self.port))
+                    .ok()
+                    .and_then(|s| ping(s).ok())
+            };
+            if answered.is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{} did not start", self.program);
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn ping<S: Read + Write>(mut s: S) -> std::io::Result<()> {
+    s.write_all(b"*1\r\n$4\r\nPING\r\n")?;
+    let mut buf = [0u8; 64];
+    match s.read(&mut buf)? {
+        0 => Err(std::io::ErrorKind::UnexpectedEof.into()),
+        _ => Ok(()),
+    }
+}
+
+// ---------------------------------------------------------------- bus
+
+/// A bus under test: its command sender and what it reported.
+struct TestBus {
+    bus: RedisBus,
+    commands: async_channel::Sender<BusCommand>,
+    inputs: async_channel::Receiver<BusInput>,
+    runtime: Arc<dyn Runtime>,
+}
+
+fn quick(config: RedisConfig) -> RedisConfig {
+    config
+        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .connect_timeout(Duration::from_secs(2))
+}
+
+impl TestBus {
+    fn new(runtime: Arc<dyn Runtime>, config: RedisConfig) -> TestBus {
+        let (commands, rx) = async_channel::unbounded();
+        let (tx, inputs) = async_channel::unbounded();
+        let bus = spawn_redis_bus(
+            runtime.clone(),
+            quick(config),
+            rx,
+            Arc::new(move |input| {
+                let _ = tx.try_send(input);
+            }),
+        );
+        TestBus {
+            bus,
+            commands,
+            inputs,
+            runtime,
+        }
+    }
+
+    fn send(&self, command: BusCommand) {
+        self.commands.try_send(command).unwrap();
+    }
+
+    fn subscribe(&self, channel: &str, kind: ChannelKind) {
+        self.send(BusCommand::Subscribe {
+            channel: Str::from(channel),
+            kind,
+        });
+    }
+
+    fn publish(&self, channel: &str, payload: &[u8], sharded: bool) {
+        self.send(BusCommand::Publish {
+            channel: Str::from(channel),
+            payload: Bytes::copy_from_slice(payload),
+            sharded,
+        });
+    }
+
+    async fn flush(&self) {
+        self.bus
+            .flush(Instant::now() + Duration::from_secs(5))
+            .await
+            .expect("flush");
+    }
+
+    /// The next input, within 5 s.
+    async fn next(&self) -> BusInput {
+        self.next_within(Duration::from_secs(5))
+            .await
+            .expect("no bus input in time")
+    }
+
+    async fn next_within(&self, wait: Duration) -> Option<BusInput> {
+        let recv = std::pin::pin!(self.inputs.recv());
+        match select(recv, self.runtime.sleep_until(Instant::now() + wait)).await {
+            Either::Left((input, _)) => Some(input.expect("bus inputs closed")),
+            Either::Right(_) => None,
+        }
+    }
+
+    async fn expect(&self, want: BusInput) {
+        assert_eq!(self.next().await, want);
+    }
+
+    async fn count(&self, channel: &str, sharded: bool) -> u64 {
+        self.send(BusCommand::CountSubscribers {
+            channel: Str::from(channel),
+            sharded,
+        });
+        match self.next().await {
+            BusInput::Subscribers { channel: c, count } if c == channel => count,
+            other => panic!("expected a count, got {other:?}"),
+        }
+    }
+}
+
+fn message(channel: &str, payload: &[u8]) -> BusInput {
+    BusInput::Message {
+        channel: Str::from(channel),
+        payload: Bytes::copy_from_slice(payload),
+    }
+}
+
+// ------------------------------------------------------------- scenarios
+
+async fn pubsub_scenario(runtime: Arc<dyn Runtime>, url: String) {
+    let a = TestBus::new(runtime.clone(), RedisConfig::from_url(&url).unwrap());
+    let b = TestBus::new(runtime.clone(), RedisConfig::from_url(&url).unwrap());
+    a.expect(BusInput::Up).await;
+    b.expect(BusInput::Up).await;
+    a.subscribe("socketio", ChannelKind::Plain);
+    b.subscribe("sock*", ChannelKind::Pattern);
+    a.flush().await;
+    b.flush().await;
+    b.publish("socketio", b"{\"method\":\"emit\"}", false);
+    a.expect(message("socketio", b"{\"method\":\"emit\"}"))
+        .await;
+    b.expect(message("socketio", b"{\"method\":\"emit\"}"))
+        .await;
+    // Binary payloads are opaque bytes.
+    a.publish("socketio", &[0x93, 0, 0xff, b'\r', b'\n'], false);
+    a.expect(message("socketio", &[0x93, 0, 0xff, b'\r', b'\n']))
+        .await;
+    b.expect(message("socketio", &[0x93, 0, 0xff, b'\r', b'\n']))
+        .await;
+    // NUMSUB counts plain subscribers only.
+    assert_eq!(b.count("socketio", false).await, 1);
+    b.subscribe("socketio", ChannelKind::Plain);
+    // The subscription and the count go on different links: wait for it.
+    b.flush().await;
+    assert_eq!(b.count("socketio", false).await, 2);
+    a.send(BusCommand::Unsubscribe {
+        channel: Str::from("socketio"),
+        kind: ChannelKind::Plain,
+    });
+    a.flush().await;
+    assert_eq!(b.count("socketio", false).await, 1);
+    assert_eq!(a.count("nobody", false).await, 0);
+    a.bus.stop();
+    b.bus.stop();
+}
+
+#[test]
+fn pubsub_tokio() {
+    if !have_redis() {
+        return;
+    }
+    let server = RedisServer::start(&[]);
+    socketio_tokio::TokioRuntime::block_on(async {
+        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+        pubsub_scenario(rt, server.url()).await;
+    });
+}
+
+#[test]
+fn pubsub_async_std() {
+    if !have_redis() {
+        return;
+    }
+    let server = RedisServer::start(&[]);
+    socketio_async_std::AsyncStdRuntime::block_on(pubsub_scenario(
+        Arc::new(socketio_async_std::AsyncStdRuntime),
+        server.url(),
+    ));
+}
+
+#[test]
+fn pubsub_smol() {
+    if !have_redis() {
+        return;
+    }
+    let server = RedisServer::start(&[]);
+    socketio_smol::SmolRuntime::block_on(pubsub_scenario(
+        Arc::new(socketio_smol::SmolRuntime),
+        server.url(),
+    ));
+}
+
+#[test]
+fn sharded_tokio() {
+    if !have_redis() {
+        return;
+    }
+    if redis_major() < 7 {
+        println!("NOTE: redis-server < 7: sharded pub/sub not tested");
+        return;
+    }
+    let server = RedisServer::start(&[]);
+    socketio_tokio::TokioRuntime::block_on(async {
+        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+        let url = server.url();
+        let a = TestBus::new(rt.clone(), RedisConfig::from_url(&url).unwrap());
+        let b = TestBus::new(rt.clone(), RedisConfig::from_url(&url).unwrap());
+        a.expect(BusInput::Up).await;
+        b.expect(BusInput::Up).await;
+        a.subscribe("socket.io#/#", ChannelKind::Sharded);
+        a.flush().await;
+        b.publish("socket.io#/#", b"shard", true);
+        a.expect(message("socket.io#/#", b"shard")).await;
+        assert_eq!(b.count("socket.io#/#", true).await, 1);
+        assert_eq!(b.count("socket.io#/#", false).await, 0);
+    });
+}
+
+#[test]
+fn auth_and_db_tokio() {
+    if !have_redis() {
+        return;
+    }
+    let server = RedisServer::start(&[
+        "--requirepass",
+        "s3cr:t@",
+        "--user",
+        "alice",
+        "on",
+        ">w0nder",
+        "+@all",
+        "~*",
+        "&*",
+    ]);
+    socketio_tokio::TokioRuntime::block_on(async {
+        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+        let port = server.port;
+        // Default user with the password (percent-encoded), db 3.
+        let url = format!("redis://:s3cr%3At%40@127.0.0.1:{port}/3");
+        let a = TestBus::new(rt.clone(), RedisConfig::from_url(&url).unwrap());
+        // A named user (ACL, Redis 6+).
+        let url = format!("redis://alice:w0nder@127.0.0.1:{port}");
+        let b = TestBus::new(rt.clone(), RedisConfig::from_url(&url).unwrap());
+        a.expect(BusInput::Up).await;
+        b.expect(BusInput::Up).await;
+        a.subscribe("c", ChannelKind::Plain);
+        a.flush().await;
+        b.publish("c", b"x", false);
+        a.expect(message("c", b"x")).await;
+        // A wrong password never comes up.
+        let url = format!("redis://:wrong@127.0.0.1:{port}");
+        let c = TestBus::new(rt.clone(), RedisConfig::from_url(&url).unwrap());
+        assert_eq!(c.next_within(Duration::from_millis(500)).await, None);
+        c.bus.stop();
+    });
+}
+
+#[test]
+fn unix_socket_all_runtimes() {
+    if !have_redis() {
+        return;
+    }
+    let dir = temp_dir("unix");
+    let sock = dir.join("redis.sock");
+    let sock_arg = sock.to_str().unwrap().to_string();
+    let server = RedisServer::start_program(
+        "redis-server",
+        0,
+        &["--unixsocket", &sock_arg, "--unixsocketperm", "700"],
+        dir,
+    );
+    let url = format!("unix://{}?db=1", sock.display());
+    socketio_tokio::TokioRuntime::block_on(pubsub_scenario(
+        Arc::new(socketio_tokio::TokioRuntime::current_or_global()),
+        url.clone(),
+    ));
+    socketio_async_std::AsyncStdRuntime::block_on(pubsub_scenario(
+        Arc::new(socketio_async_std::AsyncStdRuntime),
+        url.clone(),
+    ));
+    socketio_smol::SmolRuntime::block_on(pubsub_scenario(
+        Arc::new(socketio_smol::SmolRuntime),
+        url,
+    ));
+    drop(server);
+}
+
+async fn restart_scenario(rt: Arc<dyn Runtime>, server: &mut RedisServer) {
+    let url = server.url();
+    let a = TestBus::new(rt.clone(), RedisConfig::from_url(&url).unwrap());
+    let b = TestBus::new(rt.clone(), RedisConfig::from_url(&url).unwrap());
+    a.expect(BusInput::Up).await;
+    b.expect(BusInput::Up).await;
+    a.subscribe("socketio", ChannelKind::Plain);
+    a.subscribe("p*", ChannelKind::Pattern);
+    a.flush().await;
+    b.publish("socketio", b"before", false);
+    a.expect(message("socketio", b"before")).await;
+
+    server.kill();
+    a.expect(BusInput::Down).await;
+    b.expect(BusInput::Down).await;
+    // Publishes while down are queued, flush waits for them.
+    b.publish("nobody-listens", b"queued", false);
+    let flushing = b
+        .bus
+        .flush(Instant::now() + Duration::from_millis(300))
+        .await;
+    assert!(
+        flushing.is_err(),
+        "flush cannot succeed while Redis is down"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    server.restart();
+    a.expect(BusInput::Up).await;
+    b.expect(BusInput::Up).await;
+    b.flush().await;
+    // Subscriptions were restored.
+    b.publish("socketio", b"after", false);
+    a.expect(message("socketio", b"after")).await;
+    b.publish("pattern", b"p", false);
+    a.expect(message("pattern", b"p")).await;
+    assert_eq!(b.count("socketio", false).await, 1);
+}
+
+#[test]
+fn broker_restart_tokio() {
+    if !have_redis() {
+        return;
+    }
+    let mut server = RedisServer::start(&[]);
+    socketio_tokio::TokioRuntime::block_on(async {
+        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+        restart_scenario(rt, &mut server).await;
+    });
+}
+
+#[test]
+fn broker_restart_smol() {
+    if !have_redis() {
+        return;
+    }
+    let mut server = RedisServer::start(&[]);
+    socketio_smol::SmolRuntime::block_on(restart_scenario(
+        Arc::new(socketio_smol::SmolRuntime),
+        &mut server,
+    ));
+}
+
+#[test]
+fn flush_after_many_publishes_tokio() {
+    if !have_redis() {
+        return;
+    }
+    let server = RedisServer::start(&[]);
+    socketio_tokio::TokioRuntime::block_on(async {
+        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+        let url = server.url();
+        let sub = TestBus::new(rt.clone(), RedisConfig::from_url(&url).unwrap());
+        sub.expect(BusInput::Up).await;
+        sub.subscribe("socketio", ChannelKind::Plain);
+        sub.flush().await;
+        // A write-only emitter: publish, flush, exit. Publishing starts
+        // before the link is up, so the first ones are queued.
+        let emitter = TestBus::new(rt.clone(), RedisConfig::from_url(&url).unwrap());
+        for i in 0..2000u32 {
+            emitter.publish("socketio", &i.to_be_bytes(), false);
+        }
+        emitter.flush().await;
+        drop(emitter.commands);
+        for i in 0..2000u32 {
+            sub.expect(message("socketio", &i.to_be_bytes())).await;
+        }
+        // A large message crosses intact.
+        let big = vec![7u8; 4 << 20];
+        let tx = TestBus::new(rt.clone(), RedisConfig::from_url(&url).unwrap());
+        tx.publish("socketio", &big, false);
+        tx.flush().await;
+        sub.expect(message("socketio", &big)).await;
+    });
+}
+
+#[test]
+fn queue_bound_while_down_tokio() {
+    // Nobody listens on this port: the bus stays down.
+    let port = free_port();
+    socketio_tokio::TokioRuntime::block_on(async {
+        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+        let url = format!("redis://127.0.0.1:{port}");
+        let config = RedisConfig::from_url(&url).unwrap().max_queued_bytes(100);
+        let bus = TestBus::new(rt.clone(), config);
+        for _ in 0..10 {
+            bus.publish("c", &[0; 40], false);
+        }
+        // Two fit in 100 bytes; the rest are dropped: flush still waits
+        // for the two queued ones.
+        let r = bus
+            .bus
+            .flush(Instant::now() + Duration::from_millis(200))
+            .await;
+        assert!(r.is_err());
+        assert_eq!(bus.next_within(Duration::from_millis(100)).await, None);
+        bus.bus.stop();
+        assert!(bus.bus.is_stopped());
+        let r = bus
+            .bus
+            .flush(Instant::now() + Duration::from_millis(200))
+            .await;
+        assert!(matches!(
+            r,
+            Err(socketio_driver::redis::RedisError::Stopped)
+        ));
+    });
+}
+
+/// A fake "redis" that answers with garbage: the bus must keep trying,
+/// never come up, never panic.
+#[test]
+fn garbage_broker_tokio() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        for (i, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { return };
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0u8; 256];
+            let _ = stream.read(&mut buf);
+            let garbage: &[u8] = match i % 4 {
+                0 => b"?what\r\n",
+                1 => b"$99999999999\r\n",
+                2 => b"*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n",
+                _ => b"+PONG\n",
+            };
+            let _ = stream.write_all(garbage);
+        }
+    });
+    socketio_tokio::TokioRuntime::block_on(async {
+        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+        let url = format!("redis://127.0.0.1:{port}");
+        let bus = TestBus::new(rt.clone(), RedisConfig::from_url(&url).unwrap());
+        assert_eq!(bus.next_within(Duration::from_secs(2)).await, None);
+        assert!(
+            accepted.load(Ordering::SeqCst) >= 4,
+            "the bus should have reconnected several times"
+        );
+        bus.bus.stop();
+    });
+}
+
+/// A fake that passes the handshake and then sends garbage: the bus comes
+/// up, goes down, and reconnects.
+#[test]
+fn garbage_after_handshake_tokio() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 256];
+                // Answer the handshake PING.
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(b"+PONG\r\n");
+                std::thread::sleep(Duration::from_millis(200));
+                let _ = stream.write_all(b"\x00\x01garbage\r\n");
+                std::thread::sleep(Duration::from_millis(200));
+            });
+        }
+    });
+    socketio_tokio::TokioRuntime::block_on(async {
+        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+        let url = format!("redis://127.0.0.1:{port}");
+        let bus = TestBus::new(rt.clone(), RedisConfig::from_url(&url).unwrap());
+        bus.expect(BusInput::Up).await;
+        bus.expect(BusInput::Down).await;
+        bus.expect(BusInput::Up).await;
+        bus.bus.stop();
+    });
+}
+
+#[test]
+fn sentinel_tokio() {
+    if !have_redis() {
+        return;
+    }
+    if Command::new("redis-sentinel")
+        .arg("--version")
+        .output()
+        .map_or(true, |o| !o.status.success())
+    {
+        println!("NOTE: no redis-sentinel: sentinel only unit-tested (URL parsing)");
+        return;
+    }
+    let master = RedisServer::start(&[]);
+    let dir = temp_dir("sentinel");
+    std::fs::write(
+        dir.join("sentinel.conf"),
+        format!(
+            "sentinel monitor mymaster 127.0.0.1 {} 1\nsentinel down-after-milliseconds mymaster 60000\n",
+            master.port
+        ),
+    )
+    .unwrap();
+    let sentinel = RedisServer {
+        child: None,
+        port: free_port(),
+        dir,
+        extra: Vec::new(),
+        program: "redis-sentinel",
+    };
+    let mut sentinel = sentinel;
+    spawn_sentinel(&mut sentinel);
+    // A dead sentinel first: the next one is asked.
+    let dead = free_port();
+    socketio_tokio::TokioRuntime::block_on(async {
+        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+        let url = format!(
+            "redis+sentinel://127.0.0.1:{dead},127.0.0.1:{}/0/mymaster",
+            sentinel.port
+        );
+        pubsub_scenario(rt.clone(), url).await;
+        // An unknown service never comes up.
+        let url = format!("redis+sentinel://127.0.0.1:{}/0/other", sentinel.port);
+        let bus = TestBus::new(rt.clone(), RedisConfig::from_url(&url).unwrap());
+        assert_eq!(bus.next_within(Duration::from_millis(500)).await, None);
+    });
+    drop(master);
+}
+
+fn spawn_sentinel(s: &mut RedisServer) {
+    let child = Command::new("redis-sentinel")
+        .arg(s.dir.join("sentinel.conf"))
+        .args(["--port", &s.port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start redis-sentinel");
+    s.child = Some(child);
+    s.wait_ready();
+}
