@@ -711,11 +711,7 @@ impl Cluster {
         if errors.is_empty() {
             Ok(cluster)
         } else {
-            Err(format!(
-                "{}\n{}",
-                errors.join("\n"),
-                cluster.output()
-            ))
+            Err(format!("{}\n{}", errors.join("\n"), cluster.output()))
         }
     }
 
@@ -893,7 +889,9 @@ impl ClusterClients {
                 return;
             }
             if let Some(error) = message.get("error") {
-                let error = error.as_str().map_or_else(|| error.to_string(), str::to_string);
+                let error = error
+                    .as_str()
+                    .map_or_else(|| error.to_string(), str::to_string);
                 self.acks.insert(id, Err(error));
                 return;
             }
@@ -913,13 +911,17 @@ impl ClusterClients {
             client.events.push((name.to_string(), args));
         } else if let Some(reason) = message.get("disconnected") {
             client.sid = None;
-            client
-                .disconnects
-                .push(reason.as_str().map_or_else(|| reason.to_string(), str::to_string));
+            client.disconnects.push(
+                reason
+                    .as_str()
+                    .map_or_else(|| reason.to_string(), str::to_string),
+            );
         } else if let Some(error) = message.get("connect_error") {
-            client
-                .connect_errors
-                .push(error.as_str().map_or_else(|| error.to_string(), str::to_string));
+            client.connect_errors.push(
+                error
+                    .as_str()
+                    .map_or_else(|| error.to_string(), str::to_string),
+            );
         } else {
             self.strays.push(line.to_string());
         }
@@ -970,7 +972,13 @@ impl ClusterClients {
             .ok_or_else(|| self.fail(format!("client {client} is not connected")))
     }
 
-    fn send(&mut self, client: usize, event: &str, args: &[Value], ack: bool) -> Result<u64, String> {
+    fn send(
+        &mut self,
+        client: usize,
+        event: &str,
+        args: &[Value],
+        ack: bool,
+    ) -> Result<u64, String> {
         if client >= self.clients.len() {
             return Err(self.fail(format!("no client {client}")));
         }
@@ -978,9 +986,7 @@ impl ClusterClients {
         self.next_id += 1;
         let line = json!({"id": id, "client": client, "emit": event, "args": args, "ack": ack});
         let written = match self.proc.stdin.as_mut() {
-            Some(stdin) => {
-                writeln!(stdin, "{line}").and_then(|()| stdin.flush())
-            }
+            Some(stdin) => writeln!(stdin, "{line}").and_then(|()| stdin.flush()),
             None => Err(std::io::Error::other("stdin is closed")),
         };
         written.map_err(|err| self.fail(format!("cannot write `{line}`: {err}")))?;
@@ -1068,7 +1074,12 @@ impl ClusterClients {
 
     /// Waits `quiet` and fails if client `client` received any `name` event
     /// (since it started, or since [`ClusterClients::clear_events`]).
-    pub fn expect_no_event(&mut self, client: usize, name: &str, quiet: Duration) -> Result<(), String> {
+    pub fn expect_no_event(
+        &mut self,
+        client: usize,
+        name: &str,
+        quiet: Duration,
+    ) -> Result<(), String> {
         let deadline = Instant::now() + quiet;
         self.pump_until(deadline, |_| false)?;
         let received = self.events(client, name)?;
@@ -1108,7 +1119,11 @@ impl ClusterClients {
 
     /// Waits until client `client` saw a disconnect, at most `within`;
     /// returns the reasons so far.
-    pub fn wait_disconnected(&mut self, client: usize, within: Duration) -> Result<Vec<String>, String> {
+    pub fn wait_disconnected(
+        &mut self,
+        client: usize,
+        within: Duration,
+    ) -> Result<Vec<String>, String> {
         let deadline = Instant::now() + within;
         let seen = self.pump_until(deadline, |me| {
             me.clients
