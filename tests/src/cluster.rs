@@ -337,6 +337,18 @@ impl RedisServer {
         }
     }
 
+    /// How many connections subscribe to the shard channel `channel`
+    /// (`PUBSUB SHARDNUMSUB`, Redis 7+).
+    pub fn shard_numsub(&self, channel: &str) -> Result<i64, String> {
+        match self.command(&[b"PUBSUB", b"SHARDNUMSUB", channel.as_bytes()])? {
+            Reply::Array(Some(items)) => match items.get(1) {
+                Some(Reply::Integer(count)) => Ok(*count),
+                other => Err(format!("PUBSUB SHARDNUMSUB item {other:?}")),
+            },
+            other => Err(format!("PUBSUB SHARDNUMSUB answered {other:?}")),
+        }
+    }
+
     /// What the server printed, from every run since it first started.
     pub fn output(&self) -> String {
         let mut output = self.past_output.clone();

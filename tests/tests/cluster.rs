@@ -12,7 +12,8 @@
 //! adapter's requests: fetchSockets, serverSideEmit with acks, broadcasts
 //! with acks, server count.
 
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use socketio_interop::cluster::{
@@ -132,6 +133,33 @@ impl Scene {
     }
 }
 
+impl Scene {
+    /// The sharded adapter ("dynamic" mode) subscribes to a room's channel
+    /// when the room appears on a node, without waiting, and a room entered
+    /// from another node gives no ack for that: wait until Redis counts
+    /// `nodes` subscribers of the room's channel. Other kinds hear rooms on
+    /// their namespace's channel already.
+    fn room_subscribed(&mut self, room: &str, nodes: i64) {
+        if self.cluster.nodes[0].kind() != NodeKind::NodeSharded {
+            return;
+        }
+        let channel = format!("socket.io#/#{room}#");
+        let deadline = Instant::now() + DELIVERY;
+        loop {
+            let count = ok!(self, self.cluster.redis.shard_numsub(&channel));
+            if count == nodes {
+                return;
+            }
+            if Instant::now() >= deadline {
+                self.fail(format!(
+                    "{channel} has {count} shard subscribers after {DELIVERY:?}, want {nodes}"
+                ));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 fn all_but(except: &[Who]) -> Vec<Who> {
     everyone()
         .into_iter()
@@ -169,6 +197,7 @@ fn common(scene: &mut Scene) {
         &[json!(target), json!("r")],
     );
     assert_eq!(entered, json!([true]), "enter-room ack");
+    scene.room_subscribed("r", 2);
     let members = [Who(NODE_CLIENTS, 1), Who(PYTHON_CLIENTS, 2)];
     scene.call(
         Who(PYTHON_CLIENTS, 0),
@@ -270,6 +299,7 @@ fn node_requests(scene: &mut Scene) {
         scene.sid(Who(PYTHON_CLIENTS, 2)),
     ];
     want.sort();
+    scene.room_subscribed("r", 2);
     let fetched = scene.call(Who(PYTHON_CLIENTS, 0), "fetch-sockets", &[json!("r")]);
     if fetched != json!([want]) {
         scene.fail(format!(
