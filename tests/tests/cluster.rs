@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use socketio_interop::cluster::{
-    run_emitter, ClientKind, Cluster, ClusterClients, EmitTarget, EmitterKind, NodeKind,
+    run_emitter, ClientKind, Cluster, ClusterClients, EmitTarget, EmitterKind, NodeKind, OurFormat,
     RedisServer,
 };
+use socketio_interop::Runtime;
 
 /// How long a delivery may take.
 const DELIVERY: Duration = Duration::from_secs(5);
@@ -63,9 +64,10 @@ macro_rules! ok {
 }
 
 impl Scene {
-    fn start(redis: RedisServer, kind: NodeKind) -> Scene {
-        let cluster =
-            Cluster::start_on(redis, &[kind; NODES]).unwrap_or_else(|err| panic!("{err}"));
+    /// Starts `kinds` (one per node, [`NODES`] of them) on `redis`, with a
+    /// Node and a Python client on every node.
+    fn start(redis: RedisServer, kinds: [NodeKind; NODES]) -> Scene {
+        let cluster = Cluster::start_on(redis, &kinds).unwrap_or_else(|err| panic!("{err}"));
         let urls = cluster.urls();
         let mut scene = Scene {
             cluster,
@@ -140,7 +142,12 @@ impl Scene {
     /// `nodes` subscribers of the room's channel. Other kinds hear rooms on
     /// their namespace's channel already.
     fn room_subscribed(&mut self, room: &str, nodes: i64) {
-        if self.cluster.nodes[0].kind() != NodeKind::NodeSharded {
+        if !self
+            .cluster
+            .nodes
+            .iter()
+            .any(|node| node.kind().needs_sharded_pubsub())
+        {
             return;
         }
         let channel = format!("socket.io#/#{room}#");
@@ -373,7 +380,7 @@ fn redis() -> RedisServer {
 
 #[test]
 fn python_cluster() {
-    let mut scene = Scene::start(redis(), NodeKind::Python);
+    let mut scene = Scene::start(redis(), [NodeKind::Python; NODES]);
     common(&mut scene);
     emitter(&mut scene, EmitterKind::Python);
     // python-socketio skips what is not JSON or has no method, and logs a
@@ -400,7 +407,7 @@ fn python_cluster() {
 
 #[test]
 fn node_classic_cluster() {
-    let mut scene = Scene::start(redis(), NodeKind::NodeClassic);
+    let mut scene = Scene::start(redis(), [NodeKind::NodeClassic; NODES]);
     common(&mut scene);
     emitter(&mut scene, EmitterKind::Node);
     // Every node has a pattern subscription (socket.io#/#*). What it can
@@ -429,9 +436,82 @@ fn node_sharded_cluster() {
         );
         return;
     }
-    let mut scene = Scene::start(redis, NodeKind::NodeSharded);
+    let mut scene = Scene::start(redis, [NodeKind::NodeSharded; NODES]);
     common(&mut scene);
     // No emitter: @socket.io/redis-emitter 5.1 publishes the classic format.
     node_requests(&mut scene);
     disconnect_remote(&mut scene);
+}
+
+/// Mixed clusters with our `echo_server --adapter ...` as the middle node,
+/// run only when [`OURS_ENV`] is `1` (our cluster seam and examples are not
+/// on main yet): the same checks as the peers' clusters.
+mod ours {
+    use super::*;
+
+    /// Set to `1` to run the mixed clusters.
+    const OURS_ENV: &str = "SOCKETIO_INTEROP_CLUSTER_OURS";
+
+    fn enabled(test: &str) -> bool {
+        let on = std::env::var(OURS_ENV).is_ok_and(|value| value == "1");
+        if !on {
+            eprintln!("note: {test} skipped: set {OURS_ENV}=1 to run our node in the cluster");
+        }
+        on
+    }
+
+    fn ours(format: OurFormat) -> NodeKind {
+        NodeKind::Ours(Runtime::Tokio, format)
+    }
+
+    #[test]
+    fn python_ours_python() {
+        if !enabled("ours::python_ours_python") {
+            return;
+        }
+        let kinds = [NodeKind::Python, ours(OurFormat::Python), NodeKind::Python];
+        let mut scene = Scene::start(redis(), kinds);
+        common(&mut scene);
+        emitter(&mut scene, EmitterKind::Python);
+        disconnect_remote(&mut scene);
+    }
+
+    #[test]
+    fn node_ours_node_classic() {
+        if !enabled("ours::node_ours_node_classic") {
+            return;
+        }
+        let kinds = [
+            NodeKind::NodeClassic,
+            ours(OurFormat::Node),
+            NodeKind::NodeClassic,
+        ];
+        let mut scene = Scene::start(redis(), kinds);
+        common(&mut scene);
+        emitter(&mut scene, EmitterKind::Node);
+        node_requests(&mut scene);
+        disconnect_remote(&mut scene);
+    }
+
+    #[test]
+    fn node_ours_node_sharded() {
+        if !enabled("ours::node_ours_node_sharded") {
+            return;
+        }
+        let redis = redis();
+        let version = redis.version().unwrap_or_else(|err| panic!("{err}"));
+        assert!(
+            version >= 7,
+            "Redis {version} has no sharded pub/sub (7+ needed)"
+        );
+        let kinds = [
+            NodeKind::NodeSharded,
+            ours(OurFormat::NodeSharded),
+            NodeKind::NodeSharded,
+        ];
+        let mut scene = Scene::start(redis, kinds);
+        common(&mut scene);
+        node_requests(&mut scene);
+        disconnect_remote(&mut scene);
+    }
 }
