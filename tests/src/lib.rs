@@ -12,6 +12,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cluster;
+
 use std::ffi::OsString;
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
@@ -304,8 +306,9 @@ struct Proc {
     label: String,
     child: Child,
     /// Kept open so that our peers, which exit when their stdin closes, die
-    /// with the test process even if it is killed before the guards drop.
-    _stdin: Option<ChildStdin>,
+    /// with the test process even if it is killed before the guards drop
+    /// (and written to by the cluster clients, which take commands there).
+    stdin: Option<ChildStdin>,
     lines: Receiver<String>,
     log: Arc<Mutex<String>>,
 }
@@ -367,7 +370,7 @@ impl Proc {
         Ok(Proc {
             label,
             child,
-            _stdin: stdin,
+            stdin,
             lines,
             log,
         })
@@ -404,11 +407,16 @@ impl Proc {
 
     /// What the process printed so far (the last 8 KiB).
     fn output(&self) -> String {
+        self.output_tail(8192)
+    }
+
+    /// What the process printed so far (the last `max` bytes).
+    fn output_tail(&self, max: usize) -> String {
         let log = self
             .log
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let start = log.len().saturating_sub(8192);
+        let start = log.len().saturating_sub(max);
         let start = (start..=log.len())
             .find(|&at| log.is_char_boundary(at))
             .unwrap_or(log.len());
