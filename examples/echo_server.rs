@@ -75,7 +75,7 @@ pub async fn start(options: &ServerOptions) -> Result<(Server, SocketAddr), sock
     }
     for nsp in ["/", "/custom"] {
         server.ns(nsp, |ns| {
-            ns.on_connect(|socket: SocketRef, auth: Option<Value>| async move {
+            ns.on_connect(move |socket: SocketRef, auth: Option<Value>| async move {
                 let auth = auth.unwrap_or(Value::Object(Vec::new()));
                 if auth.get("reject") == Some(&Value::Bool(true)) {
                     return Err(ConnectRefusal::new("rejected by server")

@@ -84,8 +84,9 @@ pub use runtime::{current as current_runtime, set_current as set_current_runtime
 pub use runtime::{sleep, spawn, JoinHandle, Runtime, RuntimeKind};
 pub use server::{
     AckResponses, AckSender, BroadcastOperator, ConnectRefusal, Namespace, RequestInfo, Server,
-    ServerBuilder, SocketRef,
+    ServerBuilder, ServerSideAck, SocketRef,
 };
+pub use socketio_core::socket::RemoteSocket;
 pub use simple::SimpleClient;
 
 /// The sans-IO protocol core, for options not surfaced by the builders.
