@@ -16,6 +16,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("http_server", socketio_core::fuzzing::http_server),
     ("socket_server", socketio_core::fuzzing::socket_server),
     ("socket_client", socketio_core::fuzzing::socket_client),
+    ("node_bus", socketio_core::fuzzing::node_bus),
     (
         "engine_server",
         socketio_core::engine::server_fuzz::fuzz_server,
