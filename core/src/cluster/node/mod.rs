@@ -33,7 +33,8 @@
 //!
 //! Messages (`→` request channel, `←` response channel):
 //! - [`ClassicBroadcast`] `[uid, packet, opts]`, MessagePack, on the
-//!   broadcast channel. A node drops its own (same uid). Fire and forget.
+//!   broadcast channel. A node drops its own (same uid) and those whose
+//!   `packet.nsp` is another namespace. Fire and forget.
 //! - `→ ALL_ROOMS` `{uid, requestId, type: 1}` (JSON). The requester
 //!   counts nodes (N) and waits for N - 1 responses `← {requestId, rooms}`
 //!   (JSON), merging them with its own rooms, until its timeout (5 s by
