@@ -18,6 +18,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("socket_client", socketio_core::fuzzing::socket_client),
     ("python_bus", socketio_core::fuzzing::python_bus),
     ("resp_decoder", socketio_core::fuzzing::resp_decoder),
+    ("node_bus", socketio_core::fuzzing::node_bus),
     (
         "engine_server",
         socketio_core::engine::server_fuzz::fuzz_server,

@@ -1316,7 +1316,7 @@ fn parse_value(payload: &str, limits: &DecodeLimits) -> Result<Value, DecodeErro
 /// recursive parsing. Brackets inside strings do not count; the JSON's
 /// syntax is checked afterwards by the parser, so a malformed text only
 /// makes this count meaningless, never unsafe.
-fn check_depth(json: &str, max_depth: usize) -> Result<(), DecodeError> {
+pub(crate) fn check_depth(json: &str, max_depth: usize) -> Result<(), DecodeError> {
     let mut depth = 0usize;
     let mut in_string = false;
     let mut escaped = false;
@@ -1488,7 +1488,7 @@ impl<'de> Visitor<'de> for NameSeed {
 
 /// A number's text as JavaScript's `String(n)` writes it (the same as
 /// `JSON.stringify` for finite numbers).
-fn js_number_text(v: f64) -> String {
+pub(crate) fn js_number_text(v: f64) -> String {
     match js_float(v) {
         JsFloat::Integer(n) => itoa::Buffer::new().format(n).to_owned(),
         JsFloat::Text(raw) => raw.get().to_owned(),

@@ -20,7 +20,9 @@ mod spread;
 pub use any::{AnyParser, AnyParserDecoder};
 pub use args::{Args, ArgsError};
 pub use cbor::{CborParser, CborParserDecoder};
+pub(crate) use json::{check_depth as check_json_depth, js_number_text};
 pub use json::{JsonParser, JsonParserDecoder};
+pub(crate) use msgpack::decode_value as decode_msgpack_value;
 pub use msgpack::{MsgPackParser, MsgPackParserDecoder};
 pub(crate) use spread::{arg_shape, spread_into, ArgArray, ArgShape, TupleSink};
 

@@ -1151,6 +1151,19 @@ pub(super) fn decode_packet<R: TokenReader>(
     packet_from_map(map)
 }
 
+/// Decode `bytes` as exactly one MessagePack value (notepack's JavaScript
+/// extension types understood as for packets), nested at most `max_depth`
+/// deep; trailing bytes are an error. For other wire formats built on
+/// MessagePack (the cluster bus).
+pub(crate) fn decode_value(bytes: &Bytes, max_depth: usize) -> Result<Value, DecodeError> {
+    let mut reader = MsgPackReader { buf: bytes, pos: 0 };
+    let value = read_value(&mut reader, max_depth)?;
+    if reader.remaining() != 0 {
+        return Err(bad_payload("trailing bytes after the value"));
+    }
+    Ok(value)
+}
+
 /// Validate a decoded `{type, nsp, data?, id?}` map into a [`Packet`], with
 /// the rules of the reference `isPacketValid`:
 /// - `type` an integer 0-6 (5 and 6 read as EVENT and ACK);
