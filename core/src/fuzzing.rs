@@ -547,6 +547,8 @@ pub fn resp_decoder(data: &[u8]) {
     let whole = run(data.len());
     assert_eq!(whole, run(1), "whole and byte-by-byte feeding disagree");
     assert_eq!(whole, run(7), "whole and chunked feeding disagree");
+}
+
 /// The Node adapters' bus messages: every decoder of
 /// [`crate::cluster::node`] gets the input; whatever decodes must encode,
 /// decode again, and reach a fixed point (the first encoding may differ
