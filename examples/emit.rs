@@ -1,0 +1,111 @@
+//! A write-only member of a cluster: emits one event to the clients of
+//! every server sharing a Redis, then exits (the command-line counterpart
+//! of python-socketio's `RedisManager(write_only=True)` and Node's
+//! `@socket.io/redis-emitter`).
+//!
+//! ```text
+//! cargo run --release --example emit -- --redis URL --format python|node
+//!     [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS
+//! ```
+//!
+//! `JSON_ARGS` is a JSON array: its elements are the event's arguments;
+//! an object `{"$bin": "<hex>"}` anywhere in it stands for binary data
+//! (the interop tests' convention).
+//! Exits 0 once Redis took the message, 1 if it could not be published
+//! within 10 s, 2 on bad usage.
+
+use std::time::Duration;
+
+use socketio::{Emitter, RedisAdapter, RuntimeKind, Value};
+
+fn usage(problem: &str) -> ! {
+    eprintln!(
+        "{problem}\nusage: emit --redis URL --format python|node [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS"
+    );
+    std::process::exit(2)
+}
+
+/// `{"$bin": "<hex>"}` objects become binary, anywhere in the tree.
+fn with_binary(value: Value) -> Value {
+    match value {
+        Value::Object(map) => match map.as_slice() {
+            [(key, Value::String(hex))] if key == "$bin" && hex.len() % 2 == 0 => {
+                let bytes: Option<Vec<u8>> = (0..hex.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+                    .collect();
+                match bytes {
+                    Some(bytes) => Value::Binary(bytes.into()),
+                    None => Value::Object(map),
+                }
+            }
+            _ => Value::Object(map.into_iter().map(|(k, v)| (k, with_binary(v))).collect()),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(with_binary).collect()),
+        other => other,
+    }
+}
+
+fn main() {
+    let (mut redis, mut format, mut channel, mut nsp, mut room) =
+        (None, None, None, String::from("/"), None);
+    let mut positional = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{arg} needs a value")))
+        };
+        match arg.as_str() {
+            "--redis" => redis = Some(value()),
+            "--format" => format = Some(value()),
+            "--channel" => channel = Some(value()),
+            "--nsp" => nsp = value(),
+            "--room" => room = Some(value()),
+            "--help" | "-h" => usage("emit one event to every node of a cluster"),
+            _ => positional.push(arg),
+        }
+    }
+    let [event, json] = positional.as_slice() else {
+        usage("EVENT and JSON_ARGS are required")
+    };
+    let values: Vec<Value> = serde_json::from_str(json)
+        .unwrap_or_else(|e| usage(&format!("JSON_ARGS is not a JSON array: {e}")));
+    let url = redis.unwrap_or_else(|| usage("--redis is required"));
+    let adapter = match format.as_deref() {
+        Some("python") => RedisAdapter::python(&url),
+        Some("node") => RedisAdapter::node(&url),
+        _ => usage("--format python|node is required"),
+    };
+    let mut adapter = adapter.unwrap_or_else(|e| usage(&format!("bad --redis: {e}")));
+    if let Some(channel) = channel {
+        adapter = adapter.channel(&channel);
+    }
+    if std::env::var_os("SOCKETIO_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+    let code = RuntimeKind::default().block_on(async move {
+        let emitter = Emitter::new(adapter);
+        let mut target = emitter.of(&nsp);
+        if let Some(room) = &room {
+            target = target.to(room);
+        }
+        // The arguments spread: one per element of the array.
+        let args = socketio::Args::from_values(values.into_iter().map(with_binary).collect());
+        if let Err(e) = target.emit(event, &args) {
+            eprintln!("cannot emit: {e}");
+            return 1;
+        }
+        match emitter.flush(Duration::from_secs(10)).await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("not published: {e}");
+                1
+            }
+        }
+    });
+    std::process::exit(code);
+}
