@@ -406,7 +406,12 @@ impl App {
             ServerEvent::Disconnect { socket, .. } => {
                 self.asks.retain(|(s, _), _| *s != socket);
             }
-            ServerEvent::BroadcastAck { .. } | ServerEvent::Writable { .. } => {}
+            // No broadcast with acks here, and no cluster: the last two come
+            // only to a server that is one node of several.
+            ServerEvent::BroadcastAck { .. }
+            | ServerEvent::Writable { .. }
+            | ServerEvent::ServerSideEmit { .. }
+            | ServerEvent::ClusterReply { .. } => {}
         }
     }
 }

@@ -86,8 +86,8 @@ pub use server::{
     AckResponses, AckSender, BroadcastOperator, ConnectRefusal, Namespace, RequestInfo, Server,
     ServerBuilder, ServerSideAck, SocketRef,
 };
-pub use socketio_core::socket::RemoteSocket;
 pub use simple::SimpleClient;
+pub use socketio_core::socket::RemoteSocket;
 
 /// The sans-IO protocol core, for options not surfaced by the builders.
 pub use socketio_core as core;

@@ -15,7 +15,7 @@ pub use client::{AckFailure, Client, ClientConfig, ClientError, ClientEvent, Cli
 pub use packet::*;
 pub use reason::DisconnectReason;
 pub use server::{
-    AckOutcome, Broadcast, BroadcastAckId, BroadcastAckOutcome, BroadcastAckStarted,
-    ClusterConfig, ClusterFormat, ClusterReply, ClusterRequestId, EngineCommand, NamespaceMatcher,
-    RecoveryConfig, RemoteSocket, Server, ServerAckId, ServerConfig, ServerError, ServerEvent,
+    AckOutcome, Broadcast, BroadcastAckId, BroadcastAckOutcome, BroadcastAckStarted, ClusterConfig,
+    ClusterFormat, ClusterReply, ClusterRequestId, EngineCommand, NamespaceMatcher, RecoveryConfig,
+    RemoteSocket, Server, ServerAckId, ServerConfig, ServerError, ServerEvent,
 };
