@@ -1,5 +1,7 @@
 //! The server's options.
 
+#[cfg(doc)]
+use super::Server;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;

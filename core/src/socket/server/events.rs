@@ -1,6 +1,8 @@
 //! What the server reports and what the application gets back: events,
 //! commands for the Engine.IO layer, errors, broadcast targets.
 
+#[cfg(doc)]
+use super::Server;
 use std::fmt;
 
 use super::super::adapter::RoomSelector;
