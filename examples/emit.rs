@@ -88,7 +88,7 @@ fn main() {
             .try_init();
     }
     let code = RuntimeKind::default().block_on(async move {
-        let emitter = Emitter::new(adapter);
+        let emitter = Emitter::new(&adapter);
         let mut target = emitter.of(&nsp);
         if let Some(room) = &room {
             target = target.to(room);

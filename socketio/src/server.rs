@@ -21,7 +21,7 @@ use socketio_core::socket::{
 use socketio_core::{Str, Value};
 use socketio_driver::{os_rng, Listener, Runtime, ServerDriver};
 
-use crate::cluster::RedisAdapter;
+use crate::cluster::{Adapter, Bus, BUS_QUEUE};
 use crate::error::{Error, Result};
 use crate::handler::{boxed, Job, JobQueue};
 use crate::runtime::RuntimeKind;
@@ -38,10 +38,6 @@ type EventFn = Arc<dyn Fn(SocketRef, Args, Option<AckSender>) -> Job + Send + Sy
 type AnyFn = Arc<dyn Fn(SocketRef, Str, Args, Option<AckSender>) -> Job + Send + Sync>;
 type DisconnectFn = Arc<dyn Fn(SocketRef, DisconnectReason) -> Job + Send + Sync>;
 type ServerSideFn = Arc<dyn Fn(Server, Args, Option<ServerSideAck>) -> Job + Send + Sync>;
-
-/// How many bus commands may wait for the backend before new ones are
-/// dropped (with a log line).
-const BUS_QUEUE: usize = 65_536;
 
 /// Which namespaces a [`Namespace`] serves.
 #[derive(Clone)]
@@ -222,7 +218,7 @@ pub(crate) struct ServerInner {
     server_events: RwLock<HashMap<String, ServerSideFn>>,
     /// Jobs of server-side events, in arrival order.
     server_jobs: JobQueue,
-    bus: Mutex<Option<socketio_driver::redis::RedisBus>>,
+    bus: Mutex<Option<Arc<dyn Bus>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -236,15 +232,15 @@ pub struct ServerBuilder {
     parser: AnyParser,
     runtime: Option<Arc<dyn Runtime>>,
     async_handlers: bool,
-    adapter: Option<RedisAdapter>,
+    adapter: Option<Box<dyn Adapter>>,
 }
 
 impl ServerBuilder {
     /// Act as one node of a cluster sharing this adapter's bus (see
-    /// [`RedisAdapter`]): broadcasts, room operations and disconnections
-    /// reach the sockets of every node.
-    pub fn adapter(mut self, adapter: RedisAdapter) -> Self {
-        self.adapter = Some(adapter);
+    /// [`crate::RedisAdapter`]): broadcasts, room operations and
+    /// disconnections reach the sockets of every node.
+    pub fn adapter(mut self, adapter: impl Adapter) -> Self {
+        self.adapter = Some(Box::new(adapter));
         self
     }
 
@@ -376,7 +372,7 @@ impl ServerBuilder {
         let mut endpoint =
             ServerEndpoint::new(self.engine, socket_config, self.parser, os_rng(), os_rng());
         if let Some(adapter) = &self.adapter {
-            endpoint.socket().enable_cluster(adapter.cluster.clone());
+            endpoint.socket().enable_cluster(adapter.cluster_config());
         }
         // Events are handled by the task that produced them (no hop to a
         // dispatcher task); the handler reaches the server through this
@@ -404,7 +400,7 @@ impl ServerBuilder {
         let _ = slot.set(Arc::downgrade(&inner));
         if let Some(adapter) = &self.adapter {
             let (commands, inputs) = inner.driver.attach_bus(BUS_QUEUE);
-            *lock(&inner.bus) = Some(adapter.spawn(runtime, commands, inputs));
+            *lock(&inner.bus) = Some(adapter.start(runtime, commands, inputs));
         }
         Server { inner }
     }
@@ -622,10 +618,7 @@ impl Server {
     pub async fn flush_cluster(&self, timeout: Duration) -> Result<()> {
         let bus = lock(&self.inner.bus).clone();
         match bus {
-            Some(bus) => bus
-                .flush(Instant::now() + timeout)
-                .await
-                .map_err(|e| Error::Bus(e.to_string())),
+            Some(bus) => bus.flush(Instant::now() + timeout).await,
             None => Ok(()),
         }
     }

@@ -470,7 +470,7 @@ impl<P: Parser> Server<P> {
         timeout: Duration,
     ) -> Result<BroadcastAckStarted, ServerError> {
         let started = self.start_broadcast_ack(now, to, event, args, timeout, None)?;
-        self.cluster_broadcast_with_ack(to, event, args, started.id.0)?;
+        self.cluster_broadcast_with_ack(to, event, args, started.id.0, timeout)?;
         self.check_broadcast_ack(started.id.0);
         self.close_overflowed(now);
         Ok(started)
@@ -485,11 +485,13 @@ impl<P: Parser> Server<P> {
         event: &str,
         args: &A,
         reply: cluster::ReplyTo,
+        timeout: Option<Duration>,
     ) -> Result<(), ServerError> {
-        let timeout = self
-            .cluster
-            .as_ref()
-            .map_or(Duration::from_secs(5), |c| c.request_timeout());
+        let timeout = timeout.unwrap_or_else(|| {
+            self.cluster
+                .as_ref()
+                .map_or(Duration::from_secs(5), |c| c.request_timeout())
+        });
         let started =
             self.start_broadcast_ack(now, to, event, args, timeout, Some(reply.clone()))?;
         self.cluster_reply_count(&reply, started.receivers);

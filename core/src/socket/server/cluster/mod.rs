@@ -562,6 +562,7 @@ impl<P: Parser> Server<P> {
         event: &str,
         args: &A,
         bid: u64,
+        timeout: Duration,
     ) -> Result<(), ServerError> {
         if to.local || self.cluster.is_none() {
             return Ok(());
@@ -577,7 +578,7 @@ impl<P: Parser> Server<P> {
             volatile: to.volatile,
             event,
             args: &values,
-            ack: Some(bid),
+            ack: Some((bid, timeout)),
         });
         if !told {
             return Ok(());
@@ -792,6 +793,7 @@ impl<P: Parser> Server<P> {
                 event,
                 args,
                 ack,
+                timeout,
             } => {
                 let to = Broadcast {
                     nsp,
@@ -801,9 +803,14 @@ impl<P: Parser> Server<P> {
                 };
                 let result = match ack {
                     None => self.broadcast(now, &to, &event, &Spread(&args)).map(|_| ()),
-                    Some(reply) => {
-                        self.remote_broadcast_with_ack(now, &to, &event, &Spread(&args), reply)
-                    }
+                    Some(reply) => self.remote_broadcast_with_ack(
+                        now,
+                        &to,
+                        &event,
+                        &Spread(&args),
+                        reply,
+                        timeout,
+                    ),
                 };
                 if let Err(err) = result {
                     tracing::debug!(%err, "remote broadcast not delivered");

@@ -19,8 +19,9 @@ pub(crate) enum ReplyTo {
         nsp: Str,
         id: u64,
     },
-    /// Node adapters: responses carrying the request id.
-    Node { request_id: Str, uid: Str },
+    /// Node adapters: responses carrying the request id, on the
+    /// namespace's response channel.
+    Node { request_id: Str, uid: Str, nsp: Str },
 }
 
 /// What a remote node asks of this one, or answers it.
@@ -38,6 +39,8 @@ pub(crate) enum Inbound {
         event: Str,
         args: Vec<Value>,
         ack: Option<ReplyTo>,
+        /// How long the asker waits for the acknowledgements, if it says.
+        timeout: Option<std::time::Duration>,
     },
     /// The selected local sockets join `rooms`.
     Join {
@@ -119,8 +122,9 @@ pub(crate) enum Outbound<'a> {
         volatile: bool,
         event: &'a str,
         args: &'a [Value],
-        /// Set for a broadcast with acknowledgements: the request's id.
-        ack: Option<u64>,
+        /// Set for a broadcast with acknowledgements: the request's id and
+        /// how long it waits.
+        ack: Option<(u64, std::time::Duration)>,
     },
     Join {
         nsp: &'a Str,

@@ -114,7 +114,7 @@ impl PythonFormat {
             } => {
                 let callback = match ack {
                     None => None,
-                    Some(id) => Some(PyCallbackRequest {
+                    Some((id, _)) => Some(PyCallbackRequest {
                         sid: match single_sid(selector) {
                             Some(sid) => sid.to_string(),
                             None => return false,
@@ -249,6 +249,7 @@ impl PythonFormat {
                     event: Str::from(emit.event.as_str()),
                     args: emit.delivered_args().to_vec(),
                     ack,
+                    timeout: None,
                 }
             }
             PyMessage::Callback(callback) => {

@@ -1,17 +1,4 @@
-//! Several servers acting as one: the Redis adapter and the write-only
-//! emitter.
-//!
-//! ```no_run
-//! # async fn run() -> socketio::Result<()> {
-//! use socketio::{RedisAdapter, Server};
-//! // Join a python-socketio deployment (`AsyncRedisManager('redis://..')`):
-//! let server = Server::builder()
-//!     .adapter(RedisAdapter::python("redis://127.0.0.1:6379/0")?)
-//!     .build();
-//! // Broadcasts, rooms and disconnections now reach every node.
-//! server.emit("news", &("to every node",))?;
-//! # Ok(()) }
-//! ```
+//! The write-only emitter.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,97 +6,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use socketio_core::cluster::BusCommand;
 use socketio_core::parser::JsonParser;
-use socketio_core::socket::{self, Broadcast, ClusterConfig, ClusterFormat};
+use socketio_core::socket::{self, Broadcast, ClusterFormat};
 use socketio_core::Str;
-use socketio_driver::redis::{spawn_redis_bus, RedisBus, RedisConfig};
 use socketio_driver::{os_rng, Runtime};
 
-use crate::error::{Error, Result};
-
-/// How many bus commands may wait for the backend before new ones are
-/// dropped (with a log line).
-const BUS_QUEUE: usize = 65_536;
-
-/// The Redis adapter: several servers (ours, python-socketio's, Node's)
-/// sharing one Redis act as one.
-///
-/// URLs as python-socketio documents them: `redis://[[user]:password@]host[:port][/db]`,
-/// `rediss://..` (TLS, with the `tls` feature), `unix:///path?db=N`,
-/// `redis+sentinel://[[user]:password@]host:port[,host:port]/service[/db]`.
-#[derive(Clone)]
-pub struct RedisAdapter {
-    pub(crate) redis: RedisConfig,
-    pub(crate) cluster: ClusterConfig,
-}
-
-impl std::fmt::Debug for RedisAdapter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisAdapter")
-            .field("format", &self.cluster.format)
-            .finish_non_exhaustive()
-    }
-}
-
-fn parse(url: &str) -> Result<RedisConfig> {
-    RedisConfig::from_url(url).map_err(|e| Error::Bus(e.to_string()))
-}
-
-impl RedisAdapter {
-    /// python-socketio's format (`AsyncRedisManager` / `RedisManager`), on
-    /// channel `socketio`.
-    pub fn python(url: &str) -> Result<RedisAdapter> {
-        Ok(RedisAdapter {
-            redis: parse(url)?,
-            cluster: ClusterConfig::new(ClusterFormat::python()),
-        })
-    }
-
-    /// `@socket.io/redis-adapter` 8.3's classic format, prefix `socket.io`.
-    pub fn node(url: &str) -> Result<RedisAdapter> {
-        Ok(RedisAdapter {
-            redis: parse(url)?,
-            cluster: ClusterConfig::new(ClusterFormat::node()),
-        })
-    }
-
-    /// `@socket.io/redis-adapter` 8.3's sharded format
-    /// (`createShardedAdapter`, Redis 7 sharded pub/sub).
-    pub fn node_sharded(url: &str) -> Result<RedisAdapter> {
-        Ok(RedisAdapter {
-            redis: parse(url)?,
-            cluster: ClusterConfig::new(ClusterFormat::Node {
-                prefix: Str::from_static("socket.io"),
-                sharded: true,
-            }),
-        })
-    }
-
-    /// The channel (python's `channel`) or the channel prefix (Node's
-    /// `key`).
-    pub fn channel(mut self, name: &str) -> Self {
-        match &mut self.cluster.format {
-            ClusterFormat::Python { channel } => *channel = Str::from(name),
-            ClusterFormat::Node { prefix, .. } => *prefix = Str::from(name),
-        }
-        self
-    }
-
-    /// How long requests to other nodes wait (5 s).
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.cluster.request_timeout = timeout;
-        self
-    }
-
-    /// Start the bus for a node whose core has the cluster enabled.
-    pub(crate) fn spawn(
-        &self,
-        runtime: Arc<dyn Runtime>,
-        commands: async_channel::Receiver<BusCommand>,
-        inputs: Arc<dyn Fn(socketio_core::cluster::BusInput) + Send + Sync>,
-    ) -> RedisBus {
-        spawn_redis_bus(runtime, self.redis.clone(), commands, inputs)
-    }
-}
+use super::{Adapter, Bus, BUS_QUEUE};
+use crate::error::Result;
 
 /// A write-only member of a cluster: emits to the clients of every node
 /// without serving any (python's `RedisManager(write_only=True)`, Node's
@@ -117,7 +19,7 @@ impl RedisAdapter {
 ///
 /// ```no_run
 /// # async fn run() -> socketio::Result<()> {
-/// let emitter = socketio::Emitter::new(socketio::RedisAdapter::node("redis://127.0.0.1")?);
+/// let emitter = socketio::Emitter::new(&socketio::RedisAdapter::node("redis://127.0.0.1")?);
 /// emitter.of("/").to("room").emit("news", &("hello",))?;
 /// emitter.flush(std::time::Duration::from_secs(5)).await?;
 /// # Ok(()) }
@@ -129,7 +31,7 @@ pub struct Emitter {
 struct EmitterInner {
     core: Mutex<socket::Server<JsonParser>>,
     commands: async_channel::Sender<BusCommand>,
-    bus: RedisBus,
+    bus: Arc<dyn Bus>,
 }
 
 impl Drop for EmitterInner {
@@ -140,13 +42,13 @@ impl Drop for EmitterInner {
 
 impl Emitter {
     /// An emitter on this adapter's bus, on the current runtime.
-    pub fn new(adapter: RedisAdapter) -> Emitter {
+    pub fn new(adapter: &dyn Adapter) -> Emitter {
         Emitter::with_runtime(adapter, crate::runtime::current())
     }
 
     /// An emitter on this adapter's bus, on `runtime`.
-    pub fn with_runtime(adapter: RedisAdapter, runtime: Arc<dyn Runtime>) -> Emitter {
-        let mut cluster = adapter.cluster.clone();
+    pub fn with_runtime(adapter: &dyn Adapter, runtime: Arc<dyn Runtime>) -> Emitter {
+        let mut cluster = adapter.cluster_config();
         cluster.write_only = true;
         if matches!(cluster.format, ClusterFormat::Node { .. }) {
             // What @socket.io/redis-emitter calls itself.
@@ -155,7 +57,7 @@ impl Emitter {
         let mut core = socket::Server::new(socket::ServerConfig::default(), JsonParser, os_rng());
         core.enable_cluster(cluster);
         let (tx, rx) = async_channel::bounded(BUS_QUEUE);
-        let bus = adapter.spawn(runtime, rx, Arc::new(|_| {}));
+        let bus = adapter.start(runtime, rx, Arc::new(|_| {}));
         let emitter = Emitter {
             inner: Arc::new(EmitterInner {
                 core: Mutex::new(core),
@@ -199,11 +101,7 @@ impl Emitter {
 
     /// Wait until Redis took everything emitted so far (or `timeout`).
     pub async fn flush(&self, timeout: Duration) -> Result<()> {
-        self.inner
-            .bus
-            .flush(Instant::now() + timeout)
-            .await
-            .map_err(|e| Error::Bus(e.to_string()))
+        self.inner.bus.flush(Instant::now() + timeout).await
     }
 }
 
