@@ -19,9 +19,9 @@
 //! on connect; `join(room)`, `shout-to(room, data)`,
 //! `shout-except(room, data)`, `enter-room(sid, room)`,
 //! `leave-room(sid, room)`, `disconnect-sid(sid)`, `call-sid(sid, data)`,
-//! `fetch-sockets(room)`, `server-side-emit(data)` and
-//! `broadcast-ack(room, data, timeout_ms)`, each reaching the sockets of
-//! every node.
+//! `fetch-sockets(room)`, `server-side-emit(data)`,
+//! `broadcast-ack(room, data, timeout_ms)` and `server-count`, each
+//! reaching the sockets (or servers) of every node.
 
 use std::future::Future;
 use std::io::Write;
@@ -285,6 +285,18 @@ fn cluster_handlers(ns: &mut socketio::Namespace) {
                 )),
                 Err(e) => serde_json::from_value(serde_json::json!({"error": e.to_string()}))
                     .unwrap_or_default(),
+            };
+            if let Some(ack) = ack {
+                let _ = ack.send(&(reply,));
+            }
+        },
+    );
+    ns.on(
+        "server-count",
+        |socket: SocketRef, _args: Args, ack: Option<AckSender>| async move {
+            let reply = match socket.server().server_count(socket.ns()).await {
+                Ok(count) => serde_json::json!(count),
+                Err(e) => serde_json::json!({"error": e.to_string()}),
             };
             if let Some(ack) = ack {
                 let _ = ack.send(&(reply,));

@@ -672,6 +672,19 @@ impl Server {
         }
     }
 
+    /// How many servers serve namespace `nsp`, this one included (1
+    /// without a cluster, or on a bus that cannot count them).
+    pub fn server_count(&self, nsp: &str) -> impl Future<Output = Result<u64>> + Send + 'static {
+        let nsp = Str::from(nsp);
+        let reply = self.cluster_request(|ep, now| ep.socket().server_count(now, &nsp));
+        async move {
+            match reply?.await {
+                Ok((_, ClusterReply::ServerCount(count))) => Ok(count),
+                _ => Err(Error::AckDisconnected),
+            }
+        }
+    }
+
     /// The rooms of namespace `nsp` on every node.
     pub fn all_rooms(
         &self,
