@@ -448,22 +448,9 @@ fn node_sharded_cluster() {
 }
 
 /// Mixed clusters with our `echo_server --adapter ...` as the middle node:
-/// the same checks as the peers' clusters. The python one always runs; the
-/// Node ones only when [`OURS_ENV`] is `1` (our Node format is not wired
-/// into the seam yet).
+/// the same checks as the peers' clusters, plus our emitter.
 mod ours {
     use super::*;
-
-    /// Set to `1` to run the mixed clusters.
-    const OURS_ENV: &str = "SOCKETIO_INTEROP_CLUSTER_OURS";
-
-    fn enabled(test: &str) -> bool {
-        let on = std::env::var(OURS_ENV).is_ok_and(|value| value == "1");
-        if !on {
-            eprintln!("note: {test} skipped: set {OURS_ENV}=1 to run our node in the cluster");
-        }
-        on
-    }
 
     fn ours(format: OurFormat) -> NodeKind {
         NodeKind::Ours(Runtime::Tokio, format)
@@ -481,9 +468,6 @@ mod ours {
 
     #[test]
     fn node_ours_node_classic() {
-        if !enabled("ours::node_ours_node_classic") {
-            return;
-        }
         let kinds = [
             NodeKind::NodeClassic,
             ours(OurFormat::Node),
@@ -492,15 +476,13 @@ mod ours {
         let mut scene = Scene::start(redis(), kinds);
         common(&mut scene);
         emitter(&mut scene, EmitterKind::Node);
+        emitter(&mut scene, EmitterKind::OursNode);
         node_requests(&mut scene);
         disconnect_remote(&mut scene);
     }
 
     #[test]
     fn node_ours_node_sharded() {
-        if !enabled("ours::node_ours_node_sharded") {
-            return;
-        }
         let redis = redis();
         let version = redis.version().unwrap_or_else(|err| panic!("{err}"));
         assert!(
