@@ -500,3 +500,175 @@ mod ours {
         disconnect_remote(&mut scene);
     }
 }
+
+/// Faults with our nodes in the cluster: the broker restarted, a node
+/// killed, hostile messages on the channels.
+mod faults {
+    use super::*;
+
+    fn ours(format: OurFormat) -> NodeKind {
+        NodeKind::Ours(Runtime::Tokio, format)
+    }
+
+    /// Shouts `tag`-N from `from` until `to` receives one (the bus may
+    /// still be reconnecting); returns the tag that got through.
+    fn shout_until_received(scene: &mut Scene, from: Who, to: Who, tag: &str) -> String {
+        let give_up = Instant::now() + Duration::from_secs(30);
+        for attempt in 0.. {
+            let value = format!("{tag}-{attempt}");
+            scene.emit(from, "shout", &[json!(value)]);
+            let got = scene.clients[to.0].expect_event(
+                to.1,
+                "shout-back",
+                &json!([value]),
+                Duration::from_millis(500),
+            );
+            if got.is_ok() {
+                return value;
+            }
+            if Instant::now() > give_up {
+                scene.fail(format!("{to:?} never received a {tag} shout from {from:?}"));
+            }
+        }
+        unreachable!()
+    }
+
+    /// Redis killed and restarted: our nodes stay up and keep serving
+    /// their own clients, what they published meanwhile goes out when the
+    /// bus is back (bounded queue), and cross-node traffic resumes.
+    #[test]
+    fn redis_restart() {
+        let kinds = [
+            ours(OurFormat::Python),
+            ours(OurFormat::Python),
+            NodeKind::Python,
+        ];
+        let mut scene = Scene::start(redis(), kinds);
+        scene.emit(Who(NODE_CLIENTS, 0), "shout", &[json!("before")]);
+        scene.delivered("shout-back", &json!(["before"]), &everyone());
+
+        scene.cluster.redis.kill();
+        // Local traffic goes on while the bus is down.
+        scene.emit(Who(NODE_CLIENTS, 0), "shout", &[json!("during")]);
+        for who in [Who(NODE_CLIENTS, 0), Who(PYTHON_CLIENTS, 0)] {
+            ok!(
+                scene,
+                scene.clients[who.0].expect_event(
+                    who.1,
+                    "shout-back",
+                    &json!(["during"]),
+                    DELIVERY
+                )
+            );
+        }
+        let answer = scene.call(Who(PYTHON_CLIENTS, 0), "join", &[json!("still-up")]);
+        assert_eq!(
+            answer,
+            json!([true]),
+            "our node answers while Redis is down"
+        );
+
+        ok!(scene, scene.cluster.redis.restart());
+        // What our node published during the gap was queued and goes out
+        // once the bus is back: the other ours receives it.
+        ok!(
+            scene,
+            scene.clients[NODE_CLIENTS].expect_event(
+                1,
+                "shout-back",
+                &json!(["during"]),
+                Duration::from_secs(30)
+            )
+        );
+        // Cross-node traffic resumes both ways between our nodes, and with
+        // the python node once redis-py has reconnected.
+        shout_until_received(
+            &mut scene,
+            Who(NODE_CLIENTS, 1),
+            Who(NODE_CLIENTS, 0),
+            "back-1",
+        );
+        shout_until_received(
+            &mut scene,
+            Who(NODE_CLIENTS, 0),
+            Who(NODE_CLIENTS, 2),
+            "back-2",
+        );
+        ok!(scene, scene.clients[NODE_CLIENTS].clear_events());
+        ok!(scene, scene.clients[PYTHON_CLIENTS].clear_events());
+        scene.emit(Who(PYTHON_CLIENTS, 1), "shout", &[json!("after")]);
+        scene.delivered("shout-back", &json!(["after"]), &everyone());
+    }
+
+    /// A node killed: requests from our node count the nodes still
+    /// listening, so they complete instead of waiting for the dead one
+    /// (a timeout would answer with an error).
+    #[test]
+    fn dead_node_is_not_waited_for() {
+        let kinds = [
+            NodeKind::NodeClassic,
+            ours(OurFormat::Node),
+            NodeKind::NodeClassic,
+        ];
+        let mut scene = Scene::start(redis(), kinds);
+        for node in 0..2 {
+            for proc in [NODE_CLIENTS, PYTHON_CLIENTS] {
+                let joined = scene.call(Who(proc, node), "join", &[json!("alive")]);
+                assert_eq!(joined, json!([true]));
+            }
+        }
+        let dead = scene.cluster.nodes.remove(2);
+        drop(dead);
+        let count = scene.call(Who(PYTHON_CLIENTS, 1), "server-count", &[]);
+        assert_eq!(count, json!([2]), "the dead node is not counted");
+        let fetched = scene.call(Who(PYTHON_CLIENTS, 1), "fetch-sockets", &[json!("alive")]);
+        let mut want: Vec<String> = (0..2)
+            .flat_map(|node| [Who(NODE_CLIENTS, node), Who(PYTHON_CLIENTS, node)])
+            .map(|who| scene.sid(who))
+            .collect();
+        want.sort();
+        assert_eq!(
+            fetched,
+            json!([want]),
+            "fetch-sockets across the living nodes"
+        );
+        let answers = scene.call(Who(NODE_CLIENTS, 1), "server-side-emit", &[json!("x")]);
+        assert_eq!(
+            answers,
+            json!([["pong:x"]]),
+            "one living other server answers"
+        );
+    }
+
+    /// Malformed and hostile messages on our channels are ignored (with
+    /// a log line): our node keeps serving, and memory stays bounded
+    /// (a 16 MiB message is over the limit and dropped unread).
+    #[test]
+    fn hostile_messages_are_ignored() {
+        let kinds = [
+            ours(OurFormat::Python),
+            ours(OurFormat::Python),
+            ours(OurFormat::Python),
+        ];
+        let mut scene = Scene::start(redis(), kinds);
+        let redis = &scene.cluster.redis;
+        let deep = "[".repeat(200_000);
+        let huge = vec![b'x'; 17 << 20];
+        let bad: [&[u8]; 9] = [
+            b"",
+            b"\xff\xfe not utf-8",
+            b"{\"method\": \"emit\", \"event\": 42}",
+            b"{\"method\": \"emit\", \"event\": \"shout-back\", \"data\": [{\"_placeholder\": true, \"num\": 9}], \"binary\": true}",
+            b"{\"method\": \"callback\", \"host_id\": 1}",
+            b"{\"method\": \"enter_room\", \"sid\": [], \"room\": \"r\"}",
+            b"{\"method\": \"disconnect\", \"sid\": null}",
+            deep.as_bytes(),
+            &huge,
+        ];
+        for payload in bad {
+            ok!(scene, redis.publish_raw("socketio", payload));
+        }
+        scene.emit(Who(PYTHON_CLIENTS, 2), "shout", &[json!("still fine")]);
+        scene.delivered("shout-back", &json!(["still fine"]), &everyone());
+    }
+}
