@@ -9,13 +9,15 @@
 # Per implementation: a redis-server on a free port and NODES (3) nodes on
 # free ports, all pinned to core 0; the load generator (loadgen cluster) on
 # core 1 opens CLUSTER_CLIENTS (1000) WebSocket connections to each node,
-# round-robin, and keeps CLUSTER_INFLIGHT (8) broadcasts in flight: `shout`,
+# round-robin, and keeps CLUSTER_INFLIGHT broadcasts in flight (workloads
+# `cluster-1` and `cluster-8` by default: "1 8"): `shout`,
 # sent by the first connection of each node in turn, which that node answers
 # with `shout-back` to every socket of `/` on every node. Measured over SECS
 # (5) after 2 s of warm-up: deliveries/s, p50/p99 fan-out latency (until the
 # last of the 3,000 connections has it), server CPU per delivery summed over
-# the nodes, Redis's CPU per broadcast, and PUBLISH (+SPUBLISH) calls per
-# broadcast from Redis's INFO commandstats.
+# the nodes; then, over every broadcast sent (the in-flight ones drained),
+# Redis's CPU per broadcast, PUBLISH (+SPUBLISH) calls per broadcast from
+# Redis's INFO commandstats, and deliveries missing.
 #
 # Servers (CLUSTER_SERVERS, default "ours-node ours-python node python"):
 #   ours-node    bench_server --adapter redis-node (@socket.io/redis-adapter's format)
@@ -36,7 +38,7 @@ cd "$root"
 servers="${CLUSTER_SERVERS:-ours-node ours-python node python}"
 nodes="${NODES:-3}"
 clients="${CLUSTER_CLIENTS:-1000}"
-inflight="${CLUSTER_INFLIGHT:-8}"
+inflights="${CLUSTER_INFLIGHT:-1 8}"
 secs="${SECS:-5}"
 
 # Each node holds 1,000 connections, the load generator all of them.
@@ -146,20 +148,22 @@ join() {
     echo "$*"
 }
 
-for server in $servers; do
-    start_redis
-    node_addrs=()
-    node_pids=()
-    for i in $(seq "$nodes"); do
-        start_node "$server" "$i"
+for inflight in $inflights; do
+    for server in $servers; do
+        start_redis
+        node_addrs=()
+        node_pids=()
+        for i in $(seq "$nodes"); do
+            start_node "$server" "$i"
+        done
+        echo "cluster $server: nodes $(join "${node_addrs[@]}"), redis 127.0.0.1:$redis_port (all on core 0), loadgen on core 1" >&2
+        taskset -c 1 "$bin/loadgen" cluster --addr "$(join "${node_addrs[@]}")" \
+            --pid "$(join "${node_pids[@]}")" --redis "127.0.0.1:$redis_port" --redis-pid "$redis_pid" \
+            --clients "$clients" --inflight "$inflight" --secs "$secs" \
+            --label "$server" --out "$results" ||
+            echo "cluster $server: load generator failed" >&2
+        stop_all
     done
-    echo "cluster $server: nodes $(join "${node_addrs[@]}"), redis 127.0.0.1:$redis_port (all on core 0), loadgen on core 1" >&2
-    taskset -c 1 "$bin/loadgen" cluster --addr "$(join "${node_addrs[@]}")" \
-        --pid "$(join "${node_pids[@]}")" --redis "127.0.0.1:$redis_port" --redis-pid "$redis_pid" \
-        --clients "$clients" --inflight "$inflight" --secs "$secs" \
-        --label "$server" --out "$results" ||
-        echo "cluster $server: load generator failed" >&2
-    stop_all
 done
 
 if [[ -z "${RESULTS:-}" ]]; then
