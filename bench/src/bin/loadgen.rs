@@ -1336,7 +1336,10 @@ async fn cluster(options: &Options) -> Result<(), Failure> {
         &format!("cluster-{}", options.inflight),
         &[
             ("deliveries_per_s", format!("{:.0}", window.rate())),
-            ("bcasts_per_s", format!("{:.0}", window.completed as f64 / window.secs)),
+            (
+                "bcasts_per_s",
+                format!("{:.0}", window.completed as f64 / window.secs),
+            ),
             ("fanout_p50_us", window.p50_us.to_string()),
             ("fanout_p99_us", window.p99_us.to_string()),
             (
@@ -1911,7 +1914,11 @@ fn report_targets(results: &Results, spreads: &[(String, f64, bool)]) {
         row(workload, "socketioxide", 0.7);
     }
     // Issue 11: a broadcast costs the bus one publish, not one per receiver.
-    for workload in results.workloads.iter().filter(|w| w.starts_with("cluster")) {
+    for workload in results
+        .workloads
+        .iter()
+        .filter(|w| w.starts_with("cluster"))
+    {
         for server in &results.servers[workload] {
             let name = format!("{workload} {server}: publishes per broadcast");
             let Some(per) = results
@@ -2042,7 +2049,10 @@ mod tests {
             out
         };
         assert_eq!(&shout[6..], b"42[\"shout\",[42,\"hello world\"]]");
-        assert_eq!(parse_id(b"42[\"shout-back\",[42,\"hello world\"]]"), Some(42));
+        assert_eq!(
+            parse_id(b"42[\"shout-back\",[42,\"hello world\"]]"),
+            Some(42)
+        );
     }
 
     #[test]
