@@ -1872,7 +1872,7 @@ fn report_runtimes(results: &Results) -> Vec<(String, f64, bool)> {
 
 /// The targets table: each target of issue 6 checked on this run.
 fn report_targets(results: &Results, spreads: &[(String, f64, bool)]) {
-    println!("\n### targets (issue 6, ratios in this run; ours = ours-tokio)\n");
+    println!("\n### targets (issues 6 and 11, ratios in this run; ours = ours-tokio)\n");
     println!("| target | ours | peer | ratio | limit | result |");
     println!("|---|---|---|---|---|---|");
     let row = |workload: &str, peer: &str, limit: f64| {
