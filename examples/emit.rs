@@ -4,7 +4,7 @@
 //! `@socket.io/redis-emitter`).
 //!
 //! ```text
-//! cargo run --release --example emit -- --redis URL --format python|node
+//! cargo run --release --example emit -- --redis URL --format python|node|node-sharded
 //!     [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS
 //! ```
 //!
@@ -20,7 +20,7 @@ use socketio::{Emitter, RedisAdapter, RuntimeKind, Value};
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "{problem}\nusage: emit --redis URL --format python|node [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS"
+        "{problem}\nusage: emit --redis URL --format python|node|node-sharded [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS"
     );
     std::process::exit(2)
 }
@@ -75,7 +75,8 @@ fn main() {
     let adapter = match format.as_deref() {
         Some("python") => RedisAdapter::python(&url),
         Some("node") => RedisAdapter::node(&url),
-        _ => usage("--format python|node is required"),
+        Some("node-sharded") => RedisAdapter::node_sharded(&url),
+        _ => usage("--format python|node|node-sharded is required"),
     };
     let mut adapter = adapter.unwrap_or_else(|e| usage(&format!("bad --redis: {e}")));
     if let Some(channel) = channel {

@@ -1166,6 +1166,8 @@ pub enum EmitterKind {
     OursPython,
     /// Our `emit` example with `--format node`.
     OursNode,
+    /// Our `emit` example with `--format node-sharded`.
+    OursNodeSharded,
 }
 
 impl fmt::Display for EmitterKind {
@@ -1175,6 +1177,7 @@ impl fmt::Display for EmitterKind {
             EmitterKind::Node => f.write_str("node emitter"),
             EmitterKind::OursPython => f.write_str("our emitter (python format)"),
             EmitterKind::OursNode => f.write_str("our emitter (node format)"),
+            EmitterKind::OursNodeSharded => f.write_str("our emitter (node sharded format)"),
         }
     }
 }
@@ -1216,11 +1219,11 @@ pub fn run_emitter(
                 interop_dir().join("node/cluster_emit.js").into(),
             ]
         }
-        EmitterKind::OursPython | EmitterKind::OursNode => {
-            let format = if kind == EmitterKind::OursPython {
-                "python"
-            } else {
-                "node"
+        EmitterKind::OursPython | EmitterKind::OursNode | EmitterKind::OursNodeSharded => {
+            let format = match kind {
+                EmitterKind::OursPython => "python",
+                EmitterKind::OursNode => "node",
+                _ => "node-sharded",
             };
             cli.extend(["--format".into(), format.into()]);
             vec![our_example("emit")?.into()]

@@ -496,6 +496,7 @@ mod ours {
         ];
         let mut scene = Scene::start(redis, kinds);
         common(&mut scene);
+        emitter(&mut scene, EmitterKind::OursNodeSharded);
         node_requests(&mut scene);
         disconnect_remote(&mut scene);
     }
