@@ -458,6 +458,7 @@ impl AmqpDecoder {
 
     /// The next item, `Ok(None)` when more bytes are needed. After an
     /// error every call returns it again.
+    #[allow(clippy::should_implement_trait)] // fallible, unlike Iterator::next
     pub fn next(&mut self) -> Result<Option<Incoming>, AmqpError> {
         if let Some(e) = &self.error {
             return Err(e.clone());
