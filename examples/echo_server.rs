@@ -445,7 +445,10 @@ fn main() {
     block_on(&runtime.clone(), async move {
         options.runtime = socketio::current_runtime();
         match start(&options).await {
-            Ok((_server, addr)) => {
+            Ok((server, addr)) => {
+                // A cluster node is ready once its bus subscription is
+                // confirmed (at once without a cluster).
+                let _ = server.flush_cluster(FLUSH).await;
                 println!("listening on {}", addr.port());
                 let _ = std::io::stdout().flush();
                 std::future::pending::<()>().await;
