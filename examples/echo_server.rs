@@ -4,6 +4,7 @@
 //! cargo run --release --example echo_server -- --port 3000 [--parser json|msgpack]
 //!     [--state-recovery SECS] [--runtime tokio|async-std|smol]
 //!     [--adapter redis-python|redis-node|redis-node-sharded --redis URL [--channel NAME]]
+//!     [--adapter amqp --amqp URL [--channel NAME]]
 //! ```
 //!
 //! Namespaces `/` and `/custom`. On connect it emits `auth` with the
@@ -30,8 +31,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use socketio::{
-    AckSender, AnyParser, Args, Binary, Bytes, ConnectRefusal, JsonParser, MsgPackParser,
-    RedisAdapter, Runtime, Server, SocketRef, Value,
+    AckSender, AmqpAdapter, AnyParser, Args, Binary, Bytes, ConnectRefusal, JsonParser,
+    MsgPackParser, RedisAdapter, Runtime, Server, SocketRef, Value,
 };
 
 /// Options of the echo server.
@@ -46,7 +47,16 @@ pub struct ServerOptions {
     /// The runtime.
     pub runtime: Arc<dyn Runtime>,
     /// The cluster adapter, if the server is one node of several.
-    pub adapter: Option<RedisAdapter>,
+    pub adapter: Option<ClusterAdapter>,
+}
+
+/// The message bus of a clustered echo server.
+#[derive(Clone, Debug)]
+pub enum ClusterAdapter {
+    /// Redis (python or Node format).
+    Redis(RedisAdapter),
+    /// AMQP 0-9-1 / RabbitMQ (python format).
+    Amqp(AmqpAdapter),
 }
 
 /// Start the echo server; returns it and the bound address.
@@ -58,8 +68,10 @@ pub async fn start(options: &ServerOptions) -> Result<(Server, SocketAddr), sock
         builder = builder.max_disconnection_duration(window);
     }
     let clustered = options.adapter.is_some();
-    if let Some(adapter) = options.adapter.clone() {
-        builder = builder.adapter(adapter);
+    match options.adapter.clone() {
+        Some(ClusterAdapter::Redis(adapter)) => builder = builder.adapter(adapter),
+        Some(ClusterAdapter::Amqp(adapter)) => builder = builder.adapter(adapter),
+        None => {}
     }
     let server = builder.build();
     if clustered {
@@ -370,7 +382,7 @@ fn block_on<F: Future>(name: &str, main: F) -> F::Output {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: echo_server --port P [--parser json|msgpack] [--state-recovery SECS] [--runtime tokio|async-std|smol] [--adapter redis-python|redis-node|redis-node-sharded --redis URL [--channel NAME]]");
+    eprintln!("{problem}\nusage: echo_server --port P [--parser json|msgpack] [--state-recovery SECS] [--runtime tokio|async-std|smol] [--adapter redis-python|redis-node|redis-node-sharded --redis URL | --adapter amqp --amqp URL] [--channel NAME]");
     std::process::exit(2)
 }
 
@@ -386,6 +398,7 @@ fn main() {
     };
     let mut port = None;
     let (mut adapter, mut redis, mut channel) = (None::<String>, None::<String>, None::<String>);
+    let mut amqp = None::<String>;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -407,12 +420,21 @@ fn main() {
             }
             "--adapter" => adapter = Some(value()),
             "--redis" => redis = Some(value()),
+            "--amqp" => amqp = Some(value()),
             "--channel" => channel = Some(value()),
             other => usage(&format!("unknown argument {other}")),
         }
     }
     options.port = port.unwrap_or_else(|| usage("--port is required"));
-    if let Some(kind) = adapter {
+    if adapter.as_deref() == Some("amqp") {
+        let url = amqp.unwrap_or_else(|| usage("--adapter amqp needs --amqp URL"));
+        let mut made =
+            AmqpAdapter::python(&url).unwrap_or_else(|e| usage(&format!("bad --amqp: {e}")));
+        if let Some(channel) = channel.take() {
+            made = made.channel(&channel);
+        }
+        options.adapter = Some(ClusterAdapter::Amqp(made));
+    } else if let Some(kind) = adapter {
         let url = redis.unwrap_or_else(|| usage("--adapter needs --redis URL"));
         let made = match kind.as_str() {
             "redis-python" => RedisAdapter::python(&url),
@@ -424,7 +446,7 @@ fn main() {
         if let Some(channel) = channel {
             made = made.channel(&channel);
         }
-        options.adapter = Some(made);
+        options.adapter = Some(ClusterAdapter::Redis(made));
     }
     if std::env::var_os("SOCKETIO_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
@@ -435,7 +457,10 @@ fn main() {
     block_on(&runtime.clone(), async move {
         options.runtime = socketio::current_runtime();
         match start(&options).await {
-            Ok((_server, addr)) => {
+            Ok((server, addr)) => {
+                // A cluster node is ready once its bus subscription is
+                // confirmed (at once without a cluster).
+                let _ = server.flush_cluster(FLUSH).await;
                 println!("listening on {}", addr.port());
                 let _ = std::io::stdout().flush();
                 std::future::pending::<()>().await;

@@ -1,26 +1,28 @@
 //! A write-only member of a cluster: emits one event to the clients of
-//! every server sharing a Redis, then exits (the command-line counterpart
-//! of python-socketio's `RedisManager(write_only=True)` and Node's
-//! `@socket.io/redis-emitter`).
+//! every server sharing a Redis or a RabbitMQ, then exits (the
+//! command-line counterpart of python-socketio's
+//! `RedisManager(write_only=True)` / `KombuManager(write_only=True)` and
+//! Node's `@socket.io/redis-emitter`).
 //!
 //! ```text
 //! cargo run --release --example emit -- --redis URL --format python|node|node-sharded
+//!     (or --amqp URL: RabbitMQ, python format)
 //!     [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS
 //! ```
 //!
 //! `JSON_ARGS` is a JSON array: its elements are the event's arguments;
 //! an object `{"$bin": "<hex>"}` anywhere in it stands for binary data
 //! (the interop tests' convention).
-//! Exits 0 once Redis took the message, 1 if it could not be published
+//! Exits 0 once the broker took the message, 1 if it could not be published
 //! within 10 s, 2 on bad usage.
 
 use std::time::Duration;
 
-use socketio::{Emitter, RedisAdapter, RuntimeKind, Value};
+use socketio::{AmqpAdapter, Emitter, RedisAdapter, RuntimeKind, Value};
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "{problem}\nusage: emit --redis URL --format python|node|node-sharded [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS"
+        "{problem}\nusage: emit (--redis URL --format python|node|node-sharded | --amqp URL) [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS"
     );
     std::process::exit(2)
 }
@@ -49,6 +51,7 @@ fn with_binary(value: Value) -> Value {
 fn main() {
     let (mut redis, mut format, mut channel, mut nsp, mut room) =
         (None, None, None, String::from("/"), None);
+    let mut amqp = None;
     let mut positional = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -58,6 +61,7 @@ fn main() {
         };
         match arg.as_str() {
             "--redis" => redis = Some(value()),
+            "--amqp" => amqp = Some(value()),
             "--format" => format = Some(value()),
             "--channel" => channel = Some(value()),
             "--nsp" => nsp = value(),
@@ -71,17 +75,30 @@ fn main() {
     };
     let values: Vec<Value> = serde_json::from_str(json)
         .unwrap_or_else(|e| usage(&format!("JSON_ARGS is not a JSON array: {e}")));
-    let url = redis.unwrap_or_else(|| usage("--redis is required"));
-    let adapter = match format.as_deref() {
-        Some("python") => RedisAdapter::python(&url),
-        Some("node") => RedisAdapter::node(&url),
-        Some("node-sharded") => RedisAdapter::node_sharded(&url),
-        _ => usage("--format python|node|node-sharded is required"),
+    let adapter: Box<dyn socketio::Adapter> = match (redis, amqp) {
+        (None, Some(url)) => {
+            let mut a =
+                AmqpAdapter::python(&url).unwrap_or_else(|e| usage(&format!("bad --amqp: {e}")));
+            if let Some(channel) = channel {
+                a = a.channel(&channel);
+            }
+            Box::new(a)
+        }
+        (Some(url), None) => {
+            let adapter = match format.as_deref() {
+                Some("python") => RedisAdapter::python(&url),
+                Some("node") => RedisAdapter::node(&url),
+                Some("node-sharded") => RedisAdapter::node_sharded(&url),
+                _ => usage("--format python|node|node-sharded is required"),
+            };
+            let mut a = adapter.unwrap_or_else(|e| usage(&format!("bad --redis: {e}")));
+            if let Some(channel) = channel {
+                a = a.channel(&channel);
+            }
+            Box::new(a)
+        }
+        _ => usage("one of --redis and --amqp is required"),
     };
-    let mut adapter = adapter.unwrap_or_else(|e| usage(&format!("bad --redis: {e}")));
-    if let Some(channel) = channel {
-        adapter = adapter.channel(&channel);
-    }
     if std::env::var_os("SOCKETIO_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
             .with_max_level(tracing::Level::DEBUG)
@@ -89,7 +106,7 @@ fn main() {
             .try_init();
     }
     let code = RuntimeKind::default().block_on(async move {
-        let emitter = Emitter::new(&adapter);
+        let emitter = Emitter::new(&*adapter);
         let mut target = emitter.of(&nsp);
         if let Some(room) = &room {
             target = target.to(room);

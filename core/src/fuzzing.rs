@@ -607,3 +607,41 @@ pub fn node_bus(data: &[u8]) {
         let _ = ClassicChannels::default().classify("/", channel);
     }
 }
+
+/// The AMQP 0-9-1 decoder ([`crate::cluster::amqp`]): any bytes, fed whole,
+/// byte by byte and in chunks, give the same items and error; an error
+/// stays; small limits so that the fuzzer reaches them.
+pub fn amqp_frame(data: &[u8]) {
+    use crate::cluster::amqp::{AmqpDecoder, AmqpLimits};
+    let limits = AmqpLimits {
+        max_frame_size: 4096,
+        max_message_bytes: 512,
+        max_table_depth: 4,
+    };
+    let run = |chunk: usize| {
+        let mut decoder = AmqpDecoder::new(limits);
+        let mut items = Vec::new();
+        for piece in data.chunks(chunk.max(1)) {
+            decoder.feed(piece);
+            assert!(
+                decoder.buffered() <= limits.max_frame_size as usize + chunk.max(1),
+                "the decoder buffers more than one frame"
+            );
+            loop {
+                match decoder.next() {
+                    // Debug text: NaN floats are not equal to themselves.
+                    Ok(Some(item)) => items.push(format!("{item:?}")),
+                    Ok(None) => break,
+                    Err(e) => {
+                        assert_eq!(decoder.next(), Err(e.clone()), "an error must stay");
+                        return (items, Some(e));
+                    }
+                }
+            }
+        }
+        (items, None)
+    };
+    let whole = run(data.len());
+    assert_eq!(whole, run(1), "whole and byte-by-byte feeding disagree");
+    assert_eq!(whole, run(7), "whole and chunked feeding disagree");
+}

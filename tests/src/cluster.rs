@@ -482,6 +482,8 @@ pub enum OurFormat {
     Node,
     /// @socket.io/redis-adapter sharded (`--adapter redis-node-sharded`).
     NodeSharded,
+    /// python-socketio's JSON over RabbitMQ (`--adapter amqp`).
+    Amqp,
 }
 
 impl OurFormat {
@@ -491,6 +493,7 @@ impl OurFormat {
             OurFormat::Python => "redis-python",
             OurFormat::Node => "redis-node",
             OurFormat::NodeSharded => "redis-node-sharded",
+            OurFormat::Amqp => "amqp",
         }
     }
 }
@@ -504,6 +507,8 @@ pub enum NodeKind {
     NodeSharded,
     /// `python/cluster_server.py` (AsyncRedisManager).
     Python,
+    /// `python/cluster_server.py --amqp URL --client ...` (RabbitMQ).
+    PythonAmqp(AmqpPeer),
     /// Our `echo_server --adapter ...` example.
     Ours(Runtime, OurFormat),
 }
@@ -536,10 +541,39 @@ impl fmt::Display for NodeKind {
             NodeKind::NodeClassic => f.write_str("node-classic"),
             NodeKind::NodeSharded => f.write_str("node-sharded"),
             NodeKind::Python => f.write_str("python"),
+            NodeKind::PythonAmqp(peer) => write!(f, "python({})", peer.flag()),
             NodeKind::Ours(runtime, format) => {
                 write!(f, "ours({}, {})", runtime.flag(), format.adapter_flag())
             }
         }
+    }
+}
+
+/// The AMQP manager of a python node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AmqpPeer {
+    /// `KombuManager` on a threaded `socketio.Server`.
+    Kombu,
+    /// `AsyncAioPikaManager` on the `AsyncServer`.
+    AioPika,
+}
+
+impl AmqpPeer {
+    /// The value of `cluster_server.py --client`.
+    pub fn flag(self) -> &'static str {
+        match self {
+            AmqpPeer::Kombu => "kombu",
+            AmqpPeer::AioPika => "aiopika",
+        }
+    }
+}
+
+/// `--amqp` for an `amqp://` or `amqps://` URL, else `--redis`.
+fn bus_flag(url: &str) -> &'static str {
+    if url.starts_with("amqp") {
+        "--amqp"
+    } else {
+        "--redis"
     }
 }
 
@@ -584,7 +618,7 @@ impl ClusterNode {
         let mut args = vec![
             "--port".to_string(),
             port.to_string(),
-            "--redis".into(),
+            bus_flag(redis_url).into(),
             redis_url.into(),
         ];
         let words: Vec<OsString> = match kind {
@@ -604,8 +638,11 @@ impl ClusterNode {
                     interop_dir().join("node/cluster_server.js").into(),
                 ]
             }
-            NodeKind::Python => {
+            NodeKind::Python | NodeKind::PythonAmqp(_) => {
                 setup()?;
+                if let NodeKind::PythonAmqp(peer) = kind {
+                    args.extend(["--client".into(), peer.flag().into()]);
+                }
                 if let Some(channel) = channel {
                     args.extend(["--channel".into(), channel.into()]);
                 }
@@ -1203,7 +1240,7 @@ pub fn run_emitter(
     args: &Value,
     target: &EmitTarget,
 ) -> Result<String, String> {
-    let mut cli = vec!["--redis".to_string(), redis_url.to_string()];
+    let mut cli = vec![bus_flag(redis_url).to_string(), redis_url.to_string()];
     let words: Vec<OsString> = match kind {
         EmitterKind::Python => {
             setup()?;

@@ -12,12 +12,15 @@
 //! - [`node`]: `@socket.io/redis-adapter` 8.3 (classic and sharded) and
 //!   `@socket.io/redis-emitter` 5.1, MessagePack and JSON;
 //! - [`resp`]: the Redis wire protocol (RESP2/RESP3) the Redis backend
-//!   speaks, as a codec with limits.
+//!   speaks, as a codec with limits;
+//! - [`amqp`]: AMQP 0-9-1 framing (RabbitMQ) the AMQP backend speaks, as a
+//!   codec with limits.
 //!
 //! Every decoder takes bytes from a peer that may be hostile: each size
 //! has a limit ([`BusLimits`]) and a bad message is a typed error, never a
 //! panic.
 
+pub mod amqp;
 pub mod node;
 pub mod python;
 pub mod resp;

@@ -29,6 +29,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod amqp;
 #[cfg(feature = "async-io")]
 mod async_io;
 mod client;

@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+mod amqp;
 mod emitter;
 mod redis;
 
@@ -25,6 +26,7 @@ use socketio_driver::{BoxFuture, Runtime};
 
 use crate::error::Result;
 
+pub use amqp::AmqpAdapter;
 pub use emitter::{EmitOperator, Emitter};
 pub use redis::RedisAdapter;
 
@@ -34,7 +36,7 @@ pub(crate) const BUS_QUEUE: usize = 65_536;
 
 /// A message bus several servers share: what a node says on it (the
 /// format, in [`ClusterConfig`]) and the backend that carries it.
-/// Implemented by [`RedisAdapter`]; a backend of your own implements it
+/// Implemented by [`RedisAdapter`] and [`AmqpAdapter`]; a backend of your own implements it
 /// over [`socketio_driver`]'s runtime-neutral interface.
 pub trait Adapter: Send + Sync + 'static {
     /// The cluster options of the node's core (format, timeouts, limits).

@@ -26,7 +26,7 @@
 //! [`BusInput::Up`]: socketio_core::cluster::BusInput::Up
 
 mod bus;
-mod config;
+pub(crate) mod config;
 mod conn;
 
 use std::fmt;
