@@ -32,6 +32,7 @@
 pub mod amqp;
 #[cfg(feature = "async-io")]
 mod async_io;
+mod bus;
 mod client;
 mod conn;
 mod engine_server;

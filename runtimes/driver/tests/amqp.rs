@@ -12,12 +12,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use futures_util::future::{select, Either};
 use socketio_core::cluster::amqp::broker;
 use socketio_core::cluster::{BusCommand, BusInput, ChannelKind};
 use socketio_core::Str;
 use socketio_driver::amqp::{spawn_amqp_bus, AmqpBus, AmqpConfig};
 use socketio_driver::Runtime;
+
+mod common;
+use common::{free_port, message};
 
 // ---------------------------------------------------------------- broker
 
@@ -45,14 +47,6 @@ fn have_rabbit() -> bool {
         }
         ok
     })
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A rabbitmq-server child (in a process group of its own), killed on
@@ -162,12 +156,7 @@ fn shared() -> Option<String> {
 
 // ---------------------------------------------------------------- bus
 
-struct TestBus {
-    bus: AmqpBus,
-    commands: async_channel::Sender<BusCommand>,
-    inputs: async_channel::Receiver<BusInput>,
-    runtime: Arc<dyn Runtime>,
-}
+type TestBus = common::TestBus<AmqpBus>;
 
 fn quick(config: AmqpConfig) -> AmqpConfig {
     config
@@ -181,30 +170,13 @@ impl TestBus {
             .with_max_level(tracing_subscriber::filter::LevelFilter::DEBUG)
             .with_test_writer()
             .try_init();
-        let (commands, rx) = async_channel::unbounded();
-        let (tx, inputs) = async_channel::unbounded();
-        let bus = spawn_amqp_bus(
-            runtime.clone(),
-            quick(config),
-            rx,
-            Arc::new(move |input| {
-                let _ = tx.try_send(input);
-            }),
-        );
-        TestBus {
-            bus,
-            commands,
-            inputs,
-            runtime,
-        }
+        TestBus::start(runtime.clone(), Duration::from_secs(10), |rx, inputs| {
+            spawn_amqp_bus(runtime, quick(config), rx, inputs)
+        })
     }
 
     fn url(runtime: &Arc<dyn Runtime>, url: &str) -> TestBus {
         TestBus::new(runtime.clone(), AmqpConfig::from_url(url).unwrap())
-    }
-
-    fn send(&self, command: BusCommand) {
-        self.commands.try_send(command).unwrap();
     }
 
     fn subscribe(&self, channel: &str) {
@@ -227,31 +199,6 @@ impl TestBus {
             .flush(Instant::now() + Duration::from_secs(10))
             .await
             .expect("flush");
-    }
-
-    async fn next(&self) -> BusInput {
-        self.next_within(Duration::from_secs(10))
-            .await
-            .expect("no bus input in time")
-    }
-
-    async fn next_within(&self, wait: Duration) -> Option<BusInput> {
-        let recv = std::pin::pin!(self.inputs.recv());
-        match select(recv, self.runtime.sleep_until(Instant::now() + wait)).await {
-            Either::Left((input, _)) => Some(input.expect("bus inputs closed")),
-            Either::Right(_) => None,
-        }
-    }
-
-    async fn expect(&self, want: BusInput) {
-        assert_eq!(self.next().await, want);
-    }
-}
-
-fn message(channel: &str, payload: &[u8]) -> BusInput {
-    BusInput::Message {
-        channel: Str::from(channel),
-        payload: Bytes::copy_from_slice(payload),
     }
 }
 

@@ -10,11 +10,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::future::{select, Either};
 use socketio_core::cluster::{BusCommand, BusInput, ChannelKind};
 use socketio_core::Str;
 use socketio_driver::redis::{spawn_redis_bus, RedisBus, RedisConfig};
 use socketio_driver::Runtime;
+
+mod common;
+use common::{free_port, message};
 
 // ---------------------------------------------------------------- server
 
@@ -57,14 +59,6 @@ fn redis_major() -> u32 {
         .and_then(|v| v.split('.').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
@@ -183,13 +177,7 @@ fn ping<S: Read + Write>(mut s: S) -> std::io::Result<()> {
 
 // ---------------------------------------------------------------- bus
 
-/// A bus under test: its command sender and what it reported.
-struct TestBus {
-    bus: RedisBus,
-    commands: async_channel::Sender<BusCommand>,
-    inputs: async_channel::Receiver<BusInput>,
-    runtime: Arc<dyn Runtime>,
-}
+type TestBus = common::TestBus<RedisBus>;
 
 fn quick(config: RedisConfig) -> RedisConfig {
     config
@@ -199,26 +187,9 @@ fn quick(config: RedisConfig) -> RedisConfig {
 
 impl TestBus {
     fn new(runtime: Arc<dyn Runtime>, config: RedisConfig) -> TestBus {
-        let (commands, rx) = async_channel::unbounded();
-        let (tx, inputs) = async_channel::unbounded();
-        let bus = spawn_redis_bus(
-            runtime.clone(),
-            quick(config),
-            rx,
-            Arc::new(move |input| {
-                let _ = tx.try_send(input);
-            }),
-        );
-        TestBus {
-            bus,
-            commands,
-            inputs,
-            runtime,
-        }
-    }
-
-    fn send(&self, command: BusCommand) {
-        self.commands.try_send(command).unwrap();
+        TestBus::start(runtime.clone(), Duration::from_secs(5), |rx, inputs| {
+            spawn_redis_bus(runtime, quick(config), rx, inputs)
+        })
     }
 
     fn subscribe(&self, channel: &str, kind: ChannelKind) {
@@ -243,25 +214,6 @@ impl TestBus {
             .expect("flush");
     }
 
-    /// The next input, within 5 s.
-    async fn next(&self) -> BusInput {
-        self.next_within(Duration::from_secs(5))
-            .await
-            .expect("no bus input in time")
-    }
-
-    async fn next_within(&self, wait: Duration) -> Option<BusInput> {
-        let recv = std::pin::pin!(self.inputs.recv());
-        match select(recv, self.runtime.sleep_until(Instant::now() + wait)).await {
-            Either::Left((input, _)) => Some(input.expect("bus inputs closed")),
-            Either::Right(_) => None,
-        }
-    }
-
-    async fn expect(&self, want: BusInput) {
-        assert_eq!(self.next().await, want);
-    }
-
     async fn count(&self, channel: &str, sharded: bool) -> u64 {
         self.send(BusCommand::CountSubscribers {
             channel: Str::from(channel),
@@ -271,13 +223,6 @@ impl TestBus {
             BusInput::Subscribers { channel: c, count } if c == channel => count,
             other => panic!("expected a count, got {other:?}"),
         }
-    }
-}
-
-fn message(channel: &str, payload: &[u8]) -> BusInput {
-    BusInput::Message {
-        channel: Str::from(channel),
-        payload: Bytes::copy_from_slice(payload),
     }
 }
 

@@ -1,13 +1,13 @@
 //! The AMQP adapter (RabbitMQ).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use socketio_core::cluster::{BusCommand, BusInput};
 use socketio_core::socket::{ClusterConfig, ClusterFormat};
 use socketio_core::Str;
-use socketio_driver::amqp::{spawn_amqp_bus, AmqpBus, AmqpConfig};
-use socketio_driver::{BoxFuture, Runtime};
+use socketio_driver::amqp::{spawn_amqp_bus, AmqpConfig};
+use socketio_driver::Runtime;
 
 use super::{Adapter, Bus};
 use crate::error::{Error, Result};
@@ -55,19 +55,8 @@ impl AmqpAdapter {
         })
     }
 
-    /// The channel: the exchange's name (python's `channel`).
-    pub fn channel(mut self, name: &str) -> Self {
-        match &mut self.cluster.format {
-            ClusterFormat::Python { channel } => *channel = Str::from(name),
-            ClusterFormat::Node { prefix, .. } => *prefix = Str::from(name),
-        }
-        self
-    }
-
-    /// How long requests to other nodes wait (5 s).
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.cluster.request_timeout = timeout;
-        self
+    cluster_options! {
+        /// The channel: the exchange's name (python's `channel`).
     }
 
     /// Change the broker options (heartbeat, back-off, queue bounds...).
@@ -89,19 +78,5 @@ impl Adapter for AmqpAdapter {
         inputs: Arc<dyn Fn(BusInput) + Send + Sync>,
     ) -> Arc<dyn Bus> {
         Arc::new(spawn_amqp_bus(runtime, self.amqp.clone(), commands, inputs))
-    }
-}
-
-impl Bus for AmqpBus {
-    fn flush(&self, deadline: Instant) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async move {
-            AmqpBus::flush(self, deadline)
-                .await
-                .map_err(|e| Error::Bus(e.to_string()))
-        })
-    }
-
-    fn stop(&self) {
-        AmqpBus::stop(self)
     }
 }

@@ -13,6 +13,28 @@
 //! # Ok(()) }
 //! ```
 
+/// The options every broker adapter (a struct with a `cluster:
+/// ClusterConfig` field) has: `channel` (documented by the caller) and
+/// `request_timeout`.
+macro_rules! cluster_options {
+    ($(#[$channel:meta])*) => {
+        $(#[$channel])*
+        pub fn channel(mut self, name: &str) -> Self {
+            match &mut self.cluster.format {
+                ClusterFormat::Python { channel } => *channel = Str::from(name),
+                ClusterFormat::Node { prefix, .. } => *prefix = Str::from(name),
+            }
+            self
+        }
+
+        /// How long requests to other nodes wait (5 s).
+        pub fn request_timeout(mut self, timeout: Duration) -> Self {
+            self.cluster.request_timeout = timeout;
+            self
+        }
+    };
+}
+
 mod amqp;
 mod emitter;
 mod redis;
@@ -22,9 +44,11 @@ use std::time::Instant;
 
 use socketio_core::cluster::{BusCommand, BusInput};
 use socketio_core::socket::ClusterConfig;
+use socketio_driver::amqp::AmqpBus;
+use socketio_driver::redis::RedisBus;
 use socketio_driver::{BoxFuture, Runtime};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 pub use amqp::AmqpAdapter;
 pub use emitter::{EmitOperator, Emitter};
@@ -61,3 +85,24 @@ pub trait Bus: Send + Sync + 'static {
     /// Stop the backend.
     fn stop(&self);
 }
+
+/// [`Bus`] for a driver bus, whose inherent `flush` and `stop` it calls.
+macro_rules! driver_bus {
+    ($($bus:ty),*) => {$(
+        impl Bus for $bus {
+            fn flush(&self, deadline: Instant) -> BoxFuture<'_, Result<()>> {
+                Box::pin(async move {
+                    <$bus>::flush(self, deadline)
+                        .await
+                        .map_err(|e| Error::Bus(e.to_string()))
+                })
+            }
+
+            fn stop(&self) {
+                <$bus>::stop(self)
+            }
+        }
+    )*};
+}
+
+driver_bus!(RedisBus, AmqpBus);

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use futures_channel::oneshot;
 use futures_util::io::{ReadHalf, WriteHalf};
 use futures_util::{pin_mut, select, AsyncReadExt, AsyncWriteExt, FutureExt};
 use socketio_core::cluster::amqp::{
@@ -16,8 +15,12 @@ use socketio_core::cluster::{BusCommand, BusInput, ChannelKind};
 use socketio_core::Str;
 
 use super::config::AmqpConfig;
-use super::conn::{self, with_deadline, Conn, CHANNEL};
+use super::conn::{self, Conn, CHANNEL};
 use super::AmqpError;
+use crate::bus::{
+    next_step, send_unless_killed, with_deadline, Acks, Control, Handle, Names, OutageQueue,
+    Reconnect, Step,
+};
 use crate::runtime::{BoxStream, Runtime};
 
 type Inputs = Arc<dyn Fn(BusInput) + Send + Sync>;
@@ -30,22 +33,21 @@ const BATCH: usize = 256;
 /// channel or [`AmqpBus::stop`] does).
 #[derive(Clone)]
 pub struct AmqpBus {
-    runtime: Arc<dyn Runtime>,
-    control: async_channel::Sender<Control>,
+    handle: Handle,
 }
 
 impl std::fmt::Debug for AmqpBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AmqpBus")
-            .field("stopped", &self.is_stopped())
-            .finish_non_exhaustive()
+        self.handle.debug(f, "AmqpBus")
     }
 }
 
-enum Control {
-    Flush(oneshot::Sender<()>),
-    Stop,
-}
+const NAMES: Names = Names {
+    link: "AMQP",
+    broker: "the AMQP broker",
+    queue_full:
+        "AMQP broker unreachable and the queue is full: dropping publishes until it is back",
+};
 
 impl AmqpBus {
     /// Resolves once every command the bus received before this call was
@@ -56,26 +58,18 @@ impl AmqpBus {
     /// count as done. Fails with [`AmqpError::Timeout`] at `deadline`, or
     /// [`AmqpError::Stopped`].
     pub async fn flush(&self, deadline: Instant) -> Result<(), AmqpError> {
-        let (tx, rx) = oneshot::channel();
-        self.control
-            .try_send(Control::Flush(tx))
-            .map_err(|_| AmqpError::Stopped)?;
-        with_deadline(&self.runtime, deadline, "flush", async {
-            rx.await.map_err(|_| AmqpError::Stopped)
-        })
-        .await
+        self.handle.flush(deadline).await
     }
 
     /// Stop the bus: the connection is closed (politely when it is up),
     /// pending flushes fail.
     pub fn stop(&self) {
-        let _ = self.control.try_send(Control::Stop);
-        self.control.close();
+        self.handle.stop()
     }
 
     /// Whether the bus has stopped (or been told to).
     pub fn is_stopped(&self) -> bool {
-        self.control.is_closed()
+        self.handle.is_stopped()
     }
 }
 
@@ -90,7 +84,7 @@ pub fn spawn_amqp_bus(
     commands: async_channel::Receiver<BusCommand>,
     inputs: Arc<dyn Fn(BusInput) + Send + Sync>,
 ) -> AmqpBus {
-    let (control_tx, control_rx) = async_channel::unbounded();
+    let (handle, control_rx) = Handle::new(runtime.clone());
     let (events_tx, events_rx) = async_channel::bounded(16);
     let mut id = [0u8; 16];
     // A clash only mixes two nodes' queues if both also share a channel
@@ -102,8 +96,8 @@ pub fn spawn_amqp_bus(
         id = nanos.to_le_bytes();
     }
     let node_id: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    let backoff = config.backoff_min;
     let task = BusTask {
+        reconnect: Reconnect::new(&config.bus),
         runtime: runtime.clone(),
         config: Arc::new(config),
         inputs,
@@ -114,21 +108,11 @@ pub fn spawn_amqp_bus(
         subs: BTreeMap::new(),
         epoch: 0,
         live: None,
-        queue: VecDeque::new(),
-        queued_bytes: 0,
-        dropped: 0,
-        seq: 0,
-        pending: BTreeSet::new(),
-        flushes: Vec::new(),
-        backoff,
-        down_since: None,
-        failures: 0,
+        queue: OutageQueue::default(),
+        acks: Acks::default(),
     };
     runtime.spawn(Box::pin(task.run(commands, control_rx)));
-    AmqpBus {
-        runtime,
-        control: control_tx,
-    }
+    AmqpBus { handle }
 }
 
 // Moved through a channel of 16: the size difference does not matter.
@@ -222,26 +206,10 @@ struct BusTask {
     /// Bumped when a connection is dropped: older events are stale.
     epoch: u64,
     live: Option<Live>,
-    queue: VecDeque<Queued>,
-    queued_bytes: usize,
-    /// Publishes dropped during this outage (queue full).
-    dropped: u64,
-    /// Commands received.
-    seq: u64,
-    /// Commands not yet taken by the broker.
-    pending: BTreeSet<u64>,
-    flushes: Vec<(u64, oneshot::Sender<()>)>,
-    backoff: Duration,
-    down_since: Option<Instant>,
-    /// Failed connection attempts in a row.
-    failures: u32,
-}
-
-enum Step {
-    Command(Option<BusCommand>),
-    Event(Event),
-    Control(Option<Control>),
-    Tick,
+    queue: OutageQueue<Queued>,
+    /// Commands received, and those not yet taken by the broker.
+    acks: Acks,
+    reconnect: Reconnect,
 }
 
 /// kombu's message properties (aio-pika's differ only in sending no
@@ -268,38 +236,15 @@ impl BusTask {
         self.connect_later(Duration::ZERO);
         loop {
             let timer = self.next_timer();
-            let step = {
-                let events = self.events_rx.clone();
-                let cmd = commands.recv().fuse();
-                let ev = async move { events.recv().await }.fuse();
-                let ctl = async {
-                    if control_open {
-                        control.recv().await.ok()
-                    } else {
-                        std::future::pending().await
-                    }
-                }
-                .fuse();
-                let runtime = self.runtime.clone();
-                let tick = async move {
-                    match timer {
-                        Some(t) => runtime.sleep_until(t).await,
-                        None => std::future::pending().await,
-                    }
-                }
-                .fuse();
-                pin_mut!(cmd, ev, ctl, tick);
-                select! {
-                    c = cmd => Step::Command(c.ok()),
-                    e = ev => match e {
-                        Ok(e) => Step::Event(e),
-                        // The task holds a sender: never closed.
-                        Err(_) => continue,
-                    },
-                    c = ctl => Step::Control(c),
-                    _ = tick => Step::Tick,
-                }
-            };
+            let step = next_step(
+                &self.runtime,
+                &commands,
+                &self.events_rx,
+                &control,
+                control_open,
+                timer,
+            )
+            .await;
             match step {
                 Step::Command(Some(c)) => {
                     self.on_command(c, &properties);
@@ -321,8 +266,7 @@ impl BusTask {
                         self.on_command(c, &properties);
                     }
                     self.write_out().await;
-                    self.flushes.push((self.seq, tx));
-                    self.check_flushes();
+                    self.acks.flush(tx);
                 }
                 Step::Control(Some(Control::Stop)) => {
                     tracing::debug!("AMQP bus stopped");
@@ -361,7 +305,7 @@ impl BusTask {
                 method_id: 0,
             }),
         );
-        let deadline = Instant::now() + self.config.io_timeout.min(Duration::from_secs(1));
+        let deadline = Instant::now() + self.config.bus.io_timeout.min(Duration::from_secs(1));
         let buf = live.out.split();
         let write = &mut live.write;
         let _ = with_deadline(&self.runtime, deadline, "closing", async {
@@ -393,7 +337,7 @@ impl BusTask {
             if events.is_closed() {
                 return;
             }
-            let deadline = Instant::now() + config.connect_timeout;
+            let deadline = Instant::now() + config.bus.connect_timeout;
             let result = with_deadline(
                 &runtime,
                 deadline,
@@ -413,8 +357,7 @@ impl BusTask {
     }
 
     fn on_command(&mut self, command: BusCommand, properties: &Properties) {
-        self.seq += 1;
-        let seq = self.seq;
+        let seq = self.acks.next_seq();
         match command {
             BusCommand::Subscribe { channel, kind } => {
                 if kind != ChannelKind::Plain {
@@ -433,7 +376,7 @@ impl BusTask {
                 let queue = format!("socketio-rs.{}.{}", self.node_id, self.next_queue);
                 if let Some(live) = &mut self.live {
                     declare_sub(live, &self.config, &channel, &queue, Some(seq), false);
-                    self.pending.insert(seq);
+                    self.acks.wait(seq);
                 }
                 self.subs.insert(channel, Sub { queue });
             }
@@ -456,8 +399,8 @@ impl BusTask {
                         CHANNEL,
                         &ClientMethod::QueueDelete { queue: &sub.queue },
                     );
-                    live.expect(Reply::Delete, Some(seq), false, self.config.io_timeout);
-                    self.pending.insert(seq);
+                    live.expect(Reply::Delete, Some(seq), false, self.config.bus.io_timeout);
+                    self.acks.wait(seq);
                 }
             }
             BusCommand::Publish {
@@ -479,7 +422,7 @@ impl BusTask {
                 match &mut self.live {
                     Some(live) => {
                         live.publish(&self.config, &channel, &payload, seq, properties);
-                        self.pending.insert(seq);
+                        self.acks.wait(seq);
                     }
                     None => self.enqueue(seq, channel, payload),
                 }
@@ -494,23 +437,19 @@ impl BusTask {
 
     fn enqueue(&mut self, seq: u64, channel: Str, payload: Bytes) {
         let len = payload.len() + channel.len();
-        if self.queued_bytes + len > self.config.max_queued_bytes {
-            self.dropped += 1;
-            if self.dropped == 1 {
-                tracing::warn!(
-                    limit = self.config.max_queued_bytes,
-                    "AMQP broker unreachable and the queue is full: dropping publishes until it is back"
-                );
-            }
+        if !self
+            .queue
+            .admit(len, self.config.bus.max_queued_bytes, &NAMES)
+        {
             return;
         }
-        self.queued_bytes += len;
-        self.queue.push_back(Queued {
+        let queued = Queued {
             seq,
             channel,
             payload,
-        });
-        self.pending.insert(seq);
+        };
+        self.queue.push_back(queued, len);
+        self.acks.wait(seq);
     }
 
     /// Write what is due, under a deadline.
@@ -531,7 +470,7 @@ impl BusTask {
         if live.out.is_empty() {
             return;
         }
-        let deadline = Instant::now() + self.config.io_timeout;
+        let deadline = Instant::now() + self.config.bus.io_timeout;
         let buf = live.out.split();
         let write = &mut live.write;
         let result = with_deadline(
@@ -555,22 +494,8 @@ impl BusTask {
                 self.on_connected(*conn, properties)
             }
             Event::Failed { epoch, error } if epoch == self.epoch && self.live.is_none() => {
-                self.failures += 1;
-                // Not one line per attempt through a long outage.
-                if self.failures == 1 || self.failures % 20 == 0 {
-                    tracing::warn!(
-                        attempts = self.failures,
-                        retry_in_ms = self.backoff.as_millis() as u64,
-                        "cannot connect to the AMQP broker: {error}"
-                    );
-                } else {
-                    tracing::debug!(
-                        attempts = self.failures,
-                        "cannot connect to the AMQP broker: {error}"
-                    );
-                }
-                self.connect_later(self.backoff);
-                self.backoff = (self.backoff * 2).min(self.config.backoff_max);
+                let delay = self.reconnect.failed(&NAMES, &error);
+                self.connect_later(delay);
             }
             Event::Item { epoch, item } if epoch == self.epoch => self.on_item(item),
             Event::Closed { epoch, error } if epoch == self.epoch => {
@@ -615,10 +540,9 @@ impl BusTask {
             live.restoring += 1;
         }
         // Then what was queued while down, in order.
-        for q in self.queue.drain(..) {
+        for q in self.queue.drain() {
             live.publish(&self.config, &q.channel, &q.payload, q.seq, properties);
         }
-        self.queued_bytes = 0;
         let restoring = live.restoring;
         self.live = Some(live);
         tracing::debug!(
@@ -635,23 +559,9 @@ impl BusTask {
             return;
         };
         live.up = true;
-        self.backoff = self.config.backoff_min;
-        self.failures = 0;
-        match self.down_since.take() {
-            Some(since) => tracing::info!(
-                gap_ms = since.elapsed().as_millis() as u64,
-                "AMQP link back, subscriptions restored"
-            ),
-            None => tracing::info!("AMQP link up"),
-        }
-        if self.dropped > 0 {
-            tracing::warn!(
-                dropped = self.dropped,
-                limit = self.config.max_queued_bytes,
-                "publishes were dropped while the AMQP broker was unreachable (queue full)"
-            );
-            self.dropped = 0;
-        }
+        self.reconnect.up(&NAMES);
+        let limit = self.config.bus.max_queued_bytes;
+        self.queue.report_dropped(limit, &NAMES);
         (self.inputs)(BusInput::Up);
     }
 
@@ -663,43 +573,25 @@ impl BusTask {
         self.epoch += 1;
         for e in &live.fifo {
             if let Some(seq) = e.seq {
-                self.ack(seq);
+                self.acks.ack(seq);
             }
         }
         let lost = live.unconfirmed.len();
         for (_, seq) in &live.unconfirmed {
-            self.ack(*seq);
+            self.acks.ack(*seq);
         }
         if live.up {
             tracing::warn!(
                 unconfirmed_publishes = lost,
                 "AMQP link lost ({reason}); reconnecting"
             );
-            self.down_since = Some(Instant::now());
+            self.reconnect.down();
             (self.inputs)(BusInput::Down);
         } else {
             tracing::warn!("AMQP link failed while coming up ({reason}); reconnecting");
         }
-        self.connect_later(self.backoff);
-        self.backoff = (self.backoff * 2).min(self.config.backoff_max);
-    }
-
-    fn ack(&mut self, seq: u64) {
-        self.pending.remove(&seq);
-        self.check_flushes();
-    }
-
-    fn check_flushes(&mut self) {
-        let first = self.pending.first().copied();
-        let mut i = 0;
-        while i < self.flushes.len() {
-            if first.map_or(true, |f| f > self.flushes[i].0) {
-                let (_, tx) = self.flushes.swap_remove(i);
-                let _ = tx.send(());
-            } else {
-                i += 1;
-            }
-        }
+        let delay = self.reconnect.next_delay();
+        self.connect_later(delay);
     }
 
     fn on_item(&mut self, item: Incoming) {
@@ -801,12 +693,12 @@ impl BusTask {
             return self.go_down(&reason);
         }
         live.reply_deadline =
-            (!live.fifo.is_empty()).then(|| Instant::now() + self.config.io_timeout);
+            (!live.fifo.is_empty()).then(|| Instant::now() + self.config.bus.io_timeout);
         if front.restore {
             live.restoring = live.restoring.saturating_sub(1);
         }
         if let Some(seq) = front.seq {
-            self.ack(seq);
+            self.acks.ack(seq);
         }
         if self
             .live
@@ -835,7 +727,7 @@ impl BusTask {
             );
         }
         for seq in done {
-            self.ack(seq);
+            self.acks.ack(seq);
         }
     }
 
@@ -883,7 +775,7 @@ impl Live {
                 arguments: &Vec::new(),
             },
         );
-        self.expect(Reply::Exchange, None, false, config.io_timeout);
+        self.expect(Reply::Exchange, None, false, config.bus.io_timeout);
         self.declared.insert(channel.clone());
     }
 
@@ -936,7 +828,7 @@ fn declare_sub(
             arguments: &arguments,
         },
     );
-    live.expect(Reply::Queue, None, false, config.io_timeout);
+    live.expect(Reply::Queue, None, false, config.bus.io_timeout);
     encode_method(
         &mut live.out,
         CHANNEL,
@@ -947,7 +839,7 @@ fn declare_sub(
             arguments: &Vec::new(),
         },
     );
-    live.expect(Reply::Bind, None, false, config.io_timeout);
+    live.expect(Reply::Bind, None, false, config.bus.io_timeout);
     encode_method(
         &mut live.out,
         CHANNEL,
@@ -958,7 +850,7 @@ fn declare_sub(
             arguments: &Vec::new(),
         },
     );
-    live.expect(Reply::Consume, seq, restore, config.io_timeout);
+    live.expect(Reply::Consume, seq, restore, config.bus.io_timeout);
 }
 
 /// Read the connection, decode, hand items to the bus task; a link silent
@@ -973,19 +865,7 @@ async fn reader(
     events: async_channel::Sender<Event>,
     kill: async_channel::Receiver<()>,
 ) {
-    let send = |event: Event| {
-        let events = events.clone();
-        let kill = kill.clone();
-        async move {
-            let sending = events.send(event).fuse();
-            let killed = kill.recv().fuse();
-            pin_mut!(sending, killed);
-            select! {
-                r = sending => r.is_ok(),
-                _ = killed => false,
-            }
-        }
-    };
+    let send = |event: Event| send_unless_killed(&events, &kill, event);
     let mut buf = vec![0u8; 16 << 10];
     let error = 'read: loop {
         loop {

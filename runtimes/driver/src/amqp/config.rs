@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use socketio_core::cluster::amqp::{AmqpLimits, FRAME_MIN_SIZE};
 
+use crate::bus::{bus_option_setters, BusOptions};
 use crate::redis::config::{percent_decode, redact};
 
 /// An AMQP URL that could not be parsed.
@@ -39,11 +40,7 @@ pub struct AmqpConfig {
     pub(crate) frame_max: u32,
     pub(crate) prefetch: u16,
     pub(crate) queue_expires_ms: u32,
-    pub(crate) backoff_min: Duration,
-    pub(crate) backoff_max: Duration,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) io_timeout: Duration,
-    pub(crate) max_queued_bytes: usize,
+    pub(crate) bus: BusOptions,
     pub(crate) max_message_bytes: usize,
     #[cfg(feature = "tls")]
     pub(crate) tls_config: Option<std::sync::Arc<rustls::ClientConfig>>,
@@ -62,11 +59,11 @@ impl fmt::Debug for AmqpConfig {
             .field("heartbeat", &self.heartbeat)
             .field("frame_max", &self.frame_max)
             .field("prefetch", &self.prefetch)
-            .field("backoff_min", &self.backoff_min)
-            .field("backoff_max", &self.backoff_max)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("io_timeout", &self.io_timeout)
-            .field("max_queued_bytes", &self.max_queued_bytes)
+            .field("backoff_min", &self.bus.backoff_min)
+            .field("backoff_max", &self.bus.backoff_max)
+            .field("connect_timeout", &self.bus.connect_timeout)
+            .field("io_timeout", &self.bus.io_timeout)
+            .field("max_queued_bytes", &self.bus.max_queued_bytes)
             .field("max_message_bytes", &self.max_message_bytes)
             .finish_non_exhaustive()
     }
@@ -141,11 +138,7 @@ impl AmqpConfig {
             frame_max: 128 << 10,
             prefetch: 256,
             queue_expires_ms: 300_000,
-            backoff_min: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(5),
-            connect_timeout: Duration::from_secs(10),
-            io_timeout: Duration::from_secs(10),
-            max_queued_bytes: 16 << 20,
+            bus: BusOptions::new(Duration::from_secs(10)),
             max_message_bytes: 16 << 20,
             #[cfg(feature = "tls")]
             tls_config: None,
@@ -215,29 +208,19 @@ impl AmqpConfig {
     /// Delay before reconnecting, doubled on every failure up to `max`
     /// (100 ms to 5 s).
     pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.backoff_min = min;
-        self.backoff_max = max.max(min);
+        self.bus.set_backoff(min, max);
         self
     }
 
-    /// Deadline of one connection attempt, handshake included (10 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Deadline of a write, and of the broker's answers to declarations
-    /// (10 s).
-    pub fn io_timeout(mut self, timeout: Duration) -> Self {
-        self.io_timeout = timeout;
-        self
-    }
-
-    /// Most bytes of publishes kept while the broker is unreachable (16
-    /// MiB); further publishes are dropped, counted in a warning.
-    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
-        self.max_queued_bytes = bytes;
-        self
+    bus_option_setters! {
+        /// Deadline of one connection attempt, handshake included (10 s).
+        connect_timeout;
+        /// Deadline of a write, and of the broker's answers to declarations
+        /// (10 s).
+        io_timeout;
+        /// Most bytes of publishes kept while the broker is unreachable (16
+        /// MiB); further publishes are dropped, counted in a warning.
+        max_queued_bytes;
     }
 
     /// Largest message published or accepted (16 MiB); larger ones are

@@ -2,13 +2,10 @@
 //! (start, PLAIN login, tune, open), then channel 1 with publisher
 //! confirms and a prefetch bound. The caller runs it under one deadline.
 
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::future::{select, Either};
 use futures_util::{AsyncReadExt, AsyncWriteExt};
 use socketio_core::cluster::amqp::{
     encode_method, encode_protocol_header, AmqpDecoder, ClientMethod, FieldTable, FieldValue,
@@ -31,20 +28,6 @@ pub(crate) struct Conn {
     pub frame_max: u32,
     /// Negotiated heartbeat interval in seconds (0: none).
     pub heartbeat: u16,
-}
-
-/// `fut`, or [`AmqpError::Timeout`] at `deadline`.
-pub(crate) async fn with_deadline<T>(
-    runtime: &Arc<dyn Runtime>,
-    deadline: Instant,
-    what: &'static str,
-    fut: impl Future<Output = Result<T, AmqpError>>,
-) -> Result<T, AmqpError> {
-    let fut = std::pin::pin!(fut);
-    match select(fut, runtime.sleep_until(deadline)).await {
-        Either::Left((result, _)) => result,
-        Either::Right(_) => Err(AmqpError::Timeout(what)),
-    }
 }
 
 /// Resolve a host name off the async threads: the system resolver blocks.

@@ -90,6 +90,16 @@ pub enum AmqpError {
     Stopped,
 }
 
+impl crate::bus::BusError for AmqpError {
+    fn stopped() -> Self {
+        AmqpError::Stopped
+    }
+
+    fn timeout(what: &'static str) -> Self {
+        AmqpError::Timeout(what)
+    }
+}
+
 impl AmqpError {
     pub(crate) fn io(e: io::Error) -> Self {
         AmqpError::Io(Arc::new(e))

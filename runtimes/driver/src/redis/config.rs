@@ -4,6 +4,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::bus::{bus_option_setters, BusOptions};
+
 /// Where the broker is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RedisAddr {
@@ -67,12 +69,8 @@ pub struct RedisConfig {
     pub(crate) user: Option<String>,
     pub(crate) password: Option<String>,
     pub(crate) db: u32,
-    pub(crate) backoff_min: Duration,
-    pub(crate) backoff_max: Duration,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) io_timeout: Duration,
+    pub(crate) bus: BusOptions,
     pub(crate) ping_interval: Duration,
-    pub(crate) max_queued_bytes: usize,
     pub(crate) resp_limits: socketio_core::cluster::resp::RespLimits,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<std::sync::Arc<rustls::ClientConfig>>,
@@ -86,12 +84,12 @@ impl fmt::Debug for RedisConfig {
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("db", &self.db)
-            .field("backoff_min", &self.backoff_min)
-            .field("backoff_max", &self.backoff_max)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("io_timeout", &self.io_timeout)
+            .field("backoff_min", &self.bus.backoff_min)
+            .field("backoff_max", &self.bus.backoff_max)
+            .field("connect_timeout", &self.bus.connect_timeout)
+            .field("io_timeout", &self.bus.io_timeout)
             .field("ping_interval", &self.ping_interval)
-            .field("max_queued_bytes", &self.max_queued_bytes)
+            .field("max_queued_bytes", &self.bus.max_queued_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -204,12 +202,8 @@ impl RedisConfig {
             user,
             password,
             db: db.unwrap_or(0),
-            backoff_min: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(5),
-            connect_timeout: Duration::from_secs(5),
-            io_timeout: Duration::from_secs(10),
+            bus: BusOptions::new(Duration::from_secs(5)),
             ping_interval: Duration::from_secs(15),
-            max_queued_bytes: 16 << 20,
             resp_limits: Default::default(),
             #[cfg(feature = "tls")]
             tls: None,
@@ -254,37 +248,27 @@ impl RedisConfig {
     /// Reconnection back-off: the first retry after `min`, doubling up to
     /// `max` (100 ms and 5 s by default).
     pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.backoff_min = min.max(Duration::from_millis(1));
-        self.backoff_max = max.max(self.backoff_min);
+        self.bus.set_backoff(min.max(Duration::from_millis(1)), max);
         self
     }
 
-    /// Deadline of one connection attempt: DNS, TCP, TLS, `AUTH`, `SELECT`
-    /// and sentinel queries together (5 s by default).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// How long a write to the broker, or a reply to a subscription or
-    /// `PING`, may take before the connection is deemed dead (10 s by
-    /// default).
-    pub fn io_timeout(mut self, timeout: Duration) -> Self {
-        self.io_timeout = timeout;
-        self
+    bus_option_setters! {
+        /// Deadline of one connection attempt: DNS, TCP, TLS, `AUTH`, `SELECT`
+        /// and sentinel queries together (5 s by default).
+        connect_timeout;
+        /// How long a write to the broker, or a reply to a subscription or
+        /// `PING`, may take before the connection is deemed dead (10 s by
+        /// default).
+        io_timeout;
+        /// Most bytes of publishes kept while the broker is unreachable (16 MiB
+        /// by default); further publishes are dropped, counted in a warning.
+        max_queued_bytes;
     }
 
     /// How often an idle link is checked with `PING` (15 s by default), so
     /// a broker that vanished without closing the connection is noticed.
     pub fn ping_interval(mut self, interval: Duration) -> Self {
         self.ping_interval = interval.max(Duration::from_millis(10));
-        self
-    }
-
-    /// Most bytes of publishes kept while the broker is unreachable (16 MiB
-    /// by default); further publishes are dropped, counted in a warning.
-    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
-        self.max_queued_bytes = bytes;
         self
     }
 

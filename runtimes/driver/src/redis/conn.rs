@@ -1,14 +1,11 @@
 //! Opening one connection to Redis: address (DNS, sentinel), TCP or Unix
 //! socket, TLS, `AUTH`, `SELECT`. Each step runs under one deadline.
 
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::BytesMut;
-use futures_util::future::{select, Either};
 use futures_util::{AsyncReadExt, AsyncWriteExt};
 use socketio_core::cluster::resp::{encode_command, RespDecoder, RespValue};
 
@@ -32,20 +29,6 @@ pub(crate) enum Target {
 pub(crate) struct Conn {
     pub stream: BoxStream,
     pub decoder: RespDecoder,
-}
-
-/// `fut`, or [`RedisError::Timeout`] at `deadline`.
-pub(crate) async fn with_deadline<T>(
-    runtime: &Arc<dyn Runtime>,
-    deadline: Instant,
-    what: &'static str,
-    fut: impl Future<Output = Result<T, RedisError>>,
-) -> Result<T, RedisError> {
-    let fut = std::pin::pin!(fut);
-    match select(fut, runtime.sleep_until(deadline)).await {
-        Either::Left((result, _)) => result,
-        Either::Right(_) => Err(RedisError::Timeout(what)),
-    }
 }
 
 /// Resolve a host name off the async threads: the system resolver blocks.

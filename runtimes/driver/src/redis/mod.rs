@@ -67,6 +67,16 @@ pub enum RedisError {
     Stopped,
 }
 
+impl crate::bus::BusError for RedisError {
+    fn stopped() -> Self {
+        RedisError::Stopped
+    }
+
+    fn timeout(what: &'static str) -> Self {
+        RedisError::Timeout(what)
+    }
+}
+
 impl RedisError {
     pub(crate) fn io(e: io::Error) -> Self {
         RedisError::Io(Arc::new(e))
