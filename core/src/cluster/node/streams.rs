@@ -185,6 +185,29 @@
 //! **Server count**: `count_nodes` (`Subscribers` - the answer counts
 //! this node).
 //!
+//! **Waiting and ordering**: a `StreamAppend` sent while Redis is down is
+//! queued by the backend and answered only when the link is back (or at
+//! once, without id, when the queue is full), so bound the wait for
+//! `StreamAppended` (e.g. the request timeout: then deliver without
+//! offset and drop the late answer). Answers to `StreamAppend`,
+//! `StreamRange` and `TakeKey` come in the order asked (one command
+//! connection); `StreamEntry` inputs come from another connection, so
+//! our own entry may be read back before its `StreamAppended`. Broadcasts
+//! with ack go on pub/sub and are delivered locally at once: they may
+//! overtake an earlier broadcast still waiting for its `XADD`, as in the
+//! reference.
+//!
+//! **Configuration**: a `ClusterFormat` variant carrying a
+//! [`StreamsConfig`] (and the follower's `readCount`/`blockTimeInMs` go
+//! to the backend: the driver's `RedisConfig::stream_read`).
+//!
+//! **Matches to extend** when adding these bus variants: `handle_bus` in
+//! `socket/server/cluster/mod.rs` (the four new [`BusInput`](crate::cluster::BusInput) variants)
+//! and the hand relay of `socket/server/cluster/tests.rs` (the six new
+//! [`BusCommand`] variants), as well as every other bus backend (AMQP,
+//! Kafka: they can answer appends, ranges and takes as failed, and
+//! ignore follows).
+//!
 //! **Emitter / write-only**: no stream follow and no subscriptions;
 //! broadcasts are `StreamAppend`s (uid `emitter` is not special to the
 //! streams adapter, any uid not a node's works).
