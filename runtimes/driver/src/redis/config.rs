@@ -73,6 +73,8 @@ pub struct RedisConfig {
     pub(crate) io_timeout: Duration,
     pub(crate) ping_interval: Duration,
     pub(crate) max_queued_bytes: usize,
+    pub(crate) stream_block: Duration,
+    pub(crate) stream_read_count: u64,
     pub(crate) resp_limits: socketio_core::cluster::resp::RespLimits,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<std::sync::Arc<rustls::ClientConfig>>,
@@ -92,6 +94,8 @@ impl fmt::Debug for RedisConfig {
             .field("io_timeout", &self.io_timeout)
             .field("ping_interval", &self.ping_interval)
             .field("max_queued_bytes", &self.max_queued_bytes)
+            .field("stream_block", &self.stream_block)
+            .field("stream_read_count", &self.stream_read_count)
             .finish_non_exhaustive()
     }
 }
@@ -210,6 +214,8 @@ impl RedisConfig {
             io_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(15),
             max_queued_bytes: 16 << 20,
+            stream_block: Duration::from_secs(5),
+            stream_read_count: 100,
             resp_limits: Default::default(),
             #[cfg(feature = "tls")]
             tls: None,
@@ -231,8 +237,8 @@ impl RedisConfig {
         self.password.is_some()
     }
 
-    /// The database `SELECT`ed (pub/sub ignores it; kept for parity with
-    /// the references' URLs).
+    /// The database `SELECT`ed (pub/sub ignores it; streams and keys live
+    /// in it).
     pub fn db(&self) -> u32 {
         self.db
     }
@@ -285,6 +291,19 @@ impl RedisConfig {
     /// by default); further publishes are dropped, counted in a warning.
     pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
         self.max_queued_bytes = bytes;
+        self
+    }
+
+    /// How followed streams are read ([`BusCommand::StreamFollow`]): each
+    /// `XREAD` blocks up to `block` (5 s by default, the streams adapter's
+    /// `blockTimeInMs`) and returns at most `count` entries (100, its
+    /// `readCount`). A call not answered within `block` plus
+    /// [`RedisConfig::io_timeout`] counts as a dead connection.
+    ///
+    /// [`BusCommand::StreamFollow`]: socketio_core::cluster::BusCommand::StreamFollow
+    pub fn stream_read(mut self, block: Duration, count: u64) -> Self {
+        self.stream_block = block.max(Duration::from_millis(1));
+        self.stream_read_count = count.max(1);
         self
     }
 
