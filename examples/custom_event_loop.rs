@@ -500,6 +500,24 @@ impl Redis {
                 resp::encode_command(&mut self.cmd.out, &[b"PUBSUB", verb, channel.as_bytes()]);
                 self.awaiting.push_back(Awaiting::Count(channel));
             }
+            // Streams and keys are for the streams adapter's format, which
+            // this example does not speak: answered as failed so that
+            // nothing waits.
+            BusCommand::StreamAppend { token, .. } => {
+                self.inputs
+                    .push_back(BusInput::StreamAppended { token, id: None });
+            }
+            BusCommand::StreamRange { token, .. } => self.inputs.push_back(BusInput::StreamRange {
+                token,
+                entries: None,
+            }),
+            BusCommand::TakeKey { token, .. } => {
+                self.inputs
+                    .push_back(BusInput::KeyTaken { token, value: None });
+            }
+            BusCommand::StreamFollow { .. }
+            | BusCommand::StreamUnfollow { .. }
+            | BusCommand::SetKey { .. } => {}
         }
     }
 

@@ -20,6 +20,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("resp_decoder", socketio_core::fuzzing::resp_decoder),
     ("node_bus", socketio_core::fuzzing::node_bus),
     ("amqp_frame", socketio_core::fuzzing::amqp_frame),
+    ("node_streams", socketio_core::fuzzing::node_streams),
     (
         "engine_server",
         socketio_core::engine::server_fuzz::fuzz_server,

@@ -432,6 +432,25 @@ impl BusTask {
                 // never asks.
                 (self.inputs)(BusInput::Subscribers { channel, count: 0 });
             }
+            // Streams and keys are Redis's (the streams adapter); no format
+            // asks them of AMQP. Answered as failed so nothing waits.
+            BusCommand::StreamAppend { token, .. } => {
+                (self.inputs)(BusInput::StreamAppended { token, id: None });
+            }
+            BusCommand::StreamRange { token, .. } => {
+                (self.inputs)(BusInput::StreamRange {
+                    token,
+                    entries: None,
+                });
+            }
+            BusCommand::TakeKey { token, .. } => {
+                (self.inputs)(BusInput::KeyTaken { token, value: None });
+            }
+            command @ (BusCommand::StreamFollow { .. }
+            | BusCommand::StreamUnfollow { .. }
+            | BusCommand::SetKey { .. }) => {
+                tracing::warn!(?command, "AMQP has no streams or keys: ignored");
+            }
         }
     }
 

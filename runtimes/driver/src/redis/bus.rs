@@ -1,6 +1,6 @@
 //! The bus task: commands in, pub/sub and replies out, reconnection.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use socketio_core::Str;
 
 use super::config::RedisConfig;
 use super::conn::{self, Conn};
+use super::stream::{follow, parse_range};
 use super::RedisError;
 use crate::bus::{
     next_step, send_unless_killed, with_deadline, Acks, Control, Handle, Names, OutageQueue,
@@ -97,6 +98,7 @@ pub fn spawn_redis_bus(
         live: None,
         queue: OutageQueue::default(),
         acks: Acks::default(),
+        follows: HashMap::new(),
     };
     runtime.spawn(Box::pin(task.run(commands, control_rx)));
     RedisBus { handle }
@@ -150,6 +152,7 @@ struct SubPending {
 
 /// A command on the command link awaiting its reply.
 enum CmdPending {
+    /// `PUBLISH`, `SPUBLISH`, `SET`: no answer to the node.
     Publish {
         seq: u64,
     },
@@ -158,14 +161,43 @@ enum CmdPending {
         channel: Str,
         sharded: bool,
     },
+    /// `XADD`: answered with its id.
+    Append {
+        seq: u64,
+        token: u64,
+    },
+    /// `XRANGE`: answered with the entries; asked again after a
+    /// reconnection (reading twice is harmless).
+    Range {
+        seq: u64,
+        token: u64,
+        command: Bytes,
+    },
+    /// `MULTI`, `GET`, `DEL` of a take: `+OK`, `+QUEUED`, `+QUEUED`.
+    TakeStep,
+    /// The `EXEC` of a take: answered with the value.
+    Take {
+        seq: u64,
+        token: u64,
+    },
     Ping,
+}
+
+/// What a queued command is, for its reply (or its answer when dropped).
+#[derive(Clone)]
+enum QueuedKind {
+    Publish,
+    Count(Str, bool),
+    Append(u64),
+    Range(u64),
+    Take(u64),
 }
 
 /// A command kept while the broker is unreachable.
 struct Queued {
     seq: u64,
     bytes: Bytes,
-    count: Option<(Str, bool)>,
+    kind: QueuedKind,
 }
 
 /// Both links up (or coming up).
@@ -202,6 +234,8 @@ struct BusTask {
     queue: OutageQueue<Queued>,
     /// Commands received, and those not yet acknowledged.
     acks: Acks,
+    /// Followed streams; dropping a sender ends its follower.
+    follows: HashMap<Str, async_channel::Sender<()>>,
     reconnect: Reconnect,
 }
 
@@ -343,7 +377,7 @@ impl BusTask {
                         live.cmd_fifo.push_back(CmdPending::Publish { seq });
                         self.acks.wait(seq);
                     }
-                    None => self.enqueue(seq, &args, None),
+                    None => self.enqueue(seq, &args, QueuedKind::Publish),
                 }
             }
             BusCommand::CountSubscribers { channel, sharded } => {
@@ -360,10 +394,106 @@ impl BusTask {
                     }
                     None => {
                         let args = args.map(Bytes::copy_from_slice);
-                        self.enqueue(seq, &args, Some((channel, sharded)));
+                        self.enqueue(seq, &args, QueuedKind::Count(channel, sharded));
                     }
                 }
             }
+            BusCommand::StreamAppend {
+                stream,
+                fields,
+                max_len,
+                token,
+            } => {
+                let max_len = max_len.map(|n| n.to_string());
+                let mut args: Vec<&[u8]> = vec![b"XADD", stream.as_bytes()];
+                if let Some(n) = &max_len {
+                    args.extend([&b"MAXLEN"[..], b"~", n.as_bytes()]);
+                }
+                args.push(b"*");
+                for (k, v) in &fields {
+                    args.push(k);
+                    args.push(v);
+                }
+                if fields.is_empty() {
+                    // Redis needs one field at least.
+                    (self.inputs)(BusInput::StreamAppended { token, id: None });
+                    return;
+                }
+                self.send_cmd(seq, &args, QueuedKind::Append(token));
+            }
+            BusCommand::StreamRange {
+                stream,
+                start,
+                end,
+                count,
+                token,
+            } => {
+                let count = count.map(|n| n.to_string());
+                let mut args: Vec<&[u8]> = vec![
+                    b"XRANGE",
+                    stream.as_bytes(),
+                    start.as_bytes(),
+                    end.as_bytes(),
+                ];
+                if let Some(n) = &count {
+                    args.extend([&b"COUNT"[..], n.as_bytes()]);
+                }
+                self.send_cmd(seq, &args, QueuedKind::Range(token));
+            }
+            BusCommand::SetKey { key, value, ttl } => {
+                let ttl = ttl.map(|t| t.as_millis().max(1).to_string());
+                let mut args: Vec<&[u8]> = vec![b"SET", key.as_bytes(), &value];
+                if let Some(ms) = &ttl {
+                    args.extend([&b"PX"[..], ms.as_bytes()]);
+                }
+                self.send_cmd(seq, &args, QueuedKind::Publish);
+            }
+            BusCommand::TakeKey { key, token } => {
+                // GET and DEL in one transaction: GETDEL on any Redis.
+                let mut bytes = BytesMut::new();
+                encode_command(&mut bytes, &[&b"MULTI"[..]]);
+                encode_command(&mut bytes, &[&b"GET"[..], key.as_bytes()]);
+                encode_command(&mut bytes, &[&b"DEL"[..], key.as_bytes()]);
+                encode_command(&mut bytes, &[&b"EXEC"[..]]);
+                self.send_raw(seq, bytes.freeze(), QueuedKind::Take(token));
+            }
+            BusCommand::StreamFollow { stream, from } => {
+                if self.follows.contains_key(&stream) {
+                    return;
+                }
+                let (stop_tx, stop_rx) = async_channel::bounded(1);
+                self.follows.insert(stream.clone(), stop_tx);
+                self.runtime.spawn(Box::pin(follow(
+                    self.runtime.clone(),
+                    self.config.clone(),
+                    stream,
+                    from,
+                    self.inputs.clone(),
+                    stop_rx,
+                )));
+            }
+            BusCommand::StreamUnfollow { stream } => {
+                // Dropping the sender ends the follower.
+                self.follows.remove(&stream);
+            }
+        }
+    }
+
+    /// A command on the command link: sent now, or queued while down.
+    fn send_cmd(&mut self, seq: u64, args: &[&[u8]], kind: QueuedKind) {
+        let mut bytes = BytesMut::with_capacity(command_len(args));
+        encode_command(&mut bytes, args);
+        self.send_raw(seq, bytes.freeze(), kind);
+    }
+
+    fn send_raw(&mut self, seq: u64, bytes: Bytes, kind: QueuedKind) {
+        match &mut self.live {
+            Some(live) => {
+                live.cmd_out.extend_from_slice(&bytes);
+                push_pending(&mut live.cmd_fifo, seq, kind, &bytes);
+                self.acks.wait(seq);
+            }
+            None => self.enqueue_bytes(seq, bytes, kind),
         }
     }
 
@@ -387,18 +517,33 @@ impl BusTask {
         }
     }
 
-    fn enqueue<A: AsRef<[u8]>>(&mut self, seq: u64, args: &[A], count: Option<(Str, bool)>) {
-        let len = command_len(args);
+    fn enqueue<A: AsRef<[u8]>>(&mut self, seq: u64, args: &[A], kind: QueuedKind) {
+        let mut bytes = BytesMut::with_capacity(command_len(args));
+        encode_command(&mut bytes, args);
+        self.enqueue_bytes(seq, bytes.freeze(), kind);
+    }
+
+    fn enqueue_bytes(&mut self, seq: u64, bytes: Bytes, kind: QueuedKind) {
+        let len = bytes.len();
         if !self
             .queue
             .admit(len, self.config.bus.max_queued_bytes, &NAMES)
         {
+            // Whoever waits for an answer gets a failure now.
+            match kind {
+                QueuedKind::Append(token) => {
+                    (self.inputs)(BusInput::StreamAppended { token, id: None })
+                }
+                QueuedKind::Range(token) => (self.inputs)(BusInput::StreamRange {
+                    token,
+                    entries: None,
+                }),
+                QueuedKind::Take(token) => (self.inputs)(BusInput::KeyTaken { token, value: None }),
+                QueuedKind::Publish | QueuedKind::Count(..) => {}
+            }
             return;
         }
-        let mut bytes = BytesMut::with_capacity(len);
-        encode_command(&mut bytes, args);
-        let bytes = bytes.freeze();
-        self.queue.push_back(Queued { seq, bytes, count }, len);
+        self.queue.push_back(Queued { seq, bytes, kind }, len);
         self.acks.wait(seq);
     }
 
@@ -510,14 +655,7 @@ impl BusTask {
         // Then what was queued while down, in order.
         for q in self.queue.drain() {
             live.cmd_out.extend_from_slice(&q.bytes);
-            live.cmd_fifo.push_back(match q.count {
-                Some((channel, sharded)) => CmdPending::Count {
-                    seq: q.seq,
-                    channel,
-                    sharded,
-                },
-                None => CmdPending::Publish { seq: q.seq },
-            });
+            push_pending(&mut live.cmd_fifo, q.seq, q.kind, &q.bytes);
         }
         let restoring = live.restoring;
         self.live = Some(live);
@@ -555,7 +693,7 @@ impl BusTask {
             }
         }
         let mut lost = 0u64;
-        let mut recount = Vec::new();
+        let mut again = Vec::new();
         for p in live.cmd_fifo {
             match p {
                 CmdPending::Publish { seq } => {
@@ -567,18 +705,42 @@ impl BusTask {
                     seq,
                     channel,
                     sharded,
-                } => recount.push((seq, channel, sharded)),
-                CmdPending::Ping => {}
+                } => {
+                    let args = count_args(&channel, sharded);
+                    let mut bytes = BytesMut::new();
+                    encode_command(&mut bytes, &args);
+                    again.push(Queued {
+                        seq,
+                        bytes: bytes.freeze(),
+                        kind: QueuedKind::Count(channel, sharded),
+                    });
+                }
+                CmdPending::Range {
+                    seq,
+                    token,
+                    command,
+                } => again.push(Queued {
+                    seq,
+                    bytes: command,
+                    kind: QueuedKind::Range(token),
+                }),
+                // Not sent again: the entry may have been added, or the
+                // key taken.
+                CmdPending::Append { seq, token } => {
+                    lost += 1;
+                    (self.inputs)(BusInput::StreamAppended { token, id: None });
+                    self.acks.ack(seq);
+                }
+                CmdPending::Take { seq, token } => {
+                    (self.inputs)(BusInput::KeyTaken { token, value: None });
+                    self.acks.ack(seq);
+                }
+                CmdPending::TakeStep | CmdPending::Ping => {}
             }
         }
-        for (seq, channel, sharded) in recount.into_iter().rev() {
-            let args = count_args(&channel, sharded);
-            let mut bytes = BytesMut::new();
-            encode_command(&mut bytes, &args);
-            let len = bytes.len();
-            let bytes = bytes.freeze();
-            let count = Some((channel, sharded));
-            self.queue.push_front(Queued { seq, bytes, count }, len);
+        for q in again.into_iter().rev() {
+            let len = q.bytes.len();
+            self.queue.push_front(q, len);
         }
         if live.up {
             tracing::warn!(
@@ -727,6 +889,50 @@ impl BusTask {
                 (self.inputs)(BusInput::Subscribers { channel, count });
                 self.acks.ack(seq);
             }
+            CmdPending::Append { seq, token } => {
+                let id = match &value {
+                    RespValue::Bulk(b) => Str::try_from(b.clone()).ok(),
+                    _ => None,
+                };
+                if id.is_none() {
+                    tracing::warn!("Redis refused a stream entry: {value:?}");
+                }
+                (self.inputs)(BusInput::StreamAppended { token, id });
+                self.acks.ack(seq);
+            }
+            CmdPending::Range { seq, token, .. } => {
+                let entries = parse_range(&value);
+                if entries.is_none() {
+                    tracing::warn!("Redis could not read a stream range: {value:?}");
+                }
+                (self.inputs)(BusInput::StreamRange { token, entries });
+                self.acks.ack(seq);
+            }
+            CmdPending::TakeStep => {
+                if value.is_error() {
+                    // EXEC then fails with EXECABORT: answered there.
+                    tracing::warn!("Redis refused part of a key take: {value:?}");
+                }
+            }
+            CmdPending::Take { seq, token } => {
+                let value = match &value {
+                    // [GET's reply, DEL's count]; nil when aborted.
+                    RespValue::Array(items) => match items.first() {
+                        Some(RespValue::Bulk(b)) => Some(b.clone()),
+                        Some(RespValue::Null) => None,
+                        _ => {
+                            tracing::warn!("Redis could not take a key: {value:?}");
+                            None
+                        }
+                    },
+                    other => {
+                        tracing::warn!("Redis could not take a key: {other:?}");
+                        None
+                    }
+                };
+                (self.inputs)(BusInput::KeyTaken { token, value });
+                self.acks.ack(seq);
+            }
             CmdPending::Ping => {
                 live.pings = live.pings.saturating_sub(1);
                 if live.pings == 0 {
@@ -766,6 +972,33 @@ impl BusTask {
             live.ping_deadline = Some(now + self.config.bus.io_timeout);
             live.next_ping = now + self.config.ping_interval;
             self.write_out().await;
+        }
+    }
+}
+
+/// What the command link owes for a command of `kind` (`bytes`: the
+/// command, kept to ask a range again).
+fn push_pending(fifo: &mut VecDeque<CmdPending>, seq: u64, kind: QueuedKind, bytes: &Bytes) {
+    match kind {
+        QueuedKind::Publish => fifo.push_back(CmdPending::Publish { seq }),
+        QueuedKind::Count(channel, sharded) => fifo.push_back(CmdPending::Count {
+            seq,
+            channel,
+            sharded,
+        }),
+        QueuedKind::Append(token) => fifo.push_back(CmdPending::Append { seq, token }),
+        QueuedKind::Range(token) => fifo.push_back(CmdPending::Range {
+            seq,
+            token,
+            command: bytes.clone(),
+        }),
+        QueuedKind::Take(token) => {
+            fifo.extend([
+                CmdPending::TakeStep,
+                CmdPending::TakeStep,
+                CmdPending::TakeStep,
+            ]);
+            fifo.push_back(CmdPending::Take { seq, token });
         }
     }
 }

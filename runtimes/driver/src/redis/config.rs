@@ -71,6 +71,8 @@ pub struct RedisConfig {
     pub(crate) db: u32,
     pub(crate) bus: BusOptions,
     pub(crate) ping_interval: Duration,
+    pub(crate) stream_block: Duration,
+    pub(crate) stream_read_count: u64,
     pub(crate) resp_limits: socketio_core::cluster::resp::RespLimits,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<std::sync::Arc<rustls::ClientConfig>>,
@@ -90,6 +92,8 @@ impl fmt::Debug for RedisConfig {
             .field("io_timeout", &self.bus.io_timeout)
             .field("ping_interval", &self.ping_interval)
             .field("max_queued_bytes", &self.bus.max_queued_bytes)
+            .field("stream_block", &self.stream_block)
+            .field("stream_read_count", &self.stream_read_count)
             .finish_non_exhaustive()
     }
 }
@@ -204,6 +208,8 @@ impl RedisConfig {
             db: db.unwrap_or(0),
             bus: BusOptions::new(Duration::from_secs(5)),
             ping_interval: Duration::from_secs(15),
+            stream_block: Duration::from_secs(5),
+            stream_read_count: 100,
             resp_limits: Default::default(),
             #[cfg(feature = "tls")]
             tls: None,
@@ -225,8 +231,8 @@ impl RedisConfig {
         self.password.is_some()
     }
 
-    /// The database `SELECT`ed (pub/sub ignores it; kept for parity with
-    /// the references' URLs).
+    /// The database `SELECT`ed (pub/sub ignores it; streams and keys live
+    /// in it).
     pub fn db(&self) -> u32 {
         self.db
     }
@@ -269,6 +275,19 @@ impl RedisConfig {
     /// a broker that vanished without closing the connection is noticed.
     pub fn ping_interval(mut self, interval: Duration) -> Self {
         self.ping_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How followed streams are read ([`BusCommand::StreamFollow`]): each
+    /// `XREAD` blocks up to `block` (5 s by default, the streams adapter's
+    /// `blockTimeInMs`) and returns at most `count` entries (100, its
+    /// `readCount`). A call not answered within `block` plus
+    /// [`RedisConfig::io_timeout`] counts as a dead connection.
+    ///
+    /// [`BusCommand::StreamFollow`]: socketio_core::cluster::BusCommand::StreamFollow
+    pub fn stream_read(mut self, block: Duration, count: u64) -> Self {
+        self.stream_block = block.max(Duration::from_millis(1));
+        self.stream_read_count = count.max(1);
         self
     }
 

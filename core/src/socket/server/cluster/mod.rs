@@ -364,6 +364,11 @@ impl<P: Parser> Server<P> {
                     }
                 }
             }
+            // No format uses streams or keys yet.
+            BusInput::StreamAppended { .. }
+            | BusInput::StreamEntry { .. }
+            | BusInput::StreamRange { .. }
+            | BusInput::KeyTaken { .. } => {}
             BusInput::Up => tracing::info!("cluster bus up"),
             BusInput::Down => {
                 tracing::warn!("cluster bus down: only local sockets are reached until it is back");

@@ -111,6 +111,7 @@ impl Bus {
                             };
                             self.nodes[i].handle_bus(self.now, input);
                         }
+                        other => panic!("no format asks for streams or keys yet: {other:?}"),
                     }
                 }
             }
