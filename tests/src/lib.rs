@@ -12,8 +12,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod broker;
 pub mod cluster;
 pub mod rabbit;
+pub mod scene;
 
 use std::ffi::OsString;
 use std::fmt;

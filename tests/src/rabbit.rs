@@ -7,8 +7,6 @@ use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -18,6 +16,8 @@ use socketio_core::cluster::amqp::{
     CloseReason, Incoming, Method, Properties,
 };
 
+use crate::broker::{apt_install, relaunch, scratch_dir, Guarded};
+use crate::cluster::Bus;
 use crate::{free_port, Proc};
 
 /// The broker's start script; `/usr/sbin/rabbitmq-server` would switch
@@ -32,31 +32,9 @@ pub fn ensure_rabbitmq_server() -> Result<(), String> {
     static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
     INSTALLED
         .get_or_init(|| {
-            if std::path::Path::new(RABBIT).exists() {
-                return Ok(());
-            }
-            let lock = std::env::temp_dir().join("socketio-interop-apt.lock");
-            let output = Command::new("flock")
-                .arg(&lock)
-                .args([
-                    "sh",
-                    "-c",
-                    "test -x /usr/lib/rabbitmq/bin/rabbitmq-server || \
-                     { apt-get update && apt-get install -y rabbitmq-server; }",
-                ])
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|err| format!("cannot run flock/apt-get: {err}"))?;
-            if !output.status.success() || !std::path::Path::new(RABBIT).exists() {
-                return Err(format!(
-                    "`apt-get install -y rabbitmq-server` failed ({}):\n{}{}",
-                    output.status,
-                    String::from_utf8_lossy(&output.stdout),
-                    String::from_utf8_lossy(&output.stderr)
-                ));
-            }
-            Ok(())
+            apt_install("rabbitmq-server", &format!("test -x {RABBIT}"), || {
+                std::path::Path::new(RABBIT).exists()
+            })
         })
         .clone()
 }
@@ -69,22 +47,15 @@ pub struct RabbitServer {
     port: u16,
     dist_port: u16,
     dir: PathBuf,
-    proc: Option<Proc>,
-    pgid: Option<u32>,
-    watchdog: Option<Proc>,
-    past_output: String,
+    /// The broker's process group and its watchdog.
+    guarded: Guarded,
 }
 
 impl RabbitServer {
     /// Starts a broker on free ports and waits until it speaks AMQP.
     pub fn start() -> Result<RabbitServer, String> {
         ensure_rabbitmq_server()?;
-        static SEQ: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "socketio-interop-rabbit-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
+        let dir = scratch_dir("rabbit");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)
             .and_then(|()| std::fs::write(dir.join("plugins"), "[].\n"))
@@ -93,10 +64,7 @@ impl RabbitServer {
             port: free_port(),
             dist_port: free_port(),
             dir,
-            proc: None,
-            pgid: None,
-            watchdog: None,
-            past_output: String::new(),
+            guarded: Guarded::default(),
         };
         server.launch()?;
         Ok(server)
@@ -132,14 +100,7 @@ impl RabbitServer {
                 Err(err) => return Err(format!("no pgid: {err}\n{}", proc.output())),
             }
         };
-        self.proc = Some(proc);
-        self.pgid = Some(pgid);
-        let watchdog = Proc::spawn(
-            &["sh".into(), "-c".into()],
-            &[format!("cat >/dev/null; kill -9 -- -{pgid} 2>/dev/null")],
-            true,
-        )?;
-        self.watchdog = Some(watchdog);
+        self.guarded.watch(proc, Some(pgid))?;
         let deadline = Instant::now() + READY_TIMEOUT;
         while Instant::now() < deadline {
             if self.speaks_amqp() {
@@ -166,22 +127,7 @@ impl RabbitServer {
     }
 
     fn stop(&mut self) {
-        if let Some(mut watchdog) = self.watchdog.take() {
-            watchdog.kill();
-        }
-        if let Some(pgid) = self.pgid.take() {
-            let _ = Command::new("kill")
-                .args(["-9", "--", &format!("-{pgid}")])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-        if let Some(mut proc) = self.proc.take() {
-            proc.kill();
-            self.past_output.push_str(&proc.output());
-            self.past_output.push_str("----- (killed) -----\n");
-        }
+        self.guarded.stop();
     }
 
     /// `amqp://guest:guest@127.0.0.1:PORT//` (kombu's spelling of vhost
@@ -200,19 +146,14 @@ impl RabbitServer {
     /// (non-durable exchanges and queues are gone).
     pub fn restart(&mut self) -> Result<(), String> {
         self.stop();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match self.launch() {
-                Ok(()) => return Ok(()),
-                Err(err) if Instant::now() >= deadline => {
-                    return Err(format!(
-                        "rabbit restart on port {} failed: {err}",
-                        self.port
-                    ))
-                }
-                Err(_) => thread::sleep(Duration::from_millis(300)),
-            }
-        }
+        let port = self.port;
+        relaunch(
+            "rabbit",
+            port,
+            Duration::from_secs(10),
+            Duration::from_millis(300),
+            || self.launch(),
+        )
     }
 
     /// Publishes `payload` on the fanout exchange `exchange` (which must
@@ -302,11 +243,19 @@ impl RabbitServer {
 
     /// What the broker's processes printed.
     pub fn output(&self) -> String {
-        let mut output = self.past_output.clone();
-        if let Some(proc) = &self.proc {
-            output.push_str(&proc.output());
-        }
-        output
+        self.guarded.output()
+    }
+}
+
+impl Bus for RabbitServer {
+    const NAME: &'static str = "rabbit";
+
+    fn url(&self) -> String {
+        RabbitServer::url(self)
+    }
+
+    fn output(&self) -> String {
+        RabbitServer::output(self)
     }
 }
 

@@ -12,178 +12,22 @@
 //! adapter's requests: fetchSockets, serverSideEmit with acks, broadcasts
 //! with acks, server count.
 
-use std::thread;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
-use socketio_interop::cluster::{
-    run_emitter, ClientKind, Cluster, ClusterClients, EmitTarget, EmitterKind, NodeKind, OurFormat,
-    RedisServer,
+use serde_json::json;
+use socketio_interop::cluster::{EmitterKind, NodeKind, OurFormat, RedisServer};
+use socketio_interop::ok;
+use socketio_interop::scene::{
+    all_but, disconnect_remote, emitter, everyone, except_x, hellos, leave_r, room_r, Who, NODES,
+    NODE_CLIENTS, PYTHON_CLIENTS,
 };
 use socketio_interop::Runtime;
 
-/// How long a delivery may take.
-const DELIVERY: Duration = Duration::from_secs(5);
-/// How long to wait for duplicates or strays once the expected deliveries
-/// arrived.
-const QUIET: Duration = Duration::from_millis(400);
-/// Nodes per cluster.
-const NODES: usize = 3;
-
-/// A client of the scene: which process (0 = Node clients, 1 = Python
-/// clients) and which client in it (= which node it is connected to).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Who(usize, usize);
-
-const NODE_CLIENTS: usize = 0;
-const PYTHON_CLIENTS: usize = 1;
-
-/// Every client of the scene.
-fn everyone() -> Vec<Who> {
-    (0..2)
-        .flat_map(|proc| (0..NODES).map(move |client| Who(proc, client)))
-        .collect()
-}
-
-struct Scene {
-    cluster: Cluster,
-    /// `[node clients, python clients]`, client `i` on node `i`.
-    clients: Vec<ClusterClients>,
-    /// `sids[proc][client]`.
-    sids: Vec<Vec<String>>,
-}
-
-/// Unwraps or panics with the reason and the output of every process.
-macro_rules! ok {
-    ($scene:expr, $result:expr) => {
-        match $result {
-            Ok(value) => value,
-            Err(reason) => $scene.fail(reason),
-        }
-    };
-}
-
-impl Scene {
-    /// Starts `kinds` (one per node, [`NODES`] of them) on `redis`, with a
-    /// Node and a Python client on every node.
-    fn start(redis: RedisServer, kinds: [NodeKind; NODES]) -> Scene {
-        let cluster = Cluster::start_on(redis, &kinds).unwrap_or_else(|err| panic!("{err}"));
-        let urls = cluster.urls();
-        let mut scene = Scene {
-            cluster,
-            clients: Vec::new(),
-            sids: Vec::new(),
-        };
-        for client_kind in [ClientKind::Node, ClientKind::Python] {
-            let clients = ok!(scene, ClusterClients::spawn(client_kind, &urls));
-            scene.clients.push(clients);
-        }
-        for proc in 0..2 {
-            let sids = ok!(scene, scene.clients[proc].wait_connected());
-            scene.sids.push(sids);
-        }
-        scene
-    }
-
-    fn fail(&self, reason: String) -> ! {
-        let mut report = format!("{reason}\n\n===== everything =====\n");
-        for clients in &self.clients {
-            report.push_str(&format!(
-                "----- {} clients -----\n{}\n",
-                clients.kind(),
-                clients.output()
-            ));
-        }
-        report.push_str(&self.cluster.output());
-        panic!("{report}");
-    }
-
-    fn sid(&self, who: Who) -> String {
-        self.sids[who.0][who.1].clone()
-    }
-
-    fn call(&mut self, who: Who, event: &str, args: &[Value]) -> Value {
-        ok!(self, self.clients[who.0].call(who.1, event, args))
-    }
-
-    fn emit(&mut self, who: Who, event: &str, args: &[Value]) {
-        ok!(self, self.clients[who.0].emit(who.1, event, args))
-    }
-
-    /// `name(args...)` reaches every client of `to` exactly once and no
-    /// other client at all.
-    fn delivered(&mut self, name: &str, args: &Value, to: &[Who]) {
-        for &who in to {
-            ok!(
-                self,
-                self.clients[who.0].expect_event(who.1, name, args, DELIVERY)
-            );
-        }
-        for proc in 0..self.clients.len() {
-            ok!(self, self.clients[proc].settle(QUIET));
-        }
-        for who in everyone() {
-            let count = ok!(self, self.clients[who.0].count(who.1, name, args));
-            let want = usize::from(to.contains(&who));
-            if count != want {
-                self.fail(format!(
-                    "{who:?} ({}) received {name}{args} {count} times, want {want}",
-                    self.sid(who)
-                ));
-            }
-        }
-    }
-}
-
-impl Scene {
-    /// The sharded adapter ("dynamic" mode) subscribes to a room's channel
-    /// when the room appears on a node, without waiting, and a room entered
-    /// from another node gives no ack for that: wait until Redis counts
-    /// `nodes` subscribers of the room's channel. Other kinds hear rooms on
-    /// their namespace's channel already.
-    fn room_subscribed(&mut self, room: &str, nodes: i64) {
-        if !self
-            .cluster
-            .nodes
-            .iter()
-            .any(|node| node.kind().needs_sharded_pubsub())
-        {
-            return;
-        }
-        let channel = format!("socket.io#/#{room}#");
-        let deadline = Instant::now() + DELIVERY;
-        loop {
-            let count = ok!(self, self.cluster.redis.shard_numsub(&channel));
-            if count == nodes {
-                return;
-            }
-            if Instant::now() >= deadline {
-                self.fail(format!(
-                    "{channel} has {count} shard subscribers after {DELIVERY:?}, want {nodes}"
-                ));
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-fn all_but(except: &[Who]) -> Vec<Who> {
-    everyone()
-        .into_iter()
-        .filter(|who| !except.contains(who))
-        .collect()
-}
+type Scene = socketio_interop::scene::Scene<RedisServer>;
 
 /// The part of the contract every node kind implements.
 fn common(scene: &mut Scene) {
-    // Every client got `hello` with its own sid.
-    for who in everyone() {
-        let hello = json!([{"sid": scene.sid(who)}]);
-        ok!(
-            scene,
-            scene.clients[who.0].expect_event(who.1, "hello", &hello, DELIVERY)
-        );
-    }
+    hellos(scene);
 
     // Broadcast to all, several arguments with binary, from either client.
     let args = json!(["all-1", {"$bin": "0102ff"}, {"n": [1, 2.5, null]}]);
@@ -193,37 +37,8 @@ fn common(scene: &mut Scene) {
     scene.emit(Who(PYTHON_CLIENTS, 2), "shout", &[json!("all-2")]);
     scene.delivered("shout-back", &json!(["all-2"]), &everyone());
 
-    // Room "r": one member joins by itself on node 1, one is made to join from
-    // node 0 while it lives on node 2.
-    let joined = scene.call(Who(NODE_CLIENTS, 1), "join", &[json!("r")]);
-    assert_eq!(joined, json!([true]), "join ack");
-    let target = scene.sid(Who(PYTHON_CLIENTS, 2));
-    let entered = scene.call(
-        Who(NODE_CLIENTS, 0),
-        "enter-room",
-        &[json!(target), json!("r")],
-    );
-    assert_eq!(entered, json!([true]), "enter-room ack");
-    scene.room_subscribed("r", 2);
-    let members = [Who(NODE_CLIENTS, 1), Who(PYTHON_CLIENTS, 2)];
-    scene.call(
-        Who(PYTHON_CLIENTS, 0),
-        "shout-to",
-        &[json!("r"), json!("to-r")],
-    );
-    scene.delivered("shout-back", &json!(["to-r"]), &members);
-
-    // Except room "x", whose members both live on the node that broadcasts
-    // (python's bus can only skip sids, see cluster_server.py).
-    scene.call(Who(NODE_CLIENTS, 1), "join", &[json!("x")]);
-    scene.call(Who(PYTHON_CLIENTS, 1), "join", &[json!("x")]);
-    let x_members = [Who(NODE_CLIENTS, 1), Who(PYTHON_CLIENTS, 1)];
-    scene.call(
-        Who(NODE_CLIENTS, 1),
-        "shout-except",
-        &[json!("x"), json!("except-x")],
-    );
-    scene.delivered("shout-back", &json!(["except-x"]), &all_but(&x_members));
+    room_r(scene, |scene| scene.room_subscribed("r", 2));
+    except_x(scene);
 
     // Ack asked of a socket on another node, both ways.
     let asked = scene.sid(Who(PYTHON_CLIENTS, 2));
@@ -247,52 +62,7 @@ fn common(scene: &mut Scene) {
     }
     scene.delivered("question", &json!([{"k": [1]}]), &[Who(NODE_CLIENTS, 1)]);
 
-    // Leaving across nodes.
-    let target = scene.sid(Who(PYTHON_CLIENTS, 2));
-    let left = scene.call(
-        Who(NODE_CLIENTS, 0),
-        "leave-room",
-        &[json!(target), json!("r")],
-    );
-    assert_eq!(left, json!([true]), "leave-room ack");
-    scene.call(
-        Who(PYTHON_CLIENTS, 1),
-        "shout-to",
-        &[json!("r"), json!("after-leave")],
-    );
-    scene.delivered(
-        "shout-back",
-        &json!(["after-leave"]),
-        &[Who(NODE_CLIENTS, 1)],
-    );
-}
-
-/// The write-only emitter of the cluster's family reaches every node, to all
-/// and to a room ("x": node client 1 and python client 1, on node 1).
-fn emitter(scene: &mut Scene, kind: EmitterKind) {
-    // Counts start afresh: an earlier emitter sent the same events.
-    for proc in 0..scene.clients.len() {
-        ok!(scene, scene.clients[proc].clear_events());
-    }
-    let url = scene.cluster.redis.url();
-    let args = json!(["from-emitter", {"$bin": "00ff"}, 7]);
-    ok!(
-        scene,
-        run_emitter(kind, &url, "emitted", &args, &EmitTarget::default())
-    );
-    scene.delivered("emitted", &args, &everyone());
-
-    let target = EmitTarget {
-        room: Some("x".into()),
-        ..EmitTarget::default()
-    };
-    let args = json!([{"to": "x"}]);
-    ok!(scene, run_emitter(kind, &url, "emitted", &args, &target));
-    scene.delivered(
-        "emitted",
-        &args,
-        &[Who(NODE_CLIENTS, 1), Who(PYTHON_CLIENTS, 1)],
-    );
+    leave_r(scene, Who(NODE_CLIENTS, 0), Who(PYTHON_CLIENTS, 1), |_| {});
 }
 
 /// The adapter's requests, answered by every node.
@@ -348,26 +118,11 @@ fn node_requests(scene: &mut Scene) {
     }
 }
 
-/// Disconnects a socket living on another node.
-fn disconnect_remote(scene: &mut Scene) {
-    let victim = Who(NODE_CLIENTS, 2);
-    let sid = scene.sid(victim);
-    let done = scene.call(Who(PYTHON_CLIENTS, 0), "disconnect-sid", &[json!(sid)]);
-    assert_eq!(done, json!([true]), "disconnect-sid ack");
-    let reasons = ok!(
-        scene,
-        scene.clients[victim.0].wait_disconnected(victim.1, DELIVERY)
-    );
-    if reasons != ["io server disconnect"] {
-        scene.fail(format!("{victim:?} disconnected with {reasons:?}"));
-    }
-}
-
 /// Messages of our own published on the bus reach every node (so every
 /// node is subscribed) and break none of them: a broadcast still arrives.
 fn hostile(scene: &mut Scene, messages: &[(&str, &[u8])]) {
     for (channel, message) in messages {
-        let receivers = ok!(scene, scene.cluster.redis.publish_raw(channel, message));
+        let receivers = ok!(scene, scene.cluster.bus.publish_raw(channel, message));
         if receivers != NODES as i64 {
             scene.fail(format!(
                 "PUBLISH {channel} reached {receivers} subscribers, want {NODES}"
@@ -406,7 +161,7 @@ fn python_cluster() {
             ),
         ],
     );
-    disconnect_remote(&mut scene);
+    disconnect_remote(&mut scene, Who(NODE_CLIENTS, 2));
 }
 
 #[test]
@@ -427,7 +182,7 @@ fn node_classic_cluster() {
         ],
     );
     node_requests(&mut scene);
-    disconnect_remote(&mut scene);
+    disconnect_remote(&mut scene, Who(NODE_CLIENTS, 2));
 }
 
 #[test]
@@ -444,7 +199,7 @@ fn node_sharded_cluster() {
     common(&mut scene);
     // No emitter: @socket.io/redis-emitter 5.1 publishes the classic format.
     node_requests(&mut scene);
-    disconnect_remote(&mut scene);
+    disconnect_remote(&mut scene, Who(NODE_CLIENTS, 2));
 }
 
 /// Mixed clusters with our `echo_server --adapter ...` as the middle node:
@@ -463,7 +218,7 @@ mod ours {
         common(&mut scene);
         emitter(&mut scene, EmitterKind::Python);
         emitter(&mut scene, EmitterKind::OursPython);
-        disconnect_remote(&mut scene);
+        disconnect_remote(&mut scene, Who(NODE_CLIENTS, 2));
     }
 
     #[test]
@@ -478,7 +233,7 @@ mod ours {
         emitter(&mut scene, EmitterKind::Node);
         emitter(&mut scene, EmitterKind::OursNode);
         node_requests(&mut scene);
-        disconnect_remote(&mut scene);
+        disconnect_remote(&mut scene, Who(NODE_CLIENTS, 2));
     }
 
     #[test]
@@ -498,7 +253,7 @@ mod ours {
         common(&mut scene);
         emitter(&mut scene, EmitterKind::OursNodeSharded);
         node_requests(&mut scene);
-        disconnect_remote(&mut scene);
+        disconnect_remote(&mut scene, Who(NODE_CLIENTS, 2));
     }
 }
 
@@ -548,19 +303,11 @@ mod faults {
         scene.emit(Who(NODE_CLIENTS, 0), "shout", &[json!("before")]);
         scene.delivered("shout-back", &json!(["before"]), &everyone());
 
-        scene.cluster.redis.kill();
+        scene.cluster.bus.kill();
         // Local traffic goes on while the bus is down.
         scene.emit(Who(NODE_CLIENTS, 0), "shout", &[json!("during")]);
         for who in [Who(NODE_CLIENTS, 0), Who(PYTHON_CLIENTS, 0)] {
-            ok!(
-                scene,
-                scene.clients[who.0].expect_event(
-                    who.1,
-                    "shout-back",
-                    &json!(["during"]),
-                    DELIVERY
-                )
-            );
+            scene.expect(who, "shout-back", &json!(["during"]));
         }
         let answer = scene.call(Who(PYTHON_CLIENTS, 0), "join", &[json!("still-up")]);
         assert_eq!(
@@ -569,7 +316,7 @@ mod faults {
             "our node answers while Redis is down"
         );
 
-        ok!(scene, scene.cluster.redis.restart());
+        ok!(scene, scene.cluster.bus.restart());
         // What our node published during the gap was queued and goes out
         // once the bus is back: the other ours receives it.
         ok!(
@@ -595,8 +342,7 @@ mod faults {
             Who(NODE_CLIENTS, 2),
             "back-2",
         );
-        ok!(scene, scene.clients[NODE_CLIENTS].clear_events());
-        ok!(scene, scene.clients[PYTHON_CLIENTS].clear_events());
+        scene.clear();
         scene.emit(Who(PYTHON_CLIENTS, 1), "shout", &[json!("after")]);
         scene.delivered("shout-back", &json!(["after"]), &everyone());
     }
@@ -652,7 +398,7 @@ mod faults {
             ours(OurFormat::Python),
         ];
         let mut scene = Scene::start(redis(), kinds);
-        let redis = &scene.cluster.redis;
+        let redis = &scene.cluster.bus;
         let deep = "[".repeat(200_000);
         let huge = vec![b'x'; 17 << 20];
         let bad: [&[u8]; 9] = [
