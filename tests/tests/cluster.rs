@@ -289,9 +289,28 @@ mod faults {
         unreachable!()
     }
 
+    /// PUBLISH commands the scene's Redis ran since it started.
+    fn published(scene: &Scene) -> u64 {
+        let info = ok!(
+            scene,
+            scene
+                .cluster
+                .bus
+                .command(&[b"INFO".as_slice(), b"commandstats".as_slice()])
+        );
+        let socketio_interop::cluster::Reply::Bulk(Some(text)) = info else {
+            scene.fail(format!("INFO commandstats answered {info:?}"));
+        };
+        String::from_utf8_lossy(&text)
+            .lines()
+            .find_map(|line| line.strip_prefix("cmdstat_publish:calls="))
+            .and_then(|rest| rest.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Redis killed and restarted: our nodes stay up and keep serving
-    /// their own clients, what they published meanwhile goes out when the
-    /// bus is back (bounded queue), and cross-node traffic resumes.
+    /// their own clients, what they published meanwhile reaches Redis when
+    /// the bus is back (bounded queue), and cross-node traffic resumes.
     #[test]
     fn redis_restart() {
         let kinds = [
@@ -318,16 +337,17 @@ mod faults {
 
         ok!(scene, scene.cluster.bus.restart());
         // What our node published during the gap was queued and goes out
-        // once the bus is back: the other ours receives it.
-        ok!(
-            scene,
-            scene.clients[NODE_CLIENTS].expect_event(
-                1,
-                "shout-back",
-                &json!(["during"]),
-                Duration::from_secs(30)
-            )
-        );
+        // once its bus is back: the restarted Redis (fresh statistics)
+        // counts a PUBLISH before anyone shouts again. Whether the other
+        // nodes hear it depends on whether they re-subscribed first (pub/sub
+        // keeps nothing), so their receiving it is not asserted.
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while published(&scene) == 0 {
+            if Instant::now() > give_up {
+                scene.fail("the publish queued during the outage never reached Redis".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         // Cross-node traffic resumes both ways between our nodes, and with
         // the python node once redis-py has reconnected.
         shout_until_received(
