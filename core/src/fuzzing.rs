@@ -732,3 +732,57 @@ pub fn node_streams(data: &[u8]) {
         step = restore.on_range(2, Some(std::slice::from_ref(&entry)), None);
     }
 }
+
+/// The ZMTP peer ([`crate::cluster::zmtp`]): the input is what a publisher
+/// sends a SUB socket. Whole, byte by byte and in chunks it gives the same
+/// events and error; an error stays; the socket never buffers more than a
+/// frame within the (small) limits. Every message is also read as a
+/// python-socketio ZeroMQ envelope, whose payload must then decode or fail
+/// cleanly.
+pub fn zmtp_peer(data: &[u8]) {
+    use crate::cluster::python::zmq::{unwrap, Unwrapped};
+    use crate::cluster::zmtp::{SocketType, ZmtpEvent, ZmtpLimits, ZmtpSocket};
+    use crate::cluster::BusLimits;
+    let limits = ZmtpLimits {
+        max_message_bytes: 512,
+        max_parts: 4,
+        max_command_bytes: 256,
+    };
+    let bus = BusLimits::default();
+    let run = |chunk: usize| {
+        let mut socket = ZmtpSocket::new(SocketType::Sub, Some(b"fuzz"), limits);
+        socket.subscribe(b"");
+        let mut events = Vec::new();
+        let mut error = None;
+        for piece in data.chunks(chunk.max(1)) {
+            let result = socket.handle_bytes(piece);
+            assert!(
+                socket.buffered() <= 9 + limits.max_message_bytes as usize,
+                "the socket buffers more than one frame"
+            );
+            while let Some(event) = socket.poll_event() {
+                if let ZmtpEvent::Message(parts) = &event {
+                    assert!(parts.len() <= limits.max_parts);
+                    if let Ok(Unwrapped::Message { payload, .. }) = unwrap(&parts[0], &bus) {
+                        let _ = crate::cluster::python::decode(&payload, &bus);
+                    }
+                }
+                events.push(event);
+            }
+            while socket.poll_transmit().is_some() {}
+            if let Err(e) = result {
+                assert_eq!(
+                    socket.handle_bytes(b"x"),
+                    Err(e.clone()),
+                    "an error must stay"
+                );
+                error = Some(e);
+                break;
+            }
+        }
+        (events, error)
+    };
+    let whole = run(data.len());
+    assert_eq!(whole, run(1), "whole and byte-by-byte feeding disagree");
+    assert_eq!(whole, run(7), "whole and chunked feeding disagree");
+}

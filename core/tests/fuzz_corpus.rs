@@ -21,6 +21,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("node_bus", socketio_core::fuzzing::node_bus),
     ("amqp_frame", socketio_core::fuzzing::amqp_frame),
     ("node_streams", socketio_core::fuzzing::node_streams),
+    ("zmtp_peer", socketio_core::fuzzing::zmtp_peer),
     (
         "engine_server",
         socketio_core::engine::server_fuzz::fuzz_server,

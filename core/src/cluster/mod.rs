@@ -16,7 +16,9 @@
 //! - [`resp`]: the Redis wire protocol (RESP2/RESP3) the Redis backend
 //!   speaks, as a codec with limits;
 //! - [`amqp`]: AMQP 0-9-1 framing (RabbitMQ) the AMQP backend speaks, as a
-//!   codec with limits.
+//!   codec with limits;
+//! - [`zmtp`]: ZMTP 3.x, ZeroMQ's wire protocol, for the ZeroMQ backend's
+//!   PUSH and SUB connections (python's envelope is [`python::zmq`]).
 //!
 //! Every decoder takes bytes from a peer that may be hostile: each size
 //! has a limit ([`BusLimits`]) and a bad message is a typed error, never a
@@ -26,6 +28,7 @@ pub mod amqp;
 pub mod node;
 pub mod python;
 pub mod resp;
+pub mod zmtp;
 
 use std::time::Duration;
 

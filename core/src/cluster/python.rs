@@ -10,7 +10,7 @@
 //! a wrong type would make python misbehave.
 //!
 //! ZeroMQ wraps these messages in an envelope of its own
-//! (`{"type": "message", "channel", "data"}`); that is the backend's job.
+//! (`{"type": "message", "channel", "data"}`): [`zmq`].
 //!
 //! Two deviations from python, both where python's output is not JSON:
 //! - a non-finite float (NaN, ±infinity) is written `null`; python writes
@@ -30,6 +30,7 @@ use crate::value::{Number, Value};
 
 #[cfg(test)]
 mod tests;
+pub mod zmq;
 
 /// Deepest nesting [`encode`] writes. Guards the recursion of the writer
 /// against an application value nested absurdly deep; far above what any
@@ -496,27 +497,32 @@ impl<'a> Writer<'a> {
     /// ASCII as is, the usual short escapes, everything else `\uXXXX` in
     /// lowercase hex (UTF-16 surrogate pairs above U+FFFF).
     fn string(&mut self, s: &str) {
-        self.out.push('"');
-        for c in s.chars() {
-            match c {
-                '"' => self.out.push_str("\\\""),
-                '\\' => self.out.push_str("\\\\"),
-                '\n' => self.out.push_str("\\n"),
-                '\r' => self.out.push_str("\\r"),
-                '\t' => self.out.push_str("\\t"),
-                '\u{8}' => self.out.push_str("\\b"),
-                '\u{c}' => self.out.push_str("\\f"),
-                ' '..='~' => self.out.push(c),
-                _ => {
-                    let mut units = [0u16; 2];
-                    for unit in c.encode_utf16(&mut units) {
-                        let _ = write!(self.out, "\\u{unit:04x}");
-                    }
+        write_string(&mut self.out, s);
+    }
+}
+
+/// `s` as python's `json.dumps` writes a string (ASCII only).
+pub(crate) fn write_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            ' '..='~' => out.push(c),
+            _ => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{unit:04x}");
                 }
             }
         }
-        self.out.push('"');
     }
+    out.push('"');
 }
 
 /// A float as python's `repr` writes it: the shortest digits that read
