@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures_channel::oneshot;
 use futures_util::future::{select, Either};
 use futures_util::{pin_mut, select, FutureExt};
-use socketio_core::cluster::BusCommand;
+use socketio_core::cluster::{BusCommand, BusInput};
 
 use crate::runtime::Runtime;
 
@@ -399,4 +399,83 @@ pub(crate) async fn send_unless_killed<E>(
         r = sending => r.is_ok(),
         _ = killed => false,
     }
+}
+
+/// Why [`connect_host`] failed.
+pub(crate) enum ConnectFailure {
+    /// The name did not resolve (the message says why).
+    Dns(String),
+    /// No address took the connection (the last error).
+    Io(std::io::Error),
+}
+
+/// Resolve `host` (off the async threads, on a thread named
+/// `thread_name`: the system resolver blocks) and connect to the first of
+/// its addresses that answers.
+pub(crate) async fn connect_host(
+    runtime: &Arc<dyn Runtime>,
+    host: &str,
+    port: u16,
+    thread_name: &str,
+) -> Result<crate::runtime::BoxStream, ConnectFailure> {
+    use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+    let addrs: Vec<SocketAddr> = if let Ok(ip) = host.parse::<IpAddr>() {
+        vec![SocketAddr::new(ip, port)]
+    } else {
+        let (tx, rx) = oneshot::channel();
+        let name = host.to_string();
+        std::thread::Builder::new()
+            .name(thread_name.into())
+            .spawn(move || {
+                let _ = tx.send((name.as_str(), port).to_socket_addrs().map(Vec::from_iter));
+            })
+            .map_err(ConnectFailure::Io)?;
+        match rx.await {
+            Ok(Ok(addrs)) if !addrs.is_empty() => addrs,
+            Ok(Ok(_)) => return Err(ConnectFailure::Dns(format!("{host}: no address"))),
+            Ok(Err(e)) => return Err(ConnectFailure::Dns(format!("{host}: {e}"))),
+            Err(_) => return Err(ConnectFailure::Dns(format!("{host}: resolver thread died"))),
+        }
+    };
+    let mut last = None;
+    for addr in addrs {
+        match runtime.connect(addr).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(ConnectFailure::Io(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "no address")
+    })))
+}
+
+/// Answer the commands of Redis's streams and keys, and subscriber counts,
+/// on a backend that has none (the python format never asks them): the
+/// questions are answered as failed so nothing waits, the rest ignored
+/// with a warning. Gives back the other commands.
+pub(crate) fn answer_unsupported(
+    command: BusCommand,
+    inputs: &dyn Fn(BusInput),
+    backend: &str,
+) -> Option<BusCommand> {
+    match command {
+        BusCommand::CountSubscribers { channel, .. } => {
+            inputs(BusInput::Subscribers { channel, count: 0 })
+        }
+        BusCommand::StreamAppend { token, .. } => {
+            inputs(BusInput::StreamAppended { token, id: None })
+        }
+        BusCommand::StreamRange { token, .. } => inputs(BusInput::StreamRange {
+            token,
+            entries: None,
+        }),
+        BusCommand::TakeKey { token, .. } => inputs(BusInput::KeyTaken { token, value: None }),
+        command @ (BusCommand::StreamFollow { .. }
+        | BusCommand::StreamUnfollow { .. }
+        | BusCommand::SetKey { .. }) => {
+            tracing::warn!(?command, "{backend} has no streams or keys: ignored");
+        }
+        other => return Some(other),
+    }
+    None
 }

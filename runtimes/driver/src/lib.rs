@@ -44,6 +44,7 @@ mod runtime;
 mod server;
 #[cfg(feature = "tls")]
 pub mod tls;
+pub mod zmq;
 
 #[cfg(feature = "async-io")]
 pub use async_io::{AsyncIoListener, AsyncIoStream};

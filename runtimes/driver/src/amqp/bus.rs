@@ -18,8 +18,8 @@ use super::config::AmqpConfig;
 use super::conn::{self, Conn, CHANNEL};
 use super::AmqpError;
 use crate::bus::{
-    next_step, send_unless_killed, with_deadline, Acks, Control, Handle, Names, OutageQueue,
-    Reconnect, Step,
+    answer_unsupported, next_step, send_unless_killed, with_deadline, Acks, Control, Handle, Names,
+    OutageQueue, Reconnect, Step,
 };
 use crate::runtime::{BoxStream, Runtime};
 
@@ -427,29 +427,10 @@ impl BusTask {
                     None => self.enqueue(seq, channel, payload),
                 }
             }
-            BusCommand::CountSubscribers { channel, .. } => {
-                // AMQP cannot count a fanout's queues; the python format
-                // never asks.
-                (self.inputs)(BusInput::Subscribers { channel, count: 0 });
-            }
-            // Streams and keys are Redis's (the streams adapter); no format
-            // asks them of AMQP. Answered as failed so nothing waits.
-            BusCommand::StreamAppend { token, .. } => {
-                (self.inputs)(BusInput::StreamAppended { token, id: None });
-            }
-            BusCommand::StreamRange { token, .. } => {
-                (self.inputs)(BusInput::StreamRange {
-                    token,
-                    entries: None,
-                });
-            }
-            BusCommand::TakeKey { token, .. } => {
-                (self.inputs)(BusInput::KeyTaken { token, value: None });
-            }
-            command @ (BusCommand::StreamFollow { .. }
-            | BusCommand::StreamUnfollow { .. }
-            | BusCommand::SetKey { .. }) => {
-                tracing::warn!(?command, "AMQP has no streams or keys: ignored");
+            // AMQP cannot count a fanout's queues, and has no streams or
+            // keys; the python format never asks.
+            other => {
+                answer_unsupported(other, &*self.inputs, "AMQP");
             }
         }
     }

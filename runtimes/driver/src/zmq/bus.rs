@@ -1,0 +1,670 @@
+//! The bus task: commands in, envelopes out through the sink, envelopes
+//! of subscribed channels in from the publisher, reconnection.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::io::{ReadHalf, WriteHalf};
+use futures_util::{pin_mut, select, AsyncReadExt, AsyncWriteExt, FutureExt};
+use socketio_core::cluster::python::zmq::{unwrap, wrap, Unwrapped};
+use socketio_core::cluster::zmtp::{SocketType, ZmtpEvent, ZmtpSocket};
+use socketio_core::cluster::{BusCommand, BusInput, BusLimits, ChannelKind};
+use socketio_core::Str;
+
+use super::config::ZmqConfig;
+use super::link::{self, Link};
+use super::ZmqError;
+use crate::bus::{
+    answer_unsupported, next_step, send_unless_killed, with_deadline, Acks, Control, Handle, Names,
+    OutageQueue, Reconnect, Step,
+};
+use crate::runtime::{BoxStream, Runtime};
+
+type Inputs = Arc<dyn Fn(BusInput) + Send + Sync>;
+
+/// Most commands taken from the channel before the batch is written.
+const BATCH: usize = 256;
+
+/// How often the probe is pushed again until it comes back.
+const PROBE_EVERY: Duration = Duration::from_millis(200);
+
+/// A running ZeroMQ bus (see [`spawn_zmq_bus`]). Clones control the same
+/// bus; dropping every handle does not stop it (closing the commands
+/// channel or [`ZmqBus::stop`] does).
+#[derive(Clone)]
+pub struct ZmqBus {
+    handle: Handle,
+}
+
+impl std::fmt::Debug for ZmqBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.handle.debug(f, "ZmqBus")
+    }
+}
+
+const NAMES: Names = Names {
+    link: "ZeroMQ",
+    broker: "the ZeroMQ broker",
+    queue_full:
+        "ZeroMQ broker unreachable and the queue is full: dropping publishes until it is back",
+};
+
+impl ZmqBus {
+    /// Resolves once every publish the bus received before this call was
+    /// written to the broker's sink, for write-only emitters that exit
+    /// after publishing. Publishes queued while the broker is unreachable
+    /// are waited for; those dropped beyond the queue bound, or lost with
+    /// a broken connection, count as done. Fails with
+    /// [`ZmqError::Timeout`] at `deadline`, or [`ZmqError::Stopped`].
+    pub async fn flush(&self, deadline: Instant) -> Result<(), ZmqError> {
+        self.handle.flush(deadline).await
+    }
+
+    /// Stop the bus: the connections are closed, pending flushes fail.
+    pub fn stop(&self) {
+        self.handle.stop()
+    }
+
+    /// Whether the bus has stopped (or been told to).
+    pub fn is_stopped(&self) -> bool {
+        self.handle.is_stopped()
+    }
+}
+
+/// Start the bus: one task executes the node's [`BusCommand`]s on the
+/// broker and reports [`BusInput`]s through `inputs` (called from the bus
+/// task: it must not block). The bus connects at once and keeps
+/// reconnecting until stopped; it stops when `commands` closes or on
+/// [`ZmqBus::stop`].
+pub fn spawn_zmq_bus(
+    runtime: Arc<dyn Runtime>,
+    config: ZmqConfig,
+    commands: async_channel::Receiver<BusCommand>,
+    inputs: Arc<dyn Fn(BusInput) + Send + Sync>,
+) -> ZmqBus {
+    let (handle, control_rx) = Handle::new(runtime.clone());
+    let (events_tx, events_rx) = async_channel::bounded(16);
+    let mut id = [0u8; 16];
+    // Tells our probes from other nodes': a weak source is enough.
+    if getrandom::fill(&mut id).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        id = nanos.to_le_bytes();
+    }
+    let node_id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    // A `type` python's listener skips (it keeps `message` only).
+    let probe = Bytes::from(format!(
+        "{{\"type\": \"socketio-rs.probe\", \"channel\": \"{node_id}\"}}"
+    ));
+    let limits = BusLimits {
+        max_message_bytes: config.max_message_bytes,
+        ..BusLimits::default()
+    };
+    let task = BusTask {
+        reconnect: Reconnect::new(&config.bus),
+        runtime: runtime.clone(),
+        config: Arc::new(config),
+        inputs,
+        events_tx,
+        events_rx,
+        probe,
+        limits,
+        subs: BTreeSet::new(),
+        epoch: 0,
+        live: None,
+        queue: OutageQueue::default(),
+        acks: Acks::default(),
+    };
+    runtime.spawn(Box::pin(task.run(commands, control_rx)));
+    ZmqBus { handle }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// PUSH to the broker's sink.
+    Push,
+    /// SUB on the broker's publisher.
+    Sub,
+}
+
+enum Event {
+    Connected {
+        epoch: u64,
+        push: Box<Link>,
+        sub: Box<Link>,
+    },
+    Failed {
+        epoch: u64,
+        error: ZmqError,
+    },
+    Bytes {
+        epoch: u64,
+        side: Side,
+        data: Bytes,
+    },
+    Closed {
+        epoch: u64,
+        side: Side,
+        error: ZmqError,
+    },
+}
+
+/// A publish kept while the broker is unreachable: its envelope.
+struct Queued {
+    seq: u64,
+    frame: Bytes,
+}
+
+/// One open link.
+struct Half {
+    write: WriteHalf<BoxStream>,
+    socket: ZmtpSocket,
+    last_heard: Instant,
+    next_ping: Instant,
+}
+
+impl Half {
+    fn new(link: Link, now: Instant, heartbeat: Duration) -> (Half, ReadHalf<BoxStream>) {
+        let (read, write) = link.stream.split();
+        let half = Half {
+            write,
+            socket: link.socket,
+            last_heard: now,
+            next_ping: now + heartbeat,
+        };
+        (half, read)
+    }
+
+    /// Whether this link is pinged (ZMTP 3.1 and a heartbeat set).
+    fn pinged(&self, heartbeat: Duration) -> bool {
+        !heartbeat.is_zero() && self.socket.minor() == Some(1)
+    }
+}
+
+struct Live {
+    push: Half,
+    sub: Half,
+    /// Dropped with `Live`: ends the reader tasks.
+    _kill: async_channel::Sender<()>,
+    up: bool,
+    /// When to push the probe again (while not up).
+    probe_due: Instant,
+    /// When a probe not back means the link is broken.
+    probe_deadline: Instant,
+    /// Commands written with the next write: done once it succeeds.
+    writing: Vec<u64>,
+}
+
+struct BusTask {
+    runtime: Arc<dyn Runtime>,
+    config: Arc<ZmqConfig>,
+    inputs: Inputs,
+    events_tx: async_channel::Sender<Event>,
+    events_rx: async_channel::Receiver<Event>,
+    /// This node's probe envelope.
+    probe: Bytes,
+    limits: BusLimits,
+    /// Channels whose envelopes are delivered.
+    subs: BTreeSet<Str>,
+    /// Bumped when the links are dropped: older events are stale.
+    epoch: u64,
+    live: Option<Live>,
+    queue: OutageQueue<Queued>,
+    acks: Acks,
+    reconnect: Reconnect,
+}
+
+impl BusTask {
+    async fn run(
+        mut self,
+        commands: async_channel::Receiver<BusCommand>,
+        control: async_channel::Receiver<Control>,
+    ) {
+        let mut control_open = true;
+        self.connect_later(Duration::ZERO);
+        loop {
+            let timer = self.next_timer();
+            let step = next_step(
+                &self.runtime,
+                &commands,
+                &self.events_rx,
+                &control,
+                control_open,
+                timer,
+            )
+            .await;
+            match step {
+                Step::Command(Some(c)) => {
+                    self.on_command(c);
+                    for _ in 1..BATCH {
+                        match commands.try_recv() {
+                            Ok(c) => self.on_command(c),
+                            Err(_) => break,
+                        }
+                    }
+                    self.write_out().await;
+                }
+                Step::Command(None) => {
+                    tracing::debug!("bus commands closed: ZeroMQ bus stops");
+                    break;
+                }
+                Step::Control(Some(Control::Flush(tx))) => {
+                    // Everything sent before the flush is in the channel.
+                    while let Ok(c) = commands.try_recv() {
+                        self.on_command(c);
+                    }
+                    self.write_out().await;
+                    self.acks.flush(tx);
+                }
+                Step::Control(Some(Control::Stop)) => {
+                    tracing::debug!("ZeroMQ bus stopped");
+                    break;
+                }
+                // Every handle dropped: keep running on the commands.
+                Step::Control(None) => control_open = false,
+                Step::Event(e) => {
+                    self.on_event(e);
+                    for _ in 1..BATCH {
+                        match self.events_rx.try_recv() {
+                            Ok(e) => self.on_event(e),
+                            Err(_) => break,
+                        }
+                    }
+                    self.write_out().await;
+                }
+                Step::Tick => {
+                    self.on_tick();
+                    self.write_out().await;
+                }
+            }
+        }
+        self.live = None;
+        control.close();
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        let live = self.live.as_ref()?;
+        let heartbeat = self.config.heartbeat;
+        let mut next = (!live.up).then(|| live.probe_deadline.min(live.probe_due));
+        for half in [&live.push, &live.sub] {
+            if half.pinged(heartbeat) {
+                let due = half.next_ping.min(half.last_heard + heartbeat * 3);
+                next = Some(next.map_or(due, |n| n.min(due)));
+            }
+        }
+        next
+    }
+
+    fn connect_later(&self, delay: Duration) {
+        let runtime = self.runtime.clone();
+        let config = self.config.clone();
+        let events = self.events_tx.clone();
+        let epoch = self.epoch;
+        self.runtime.spawn(Box::pin(async move {
+            if !delay.is_zero() {
+                runtime.sleep_until(Instant::now() + delay).await;
+            }
+            if events.is_closed() {
+                return;
+            }
+            let deadline = Instant::now() + config.bus.connect_timeout;
+            let limits = config.limits();
+            let result = with_deadline(
+                &runtime,
+                deadline,
+                "connecting to the ZeroMQ broker",
+                async {
+                    let push = link::open(
+                        &runtime,
+                        &config.host,
+                        config.sink_port,
+                        SocketType::Push,
+                        limits,
+                    )
+                    .await?;
+                    let sub = link::open(
+                        &runtime,
+                        &config.host,
+                        config.pub_port,
+                        SocketType::Sub,
+                        limits,
+                    )
+                    .await?;
+                    Ok((push, sub))
+                },
+            )
+            .await;
+            let event = match result {
+                Ok((push, sub)) => Event::Connected {
+                    epoch,
+                    push: Box::new(push),
+                    sub: Box::new(sub),
+                },
+                Err(error) => Event::Failed { epoch, error },
+            };
+            let _ = events.send(event).await;
+        }));
+    }
+
+    fn on_command(&mut self, command: BusCommand) {
+        let seq = self.acks.next_seq();
+        let Some(command) = answer_unsupported(command, &*self.inputs, "ZeroMQ") else {
+            return;
+        };
+        match command {
+            BusCommand::Subscribe { channel, kind } => {
+                if kind != ChannelKind::Plain {
+                    tracing::warn!(%channel, ?kind, "ZeroMQ has plain channels only: subscribed as one");
+                }
+                // Every link already receives everything (python's SUB
+                // subscribes to all): the channel only selects.
+                self.subs.insert(channel);
+            }
+            BusCommand::Unsubscribe { channel, .. } => {
+                self.subs.remove(&channel);
+            }
+            BusCommand::Publish {
+                channel, payload, ..
+            } => {
+                if payload.len() > self.config.max_message_bytes {
+                    tracing::warn!(
+                        %channel,
+                        bytes = payload.len(),
+                        limit = self.config.max_message_bytes,
+                        "message too large for the ZeroMQ bus: not published"
+                    );
+                    return;
+                }
+                let frame = match wrap(&channel, &payload) {
+                    Ok(frame) => frame,
+                    Err(e) => {
+                        tracing::warn!(%channel, "not published on the ZeroMQ bus: {e}");
+                        return;
+                    }
+                };
+                match &mut self.live {
+                    Some(live) if live.up => {
+                        live.push.socket.send(&[&frame]);
+                        live.writing.push(seq);
+                        self.acks.wait(seq);
+                    }
+                    _ => self.enqueue(seq, frame),
+                }
+            }
+            // Answered above.
+            _ => {}
+        }
+    }
+
+    fn enqueue(&mut self, seq: u64, frame: Bytes) {
+        let len = frame.len();
+        if !self
+            .queue
+            .admit(len, self.config.bus.max_queued_bytes, &NAMES)
+        {
+            return;
+        }
+        self.queue.push_back(Queued { seq, frame }, len);
+        self.acks.wait(seq);
+    }
+
+    /// Write what both links owe, under a deadline; the commands written
+    /// are then done.
+    async fn write_out(&mut self) {
+        let Some(live) = &mut self.live else {
+            return;
+        };
+        let deadline = Instant::now() + self.config.bus.io_timeout;
+        let mut result = Ok(());
+        for half in [&mut live.push, &mut live.sub] {
+            let mut out = Vec::new();
+            while let Some(bytes) = half.socket.poll_transmit() {
+                out.extend_from_slice(&bytes);
+            }
+            if out.is_empty() {
+                continue;
+            }
+            let write = &mut half.write;
+            result = with_deadline(
+                &self.runtime,
+                deadline,
+                "writing to the ZeroMQ broker",
+                async {
+                    write.write_all(&out).await.map_err(ZmqError::io)?;
+                    write.flush().await.map_err(ZmqError::io)
+                },
+            )
+            .await;
+            if result.is_err() {
+                break;
+            }
+        }
+        match result {
+            Ok(()) => {
+                for seq in std::mem::take(&mut live.writing) {
+                    self.acks.ack(seq);
+                }
+            }
+            Err(e) => self.go_down(&e.to_string()),
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Connected { epoch, push, sub } if epoch == self.epoch && self.live.is_none() => {
+                self.on_connected(*push, *sub)
+            }
+            Event::Failed { epoch, error } if epoch == self.epoch && self.live.is_none() => {
+                let delay = self.reconnect.failed(&NAMES, &error);
+                self.connect_later(delay);
+            }
+            Event::Bytes { epoch, side, data } if epoch == self.epoch => self.on_bytes(side, &data),
+            Event::Closed { epoch, side, error } if epoch == self.epoch => {
+                self.go_down(&format!("{side:?} link: {error}"))
+            }
+            _ => tracing::trace!("stale ZeroMQ connection event ignored"),
+        }
+    }
+
+    fn on_connected(&mut self, mut push: Link, mut sub: Link) {
+        let (kill_tx, kill_rx) = async_channel::bounded::<()>(1);
+        let now = Instant::now();
+        let heartbeat = self.config.heartbeat;
+        let early = [
+            (Side::Push, std::mem::take(&mut push.early)),
+            (Side::Sub, std::mem::take(&mut sub.early)),
+        ];
+        let (push, push_read) = Half::new(push, now, heartbeat);
+        let (sub, sub_read) = Half::new(sub, now, heartbeat);
+        for (side, read) in [(Side::Push, push_read), (Side::Sub, sub_read)] {
+            self.runtime.spawn(Box::pin(reader(
+                read,
+                self.epoch,
+                side,
+                self.events_tx.clone(),
+                kill_rx.clone(),
+            )));
+        }
+        let mut live = Live {
+            push,
+            sub,
+            _kill: kill_tx,
+            up: false,
+            probe_due: now + PROBE_EVERY,
+            probe_deadline: now + self.config.bus.io_timeout,
+            writing: Vec::new(),
+        };
+        live.push.socket.send(&[&self.probe]);
+        self.live = Some(live);
+        tracing::debug!("ZeroMQ broker connected, waiting for the probe to come back");
+        for (side, events) in early {
+            self.on_zmtp_events(side, events);
+        }
+    }
+
+    fn on_bytes(&mut self, side: Side, data: &[u8]) {
+        let Some(live) = &mut self.live else { return };
+        let half = match side {
+            Side::Push => &mut live.push,
+            Side::Sub => &mut live.sub,
+        };
+        half.last_heard = Instant::now();
+        if let Err(e) = half.socket.handle_bytes(data) {
+            return self.go_down(&format!("{side:?} link: {e}"));
+        }
+        let mut events = Vec::new();
+        while let Some(event) = half.socket.poll_event() {
+            events.push(event);
+        }
+        self.on_zmtp_events(side, events);
+    }
+
+    fn on_zmtp_events(&mut self, side: Side, events: Vec<ZmtpEvent>) {
+        for event in events {
+            match (side, event) {
+                (Side::Sub, ZmtpEvent::Message(parts)) => {
+                    // pyzmq's recv() gives one frame at a time: so do we.
+                    for part in parts {
+                        self.on_frame(&part);
+                    }
+                }
+                (_, ZmtpEvent::Oversized { bytes, .. }) => tracing::warn!(
+                    bytes,
+                    limit = self.config.max_message_bytes,
+                    "ZeroMQ message too large: skipped"
+                ),
+                (_, ZmtpEvent::Pong(_)) => {}
+                (side, other) => tracing::debug!(?side, "ZeroMQ event ignored: {other:?}"),
+            }
+        }
+    }
+
+    fn on_frame(&mut self, frame: &Bytes) {
+        if *frame == self.probe {
+            if self.live.as_ref().is_some_and(|l| !l.up) {
+                self.go_up();
+            }
+            return;
+        }
+        match unwrap(frame, &self.limits) {
+            Ok(Unwrapped::Message { channel, payload }) => match self.subs.get(channel.as_str()) {
+                Some(channel) => (self.inputs)(BusInput::Message {
+                    channel: channel.clone(),
+                    payload,
+                }),
+                None => tracing::trace!(%channel, "ZeroMQ message of another channel"),
+            },
+            Ok(Unwrapped::Skipped) => tracing::trace!("ZeroMQ frame of another kind skipped"),
+            Err(e) => tracing::debug!("ZeroMQ frame skipped: {e}"),
+        }
+    }
+
+    fn go_up(&mut self) {
+        let Some(live) = &mut self.live else {
+            return;
+        };
+        live.up = true;
+        // Publishes queued while down, in order.
+        for q in self.queue.drain() {
+            live.push.socket.send(&[&q.frame]);
+            live.writing.push(q.seq);
+        }
+        self.reconnect.up(&NAMES);
+        let limit = self.config.bus.max_queued_bytes;
+        self.queue.report_dropped(limit, &NAMES);
+        (self.inputs)(BusInput::Up);
+    }
+
+    /// Drop the links (if any), report `Down` if they were up, reconnect.
+    fn go_down(&mut self, reason: &str) {
+        let Some(live) = self.live.take() else {
+            return;
+        };
+        self.epoch += 1;
+        let lost = live.writing.len();
+        for seq in live.writing {
+            self.acks.ack(seq);
+        }
+        if live.up {
+            tracing::warn!(
+                unwritten_publishes = lost,
+                "ZeroMQ link lost ({reason}); reconnecting"
+            );
+            self.reconnect.down();
+            (self.inputs)(BusInput::Down);
+        } else {
+            tracing::warn!("ZeroMQ link failed while coming up ({reason}); reconnecting");
+        }
+        let delay = self.reconnect.next_delay();
+        self.connect_later(delay);
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        let heartbeat = self.config.heartbeat;
+        let Some(live) = &mut self.live else { return };
+        if !live.up {
+            if now >= live.probe_deadline {
+                return self.go_down("the broker did not relay the probe in time");
+            }
+            if now >= live.probe_due {
+                live.push.socket.send(&[&self.probe]);
+                live.probe_due = now + PROBE_EVERY;
+            }
+        }
+        let mut silent = None;
+        for (side, half) in [(Side::Push, &mut live.push), (Side::Sub, &mut live.sub)] {
+            if !half.pinged(heartbeat) {
+                continue;
+            }
+            if now >= half.last_heard + heartbeat * 3 {
+                silent = Some(side);
+                break;
+            }
+            if now >= half.next_ping {
+                let ttl = (heartbeat * 3).as_millis() / 100;
+                half.socket.ping(ttl.min(u16::MAX as u128) as u16, b"");
+                half.next_ping = now + heartbeat;
+            }
+        }
+        if let Some(side) = silent {
+            self.go_down(&format!("{side:?} link silent for {:?}", heartbeat * 3));
+        }
+    }
+}
+
+/// Read one link and hand its bytes to the bus task. Ends on `kill`.
+async fn reader(
+    mut read: ReadHalf<BoxStream>,
+    epoch: u64,
+    side: Side,
+    events: async_channel::Sender<Event>,
+    kill: async_channel::Receiver<()>,
+) {
+    let mut buf = vec![0u8; 16 << 10];
+    let error = loop {
+        let result = {
+            let reading = read.read(&mut buf).fuse();
+            let killed = kill.recv().fuse();
+            pin_mut!(reading, killed);
+            select! {
+                r = reading => r,
+                _ = killed => return,
+            }
+        };
+        match result {
+            Ok(0) => break ZmqError::Closed,
+            Ok(n) => {
+                let data = Bytes::copy_from_slice(&buf[..n]);
+                if !send_unless_killed(&events, &kill, Event::Bytes { epoch, side, data }).await {
+                    return;
+                }
+            }
+            Err(e) => break ZmqError::io(e),
+        }
+    };
+    let _ = send_unless_killed(&events, &kill, Event::Closed { epoch, side, error }).await;
+}
