@@ -5,6 +5,7 @@
 //!     [--state-recovery SECS] [--runtime tokio|async-std|smol]
 //!     [--adapter redis-python|redis-node|redis-node-sharded --redis URL [--channel NAME]]
 //!     [--adapter amqp --amqp URL [--channel NAME]]
+//!     [--adapter zmq --zmq zmq+tcp://HOST:PORT1+PORT2 [--channel NAME]]
 //! ```
 //!
 //! Namespaces `/` and `/custom`. On connect it emits `auth` with the
@@ -32,7 +33,7 @@ use std::time::Duration;
 
 use socketio::{
     AckSender, AmqpAdapter, AnyParser, Args, Binary, Bytes, ConnectRefusal, JsonParser,
-    MsgPackParser, RedisAdapter, Runtime, Server, SocketRef, Value,
+    MsgPackParser, RedisAdapter, Runtime, Server, SocketRef, Value, ZmqAdapter,
 };
 
 /// Options of the echo server.
@@ -57,6 +58,8 @@ pub enum ClusterAdapter {
     Redis(RedisAdapter),
     /// AMQP 0-9-1 / RabbitMQ (python format).
     Amqp(AmqpAdapter),
+    /// ZeroMQ through python-socketio's broker (python format).
+    Zmq(ZmqAdapter),
 }
 
 /// Start the echo server; returns it and the bound address.
@@ -71,6 +74,7 @@ pub async fn start(options: &ServerOptions) -> Result<(Server, SocketAddr), sock
     match options.adapter.clone() {
         Some(ClusterAdapter::Redis(adapter)) => builder = builder.adapter(adapter),
         Some(ClusterAdapter::Amqp(adapter)) => builder = builder.adapter(adapter),
+        Some(ClusterAdapter::Zmq(adapter)) => builder = builder.adapter(adapter),
         None => {}
     }
     let server = builder.build();
@@ -382,7 +386,7 @@ fn block_on<F: Future>(name: &str, main: F) -> F::Output {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: echo_server --port P [--parser json|msgpack] [--state-recovery SECS] [--runtime tokio|async-std|smol] [--adapter redis-python|redis-node|redis-node-sharded --redis URL | --adapter amqp --amqp URL] [--channel NAME]");
+    eprintln!("{problem}\nusage: echo_server --port P [--parser json|msgpack] [--state-recovery SECS] [--runtime tokio|async-std|smol] [--adapter redis-python|redis-node|redis-node-sharded --redis URL | --adapter amqp --amqp URL | --adapter zmq --zmq zmq+tcp://HOST:PORT1+PORT2] [--channel NAME]");
     std::process::exit(2)
 }
 
@@ -398,7 +402,7 @@ fn main() {
     };
     let mut port = None;
     let (mut adapter, mut redis, mut channel) = (None::<String>, None::<String>, None::<String>);
-    let mut amqp = None::<String>;
+    let (mut amqp, mut zmq) = (None::<String>, None::<String>);
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -421,6 +425,7 @@ fn main() {
             "--adapter" => adapter = Some(value()),
             "--redis" => redis = Some(value()),
             "--amqp" => amqp = Some(value()),
+            "--zmq" => zmq = Some(value()),
             "--channel" => channel = Some(value()),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -434,6 +439,13 @@ fn main() {
             made = made.channel(&channel);
         }
         options.adapter = Some(ClusterAdapter::Amqp(made));
+    } else if adapter.as_deref() == Some("zmq") {
+        let url = zmq.unwrap_or_else(|| usage("--adapter zmq needs --zmq URL"));
+        let made = ZmqAdapter::python(&url).unwrap_or_else(|e| usage(&format!("bad --zmq: {e}")));
+        let channel = channel.take();
+        options.adapter = Some(ClusterAdapter::Zmq(
+            channel.map_or(made.clone(), |c| made.channel(&c)),
+        ));
     } else if let Some(kind) = adapter {
         let url = redis.unwrap_or_else(|| usage("--adapter needs --redis URL"));
         let made = match kind.as_str() {

@@ -1,12 +1,13 @@
 //! A write-only member of a cluster: emits one event to the clients of
-//! every server sharing a Redis or a RabbitMQ, then exits (the
-//! command-line counterpart of python-socketio's
-//! `RedisManager(write_only=True)` / `KombuManager(write_only=True)` and
-//! Node's `@socket.io/redis-emitter`).
+//! every server sharing a Redis, a RabbitMQ or a ZeroMQ broker, then exits
+//! (the command-line counterpart of python-socketio's
+//! `RedisManager(write_only=True)` / `KombuManager(write_only=True)` /
+//! `ZmqManager(write_only=True)` and Node's `@socket.io/redis-emitter`).
 //!
 //! ```text
 //! cargo run --release --example emit -- --redis URL --format python|node|node-sharded
 //!     (or --amqp URL: RabbitMQ, python format)
+//!     (or --zmq zmq+tcp://HOST:PORT1+PORT2: ZeroMQ, python format)
 //!     [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS
 //! ```
 //!
@@ -18,11 +19,11 @@
 
 use std::time::Duration;
 
-use socketio::{AmqpAdapter, Emitter, RedisAdapter, RuntimeKind, Value};
+use socketio::{AmqpAdapter, Emitter, RedisAdapter, RuntimeKind, Value, ZmqAdapter};
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "{problem}\nusage: emit (--redis URL --format python|node|node-sharded | --amqp URL) [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS"
+        "{problem}\nusage: emit (--redis URL --format python|node|node-sharded | --amqp URL | --zmq URL) [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS"
     );
     std::process::exit(2)
 }
@@ -51,7 +52,7 @@ fn with_binary(value: Value) -> Value {
 fn main() {
     let (mut redis, mut format, mut channel, mut nsp, mut room) =
         (None, None, None, String::from("/"), None);
-    let mut amqp = None;
+    let (mut amqp, mut zmq) = (None, None);
     let mut positional = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -62,6 +63,7 @@ fn main() {
         match arg.as_str() {
             "--redis" => redis = Some(value()),
             "--amqp" => amqp = Some(value()),
+            "--zmq" => zmq = Some(value()),
             "--format" => format = Some(value()),
             "--channel" => channel = Some(value()),
             "--nsp" => nsp = value(),
@@ -75,8 +77,12 @@ fn main() {
     };
     let values: Vec<Value> = serde_json::from_str(json)
         .unwrap_or_else(|e| usage(&format!("JSON_ARGS is not a JSON array: {e}")));
-    let adapter: Box<dyn socketio::Adapter> = match (redis, amqp) {
-        (None, Some(url)) => {
+    let adapter: Box<dyn socketio::Adapter> = match (redis, amqp, zmq) {
+        (None, None, Some(url)) => {
+            let a = ZmqAdapter::python(&url).unwrap_or_else(|e| usage(&format!("bad --zmq: {e}")));
+            Box::new(channel.map_or(a.clone(), |c| a.channel(&c)))
+        }
+        (None, Some(url), None) => {
             let mut a =
                 AmqpAdapter::python(&url).unwrap_or_else(|e| usage(&format!("bad --amqp: {e}")));
             if let Some(channel) = channel {
@@ -84,7 +90,7 @@ fn main() {
             }
             Box::new(a)
         }
-        (Some(url), None) => {
+        (Some(url), None, None) => {
             let adapter = match format.as_deref() {
                 Some("python") => RedisAdapter::python(&url),
                 Some("node") => RedisAdapter::node(&url),
@@ -97,7 +103,7 @@ fn main() {
             }
             Box::new(a)
         }
-        _ => usage("one of --redis and --amqp is required"),
+        _ => usage("one of --redis, --amqp and --zmq is required"),
     };
     if std::env::var_os("SOCKETIO_LOG").is_some() {
         let _ = tracing_subscriber::fmt()

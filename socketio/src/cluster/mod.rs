@@ -38,6 +38,7 @@ macro_rules! cluster_options {
 mod amqp;
 mod emitter;
 mod redis;
+mod zmq;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -46,6 +47,7 @@ use socketio_core::cluster::{BusCommand, BusInput};
 use socketio_core::socket::ClusterConfig;
 use socketio_driver::amqp::AmqpBus;
 use socketio_driver::redis::RedisBus;
+use socketio_driver::zmq::ZmqBus;
 use socketio_driver::{BoxFuture, Runtime};
 
 use crate::error::{Error, Result};
@@ -53,6 +55,7 @@ use crate::error::{Error, Result};
 pub use amqp::AmqpAdapter;
 pub use emitter::{EmitOperator, Emitter};
 pub use redis::RedisAdapter;
+pub use zmq::ZmqAdapter;
 
 /// How many bus commands may wait for the backend before new ones are
 /// dropped (with a log line).
@@ -60,7 +63,7 @@ pub(crate) const BUS_QUEUE: usize = 65_536;
 
 /// A message bus several servers share: what a node says on it (the
 /// format, in [`ClusterConfig`]) and the backend that carries it.
-/// Implemented by [`RedisAdapter`] and [`AmqpAdapter`]; a backend of your own implements it
+/// Implemented by [`RedisAdapter`], [`AmqpAdapter`] and [`ZmqAdapter`]; a backend of your own implements it
 /// over [`socketio_driver`]'s runtime-neutral interface.
 pub trait Adapter: Send + Sync + 'static {
     /// The cluster options of the node's core (format, timeouts, limits).
@@ -105,4 +108,4 @@ macro_rules! driver_bus {
     )*};
 }
 
-driver_bus!(RedisBus, AmqpBus);
+driver_bus!(RedisBus, AmqpBus, ZmqBus);

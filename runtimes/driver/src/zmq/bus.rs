@@ -53,8 +53,9 @@ const NAMES: Names = Names {
 
 impl ZmqBus {
     /// Resolves once every publish the bus received before this call was
-    /// written to the broker's sink, for write-only emitters that exit
-    /// after publishing. Publishes queued while the broker is unreachable
+    /// written to the broker's sink (for write-only emitters that exit
+    /// after publishing), and every subscription is in effect (the bus is
+    /// up). Publishes queued while the broker is unreachable
     /// are waited for; those dropped beyond the queue bound, or lost with
     /// a broken connection, count as done. Fails with
     /// [`ZmqError::Timeout`] at `deadline`, or [`ZmqError::Stopped`].
@@ -117,6 +118,7 @@ pub fn spawn_zmq_bus(
         live: None,
         queue: OutageQueue::default(),
         acks: Acks::default(),
+        waiting_up: Vec::new(),
     };
     runtime.spawn(Box::pin(task.run(commands, control_rx)));
     ZmqBus { handle }
@@ -214,6 +216,8 @@ struct BusTask {
     live: Option<Live>,
     queue: OutageQueue<Queued>,
     acks: Acks,
+    /// Subscriptions made while down: done at the next `Up`.
+    waiting_up: Vec<u64>,
     reconnect: Reconnect,
 }
 
@@ -360,8 +364,13 @@ impl BusTask {
                     tracing::warn!(%channel, ?kind, "ZeroMQ has plain channels only: subscribed as one");
                 }
                 // Every link already receives everything (python's SUB
-                // subscribes to all): the channel only selects.
+                // subscribes to all): the channel only selects. Done once
+                // the bus is up: what is published from then on arrives.
                 self.subs.insert(channel);
+                if !self.live.as_ref().is_some_and(|l| l.up) {
+                    self.acks.wait(seq);
+                    self.waiting_up.push(seq);
+                }
             }
             BusCommand::Unsubscribe { channel, .. } => {
                 self.subs.remove(&channel);
@@ -571,6 +580,9 @@ impl BusTask {
         for q in self.queue.drain() {
             live.push.socket.send(&[&q.frame]);
             live.writing.push(q.seq);
+        }
+        for seq in std::mem::take(&mut self.waiting_up) {
+            self.acks.ack(seq);
         }
         self.reconnect.up(&NAMES);
         let limit = self.config.bus.max_queued_bytes;
