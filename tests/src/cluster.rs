@@ -427,6 +427,8 @@ pub enum OurFormat {
     NodeSharded,
     /// python-socketio's JSON over RabbitMQ (`--adapter amqp`).
     Amqp,
+    /// python-socketio's JSON over ZeroMQ (`--adapter zmq`).
+    Zmq,
 }
 
 impl OurFormat {
@@ -437,6 +439,7 @@ impl OurFormat {
             OurFormat::Node => "redis-node",
             OurFormat::NodeSharded => "redis-node-sharded",
             OurFormat::Amqp => "amqp",
+            OurFormat::Zmq => "zmq",
         }
     }
 }
@@ -452,6 +455,8 @@ pub enum NodeKind {
     Python,
     /// `python/cluster_server.py --amqp URL --client ...` (RabbitMQ).
     PythonAmqp(AmqpPeer),
+    /// `python/cluster_server.py --zmq URL` (ZmqManager under eventlet).
+    PythonZmq,
     /// Our `echo_server --adapter ...` example.
     Ours(Runtime, OurFormat),
 }
@@ -485,6 +490,7 @@ impl fmt::Display for NodeKind {
             NodeKind::NodeSharded => f.write_str("node-sharded"),
             NodeKind::Python => f.write_str("python"),
             NodeKind::PythonAmqp(peer) => write!(f, "python({})", peer.flag()),
+            NodeKind::PythonZmq => f.write_str("python(zmq)"),
             NodeKind::Ours(runtime, format) => {
                 write!(f, "ours({}, {})", runtime.flag(), format.adapter_flag())
             }
@@ -511,10 +517,13 @@ impl AmqpPeer {
     }
 }
 
-/// `--amqp` for an `amqp://` or `amqps://` URL, else `--redis`.
+/// `--amqp` for an `amqp://` or `amqps://` URL, `--zmq` for a
+/// `zmq+tcp://` one, else `--redis`.
 fn bus_flag(url: &str) -> &'static str {
     if url.starts_with("amqp") {
         "--amqp"
+    } else if url.starts_with("zmq") {
+        "--zmq"
     } else {
         "--redis"
     }
@@ -581,7 +590,7 @@ impl ClusterNode {
                     interop_dir().join("node/cluster_server.js").into(),
                 ]
             }
-            NodeKind::Python | NodeKind::PythonAmqp(_) => {
+            NodeKind::Python | NodeKind::PythonAmqp(_) | NodeKind::PythonZmq => {
                 setup()?;
                 if let NodeKind::PythonAmqp(peer) = kind {
                     args.extend(["--client".into(), peer.flag().into()]);

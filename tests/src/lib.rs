@@ -16,6 +16,7 @@ mod broker;
 pub mod cluster;
 pub mod rabbit;
 pub mod scene;
+pub mod zmq;
 
 use std::ffi::OsString;
 use std::fmt;

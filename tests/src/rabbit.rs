@@ -18,6 +18,7 @@ use socketio_core::cluster::amqp::{
 
 use crate::broker::{apt_install, relaunch, scratch_dir, Guarded};
 use crate::cluster::Bus;
+use crate::scene::RawBus;
 use crate::{free_port, Proc};
 
 /// The broker's start script; `/usr/sbin/rabbitmq-server` would switch
@@ -256,6 +257,17 @@ impl Bus for RabbitServer {
 
     fn output(&self) -> String {
         RabbitServer::output(self)
+    }
+}
+
+impl RawBus for RabbitServer {
+    /// Published on the fanout exchange `socketio`.
+    fn inject(&self, message: &[u8]) -> Result<(), String> {
+        self.publish_raw("socketio", message)
+    }
+
+    fn restart(&mut self) -> Result<(), String> {
+        RabbitServer::restart(self)
     }
 }
 

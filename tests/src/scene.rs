@@ -1,5 +1,6 @@
 //! The scene of the mixed cluster tests (`tests/tests/cluster.rs` over
-//! Redis, `tests/tests/cluster_amqp.rs` over RabbitMQ): a [`Cluster`] of
+//! Redis, `tests/tests/cluster_amqp.rs` over RabbitMQ,
+//! `tests/tests/cluster_zmq.rs` over ZeroMQ): a [`Cluster`] of
 //! [`NODES`] nodes on a [`Bus`], a Node client process and a Python client
 //! process with one client on every node, and the checks and scenario steps
 //! both test files run.
@@ -203,7 +204,7 @@ impl Scene<RedisServer> {
 }
 
 // ---------------------------------------------------------------------------
-// Scenario steps both test files run
+// Scenario steps the test files share
 
 /// Every client got `hello` with its own sid.
 pub fn hellos<B: Bus>(scene: &mut Scene<B>) {
@@ -297,6 +298,133 @@ pub fn emitter<B: Bus>(scene: &mut Scene<B>, kind: EmitterKind) {
         &args,
         &[Who(NODE_CLIENTS, 1), Who(PYTHON_CLIENTS, 1)],
     );
+}
+
+/// A bus whose broker the steps can restart and inject messages into.
+pub trait RawBus: Bus {
+    /// Puts `message` on channel `socketio` as a publisher of our own
+    /// would, bypassing the nodes (garbage included).
+    fn inject(&self, message: &[u8]) -> Result<(), String>;
+    /// Kills the broker and starts it again on the same port(s).
+    fn restart(&mut self) -> Result<(), String>;
+}
+
+/// Broadcasts, rooms (local and remote join/leave), except, acks across
+/// nodes of a python-format cluster with the python node in the middle;
+/// every node gets its turn as the sender.
+pub fn python_pubsub<B: Bus>(scene: &mut Scene<B>) {
+    hellos(scene);
+    for node in 0..NODES {
+        let args = json!([format!("all-{node}"), {"$bin": "0102ff"}, {"n": [1, 2.5, null]}]);
+        let list = args.as_array().unwrap().clone();
+        scene.emit(Who(node % 2, node), "shout", &list);
+        scene.delivered("shout-back", &args, &everyone());
+    }
+
+    // Room changes are let through the bus (settle) before the next
+    // request: a python node acknowledges one once the message is written
+    // (kombu has no publisher confirms), ours once the broker routed it;
+    // either way the receiving node applies it a moment later.
+    room_r(scene, Scene::settle);
+    except_x(scene);
+
+    // Acks across nodes: ours -> python, python -> ours, ours -> ours.
+    for (asker, asked, token) in [
+        (Who(NODE_CLIENTS, 0), Who(PYTHON_CLIENTS, 1), json!("q1")),
+        (
+            Who(PYTHON_CLIENTS, 1),
+            Who(NODE_CLIENTS, 2),
+            json!({"k": [1]}),
+        ),
+        (Who(PYTHON_CLIENTS, 2), Who(NODE_CLIENTS, 0), json!("q3")),
+    ] {
+        let sid = scene.sid(asked);
+        let answer = scene.call(asker, "call-sid", &[json!(sid), token.clone()]);
+        if answer != json!([["answer", token]]) && answer != json!([[["answer", token]]]) {
+            scene.fail(format!("call-sid {asker:?} -> {asked:?} answered {answer}"));
+        }
+        scene.delivered("question", &json!([token]), &[asked]);
+    }
+
+    leave_r(
+        scene,
+        Who(PYTHON_CLIENTS, 1),
+        Who(NODE_CLIENTS, 2),
+        Scene::settle,
+    );
+}
+
+/// Garbage on the bus (channel `socketio`) reaches every node and breaks
+/// none.
+pub fn hostile<B: RawBus>(scene: &mut Scene<B>) {
+    let messages: [&[u8]; 7] = [
+        b"not json",
+        b"\xff\xfe",
+        b"{}",
+        br#"{"method":"emit"}"#,
+        br#"{"method":"enter_room","sid":null,"room":[]}"#,
+        br#"{"method":"callback","host_id":"nobody","sid":"x","id":"7"}"#,
+        br#"[1,2,3]"#,
+    ];
+    for message in messages {
+        ok!(scene, scene.cluster.bus.inject(message));
+    }
+    scene.emit(Who(PYTHON_CLIENTS, 1), "shout", &[json!("after-garbage")]);
+    scene.delivered("shout-back", &json!(["after-garbage"]), &everyone());
+}
+
+/// Broker killed and restarted: every node finds it again (within
+/// `recovery`), and a broadcast from each node reaches everyone.
+pub fn broker_restart<B: RawBus>(scene: &mut Scene<B>, recovery: Duration) {
+    ok!(scene, scene.cluster.bus.restart());
+    let start = Instant::now();
+    for node in 0..NODES {
+        let sender = Who(node % 2, node);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let payload = json!([format!("resume-{node}-{attempt}")]);
+            scene.emit(sender, "shout", payload.as_array().unwrap());
+            for proc in 0..scene.clients.len() {
+                ok!(
+                    scene,
+                    scene.clients[proc].settle(Duration::from_millis(700))
+                );
+            }
+            let mut everywhere = true;
+            for who in everyone() {
+                let count = ok!(
+                    scene,
+                    scene.clients[who.0].count(who.1, "shout-back", &payload)
+                );
+                everywhere &= count > 0;
+            }
+            if everywhere {
+                break;
+            }
+            if start.elapsed() > recovery {
+                scene.fail(format!(
+                    "node {node}'s broadcasts do not reach everyone {recovery:?} after the broker restart"
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "cross-node traffic resumed {:?} after the restart",
+        start.elapsed()
+    );
+    scene.clear();
+    scene.emit(Who(NODE_CLIENTS, 2), "shout", &[json!("resumed")]);
+    scene.delivered("shout-back", &json!(["resumed"]), &everyone());
+    let sid = scene.sid(Who(NODE_CLIENTS, 1));
+    let answer = scene.call(
+        Who(PYTHON_CLIENTS, 0),
+        "call-sid",
+        &[json!(sid), json!("r2")],
+    );
+    if answer != json!([["answer", "r2"]]) && answer != json!([[["answer", "r2"]]]) {
+        scene.fail(format!("call-sid after the restart answered {answer}"));
+    }
 }
 
 /// Python client 0 disconnects `victim`, a socket living on another node,

@@ -1,8 +1,9 @@
 """Write-only emitter of the cluster contract (see ../README.md, "Clusters"):
-python-socketio's `RedisManager(url, write_only=True)`, or with `--amqp URL`
-its `KombuManager(url, write_only=True)` (RabbitMQ).
+python-socketio's `RedisManager(url, write_only=True)`, with `--amqp URL`
+its `KombuManager(url, write_only=True)` (RabbitMQ), with `--zmq URL` its
+`ZmqManager(url, write_only=True)` (python-socketio's ZeroMQ broker).
 
-    python cluster_emit.py (--redis URL | --amqp URL) [--channel socketio] [--nsp /] [--room R] EVENT JSON_ARGS
+    python cluster_emit.py (--redis URL | --amqp URL | --zmq URL) [--channel socketio] [--nsp /] [--room R] EVENT JSON_ARGS
 
 JSON_ARGS is a JSON array of the event's arguments (`{"$bin":"<hex>"}` stands
 for binary): one argument is emitted as itself, any other count as a tuple
@@ -47,6 +48,7 @@ def main():
     bus = parser.add_mutually_exclusive_group(required=True)
     bus.add_argument("--redis")
     bus.add_argument("--amqp")
+    bus.add_argument("--zmq")
     parser.add_argument("--channel", default="socketio")
     parser.add_argument("--nsp", default="/")
     parser.add_argument("--room", default=None)
@@ -78,9 +80,20 @@ def main():
     logger.setLevel(logging.INFO)
     if opts.redis:
         manager = socketio.RedisManager(opts.redis, channel=opts.channel, write_only=True, logger=logger)
+    elif opts.zmq:
+        manager = socketio.ZmqManager(opts.zmq, channel=opts.channel, write_only=True, logger=logger)
     else:
         manager = socketio.KombuManager(opts.amqp, channel=opts.channel, write_only=True, logger=logger)
     manager.emit(opts.event, data=data, room=opts.room, namespace=opts.nsp)
+    if opts.zmq:
+        # The PUSH socket sends in the background: wait (5 s at most) until
+        # the frame left before exiting.
+        import zmq
+
+        manager.sink.setsockopt(zmq.LINGER, 5000)
+        context = manager.sink.context
+        manager.sink.close()
+        context.term()
     if errors.messages:
         print(f"cluster_emit.py: not published: {errors.messages}", file=sys.stderr)
         sys.exit(1)

@@ -4,11 +4,16 @@ published on one Redis channel (`socketio` by default).
 
     python cluster_server.py --port P --redis URL [--channel socketio]
     python cluster_server.py --port P --amqp URL --client aiopika|kombu [--channel socketio]
+    python cluster_server.py --port P --zmq zmq+tcp://HOST:PORT1+PORT2 [--channel socketio]
 
 With `--amqp` the bus is RabbitMQ (a fanout exchange named by the channel):
 `--client aiopika` runs the AsyncServer with AsyncAioPikaManager;
 `--client kombu` runs KombuManager, which is sync only, on a threaded
 `socketio.Server` behind Werkzeug's threaded WSGI server.
+
+With `--zmq` the bus is python-socketio's ZeroMQ broker (zmq_broker.py):
+ZmqManager needs eventlet's green zmq, so that node runs `socketio.Server` in
+eventlet mode behind eventlet's WSGI server.
 
 Prints `listening on P` once the bus is subscribed and the HTTP server
 listens. Namespaces `/` and `/custom`.
@@ -24,6 +29,7 @@ Limits of python-socketio's bus that shape this peer:
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import threading
@@ -43,6 +49,7 @@ def parse_args():
     bus = parser.add_mutually_exclusive_group(required=True)
     bus.add_argument("--redis")
     bus.add_argument("--amqp")
+    bus.add_argument("--zmq")
     parser.add_argument("--client", choices=("aiopika", "kombu"), default="aiopika")
     parser.add_argument("--channel", default="socketio")
     return parser.parse_args()
@@ -204,9 +211,10 @@ async def main(args):
     await asyncio.Event().wait()
 
 
-def build_sync_server(manager):
-    """The same handlers on a threaded socketio.Server (for KombuManager)."""
-    sio = socketio.Server(async_mode="threading", client_manager=manager, cors_allowed_origins="*")
+def build_sync_server(manager, async_mode="threading"):
+    """The same handlers on a socketio.Server (threads for KombuManager,
+    eventlet for ZmqManager)."""
+    sio = socketio.Server(async_mode=async_mode, client_manager=manager, cors_allowed_origins="*")
 
     def register(nsp):
         def connect(sid, environ, auth=None):
@@ -241,7 +249,8 @@ def build_sync_server(manager):
             return True
 
         def call_sid(sid, target, data=None, *_rest):
-            answered = threading.Event()
+            # A threading or eventlet event, as the server's mode wants.
+            answered = sio.eio.create_event()
             answer = []
 
             def on_answer(*args):
@@ -317,12 +326,53 @@ def main_kombu(args):
     server.serve_forever()
 
 
+def main_zmq(args):
+    import eventlet
+    import eventlet.wsgi
+
+    probe = json.dumps({"type": "cluster-server-py.probe", "channel": str(os.getpid())}).encode()
+
+    class ReadyZmqManager(socketio.ZmqManager):
+        """Notes when its own probe comes back through the broker (a frame
+        of a `type` every listener skips): its subscription is then in effect
+        at the publisher."""
+
+        heard = False
+
+        def zmq_listen(self):
+            for message in super().zmq_listen():
+                if message == probe:
+                    ReadyZmqManager.heard = True
+                yield message
+
+    manager = ReadyZmqManager(args.zmq, channel=args.channel)
+    sio = build_sync_server(manager, async_mode="eventlet")
+    sio.manager_initialized = True
+    sio.manager.initialize()
+    deadline = time.monotonic() + 10.0
+    while not ReadyZmqManager.heard and time.monotonic() < deadline:
+        manager.sink.send(probe)
+        eventlet.sleep(0.1)
+    if not ReadyZmqManager.heard:
+        print(f"cluster_server.py: no probe back from {args.zmq} after 10 s", file=sys.stderr)
+        sys.exit(1)
+    try:
+        listener = eventlet.listen(("127.0.0.1", args.port))
+    except OSError as err:
+        print(f"cluster_server.py: {err}", file=sys.stderr)
+        sys.exit(1)
+    print(f"listening on {args.port}", flush=True)
+    eventlet.wsgi.server(listener, socketio.WSGIApp(sio), log_output=False)
+
+
 if __name__ == "__main__":
     cli = parse_args()
     if os.environ.get("INTEROP_EXIT_ON_STDIN_EOF") == "1":
         exit_on_stdin_eof()
     try:
-        if cli.amqp and cli.client == "kombu":
+        if cli.zmq:
+            main_zmq(cli)
+        elif cli.amqp and cli.client == "kombu":
             main_kombu(cli)
         else:
             asyncio.run(main(cli))
