@@ -286,9 +286,11 @@ pub struct ZmtpSocket {
     /// Frames seen of the current message (kept or skipped).
     message_parts: usize,
     skip: Option<Skip>,
-    /// Subscriptions asked before the peer's version was known:
-    /// (subscribe, topic).
+    /// Subscriptions asked before the handshake was done: (subscribe,
+    /// topic).
     pending: Vec<(bool, Bytes)>,
+    /// Messages queued before the handshake was done, encoded.
+    held: BytesMut,
 }
 
 impl ZmtpSocket {
@@ -328,6 +330,7 @@ impl ZmtpSocket {
             message_parts: 0,
             skip: None,
             pending: Vec::new(),
+            held: BytesMut::new(),
         }
     }
 
@@ -425,20 +428,27 @@ impl ZmtpSocket {
     }
 
     /// Queue a message of `parts` (at least one; an empty list sends one
-    /// empty frame).
+    /// empty frame). Held until the handshake is done: libzmq drops a
+    /// connection on which a message comes before it has sent its own
+    /// `READY`.
     pub fn send(&mut self, parts: &[&[u8]]) {
+        let out = if self.state == State::Open {
+            &mut self.output
+        } else {
+            &mut self.held
+        };
         if parts.is_empty() {
-            put_frame(&mut self.output, 0, &[]);
+            put_frame(out, 0, &[]);
             return;
         }
         let last = parts.len() - 1;
         for (i, part) in parts.iter().enumerate() {
-            put_frame(&mut self.output, if i < last { MORE } else { 0 }, part);
+            put_frame(out, if i < last { MORE } else { 0 }, part);
         }
     }
 
     /// Subscribe to messages starting with `topic` (empty: all), in the
-    /// form the peer's version reads; queued until its greeting is in.
+    /// form the peer's version reads; held until the handshake is done.
     pub fn subscribe(&mut self, topic: &[u8]) {
         self.subscription(true, Bytes::copy_from_slice(topic));
     }
@@ -449,6 +459,10 @@ impl ZmtpSocket {
     }
 
     fn subscription(&mut self, subscribe: bool, topic: Bytes) {
+        if self.state != State::Open {
+            self.pending.push((subscribe, topic));
+            return;
+        }
         match self.minor {
             None => self.pending.push((subscribe, topic)),
             // ZMTP 3.1: a command.
@@ -469,10 +483,10 @@ impl ZmtpSocket {
 
     /// Queue a `PING` with `context` (at most 16 bytes kept) and a TTL in
     /// tenths of a second; the peer answers [`ZmtpEvent::Pong`]. Only ZMTP
-    /// 3.1 has it: returns whether it was queued (not before the peer's
-    /// greeting, nor to a 3.0 peer).
+    /// 3.1 has it: returns whether it was queued (not before the handshake
+    /// is done, nor to a 3.0 peer).
     pub fn ping(&mut self, ttl_deciseconds: u16, context: &[u8]) -> bool {
-        if !matches!(self.minor, Some(1..)) {
+        if self.state != State::Open || !matches!(self.minor, Some(1..)) {
             return false;
         }
         let mut body = Vec::with_capacity(2 + MAX_PING_CONTEXT);
@@ -550,9 +564,6 @@ impl ZmtpSocket {
         }
         self.minor = Some(minor);
         self.state = State::Handshake;
-        for (subscribe, topic) in std::mem::take(&mut self.pending) {
-            self.subscription(subscribe, topic);
-        }
         Ok(())
     }
 
@@ -644,6 +655,11 @@ impl ZmtpSocket {
         }
         self.peer = Some(peer);
         self.state = State::Open;
+        for (subscribe, topic) in std::mem::take(&mut self.pending) {
+            self.subscription(subscribe, topic);
+        }
+        let held = self.held.split();
+        self.output.extend_from_slice(&held);
         self.events.push_back(ZmtpEvent::Ready {
             peer,
             minor: self.minor.unwrap_or(0),

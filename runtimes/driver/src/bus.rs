@@ -479,3 +479,93 @@ pub(crate) fn answer_unsupported(
     }
     None
 }
+
+/// Most commands (or connection events) taken before a batch is written:
+/// pipelining without starving the replies.
+const BATCH: usize = 256;
+
+/// A broker bus task, as [`drive`] runs it: the parts every backend has
+/// (commands, control, connection events, a timer), the protocol its own.
+pub(crate) trait Backend: Send {
+    /// What the backend's connection tasks report.
+    type Event: Send;
+    /// `Redis`, `AMQP`, `ZeroMQ`: for the logs.
+    const NAME: &'static str;
+    /// Whether connection events are taken in batches, written once
+    /// (acknowledgements batch); else each event writes what it needs.
+    const BATCH_EVENTS: bool;
+
+    fn runtime(&self) -> Arc<dyn Runtime>;
+    fn events(&self) -> async_channel::Receiver<Self::Event>;
+    fn acks(&mut self) -> &mut Acks;
+    /// Start the first connection.
+    fn start(&mut self);
+    fn next_timer(&self) -> Option<Instant>;
+    fn on_command(&mut self, command: BusCommand);
+    fn on_event(&mut self, event: Self::Event) -> impl Future<Output = ()> + Send;
+    /// Write what is due, under a deadline.
+    fn write_out(&mut self) -> impl Future<Output = ()> + Send;
+    fn on_tick(&mut self) -> impl Future<Output = ()> + Send;
+    /// Say goodbye to the broker, if the protocol has a way.
+    fn close(&mut self) -> impl Future<Output = ()> + Send;
+}
+
+/// Run `task` until `commands` closes or it is stopped.
+pub(crate) async fn drive<T: Backend>(
+    mut task: T,
+    commands: async_channel::Receiver<BusCommand>,
+    control: async_channel::Receiver<Control>,
+) {
+    let runtime = task.runtime();
+    let events = task.events();
+    let mut control_open = true;
+    task.start();
+    loop {
+        let timer = task.next_timer();
+        let step = next_step(&runtime, &commands, &events, &control, control_open, timer).await;
+        match step {
+            Step::Command(Some(c)) => {
+                task.on_command(c);
+                for _ in 1..BATCH {
+                    match commands.try_recv() {
+                        Ok(c) => task.on_command(c),
+                        Err(_) => break,
+                    }
+                }
+                task.write_out().await;
+            }
+            Step::Command(None) => {
+                tracing::debug!("bus commands closed: {} bus stops", T::NAME);
+                break;
+            }
+            Step::Control(Some(Control::Flush(tx))) => {
+                // Everything sent before the flush is in the channel.
+                while let Ok(c) = commands.try_recv() {
+                    task.on_command(c);
+                }
+                task.write_out().await;
+                task.acks().flush(tx);
+            }
+            Step::Control(Some(Control::Stop)) => {
+                tracing::debug!("{} bus stopped", T::NAME);
+                break;
+            }
+            // Every handle dropped: keep running on the commands.
+            Step::Control(None) => control_open = false,
+            Step::Event(e) if T::BATCH_EVENTS => {
+                task.on_event(e).await;
+                for _ in 1..BATCH {
+                    match events.try_recv() {
+                        Ok(e) => task.on_event(e).await,
+                        Err(_) => break,
+                    }
+                }
+                task.write_out().await;
+            }
+            Step::Event(e) => task.on_event(e).await,
+            Step::Tick => task.on_tick().await,
+        }
+    }
+    task.close().await;
+    control.close();
+}

@@ -133,6 +133,25 @@ fn push_to_pull_whole_and_byte_by_byte() {
 }
 
 #[test]
+fn nothing_but_the_handshake_before_the_peer_is_ready() {
+    let mut push = ZmtpSocket::new(SocketType::Push, None, limits());
+    push.send(&[b"early"]);
+    push.subscribe(b"");
+    let handshake = out(&mut push);
+    assert_eq!(handshake.len(), 64 + 2 + 26, "greeting and READY only");
+    // The greeting alone releases nothing.
+    assert!(feed(&mut push, &greeting(3, 1, b"NULL"), 64)
+        .unwrap()
+        .is_empty());
+    assert!(out(&mut push).is_empty());
+    assert!(!push.ping(1, b""));
+    feed(&mut push, &ready_command("PULL"), 1).unwrap();
+    let mut then = command("SUBSCRIBE", b"");
+    then.extend_from_slice(b"\x00\x05early");
+    assert_eq!(out(&mut push), then);
+}
+
+#[test]
 fn subscriptions_in_both_forms() {
     // ZMTP 3.1: commands, queued until the peer's greeting is in.
     let mut sub = ZmtpSocket::new(SocketType::Sub, None, limits());

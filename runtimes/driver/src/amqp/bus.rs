@@ -18,15 +18,12 @@ use super::config::AmqpConfig;
 use super::conn::{self, Conn, CHANNEL};
 use super::AmqpError;
 use crate::bus::{
-    answer_unsupported, next_step, send_unless_killed, with_deadline, Acks, Control, Handle, Names,
-    OutageQueue, Reconnect, Step,
+    answer_unsupported, drive, send_unless_killed, with_deadline, Acks, Backend, Handle, Names,
+    OutageQueue, Reconnect,
 };
 use crate::runtime::{BoxStream, Runtime};
 
 type Inputs = Arc<dyn Fn(BusInput) + Send + Sync>;
-
-/// Most commands taken from the channel before the batch is written.
-const BATCH: usize = 256;
 
 /// A running AMQP bus (see [`spawn_amqp_bus`]). Clones control the same
 /// bus; dropping every handle does not stop it (closing the commands
@@ -110,8 +107,9 @@ pub fn spawn_amqp_bus(
         live: None,
         queue: OutageQueue::default(),
         acks: Acks::default(),
+        properties: Arc::new(publish_properties()),
     };
-    runtime.spawn(Box::pin(task.run(commands, control_rx)));
+    runtime.spawn(Box::pin(drive(task, commands, control_rx)));
     AmqpBus { handle }
 }
 
@@ -210,6 +208,8 @@ struct BusTask {
     /// Commands received, and those not yet taken by the broker.
     acks: Acks,
     reconnect: Reconnect,
+    /// Of every publish.
+    properties: Arc<Properties>,
 }
 
 /// kombu's message properties (aio-pika's differ only in sending no
@@ -225,73 +225,56 @@ fn publish_properties() -> Properties {
     }
 }
 
-impl BusTask {
-    async fn run(
-        mut self,
-        commands: async_channel::Receiver<BusCommand>,
-        control: async_channel::Receiver<Control>,
-    ) {
-        let mut control_open = true;
-        let properties = publish_properties();
-        self.connect_later(Duration::ZERO);
-        loop {
-            let timer = self.next_timer();
-            let step = next_step(
-                &self.runtime,
-                &commands,
-                &self.events_rx,
-                &control,
-                control_open,
-                timer,
-            )
-            .await;
-            match step {
-                Step::Command(Some(c)) => {
-                    self.on_command(c, &properties);
-                    for _ in 1..BATCH {
-                        match commands.try_recv() {
-                            Ok(c) => self.on_command(c, &properties),
-                            Err(_) => break,
-                        }
-                    }
-                    self.write_out().await;
-                }
-                Step::Command(None) => {
-                    tracing::debug!("bus commands closed: AMQP bus stops");
-                    break;
-                }
-                Step::Control(Some(Control::Flush(tx))) => {
-                    // Everything sent before the flush is in the channel.
-                    while let Ok(c) = commands.try_recv() {
-                        self.on_command(c, &properties);
-                    }
-                    self.write_out().await;
-                    self.acks.flush(tx);
-                }
-                Step::Control(Some(Control::Stop)) => {
-                    tracing::debug!("AMQP bus stopped");
-                    break;
-                }
-                // Every handle dropped: keep running on the commands.
-                Step::Control(None) => control_open = false,
-                Step::Event(e) => {
-                    self.on_event(e, &properties).await;
-                    // Take what else arrived before writing (acks batch).
-                    for _ in 1..BATCH {
-                        match self.events_rx.try_recv() {
-                            Ok(e) => self.on_event(e, &properties).await,
-                            Err(_) => break,
-                        }
-                    }
-                    self.write_out().await;
-                }
-                Step::Tick => self.on_tick().await,
-            }
-        }
-        self.close().await;
-        control.close();
+impl Backend for BusTask {
+    type Event = Event;
+    const NAME: &'static str = "AMQP";
+    // Acknowledgements of deliveries batch.
+    const BATCH_EVENTS: bool = true;
+
+    fn runtime(&self) -> Arc<dyn Runtime> {
+        self.runtime.clone()
     }
 
+    fn events(&self) -> async_channel::Receiver<Event> {
+        self.events_rx.clone()
+    }
+
+    fn acks(&mut self) -> &mut Acks {
+        &mut self.acks
+    }
+
+    fn start(&mut self) {
+        self.connect_later(Duration::ZERO);
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        BusTask::next_timer(self)
+    }
+
+    fn on_command(&mut self, command: BusCommand) {
+        let properties = self.properties.clone();
+        BusTask::on_command(self, command, &properties)
+    }
+
+    async fn on_event(&mut self, event: Event) {
+        let properties = self.properties.clone();
+        BusTask::on_event(self, event, &properties).await
+    }
+
+    async fn write_out(&mut self) {
+        BusTask::write_out(self).await
+    }
+
+    async fn on_tick(&mut self) {
+        BusTask::on_tick(self).await
+    }
+
+    async fn close(&mut self) {
+        BusTask::close(self).await
+    }
+}
+
+impl BusTask {
     /// A polite `connection.close`, not waiting for its answer.
     async fn close(&mut self) {
         let Some(live) = &mut self.live else { return };

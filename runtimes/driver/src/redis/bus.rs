@@ -18,16 +18,12 @@ use super::conn::{self, Conn};
 use super::stream::{follow, parse_range};
 use super::RedisError;
 use crate::bus::{
-    next_step, send_unless_killed, with_deadline, Acks, Control, Handle, Names, OutageQueue,
-    Reconnect, Step,
+    drive, send_unless_killed, with_deadline, Acks, Backend, Handle, Names, OutageQueue, Reconnect,
 };
 use crate::runtime::{BoxStream, Runtime};
 
 type Inputs = Arc<dyn Fn(BusInput) + Send + Sync>;
 
-/// Most commands taken from the channel before the batch is written:
-/// pipelining without starving the replies.
-const BATCH: usize = 256;
 /// Most channels per `SUBSCRIBE` when restoring subscriptions.
 const RESTORE_CHUNK: usize = 128;
 
@@ -100,7 +96,7 @@ pub fn spawn_redis_bus(
         acks: Acks::default(),
         follows: HashMap::new(),
     };
-    runtime.spawn(Box::pin(task.run(commands, control_rx)));
+    runtime.spawn(Box::pin(drive(task, commands, control_rx)));
     RedisBus { handle }
 }
 
@@ -255,61 +251,53 @@ fn count_args(channel: &Str, sharded: bool) -> [&[u8]; 3] {
     [b"PUBSUB", sub, channel.as_bytes()]
 }
 
-impl BusTask {
-    async fn run(
-        mut self,
-        commands: async_channel::Receiver<BusCommand>,
-        control: async_channel::Receiver<Control>,
-    ) {
-        let mut control_open = true;
-        self.connect_later(Duration::ZERO);
-        loop {
-            let timer = self.next_timer();
-            let step = next_step(
-                &self.runtime,
-                &commands,
-                &self.events_rx,
-                &control,
-                control_open,
-                timer,
-            )
-            .await;
-            match step {
-                Step::Command(Some(c)) => {
-                    self.on_command(c);
-                    for _ in 1..BATCH {
-                        match commands.try_recv() {
-                            Ok(c) => self.on_command(c),
-                            Err(_) => break,
-                        }
-                    }
-                    self.write_out().await;
-                }
-                Step::Command(None) => {
-                    tracing::debug!("bus commands closed: Redis bus stops");
-                    break;
-                }
-                Step::Control(Some(Control::Flush(tx))) => {
-                    // Everything sent before the flush is in the channel.
-                    while let Ok(c) = commands.try_recv() {
-                        self.on_command(c);
-                    }
-                    self.write_out().await;
-                    self.acks.flush(tx);
-                }
-                Step::Control(Some(Control::Stop)) => {
-                    tracing::debug!("Redis bus stopped");
-                    break;
-                }
-                // Every handle dropped: keep running on the commands.
-                Step::Control(None) => control_open = false,
-                Step::Event(e) => self.on_event(e).await,
-                Step::Tick => self.on_tick().await,
-            }
-        }
-        control.close();
+impl Backend for BusTask {
+    type Event = Event;
+    const NAME: &'static str = "Redis";
+    // Each event writes what it needs (replies come one by one).
+    const BATCH_EVENTS: bool = false;
+
+    fn runtime(&self) -> Arc<dyn Runtime> {
+        self.runtime.clone()
     }
 
+    fn events(&self) -> async_channel::Receiver<Event> {
+        self.events_rx.clone()
+    }
+
+    fn acks(&mut self) -> &mut Acks {
+        &mut self.acks
+    }
+
+    fn start(&mut self) {
+        self.connect_later(Duration::ZERO);
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        BusTask::next_timer(self)
+    }
+
+    fn on_command(&mut self, command: BusCommand) {
+        BusTask::on_command(self, command)
+    }
+
+    async fn on_event(&mut self, event: Event) {
+        BusTask::on_event(self, event).await
+    }
+
+    async fn write_out(&mut self) {
+        BusTask::write_out(self).await
+    }
+
+    async fn on_tick(&mut self) {
+        BusTask::on_tick(self).await
+    }
+
+    /// The connections close with the task.
+    async fn close(&mut self) {}
+}
+
+impl BusTask {
     fn next_timer(&self) -> Option<Instant> {
         let live = self.live.as_ref()?;
         Some(if !live.up {

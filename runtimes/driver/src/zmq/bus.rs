@@ -17,15 +17,12 @@ use super::config::ZmqConfig;
 use super::link::{self, Link};
 use super::ZmqError;
 use crate::bus::{
-    answer_unsupported, next_step, send_unless_killed, with_deadline, Acks, Control, Handle, Names,
-    OutageQueue, Reconnect, Step,
+    answer_unsupported, drive, send_unless_killed, with_deadline, Acks, Backend, Handle, Names,
+    OutageQueue, Reconnect,
 };
 use crate::runtime::{BoxStream, Runtime};
 
 type Inputs = Arc<dyn Fn(BusInput) + Send + Sync>;
-
-/// Most commands taken from the channel before the batch is written.
-const BATCH: usize = 256;
 
 /// How often the probe is pushed again until it comes back.
 const PROBE_EVERY: Duration = Duration::from_millis(200);
@@ -120,7 +117,7 @@ pub fn spawn_zmq_bus(
         acks: Acks::default(),
         waiting_up: Vec::new(),
     };
-    runtime.spawn(Box::pin(task.run(commands, control_rx)));
+    runtime.spawn(Box::pin(drive(task, commands, control_rx)));
     ZmqBus { handle }
 }
 
@@ -221,74 +218,55 @@ struct BusTask {
     reconnect: Reconnect,
 }
 
-impl BusTask {
-    async fn run(
-        mut self,
-        commands: async_channel::Receiver<BusCommand>,
-        control: async_channel::Receiver<Control>,
-    ) {
-        let mut control_open = true;
-        self.connect_later(Duration::ZERO);
-        loop {
-            let timer = self.next_timer();
-            let step = next_step(
-                &self.runtime,
-                &commands,
-                &self.events_rx,
-                &control,
-                control_open,
-                timer,
-            )
-            .await;
-            match step {
-                Step::Command(Some(c)) => {
-                    self.on_command(c);
-                    for _ in 1..BATCH {
-                        match commands.try_recv() {
-                            Ok(c) => self.on_command(c),
-                            Err(_) => break,
-                        }
-                    }
-                    self.write_out().await;
-                }
-                Step::Command(None) => {
-                    tracing::debug!("bus commands closed: ZeroMQ bus stops");
-                    break;
-                }
-                Step::Control(Some(Control::Flush(tx))) => {
-                    // Everything sent before the flush is in the channel.
-                    while let Ok(c) = commands.try_recv() {
-                        self.on_command(c);
-                    }
-                    self.write_out().await;
-                    self.acks.flush(tx);
-                }
-                Step::Control(Some(Control::Stop)) => {
-                    tracing::debug!("ZeroMQ bus stopped");
-                    break;
-                }
-                // Every handle dropped: keep running on the commands.
-                Step::Control(None) => control_open = false,
-                Step::Event(e) => {
-                    self.on_event(e);
-                    for _ in 1..BATCH {
-                        match self.events_rx.try_recv() {
-                            Ok(e) => self.on_event(e),
-                            Err(_) => break,
-                        }
-                    }
-                    self.write_out().await;
-                }
-                Step::Tick => {
-                    self.on_tick();
-                    self.write_out().await;
-                }
-            }
-        }
-        self.live = None;
-        control.close();
+impl Backend for BusTask {
+    type Event = Event;
+    const NAME: &'static str = "ZeroMQ";
+    const BATCH_EVENTS: bool = true;
+
+    fn runtime(&self) -> Arc<dyn Runtime> {
+        self.runtime.clone()
     }
 
+    fn events(&self) -> async_channel::Receiver<Event> {
+        self.events_rx.clone()
+    }
+
+    fn acks(&mut self) -> &mut Acks {
+        &mut self.acks
+    }
+
+    fn start(&mut self) {
+        self.connect_later(Duration::ZERO);
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        BusTask::next_timer(self)
+    }
+
+    fn on_command(&mut self, command: BusCommand) {
+        BusTask::on_command(self, command)
+    }
+
+    async fn on_event(&mut self, event: Event) {
+        BusTask::on_event(self, event)
+    }
+
+    async fn write_out(&mut self) {
+        BusTask::write_out(self).await
+    }
+
+    async fn on_tick(&mut self) {
+        BusTask::on_tick(self);
+        BusTask::write_out(self).await
+    }
+
+    /// ZeroMQ has no goodbye: the connections close.
+    async fn close(&mut self) {
+        self.live = None;
+    }
+}
+
+impl BusTask {
     fn next_timer(&self) -> Option<Instant> {
         let live = self.live.as_ref()?;
         let heartbeat = self.config.heartbeat;
