@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use socketio_core::cluster::amqp::broker;
 use socketio_core::cluster::{BusCommand, BusInput, ChannelKind};
 use socketio_core::Str;
@@ -19,7 +19,7 @@ use socketio_driver::amqp::{spawn_amqp_bus, AmqpBus, AmqpConfig};
 use socketio_driver::Runtime;
 
 mod common;
-use common::{free_port, message};
+use common::{free_port, message, unique};
 
 // ---------------------------------------------------------------- broker
 
@@ -179,36 +179,10 @@ impl TestBus {
         TestBus::new(runtime.clone(), AmqpConfig::from_url(url).unwrap())
     }
 
-    fn subscribe(&self, channel: &str) {
-        self.send(BusCommand::Subscribe {
-            channel: Str::from(channel),
-            kind: ChannelKind::Plain,
-        });
-    }
-
-    fn publish(&self, channel: &str, payload: &[u8]) {
-        self.send(BusCommand::Publish {
-            channel: Str::from(channel),
-            payload: Bytes::copy_from_slice(payload),
-            sharded: false,
-        });
-    }
-
     async fn flush(&self) {
-        self.bus
-            .flush(Instant::now() + Duration::from_secs(10))
-            .await
-            .expect("flush");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        self.bus.flush(deadline).await.expect("flush");
     }
-}
-
-fn unique(tag: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 // ------------------------------------------------------------- scenarios
@@ -219,21 +193,21 @@ async fn pubsub_scenario(rt: Arc<dyn Runtime>, url: String) {
     let b = TestBus::url(&rt, &url);
     a.expect(BusInput::Up).await;
     b.expect(BusInput::Up).await;
-    a.subscribe(&ch);
-    b.subscribe(&ch);
+    a.subscribe_plain(&ch);
+    b.subscribe_plain(&ch);
     a.flush().await;
     b.flush().await;
-    b.publish(&ch, b"{\"method\":\"emit\"}");
+    b.publish_plain(&ch, b"{\"method\":\"emit\"}");
     a.expect(message(&ch, b"{\"method\":\"emit\"}")).await;
     b.expect(message(&ch, b"{\"method\":\"emit\"}")).await;
     // Opaque bytes.
-    a.publish(&ch, &[0x93, 0, 0xff, 0xce]);
+    a.publish_plain(&ch, &[0x93, 0, 0xff, 0xce]);
     a.expect(message(&ch, &[0x93, 0, 0xff, 0xce])).await;
     b.expect(message(&ch, &[0x93, 0, 0xff, 0xce])).await;
     // Many publishes in order, more than the prefetch window; then a
     // large one split over many frames.
     for i in 0..1000u32 {
-        a.publish(&ch, &i.to_be_bytes());
+        a.publish_plain(&ch, &i.to_be_bytes());
     }
     a.flush().await;
     for i in 0..1000u32 {
@@ -243,7 +217,7 @@ async fn pubsub_scenario(rt: Arc<dyn Runtime>, url: String) {
         a.expect(message(&ch, &i.to_be_bytes())).await;
     }
     let big = vec![7u8; 3 << 20];
-    b.publish(&ch, &big);
+    b.publish_plain(&ch, &big);
     a.expect(message(&ch, &big)).await;
     b.expect(message(&ch, &big)).await;
     // Counting is not a thing on AMQP.
@@ -262,7 +236,7 @@ async fn pubsub_scenario(rt: Arc<dyn Runtime>, url: String) {
         kind: ChannelKind::Plain,
     });
     a.flush().await;
-    b.publish(&ch, b"only b");
+    b.publish_plain(&ch, b"only b");
     b.expect(message(&ch, b"only b")).await;
     assert_eq!(a.next_within(Duration::from_millis(300)).await, None);
     a.bus.stop();
@@ -319,16 +293,16 @@ async fn restart_scenario(rt: Arc<dyn Runtime>, server: &mut Rabbit) {
     let b = TestBus::url(&rt, &url);
     a.expect(BusInput::Up).await;
     b.expect(BusInput::Up).await;
-    a.subscribe(&ch);
+    a.subscribe_plain(&ch);
     a.flush().await;
-    b.publish(&ch, b"before");
+    b.publish_plain(&ch, b"before");
     a.expect(message(&ch, b"before")).await;
 
     let t = Instant::now();
     server.kill();
     a.expect(BusInput::Down).await;
     b.expect(BusInput::Down).await;
-    b.publish(&ch, b"queued");
+    b.publish_plain(&ch, b"queued");
     let flushing = b
         .bus
         .flush(Instant::now() + Duration::from_millis(300))
@@ -345,7 +319,7 @@ async fn restart_scenario(rt: Arc<dyn Runtime>, server: &mut Rabbit) {
     // The subscription was restored; the queued publish went out once the
     // link was back (after or before the queue was declared again: at
     // most once).
-    b.publish(&ch, b"after");
+    b.publish_plain(&ch, b"after");
     loop {
         match a.next().await {
             m if m == message(&ch, b"queued") => continue,
@@ -380,7 +354,7 @@ fn queue_bound_while_down() {
         let config = AmqpConfig::from_url(&url).unwrap().max_queued_bytes(100);
         let bus = TestBus::new(rt.clone(), config);
         for _ in 0..10 {
-            bus.publish("c", &[0; 40]);
+            bus.publish_plain("c", &[0; 40]);
         }
         let r = bus
             .bus

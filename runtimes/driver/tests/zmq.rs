@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use socketio_core::cluster::zmtp::{SocketType, ZmtpLimits, ZmtpSocket};
 use socketio_core::cluster::{BusCommand, BusInput, ChannelKind};
 use socketio_core::Str;
@@ -19,7 +18,7 @@ use socketio_driver::zmq::{spawn_zmq_bus, ZmqBus, ZmqConfig, ZmqError};
 use socketio_driver::Runtime;
 
 mod common;
-use common::{free_port, message};
+use common::{free_port, message, unique};
 
 // ---------------------------------------------------------------- broker
 
@@ -103,10 +102,7 @@ impl Broker {
     }
 
     fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        common::kill(&mut self.child);
     }
 
     fn restart(&mut self) {
@@ -168,36 +164,10 @@ impl TestBus {
         TestBus::new(runtime.clone(), ZmqConfig::from_url(url).unwrap())
     }
 
-    fn subscribe(&self, channel: &str) {
-        self.send(BusCommand::Subscribe {
-            channel: Str::from(channel),
-            kind: ChannelKind::Plain,
-        });
-    }
-
-    fn publish(&self, channel: &str, payload: &[u8]) {
-        self.send(BusCommand::Publish {
-            channel: Str::from(channel),
-            payload: Bytes::copy_from_slice(payload),
-            sharded: false,
-        });
-    }
-
     async fn flush(&self) {
-        self.bus
-            .flush(Instant::now() + Duration::from_secs(10))
-            .await
-            .expect("flush");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        self.bus.flush(deadline).await.expect("flush");
     }
-}
-
-fn unique(tag: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 fn json(i: u32) -> Vec<u8> {
@@ -211,22 +181,22 @@ async fn pubsub_scenario(rt: Arc<dyn Runtime>) {
     let ch = unique("socketio");
     let a = TestBus::url(&rt, &broker.url());
     let b = TestBus::url(&rt, &broker.url());
-    a.subscribe(&ch);
-    b.subscribe(&ch);
+    a.subscribe_plain(&ch);
+    b.subscribe_plain(&ch);
     a.expect(BusInput::Up).await;
     b.expect(BusInput::Up).await;
     // Every node gets every message of its channel, its own included.
-    b.publish(&ch, &json(0));
+    b.publish_plain(&ch, &json(0));
     a.expect(message(&ch, &json(0))).await;
     b.expect(message(&ch, &json(0))).await;
     // Another channel on the same broker: nobody here listens.
-    a.publish("elsewhere", &json(1));
+    a.publish_plain("elsewhere", &json(1));
     // Not JSON: python could not read it, so it is not published.
-    a.publish(&ch, &[0x93, 0, 0xff]);
+    a.publish_plain(&ch, &[0x93, 0, 0xff]);
     // In order, many (fewer than the broker's PUB queues per subscriber,
     // 1000 by default, past which libzmq drops).
     for i in 2..502 {
-        a.publish(&ch, &json(i));
+        a.publish_plain(&ch, &json(i));
     }
     a.flush().await;
     for i in 2..502 {
@@ -240,7 +210,7 @@ async fn pubsub_scenario(rt: Arc<dyn Runtime>) {
         "{{\"method\": \"emit\", \"data\": \"{}\"}}",
         "x".repeat(3 << 20)
     );
-    b.publish(&ch, big.as_bytes());
+    b.publish_plain(&ch, big.as_bytes());
     a.expect(message(&ch, big.as_bytes())).await;
     b.expect(message(&ch, big.as_bytes())).await;
     // Counting is not a thing on ZeroMQ.
@@ -259,7 +229,7 @@ async fn pubsub_scenario(rt: Arc<dyn Runtime>) {
         kind: ChannelKind::Plain,
     });
     a.flush().await;
-    b.publish(&ch, b"{\"only\": \"b\"}");
+    b.publish_plain(&ch, b"{\"only\": \"b\"}");
     b.expect(message(&ch, b"{\"only\": \"b\"}")).await;
     assert_eq!(a.next_within(Duration::from_millis(300)).await, None);
     a.bus.stop();
@@ -297,7 +267,7 @@ fn hostile_frames_through_the_broker() {
             .unwrap()
             .max_message_bytes(4096);
         let a = TestBus::new(rt.clone(), config);
-        a.subscribe("socketio");
+        a.subscribe_plain("socketio");
         a.expect(BusInput::Up).await;
         let big = vec![b'{'; 10_000];
         broker.push_raw(&[
@@ -329,16 +299,16 @@ fn broker_restart() {
             .heartbeat(Duration::from_millis(500));
         let a = TestBus::new(rt.clone(), config);
         let b = TestBus::url(&rt, &url);
-        a.subscribe(&ch);
+        a.subscribe_plain(&ch);
         a.expect(BusInput::Up).await;
         b.expect(BusInput::Up).await;
-        b.publish(&ch, br#"{"m": "before"}"#);
+        b.publish_plain(&ch, br#"{"m": "before"}"#);
         a.expect(message(&ch, br#"{"m": "before"}"#)).await;
 
         broker.kill();
         a.expect(BusInput::Down).await;
         b.expect(BusInput::Down).await;
-        b.publish(&ch, br#"{"m": "queued"}"#);
+        b.publish_plain(&ch, br#"{"m": "queued"}"#);
         let flushing = b
             .bus
             .flush(Instant::now() + Duration::from_millis(300))
@@ -353,7 +323,7 @@ fn broker_restart() {
         b.flush().await;
         // The queued publish went out once b was up; a hears it if it was
         // up first (at most once), then what follows.
-        b.publish(&ch, br#"{"m": "after"}"#);
+        b.publish_plain(&ch, br#"{"m": "after"}"#);
         loop {
             match a.next().await {
                 m if m == message(&ch, br#"{"m": "queued"}"#) => continue,
@@ -377,7 +347,7 @@ fn queue_bound_while_down() {
         let config = ZmqConfig::from_url(&url).unwrap().max_queued_bytes(300);
         let bus = TestBus::new(rt.clone(), config);
         for i in 0..10 {
-            bus.publish("c", &json(i));
+            bus.publish_plain("c", &json(i));
         }
         let r = bus
             .bus

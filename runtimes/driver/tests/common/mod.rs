@@ -1,16 +1,18 @@
-//! What the bus tests (Redis, AMQP) share: a bus under test with its
+//! What the bus tests (Redis, AMQP, ZeroMQ) share: a bus under test with its
 //! command sender and what it reported, waits with deadlines, ports.
 
 // Each test crate uses its own part of this module.
 #![allow(dead_code)]
 
 use std::net::TcpListener;
+use std::process::Child;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::future::{select, Either};
-use socketio_core::cluster::{BusCommand, BusInput};
+use socketio_core::cluster::{BusCommand, BusInput, ChannelKind};
 use socketio_core::Str;
 use socketio_driver::Runtime;
 
@@ -80,6 +82,41 @@ impl<B> TestBus<B> {
 
     pub async fn expect(&self, want: BusInput) {
         assert_eq!(self.next().await, want);
+    }
+
+    /// Subscribe to a plain channel.
+    pub fn subscribe_plain(&self, channel: &str) {
+        self.send(BusCommand::Subscribe {
+            channel: Str::from(channel),
+            kind: ChannelKind::Plain,
+        });
+    }
+
+    /// Publish on a plain channel.
+    pub fn publish_plain(&self, channel: &str, payload: &[u8]) {
+        self.send(BusCommand::Publish {
+            channel: Str::from(channel),
+            payload: Bytes::copy_from_slice(payload),
+            sharded: false,
+        });
+    }
+}
+
+/// `tag-PID-N`: a name no other test (nor process) uses.
+pub fn unique(tag: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Kill and reap the child, if any.
+pub fn kill(child: &mut Option<Child>) {
+    if let Some(mut child) = child.take() {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
