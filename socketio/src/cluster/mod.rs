@@ -35,6 +35,46 @@ macro_rules! cluster_options {
     };
 }
 
+/// What every broker adapter (a struct with a `cluster: ClusterConfig`
+/// field and a field holding its driver config) has: `Debug` (the format
+/// only: no credentials), `configure`, and [`Adapter`] over the driver's
+/// `spawn` function.
+macro_rules! broker_adapter {
+    ($adapter:ident, $field:ident: $config:ty, $spawn:path) => {
+        impl std::fmt::Debug for $adapter {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($adapter))
+                    .field("format", &self.cluster.format)
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl $adapter {
+            /// Change the broker options (back-off, timeouts, queue
+            /// bounds...).
+            pub fn configure(mut self, f: impl FnOnce($config) -> $config) -> Self {
+                self.$field = f(self.$field);
+                self
+            }
+        }
+
+        impl Adapter for $adapter {
+            fn cluster_config(&self) -> ClusterConfig {
+                self.cluster.clone()
+            }
+
+            fn start(
+                &self,
+                runtime: Arc<dyn Runtime>,
+                commands: async_channel::Receiver<BusCommand>,
+                inputs: Arc<dyn Fn(BusInput) + Send + Sync>,
+            ) -> Arc<dyn Bus> {
+                Arc::new($spawn(runtime, self.$field.clone(), commands, inputs))
+            }
+        }
+    };
+}
+
 mod amqp;
 mod emitter;
 mod redis;

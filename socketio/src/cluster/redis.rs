@@ -24,14 +24,6 @@ pub struct RedisAdapter {
     cluster: ClusterConfig,
 }
 
-impl std::fmt::Debug for RedisAdapter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisAdapter")
-            .field("format", &self.cluster.format)
-            .finish_non_exhaustive()
-    }
-}
-
 fn parse(url: &str) -> Result<RedisConfig> {
     RedisConfig::from_url(url).map_err(|e| Error::Bus(e.to_string()))
 }
@@ -72,22 +64,4 @@ impl RedisAdapter {
     }
 }
 
-impl Adapter for RedisAdapter {
-    fn cluster_config(&self) -> ClusterConfig {
-        self.cluster.clone()
-    }
-
-    fn start(
-        &self,
-        runtime: Arc<dyn Runtime>,
-        commands: async_channel::Receiver<BusCommand>,
-        inputs: Arc<dyn Fn(BusInput) + Send + Sync>,
-    ) -> Arc<dyn Bus> {
-        Arc::new(spawn_redis_bus(
-            runtime,
-            self.redis.clone(),
-            commands,
-            inputs,
-        ))
-    }
-}
+broker_adapter!(RedisAdapter, redis: RedisConfig, spawn_redis_bus);

@@ -39,14 +39,6 @@ pub struct ZmqAdapter {
     cluster: ClusterConfig,
 }
 
-impl std::fmt::Debug for ZmqAdapter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ZmqAdapter")
-            .field("format", &self.cluster.format)
-            .finish_non_exhaustive()
-    }
-}
-
 impl ZmqAdapter {
     /// python-socketio's format (`ZmqManager`), on channel `socketio`.
     pub fn python(url: &str) -> Result<ZmqAdapter> {
@@ -59,25 +51,6 @@ impl ZmqAdapter {
     cluster_options! {
         /// The channel, carried in every envelope (python's `channel`).
     }
-
-    /// Change the broker options (heartbeat, back-off, queue bounds...).
-    pub fn configure(mut self, f: impl FnOnce(ZmqConfig) -> ZmqConfig) -> Self {
-        self.zmq = f(self.zmq);
-        self
-    }
 }
 
-impl Adapter for ZmqAdapter {
-    fn cluster_config(&self) -> ClusterConfig {
-        self.cluster.clone()
-    }
-
-    fn start(
-        &self,
-        runtime: Arc<dyn Runtime>,
-        commands: async_channel::Receiver<BusCommand>,
-        inputs: Arc<dyn Fn(BusInput) + Send + Sync>,
-    ) -> Arc<dyn Bus> {
-        Arc::new(spawn_zmq_bus(runtime, self.zmq.clone(), commands, inputs))
-    }
-}
+broker_adapter!(ZmqAdapter, zmq: ZmqConfig, spawn_zmq_bus);

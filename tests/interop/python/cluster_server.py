@@ -32,12 +32,13 @@ import asyncio
 import json
 import os
 import sys
-import threading
 import time
 
 import redis.asyncio
 import socketio
 from aiohttp import web
+
+from stdin_watch import exit_on_stdin_eof
 
 NAMESPACES = ("/", "/custom")
 CALL_TIMEOUT = 5.0
@@ -139,21 +140,6 @@ async def wait_subscribed(url, name, deadline=10.0):
         return False
     finally:
         await client.aclose()
-
-
-def exit_on_stdin_eof():
-    """The test harness keeps our stdin open and sets INTEROP_EXIT_ON_STDIN_EOF,
-    so that the server dies with the test process even when that is killed
-    before it can clean up."""
-
-    def watch():
-        try:
-            while sys.stdin.buffer.read(4096):
-                pass
-        finally:
-            os._exit(0)
-
-    threading.Thread(target=watch, daemon=True).start()
 
 
 class ReadyAioPikaManager(socketio.AsyncAioPikaManager):
@@ -367,8 +353,7 @@ def main_zmq(args):
 
 if __name__ == "__main__":
     cli = parse_args()
-    if os.environ.get("INTEROP_EXIT_ON_STDIN_EOF") == "1":
-        exit_on_stdin_eof()
+    exit_on_stdin_eof()
     try:
         if cli.zmq:
             main_zmq(cli)

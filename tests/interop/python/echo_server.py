@@ -17,13 +17,13 @@ Known differences from the Node peer, which our clients must cope with:
 
 import argparse
 import asyncio
-import os
 import sys
-import threading
 
 import msgpack
 import socketio
 from aiohttp import web
+
+from stdin_watch import exit_on_stdin_eof
 
 NAMESPACES = ("/", "/custom")
 
@@ -99,25 +99,9 @@ def build_server(serializer):
     return sio
 
 
-def exit_on_stdin_eof():
-    """The test harness keeps our stdin open and sets INTEROP_EXIT_ON_STDIN_EOF,
-    so that the server dies with the test process even when that is killed
-    before it can clean up."""
-
-    def watch():
-        try:
-            while sys.stdin.buffer.read(4096):
-                pass
-        finally:
-            os._exit(0)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
 async def main():
     args = parse_args()
-    if os.environ.get("INTEROP_EXIT_ON_STDIN_EOF") == "1":
-        exit_on_stdin_eof()
+    exit_on_stdin_eof()
     sio = build_server(args.parser)
     app = web.Application()
     sio.attach(app)

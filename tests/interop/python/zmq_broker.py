@@ -10,11 +10,11 @@ are forwarded one by one, as the documented broker does.
 """
 
 import argparse
-import os
 import sys
-import threading
 
 import zmq
+
+from stdin_watch import exit_on_stdin_eof
 
 
 def main():
@@ -22,15 +22,7 @@ def main():
     parser.add_argument("--sink", type=int, required=True)
     parser.add_argument("--pub", type=int, required=True)
     args = parser.parse_args()
-    if os.environ.get("INTEROP_EXIT_ON_STDIN_EOF") == "1":
-        def watch():
-            try:
-                while sys.stdin.buffer.read(4096):
-                    pass
-            finally:
-                os._exit(0)
-
-        threading.Thread(target=watch, daemon=True).start()
+    exit_on_stdin_eof()
     context = zmq.Context()
     sink = context.socket(zmq.PULL)
     publisher = context.socket(zmq.PUB)
