@@ -153,6 +153,47 @@ impl Handle {
     }
 }
 
+/// The public handle of a backend's bus: `$bus` wrapping a [`Handle`],
+/// its `Debug`, `flush` (documented by the caller: what "taken" means
+/// differs), `stop` and `is_stopped`.
+macro_rules! bus_handle {
+    (
+        $(#[$doc:meta])* $bus:ident, $error:ty;
+        $(#[$flush:meta])* flush;
+    ) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $bus {
+            handle: $crate::bus::Handle,
+        }
+
+        impl std::fmt::Debug for $bus {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.handle.debug(f, stringify!($bus))
+            }
+        }
+
+        impl $bus {
+            $(#[$flush])*
+            pub async fn flush(&self, deadline: Instant) -> Result<(), $error> {
+                self.handle.flush(deadline).await
+            }
+
+            /// Stop the bus: its connections are closed, pending flushes
+            /// fail.
+            pub fn stop(&self) {
+                self.handle.stop()
+            }
+
+            /// Whether the bus has stopped (or been told to).
+            pub fn is_stopped(&self) -> bool {
+                self.handle.is_stopped()
+            }
+        }
+    };
+}
+pub(crate) use bus_handle;
+
 /// Commands numbered as received, those not yet done, and the flushes
 /// waiting for them.
 #[derive(Default)]
@@ -509,6 +550,61 @@ pub(crate) trait Backend: Send {
     /// Say goodbye to the broker, if the protocol has a way.
     fn close(&mut self) -> impl Future<Output = ()> + Send;
 }
+
+/// [`Backend`] for a bus task struct with the fields `runtime`,
+/// `events_rx` and `acks`, and the inherent methods `connect_later`,
+/// `next_timer`, `on_command`, `on_event`, `write_out`, `on_tick` and
+/// `close` that the trait's describe.
+macro_rules! backend {
+    ($task:ty, $event:ty, $name:literal, batch_events: $batch:literal) => {
+        impl $crate::bus::Backend for $task {
+            type Event = $event;
+            const NAME: &'static str = $name;
+            const BATCH_EVENTS: bool = $batch;
+
+            fn runtime(&self) -> Arc<dyn Runtime> {
+                self.runtime.clone()
+            }
+
+            fn events(&self) -> async_channel::Receiver<$event> {
+                self.events_rx.clone()
+            }
+
+            fn acks(&mut self) -> &mut $crate::bus::Acks {
+                &mut self.acks
+            }
+
+            fn start(&mut self) {
+                self.connect_later(Duration::ZERO);
+            }
+
+            fn next_timer(&self) -> Option<Instant> {
+                <$task>::next_timer(self)
+            }
+
+            fn on_command(&mut self, command: BusCommand) {
+                <$task>::on_command(self, command)
+            }
+
+            async fn on_event(&mut self, event: $event) {
+                <$task>::on_event(self, event).await
+            }
+
+            async fn write_out(&mut self) {
+                <$task>::write_out(self).await
+            }
+
+            async fn on_tick(&mut self) {
+                <$task>::on_tick(self).await
+            }
+
+            async fn close(&mut self) {
+                <$task>::close(self).await
+            }
+        }
+    };
+}
+pub(crate) use backend;
 
 /// Run `task` until `commands` closes or it is stopped.
 pub(crate) async fn drive<T: Backend>(

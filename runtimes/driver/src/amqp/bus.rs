@@ -18,25 +18,26 @@ use super::config::AmqpConfig;
 use super::conn::{self, Conn, CHANNEL};
 use super::AmqpError;
 use crate::bus::{
-    answer_unsupported, drive, send_unless_killed, with_deadline, Acks, Backend, Handle, Names,
-    OutageQueue, Reconnect,
+    answer_unsupported, backend, bus_handle, drive, send_unless_killed, with_deadline, Acks,
+    Handle, Names, OutageQueue, Reconnect,
 };
 use crate::runtime::{BoxStream, Runtime};
 
 type Inputs = Arc<dyn Fn(BusInput) + Send + Sync>;
 
-/// A running AMQP bus (see [`spawn_amqp_bus`]). Clones control the same
-/// bus; dropping every handle does not stop it (closing the commands
-/// channel or [`AmqpBus::stop`] does).
-#[derive(Clone)]
-pub struct AmqpBus {
-    handle: Handle,
-}
-
-impl std::fmt::Debug for AmqpBus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.handle.debug(f, "AmqpBus")
-    }
+bus_handle! {
+    /// A running AMQP bus (see [`spawn_amqp_bus`]). Clones control the same
+    /// bus; dropping every handle does not stop it (closing the commands
+    /// channel or [`AmqpBus::stop`] does).
+    AmqpBus, AmqpError;
+    /// Resolves once every command the bus received before this call was
+    /// taken by the broker (publishes confirmed, subscriptions consuming),
+    /// for write-only emitters that exit after publishing. Publishes
+    /// queued while the broker is unreachable are waited for; those
+    /// dropped beyond the queue bound, or lost with a broken connection,
+    /// count as done. Fails with [`AmqpError::Timeout`] at `deadline`, or
+    /// [`AmqpError::Stopped`].
+    flush;
 }
 
 const NAMES: Names = Names {
@@ -45,30 +46,6 @@ const NAMES: Names = Names {
     queue_full:
         "AMQP broker unreachable and the queue is full: dropping publishes until it is back",
 };
-
-impl AmqpBus {
-    /// Resolves once every command the bus received before this call was
-    /// taken by the broker (publishes confirmed, subscriptions consuming),
-    /// for write-only emitters that exit after publishing. Publishes
-    /// queued while the broker is unreachable are waited for; those
-    /// dropped beyond the queue bound, or lost with a broken connection,
-    /// count as done. Fails with [`AmqpError::Timeout`] at `deadline`, or
-    /// [`AmqpError::Stopped`].
-    pub async fn flush(&self, deadline: Instant) -> Result<(), AmqpError> {
-        self.handle.flush(deadline).await
-    }
-
-    /// Stop the bus: the connection is closed (politely when it is up),
-    /// pending flushes fail.
-    pub fn stop(&self) {
-        self.handle.stop()
-    }
-
-    /// Whether the bus has stopped (or been told to).
-    pub fn is_stopped(&self) -> bool {
-        self.handle.is_stopped()
-    }
-}
 
 /// Start the bus: one task executes the node's [`BusCommand`]s on the
 /// broker and reports [`BusInput`]s through `inputs` (called from the bus
@@ -225,54 +202,7 @@ fn publish_properties() -> Properties {
     }
 }
 
-impl Backend for BusTask {
-    type Event = Event;
-    const NAME: &'static str = "AMQP";
-    // Acknowledgements of deliveries batch.
-    const BATCH_EVENTS: bool = true;
-
-    fn runtime(&self) -> Arc<dyn Runtime> {
-        self.runtime.clone()
-    }
-
-    fn events(&self) -> async_channel::Receiver<Event> {
-        self.events_rx.clone()
-    }
-
-    fn acks(&mut self) -> &mut Acks {
-        &mut self.acks
-    }
-
-    fn start(&mut self) {
-        self.connect_later(Duration::ZERO);
-    }
-
-    fn next_timer(&self) -> Option<Instant> {
-        BusTask::next_timer(self)
-    }
-
-    fn on_command(&mut self, command: BusCommand) {
-        let properties = self.properties.clone();
-        BusTask::on_command(self, command, &properties)
-    }
-
-    async fn on_event(&mut self, event: Event) {
-        let properties = self.properties.clone();
-        BusTask::on_event(self, event, &properties).await
-    }
-
-    async fn write_out(&mut self) {
-        BusTask::write_out(self).await
-    }
-
-    async fn on_tick(&mut self) {
-        BusTask::on_tick(self).await
-    }
-
-    async fn close(&mut self) {
-        BusTask::close(self).await
-    }
-}
+backend!(BusTask, Event, "AMQP", batch_events: true);
 
 impl BusTask {
     /// A polite `connection.close`, not waiting for its answer.
@@ -339,7 +269,8 @@ impl BusTask {
         }));
     }
 
-    fn on_command(&mut self, command: BusCommand, properties: &Properties) {
+    fn on_command(&mut self, command: BusCommand) {
+        let properties = self.properties.clone();
         let seq = self.acks.next_seq();
         match command {
             BusCommand::Subscribe { channel, kind } => {
@@ -404,7 +335,7 @@ impl BusTask {
                 }
                 match &mut self.live {
                     Some(live) => {
-                        live.publish(&self.config, &channel, &payload, seq, properties);
+                        live.publish(&self.config, &channel, &payload, seq, &properties);
                         self.acks.wait(seq);
                     }
                     None => self.enqueue(seq, channel, payload),
@@ -471,10 +402,10 @@ impl BusTask {
         }
     }
 
-    async fn on_event(&mut self, event: Event, properties: &Properties) {
+    async fn on_event(&mut self, event: Event) {
         match event {
             Event::Connected { epoch, conn } if epoch == self.epoch && self.live.is_none() => {
-                self.on_connected(*conn, properties)
+                self.on_connected(*conn)
             }
             Event::Failed { epoch, error } if epoch == self.epoch && self.live.is_none() => {
                 let delay = self.reconnect.failed(&NAMES, &error);
@@ -488,7 +419,8 @@ impl BusTask {
         }
     }
 
-    fn on_connected(&mut self, conn: Conn, properties: &Properties) {
+    fn on_connected(&mut self, conn: Conn) {
+        let properties = self.properties.clone();
         let (kill_tx, kill_rx) = async_channel::bounded::<()>(1);
         let (read, write) = conn.stream.split();
         let heartbeat = Duration::from_secs(conn.heartbeat as u64);
@@ -524,7 +456,7 @@ impl BusTask {
         }
         // Then what was queued while down, in order.
         for q in self.queue.drain() {
-            live.publish(&self.config, &q.channel, &q.payload, q.seq, properties);
+            live.publish(&self.config, &q.channel, &q.payload, q.seq, &properties);
         }
         let restoring = live.restoring;
         self.live = Some(live);

@@ -18,7 +18,8 @@ use super::conn::{self, Conn};
 use super::stream::{follow, parse_range};
 use super::RedisError;
 use crate::bus::{
-    drive, send_unless_killed, with_deadline, Acks, Backend, Handle, Names, OutageQueue, Reconnect,
+    backend, bus_handle, drive, send_unless_killed, with_deadline, Acks, Handle, Names,
+    OutageQueue, Reconnect,
 };
 use crate::runtime::{BoxStream, Runtime};
 
@@ -27,27 +28,11 @@ type Inputs = Arc<dyn Fn(BusInput) + Send + Sync>;
 /// Most channels per `SUBSCRIBE` when restoring subscriptions.
 const RESTORE_CHUNK: usize = 128;
 
-/// A running Redis bus (see [`spawn_redis_bus`]). Clones control the same
-/// bus; dropping every handle does not stop it (closing the commands
-/// channel or [`RedisBus::stop`] does).
-#[derive(Clone)]
-pub struct RedisBus {
-    handle: Handle,
-}
-
-impl std::fmt::Debug for RedisBus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.handle.debug(f, "RedisBus")
-    }
-}
-
-const NAMES: Names = Names {
-    link: "Redis",
-    broker: "Redis",
-    queue_full: "Redis unreachable and its queue is full: dropping publishes until it is back",
-};
-
-impl RedisBus {
+bus_handle! {
+    /// A running Redis bus (see [`spawn_redis_bus`]). Clones control the same
+    /// bus; dropping every handle does not stop it (closing the commands
+    /// channel or [`RedisBus::stop`] does).
+    RedisBus, RedisError;
     /// Resolves once every command the bus received before this call was
     /// acknowledged by Redis (publishes and counts answered, subscriptions
     /// confirmed), for write-only emitters that exit after publishing.
@@ -55,20 +40,14 @@ impl RedisBus {
     /// dropped beyond the queue bound, or lost with a broken connection,
     /// count as done. Fails with [`RedisError::Timeout`] at `deadline`, or
     /// [`RedisError::Stopped`].
-    pub async fn flush(&self, deadline: Instant) -> Result<(), RedisError> {
-        self.handle.flush(deadline).await
-    }
-
-    /// Stop the bus: its connections are closed, pending flushes fail.
-    pub fn stop(&self) {
-        self.handle.stop()
-    }
-
-    /// Whether the bus has stopped (or been told to).
-    pub fn is_stopped(&self) -> bool {
-        self.handle.is_stopped()
-    }
+    flush;
 }
+
+const NAMES: Names = Names {
+    link: "Redis",
+    broker: "Redis",
+    queue_full: "Redis unreachable and its queue is full: dropping publishes until it is back",
+};
 
 /// Start the bus: one task executes the node's [`BusCommand`]s on Redis and
 /// reports [`BusInput`]s through `inputs` (called from the bus task: it
@@ -251,53 +230,12 @@ fn count_args(channel: &Str, sharded: bool) -> [&[u8]; 3] {
     [b"PUBSUB", sub, channel.as_bytes()]
 }
 
-impl Backend for BusTask {
-    type Event = Event;
-    const NAME: &'static str = "Redis";
-    // Each event writes what it needs (replies come one by one).
-    const BATCH_EVENTS: bool = false;
-
-    fn runtime(&self) -> Arc<dyn Runtime> {
-        self.runtime.clone()
-    }
-
-    fn events(&self) -> async_channel::Receiver<Event> {
-        self.events_rx.clone()
-    }
-
-    fn acks(&mut self) -> &mut Acks {
-        &mut self.acks
-    }
-
-    fn start(&mut self) {
-        self.connect_later(Duration::ZERO);
-    }
-
-    fn next_timer(&self) -> Option<Instant> {
-        BusTask::next_timer(self)
-    }
-
-    fn on_command(&mut self, command: BusCommand) {
-        BusTask::on_command(self, command)
-    }
-
-    async fn on_event(&mut self, event: Event) {
-        BusTask::on_event(self, event).await
-    }
-
-    async fn write_out(&mut self) {
-        BusTask::write_out(self).await
-    }
-
-    async fn on_tick(&mut self) {
-        BusTask::on_tick(self).await
-    }
-
-    /// The connections close with the task.
-    async fn close(&mut self) {}
-}
+backend!(BusTask, Event, "Redis", batch_events: false);
 
 impl BusTask {
+    /// The connections close with the task.
+    async fn close(&mut self) {}
+
     fn next_timer(&self) -> Option<Instant> {
         let live = self.live.as_ref()?;
         Some(if !live.up {

@@ -17,8 +17,8 @@ use super::config::ZmqConfig;
 use super::link::{self, Link};
 use super::ZmqError;
 use crate::bus::{
-    answer_unsupported, drive, send_unless_killed, with_deadline, Acks, Backend, Handle, Names,
-    OutageQueue, Reconnect,
+    answer_unsupported, backend, bus_handle, drive, send_unless_killed, with_deadline, Acks,
+    Handle, Names, OutageQueue, Reconnect,
 };
 use crate::runtime::{BoxStream, Runtime};
 
@@ -27,18 +27,19 @@ type Inputs = Arc<dyn Fn(BusInput) + Send + Sync>;
 /// How often the probe is pushed again until it comes back.
 const PROBE_EVERY: Duration = Duration::from_millis(200);
 
-/// A running ZeroMQ bus (see [`spawn_zmq_bus`]). Clones control the same
-/// bus; dropping every handle does not stop it (closing the commands
-/// channel or [`ZmqBus::stop`] does).
-#[derive(Clone)]
-pub struct ZmqBus {
-    handle: Handle,
-}
-
-impl std::fmt::Debug for ZmqBus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.handle.debug(f, "ZmqBus")
-    }
+bus_handle! {
+    /// A running ZeroMQ bus (see [`spawn_zmq_bus`]). Clones control the same
+    /// bus; dropping every handle does not stop it (closing the commands
+    /// channel or [`ZmqBus::stop`] does).
+    ZmqBus, ZmqError;
+    /// Resolves once every publish the bus received before this call was
+    /// written to the broker's sink (for write-only emitters that exit
+    /// after publishing), and every subscription is in effect (the bus is
+    /// up). Publishes queued while the broker is unreachable
+    /// are waited for; those dropped beyond the queue bound, or lost with
+    /// a broken connection, count as done. Fails with
+    /// [`ZmqError::Timeout`] at `deadline`, or [`ZmqError::Stopped`].
+    flush;
 }
 
 const NAMES: Names = Names {
@@ -47,29 +48,6 @@ const NAMES: Names = Names {
     queue_full:
         "ZeroMQ broker unreachable and the queue is full: dropping publishes until it is back",
 };
-
-impl ZmqBus {
-    /// Resolves once every publish the bus received before this call was
-    /// written to the broker's sink (for write-only emitters that exit
-    /// after publishing), and every subscription is in effect (the bus is
-    /// up). Publishes queued while the broker is unreachable
-    /// are waited for; those dropped beyond the queue bound, or lost with
-    /// a broken connection, count as done. Fails with
-    /// [`ZmqError::Timeout`] at `deadline`, or [`ZmqError::Stopped`].
-    pub async fn flush(&self, deadline: Instant) -> Result<(), ZmqError> {
-        self.handle.flush(deadline).await
-    }
-
-    /// Stop the bus: the connections are closed, pending flushes fail.
-    pub fn stop(&self) {
-        self.handle.stop()
-    }
-
-    /// Whether the bus has stopped (or been told to).
-    pub fn is_stopped(&self) -> bool {
-        self.handle.is_stopped()
-    }
-}
 
 /// Start the bus: one task executes the node's [`BusCommand`]s on the
 /// broker and reports [`BusInput`]s through `inputs` (called from the bus
@@ -218,53 +196,7 @@ struct BusTask {
     reconnect: Reconnect,
 }
 
-impl Backend for BusTask {
-    type Event = Event;
-    const NAME: &'static str = "ZeroMQ";
-    const BATCH_EVENTS: bool = true;
-
-    fn runtime(&self) -> Arc<dyn Runtime> {
-        self.runtime.clone()
-    }
-
-    fn events(&self) -> async_channel::Receiver<Event> {
-        self.events_rx.clone()
-    }
-
-    fn acks(&mut self) -> &mut Acks {
-        &mut self.acks
-    }
-
-    fn start(&mut self) {
-        self.connect_later(Duration::ZERO);
-    }
-
-    fn next_timer(&self) -> Option<Instant> {
-        BusTask::next_timer(self)
-    }
-
-    fn on_command(&mut self, command: BusCommand) {
-        BusTask::on_command(self, command)
-    }
-
-    async fn on_event(&mut self, event: Event) {
-        BusTask::on_event(self, event)
-    }
-
-    async fn write_out(&mut self) {
-        BusTask::write_out(self).await
-    }
-
-    async fn on_tick(&mut self) {
-        BusTask::on_tick(self);
-        BusTask::write_out(self).await
-    }
-
-    /// ZeroMQ has no goodbye: the connections close.
-    async fn close(&mut self) {
-        self.live = None;
-    }
-}
+backend!(BusTask, Event, "ZeroMQ", batch_events: true);
 
 impl BusTask {
     fn next_timer(&self) -> Option<Instant> {
@@ -439,7 +371,7 @@ impl BusTask {
         }
     }
 
-    fn on_event(&mut self, event: Event) {
+    async fn on_event(&mut self, event: Event) {
         match event {
             Event::Connected { epoch, push, sub } if epoch == self.epoch && self.live.is_none() => {
                 self.on_connected(*push, *sub)
@@ -592,7 +524,17 @@ impl BusTask {
         self.connect_later(delay);
     }
 
-    fn on_tick(&mut self) {
+    async fn on_tick(&mut self) {
+        self.check_timers();
+        self.write_out().await;
+    }
+
+    /// ZeroMQ has no goodbye: the connections close.
+    async fn close(&mut self) {
+        self.live = None;
+    }
+
+    fn check_timers(&mut self) {
         let now = Instant::now();
         let heartbeat = self.config.heartbeat;
         let Some(live) = &mut self.live else { return };
