@@ -665,3 +665,41 @@ pub(crate) async fn drive<T: Backend>(
     task.close().await;
     control.close();
 }
+
+/// Start a connection attempt after `delay`, unless the bus task is gone
+/// by then: `connect` runs under `timeout` (named `what` when it expires)
+/// and `event` turns its outcome into what `events` carries to the task.
+pub(crate) fn connect_later<T, E: BusError, Ev: Send + 'static>(
+    runtime: &Arc<dyn Runtime>,
+    delay: Duration,
+    timeout: Duration,
+    what: &'static str,
+    events: async_channel::Sender<Ev>,
+    connect: impl Future<Output = Result<T, E>> + Send + 'static,
+    event: impl FnOnce(Result<T, E>) -> Ev + Send + 'static,
+) {
+    let rt = runtime.clone();
+    runtime.spawn(Box::pin(async move {
+        if !delay.is_zero() {
+            rt.sleep_until(Instant::now() + delay).await;
+        }
+        if events.is_closed() {
+            return;
+        }
+        let result = with_deadline(&rt, Instant::now() + timeout, what, connect).await;
+        let _ = events.send(event(result)).await;
+    }));
+}
+
+/// 32 hex digits from the OS's randomness (or the clock, if that fails:
+/// the callers only need names unlikely to clash).
+pub(crate) fn weak_random_id() -> String {
+    let mut id = [0u8; 16];
+    if getrandom::fill(&mut id).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        id = nanos.to_le_bytes();
+    }
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -18,7 +18,7 @@ use super::config::AmqpConfig;
 use super::conn::{self, Conn, CHANNEL};
 use super::AmqpError;
 use crate::bus::{
-    answer_unsupported, backend, bus_handle, drive, send_unless_killed, with_deadline, Acks,
+    self, answer_unsupported, backend, bus_handle, drive, send_unless_killed, with_deadline, Acks,
     Handle, Names, OutageQueue, Reconnect,
 };
 use crate::runtime::{BoxStream, Runtime};
@@ -60,16 +60,9 @@ pub fn spawn_amqp_bus(
 ) -> AmqpBus {
     let (handle, control_rx) = Handle::new(runtime.clone());
     let (events_tx, events_rx) = async_channel::bounded(16);
-    let mut id = [0u8; 16];
     // A clash only mixes two nodes' queues if both also share a channel
     // number: a weak random source is enough.
-    if getrandom::fill(&mut id).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        id = nanos.to_le_bytes();
-    }
-    let node_id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let node_id = bus::weak_random_id();
     let task = BusTask {
         reconnect: Reconnect::new(&config.bus),
         runtime: runtime.clone(),
@@ -239,34 +232,24 @@ impl BusTask {
     }
 
     fn connect_later(&self, delay: Duration) {
-        let runtime = self.runtime.clone();
-        let config = self.config.clone();
-        let events = self.events_tx.clone();
-        let epoch = self.epoch;
-        self.runtime.spawn(Box::pin(async move {
-            if !delay.is_zero() {
-                runtime.sleep_until(Instant::now() + delay).await;
-            }
-            if events.is_closed() {
-                return;
-            }
-            let deadline = Instant::now() + config.bus.connect_timeout;
-            let result = with_deadline(
-                &runtime,
-                deadline,
-                "connecting to the AMQP broker",
-                conn::open(&runtime, &config),
-            )
-            .await;
-            let event = match result {
+        let (runtime, config, epoch) = (self.runtime.clone(), self.config.clone(), self.epoch);
+        let timeout = config.bus.connect_timeout;
+        let connect = async move { conn::open(&runtime, &config).await };
+        bus::connect_later(
+            &self.runtime,
+            delay,
+            timeout,
+            "connecting to the AMQP broker",
+            self.events_tx.clone(),
+            connect,
+            move |result| match result {
                 Ok(conn) => Event::Connected {
                     epoch,
                     conn: Box::new(conn),
                 },
                 Err(error) => Event::Failed { epoch, error },
-            };
-            let _ = events.send(event).await;
-        }));
+            },
+        );
     }
 
     fn on_command(&mut self, command: BusCommand) {

@@ -18,7 +18,7 @@ use super::conn::{self, Conn};
 use super::stream::{follow, parse_range};
 use super::RedisError;
 use crate::bus::{
-    backend, bus_handle, drive, send_unless_killed, with_deadline, Acks, Handle, Names,
+    self, backend, bus_handle, drive, send_unless_killed, with_deadline, Acks, Handle, Names,
     OutageQueue, Reconnect,
 };
 use crate::runtime::{BoxStream, Runtime};
@@ -246,34 +246,29 @@ impl BusTask {
     }
 
     fn connect_later(&self, delay: Duration) {
-        let runtime = self.runtime.clone();
-        let config = self.config.clone();
-        let events = self.events_tx.clone();
-        let epoch = self.epoch;
-        self.runtime.spawn(Box::pin(async move {
-            if !delay.is_zero() {
-                runtime.sleep_until(Instant::now() + delay).await;
-            }
-            if events.is_closed() {
-                return;
-            }
-            let deadline = Instant::now() + config.bus.connect_timeout;
-            let result = with_deadline(&runtime, deadline, "connecting to Redis", async {
-                let target = conn::target(&runtime, &config).await?;
-                let sub = conn::open(&runtime, &config, &target, false).await?;
-                let cmd = conn::open(&runtime, &config, &target, true).await?;
-                Ok((sub, cmd))
-            })
-            .await;
-            let event = match result {
+        let (runtime, config, epoch) = (self.runtime.clone(), self.config.clone(), self.epoch);
+        let timeout = config.bus.connect_timeout;
+        let connect = async move {
+            let target = conn::target(&runtime, &config).await?;
+            let sub = conn::open(&runtime, &config, &target, false).await?;
+            let cmd = conn::open(&runtime, &config, &target, true).await?;
+            Ok((sub, cmd))
+        };
+        bus::connect_later(
+            &self.runtime,
+            delay,
+            timeout,
+            "connecting to Redis",
+            self.events_tx.clone(),
+            connect,
+            move |result| match result {
                 Ok(links) => Event::Connected {
                     epoch,
                     links: Box::new(links),
                 },
                 Err(error) => Event::Failed { epoch, error },
-            };
-            let _ = events.send(event).await;
-        }));
+            },
+        );
     }
 
     fn on_command(&mut self, command: BusCommand) {

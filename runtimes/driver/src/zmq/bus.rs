@@ -17,7 +17,7 @@ use super::config::ZmqConfig;
 use super::link::{self, Link};
 use super::ZmqError;
 use crate::bus::{
-    answer_unsupported, backend, bus_handle, drive, send_unless_killed, with_deadline, Acks,
+    self, answer_unsupported, backend, bus_handle, drive, send_unless_killed, with_deadline, Acks,
     Handle, Names, OutageQueue, Reconnect,
 };
 use crate::runtime::{BoxStream, Runtime};
@@ -62,15 +62,8 @@ pub fn spawn_zmq_bus(
 ) -> ZmqBus {
     let (handle, control_rx) = Handle::new(runtime.clone());
     let (events_tx, events_rx) = async_channel::bounded(16);
-    let mut id = [0u8; 16];
     // Tells our probes from other nodes': a weak source is enough.
-    if getrandom::fill(&mut id).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        id = nanos.to_le_bytes();
-    }
-    let node_id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let node_id = bus::weak_random_id();
     // A `type` python's listener skips (it keeps `message` only).
     let probe = Bytes::from(format!(
         "{{\"type\": \"socketio-rs.probe\", \"channel\": \"{node_id}\"}}"
@@ -213,54 +206,31 @@ impl BusTask {
     }
 
     fn connect_later(&self, delay: Duration) {
-        let runtime = self.runtime.clone();
-        let config = self.config.clone();
-        let events = self.events_tx.clone();
-        let epoch = self.epoch;
-        self.runtime.spawn(Box::pin(async move {
-            if !delay.is_zero() {
-                runtime.sleep_until(Instant::now() + delay).await;
-            }
-            if events.is_closed() {
-                return;
-            }
-            let deadline = Instant::now() + config.bus.connect_timeout;
+        let (runtime, config, epoch) = (self.runtime.clone(), self.config.clone(), self.epoch);
+        let timeout = config.bus.connect_timeout;
+        let connect = async move {
             let limits = config.limits();
-            let result = with_deadline(
-                &runtime,
-                deadline,
-                "connecting to the ZeroMQ broker",
-                async {
-                    let push = link::open(
-                        &runtime,
-                        &config.host,
-                        config.sink_port,
-                        SocketType::Push,
-                        limits,
-                    )
-                    .await?;
-                    let sub = link::open(
-                        &runtime,
-                        &config.host,
-                        config.pub_port,
-                        SocketType::Sub,
-                        limits,
-                    )
-                    .await?;
-                    Ok((push, sub))
-                },
-            )
-            .await;
-            let event = match result {
+            let (host, sink, publisher) = (&config.host, config.sink_port, config.pub_port);
+            let push = link::open(&runtime, host, sink, SocketType::Push, limits).await?;
+            let sub = link::open(&runtime, host, publisher, SocketType::Sub, limits).await?;
+            Ok((push, sub))
+        };
+        bus::connect_later(
+            &self.runtime,
+            delay,
+            timeout,
+            "connecting to the ZeroMQ broker",
+            self.events_tx.clone(),
+            connect,
+            move |result| match result {
                 Ok((push, sub)) => Event::Connected {
                     epoch,
                     push: Box::new(push),
                     sub: Box::new(sub),
                 },
                 Err(error) => Event::Failed { epoch, error },
-            };
-            let _ = events.send(event).await;
-        }));
+            },
+        );
     }
 
     fn on_command(&mut self, command: BusCommand) {
