@@ -413,3 +413,24 @@ fn garbage_brokers() {
         bus.bus.stop();
     });
 }
+
+/// ZMTP 3.1 heartbeats with libzmq: PINGs are answered, so a quiet link
+/// stays up across many silence windows.
+#[test]
+fn heartbeats_keep_a_quiet_link_up() {
+    let broker = Broker::start();
+    socketio_tokio::TokioRuntime::block_on(async {
+        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+        let config = ZmqConfig::from_url(&broker.url())
+            .unwrap()
+            .heartbeat(Duration::from_millis(100));
+        let a = TestBus::new(rt.clone(), config);
+        a.subscribe_plain("socketio");
+        a.expect(BusInput::Up).await;
+        // Ten times the silence that breaks a link without PONGs.
+        assert_eq!(a.next_within(Duration::from_secs(3)).await, None);
+        a.publish_plain("socketio", br#"{"still": "up"}"#);
+        a.expect(message("socketio", br#"{"still": "up"}"#)).await;
+        a.bus.stop();
+    });
+}
