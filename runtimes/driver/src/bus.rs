@@ -76,14 +76,23 @@ impl BusOptions {
     }
 }
 
-/// The builder methods of [`BusOptions`] on a config with a `bus` field,
-/// each with its backend's documentation.
+/// The builder methods of [`BusOptions`] on a config with a `bus` field:
+/// the back-off, and the others with their backend's documentation.
 macro_rules! bus_option_setters {
     (
         $(#[$connect:meta])* connect_timeout;
         $(#[$io:meta])* io_timeout;
         $(#[$queued:meta])* max_queued_bytes;
     ) => {
+        /// Delay before reconnecting, doubled on every failure up to `max`
+        /// (100 ms to 5 s; at least 1 ms, so that a broker that refuses at
+        /// once is not hammered).
+        pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
+            self.bus
+                .set_backoff(min.max(Duration::from_millis(1)), max);
+            self
+        }
+
         $(#[$connect])*
         pub fn connect_timeout(mut self, timeout: Duration) -> Self {
             self.bus.connect_timeout = timeout;
