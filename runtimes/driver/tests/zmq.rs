@@ -214,15 +214,7 @@ async fn pubsub_scenario(rt: Arc<dyn Runtime>) {
     a.expect(message(&ch, big.as_bytes())).await;
     b.expect(message(&ch, big.as_bytes())).await;
     // Counting is not a thing on ZeroMQ.
-    a.send(BusCommand::CountSubscribers {
-        channel: Str::from(ch.as_str()),
-        sharded: false,
-    });
-    a.expect(BusInput::Subscribers {
-        channel: Str::from(ch.as_str()),
-        count: 0,
-    })
-    .await;
+    a.counts_zero(&ch).await;
     // Unsubscribed: nothing more.
     a.send(BusCommand::Unsubscribe {
         channel: Str::from(ch.as_str()),
@@ -238,10 +230,7 @@ async fn pubsub_scenario(rt: Arc<dyn Runtime>) {
 
 #[test]
 fn pubsub_tokio() {
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
-        pubsub_scenario(rt).await;
-    });
+    common::on_tokio(pubsub_scenario);
 }
 
 #[test]
@@ -261,8 +250,7 @@ fn pubsub_smol() {
 #[test]
 fn hostile_frames_through_the_broker() {
     let broker = Broker::start();
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    common::on_tokio(|rt| async move {
         let config = ZmqConfig::from_url(&broker.url())
             .unwrap()
             .max_message_bytes(4096);
@@ -290,8 +278,7 @@ fn hostile_frames_through_the_broker() {
 #[test]
 fn broker_restart() {
     let mut broker = Broker::start();
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    common::on_tokio(|rt| async move {
         let url = broker.url();
         let ch = unique("socketio");
         let config = ZmqConfig::from_url(&url)
@@ -341,8 +328,7 @@ fn broker_restart() {
 #[test]
 fn queue_bound_while_down() {
     let port = free_port();
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    common::on_tokio(|rt| async move {
         let url = format!("zmq+tcp://127.0.0.1:{port}+{port}");
         let config = ZmqConfig::from_url(&url).unwrap().max_queued_bytes(300);
         let bus = TestBus::new(rt.clone(), config);
@@ -402,8 +388,7 @@ fn garbage_brokers() {
             });
         }
     });
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    common::on_tokio(|rt| async move {
         let bus = TestBus::url(&rt, &format!("zmq+tcp://127.0.0.1:{port}+{port}"));
         assert_eq!(bus.next_within(Duration::from_secs(3)).await, None);
         assert!(
@@ -419,8 +404,7 @@ fn garbage_brokers() {
 #[test]
 fn heartbeats_keep_a_quiet_link_up() {
     let broker = Broker::start();
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    common::on_tokio(|rt| async move {
         let config = ZmqConfig::from_url(&broker.url())
             .unwrap()
             .heartbeat(Duration::from_millis(100));

@@ -84,6 +84,17 @@ impl<B> TestBus<B> {
         assert_eq!(self.next().await, want);
     }
 
+    /// A backend that cannot count subscribers answers 0.
+    pub async fn counts_zero(&self, channel: &str) {
+        let channel = Str::from(channel);
+        self.send(BusCommand::CountSubscribers {
+            channel: channel.clone(),
+            sharded: false,
+        });
+        self.expect(BusInput::Subscribers { channel, count: 0 })
+            .await;
+    }
+
     /// Subscribe to a plain channel.
     pub fn subscribe_plain(&self, channel: &str) {
         self.send(BusCommand::Subscribe {
@@ -100,6 +111,14 @@ impl<B> TestBus<B> {
             sharded: false,
         });
     }
+}
+
+/// Run `scenario` on the tokio runtime.
+pub fn on_tokio<F: std::future::Future<Output = ()>>(scenario: impl FnOnce(Arc<dyn Runtime>) -> F) {
+    socketio_tokio::TokioRuntime::block_on(async {
+        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+        scenario(rt).await
+    });
 }
 
 /// `tag-PID-N`: a name no other test (nor process) uses.
