@@ -19,6 +19,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("python_bus", socketio_core::fuzzing::python_bus),
     ("resp_decoder", socketio_core::fuzzing::resp_decoder),
     ("node_bus", socketio_core::fuzzing::node_bus),
+    ("kafka_codec", socketio_core::fuzzing::kafka_codec),
     (
         "engine_server",
         socketio_core::engine::server_fuzz::fuzz_server,

@@ -11,6 +11,8 @@
 //!   same on every python backend (Redis, AMQP, Kafka, ZeroMQ);
 //! - [`node`]: `@socket.io/redis-adapter` 8.3 (classic and sharded) and
 //!   `@socket.io/redis-emitter` 5.1, MessagePack and JSON;
+//! - [`kafka`]: the subset of the Kafka protocol the Kafka backend
+//!   speaks (produce, fetch, metadata, offsets), with limits;
 //! - [`resp`]: the Redis wire protocol (RESP2/RESP3) the Redis backend
 //!   speaks, as a codec with limits.
 //!
@@ -18,6 +20,7 @@
 //! has a limit ([`BusLimits`]) and a bad message is a typed error, never a
 //! panic.
 
+pub mod kafka;
 pub mod node;
 pub mod python;
 pub mod resp;
