@@ -35,6 +35,7 @@ mod client;
 mod conn;
 mod engine_server;
 mod io;
+pub mod kafka;
 pub mod redis;
 mod rng;
 mod router;
