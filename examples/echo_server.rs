@@ -4,6 +4,7 @@
 //! cargo run --release --example echo_server -- --port 3000 [--parser json|msgpack]
 //!     [--state-recovery SECS] [--runtime tokio|async-std|smol]
 //!     [--adapter redis-python|redis-node|redis-node-sharded --redis URL [--channel NAME]]
+//!     [--adapter kafka --kafka URL[,URL...] [--channel NAME]]
 //! ```
 //!
 //! Namespaces `/` and `/custom`. On connect it emits `auth` with the
@@ -14,7 +15,8 @@
 //! `shout(...)` sends `shout-back(...)` to every socket of the namespace;
 //! `disconnect-me` disconnects the socket. Prints `listening on PORT`.
 //!
-//! With `--adapter` the server is one node of a cluster over Redis and
+//! With `--adapter` the server is one node of a cluster over Redis (or
+//! Kafka, python-socketio's `KafkaManager` format) and
 //! speaks the cluster contract of `tests/interop/README.md` too: `hello`
 //! on connect; `join(room)`, `shout-to(room, data)`,
 //! `shout-except(room, data)`, `enter-room(sid, room)`,
@@ -33,6 +35,7 @@ use socketio::{
     AckSender, AnyParser, Args, Binary, Bytes, ConnectRefusal, JsonParser, MsgPackParser,
     RedisAdapter, Runtime, Server, SocketRef, Value,
 };
+use socketio::{Adapter, KafkaAdapter};
 
 /// Options of the echo server.
 #[derive(Clone)]
@@ -46,7 +49,7 @@ pub struct ServerOptions {
     /// The runtime.
     pub runtime: Arc<dyn Runtime>,
     /// The cluster adapter, if the server is one node of several.
-    pub adapter: Option<RedisAdapter>,
+    pub adapter: Option<Arc<dyn Adapter>>,
 }
 
 /// Start the echo server; returns it and the bound address.
@@ -358,7 +361,7 @@ fn block_on<F: Future>(name: &str, main: F) -> F::Output {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: echo_server --port P [--parser json|msgpack] [--state-recovery SECS] [--runtime tokio|async-std|smol] [--adapter redis-python|redis-node|redis-node-sharded --redis URL [--channel NAME]]");
+    eprintln!("{problem}\nusage: echo_server --port P [--parser json|msgpack] [--state-recovery SECS] [--runtime tokio|async-std|smol] [--adapter redis-python|redis-node|redis-node-sharded --redis URL | --adapter kafka --kafka URL[,URL...]] [--channel NAME]");
     std::process::exit(2)
 }
 
@@ -374,6 +377,7 @@ fn main() {
     };
     let mut port = None;
     let (mut adapter, mut redis, mut channel) = (None::<String>, None::<String>, None::<String>);
+    let mut kafka = None::<String>;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -395,11 +399,22 @@ fn main() {
             }
             "--adapter" => adapter = Some(value()),
             "--redis" => redis = Some(value()),
+            "--kafka" => kafka = Some(value()),
             "--channel" => channel = Some(value()),
             other => usage(&format!("unknown argument {other}")),
         }
     }
     options.port = port.unwrap_or_else(|| usage("--port is required"));
+    if adapter.as_deref() == Some("kafka") {
+        let urls = kafka.unwrap_or_else(|| usage("--adapter kafka needs --kafka URL"));
+        let mut made =
+            KafkaAdapter::python(&urls).unwrap_or_else(|e| usage(&format!("bad --kafka: {e}")));
+        if let Some(channel) = channel.take() {
+            made = made.channel(&channel);
+        }
+        options.adapter = Some(Arc::new(made));
+        adapter = None;
+    }
     if let Some(kind) = adapter {
         let url = redis.unwrap_or_else(|| usage("--adapter needs --redis URL"));
         let made = match kind.as_str() {
@@ -412,7 +427,7 @@ fn main() {
         if let Some(channel) = channel {
             made = made.channel(&channel);
         }
-        options.adapter = Some(made);
+        options.adapter = Some(Arc::new(made));
     }
     if std::env::var_os("SOCKETIO_LOG").is_some() {
         let _ = tracing_subscriber::fmt()

@@ -6,21 +6,31 @@
 //! ```text
 //! cargo run --release --example emit -- --redis URL --format python|node
 //!     [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS
+//! cargo run --release --example emit -- --kafka URL[,URL...]
+//!     [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS
+//! ```
+//!
+//! With `--kafka`, python-socketio's `KafkaManager` format on the topic
+//! named by the channel.
+//!
+//! ```text
 //! ```
 //!
 //! `JSON_ARGS` is a JSON array: its elements are the event's arguments;
 //! an object `{"$bin": "<hex>"}` anywhere in it stands for binary data
 //! (the interop tests' convention).
-//! Exits 0 once Redis took the message, 1 if it could not be published
+//! Exits 0 once the broker took the message, 1 if it could not be published
 //! within 10 s, 2 on bad usage.
 
 use std::time::Duration;
 
-use socketio::{Emitter, RedisAdapter, RuntimeKind, Value};
+use std::sync::Arc;
+
+use socketio::{Adapter, Emitter, KafkaAdapter, RedisAdapter, RuntimeKind, Value};
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "{problem}\nusage: emit --redis URL --format python|node [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS"
+        "{problem}\nusage: emit (--redis URL --format python|node | --kafka URL[,URL...]) [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS"
     );
     std::process::exit(2)
 }
@@ -49,6 +59,7 @@ fn with_binary(value: Value) -> Value {
 fn main() {
     let (mut redis, mut format, mut channel, mut nsp, mut room) =
         (None, None, None, String::from("/"), None);
+    let mut kafka = None::<String>;
     let mut positional = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -58,6 +69,7 @@ fn main() {
         };
         match arg.as_str() {
             "--redis" => redis = Some(value()),
+            "--kafka" => kafka = Some(value()),
             "--format" => format = Some(value()),
             "--channel" => channel = Some(value()),
             "--nsp" => nsp = value(),
@@ -71,16 +83,26 @@ fn main() {
     };
     let values: Vec<Value> = serde_json::from_str(json)
         .unwrap_or_else(|e| usage(&format!("JSON_ARGS is not a JSON array: {e}")));
-    let url = redis.unwrap_or_else(|| usage("--redis is required"));
-    let adapter = match format.as_deref() {
-        Some("python") => RedisAdapter::python(&url),
-        Some("node") => RedisAdapter::node(&url),
-        _ => usage("--format python|node is required"),
+    let adapter: Arc<dyn Adapter> = if let Some(urls) = kafka {
+        let mut adapter =
+            KafkaAdapter::python(&urls).unwrap_or_else(|e| usage(&format!("bad --kafka: {e}")));
+        if let Some(channel) = channel {
+            adapter = adapter.channel(&channel);
+        }
+        Arc::new(adapter)
+    } else {
+        let url = redis.unwrap_or_else(|| usage("--redis or --kafka is required"));
+        let adapter = match format.as_deref() {
+            Some("python") => RedisAdapter::python(&url),
+            Some("node") => RedisAdapter::node(&url),
+            _ => usage("--format python|node is required"),
+        };
+        let mut adapter = adapter.unwrap_or_else(|e| usage(&format!("bad --redis: {e}")));
+        if let Some(channel) = channel {
+            adapter = adapter.channel(&channel);
+        }
+        Arc::new(adapter)
     };
-    let mut adapter = adapter.unwrap_or_else(|e| usage(&format!("bad --redis: {e}")));
-    if let Some(channel) = channel {
-        adapter = adapter.channel(&channel);
-    }
     if std::env::var_os("SOCKETIO_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
             .with_max_level(tracing::Level::DEBUG)
@@ -88,7 +110,7 @@ fn main() {
             .try_init();
     }
     let code = RuntimeKind::default().block_on(async move {
-        let emitter = Emitter::new(&adapter);
+        let emitter = Emitter::new(&*adapter);
         let mut target = emitter.of(&nsp);
         if let Some(room) = &room {
             target = target.to(room);

@@ -99,7 +99,7 @@ impl Emitter {
         self.of("/").emit(event, args)
     }
 
-    /// Wait until Redis took everything emitted so far (or `timeout`).
+    /// Wait until the broker took everything emitted so far (or `timeout`).
     pub async fn flush(&self, timeout: Duration) -> Result<()> {
         self.inner.bus.flush(Instant::now() + timeout).await
     }

@@ -14,6 +14,7 @@
 //! ```
 
 mod emitter;
+mod kafka;
 mod redis;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use socketio_driver::{BoxFuture, Runtime};
 use crate::error::Result;
 
 pub use emitter::{EmitOperator, Emitter};
+pub use kafka::KafkaAdapter;
 pub use redis::RedisAdapter;
 
 /// How many bus commands may wait for the backend before new ones are
@@ -34,7 +36,7 @@ pub(crate) const BUS_QUEUE: usize = 65_536;
 
 /// A message bus several servers share: what a node says on it (the
 /// format, in [`ClusterConfig`]) and the backend that carries it.
-/// Implemented by [`RedisAdapter`]; a backend of your own implements it
+/// Implemented by [`RedisAdapter`] and [`KafkaAdapter`]; a backend of your own implements it
 /// over [`socketio_driver`]'s runtime-neutral interface.
 pub trait Adapter: Send + Sync + 'static {
     /// The cluster options of the node's core (format, timeouts, limits).
@@ -58,4 +60,21 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Stop the backend.
     fn stop(&self);
+}
+
+/// A shared adapter is an adapter (e.g. `Arc<dyn Adapter>`, chosen at run
+/// time).
+impl<A: Adapter + ?Sized> Adapter for Arc<A> {
+    fn cluster_config(&self) -> ClusterConfig {
+        (**self).cluster_config()
+    }
+
+    fn start(
+        &self,
+        runtime: Arc<dyn Runtime>,
+        commands: async_channel::Receiver<BusCommand>,
+        inputs: Arc<dyn Fn(BusInput) + Send + Sync>,
+    ) -> Arc<dyn Bus> {
+        (**self).start(runtime, commands, inputs)
+    }
 }
