@@ -47,7 +47,7 @@ if [ ! -f "$node_stamp" ] || [ "$(cat "$node_stamp")" != "$node_sum" ]; then
     echo "$node_sum" >"$node_stamp"
 fi
 
-# --- Python: python-socketio, its aiohttp transport, redis-py ---
+# --- Python: python-socketio, its aiohttp transport, redis-py, kafka-python, Werkzeug ---
 python="${PYTHON:-python3}"
 need "$python" "Python 3.8 or later is required (set PYTHON to choose one)"
 py_sum="$(checksum python/requirements.txt)"
@@ -58,7 +58,7 @@ if [ ! -f "$py_stamp" ] || [ "$(cat "$py_stamp")" != "$py_sum" ] || [ ! -x .venv
     .venv/bin/python -m pip install --disable-pip-version-check --no-input --quiet \
         -r python/requirements.txt >"$log" 2>&1 \
         || die "pip install -r python/requirements.txt failed"
-    .venv/bin/python -c 'import socketio, aiohttp, msgpack, redis, redis.asyncio' >"$log" 2>&1 \
+    .venv/bin/python -c 'import socketio, aiohttp, msgpack, redis, redis.asyncio, kafka, werkzeug' >"$log" 2>&1 \
         || die "the Python packages do not import after pip install"
     echo "$py_sum" >"$py_stamp"
 fi

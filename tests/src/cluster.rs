@@ -482,6 +482,8 @@ pub enum OurFormat {
     Node,
     /// @socket.io/redis-adapter sharded (`--adapter redis-node-sharded`).
     NodeSharded,
+    /// python-socketio's JSON as Kafka records (`--adapter kafka`).
+    Kafka,
 }
 
 impl OurFormat {
@@ -491,6 +493,7 @@ impl OurFormat {
             OurFormat::Python => "redis-python",
             OurFormat::Node => "redis-node",
             OurFormat::NodeSharded => "redis-node-sharded",
+            OurFormat::Kafka => "kafka",
         }
     }
 }
@@ -504,6 +507,8 @@ pub enum NodeKind {
     NodeSharded,
     /// `python/cluster_server.py` (AsyncRedisManager).
     Python,
+    /// `python/cluster_server_kafka.py` (KafkaManager, on Kafka).
+    PythonKafka,
     /// Our `echo_server --adapter ...` example.
     Ours(Runtime, OurFormat),
 }
@@ -530,12 +535,23 @@ impl NodeKind {
     }
 }
 
+impl NodeKind {
+    /// Whether the node's bus is Kafka (its URL goes with `--kafka`).
+    pub fn on_kafka(self) -> bool {
+        matches!(
+            self,
+            NodeKind::PythonKafka | NodeKind::Ours(_, OurFormat::Kafka)
+        )
+    }
+}
+
 impl fmt::Display for NodeKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NodeKind::NodeClassic => f.write_str("node-classic"),
             NodeKind::NodeSharded => f.write_str("node-sharded"),
             NodeKind::Python => f.write_str("python"),
+            NodeKind::PythonKafka => f.write_str("python-kafka"),
             NodeKind::Ours(runtime, format) => {
                 write!(f, "ours({}, {})", runtime.flag(), format.adapter_flag())
             }
@@ -581,10 +597,15 @@ impl ClusterNode {
         channel: Option<&str>,
         port: u16,
     ) -> Result<ClusterNode, String> {
+        let bus_flag = if kind.on_kafka() {
+            "--kafka"
+        } else {
+            "--redis"
+        };
         let mut args = vec![
             "--port".to_string(),
             port.to_string(),
-            "--redis".into(),
+            bus_flag.into(),
             redis_url.into(),
         ];
         let words: Vec<OsString> = match kind {
@@ -604,14 +625,19 @@ impl ClusterNode {
                     interop_dir().join("node/cluster_server.js").into(),
                 ]
             }
-            NodeKind::Python => {
+            NodeKind::Python | NodeKind::PythonKafka => {
                 setup()?;
                 if let Some(channel) = channel {
                     args.extend(["--channel".into(), channel.into()]);
                 }
+                let script = if kind == NodeKind::Python {
+                    "python/cluster_server.py"
+                } else {
+                    "python/cluster_server_kafka.py"
+                };
                 vec![
                     interop_dir().join(".venv/bin/python").into(),
-                    interop_dir().join("python/cluster_server.py").into(),
+                    interop_dir().join(script).into(),
                 ]
             }
             NodeKind::Ours(runtime, format) => {
@@ -693,32 +719,7 @@ impl Cluster {
 
     /// Starts the nodes of `kinds`, concurrently, on a running Redis.
     pub fn start_on(redis: RedisServer, kinds: &[NodeKind]) -> Result<Cluster, String> {
-        let url = redis.url();
-        let started: Vec<Result<ClusterNode, String>> = thread::scope(|scope| {
-            let handles: Vec<_> = kinds
-                .iter()
-                .map(|&kind| {
-                    let url = &url;
-                    scope.spawn(move || ClusterNode::start(kind, url))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|handle| {
-                    handle
-                        .join()
-                        .unwrap_or_else(|_| Err("node start panicked".into()))
-                })
-                .collect()
-        });
-        let mut nodes = Vec::new();
-        let mut errors = Vec::new();
-        for outcome in started {
-            match outcome {
-                Ok(node) => nodes.push(node),
-                Err(err) => errors.push(err),
-            }
-        }
+        let (nodes, errors) = start_nodes(&redis.url(), kinds);
         let cluster = Cluster { nodes, redis };
         if errors.is_empty() {
             Ok(cluster)
@@ -752,6 +753,34 @@ impl Drop for Cluster {
         // Nodes first, so that they do not log Redis going away.
         self.nodes.clear();
     }
+}
+
+/// Starts the nodes of `kinds` on the bus at `url`, concurrently: those
+/// that started, and why the others did not.
+pub fn start_nodes(url: &str, kinds: &[NodeKind]) -> (Vec<ClusterNode>, Vec<String>) {
+    let started: Vec<Result<ClusterNode, String>> = thread::scope(|scope| {
+        let handles: Vec<_> = kinds
+            .iter()
+            .map(|&kind| scope.spawn(move || ClusterNode::start(kind, url)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err("node start panicked".into()))
+            })
+            .collect()
+    });
+    let mut nodes = Vec::new();
+    let mut errors = Vec::new();
+    for outcome in started {
+        match outcome {
+            Ok(node) => nodes.push(node),
+            Err(err) => errors.push(err),
+        }
+    }
+    (nodes, errors)
 }
 
 // ---------------------------------------------------------------------------
@@ -1166,6 +1195,9 @@ pub enum EmitterKind {
     OursPython,
     /// Our `emit` example with `--format node`.
     OursNode,
+    /// Our `emit` example with `--kafka` (python's format, on Kafka; the
+    /// URL given to [`run_emitter`] is the Kafka URL).
+    OursKafka,
 }
 
 impl fmt::Display for EmitterKind {
@@ -1175,6 +1207,7 @@ impl fmt::Display for EmitterKind {
             EmitterKind::Node => f.write_str("node emitter"),
             EmitterKind::OursPython => f.write_str("our emitter (python format)"),
             EmitterKind::OursNode => f.write_str("our emitter (node format)"),
+            EmitterKind::OursKafka => f.write_str("our emitter (kafka)"),
         }
     }
 }
@@ -1200,7 +1233,12 @@ pub fn run_emitter(
     args: &Value,
     target: &EmitTarget,
 ) -> Result<String, String> {
-    let mut cli = vec!["--redis".to_string(), redis_url.to_string()];
+    let bus_flag = if kind == EmitterKind::OursKafka {
+        "--kafka"
+    } else {
+        "--redis"
+    };
+    let mut cli = vec![bus_flag.to_string(), redis_url.to_string()];
     let words: Vec<OsString> = match kind {
         EmitterKind::Python => {
             setup()?;
@@ -1225,6 +1263,7 @@ pub fn run_emitter(
             cli.extend(["--format".into(), format.into()]);
             vec![our_example("emit")?.into()]
         }
+        EmitterKind::OursKafka => vec![our_example("emit")?.into()],
     };
     if let Some(channel) = &target.channel {
         let flag = if kind == EmitterKind::Node {

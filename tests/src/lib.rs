@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod cluster;
+pub mod kafka;
 
 use std::ffi::OsString;
 use std::fmt;

@@ -588,7 +588,7 @@ impl BusTask {
         let first = self.pending.first().copied();
         let mut i = 0;
         while i < self.flushes.len() {
-            if first.is_none_or(|f| f > self.flushes[i].0) {
+            if first.map_or(true, |f| f > self.flushes[i].0) {
                 let (_, tx) = self.flushes.swap_remove(i);
                 let _ = tx.send(());
             } else {
