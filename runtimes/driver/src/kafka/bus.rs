@@ -26,8 +26,6 @@ type Inputs = Arc<dyn Fn(BusInput) + Send + Sync>;
 
 /// Most commands taken from the channel in one go.
 const BATCH: usize = 256;
-/// Attempts at a produce the broker answers with a retriable error.
-const PRODUCE_ATTEMPTS: u32 = 5;
 
 /// A running Kafka bus (see [`spawn_kafka_bus`]). Clones control the same
 /// bus; dropping every handle does not stop it (closing the commands
@@ -682,10 +680,17 @@ impl Producer {
         encode_record_batch(&mut records, now_ms(), &refs)?;
         let records = records.freeze();
         let mut last = error_code::NONE;
-        for attempt in 0..PRODUCE_ATTEMPTS {
+        // A missing topic or leader (an election, a broker that just
+        // started) is waited for up to the I/O timeout.
+        let deadline = Instant::now() + self.config.io_timeout;
+        let mut pause = self.config.backoff_min;
+        for attempt in 0u32.. {
             if attempt > 0 {
-                let pause = self.config.backoff_min * attempt;
+                if Instant::now() + pause > deadline {
+                    break;
+                }
                 self.runtime.sleep_until(Instant::now() + pause).await;
+                pause = (pause * 2).min(self.config.backoff_max);
             }
             let Some(leader) = self.leader(topic).await? else {
                 last = error_code::UNKNOWN_TOPIC_OR_PARTITION;

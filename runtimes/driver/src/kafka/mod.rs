@@ -23,8 +23,10 @@
 //!   from each leader.
 //!
 //! Topics are never created (python's `KafkaManager` does not either, and
-//! some brokers refuse to); a missing topic is logged and looked up again
-//! with back-off.
+//! some brokers refuse to); a subscription to a missing topic is logged
+//! and looked up again with back-off (the bus is up once it exists), a
+//! publish to one waits for it up to [`KafkaConfig::io_timeout`] and is
+//! then dropped with a warning.
 //!
 //! Losing a connection (an I/O error, a broker that sends garbage, a
 //! request not answered within [`KafkaConfig::io_timeout`]) reports
