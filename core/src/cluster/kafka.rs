@@ -913,7 +913,7 @@ pub fn decode_response(
             let mut partitions = Vec::new();
             for _ in 0..n {
                 let name = r.string("topic name")?;
-                let np = r.array_len("partitions", 34)?;
+                let np = r.array_len("partitions", 30)?;
                 if partitions.len() + np > limits.max_array_len {
                     return Err(KafkaError::TooLarge {
                         what: "partitions",
@@ -1458,6 +1458,28 @@ mod tests {
         let Response::Fetch(f) = r else { panic!() };
         assert_eq!(f.partitions[0].1.records, set);
         assert_eq!(f.partitions[0].1.high_watermark, 1);
+    }
+
+    #[test]
+    fn empty_fetch_response() {
+        // The smallest answer: one partition, no records (null and empty).
+        for records in [-1i32, 0] {
+            let mut b = BytesMut::new();
+            b.put_i32(4);
+            b.put_i32(0);
+            b.put_i32(1);
+            put_string(&mut b, "t");
+            b.put_i32(1);
+            b.put_i32(0);
+            b.put_i16(0);
+            b.put_i64(7);
+            b.put_i64(7);
+            b.put_i32(-1);
+            b.put_i32(records);
+            let (_, r) = decode_response(ApiKey::Fetch, &b.freeze(), &limits()).unwrap();
+            let Response::Fetch(f) = r else { panic!() };
+            assert!(f.partitions[0].1.records.is_empty());
+        }
     }
 
     #[test]

@@ -163,6 +163,10 @@ fn config(url: &str) -> KafkaConfig {
 
 impl TestBus {
     fn new(runtime: Arc<dyn Runtime>, config: KafkaConfig) -> TestBus {
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_test_writer()
+            .try_init();
         let (commands, rx) = async_channel::unbounded();
         let (tx, inputs) = async_channel::unbounded();
         let bus = spawn_kafka_bus(

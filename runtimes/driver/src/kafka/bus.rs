@@ -11,7 +11,7 @@ use futures_channel::oneshot;
 use futures_util::future::{select, select_all};
 use futures_util::{pin_mut, select, FutureExt};
 use socketio_core::cluster::kafka::{
-    decode_record_batches, encode_record_batch, error_code, Batch, FetchPartition,
+    crc32c, decode_record_batches, encode_record_batch, error_code, Batch, FetchPartition,
     ProducePartition, Request, Response, EARLIEST, LATEST,
 };
 use socketio_core::cluster::{BusCommand, BusInput, ChannelKind};
@@ -121,6 +121,19 @@ pub fn spawn_kafka_bus(
     }
 }
 
+/// Where a node is in a partition: the next offset to read, and what the
+/// last record it read looked like (its timestamp and the CRC-32C of its
+/// value), to notice a broker that lost its log and started it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Position {
+    next: i64,
+    last: Option<(i64, u32)>,
+}
+
+fn signature(r: &socketio_core::cluster::kafka::Record) -> (i64, u32) {
+    (r.timestamp, crc32c(r.value.as_deref().unwrap_or_default()))
+}
+
 /// A publish on its way to the producer.
 struct Publish {
     seq: u64,
@@ -152,7 +165,7 @@ enum Event {
         fetcher: u64,
         topic: Str,
         partition: i32,
-        next_offset: i64,
+        position: Position,
         values: Vec<Bytes>,
     },
     Produced {
@@ -193,7 +206,7 @@ struct BusTask {
     subs: BTreeSet<Str>,
     /// The next offset to read, per topic and partition: where a fetcher
     /// resumes after a reconnection.
-    offsets: HashMap<Str, BTreeMap<i32, i64>>,
+    offsets: HashMap<Str, BTreeMap<i32, Position>>,
     /// Bumped when a session is dropped: older events are stale.
     epoch: u64,
     live: Option<Live>,
@@ -445,7 +458,7 @@ impl BusTask {
                 fetcher,
                 topic,
                 partition,
-                next_offset,
+                position,
                 values,
             } if epoch == self.epoch => {
                 let current = self
@@ -459,7 +472,7 @@ impl BusTask {
                 self.offsets
                     .entry(topic.clone())
                     .or_default()
-                    .insert(partition, next_offset);
+                    .insert(partition, position);
                 for payload in values {
                     (self.inputs)(BusInput::Message {
                         channel: topic.clone(),
@@ -800,7 +813,7 @@ struct FetchWorker {
     id: u64,
     topic: Str,
     /// Next offset per partition (shared by the per-leader loops).
-    offsets: Arc<Mutex<BTreeMap<i32, i64>>>,
+    offsets: Arc<Mutex<BTreeMap<i32, Position>>>,
 }
 
 /// Why a round of fetching ended without a broken connection: look the
@@ -810,10 +823,11 @@ struct Stale(String);
 impl FetchWorker {
     async fn run(self) {
         let mut ready = false;
+        let mut validated = false;
         let mut pause = self.config.backoff_min;
         let mut misses = 0u32;
         loop {
-            match self.round(&mut ready).await {
+            match self.round(&mut ready, &mut validated).await {
                 Err(e) => {
                     let reason = format!("fetching {}: {e}", self.topic);
                     let _ = self
@@ -839,12 +853,12 @@ impl FetchWorker {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<i32, i64>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<i32, Position>> {
         self.offsets.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Metadata, start offsets, then fetch until a partition moves.
-    async fn round(&self, ready: &mut bool) -> Result<Stale, KafkaBusError> {
+    async fn round(&self, ready: &mut bool, validated: &mut bool) -> Result<Stale, KafkaBusError> {
         let mut meta = Conn::bootstrap(&self.runtime, &self.config).await?;
         let request = Request::Metadata {
             topics: vec![self.topic.to_string()],
@@ -894,8 +908,14 @@ impl FetchWorker {
                     return Ok(stale);
                 }
             }
+            if !*validated {
+                if let Some(stale) = self.validate(&mut conn, &partitions).await? {
+                    return Ok(stale);
+                }
+            }
             loops.push(Box::pin(self.fetch_loop(conn, partitions)));
         }
+        *validated = true;
         if !*ready {
             *ready = true;
             let _ = self
@@ -908,6 +928,84 @@ impl FetchWorker {
         }
         let (result, _, _) = select_all(loops).await;
         result
+    }
+
+    /// After a reconnection: is the record before each remembered offset
+    /// still the one this node read? A broker that lost its log (or a
+    /// topic deleted and created again) starts its offsets from 0 again;
+    /// then the node reads the new log from its start.
+    async fn validate(
+        &self,
+        conn: &mut Conn,
+        partitions: &[i32],
+    ) -> Result<Option<Stale>, KafkaBusError> {
+        let known: Vec<(i32, Position)> = {
+            let offsets = self.lock();
+            partitions
+                .iter()
+                .filter_map(|p| offsets.get(p).map(|o| (*p, *o)))
+                .filter(|(_, o)| o.last.is_some() && o.next > 0)
+                .collect()
+        };
+        if known.is_empty() {
+            return Ok(None);
+        }
+        let part_max = self.config.fetch_max_bytes.min(i32::MAX as usize) as i32;
+        let request = Request::Fetch {
+            max_wait_ms: 0,
+            min_bytes: 0,
+            max_bytes: part_max,
+            topic: self.topic.to_string(),
+            partitions: known
+                .iter()
+                .map(|(p, o)| FetchPartition {
+                    partition: *p,
+                    offset: o.next - 1,
+                    max_bytes: part_max,
+                })
+                .collect(),
+        };
+        let Response::Fetch(response) = conn.request(&request, Duration::ZERO).await? else {
+            return Err(KafkaBusError::Unsupported("Fetch answered".into()));
+        };
+        let mut replaced = Vec::new();
+        for (p, o) in &known {
+            let Some((_, answer)) = response
+                .partitions
+                .iter()
+                .find(|(t, a)| *t == *self.topic && a.partition == *p)
+            else {
+                continue;
+            };
+            let same = match answer.error_code {
+                error_code::OFFSET_OUT_OF_RANGE => false,
+                error_code::NONE
+                    if answer.high_watermark >= 0 && answer.high_watermark < o.next =>
+                {
+                    false
+                }
+                error_code::NONE => {
+                    let batches = decode_record_batches(&answer.records, &self.config.limits)?;
+                    let seen = batches.iter().find_map(|b| match b {
+                        Batch::Records { records, .. } => {
+                            records.iter().find(|r| r.offset == o.next - 1)
+                        }
+                        Batch::Skipped { .. } => None,
+                    });
+                    // Not there (compacted, skipped): nothing to compare.
+                    seen.map_or(true, |r| Some(signature(r)) == o.last)
+                }
+                _ => true,
+            };
+            if !same {
+                replaced.push(*p);
+            }
+        }
+        if replaced.is_empty() {
+            return Ok(None);
+        }
+        tracing::warn!(topic = %self.topic, partitions = ?replaced, "Kafka log replaced while this node was away (the broker lost it?); reading it from the start");
+        self.list_offsets(conn, &replaced, EARLIEST).await
     }
 
     /// Set the offsets of `partitions` to those at `timestamp`.
@@ -932,7 +1030,13 @@ impl FetchWorker {
                 .find(|(t, o)| *t == *self.topic && o.partition == *p);
             match answer {
                 Some((_, o)) if o.error_code == error_code::NONE && o.offset >= 0 => {
-                    offsets.insert(*p, o.offset);
+                    offsets.insert(
+                        *p,
+                        Position {
+                            next: o.offset,
+                            last: None,
+                        },
+                    );
                 }
                 Some((_, o)) => {
                     return Ok(Some(Stale(format!(
@@ -966,7 +1070,7 @@ impl FetchWorker {
                         .iter()
                         .map(|p| FetchPartition {
                             partition: *p,
-                            offset: offsets.get(p).copied().unwrap_or(0),
+                            offset: offsets.get(p).map_or(0, |o| o.next),
                             max_bytes: part_max,
                         })
                         .collect(),
@@ -980,9 +1084,11 @@ impl FetchWorker {
                     tracing::debug!(%topic, partition = p.partition, "Kafka fetch: partition not asked for, ignored");
                     continue;
                 }
+                let from = self.lock().get(&p.partition).map_or(0, |o| o.next);
+                let behind = p.high_watermark >= 0 && p.high_watermark < from;
                 match p.error_code {
-                    error_code::NONE => {}
-                    error_code::OFFSET_OUT_OF_RANGE => {
+                    error_code::NONE if !behind => {}
+                    error_code::NONE | error_code::OFFSET_OUT_OF_RANGE => {
                         // The log was truncated or recreated: what it
                         // holds now is new to this node.
                         tracing::warn!(topic = %self.topic, partition = p.partition, high_watermark = p.high_watermark, "Kafka offset out of range; reading from the earliest offset");
@@ -1005,19 +1111,19 @@ impl FetchWorker {
                 if p.records.is_empty() {
                     continue;
                 }
-                let from = self.lock().get(&p.partition).copied().unwrap_or(0);
                 let batches = decode_record_batches(&p.records, &self.config.limits)?;
                 let mut next = from;
+                let mut last = None;
                 let mut values = Vec::new();
                 for batch in batches {
                     next = next.max(batch.next_offset());
                     match batch {
-                        Batch::Records { records, .. } => values.extend(
-                            records
-                                .into_iter()
-                                .filter(|r| r.offset >= from)
-                                .filter_map(|r| r.value),
-                        ),
+                        Batch::Records { records, .. } => {
+                            for r in records.into_iter().filter(|r| r.offset >= from) {
+                                last = Some(signature(&r));
+                                values.extend(r.value);
+                            }
+                        }
                         Batch::Skipped { reason, .. } => tracing::warn!(
                             topic = %self.topic,
                             partition = p.partition,
@@ -1034,13 +1140,22 @@ impl FetchWorker {
                         p.records.len()
                     )));
                 }
-                self.lock().insert(p.partition, next);
+                let position = {
+                    let mut offsets = self.lock();
+                    let previous = offsets.get(&p.partition).and_then(|o| o.last);
+                    let position = Position {
+                        next,
+                        last: last.or(previous),
+                    };
+                    offsets.insert(p.partition, position);
+                    position
+                };
                 let event = Event::Records {
                     epoch: self.epoch,
                     fetcher: self.id,
                     topic: self.topic.clone(),
                     partition: p.partition,
-                    next_offset: next,
+                    position,
                     values,
                 };
                 if self.events.send(event).await.is_err() {
