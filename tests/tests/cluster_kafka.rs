@@ -7,8 +7,9 @@
 //! Checks broadcasts to all / to a room / except a room (exactly once where
 //! they should arrive, nowhere else), rooms joined and left from other
 //! nodes, acks asked of sockets on other nodes both ways, our write-only
-//! emitter, hostile records on the topic, the broker restarted mid-run
-//! (traffic resumes), and remote disconnections.
+//! emitter, hostile records on the topic, remote disconnections, and the
+//! broker restarted mid-run (traffic from our nodes resumes and reaches the
+//! python node too; see [`broker_restart`] for why not from python's).
 
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,9 @@ use socketio_interop::kafka::{KafkaCluster, TansuBroker};
 use socketio_interop::Runtime;
 
 const DELIVERY: Duration = Duration::from_secs(8);
-const QUIET: Duration = Duration::from_millis(600);
+/// Longer than with Redis: a waiting fetch may be answered at its deadline
+/// rather than when a record arrives.
+const QUIET: Duration = Duration::from_millis(1000);
 const NODES: usize = 3;
 /// How long the cluster may take to carry messages again after the broker
 /// restarted (kafka-python's reconnection back-off included).
@@ -137,25 +140,41 @@ impl Scene {
         }
     }
 
-    /// Broadcasts from `from` until every client heard one of them (each
-    /// node's consumer and `from`'s producer work again).
-    fn until_everyone_hears(&mut self, from: Who, tag: &str) {
+    /// Broadcasts from `from`, ten at a time, until every client heard one
+    /// of them (each node's consumer and `from`'s producer work again).
+    ///
+    /// Many may be needed for the python node: the restarted broker's log
+    /// starts again from offset 0, tansu answers a fetch past the end of a
+    /// log with no records and no error, and kafka-python keeps its old
+    /// position, so the python node hears again only once the new log has
+    /// passed it. (Our nodes notice the new log and read it from its start.)
+    fn until_everyone_hears(&mut self, from: Who, tag: &str, to: &[Who]) {
         let deadline = Instant::now() + RECOVERY;
         for n in 0.. {
-            let probe = json!([format!("{tag}-{n}")]);
-            self.emit(from, "shout", &[probe[0].clone()]);
+            for k in 0..10 {
+                self.emit(from, "shout", &[json!(format!("{tag}-{n}-{k}"))]);
+            }
             let wait = Instant::now() + Duration::from_secs(2);
-            let mut missing = everyone();
+            let mut missing = to.to_vec();
             while !missing.is_empty() && Instant::now() < wait {
-                missing.retain(|who| {
-                    (0..=n).all(|k| {
-                        let probe = json!([format!("{tag}-{k}")]);
-                        self.clients[who.0]
-                            .count(who.1, "shout-back", &probe)
-                            .map_or(true, |c| c == 0)
-                    })
-                });
-                std::thread::sleep(Duration::from_millis(100));
+                // Read what the clients received meanwhile.
+                for proc in 0..self.clients.len() {
+                    ok!(self, self.clients[proc].settle(Duration::from_millis(50)));
+                }
+                let mut still = Vec::new();
+                for who in missing {
+                    let heard = ok!(self, self.clients[who.0].events(who.1, "shout-back"))
+                        .iter()
+                        .any(|args| {
+                            args.get(0)
+                                .and_then(Value::as_str)
+                                .is_some_and(|a| a.starts_with(&format!("{tag}-")))
+                        });
+                    if !heard {
+                        still.push(who);
+                    }
+                }
+                missing = still;
             }
             if missing.is_empty() {
                 return;
@@ -186,6 +205,8 @@ fn common(scene: &mut Scene) {
     let list = args.as_array().unwrap().clone();
     scene.emit(Who(NODE_CLIENTS, 0), "shout", &list);
     scene.delivered("shout-back", &args, &everyone());
+    let args = json!(["all-py", {"$bin": "ff00"}, [true]]);
+    let list = args.as_array().unwrap().clone();
     scene.emit(Who(PYTHON_CLIENTS, PY), "shout", &list);
     scene.delivered("shout-back", &args, &everyone());
     scene.emit(Who(PYTHON_CLIENTS, 2), "shout", &[json!("all-2")]);
@@ -217,8 +238,11 @@ fn common(scene: &mut Scene) {
         &[json!(target), json!("k")],
     );
     assert_eq!(entered, json!([true]), "enter-room ack (python)");
+    // From the node that published the join: one node's messages stay in
+    // order on the bus (one partition), so the join is applied everywhere
+    // before this broadcast (another node's broadcast could overtake it).
     scene.call(
-        Who(NODE_CLIENTS, 2),
+        Who(PYTHON_CLIENTS, PY),
         "shout-to",
         &[json!("k"), json!("to-k")],
     );
@@ -287,7 +311,7 @@ fn common(scene: &mut Scene) {
     );
     assert_eq!(left, json!([true]), "leave-room ack (python)");
     scene.call(
-        Who(PYTHON_CLIENTS, 2),
+        Who(PYTHON_CLIENTS, 0),
         "shout-to",
         &[json!("r"), json!("after-leave")],
     );
@@ -297,7 +321,7 @@ fn common(scene: &mut Scene) {
         &[Who(NODE_CLIENTS, PY)],
     );
     scene.call(
-        Who(NODE_CLIENTS, 0),
+        Who(NODE_CLIENTS, PY),
         "shout-to",
         &[json!("k"), json!("after-leave-k")],
     );
@@ -358,31 +382,33 @@ fn hostile(scene: &mut Scene) {
 }
 
 /// The broker is restarted (empty: in-memory storage, the topic created
-/// again): every node carries traffic again, exactly once.
+/// again): our nodes carry traffic again, exactly once, to every node.
+///
+/// Not from the python node: kafka-python's producer is idempotent by
+/// default, and a broker that lost its producer state refuses the sequence
+/// numbers it goes on with; it retries forever, and python-socketio's
+/// `_publish` waits in `flush()` for good. A Kafka broker keeps that state
+/// across restarts; tansu's in-memory storage cannot.
 fn broker_restart(scene: &mut Scene) {
+    // Disconnected by `disconnect_remote`.
+    let left = all_but(&[Who(NODE_CLIENTS, 2), Who(NODE_CLIENTS, PY)]);
     ok!(scene, scene.cluster.broker.restart());
-    scene.until_everyone_hears(Who(NODE_CLIENTS, 0), "probe-ours");
-    scene.until_everyone_hears(Who(NODE_CLIENTS, PY), "probe-python");
+    scene.until_everyone_hears(Who(NODE_CLIENTS, 0), "probe-ours", &left);
     scene.clear();
-    scene.emit(Who(PYTHON_CLIENTS, 2), "shout", &[json!("after-restart")]);
-    scene.delivered("shout-back", &json!(["after-restart"]), &everyone());
-    scene.emit(
-        Who(PYTHON_CLIENTS, PY),
-        "shout",
-        &[json!("after-restart-py")],
-    );
-    scene.delivered("shout-back", &json!(["after-restart-py"]), &everyone());
-    // Rooms survived on every node.
+    for (from, tag) in [
+        (Who(PYTHON_CLIENTS, 2), "after-restart-2"),
+        (Who(PYTHON_CLIENTS, 0), "after-restart-0"),
+    ] {
+        scene.emit(from, "shout", &[json!(tag)]);
+        scene.delivered("shout-back", &json!([tag]), &left);
+    }
+    // Rooms survived.
     scene.call(
         Who(NODE_CLIENTS, 0),
         "shout-to",
         &[json!("x"), json!("to-x")],
     );
-    scene.delivered(
-        "shout-back",
-        &json!(["to-x"]),
-        &[Who(NODE_CLIENTS, 2), Who(PYTHON_CLIENTS, 2)],
-    );
+    scene.delivered("shout-back", &json!(["to-x"]), &[Who(PYTHON_CLIENTS, 2)]);
 }
 
 /// Remote disconnections: python disconnects a socket of ours, ours one of
@@ -424,6 +450,6 @@ fn ours_python_ours_kafka() {
     common(&mut scene);
     emitter(&mut scene);
     hostile(&mut scene);
-    broker_restart(&mut scene);
     disconnect_remote(&mut scene);
+    broker_restart(&mut scene);
 }
