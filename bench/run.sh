@@ -23,6 +23,9 @@
 #   idle                 the same with IDLE_CLIENTS connections (1000)
 #   broadcast-1 broadcast-32  one sender, a room of 1000, 1 or 32 in flight
 #   burst-400            400 broadcasts at once to the room of 1000
+#   cluster              bench/cluster.sh: 3 nodes over Redis, 1000 clients
+#                        each, namespace-wide broadcasts (its own servers,
+#                        CLUSTER_SERVERS; not in the default list)
 set -euo pipefail
 started=$SECONDS
 
@@ -38,11 +41,11 @@ secs="${SECS:-5}"
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 cargo build --release --quiet -p socketio-bench --bins
-if [[ " $servers " == *" node "* ]]; then
+if [[ " $servers " == *" node "* || " $workloads " == *" cluster "* ]]; then
     bash tests/interop/setup.sh
 fi
 
-bin="$root/target/release"
+bin="${CARGO_TARGET_DIR:-$root/target}/release"
 outdir="$root/target/bench-load"
 mkdir -p "$outdir"
 results="$outdir/results.tsv"
@@ -89,6 +92,11 @@ start_server() {
 }
 
 for workload in $workloads; do
+    if [[ "$workload" == cluster ]]; then
+        # Its own servers (nodes of a cluster) and script.
+        CLUSTER_BUILT=1 RESULTS="$results" SECS="$secs" bash bench/cluster.sh
+        continue
+    fi
     for server in $servers; do
         if [[ "$server" == raw && "$workload" == polling-* ]]; then
             # The ceiling server speaks WebSocket only.

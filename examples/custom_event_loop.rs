@@ -9,7 +9,7 @@
 //! host a Socket.IO server the same way.
 //!
 //! ```sh
-//! cargo run --release --example custom_event_loop -- --port 3000 [--parser json|msgpack]
+//! cargo run --release --example custom_event_loop -- --port 3000 [--parser json|msgpack] [--redis redis://127.0.0.1:6379]
 //! ```
 //!
 //! It prints `listening on PORT` and serves the interop echo contract
@@ -40,20 +40,40 @@
 //!
 //! Every input takes `now`: the core reads no clock, so tests can run it in
 //! virtual time and this loop just passes `Instant::now()`.
+//!
+//! # Several servers (`--redis`)
+//! With `--redis redis://host:port` the server is one node of a cluster
+//! speaking python-socketio's format on the channel `socketio` (as
+//! `socketio.RedisManager('redis://host:port')`), so `shout` reaches the
+//! clients of every node. The same loop then also owns two TCP connections
+//! to Redis, and the contract grows by one input and one output:
+//! - input: [`ServerEndpoint::handle_bus`] (a message published by another
+//!   node, or the answer to a count of subscribers);
+//! - output: [`ServerEndpoint::poll_bus`], drained with the transmit side
+//!   (subscribe, publish, count subscribers).
+//!
+//! The core never sees Redis: it asks for [`BusCommand`]s and takes
+//! [`BusInput`]s. Turning those into Redis commands and back is the loop's
+//! job, done below with the core's sans-IO RESP codec ([`resp`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use bytes::{Buf, BytesMut};
 use rand_chacha::ChaCha12Rng;
 use rand_core::SeedableRng;
+use socketio_core::cluster::resp::{self, PubSubReply, RespDecoder, RespValue};
+use socketio_core::cluster::{BusCommand, BusInput, ChannelKind};
 use socketio_core::endpoint::ServerEndpoint;
 use socketio_core::engine::{self, ConnId, Transmit};
 use socketio_core::parser::{AnyParser, JsonParser, MsgPackParser};
-use socketio_core::socket::{self, AckOutcome, Broadcast, NamespaceMatcher, ServerEvent};
+use socketio_core::socket::{
+    self, AckOutcome, Broadcast, ClusterConfig, ClusterFormat, NamespaceMatcher, ServerEvent,
+};
 use socketio_core::{Bytes, Str, Value};
 
 /// How long the loop sleeps when an iteration found nothing to do. It is
@@ -91,9 +111,18 @@ struct App {
     asks: HashMap<(Str, u64), u64>,
 }
 
-/// Serve the echo contract on `listener` until `stop` is set. The tests
+/// Serve the echo contract on `listener` until `stop` is set, as one node of
+/// a cluster when `redis` names a Redis (`redis://host:port`). The tests
 /// run this on a thread; `main` below runs it forever.
-pub fn serve(listener: TcpListener, parser: AnyParser, stop: &AtomicBool) -> io::Result<()> {
+///
+/// Fails at once when Redis cannot be reached, and later when the link to
+/// it breaks.
+pub fn serve(
+    listener: TcpListener,
+    parser: AnyParser,
+    redis: Option<&str>,
+    stop: &AtomicBool,
+) -> io::Result<()> {
     // Non-blocking everything: every call below returns at once, with
     // `WouldBlock` when there is nothing to do.
     listener.set_nonblocking(true)?;
@@ -114,9 +143,31 @@ pub fn serve(listener: TcpListener, parser: AnyParser, stop: &AtomicBool) -> io:
         Box::new(socket_rng),
     );
 
+    let mut buf = vec![0u8; 16 * 1024];
+
+    // A node of a cluster: the core starts asking for bus commands (its
+    // first is `SUBSCRIBE socketio`). Connect to Redis and wait until it
+    // confirmed the subscription, so that this node hears what the others
+    // publish before it serves its first client (clients connecting
+    // meanwhile wait in the listener's backlog).
+    let mut redis = match redis {
+        Some(url) => {
+            endpoint
+                .socket()
+                .enable_cluster(ClusterConfig::new(ClusterFormat::python()));
+            let mut redis = Redis::connect(url)?;
+            while let Some(command) = endpoint.poll_bus() {
+                redis.send(command);
+            }
+            redis.wait_subscribed(&mut buf)?;
+            endpoint.handle_bus(Instant::now(), BusInput::Up);
+            Some(redis)
+        }
+        None => None,
+    };
+
     let mut conns: HashMap<ConnId, Conn> = HashMap::new();
     let mut app = App::default();
-    let mut buf = vec![0u8; 16 * 1024];
 
     while !stop.load(Ordering::Relaxed) {
         // One clock reading per iteration: every input of this round
@@ -193,6 +244,20 @@ pub fn serve(listener: TcpListener, parser: AnyParser, stop: &AtomicBool) -> io:
             endpoint.handle_eof(now, id);
         }
 
+        // 2b. Read what Redis sent: messages other nodes published, and
+        //     the answers to our counts. `Redis::read` turns the RESP
+        //     replies into `BusInput`s; the core takes them like reads. A
+        //     broken link ends the loop with an error: this example does
+        //     not reconnect. (The driver's Redis backend does: it reconnects
+        //     with back-off, subscribes again, queues publishes meanwhile
+        //     and tells the core `BusInput::Down` / `Up`.)
+        if let Some(redis) = redis.as_mut() {
+            busy |= redis.read(&mut buf)?;
+            while let Some(input) = redis.inputs.pop_front() {
+                endpoint.handle_bus(now, input);
+            }
+        }
+
         // 3. Timers. The core keeps every deadline it has (heartbeats,
         //    connect timeouts, ack timeouts, idle HTTP connections) and
         //    tells us only the earliest. Call `handle_timeout` once it has
@@ -238,6 +303,15 @@ pub fn serve(listener: TcpListener, parser: AnyParser, stop: &AtomicBool) -> io:
             }
         }
 
+        // 5b. Bus commands, drained after the connections' output, as the
+        //     drain order says. A `shout` handled in step 4 is here as a
+        //     PUBLISH; `Redis::send` encodes each command on its connection.
+        if let Some(redis) = redis.as_mut() {
+            while let Some(command) = endpoint.poll_bus() {
+                redis.send(command);
+            }
+        }
+
         // 6. Write what is pending, as far as each socket takes it. A
         //    `WouldBlock` leaves the rest for a later round; a hard error
         //    ends the connection like an end of stream.
@@ -263,6 +337,10 @@ pub fn serve(listener: TcpListener, parser: AnyParser, stop: &AtomicBool) -> io:
                     endpoint.handle_eof(now, id);
                 }
             }
+        }
+        // The same for Redis, but a hard error there ends the loop.
+        if let Some(redis) = redis.as_mut() {
+            busy |= redis.flush()?;
         }
 
         // 7. Nothing happened: sleep a little, but never past the core's
@@ -303,6 +381,312 @@ fn flush(conn: &mut Conn) -> io::Result<bool> {
         }
     }
     Ok(wrote)
+}
+
+/// How long connecting to Redis and the confirmation of the subscription
+/// may take.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The loop's side of the cluster (`--redis`): two connections to Redis,
+/// read and written like the clients' ones, and the translation between
+/// the core's [`BusCommand`]s / [`BusInput`]s and Redis commands / replies.
+struct Redis {
+    /// The subscriber connection. Once it subscribed, Redis accepts only
+    /// (un)subscriptions and PING on it, and pushes every message of its
+    /// channels; hence the second connection for everything else.
+    sub: RedisLink,
+    /// The command connection: PUBLISH and PUBSUB NUMSUB.
+    cmd: RedisLink,
+    /// What each reply still expected on `cmd` answers, oldest first:
+    /// Redis answers a connection's commands in the order it got them.
+    awaiting: VecDeque<Awaiting>,
+    /// Subscriptions sent and not confirmed yet.
+    unconfirmed: usize,
+    /// What Redis said, for [`ServerEndpoint::handle_bus`].
+    inputs: VecDeque<BusInput>,
+}
+
+/// One TCP connection to Redis.
+struct RedisLink {
+    stream: TcpStream,
+    /// Fed whatever the socket gives; yields whole replies.
+    decoder: RespDecoder,
+    /// Encoded commands the socket did not take yet. Unbounded here: the
+    /// driver's backend caps it and drops the oldest publishes beyond.
+    out: BytesMut,
+}
+
+/// The command a reply on [`Redis::cmd`] answers.
+enum Awaiting {
+    Publish,
+    Count(Str),
+}
+
+impl Redis {
+    /// Connects both links to `url`: `redis://host[:port][/db]`, as
+    /// python-socketio takes it (pub/sub ignores the database; no password
+    /// or TLS in this example).
+    fn connect(url: &str) -> io::Result<Redis> {
+        let invalid = || {
+            io::Error::new(
+                ErrorKind::InvalidInput,
+                format!("unsupported Redis URL {url:?}: expected redis://host[:port]"),
+            )
+        };
+        let rest = url.strip_prefix("redis://").ok_or_else(invalid)?;
+        let authority = rest.split('/').next().unwrap_or_default();
+        if authority.is_empty() || authority.contains('@') {
+            return Err(invalid());
+        }
+        let has_port = authority
+            .rsplit_once(':')
+            .is_some_and(|(_, port)| port.parse::<u16>().is_ok());
+        let address = if has_port {
+            authority.to_owned()
+        } else {
+            format!("{authority}:6379")
+        };
+        // Blocking name resolution and connects, once, before serving.
+        let context = |e: io::Error| io::Error::new(e.kind(), format!("Redis at {address}: {e}"));
+        let target = address
+            .to_socket_addrs()
+            .map_err(context)?
+            .next()
+            .ok_or_else(invalid)?;
+        let link = || -> io::Result<RedisLink> {
+            let stream = TcpStream::connect_timeout(&target, REDIS_TIMEOUT).map_err(context)?;
+            stream.set_nonblocking(true)?;
+            let _ = stream.set_nodelay(true);
+            Ok(RedisLink {
+                stream,
+                decoder: RespDecoder::default(),
+                out: BytesMut::new(),
+            })
+        };
+        Ok(Redis {
+            sub: link()?,
+            cmd: link()?,
+            awaiting: VecDeque::new(),
+            unconfirmed: 0,
+            inputs: VecDeque::new(),
+        })
+    }
+
+    /// Encodes one of the core's commands on the connection it belongs to.
+    fn send(&mut self, command: BusCommand) {
+        match command {
+            BusCommand::Subscribe { channel, kind } => {
+                self.unconfirmed += 1;
+                let verb = subscription_verb(kind, true);
+                resp::encode_command(&mut self.sub.out, &[verb, channel.as_bytes()]);
+            }
+            BusCommand::Unsubscribe { channel, kind } => {
+                let verb = subscription_verb(kind, false);
+                resp::encode_command(&mut self.sub.out, &[verb, channel.as_bytes()]);
+            }
+            BusCommand::Publish {
+                channel,
+                payload,
+                sharded,
+            } => {
+                let verb: &[u8] = if sharded { b"SPUBLISH" } else { b"PUBLISH" };
+                resp::encode_command(&mut self.cmd.out, &[verb, channel.as_bytes(), &payload]);
+                self.awaiting.push_back(Awaiting::Publish);
+            }
+            // The core asks how many nodes listen before it waits for
+            // their answers (broadcasts with acks, requests).
+            BusCommand::CountSubscribers { channel, sharded } => {
+                let verb: &[u8] = if sharded { b"SHARDNUMSUB" } else { b"NUMSUB" };
+                resp::encode_command(&mut self.cmd.out, &[b"PUBSUB", verb, channel.as_bytes()]);
+                self.awaiting.push_back(Awaiting::Count(channel));
+            }
+            // Streams and keys are for the streams adapter's format, which
+            // this example does not speak: answered as failed so that
+            // nothing waits.
+            BusCommand::StreamAppend { token, .. } => {
+                self.inputs
+                    .push_back(BusInput::StreamAppended { token, id: None });
+            }
+            BusCommand::StreamRange { token, .. } => self.inputs.push_back(BusInput::StreamRange {
+                token,
+                entries: None,
+            }),
+            BusCommand::TakeKey { token, .. } => {
+                self.inputs
+                    .push_back(BusInput::KeyTaken { token, value: None });
+            }
+            BusCommand::StreamFollow { .. }
+            | BusCommand::StreamUnfollow { .. }
+            | BusCommand::SetKey { .. } => {}
+        }
+    }
+
+    /// Reads both connections until they would block, and turns what came
+    /// into [`Redis::inputs`]; whether anything came.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        let got_pushes = self.sub.read(buf)?;
+        while let Some(value) = self.sub.next()? {
+            self.on_push(value)?;
+        }
+        let got_replies = self.cmd.read(buf)?;
+        while let Some(value) = self.cmd.next()? {
+            self.on_reply(value)?;
+        }
+        Ok(got_pushes || got_replies)
+    }
+
+    /// Something on the subscriber connection.
+    fn on_push(&mut self, value: RespValue) -> io::Result<()> {
+        match PubSubReply::from_value(&value) {
+            Some(
+                PubSubReply::Message { channel, payload }
+                | PubSubReply::SMessage { channel, payload }
+                | PubSubReply::PMessage {
+                    channel, payload, ..
+                },
+            ) => {
+                // Channel names are text to the core; a channel that is not
+                // UTF-8 is none of ours.
+                if let Ok(channel) = Str::try_from(channel) {
+                    self.inputs
+                        .push_back(BusInput::Message { channel, payload });
+                }
+            }
+            Some(PubSubReply::Subscribed { .. }) => {
+                self.unconfirmed = self.unconfirmed.saturating_sub(1);
+            }
+            Some(PubSubReply::Unsubscribed { .. } | PubSubReply::Pong(_)) => {}
+            // An error reply (a refused subscription) or garbage.
+            None => {
+                return Err(io::Error::other(format!(
+                    "Redis: unexpected on the subscriber connection: {value:?}"
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    /// A reply on the command connection: it answers the oldest command
+    /// not answered yet.
+    fn on_reply(&mut self, value: RespValue) -> io::Result<()> {
+        match self.awaiting.pop_front() {
+            // PUBLISH answers how many subscribers got the message: nothing
+            // to do, unless Redis refused it.
+            Some(Awaiting::Publish) => {
+                if value.is_error() {
+                    eprintln!("Redis refused a publish: {value:?}");
+                }
+            }
+            // `PUBSUB NUMSUB channel` answers `[channel, count]`. The core
+            // waits for an answer to each count it asked: give one, zero if
+            // Redis said something else.
+            Some(Awaiting::Count(channel)) => {
+                let count = value
+                    .as_elements()
+                    .and_then(|items| items.get(1))
+                    .and_then(RespValue::as_integer)
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(0);
+                self.inputs
+                    .push_back(BusInput::Subscribers { channel, count });
+            }
+            None => {
+                return Err(io::Error::other(format!(
+                    "Redis: a reply to no command: {value:?}"
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what both connections have pending, as far as they take it;
+    /// whether anything was written.
+    fn flush(&mut self) -> io::Result<bool> {
+        Ok(self.sub.flush()? | self.cmd.flush()?)
+    }
+
+    /// Before serving: flushes and reads until Redis confirmed every
+    /// subscription sent.
+    fn wait_subscribed(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        let deadline = Instant::now() + REDIS_TIMEOUT;
+        while self.unconfirmed > 0 {
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    ErrorKind::TimedOut,
+                    "Redis did not confirm the subscription",
+                ));
+            }
+            let wrote = self.flush()?;
+            if !self.read(buf)? && !wrote {
+                thread::sleep(IDLE_SLEEP);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `SUBSCRIBE` and its kin.
+fn subscription_verb(kind: ChannelKind, subscribe: bool) -> &'static [u8] {
+    match (kind, subscribe) {
+        (ChannelKind::Plain, true) => b"SUBSCRIBE",
+        (ChannelKind::Pattern, true) => b"PSUBSCRIBE",
+        (ChannelKind::Sharded, true) => b"SSUBSCRIBE",
+        (ChannelKind::Plain, false) => b"UNSUBSCRIBE",
+        (ChannelKind::Pattern, false) => b"PUNSUBSCRIBE",
+        (ChannelKind::Sharded, false) => b"SUNSUBSCRIBE",
+    }
+}
+
+impl RedisLink {
+    /// Feeds the decoder what the socket has. The end of the stream is an
+    /// error: this example does not reconnect.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        let mut got = false;
+        loop {
+            match self.stream.read(buf) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        ErrorKind::UnexpectedEof,
+                        "Redis closed the connection",
+                    ))
+                }
+                Ok(n) => {
+                    got = true;
+                    self.decoder.feed(&buf[..n]);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(got),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io::Error::new(e.kind(), format!("Redis: {e}"))),
+            }
+        }
+    }
+
+    /// The next whole reply decoded. Malformed input cannot be skipped (the
+    /// stream cannot be resynchronised): it ends the link.
+    fn next(&mut self) -> io::Result<Option<RespValue>> {
+        self.decoder
+            .next()
+            .map_err(|e| io::Error::new(ErrorKind::InvalidData, format!("Redis: {e}")))
+    }
+
+    /// Writes `out` until the socket would block; whether anything was
+    /// written.
+    fn flush(&mut self) -> io::Result<bool> {
+        let mut wrote = false;
+        while !self.out.is_empty() {
+            match self.stream.write(&self.out) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    wrote = true;
+                    self.out.advance(n);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io::Error::new(e.kind(), format!("Redis: {e}"))),
+            }
+        }
+        Ok(wrote)
+    }
 }
 
 impl App {
@@ -406,8 +790,9 @@ impl App {
             ServerEvent::Disconnect { socket, .. } => {
                 self.asks.retain(|(s, _), _| *s != socket);
             }
-            // No broadcast with acks here, and no cluster: the last two come
-            // only to a server that is one node of several.
+            // No broadcast with acks here, and no requests to other nodes
+            // (server-side emits, fetches): python-socketio's format on the
+            // bus has neither.
             ServerEvent::BroadcastAck { .. }
             | ServerEvent::Writable { .. }
             | ServerEvent::ServerSideEmit { .. }
@@ -416,11 +801,15 @@ impl App {
     }
 }
 
-/// `--port P [--parser json|msgpack]`.
+const USAGE: &str =
+    "usage: custom_event_loop --port P [--parser json|msgpack] [--redis redis://host:port]";
+
+/// `--port P [--parser json|msgpack] [--redis redis://host:port]`.
 #[allow(dead_code)] // The tests include this file as a module and use `serve`.
 fn main() {
     let mut port = None;
     let mut parser = AnyParser::from(JsonParser);
+    let mut redis = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next();
@@ -428,14 +817,15 @@ fn main() {
             ("--port", Some(p)) => port = p.parse::<u16>().ok(),
             ("--parser", Some("json")) => parser = JsonParser.into(),
             ("--parser", Some("msgpack")) => parser = MsgPackParser.into(),
+            ("--redis", Some(url)) => redis = Some(url.to_owned()),
             _ => {
-                eprintln!("usage: custom_event_loop --port P [--parser json|msgpack]");
+                eprintln!("{USAGE}");
                 std::process::exit(2);
             }
         }
     }
     let Some(port) = port else {
-        eprintln!("usage: custom_event_loop --port P [--parser json|msgpack]");
+        eprintln!("{USAGE}");
         std::process::exit(2);
     };
     let listener = match TcpListener::bind(("127.0.0.1", port)) {
@@ -447,7 +837,7 @@ fn main() {
     };
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
     println!("listening on {port}");
-    if let Err(e) = serve(listener, parser, &AtomicBool::new(false)) {
+    if let Err(e) = serve(listener, parser, redis.as_deref(), &AtomicBool::new(false)) {
         eprintln!("custom_event_loop: {e}");
         std::process::exit(1);
     }

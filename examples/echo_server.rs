@@ -4,6 +4,7 @@
 //! cargo run --release --example echo_server -- --port 3000 [--parser json|msgpack]
 //!     [--state-recovery SECS] [--runtime tokio|async-std|smol]
 //!     [--adapter redis-python|redis-node|redis-node-sharded --redis URL [--channel NAME]]
+//!     [--adapter amqp --amqp URL [--channel NAME]]
 //!     [--adapter kafka --kafka URL[,URL...] [--channel NAME]]
 //! ```
 //!
@@ -15,15 +16,15 @@
 //! `shout(...)` sends `shout-back(...)` to every socket of the namespace;
 //! `disconnect-me` disconnects the socket. Prints `listening on PORT`.
 //!
-//! With `--adapter` the server is one node of a cluster over Redis (or
-//! Kafka, python-socketio's `KafkaManager` format) and
+//! With `--adapter` the server is one node of a cluster over Redis,
+//! RabbitMQ or Kafka (python-socketio's `KafkaManager` format) and
 //! speaks the cluster contract of `tests/interop/README.md` too: `hello`
 //! on connect; `join(room)`, `shout-to(room, data)`,
 //! `shout-except(room, data)`, `enter-room(sid, room)`,
 //! `leave-room(sid, room)`, `disconnect-sid(sid)`, `call-sid(sid, data)`,
-//! `fetch-sockets(room)`, `server-side-emit(data)` and
-//! `broadcast-ack(room, data, timeout_ms)`, each reaching the sockets of
-//! every node.
+//! `fetch-sockets(room)`, `server-side-emit(data)`,
+//! `broadcast-ack(room, data, timeout_ms)` and `server-count`, each
+//! reaching the sockets (or servers) of every node.
 
 use std::future::Future;
 use std::io::Write;
@@ -32,10 +33,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use socketio::{
-    AckSender, AnyParser, Args, Binary, Bytes, ConnectRefusal, JsonParser, MsgPackParser,
-    RedisAdapter, Runtime, Server, SocketRef, Value,
+    AckSender, AmqpAdapter, AnyParser, Args, Binary, Bytes, ConnectRefusal, JsonParser,
+    KafkaAdapter, MsgPackParser, RedisAdapter, Runtime, Server, SocketRef, Value,
 };
-use socketio::{Adapter, KafkaAdapter};
 
 /// Options of the echo server.
 #[derive(Clone)]
@@ -49,7 +49,18 @@ pub struct ServerOptions {
     /// The runtime.
     pub runtime: Arc<dyn Runtime>,
     /// The cluster adapter, if the server is one node of several.
-    pub adapter: Option<Arc<dyn Adapter>>,
+    pub adapter: Option<ClusterAdapter>,
+}
+
+/// The message bus of a clustered echo server.
+#[derive(Clone, Debug)]
+pub enum ClusterAdapter {
+    /// Redis (python or Node format).
+    Redis(RedisAdapter),
+    /// AMQP 0-9-1 / RabbitMQ (python format).
+    Amqp(AmqpAdapter),
+    /// Kafka (python format).
+    Kafka(KafkaAdapter),
 }
 
 /// Start the echo server; returns it and the bound address.
@@ -61,8 +72,11 @@ pub async fn start(options: &ServerOptions) -> Result<(Server, SocketAddr), sock
         builder = builder.max_disconnection_duration(window);
     }
     let clustered = options.adapter.is_some();
-    if let Some(adapter) = options.adapter.clone() {
-        builder = builder.adapter(adapter);
+    match options.adapter.clone() {
+        Some(ClusterAdapter::Redis(adapter)) => builder = builder.adapter(adapter),
+        Some(ClusterAdapter::Amqp(adapter)) => builder = builder.adapter(adapter),
+        Some(ClusterAdapter::Kafka(adapter)) => builder = builder.adapter(adapter),
+        None => {}
     }
     let server = builder.build();
     if clustered {
@@ -295,6 +309,18 @@ fn cluster_handlers(ns: &mut socketio::Namespace) {
         },
     );
     ns.on(
+        "server-count",
+        |socket: SocketRef, _args: Args, ack: Option<AckSender>| async move {
+            let reply = match socket.server().server_count(socket.ns()).await {
+                Ok(count) => serde_json::json!(count),
+                Err(e) => serde_json::json!({"error": e.to_string()}),
+            };
+            if let Some(ack) = ack {
+                let _ = ack.send(&(reply,));
+            }
+        },
+    );
+    ns.on(
         "broadcast-ack",
         |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
             let (room, data, timeout_ms): (String, Value, u64) =
@@ -361,7 +387,7 @@ fn block_on<F: Future>(name: &str, main: F) -> F::Output {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: echo_server --port P [--parser json|msgpack] [--state-recovery SECS] [--runtime tokio|async-std|smol] [--adapter redis-python|redis-node|redis-node-sharded --redis URL | --adapter kafka --kafka URL[,URL...]] [--channel NAME]");
+    eprintln!("{problem}\nusage: echo_server --port P [--parser json|msgpack] [--state-recovery SECS] [--runtime tokio|async-std|smol] [--adapter redis-python|redis-node|redis-node-sharded --redis URL | --adapter amqp --amqp URL | --adapter kafka --kafka URL[,URL...]] [--channel NAME]");
     std::process::exit(2)
 }
 
@@ -377,6 +403,7 @@ fn main() {
     };
     let mut port = None;
     let (mut adapter, mut redis, mut channel) = (None::<String>, None::<String>, None::<String>);
+    let mut amqp = None::<String>;
     let mut kafka = None::<String>;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -399,23 +426,30 @@ fn main() {
             }
             "--adapter" => adapter = Some(value()),
             "--redis" => redis = Some(value()),
+            "--amqp" => amqp = Some(value()),
             "--kafka" => kafka = Some(value()),
             "--channel" => channel = Some(value()),
             other => usage(&format!("unknown argument {other}")),
         }
     }
     options.port = port.unwrap_or_else(|| usage("--port is required"));
-    if adapter.as_deref() == Some("kafka") {
+    if adapter.as_deref() == Some("amqp") {
+        let url = amqp.unwrap_or_else(|| usage("--adapter amqp needs --amqp URL"));
+        let mut made =
+            AmqpAdapter::python(&url).unwrap_or_else(|e| usage(&format!("bad --amqp: {e}")));
+        if let Some(channel) = channel.take() {
+            made = made.channel(&channel);
+        }
+        options.adapter = Some(ClusterAdapter::Amqp(made));
+    } else if adapter.as_deref() == Some("kafka") {
         let urls = kafka.unwrap_or_else(|| usage("--adapter kafka needs --kafka URL"));
         let mut made =
             KafkaAdapter::python(&urls).unwrap_or_else(|e| usage(&format!("bad --kafka: {e}")));
         if let Some(channel) = channel.take() {
             made = made.channel(&channel);
         }
-        options.adapter = Some(Arc::new(made));
-        adapter = None;
-    }
-    if let Some(kind) = adapter {
+        options.adapter = Some(ClusterAdapter::Kafka(made));
+    } else if let Some(kind) = adapter {
         let url = redis.unwrap_or_else(|| usage("--adapter needs --redis URL"));
         let made = match kind.as_str() {
             "redis-python" => RedisAdapter::python(&url),
@@ -427,7 +461,7 @@ fn main() {
         if let Some(channel) = channel {
             made = made.channel(&channel);
         }
-        options.adapter = Some(Arc::new(made));
+        options.adapter = Some(ClusterAdapter::Redis(made));
     }
     if std::env::var_os("SOCKETIO_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
@@ -438,7 +472,10 @@ fn main() {
     block_on(&runtime.clone(), async move {
         options.runtime = socketio::current_runtime();
         match start(&options).await {
-            Ok((_server, addr)) => {
+            Ok((server, addr)) => {
+                // A cluster node is ready once its bus subscription is
+                // confirmed (at once without a cluster).
+                let _ = server.flush_cluster(FLUSH).await;
                 println!("listening on {}", addr.port());
                 let _ = std::io::stdout().flush();
                 std::future::pending::<()>().await;

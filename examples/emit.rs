@@ -1,19 +1,15 @@
 //! A write-only member of a cluster: emits one event to the clients of
-//! every server sharing a Redis, then exits (the command-line counterpart
-//! of python-socketio's `RedisManager(write_only=True)` and Node's
+//! every server sharing a Redis, a RabbitMQ or a Kafka topic, then exits
+//! (the command-line counterpart of python-socketio's
+//! `RedisManager(write_only=True)`, `KombuManager(write_only=True)` and
+//! `KafkaManager(write_only=True)`, and of Node's
 //! `@socket.io/redis-emitter`).
 //!
 //! ```text
-//! cargo run --release --example emit -- --redis URL --format python|node
+//! cargo run --release --example emit -- --redis URL --format python|node|node-sharded
+//!     (or --amqp URL: RabbitMQ, python format)
+//!     (or --kafka URL[,URL...]: Kafka, python format, the topic named by the channel)
 //!     [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS
-//! cargo run --release --example emit -- --kafka URL[,URL...]
-//!     [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS
-//! ```
-//!
-//! With `--kafka`, python-socketio's `KafkaManager` format on the topic
-//! named by the channel.
-//!
-//! ```text
 //! ```
 //!
 //! `JSON_ARGS` is a JSON array: its elements are the event's arguments;
@@ -24,13 +20,11 @@
 
 use std::time::Duration;
 
-use std::sync::Arc;
-
-use socketio::{Adapter, Emitter, KafkaAdapter, RedisAdapter, RuntimeKind, Value};
+use socketio::{AmqpAdapter, Emitter, KafkaAdapter, RedisAdapter, RuntimeKind, Value};
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "{problem}\nusage: emit (--redis URL --format python|node | --kafka URL[,URL...]) [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS"
+        "{problem}\nusage: emit (--redis URL --format python|node|node-sharded | --amqp URL | --kafka URL[,URL...]) [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS"
     );
     std::process::exit(2)
 }
@@ -59,6 +53,7 @@ fn with_binary(value: Value) -> Value {
 fn main() {
     let (mut redis, mut format, mut channel, mut nsp, mut room) =
         (None, None, None, String::from("/"), None);
+    let mut amqp = None;
     let mut kafka = None::<String>;
     let mut positional = Vec::new();
     let mut args = std::env::args().skip(1);
@@ -69,6 +64,7 @@ fn main() {
         };
         match arg.as_str() {
             "--redis" => redis = Some(value()),
+            "--amqp" => amqp = Some(value()),
             "--kafka" => kafka = Some(value()),
             "--format" => format = Some(value()),
             "--channel" => channel = Some(value()),
@@ -83,25 +79,37 @@ fn main() {
     };
     let values: Vec<Value> = serde_json::from_str(json)
         .unwrap_or_else(|e| usage(&format!("JSON_ARGS is not a JSON array: {e}")));
-    let adapter: Arc<dyn Adapter> = if let Some(urls) = kafka {
-        let mut adapter =
-            KafkaAdapter::python(&urls).unwrap_or_else(|e| usage(&format!("bad --kafka: {e}")));
-        if let Some(channel) = channel {
-            adapter = adapter.channel(&channel);
+    let adapter: Box<dyn socketio::Adapter> = match (redis, amqp, kafka) {
+        (None, Some(url), None) => {
+            let mut a =
+                AmqpAdapter::python(&url).unwrap_or_else(|e| usage(&format!("bad --amqp: {e}")));
+            if let Some(channel) = channel {
+                a = a.channel(&channel);
+            }
+            Box::new(a)
         }
-        Arc::new(adapter)
-    } else {
-        let url = redis.unwrap_or_else(|| usage("--redis or --kafka is required"));
-        let adapter = match format.as_deref() {
-            Some("python") => RedisAdapter::python(&url),
-            Some("node") => RedisAdapter::node(&url),
-            _ => usage("--format python|node is required"),
-        };
-        let mut adapter = adapter.unwrap_or_else(|e| usage(&format!("bad --redis: {e}")));
-        if let Some(channel) = channel {
-            adapter = adapter.channel(&channel);
+        (None, None, Some(urls)) => {
+            let mut a =
+                KafkaAdapter::python(&urls).unwrap_or_else(|e| usage(&format!("bad --kafka: {e}")));
+            if let Some(channel) = channel {
+                a = a.channel(&channel);
+            }
+            Box::new(a)
         }
-        Arc::new(adapter)
+        (Some(url), None, None) => {
+            let adapter = match format.as_deref() {
+                Some("python") => RedisAdapter::python(&url),
+                Some("node") => RedisAdapter::node(&url),
+                Some("node-sharded") => RedisAdapter::node_sharded(&url),
+                _ => usage("--format python|node|node-sharded is required"),
+            };
+            let mut a = adapter.unwrap_or_else(|e| usage(&format!("bad --redis: {e}")));
+            if let Some(channel) = channel {
+                a = a.channel(&channel);
+            }
+            Box::new(a)
+        }
+        _ => usage("one of --redis, --amqp and --kafka is required"),
     };
     if std::env::var_os("SOCKETIO_LOG").is_some() {
         let _ = tracing_subscriber::fmt()

@@ -608,6 +608,131 @@ pub fn node_bus(data: &[u8]) {
     }
 }
 
+/// The AMQP 0-9-1 decoder ([`crate::cluster::amqp`]): any bytes, fed whole,
+/// byte by byte and in chunks, give the same items and error; an error
+/// stays; small limits so that the fuzzer reaches them.
+pub fn amqp_frame(data: &[u8]) {
+    use crate::cluster::amqp::{AmqpDecoder, AmqpLimits};
+    let limits = AmqpLimits {
+        max_frame_size: 4096,
+        max_message_bytes: 512,
+        max_table_depth: 4,
+    };
+    let run = |chunk: usize| {
+        let mut decoder = AmqpDecoder::new(limits);
+        let mut items = Vec::new();
+        for piece in data.chunks(chunk.max(1)) {
+            decoder.feed(piece);
+            assert!(
+                decoder.buffered() <= limits.max_frame_size as usize + chunk.max(1),
+                "the decoder buffers more than one frame"
+            );
+            loop {
+                match decoder.next() {
+                    // Debug text: NaN floats are not equal to themselves.
+                    Ok(Some(item)) => items.push(format!("{item:?}")),
+                    Ok(None) => break,
+                    Err(e) => {
+                        assert_eq!(decoder.next(), Err(e.clone()), "an error must stay");
+                        return (items, Some(e));
+                    }
+                }
+            }
+        }
+        (items, None)
+    };
+    let whole = run(data.len());
+    assert_eq!(whole, run(1), "whole and byte-by-byte feeding disagree");
+    assert_eq!(whole, run(7), "whole and chunked feeding disagree");
+}
+
+/// The streams adapter's formats ([`crate::cluster::node::streams`]): the
+/// input is read three ways. As a stream entry (records separated by
+/// `0xFF`, alternately field and value): whatever decodes must encode,
+/// decode again and reach a fixed point. As a session value and as an
+/// offset: the same. And a restore is fed the entry as a range answer: it
+/// must end or ask for more, never panic.
+pub fn node_streams(data: &[u8]) {
+    use crate::cluster::node::streams::{
+        decode_entry, encode_entry, RestoreStep, SessionRestore, StreamId, StreamsConfig,
+        StreamsSession,
+    };
+    use crate::cluster::{BusLimits, StreamEntry};
+
+    let limits = BusLimits {
+        max_message_bytes: 1 << 20,
+        ..BusLimits::default()
+    };
+    let records: Vec<&[u8]> = data.split(|&b| b == 0xFF).collect();
+    let fields: Vec<(Bytes, Bytes)> = records
+        .chunks(2)
+        .map(|pair| {
+            (
+                Bytes::copy_from_slice(pair[0]),
+                Bytes::copy_from_slice(pair.get(1).copied().unwrap_or_default()),
+            )
+        })
+        .collect();
+    for only_plaintext in [false, true] {
+        if let Ok(first) = decode_entry(&fields, &limits) {
+            // The first encoding may change a value (NaN, key order,
+            // binary as JSON with `only_plaintext`); then a fixed point.
+            let bytes = encode_entry(&first, only_plaintext);
+            let second = decode_entry(&bytes, &limits).expect("an encoded entry must decode");
+            let bytes = encode_entry(&second, only_plaintext);
+            let third = decode_entry(&bytes, &limits).expect("an encoded entry must decode");
+            assert_eq!(
+                bytes,
+                encode_entry(&third, only_plaintext),
+                "entry encoding not stable"
+            );
+            let _ = second.encode_msgpack();
+        }
+    }
+    if let Ok(session) = StreamsSession::decode(data, &limits) {
+        let bytes = session.encode();
+        let second =
+            StreamsSession::decode(&bytes, &limits).expect("an encoded session must decode");
+        assert_eq!(bytes, second.encode(), "session encoding not stable");
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(id) = text.parse::<StreamId>() {
+            assert_eq!(id.to_string().parse::<StreamId>(), Ok(id));
+            if let Some(next) = id.next() {
+                assert!(next > id);
+            }
+        }
+    }
+    // A restore from the start of time whose session is the whole input
+    // and whose ranges answer with the entry.
+    let config = StreamsConfig {
+        read_count: 1,
+        ..StreamsConfig::default()
+    };
+    let Ok((mut restore, _)) = SessionRestore::start(&config, "/", "p", "0-0", 1, 2, limits, 8)
+    else {
+        panic!("a valid offset must start a restore");
+    };
+    let origin = StreamEntry {
+        id: Str::from_static("0-0"),
+        fields: Vec::new(),
+    };
+    let mut step = restore.on_range(2, Some(std::slice::from_ref(&origin)), None);
+    if step == RestoreStep::Wait {
+        step = restore.on_key_taken(1, Some(data));
+    }
+    let entry = StreamEntry {
+        id: Str::from_static("1-0"),
+        fields,
+    };
+    let mut rounds = 0;
+    while let RestoreStep::Send(_) = step {
+        rounds += 1;
+        assert!(rounds <= 200, "a restore must end");
+        step = restore.on_range(2, Some(std::slice::from_ref(&entry)), None);
+    }
+}
+
 /// The Kafka codec: the input is cut into response frames (whole and byte
 /// by byte, which must agree) and each is read as the response to the
 /// request named by the first byte; every record set (a fetch's, or the

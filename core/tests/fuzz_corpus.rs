@@ -19,6 +19,8 @@ const TARGETS: &[(&str, Target)] = &[
     ("python_bus", socketio_core::fuzzing::python_bus),
     ("resp_decoder", socketio_core::fuzzing::resp_decoder),
     ("node_bus", socketio_core::fuzzing::node_bus),
+    ("amqp_frame", socketio_core::fuzzing::amqp_frame),
+    ("node_streams", socketio_core::fuzzing::node_streams),
     ("kafka_codec", socketio_core::fuzzing::kafka_codec),
     (
         "engine_server",

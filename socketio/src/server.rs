@@ -652,8 +652,9 @@ impl Server {
     }
 
     /// [`Server::server_side_emit`] asking each other server for an answer;
-    /// resolves with the answers that came before the cluster's request
-    /// timeout.
+    /// resolves with every answer, or fails with [`Error::Timeout`] when a
+    /// server did not answer within the cluster's request timeout (as the
+    /// reference's `serverSideEmitWithAck`).
     pub fn server_side_call<A: Serialize + ?Sized>(
         &self,
         event: &str,
@@ -666,7 +667,21 @@ impl Server {
         });
         async move {
             match reply?.await {
-                Ok((_, ClusterReply::ServerSideAcks(acks))) => Ok(acks),
+                Ok((true, ClusterReply::ServerSideAcks(acks))) => Ok(acks),
+                Ok((false, _)) => Err(Error::Timeout),
+                _ => Err(Error::AckDisconnected),
+            }
+        }
+    }
+
+    /// How many servers serve namespace `nsp`, this one included (1
+    /// without a cluster, or on a bus that cannot count them).
+    pub fn server_count(&self, nsp: &str) -> impl Future<Output = Result<u64>> + Send + 'static {
+        let nsp = Str::from(nsp);
+        let reply = self.cluster_request(|ep, now| ep.socket().server_count(now, &nsp));
+        async move {
+            match reply?.await {
+                Ok((_, ClusterReply::ServerCount(count))) => Ok(count),
                 _ => Err(Error::AckDisconnected),
             }
         }
@@ -681,6 +696,7 @@ impl Server {
         let reply = self.cluster_request(|ep, now| ep.socket().all_rooms(now, &nsp));
         async move {
             match reply?.await {
+                Ok((false, _)) => Err(Error::Timeout),
                 Ok((_, ClusterReply::Rooms(rooms))) => {
                     Ok(rooms.into_iter().map(|r| r.to_string()).collect())
                 }
@@ -999,8 +1015,9 @@ impl BroadcastOperator {
         Ok(())
     }
 
-    /// The selected sockets of every node (ids and rooms), those that
-    /// answered before the cluster's request timeout.
+    /// The selected sockets of every node (ids and rooms); fails with
+    /// [`Error::Timeout`] when a node did not answer within the cluster's
+    /// request timeout (as the reference's `fetchSockets`).
     pub fn fetch_sockets(
         &self,
     ) -> impl Future<Output = Result<Vec<RemoteSocket>>> + Send + 'static {
@@ -1010,7 +1027,8 @@ impl BroadcastOperator {
             .cluster_request(|ep, now| ep.socket().fetch_sockets(now, &target));
         async move {
             match reply?.await {
-                Ok((_, ClusterReply::Sockets(sockets))) => Ok(sockets),
+                Ok((true, ClusterReply::Sockets(sockets))) => Ok(sockets),
+                Ok((false, _)) => Err(Error::Timeout),
                 _ => Err(Error::AckDisconnected),
             }
         }

@@ -58,7 +58,7 @@ if [ ! -f "$py_stamp" ] || [ "$(cat "$py_stamp")" != "$py_sum" ] || [ ! -x .venv
     .venv/bin/python -m pip install --disable-pip-version-check --no-input --quiet \
         -r python/requirements.txt >"$log" 2>&1 \
         || die "pip install -r python/requirements.txt failed"
-    .venv/bin/python -c 'import socketio, aiohttp, msgpack, redis, redis.asyncio, kafka, werkzeug' >"$log" 2>&1 \
+    .venv/bin/python -c 'import socketio, aiohttp, msgpack, redis, redis.asyncio, kombu, aio_pika, kafka, werkzeug' >"$log" 2>&1 \
         || die "the Python packages do not import after pip install"
     echo "$py_sum" >"$py_stamp"
 fi

@@ -23,13 +23,13 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::broker::{apt_install, relaunch, scratch_dir, Guarded};
 use crate::{free_port, interop_dir, setup, workspace_dir, Proc, Runtime};
 
 /// How long `redis-server` may take to answer PING.
@@ -59,32 +59,11 @@ pub fn ensure_redis_server() -> Result<(), String> {
     static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
     INSTALLED
         .get_or_init(|| {
-            if redis_server_runs() {
-                return Ok(());
-            }
-            let lock = std::env::temp_dir().join("socketio-interop-apt.lock");
-            let output = Command::new("flock")
-                .arg(&lock)
-                .args([
-                    "sh",
-                    "-c",
-                    "command -v redis-server >/dev/null 2>&1 || \
-                     { apt-get update && apt-get install -y redis-server; }",
-                ])
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|err| format!("cannot run flock/apt-get: {err}"))?;
-            if !output.status.success() || !redis_server_runs() {
-                return Err(format!(
-                    "redis-server is not on PATH and `apt-get install -y redis-server` \
-                     failed ({}):\n{}{}",
-                    output.status,
-                    String::from_utf8_lossy(&output.stdout),
-                    String::from_utf8_lossy(&output.stderr)
-                ));
-            }
-            Ok(())
+            apt_install(
+                "redis-server",
+                "command -v redis-server >/dev/null 2>&1",
+                redis_server_runs,
+            )
         })
         .clone()
 }
@@ -123,22 +102,15 @@ pub enum Reply {
 pub struct RedisServer {
     port: u16,
     dir: PathBuf,
-    proc: Option<Proc>,
-    watchdog: Option<Proc>,
-    /// Output of the server processes that were killed, for failure messages.
-    past_output: String,
+    /// The server process and its watchdog.
+    guarded: Guarded,
 }
 
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers PING.
     pub fn start() -> Result<RedisServer, String> {
         ensure_redis_server()?;
-        static SEQ: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "socketio-interop-redis-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
+        let dir = scratch_dir("redis");
         std::fs::create_dir_all(&dir)
             .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
         let mut last_error = String::new();
@@ -146,9 +118,7 @@ impl RedisServer {
             let mut server = RedisServer {
                 port: free_port(),
                 dir: dir.clone(),
-                proc: None,
-                watchdog: None,
-                past_output: String::new(),
+                guarded: Guarded::default(),
             };
             match server.launch() {
                 Ok(()) => return Ok(server),
@@ -182,16 +152,7 @@ impl RedisServer {
         .map(|word| word.to_string())
         .collect();
         let proc = Proc::spawn(&words, &args, false)?;
-        let pid = proc.child.id();
-        self.proc = Some(proc);
-        // Exits when its stdin (held by us) closes, killing the server then;
-        // killed first (SIGKILL, so it kills nothing) when the guard drops.
-        let watchdog = Proc::spawn(
-            &["sh".into(), "-c".into()],
-            &[format!("cat >/dev/null; kill -9 {pid} 2>/dev/null")],
-            true,
-        )?;
-        self.watchdog = Some(watchdog);
+        self.guarded.watch(proc, None)?;
         let deadline = Instant::now() + REDIS_READY_TIMEOUT;
         loop {
             match self.command(&[b"PING"]) {
@@ -203,11 +164,7 @@ impl RedisServer {
                     ))
                 }
                 Err(err) => {
-                    let exited = self
-                        .proc
-                        .as_mut()
-                        .and_then(|proc| proc.child.try_wait().ok().flatten());
-                    if let Some(status) = exited {
+                    if let Some(status) = self.guarded.exited() {
                         let output = self.output();
                         self.stop();
                         return Err(format!(
@@ -230,14 +187,7 @@ impl RedisServer {
 
     /// Kills the watchdog, then the server; keeps the server's output.
     fn stop(&mut self) {
-        if let Some(mut watchdog) = self.watchdog.take() {
-            watchdog.kill();
-        }
-        if let Some(mut proc) = self.proc.take() {
-            proc.kill();
-            self.past_output.push_str(&proc.output());
-            self.past_output.push_str("----- (killed) -----\n");
-        }
+        self.guarded.stop();
     }
 
     /// `redis://127.0.0.1:PORT`.
@@ -260,17 +210,14 @@ impl RedisServer {
     /// (empty: nothing is persisted), waiting until it answers PING.
     pub fn restart(&mut self) -> Result<(), String> {
         self.stop();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match self.launch() {
-                Ok(()) => return Ok(()),
-                Err(err) if Instant::now() >= deadline => {
-                    return Err(format!("redis restart on port {} failed: {err}", self.port))
-                }
-                // The port may linger for a moment after the kill.
-                Err(_) => thread::sleep(Duration::from_millis(200)),
-            }
-        }
+        let port = self.port;
+        relaunch(
+            "redis",
+            port,
+            Duration::from_secs(5),
+            Duration::from_millis(200),
+            || self.launch(),
+        )
     }
 
     /// The running server's major version (from `INFO server`), e.g. 7:
@@ -351,11 +298,7 @@ impl RedisServer {
 
     /// What the server printed, from every run since it first started.
     pub fn output(&self) -> String {
-        let mut output = self.past_output.clone();
-        if let Some(proc) = &self.proc {
-            output.push_str(&proc.output());
-        }
-        output
+        self.guarded.output()
     }
 }
 
@@ -482,6 +425,8 @@ pub enum OurFormat {
     Node,
     /// @socket.io/redis-adapter sharded (`--adapter redis-node-sharded`).
     NodeSharded,
+    /// python-socketio's JSON over RabbitMQ (`--adapter amqp`).
+    Amqp,
     /// python-socketio's JSON as Kafka records (`--adapter kafka`).
     Kafka,
 }
@@ -493,6 +438,7 @@ impl OurFormat {
             OurFormat::Python => "redis-python",
             OurFormat::Node => "redis-node",
             OurFormat::NodeSharded => "redis-node-sharded",
+            OurFormat::Amqp => "amqp",
             OurFormat::Kafka => "kafka",
         }
     }
@@ -507,7 +453,9 @@ pub enum NodeKind {
     NodeSharded,
     /// `python/cluster_server.py` (AsyncRedisManager).
     Python,
-    /// `python/cluster_server_kafka.py` (KafkaManager, on Kafka).
+    /// `python/cluster_server.py --amqp URL --client ...` (RabbitMQ).
+    PythonAmqp(AmqpPeer),
+    /// `python/cluster_server.py --kafka URL` (KafkaManager).
     PythonKafka,
     /// Our `echo_server --adapter ...` example.
     Ours(Runtime, OurFormat),
@@ -535,27 +483,49 @@ impl NodeKind {
     }
 }
 
-impl NodeKind {
-    /// Whether the node's bus is Kafka (its URL goes with `--kafka`).
-    pub fn on_kafka(self) -> bool {
-        matches!(
-            self,
-            NodeKind::PythonKafka | NodeKind::Ours(_, OurFormat::Kafka)
-        )
-    }
-}
-
 impl fmt::Display for NodeKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NodeKind::NodeClassic => f.write_str("node-classic"),
             NodeKind::NodeSharded => f.write_str("node-sharded"),
             NodeKind::Python => f.write_str("python"),
-            NodeKind::PythonKafka => f.write_str("python-kafka"),
+            NodeKind::PythonAmqp(peer) => write!(f, "python({})", peer.flag()),
+            NodeKind::PythonKafka => f.write_str("python(kafka)"),
             NodeKind::Ours(runtime, format) => {
                 write!(f, "ours({}, {})", runtime.flag(), format.adapter_flag())
             }
         }
+    }
+}
+
+/// The AMQP manager of a python node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AmqpPeer {
+    /// `KombuManager` on a threaded `socketio.Server`.
+    Kombu,
+    /// `AsyncAioPikaManager` on the `AsyncServer`.
+    AioPika,
+}
+
+impl AmqpPeer {
+    /// The value of `cluster_server.py --client`.
+    pub fn flag(self) -> &'static str {
+        match self {
+            AmqpPeer::Kombu => "kombu",
+            AmqpPeer::AioPika => "aiopika",
+        }
+    }
+}
+
+/// `--amqp` for an `amqp://` or `amqps://` URL, `--kafka` for a
+/// `kafka://` one, else `--redis`.
+fn bus_flag(url: &str) -> &'static str {
+    if url.starts_with("amqp") {
+        "--amqp"
+    } else if url.starts_with("kafka://") {
+        "--kafka"
+    } else {
+        "--redis"
     }
 }
 
@@ -597,15 +567,10 @@ impl ClusterNode {
         channel: Option<&str>,
         port: u16,
     ) -> Result<ClusterNode, String> {
-        let bus_flag = if kind.on_kafka() {
-            "--kafka"
-        } else {
-            "--redis"
-        };
         let mut args = vec![
             "--port".to_string(),
             port.to_string(),
-            bus_flag.into(),
+            bus_flag(redis_url).into(),
             redis_url.into(),
         ];
         let words: Vec<OsString> = match kind {
@@ -625,19 +590,17 @@ impl ClusterNode {
                     interop_dir().join("node/cluster_server.js").into(),
                 ]
             }
-            NodeKind::Python | NodeKind::PythonKafka => {
+            NodeKind::Python | NodeKind::PythonAmqp(_) | NodeKind::PythonKafka => {
                 setup()?;
+                if let NodeKind::PythonAmqp(peer) = kind {
+                    args.extend(["--client".into(), peer.flag().into()]);
+                }
                 if let Some(channel) = channel {
                     args.extend(["--channel".into(), channel.into()]);
                 }
-                let script = if kind == NodeKind::Python {
-                    "python/cluster_server.py"
-                } else {
-                    "python/cluster_server_kafka.py"
-                };
                 vec![
                     interop_dir().join(".venv/bin/python").into(),
-                    interop_dir().join(script).into(),
+                    interop_dir().join("python/cluster_server.py").into(),
                 ]
             }
             NodeKind::Ours(runtime, format) => {
@@ -703,12 +666,41 @@ impl ClusterNode {
     }
 }
 
-/// A Redis server and the nodes on it; the nodes are stopped before Redis.
-pub struct Cluster {
+/// The bus a cluster's nodes share: a [`RedisServer`] or a
+/// [`RabbitServer`](crate::rabbit::RabbitServer).
+pub trait Bus {
+    /// Its name in failure reports (`redis`, `rabbit`, `tansu`).
+    const NAME: &'static str;
+    /// How long a delivery may take on it.
+    const DELIVERY: Duration = crate::scene::DELIVERY;
+    /// How long to wait for duplicates or strays once the expected
+    /// deliveries arrived.
+    const QUIET: Duration = crate::scene::QUIET;
+    /// The URL its nodes and emitters are given.
+    fn url(&self) -> String;
+    /// What its server printed.
+    fn output(&self) -> String;
+}
+
+impl Bus for RedisServer {
+    const NAME: &'static str = "redis";
+
+    fn url(&self) -> String {
+        RedisServer::url(self)
+    }
+
+    fn output(&self) -> String {
+        RedisServer::output(self)
+    }
+}
+
+/// A bus (Redis by default) and the nodes on it; the nodes are stopped
+/// before the bus.
+pub struct Cluster<B: Bus = RedisServer> {
     /// The nodes, in start order.
     pub nodes: Vec<ClusterNode>,
-    /// The Redis they share.
-    pub redis: RedisServer,
+    /// The bus they share.
+    pub bus: B,
 }
 
 impl Cluster {
@@ -716,11 +708,38 @@ impl Cluster {
     pub fn start(kinds: &[NodeKind]) -> Result<Cluster, String> {
         Cluster::start_on(RedisServer::start()?, kinds)
     }
+}
 
-    /// Starts the nodes of `kinds`, concurrently, on a running Redis.
-    pub fn start_on(redis: RedisServer, kinds: &[NodeKind]) -> Result<Cluster, String> {
-        let (nodes, errors) = start_nodes(&redis.url(), kinds);
-        let cluster = Cluster { nodes, redis };
+impl<B: Bus> Cluster<B> {
+    /// Starts the nodes of `kinds`, concurrently, on a running bus.
+    pub fn start_on(bus: B, kinds: &[NodeKind]) -> Result<Cluster<B>, String> {
+        let url = bus.url();
+        let started: Vec<Result<ClusterNode, String>> = thread::scope(|scope| {
+            let handles: Vec<_> = kinds
+                .iter()
+                .map(|&kind| {
+                    let url = &url;
+                    scope.spawn(move || ClusterNode::start(kind, url))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| {
+                    handle
+                        .join()
+                        .unwrap_or_else(|_| Err("node start panicked".into()))
+                })
+                .collect()
+        });
+        let mut nodes = Vec::new();
+        let mut errors = Vec::new();
+        for outcome in started {
+            match outcome {
+                Ok(node) => nodes.push(node),
+                Err(err) => errors.push(err),
+            }
+        }
+        let cluster = Cluster { nodes, bus };
         if errors.is_empty() {
             Ok(cluster)
         } else {
@@ -733,7 +752,7 @@ impl Cluster {
         self.nodes.iter().map(ClusterNode::url).collect()
     }
 
-    /// The output of Redis and of every node.
+    /// The output of the bus and of every node.
     pub fn output(&self) -> String {
         let mut output = String::new();
         for (i, node) in self.nodes.iter().enumerate() {
@@ -743,44 +762,16 @@ impl Cluster {
                 node.output()
             ));
         }
-        output.push_str(&format!("----- redis -----\n{}", self.redis.output()));
+        output.push_str(&format!("----- {} -----\n{}", B::NAME, self.bus.output()));
         output
     }
 }
 
-impl Drop for Cluster {
+impl<B: Bus> Drop for Cluster<B> {
     fn drop(&mut self) {
-        // Nodes first, so that they do not log Redis going away.
+        // Nodes first, so that they do not log the bus going away.
         self.nodes.clear();
     }
-}
-
-/// Starts the nodes of `kinds` on the bus at `url`, concurrently: those
-/// that started, and why the others did not.
-pub fn start_nodes(url: &str, kinds: &[NodeKind]) -> (Vec<ClusterNode>, Vec<String>) {
-    let started: Vec<Result<ClusterNode, String>> = thread::scope(|scope| {
-        let handles: Vec<_> = kinds
-            .iter()
-            .map(|&kind| scope.spawn(move || ClusterNode::start(kind, url)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|_| Err("node start panicked".into()))
-            })
-            .collect()
-    });
-    let mut nodes = Vec::new();
-    let mut errors = Vec::new();
-    for outcome in started {
-        match outcome {
-            Ok(node) => nodes.push(node),
-            Err(err) => errors.push(err),
-        }
-    }
-    (nodes, errors)
 }
 
 // ---------------------------------------------------------------------------
@@ -1195,9 +1186,8 @@ pub enum EmitterKind {
     OursPython,
     /// Our `emit` example with `--format node`.
     OursNode,
-    /// Our `emit` example with `--kafka` (python's format, on Kafka; the
-    /// URL given to [`run_emitter`] is the Kafka URL).
-    OursKafka,
+    /// Our `emit` example with `--format node-sharded`.
+    OursNodeSharded,
 }
 
 impl fmt::Display for EmitterKind {
@@ -1207,7 +1197,7 @@ impl fmt::Display for EmitterKind {
             EmitterKind::Node => f.write_str("node emitter"),
             EmitterKind::OursPython => f.write_str("our emitter (python format)"),
             EmitterKind::OursNode => f.write_str("our emitter (node format)"),
-            EmitterKind::OursKafka => f.write_str("our emitter (kafka)"),
+            EmitterKind::OursNodeSharded => f.write_str("our emitter (node sharded format)"),
         }
     }
 }
@@ -1233,12 +1223,7 @@ pub fn run_emitter(
     args: &Value,
     target: &EmitTarget,
 ) -> Result<String, String> {
-    let bus_flag = if kind == EmitterKind::OursKafka {
-        "--kafka"
-    } else {
-        "--redis"
-    };
-    let mut cli = vec![bus_flag.to_string(), redis_url.to_string()];
+    let mut cli = vec![bus_flag(redis_url).to_string(), redis_url.to_string()];
     let words: Vec<OsString> = match kind {
         EmitterKind::Python => {
             setup()?;
@@ -1254,16 +1239,15 @@ pub fn run_emitter(
                 interop_dir().join("node/cluster_emit.js").into(),
             ]
         }
-        EmitterKind::OursPython | EmitterKind::OursNode => {
-            let format = if kind == EmitterKind::OursPython {
-                "python"
-            } else {
-                "node"
+        EmitterKind::OursPython | EmitterKind::OursNode | EmitterKind::OursNodeSharded => {
+            let format = match kind {
+                EmitterKind::OursPython => "python",
+                EmitterKind::OursNode => "node",
+                _ => "node-sharded",
             };
             cli.extend(["--format".into(), format.into()]);
             vec![our_example("emit")?.into()]
         }
-        EmitterKind::OursKafka => vec![our_example("emit")?.into()],
     };
     if let Some(channel) = &target.channel {
         let flag = if kind == EmitterKind::Node {

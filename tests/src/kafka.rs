@@ -1,12 +1,14 @@
 //! Kafka for the cluster tests: a real Kafka-protocol broker (tansu, an
-//! Apache Kafka-compatible broker from crates.io, in-memory storage) and the
-//! nodes on it.
+//! Apache Kafka-compatible broker from crates.io, in-memory storage) as a
+//! child on a free port, restartable on the same port, with a raw producer
+//! to inject records of our own ([`TansuBroker::publish_raw`]).
 //!
-//! tansu is installed once with `cargo install tansu --locked --features
-//! dynostore --root ~/.cache/socketio-tansu` when missing (several minutes;
-//! `$SOCKETIO_TANSU` names another binary). Topics are not created on
-//! demand: [`TansuBroker::start`] creates the channel's topic, and again on
-//! every [`TansuBroker::restart`] (the storage is in memory).
+//! tansu is not a Debian, PyPI or npm package: `tests/interop/tansu.sh`
+//! finds it (`$SOCKETIO_TANSU`, else `~/.cache/socketio-tansu`) or installs
+//! it with `cargo install` (several minutes, once; `.ci/run` starts that
+//! early, in the background). A test without it fails. Topics are not
+//! created on demand: [`TansuBroker::start`] creates the channel's topic,
+//! and again on every [`TansuBroker::restart`] (the storage is in memory).
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -14,6 +16,7 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -22,57 +25,46 @@ use socketio_core::cluster::kafka::{
     ProducePartition, Request, Response,
 };
 
-use crate::cluster::{start_nodes, ClusterNode, NodeKind};
-use crate::{free_port, Proc};
+use crate::broker::{relaunch, Guarded};
+use crate::cluster::Bus;
+use crate::{free_port, interop_dir, Proc};
 
 /// How long tansu may take to accept connections and create a topic.
 const BROKER_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The tansu binary, installed once per process if missing.
+/// The tansu binary (`tests/interop/tansu.sh`, once per process).
 pub fn ensure_tansu() -> Result<PathBuf, String> {
     static TANSU: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     TANSU
         .get_or_init(|| {
-            if let Some(path) = std::env::var_os("SOCKETIO_TANSU") {
-                return Ok(PathBuf::from(path));
-            }
-            let home = std::env::var_os("HOME").ok_or("HOME is not set")?;
-            let root = PathBuf::from(home).join(".cache/socketio-tansu");
-            let bin = root.join("bin/tansu");
-            if bin.exists() {
-                return Ok(bin);
-            }
-            let lock = std::env::temp_dir().join("socketio-interop-tansu.lock");
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let output = Command::new("flock")
-                .arg(&lock)
-                .arg(&cargo)
-                .args(["install", "tansu", "--locked", "--features", "dynostore"])
-                .arg("--root")
-                .arg(&root)
+            // The script's own deadline (an hour) bounds the install.
+            let output = Command::new("sh")
+                .arg(interop_dir().join("tansu.sh"))
                 .stdin(Stdio::null())
                 .output()
-                .map_err(|err| format!("cannot run cargo install tansu: {err}"))?;
-            if !output.status.success() || !bin.exists() {
+                .map_err(|err| format!("cannot run tests/interop/tansu.sh: {err}"))?;
+            let path = String::from_utf8_lossy(&output.stdout).trim().to_string();
+            if !output.status.success() || path.is_empty() {
                 return Err(format!(
-                    "cargo install tansu failed ({}):\n{}",
+                    "no tansu (the Kafka broker of the tests): tests/interop/tansu.sh \
+                     failed ({}):\n{}",
                     output.status,
                     String::from_utf8_lossy(&output.stderr)
                 ));
             }
-            Ok(bin)
+            Ok(PathBuf::from(path))
         })
         .clone()
 }
 
-/// A tansu broker on 127.0.0.1 with in-memory storage; killed on drop.
+/// A tansu broker on 127.0.0.1 with in-memory storage, watched by a
+/// watchdog (it dies with the test process); killed on drop.
 pub struct TansuBroker {
     bin: PathBuf,
     port: u16,
     topics: Vec<String>,
-    proc: Option<Proc>,
-    /// Output of the previous runs (before restarts).
-    past: String,
+    /// The broker's process and its watchdog.
+    guarded: Guarded,
 }
 
 impl TansuBroker {
@@ -82,14 +74,13 @@ impl TansuBroker {
             bin: ensure_tansu()?,
             port: free_port(),
             topics: topics.iter().map(|t| t.to_string()).collect(),
-            proc: None,
-            past: String::new(),
+            guarded: Guarded::default(),
         };
-        broker.spawn()?;
+        broker.launch()?;
         Ok(broker)
     }
 
-    fn spawn(&mut self) -> Result<(), String> {
+    fn launch(&mut self) -> Result<(), String> {
         let url = format!("tcp://127.0.0.1:{}", self.port);
         let words: Vec<OsString> = vec![
             "env".into(),
@@ -108,13 +99,21 @@ impl TansuBroker {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        self.proc = Some(Proc::spawn(&words, &args, false)?);
+        self.guarded
+            .watch(Proc::spawn(&words, &args, false)?, None)?;
         let deadline = Instant::now() + BROKER_READY_TIMEOUT;
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if Instant::now() >= deadline {
-                return Err(format!("tansu did not listen\n{}", self.output()));
+            if let Some(status) = self.guarded.exited() {
+                let output = self.output();
+                self.guarded.stop();
+                return Err(format!("tansu exited with {status}\n{output}"));
             }
-            std::thread::sleep(Duration::from_millis(20));
+            if Instant::now() >= deadline {
+                let output = self.output();
+                self.guarded.stop();
+                return Err(format!("tansu did not listen\n{output}"));
+            }
+            thread::sleep(Duration::from_millis(20));
         }
         for topic in self.topics.clone() {
             self.create_topic(&topic, deadline)?;
@@ -150,19 +149,24 @@ impl TansuBroker {
         format!("kafka://127.0.0.1:{}", self.port)
     }
 
-    /// Stops the broker (the port stays reserved for [`TansuBroker::restart`]).
+    /// Kills the broker (an outage); [`TansuBroker::restart`] brings it
+    /// back on the same port.
     pub fn kill(&mut self) {
-        if let Some(proc) = self.proc.take() {
-            self.past.push_str(&proc.output());
-            drop(proc);
-        }
+        self.guarded.stop();
     }
 
-    /// Starts the broker again on the same port, with its topics (empty:
-    /// the storage is in memory).
+    /// Kills the broker if it runs and starts it again on the same port,
+    /// with its topics (empty: the storage is in memory).
     pub fn restart(&mut self) -> Result<(), String> {
-        self.kill();
-        self.spawn()
+        self.guarded.stop();
+        let port = self.port;
+        relaunch(
+            "tansu",
+            port,
+            Duration::from_secs(10),
+            Duration::from_millis(200),
+            || self.launch(),
+        )
     }
 
     /// Writes `payload` as one record on partition 0 of `topic`, as any
@@ -211,56 +215,28 @@ impl TansuBroker {
 
     /// What the broker printed (all runs).
     pub fn output(&self) -> String {
-        let mut out = self.past.clone();
-        if let Some(proc) = &self.proc {
-            out.push_str(&proc.output());
-        }
-        out
+        self.guarded.output()
     }
 }
 
-/// A broker and the nodes on it; the nodes are stopped before the broker.
-pub struct KafkaCluster {
-    /// The nodes, in start order.
-    pub nodes: Vec<ClusterNode>,
-    /// The broker they share.
-    pub broker: TansuBroker,
-}
+impl Bus for TansuBroker {
+    const NAME: &'static str = "tansu";
+    const DELIVERY: Duration = Duration::from_secs(8);
+    /// Longer than with Redis: a waiting fetch may be answered at its
+    /// deadline rather than when a record arrives.
+    const QUIET: Duration = Duration::from_millis(1000);
 
-impl KafkaCluster {
-    /// Starts the nodes of `kinds` ([`NodeKind::on_kafka`] ones) on `broker`.
-    pub fn start_on(broker: TansuBroker, kinds: &[NodeKind]) -> Result<KafkaCluster, String> {
-        let (nodes, errors) = start_nodes(&broker.url(), kinds);
-        let cluster = KafkaCluster { nodes, broker };
-        if errors.is_empty() {
-            Ok(cluster)
-        } else {
-            Err(format!("{}\n{}", errors.join("\n"), cluster.output()))
-        }
+    fn url(&self) -> String {
+        TansuBroker::url(self)
     }
 
-    /// The nodes' URLs, in order.
-    pub fn urls(&self) -> Vec<String> {
-        self.nodes.iter().map(ClusterNode::url).collect()
-    }
-
-    /// The output of the broker and of every node.
-    pub fn output(&self) -> String {
-        let mut output = String::new();
-        for (i, node) in self.nodes.iter().enumerate() {
-            output.push_str(&format!(
-                "----- node {i} ({}) -----\n{}\n",
-                node.kind(),
-                node.output()
-            ));
-        }
-        output.push_str(&format!("----- tansu -----\n{}", self.broker.output()));
-        output
+    fn output(&self) -> String {
+        TansuBroker::output(self)
     }
 }
 
-impl Drop for KafkaCluster {
+impl Drop for TansuBroker {
     fn drop(&mut self) {
-        self.nodes.clear();
+        self.guarded.stop();
     }
 }

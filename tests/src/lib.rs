@@ -12,8 +12,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod broker;
 pub mod cluster;
 pub mod kafka;
+pub mod rabbit;
+pub mod scene;
 
 use std::ffi::OsString;
 use std::fmt;

@@ -12,178 +12,22 @@
 //! adapter's requests: fetchSockets, serverSideEmit with acks, broadcasts
 //! with acks, server count.
 
-use std::thread;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
-use socketio_interop::cluster::{
-    run_emitter, ClientKind, Cluster, ClusterClients, EmitTarget, EmitterKind, NodeKind, OurFormat,
-    RedisServer,
+use serde_json::json;
+use socketio_interop::cluster::{EmitterKind, NodeKind, OurFormat, RedisServer};
+use socketio_interop::ok;
+use socketio_interop::scene::{
+    all_but, disconnect_remote, emitter, everyone, except_x, hellos, leave_r, room_r, Who, NODES,
+    NODE_CLIENTS, PYTHON_CLIENTS,
 };
 use socketio_interop::Runtime;
 
-/// How long a delivery may take.
-const DELIVERY: Duration = Duration::from_secs(5);
-/// How long to wait for duplicates or strays once the expected deliveries
-/// arrived.
-const QUIET: Duration = Duration::from_millis(400);
-/// Nodes per cluster.
-const NODES: usize = 3;
-
-/// A client of the scene: which process (0 = Node clients, 1 = Python
-/// clients) and which client in it (= which node it is connected to).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Who(usize, usize);
-
-const NODE_CLIENTS: usize = 0;
-const PYTHON_CLIENTS: usize = 1;
-
-/// Every client of the scene.
-fn everyone() -> Vec<Who> {
-    (0..2)
-        .flat_map(|proc| (0..NODES).map(move |client| Who(proc, client)))
-        .collect()
-}
-
-struct Scene {
-    cluster: Cluster,
-    /// `[node clients, python clients]`, client `i` on node `i`.
-    clients: Vec<ClusterClients>,
-    /// `sids[proc][client]`.
-    sids: Vec<Vec<String>>,
-}
-
-/// Unwraps or panics with the reason and the output of every process.
-macro_rules! ok {
-    ($scene:expr, $result:expr) => {
-        match $result {
-            Ok(value) => value,
-            Err(reason) => $scene.fail(reason),
-        }
-    };
-}
-
-impl Scene {
-    /// Starts `kinds` (one per node, [`NODES`] of them) on `redis`, with a
-    /// Node and a Python client on every node.
-    fn start(redis: RedisServer, kinds: [NodeKind; NODES]) -> Scene {
-        let cluster = Cluster::start_on(redis, &kinds).unwrap_or_else(|err| panic!("{err}"));
-        let urls = cluster.urls();
-        let mut scene = Scene {
-            cluster,
-            clients: Vec::new(),
-            sids: Vec::new(),
-        };
-        for client_kind in [ClientKind::Node, ClientKind::Python] {
-            let clients = ok!(scene, ClusterClients::spawn(client_kind, &urls));
-            scene.clients.push(clients);
-        }
-        for proc in 0..2 {
-            let sids = ok!(scene, scene.clients[proc].wait_connected());
-            scene.sids.push(sids);
-        }
-        scene
-    }
-
-    fn fail(&self, reason: String) -> ! {
-        let mut report = format!("{reason}\n\n===== everything =====\n");
-        for clients in &self.clients {
-            report.push_str(&format!(
-                "----- {} clients -----\n{}\n",
-                clients.kind(),
-                clients.output()
-            ));
-        }
-        report.push_str(&self.cluster.output());
-        panic!("{report}");
-    }
-
-    fn sid(&self, who: Who) -> String {
-        self.sids[who.0][who.1].clone()
-    }
-
-    fn call(&mut self, who: Who, event: &str, args: &[Value]) -> Value {
-        ok!(self, self.clients[who.0].call(who.1, event, args))
-    }
-
-    fn emit(&mut self, who: Who, event: &str, args: &[Value]) {
-        ok!(self, self.clients[who.0].emit(who.1, event, args))
-    }
-
-    /// `name(args...)` reaches every client of `to` exactly once and no
-    /// other client at all.
-    fn delivered(&mut self, name: &str, args: &Value, to: &[Who]) {
-        for &who in to {
-            ok!(
-                self,
-                self.clients[who.0].expect_event(who.1, name, args, DELIVERY)
-            );
-        }
-        for proc in 0..self.clients.len() {
-            ok!(self, self.clients[proc].settle(QUIET));
-        }
-        for who in everyone() {
-            let count = ok!(self, self.clients[who.0].count(who.1, name, args));
-            let want = usize::from(to.contains(&who));
-            if count != want {
-                self.fail(format!(
-                    "{who:?} ({}) received {name}{args} {count} times, want {want}",
-                    self.sid(who)
-                ));
-            }
-        }
-    }
-}
-
-impl Scene {
-    /// The sharded adapter ("dynamic" mode) subscribes to a room's channel
-    /// when the room appears on a node, without waiting, and a room entered
-    /// from another node gives no ack for that: wait until Redis counts
-    /// `nodes` subscribers of the room's channel. Other kinds hear rooms on
-    /// their namespace's channel already.
-    fn room_subscribed(&mut self, room: &str, nodes: i64) {
-        if !self
-            .cluster
-            .nodes
-            .iter()
-            .any(|node| node.kind().needs_sharded_pubsub())
-        {
-            return;
-        }
-        let channel = format!("socket.io#/#{room}#");
-        let deadline = Instant::now() + DELIVERY;
-        loop {
-            let count = ok!(self, self.cluster.redis.shard_numsub(&channel));
-            if count == nodes {
-                return;
-            }
-            if Instant::now() >= deadline {
-                self.fail(format!(
-                    "{channel} has {count} shard subscribers after {DELIVERY:?}, want {nodes}"
-                ));
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-fn all_but(except: &[Who]) -> Vec<Who> {
-    everyone()
-        .into_iter()
-        .filter(|who| !except.contains(who))
-        .collect()
-}
+type Scene = socketio_interop::scene::Scene<RedisServer>;
 
 /// The part of the contract every node kind implements.
 fn common(scene: &mut Scene) {
-    // Every client got `hello` with its own sid.
-    for who in everyone() {
-        let hello = json!([{"sid": scene.sid(who)}]);
-        ok!(
-            scene,
-            scene.clients[who.0].expect_event(who.1, "hello", &hello, DELIVERY)
-        );
-    }
+    hellos(scene);
 
     // Broadcast to all, several arguments with binary, from either client.
     let args = json!(["all-1", {"$bin": "0102ff"}, {"n": [1, 2.5, null]}]);
@@ -193,37 +37,8 @@ fn common(scene: &mut Scene) {
     scene.emit(Who(PYTHON_CLIENTS, 2), "shout", &[json!("all-2")]);
     scene.delivered("shout-back", &json!(["all-2"]), &everyone());
 
-    // Room "r": one member joins by itself on node 1, one is made to join from
-    // node 0 while it lives on node 2.
-    let joined = scene.call(Who(NODE_CLIENTS, 1), "join", &[json!("r")]);
-    assert_eq!(joined, json!([true]), "join ack");
-    let target = scene.sid(Who(PYTHON_CLIENTS, 2));
-    let entered = scene.call(
-        Who(NODE_CLIENTS, 0),
-        "enter-room",
-        &[json!(target), json!("r")],
-    );
-    assert_eq!(entered, json!([true]), "enter-room ack");
-    scene.room_subscribed("r", 2);
-    let members = [Who(NODE_CLIENTS, 1), Who(PYTHON_CLIENTS, 2)];
-    scene.call(
-        Who(PYTHON_CLIENTS, 0),
-        "shout-to",
-        &[json!("r"), json!("to-r")],
-    );
-    scene.delivered("shout-back", &json!(["to-r"]), &members);
-
-    // Except room "x", whose members both live on the node that broadcasts
-    // (python's bus can only skip sids, see cluster_server.py).
-    scene.call(Who(NODE_CLIENTS, 1), "join", &[json!("x")]);
-    scene.call(Who(PYTHON_CLIENTS, 1), "join", &[json!("x")]);
-    let x_members = [Who(NODE_CLIENTS, 1), Who(PYTHON_CLIENTS, 1)];
-    scene.call(
-        Who(NODE_CLIENTS, 1),
-        "shout-except",
-        &[json!("x"), json!("except-x")],
-    );
-    scene.delivered("shout-back", &json!(["except-x"]), &all_but(&x_members));
+    room_r(scene, |scene| scene.room_subscribed("r", 2));
+    except_x(scene);
 
     // Ack asked of a socket on another node, both ways.
     let asked = scene.sid(Who(PYTHON_CLIENTS, 2));
@@ -247,52 +62,7 @@ fn common(scene: &mut Scene) {
     }
     scene.delivered("question", &json!([{"k": [1]}]), &[Who(NODE_CLIENTS, 1)]);
 
-    // Leaving across nodes.
-    let target = scene.sid(Who(PYTHON_CLIENTS, 2));
-    let left = scene.call(
-        Who(NODE_CLIENTS, 0),
-        "leave-room",
-        &[json!(target), json!("r")],
-    );
-    assert_eq!(left, json!([true]), "leave-room ack");
-    scene.call(
-        Who(PYTHON_CLIENTS, 1),
-        "shout-to",
-        &[json!("r"), json!("after-leave")],
-    );
-    scene.delivered(
-        "shout-back",
-        &json!(["after-leave"]),
-        &[Who(NODE_CLIENTS, 1)],
-    );
-}
-
-/// The write-only emitter of the cluster's family reaches every node, to all
-/// and to a room ("x": node client 1 and python client 1, on node 1).
-fn emitter(scene: &mut Scene, kind: EmitterKind) {
-    // Counts start afresh: an earlier emitter sent the same events.
-    for proc in 0..scene.clients.len() {
-        ok!(scene, scene.clients[proc].clear_events());
-    }
-    let url = scene.cluster.redis.url();
-    let args = json!(["from-emitter", {"$bin": "00ff"}, 7]);
-    ok!(
-        scene,
-        run_emitter(kind, &url, "emitted", &args, &EmitTarget::default())
-    );
-    scene.delivered("emitted", &args, &everyone());
-
-    let target = EmitTarget {
-        room: Some("x".into()),
-        ..EmitTarget::default()
-    };
-    let args = json!([{"to": "x"}]);
-    ok!(scene, run_emitter(kind, &url, "emitted", &args, &target));
-    scene.delivered(
-        "emitted",
-        &args,
-        &[Who(NODE_CLIENTS, 1), Who(PYTHON_CLIENTS, 1)],
-    );
+    leave_r(scene, Who(NODE_CLIENTS, 0), Who(PYTHON_CLIENTS, 1), |_| {});
 }
 
 /// The adapter's requests, answered by every node.
@@ -348,26 +118,11 @@ fn node_requests(scene: &mut Scene) {
     }
 }
 
-/// Disconnects a socket living on another node.
-fn disconnect_remote(scene: &mut Scene) {
-    let victim = Who(NODE_CLIENTS, 2);
-    let sid = scene.sid(victim);
-    let done = scene.call(Who(PYTHON_CLIENTS, 0), "disconnect-sid", &[json!(sid)]);
-    assert_eq!(done, json!([true]), "disconnect-sid ack");
-    let reasons = ok!(
-        scene,
-        scene.clients[victim.0].wait_disconnected(victim.1, DELIVERY)
-    );
-    if reasons != ["io server disconnect"] {
-        scene.fail(format!("{victim:?} disconnected with {reasons:?}"));
-    }
-}
-
 /// Messages of our own published on the bus reach every node (so every
 /// node is subscribed) and break none of them: a broadcast still arrives.
 fn hostile(scene: &mut Scene, messages: &[(&str, &[u8])]) {
     for (channel, message) in messages {
-        let receivers = ok!(scene, scene.cluster.redis.publish_raw(channel, message));
+        let receivers = ok!(scene, scene.cluster.bus.publish_raw(channel, message));
         if receivers != NODES as i64 {
             scene.fail(format!(
                 "PUBLISH {channel} reached {receivers} subscribers, want {NODES}"
@@ -406,7 +161,7 @@ fn python_cluster() {
             ),
         ],
     );
-    disconnect_remote(&mut scene);
+    disconnect_remote(&mut scene, Who(NODE_CLIENTS, 2));
 }
 
 #[test]
@@ -427,7 +182,7 @@ fn node_classic_cluster() {
         ],
     );
     node_requests(&mut scene);
-    disconnect_remote(&mut scene);
+    disconnect_remote(&mut scene, Who(NODE_CLIENTS, 2));
 }
 
 #[test]
@@ -444,26 +199,13 @@ fn node_sharded_cluster() {
     common(&mut scene);
     // No emitter: @socket.io/redis-emitter 5.1 publishes the classic format.
     node_requests(&mut scene);
-    disconnect_remote(&mut scene);
+    disconnect_remote(&mut scene, Who(NODE_CLIENTS, 2));
 }
 
 /// Mixed clusters with our `echo_server --adapter ...` as the middle node:
-/// the same checks as the peers' clusters. The python one always runs; the
-/// Node ones only when [`OURS_ENV`] is `1` (our Node format is not wired
-/// into the seam yet).
+/// the same checks as the peers' clusters, plus our emitter.
 mod ours {
     use super::*;
-
-    /// Set to `1` to run the mixed clusters.
-    const OURS_ENV: &str = "SOCKETIO_INTEROP_CLUSTER_OURS";
-
-    fn enabled(test: &str) -> bool {
-        let on = std::env::var(OURS_ENV).is_ok_and(|value| value == "1");
-        if !on {
-            eprintln!("note: {test} skipped: set {OURS_ENV}=1 to run our node in the cluster");
-        }
-        on
-    }
 
     fn ours(format: OurFormat) -> NodeKind {
         NodeKind::Ours(Runtime::Tokio, format)
@@ -476,14 +218,11 @@ mod ours {
         common(&mut scene);
         emitter(&mut scene, EmitterKind::Python);
         emitter(&mut scene, EmitterKind::OursPython);
-        disconnect_remote(&mut scene);
+        disconnect_remote(&mut scene, Who(NODE_CLIENTS, 2));
     }
 
     #[test]
     fn node_ours_node_classic() {
-        if !enabled("ours::node_ours_node_classic") {
-            return;
-        }
         let kinds = [
             NodeKind::NodeClassic,
             ours(OurFormat::Node),
@@ -492,15 +231,13 @@ mod ours {
         let mut scene = Scene::start(redis(), kinds);
         common(&mut scene);
         emitter(&mut scene, EmitterKind::Node);
+        emitter(&mut scene, EmitterKind::OursNode);
         node_requests(&mut scene);
-        disconnect_remote(&mut scene);
+        disconnect_remote(&mut scene, Who(NODE_CLIENTS, 2));
     }
 
     #[test]
     fn node_ours_node_sharded() {
-        if !enabled("ours::node_ours_node_sharded") {
-            return;
-        }
         let redis = redis();
         let version = redis.version().unwrap_or_else(|err| panic!("{err}"));
         assert!(
@@ -514,7 +251,191 @@ mod ours {
         ];
         let mut scene = Scene::start(redis, kinds);
         common(&mut scene);
+        emitter(&mut scene, EmitterKind::OursNodeSharded);
         node_requests(&mut scene);
-        disconnect_remote(&mut scene);
+        disconnect_remote(&mut scene, Who(NODE_CLIENTS, 2));
+    }
+}
+
+/// Faults with our nodes in the cluster: the broker restarted, a node
+/// killed, hostile messages on the channels.
+mod faults {
+    use super::*;
+
+    fn ours(format: OurFormat) -> NodeKind {
+        NodeKind::Ours(Runtime::Tokio, format)
+    }
+
+    /// Shouts `tag`-N from `from` until `to` receives one (the bus may
+    /// still be reconnecting); returns the tag that got through.
+    fn shout_until_received(scene: &mut Scene, from: Who, to: Who, tag: &str) -> String {
+        let give_up = Instant::now() + Duration::from_secs(30);
+        for attempt in 0.. {
+            let value = format!("{tag}-{attempt}");
+            scene.emit(from, "shout", &[json!(value)]);
+            let got = scene.clients[to.0].expect_event(
+                to.1,
+                "shout-back",
+                &json!([value]),
+                Duration::from_millis(500),
+            );
+            if got.is_ok() {
+                return value;
+            }
+            if Instant::now() > give_up {
+                scene.fail(format!("{to:?} never received a {tag} shout from {from:?}"));
+            }
+        }
+        unreachable!()
+    }
+
+    /// PUBLISH commands the scene's Redis ran since it started.
+    fn published(scene: &Scene) -> u64 {
+        let info = ok!(
+            scene,
+            scene
+                .cluster
+                .bus
+                .command(&[b"INFO".as_slice(), b"commandstats".as_slice()])
+        );
+        let socketio_interop::cluster::Reply::Bulk(Some(text)) = info else {
+            scene.fail(format!("INFO commandstats answered {info:?}"));
+        };
+        String::from_utf8_lossy(&text)
+            .lines()
+            .find_map(|line| line.strip_prefix("cmdstat_publish:calls="))
+            .and_then(|rest| rest.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Redis killed and restarted: our nodes stay up and keep serving
+    /// their own clients, what they published meanwhile reaches Redis when
+    /// the bus is back (bounded queue), and cross-node traffic resumes.
+    #[test]
+    fn redis_restart() {
+        let kinds = [
+            ours(OurFormat::Python),
+            ours(OurFormat::Python),
+            NodeKind::Python,
+        ];
+        let mut scene = Scene::start(redis(), kinds);
+        scene.emit(Who(NODE_CLIENTS, 0), "shout", &[json!("before")]);
+        scene.delivered("shout-back", &json!(["before"]), &everyone());
+
+        scene.cluster.bus.kill();
+        // Local traffic goes on while the bus is down.
+        scene.emit(Who(NODE_CLIENTS, 0), "shout", &[json!("during")]);
+        for who in [Who(NODE_CLIENTS, 0), Who(PYTHON_CLIENTS, 0)] {
+            scene.expect(who, "shout-back", &json!(["during"]));
+        }
+        let answer = scene.call(Who(PYTHON_CLIENTS, 0), "join", &[json!("still-up")]);
+        assert_eq!(
+            answer,
+            json!([true]),
+            "our node answers while Redis is down"
+        );
+
+        ok!(scene, scene.cluster.bus.restart());
+        // What our node published during the gap was queued and goes out
+        // once its bus is back: the restarted Redis (fresh statistics)
+        // counts a PUBLISH before anyone shouts again. Whether the other
+        // nodes hear it depends on whether they re-subscribed first (pub/sub
+        // keeps nothing), so their receiving it is not asserted.
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while published(&scene) == 0 {
+            if Instant::now() > give_up {
+                scene.fail("the publish queued during the outage never reached Redis".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Cross-node traffic resumes both ways between our nodes, and with
+        // the python node once redis-py has reconnected.
+        shout_until_received(
+            &mut scene,
+            Who(NODE_CLIENTS, 1),
+            Who(NODE_CLIENTS, 0),
+            "back-1",
+        );
+        shout_until_received(
+            &mut scene,
+            Who(NODE_CLIENTS, 0),
+            Who(NODE_CLIENTS, 2),
+            "back-2",
+        );
+        scene.clear();
+        scene.emit(Who(PYTHON_CLIENTS, 1), "shout", &[json!("after")]);
+        scene.delivered("shout-back", &json!(["after"]), &everyone());
+    }
+
+    /// A node killed: requests from our node count the nodes still
+    /// listening, so they complete instead of waiting for the dead one
+    /// (a timeout would answer with an error).
+    #[test]
+    fn dead_node_is_not_waited_for() {
+        let kinds = [
+            NodeKind::NodeClassic,
+            ours(OurFormat::Node),
+            NodeKind::NodeClassic,
+        ];
+        let mut scene = Scene::start(redis(), kinds);
+        for node in 0..2 {
+            for proc in [NODE_CLIENTS, PYTHON_CLIENTS] {
+                let joined = scene.call(Who(proc, node), "join", &[json!("alive")]);
+                assert_eq!(joined, json!([true]));
+            }
+        }
+        let dead = scene.cluster.nodes.remove(2);
+        drop(dead);
+        let count = scene.call(Who(PYTHON_CLIENTS, 1), "server-count", &[]);
+        assert_eq!(count, json!([2]), "the dead node is not counted");
+        let fetched = scene.call(Who(PYTHON_CLIENTS, 1), "fetch-sockets", &[json!("alive")]);
+        let mut want: Vec<String> = (0..2)
+            .flat_map(|node| [Who(NODE_CLIENTS, node), Who(PYTHON_CLIENTS, node)])
+            .map(|who| scene.sid(who))
+            .collect();
+        want.sort();
+        assert_eq!(
+            fetched,
+            json!([want]),
+            "fetch-sockets across the living nodes"
+        );
+        let answers = scene.call(Who(NODE_CLIENTS, 1), "server-side-emit", &[json!("x")]);
+        assert_eq!(
+            answers,
+            json!([["pong:x"]]),
+            "one living other server answers"
+        );
+    }
+
+    /// Malformed and hostile messages on our channels are ignored (with
+    /// a log line): our node keeps serving, and memory stays bounded
+    /// (a 16 MiB message is over the limit and dropped unread).
+    #[test]
+    fn hostile_messages_are_ignored() {
+        let kinds = [
+            ours(OurFormat::Python),
+            ours(OurFormat::Python),
+            ours(OurFormat::Python),
+        ];
+        let mut scene = Scene::start(redis(), kinds);
+        let redis = &scene.cluster.bus;
+        let deep = "[".repeat(200_000);
+        let huge = vec![b'x'; 17 << 20];
+        let bad: [&[u8]; 9] = [
+            b"",
+            b"\xff\xfe not utf-8",
+            b"{\"method\": \"emit\", \"event\": 42}",
+            b"{\"method\": \"emit\", \"event\": \"shout-back\", \"data\": [{\"_placeholder\": true, \"num\": 9}], \"binary\": true}",
+            b"{\"method\": \"callback\", \"host_id\": 1}",
+            b"{\"method\": \"enter_room\", \"sid\": [], \"room\": \"r\"}",
+            b"{\"method\": \"disconnect\", \"sid\": null}",
+            deep.as_bytes(),
+            &huge,
+        ];
+        for payload in bad {
+            ok!(scene, redis.publish_raw("socketio", payload));
+        }
+        scene.emit(Who(PYTHON_CLIENTS, 2), "shout", &[json!("still fine")]);
+        scene.delivered("shout-back", &json!(["still fine"]), &everyone());
     }
 }

@@ -2,12 +2,17 @@
 //!
 //! ```text
 //! bench_server --impl ours|socketioxide|raw [--runtime tokio|async-std|smol] --port P
+//!     [--adapter redis-python|redis-node --redis URL]
 //! ```
 //!
 //! Every Socket.IO implementation answers the same events on `/`:
 //! `echo(...)` emits `echo-back` with the same arguments, `join(room)` joins
 //! `room` and emits `joined`, `broadcast(room, payload)` emits
-//! `bcast(payload)` to every socket of `room`. `raw` is a plain
+//! `bcast(payload)` to every socket of `room`, `shout(...)` (ours only)
+//! emits `shout-back(...)` to every socket of `/`. With `--adapter` (ours
+//! only) the server is one node of a cluster over Redis, in python-socketio's
+//! or `@socket.io/redis-adapter`'s format: its broadcasts reach the sockets
+//! of every node (the `cluster` workload, `bench/cluster.sh`). `raw` is a plain
 //! tokio-tungstenite server with 4 KiB read and write buffers, the ceiling:
 //! it echoes every frame, except frames containing `"broadcast"`, which it
 //! sends to every other connection; it has no long-polling. Prints
@@ -20,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: bench_server --impl ours|socketioxide|raw [--runtime tokio|async-std|smol] --port P");
+    eprintln!("{problem}\nusage: bench_server --impl ours|socketioxide|raw [--runtime tokio|async-std|smol] --port P [--adapter redis-python|redis-node --redis URL]");
     std::process::exit(2)
 }
 
@@ -33,6 +38,7 @@ fn main() {
     let mut implementation = String::from("ours");
     let mut runtime = String::from("tokio");
     let mut port = 0u16;
+    let (mut adapter, mut redis) = (None::<String>, None::<String>);
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args
@@ -42,25 +48,44 @@ fn main() {
             "--impl" => implementation = value,
             "--runtime" => runtime = value,
             "--port" => port = value.parse().unwrap_or_else(|_| usage("bad port")),
+            "--adapter" => adapter = Some(value),
+            "--redis" => redis = Some(value),
             other => usage(&format!("unknown argument {other}")),
         }
     }
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let adapter = adapter.map(|kind| {
+        if implementation != "ours" {
+            usage("--adapter is for --impl ours");
+        }
+        let url = redis.unwrap_or_else(|| usage("--adapter needs --redis URL"));
+        let made = match kind.as_str() {
+            "redis-python" => socketio::RedisAdapter::python(&url),
+            "redis-node" => socketio::RedisAdapter::node(&url),
+            other => usage(&format!("unknown adapter {other}")),
+        };
+        made.unwrap_or_else(|e| usage(&format!("bad --redis: {e}")))
+    });
     match implementation.as_str() {
-        "ours" => ours(&runtime, addr),
+        "ours" => ours(&runtime, addr, adapter),
         "socketioxide" => tokio_main(socketioxide_server(addr)),
         "raw" => tokio_main(raw_server(addr)),
         other => usage(&format!("unknown implementation {other}")),
     }
 }
 
-/// Our server, on the runtime named `runtime`.
-fn ours(runtime: &str, addr: SocketAddr) {
+/// Our server, on the runtime named `runtime`; one node of a cluster with
+/// `adapter`.
+fn ours(runtime: &str, addr: SocketAddr, adapter: Option<socketio::RedisAdapter>) {
     use socketio::{AckSender, Args, RuntimeKind, Server, SocketRef, Value};
     let kind =
         RuntimeKind::from_name(runtime).unwrap_or_else(|| usage(&format!("unknown {runtime}")));
     kind.block_on(async move {
-        let server = Server::builder().runtime(kind).build();
+        let mut builder = Server::builder().runtime(kind);
+        if let Some(adapter) = adapter {
+            builder = builder.adapter(adapter);
+        }
+        let server = builder.build();
         server.ns("/", |ns| {
             ns.on(
                 "echo",
@@ -82,6 +107,12 @@ fn ours(runtime: &str, addr: SocketAddr) {
                     let room: String = args.get(0).unwrap_or_default();
                     let payload: Value = args.get(1).unwrap_or_default();
                     let _ = socket.server().to(&room).emit("bcast", &(payload,));
+                },
+            );
+            ns.on(
+                "shout",
+                |socket: SocketRef, args: Args, _ack: Option<AckSender>| async move {
+                    let _ = socket.server().of("/").emit("shout-back", &args);
                 },
             );
         });

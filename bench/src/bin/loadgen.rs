@@ -16,6 +16,8 @@
 //! loadgen idle      --addr HOST:PORT --pid PID --clients 1000 [--raw]
 //! loadgen broadcast --addr HOST:PORT --pid PID --clients 1000 --inflight 32 [--secs 5] [--raw]
 //! loadgen burst     --addr HOST:PORT --pid PID --clients 1000 --inflight 400 [--raw]
+//! loadgen cluster   --addr A,B,C --pid PA,PB,PC --clients 1000 --inflight 8 [--secs 5]
+//!                   [--redis HOST:PORT --redis-pid PID]
 //! loadgen report    --out FILE
 //! ```
 //!
@@ -26,6 +28,19 @@
 //! Server CPU is utime+stime of `/proc/PID/stat` over the measured window;
 //! the run is marked INVALID when the load generator's own CPU exceeds 90%
 //! of its core (then throughput and latency measure the load generator).
+//!
+//! `cluster` measures a cluster of nodes sharing a bus (`bench/cluster.sh`):
+//! `--clients` connections to each address of `--addr` (opened round-robin),
+//! the first connection to each node a sender; broadcasts (`shout`, which
+//! every node answers with `shout-back` to the whole namespace) are sent by
+//! the senders in turn, `--inflight` outstanding, each complete once every
+//! connection (senders included) has it. Server CPU is summed over the
+//! processes of `--pid`. After the window no broadcast is sent and what is
+//! in flight must arrive within 10 s (else `lost_deliveries`); with
+//! `--redis` Redis's `INFO commandstats` gives the PUBLISH and SPUBLISH
+//! calls per broadcast and, with `--redis-pid`, `/proc/PID/schedstat` its
+//! CPU per broadcast, both over every broadcast sent (from the first to
+//! the drain).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -55,6 +70,11 @@ struct Options {
     mode: String,
     addr: String,
     pid: u32,
+    /// Every process whose CPU is the server's (`--pid A,B,C`).
+    pids: Vec<u32>,
+    /// Redis of the cluster workload, for its command statistics.
+    redis: Option<String>,
+    redis_pid: u32,
     clients: usize,
     inflight: usize,
     secs: u64,
@@ -65,7 +85,7 @@ struct Options {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: loadgen echo|polling|idle|broadcast|burst|report --addr HOST:PORT --pid PID [--clients N] [--inflight N] [--secs S] [--raw] [--out FILE --label NAME] [--workload NAME]");
+    eprintln!("{problem}\nusage: loadgen echo|polling|idle|broadcast|burst|cluster|report --addr HOST:PORT[,HOST:PORT...] --pid PID[,PID...] [--clients N] [--inflight N] [--secs S] [--raw] [--redis HOST:PORT --redis-pid PID] [--out FILE --label NAME] [--workload NAME]");
     std::process::exit(2)
 }
 
@@ -76,6 +96,9 @@ fn main() {
         mode,
         addr: String::from("127.0.0.1:3000"),
         pid: 0,
+        pids: Vec::new(),
+        redis: None,
+        redis_pid: 0,
         clients: 100,
         inflight: 1,
         secs: 5,
@@ -95,7 +118,15 @@ fn main() {
         let number = || -> u64 { value.parse().unwrap_or_else(|_| usage("bad number")) };
         match flag.as_str() {
             "--addr" => options.addr = value.clone(),
-            "--pid" => options.pid = number() as u32,
+            "--pid" => {
+                options.pids = value
+                    .split(',')
+                    .map(|p| p.parse().unwrap_or_else(|_| usage("bad pid")))
+                    .collect();
+                options.pid = options.pids[0];
+            }
+            "--redis" => options.redis = Some(value.clone()),
+            "--redis-pid" => options.redis_pid = number() as u32,
             "--clients" => options.clients = number() as usize,
             "--inflight" => options.inflight = number().max(1) as usize,
             "--secs" => options.secs = number(),
@@ -120,6 +151,7 @@ fn main() {
             "idle" => idle(&options).await,
             "broadcast" => broadcast(&options, false).await,
             "burst" => broadcast(&options, true).await,
+            "cluster" => cluster(&options).await,
             other => usage(&format!("unknown mode {other}")),
         }
     });
@@ -310,6 +342,7 @@ fn digits(mut n: u64, scratch: &mut [u8; 20]) -> &[u8] {
 
 const ECHO_HEAD: &[u8] = b"42[\"echo\",[";
 const BROADCAST_HEAD: &[u8] = b"42[\"broadcast\",\"room\",[";
+const SHOUT_HEAD: &[u8] = b"42[\"shout\",[";
 const EVENT_TAIL: &[u8] = b",\"hello world\"]]";
 
 fn push_event(out: &mut Vec<u8>, head: &[u8], id: u64) {
@@ -546,6 +579,8 @@ impl Histogram {
 struct Stats {
     /// Completed operations (round-trips or deliveries).
     count: AtomicU64,
+    /// Broadcasts every receiver has (broadcast and cluster workloads).
+    completed: AtomicU64,
     /// Latencies are recorded only inside the measured window.
     measuring: AtomicBool,
     latencies: Histogram,
@@ -560,6 +595,7 @@ impl Stats {
     fn new() -> Self {
         Stats {
             count: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
             measuring: AtomicBool::new(false),
             latencies: Histogram::new(),
             ready: AtomicU64::new(0),
@@ -597,6 +633,8 @@ impl Stats {
 /// What one measured window saw.
 struct Window {
     ops: u64,
+    /// Broadcasts completed in the window.
+    completed: u64,
     secs: f64,
     server_cpu_secs: f64,
     self_cpu_share: f64,
@@ -620,32 +658,94 @@ impl Window {
 }
 
 async fn measure(options: &Options, stats: &Stats) -> Window {
-    let pid = options.pid.to_string();
+    let server_ticks = || -> u64 { options.pids.iter().map(|p| cpu_ticks(&p.to_string())).sum() };
     stats.latencies.clear();
-    let (server0, self0, ops0, t0) = (
-        cpu_ticks(&pid),
+    let (server0, self0, ops0, completed0, t0) = (
+        server_ticks(),
         cpu_ticks("self"),
         stats.count.load(Ordering::Relaxed),
+        stats.completed.load(Ordering::Relaxed),
         Instant::now(),
     );
     stats.measuring.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(options.secs)).await;
     stats.measuring.store(false, Ordering::Relaxed);
-    let (server1, self1, ops1, secs) = (
-        cpu_ticks(&pid),
+    let (server1, self1, ops1, completed1, secs) = (
+        server_ticks(),
         cpu_ticks("self"),
         stats.count.load(Ordering::Relaxed),
+        stats.completed.load(Ordering::Relaxed),
         t0.elapsed().as_secs_f64(),
     );
     let quantiles = stats.latencies.quantiles(&[0.50, 0.99]);
     Window {
         ops: ops1 - ops0,
+        completed: completed1 - completed0,
         secs,
         server_cpu_secs: (server1 - server0) as f64 / TICKS_PER_SEC,
         self_cpu_share: (self1 - self0) as f64 / TICKS_PER_SEC / secs,
         p50_us: quantiles[0],
         p99_us: quantiles[1],
     }
+}
+
+/// CPU time of a process so far in nanoseconds, from `/proc/PID/schedstat`
+/// (Redis's share is too small for the 10 ms ticks of `/proc/PID/stat`).
+fn cpu_ns(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// PUBLISH plus SPUBLISH calls so far, from Redis's `INFO commandstats`
+/// (one inline command on a fresh connection, read as a RESP bulk string).
+async fn redis_publishes(addr: &str) -> Option<u64> {
+    let ask = async {
+        let mut stream = connect(addr).await?;
+        stream.write_all(b"INFO commandstats\r\n").await?;
+        let mut reply = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err::<Vec<u8>, Failure>("redis closed the connection".into());
+            }
+            reply.extend_from_slice(&chunk[..n]);
+            // `$LEN\r\n` then LEN bytes and `\r\n`.
+            if let Some(eol) = find(&reply, b"\r\n") {
+                let len: usize = std::str::from_utf8(&reply[1..eol])?.parse()?;
+                if reply.len() >= eol + 2 + len {
+                    return Ok(reply[eol + 2..eol + 2 + len].to_vec());
+                }
+            }
+        }
+    };
+    let reply = match ask.await {
+        Ok(reply) => reply,
+        Err(e) => {
+            eprintln!("redis INFO commandstats: {e}");
+            return None;
+        }
+    };
+    Some(publish_calls(&String::from_utf8_lossy(&reply)))
+}
+
+/// The `calls` of `cmdstat_publish` and `cmdstat_spublish` in an `INFO
+/// commandstats` reply.
+fn publish_calls(info: &str) -> u64 {
+    info.lines()
+        .filter_map(|line| {
+            let rest = line
+                .strip_prefix("cmdstat_publish:")
+                .or_else(|| line.strip_prefix("cmdstat_spublish:"))?;
+            rest.split(',')
+                .find_map(|field| field.strip_prefix("calls="))?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
 }
 
 /// Wait until `n` clients are ready (or have failed); false on timeout.
@@ -897,6 +997,7 @@ async fn receive_broadcasts(
             if let Some(sent_at) = completed {
                 // Fan-out latency: until the last receiver has it.
                 stats.record_latency(sent_at);
+                stats.completed.fetch_add(1, Ordering::Relaxed);
                 let _ = done.send(());
             }
         }
@@ -1046,6 +1147,224 @@ async fn broadcast(options: &Options, burst: bool) -> Result<(), Failure> {
             ),
             ("loadgen_cpu", validity(&window)),
             ("receivers", receivers.to_string()),
+        ],
+    );
+    Ok(())
+}
+
+/// A connection of the cluster workload: counts deliveries like
+/// `receive_broadcasts`; a sender also writes `shout(id)` for every id the
+/// coordinator hands it.
+async fn cluster_client(
+    conn: &mut Conn,
+    stats: &Stats,
+    pending: &Pending,
+    done: &tokio::sync::mpsc::UnboundedSender<()>,
+    mut sends: Option<tokio::sync::mpsc::UnboundedReceiver<u64>>,
+) -> Result<(), Failure> {
+    let Some(commands) = sends.as_mut() else {
+        return receive_broadcasts(conn, stats, pending, done).await;
+    };
+    loop {
+        tokio::select! {
+            id = commands.recv() => {
+                let Some(id) = id else { return Ok(()) };
+                push_event(&mut conn.out, SHOUT_HEAD, id);
+                while let Ok(id) = commands.try_recv() {
+                    push_event(&mut conn.out, SHOUT_HEAD, id);
+                }
+            }
+            read = conn.fill() => {
+                read?;
+                while let Some(payload) = conn.reader.next_packet(&mut conn.out)? {
+                    let Some(id) = parse_id(&conn.reader.buf[payload]) else {
+                        continue;
+                    };
+                    let Some(completed) = pending.delivered(id) else {
+                        continue;
+                    };
+                    stats.count.fetch_add(1, Ordering::Relaxed);
+                    if let Some(sent_at) = completed {
+                        stats.record_latency(sent_at);
+                        stats.completed.fetch_add(1, Ordering::Relaxed);
+                        let _ = done.send(());
+                    }
+                }
+            }
+        }
+        conn.flush().await?;
+    }
+}
+
+/// `--clients` connections to each node of `--addr`, a namespace-wide
+/// broadcast (`shout`) kept `--inflight` deep, sent by the first connection
+/// of each node in turn; a broadcast completes when every connection has
+/// it (its sender too: `shout-back` goes to the whole namespace).
+async fn cluster(options: &Options) -> Result<(), Failure> {
+    let addrs: Vec<String> = options.addr.split(',').map(str::to_string).collect();
+    let total = options.clients * addrs.len();
+    let stats = Arc::new(Stats::new());
+    let pending = Arc::new(Pending::new());
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let permits = Arc::new(tokio::sync::Semaphore::new(CONNECT_PARALLELISM));
+    let mut senders = Vec::new();
+    let started = Instant::now();
+    for i in 0..total {
+        let addr = addrs[i % addrs.len()].clone();
+        let sends = if i < addrs.len() {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+            senders.push(tx);
+            Some(rx)
+        } else {
+            None
+        };
+        let (stats, pending, done_tx, permits) = (
+            stats.clone(),
+            pending.clone(),
+            done_tx.clone(),
+            permits.clone(),
+        );
+        tokio::spawn(async move {
+            let permit = permits.acquire_owned().await;
+            let mut conn = match Conn::open(&addr, false).await {
+                Ok(conn) => conn,
+                Err(e) => return stats.failed(&format!("connect to {addr}"), &e),
+            };
+            drop(permit);
+            stats.ready.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = cluster_client(&mut conn, &stats, &pending, &done_tx, sends).await {
+                stats.broke(&e);
+            }
+        });
+    }
+    drop(done_tx);
+    wait_ready(&stats, total, Duration::from_secs(180)).await;
+    let connect_secs = started.elapsed().as_secs_f64();
+    let receivers = stats.ready.load(Ordering::Relaxed) as usize;
+    let failed = stats.failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        eprintln!("cluster: {failed} of {total} connections failed");
+    }
+    // Let every node see its last connections settle before the first
+    // broadcast, and take Redis's idle CPU (its timers, the nodes' health
+    // checks) meanwhile: it is subtracted from its CPU per broadcast.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (idle_ns, idle_since) = (cpu_ns(options.redis_pid), Instant::now());
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let redis_idle_ns_per_s = cpu_ns(options.redis_pid).saturating_sub(idle_ns) as f64
+        / idle_since.elapsed().as_secs_f64();
+    // Redis's figures cover every broadcast: from the first one sent until
+    // all have arrived (the window alone holds too few of a slow server's).
+    let redis_before = match &options.redis {
+        Some(addr) => redis_publishes(addr).await,
+        None => None,
+    };
+    let (redis_cpu_before, busy_since) = (cpu_ns(options.redis_pid), Instant::now());
+    let mut next_id = 0u64;
+    let send = |next_id: &mut u64| {
+        pending.start(*next_id, receivers);
+        let _ = senders[*next_id as usize % senders.len()].send(*next_id);
+        *next_id += 1;
+    };
+    for _ in 0..options.inflight {
+        send(&mut next_id);
+    }
+    let stats_for_window = stats.clone();
+    let options_for_window = options.clone();
+    let window = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        measure(&options_for_window, &stats_for_window).await
+    });
+    tokio::pin!(window);
+    let window = loop {
+        tokio::select! {
+            done = done_rx.recv() => {
+                if done.is_none() {
+                    return Err("receivers gone".into());
+                }
+                send(&mut next_id);
+                while done_rx.try_recv().is_ok() {
+                    send(&mut next_id);
+                }
+            }
+            window = &mut window => break window?,
+        }
+    };
+    // Stop sending; wait for what is in flight (a lost delivery shows as a
+    // broadcast that never completes).
+    let drain_until = Instant::now() + Duration::from_secs(10);
+    while stats.completed.load(Ordering::Relaxed) < next_id {
+        tokio::select! {
+            done = done_rx.recv() => if done.is_none() { break },
+            _ = tokio::time::sleep_until(drain_until.into()) => break,
+        }
+    }
+    // A node may deliver to its own sockets before its PUBLISH has left it
+    // (always so with one node): give the last ones time to reach Redis.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = next_id;
+    let expected = sent * receivers as u64;
+    let lost = expected.saturating_sub(stats.count.load(Ordering::Relaxed));
+    let redis_busy_ns = cpu_ns(options.redis_pid).saturating_sub(redis_cpu_before) as f64;
+    let redis_idle_ns = redis_idle_ns_per_s * busy_since.elapsed().as_secs_f64();
+    let redis_cpu_us = (redis_busy_ns - redis_idle_ns).max(0.0) / 1e3;
+    let publishes = match (&options.redis, redis_before) {
+        (Some(addr), Some(before)) => redis_publishes(addr)
+            .await
+            .map(|after| after.saturating_sub(before)),
+        _ => None,
+    };
+    if lost > 0 {
+        eprintln!(
+            "cluster {}: {lost} of {expected} deliveries missing 10 s after the last broadcast",
+            options.label
+        );
+    }
+    if window.completed == 0 {
+        eprintln!(
+            "cluster {}: no broadcast completed in the window: deliveries were lost \
+             (does every node deliver the others' broadcasts?)",
+            options.label
+        );
+    }
+    let per_bcast = |x: f64| {
+        if sent == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.2}", x / sent as f64)
+        }
+    };
+    emit(
+        options,
+        &format!("cluster-{}", options.inflight),
+        &[
+            ("deliveries_per_s", format!("{:.0}", window.rate())),
+            (
+                "bcasts_per_s",
+                format!("{:.0}", window.completed as f64 / window.secs),
+            ),
+            ("fanout_p50_us", window.p50_us.to_string()),
+            ("fanout_p99_us", window.p99_us.to_string()),
+            (
+                "cpu_us_per_delivery",
+                format!("{:.3}", window.cpu_us_per_op()),
+            ),
+            (
+                "nodes_cpu",
+                format!("{:.0}%", window.server_cpu_secs * 100.0 / window.secs),
+            ),
+            ("redis_cpu_us_per_bcast", per_bcast(redis_cpu_us)),
+            (
+                "publishes_per_bcast",
+                publishes.map_or_else(|| "-".to_string(), |p| per_bcast(p as f64)),
+            ),
+            ("loadgen_cpu", validity(&window)),
+            ("receivers", receivers.to_string()),
+            ("bcasts_sent", sent.to_string()),
+            ("lost_deliveries", lost.to_string()),
+            ("failed_conns", failed.to_string()),
+            ("errors", stats.errors.load(Ordering::Relaxed).to_string()),
+            ("connect_secs", format!("{connect_secs:.1}")),
         ],
     );
     Ok(())
@@ -1386,7 +1705,7 @@ fn primary_metric(workload: &str) -> &'static str {
     match workload.split('-').next() {
         Some("echo") | Some("polling") => "cpu_us_per_rt",
         Some("idle") => "kb_per_conn",
-        Some("broadcast") => "cpu_us_per_delivery",
+        Some("broadcast") | Some("cluster") => "cpu_us_per_delivery",
         Some("burst") => "peak_rss_kb",
         _ => "",
     }
@@ -1435,6 +1754,22 @@ impl Results {
         results
     }
 
+    /// The server a workload's ratios are against: `ours-tokio`, else the
+    /// first of ours with a figure (the cluster workload's `ours-node`, or
+    /// `ours-python` while that has none).
+    fn base(&self, workload: &str) -> Option<&str> {
+        let servers = self.servers.get(workload)?;
+        servers
+            .iter()
+            .find(|s| *s == "ours-tokio")
+            .or_else(|| {
+                servers.iter().find(|s| {
+                    s.starts_with("ours") && self.primary(workload, s).is_some_and(|v| v > 0.0)
+                })
+            })
+            .map(String::as_str)
+    }
+
     fn get(&self, workload: &str, server: &str, metric: &str) -> Option<&str> {
         self.values
             .get(&(workload.to_string(), server.to_string(), metric.to_string()))
@@ -1467,10 +1802,11 @@ fn report(path: &str) {
     for workload in &results.workloads {
         let primary = primary_metric(workload);
         let names = &results.metrics[workload];
-        println!("\n### {workload} (ratio: {primary} / ours-tokio's)\n");
+        let base_name = results.base(workload).unwrap_or("ours-tokio");
+        println!("\n### {workload} (ratio: {primary} / {base_name}'s)\n");
         println!("| server | {} | ratio |", names.join(" | "));
         println!("|---{}|---|", "|---".repeat(names.len()));
-        let base = results.primary(workload, "ours-tokio");
+        let base = results.primary(workload, base_name);
         for server in &results.servers[workload] {
             let cells: Vec<&str> = names
                 .iter()
@@ -1539,7 +1875,7 @@ fn report_runtimes(results: &Results) -> Vec<(String, f64, bool)> {
 
 /// The targets table: each target of issue 6 checked on this run.
 fn report_targets(results: &Results, spreads: &[(String, f64, bool)]) {
-    println!("\n### targets (issue 6, ratios in this run; ours = ours-tokio)\n");
+    println!("\n### targets (issues 6 and 11, ratios in this run; ours = ours-tokio)\n");
     println!("| target | ours | peer | ratio | limit | result |");
     println!("|---|---|---|---|---|---|");
     let row = |workload: &str, peer: &str, limit: f64| {
@@ -1579,6 +1915,35 @@ fn report_targets(results: &Results, spreads: &[(String, f64, bool)]) {
     }
     for workload in ["broadcast-1", "broadcast-32"] {
         row(workload, "socketioxide", 0.7);
+    }
+    // Issue 11: a broadcast costs the bus one publish, not one per receiver.
+    for workload in results
+        .workloads
+        .iter()
+        .filter(|w| w.starts_with("cluster"))
+    {
+        for server in &results.servers[workload] {
+            let name = format!("{workload} {server}: publishes per broadcast");
+            let Some(per) = results
+                .get(workload, server, "publishes_per_bcast")
+                .and_then(|v| v.parse::<f64>().ok())
+            else {
+                println!("| {name} | - | - | - | 1 | n/a (not measured) |");
+                continue;
+            };
+            let lost = results
+                .get(workload, server, "lost_deliveries")
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            let result = if lost > 0 {
+                "missed (deliveries lost)"
+            } else if (0.95..=1.05).contains(&per) {
+                "met"
+            } else {
+                "missed"
+            };
+            println!("| {name} | {per} | - | - | 1 | {result} |");
+        }
     }
     // Burst's peak memory depends on the backpressure policy, not speed.
     let worst = spreads
@@ -1672,6 +2037,25 @@ mod tests {
         assert_eq!(&out[6..], payload);
         assert_eq!(parse_id(payload), Some(907));
         assert_eq!(parse_id(b"42[\"echo-back\",[0,\"x\"]]"), Some(0));
+    }
+
+    #[test]
+    fn publish_calls_of_info_commandstats() {
+        let info = "# Commandstats\r\ncmdstat_ping:calls=3,usec=1,usec_per_call=0.33\r\n\
+                    cmdstat_publish:calls=1200,usec=900,usec_per_call=0.75,rejected_calls=0\r\n\
+                    cmdstat_spublish:calls=7,usec=5\r\n";
+        assert_eq!(publish_calls(info), 1207);
+        assert_eq!(publish_calls("# Commandstats\r\n"), 0);
+        let shout = {
+            let mut out = Vec::new();
+            push_event(&mut out, SHOUT_HEAD, 42);
+            out
+        };
+        assert_eq!(&shout[6..], b"42[\"shout\",[42,\"hello world\"]]");
+        assert_eq!(
+            parse_id(b"42[\"shout-back\",[42,\"hello world\"]]"),
+            Some(42)
+        );
     }
 
     #[test]

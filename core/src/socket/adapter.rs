@@ -44,6 +44,10 @@ pub struct LocalAdapter {
     rooms: BTreeMap<Str, BTreeSet<Str>>,
     /// Socket id to the rooms it is in.
     socket_rooms: BTreeMap<Str, BTreeSet<Str>>,
+    /// Rooms created (`true`) and deleted (`false`) since the last
+    /// [`LocalAdapter::take_room_changes`], when tracked; the flag says
+    /// whether a socket's own room counts.
+    room_log: Option<(bool, Vec<(Str, bool)>)>,
 }
 
 impl LocalAdapter {
@@ -52,8 +56,35 @@ impl LocalAdapter {
         LocalAdapter::default()
     }
 
+    /// Record rooms created and deleted from now on (a cluster format
+    /// that gives rooms channels of their own listens on them), own rooms
+    /// of sockets too when `own_ids`.
+    pub fn track_rooms(&mut self, own_ids: bool) {
+        self.room_log.get_or_insert((own_ids, Vec::new()));
+    }
+
+    /// Rooms created (`true`) and deleted (`false`) since the last call,
+    /// in order.
+    pub fn take_room_changes(&mut self) -> Vec<(Str, bool)> {
+        self.room_log
+            .as_mut()
+            .map(|(_, log)| std::mem::take(log))
+            .unwrap_or_default()
+    }
+
+    fn log_room(&mut self, socket: &Str, room: &Str, created: bool) {
+        if let Some((own_ids, log)) = &mut self.room_log {
+            if *own_ids || socket != room {
+                log.push((room.clone(), created));
+            }
+        }
+    }
+
     /// Put `socket` in `room` (idempotent).
     pub fn join(&mut self, socket: &Str, room: &Str) {
+        if self.room_log.is_some() && !self.rooms.contains_key(room) {
+            self.log_room(socket, room, true);
+        }
         self.socket_rooms
             .entry(socket.clone())
             .or_default()
@@ -76,6 +107,7 @@ impl LocalAdapter {
             members.remove(socket);
             if members.is_empty() {
                 self.rooms.remove(room);
+                self.log_room(socket, room, false);
             }
         }
     }
@@ -88,6 +120,7 @@ impl LocalAdapter {
                 members.remove(socket);
                 if members.is_empty() {
                     self.rooms.remove(room);
+                    self.log_room(socket, room, false);
                 }
             }
         }

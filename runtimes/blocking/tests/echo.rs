@@ -1,11 +1,14 @@
 //! The blocking client against the `custom_event_loop` example's server,
-//! run in-process on a thread.
+//! run in-process on a thread; with `--redis`, two of them as a cluster
+//! over a `redis-server` child.
 
 #[allow(dead_code)]
 #[path = "../../../examples/custom_event_loop.rs"]
 mod custom_event_loop;
 
-use std::net::TcpListener;
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -23,7 +26,7 @@ const WAIT: Duration = Duration::from_secs(5);
 struct Server {
     port: u16,
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<JoinHandle<io::Result<()>>>,
 }
 
 impl Server {
@@ -32,12 +35,25 @@ impl Server {
     }
 
     fn start_on(port: u16, parser: AnyParser) -> Server {
+        Server::spawn(port, parser, None)
+    }
+
+    /// One node of a cluster over the Redis at `redis` (`--redis`).
+    fn start_clustered(redis: &str) -> Server {
+        Server::spawn(0, JsonParser.into(), Some(redis.to_owned()))
+    }
+
+    fn spawn(port: u16, parser: AnyParser, redis: Option<String>) -> Server {
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = thread::spawn(move || {
-            custom_event_loop::serve(listener, parser, &flag).expect("server loop");
+            let result = custom_event_loop::serve(listener, parser, redis.as_deref(), &flag);
+            if let Err(e) = &result {
+                eprintln!("server loop: {e}");
+            }
+            result
         });
         Server {
             port,
@@ -48,6 +64,13 @@ impl Server {
 
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Waits for the loop to end by itself (it was not told to stop).
+    fn ended(mut self) -> io::Result<()> {
+        let thread = self.thread.take().unwrap();
+        wait_until("the server loop to end", || thread.is_finished());
+        thread.join().expect("server thread")
     }
 }
 
@@ -307,12 +330,7 @@ fn refusal_is_a_typed_error() {
 
 #[test]
 fn nothing_listening() {
-    // A port that was just free.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let err = Client::connect(&url, ClientOptions::default().reconnection(false)).unwrap_err();
     assert!(matches!(err, Error::ConnectFailed), "{err:?}");
@@ -453,4 +471,140 @@ fn invalid_json_arguments_close_the_session() {
         Err(Error::Timeout)
     ));
     drop(client);
+}
+
+/// A `redis-server` child on a free port, persisting nothing; killed on
+/// drop.
+struct RedisServer {
+    port: u16,
+    child: Child,
+}
+
+impl RedisServer {
+    fn start() -> RedisServer {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (installed with the `redis-server` package) must be on PATH");
+        let server = RedisServer { port, child };
+        wait_until("redis-server to answer PING", || server.ping());
+        server
+    }
+
+    fn ping(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut reply = [0u8; 7];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG\r\n"
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A port that was just free.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Two nodes over Redis: a `shout` on either reaches the clients of both,
+/// in its namespace only, and the sender's own node sends it once.
+#[test]
+fn cluster_over_redis_relays_broadcasts() {
+    let redis = RedisServer::start();
+    let a = Server::start_clustered(&redis.url());
+    let b = Server::start_clustered(&redis.url());
+    let connect = |server: &Server| {
+        let options = ClientOptions::default()
+            .transports(ClientTransports::WebSocket)
+            .namespace("/", None)
+            .namespace("/custom", None);
+        let client = Client::connect(&server.url(), options).expect("connect");
+        let _ = receive_named(&client, "/", "auth");
+        let _ = receive_named(&client, "/custom", "auth");
+        client
+    };
+    // Connected means served, and a node serves once Redis confirmed its
+    // subscription: both nodes hear each other from here on.
+    let on_a = connect(&a);
+    let on_b = connect(&b);
+
+    on_a.emit("shout", &("from a", 1)).unwrap();
+    for client in [&on_b, &on_a] {
+        let back = receive_named(client, "/", "shout-back");
+        let args: (String, i64) = back.args.deserialize().unwrap();
+        assert_eq!(args, ("from a".to_owned(), 1));
+    }
+
+    on_b.emit_in("/custom", "shout", &("from b",)).unwrap();
+    for client in [&on_a, &on_b] {
+        let back = receive_named(client, "/custom", "shout-back");
+        assert_eq!(back.args.get::<String>(0).unwrap(), "from b");
+    }
+
+    // Nothing else arrives: no copy from the bus of a node's own broadcast,
+    // no broadcast in the other namespace.
+    for client in [&on_a, &on_b] {
+        match client.receive(Some(Duration::from_millis(300))) {
+            Err(Error::Timeout) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// Without Redis the node does not start; when Redis goes away the loop
+/// ends with an error (this example does not reconnect).
+#[test]
+fn cluster_over_redis_fails_clearly() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("redis://127.0.0.1:{}", free_port());
+    let err = custom_event_loop::serve(
+        listener,
+        JsonParser.into(),
+        Some(&nowhere),
+        &AtomicBool::new(false),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("Redis"), "{err}");
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let err = custom_event_loop::serve(
+        listener,
+        JsonParser.into(),
+        Some("http://127.0.0.1:6379"),
+        &AtomicBool::new(false),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("Redis URL"), "{err}");
+
+    let mut redis = RedisServer::start();
+    let server = Server::start_clustered(&redis.url());
+    let client = Client::connect(&server.url(), ClientOptions::default()).unwrap();
+    let _ = receive_named(&client, "/", "auth");
+    redis.kill();
+    let err = server.ended().unwrap_err();
+    assert!(err.to_string().contains("Redis"), "{err}");
 }

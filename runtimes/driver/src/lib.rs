@@ -29,8 +29,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod amqp;
 #[cfg(feature = "async-io")]
 mod async_io;
+mod bus;
 mod client;
 mod conn;
 mod engine_server;

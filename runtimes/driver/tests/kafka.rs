@@ -1,69 +1,50 @@
 //! The Kafka bus against a real Kafka-protocol broker: tansu, an Apache
 //! Kafka-compatible broker from crates.io, run with in-memory storage.
-//! The binary is cached under `~/.cache/socketio-tansu` (or
-//! `$SOCKETIO_TANSU`), installed with `cargo install` when missing (several
-//! minutes, once); when that is impossible the tests print a note and
-//! pass.
+//! `tests/interop/tansu.sh` finds the binary (`$SOCKETIO_TANSU`, else
+//! `~/.cache/socketio-tansu`) or installs it with `cargo install` (several
+//! minutes, once); without it the broker tests fail. Fake brokers sending
+//! garbage need nothing.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::future::{select, Either};
 use socketio_core::cluster::{BusCommand, BusInput, ChannelKind};
 use socketio_core::Str;
 use socketio_driver::kafka::{spawn_kafka_bus, KafkaBus, KafkaBusError, KafkaConfig};
 use socketio_driver::Runtime;
 
+mod common;
+use common::{free_port, message};
+
 // ---------------------------------------------------------------- broker
 
-/// The tansu binary, installed once if missing; `None` if impossible.
-fn tansu() -> Option<PathBuf> {
-    static TANSU: OnceLock<Option<PathBuf>> = OnceLock::new();
+/// The tansu binary (`tests/interop/tansu.sh`, installing it if missing).
+fn tansu() -> PathBuf {
+    static TANSU: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     TANSU
         .get_or_init(|| {
-            if let Some(p) = std::env::var_os("SOCKETIO_TANSU") {
-                return Some(PathBuf::from(p));
-            }
-            let root = PathBuf::from(std::env::var_os("HOME")?).join(".cache/socketio-tansu");
-            let bin = root.join("bin/tansu");
-            if bin.exists() {
-                return Some(bin);
-            }
-            eprintln!("tansu missing: cargo install tansu --locked --features dynostore (minutes)");
-            let ok = Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()))
-                .args([
-                    "install",
-                    "tansu",
-                    "--locked",
-                    "--features",
-                    "dynostore",
-                    "--root",
-                ])
-                .arg(&root)
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok && bin.exists() {
-                Some(bin)
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/tansu.sh");
+            let output = Command::new("sh")
+                .arg(&script)
+                .stdin(Stdio::null())
+                .stderr(Stdio::inherit())
+                .output()
+                .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+            let path = String::from_utf8_lossy(&output.stdout).trim().to_string();
+            if output.status.success() && !path.is_empty() {
+                Ok(PathBuf::from(path))
             } else {
-                eprintln!("NOTE: tansu could not be installed: Kafka bus tests skipped");
-                None
+                Err(format!("{} failed ({})", script.display(), output.status))
             }
         })
         .clone()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+        .unwrap_or_else(|e| panic!("no tansu, the Kafka broker of these tests: {e}"))
 }
 
 /// A tansu broker child process with in-memory storage, killed on drop.
@@ -74,14 +55,14 @@ struct Broker {
 }
 
 impl Broker {
-    fn start(topics: &[(&str, u32)]) -> Option<Broker> {
+    fn start(topics: &[(&str, u32)]) -> Broker {
         let mut broker = Broker {
-            bin: tansu()?,
+            bin: tansu(),
             child: None,
             port: free_port(),
         };
         broker.spawn(topics);
-        Some(broker)
+        broker
     }
 
     fn spawn(&mut self, topics: &[(&str, u32)]) {
@@ -145,12 +126,7 @@ impl Drop for Broker {
 
 // ---------------------------------------------------------------- bus
 
-struct TestBus {
-    bus: KafkaBus,
-    commands: async_channel::Sender<BusCommand>,
-    inputs: async_channel::Receiver<BusInput>,
-    runtime: Arc<dyn Runtime>,
-}
+type TestBus = common::TestBus<KafkaBus>;
 
 fn config(url: &str) -> KafkaConfig {
     KafkaConfig::from_urls(url)
@@ -167,26 +143,9 @@ impl TestBus {
             .with_max_level(tracing::Level::DEBUG)
             .with_test_writer()
             .try_init();
-        let (commands, rx) = async_channel::unbounded();
-        let (tx, inputs) = async_channel::unbounded();
-        let bus = spawn_kafka_bus(
-            runtime.clone(),
-            config,
-            rx,
-            Arc::new(move |input| {
-                let _ = tx.try_send(input);
-            }),
-        );
-        TestBus {
-            bus,
-            commands,
-            inputs,
-            runtime,
-        }
-    }
-
-    fn send(&self, command: BusCommand) {
-        self.commands.try_send(command).unwrap();
+        TestBus::start(runtime.clone(), Duration::from_secs(10), |rx, inputs| {
+            spawn_kafka_bus(runtime, config, rx, inputs)
+        })
     }
 
     fn subscribe(&self, channel: &str) {
@@ -209,31 +168,6 @@ impl TestBus {
             .flush(Instant::now() + Duration::from_secs(10))
             .await
             .expect("flush");
-    }
-
-    async fn next(&self) -> BusInput {
-        self.next_within(Duration::from_secs(10))
-            .await
-            .expect("no bus input in time")
-    }
-
-    async fn next_within(&self, wait: Duration) -> Option<BusInput> {
-        let recv = std::pin::pin!(self.inputs.recv());
-        match select(recv, self.runtime.sleep_until(Instant::now() + wait)).await {
-            Either::Left((input, _)) => Some(input.expect("bus inputs closed")),
-            Either::Right(_) => None,
-        }
-    }
-
-    async fn expect(&self, want: BusInput) {
-        assert_eq!(self.next().await, want);
-    }
-}
-
-fn message(channel: &str, payload: &[u8]) -> BusInput {
-    BusInput::Message {
-        channel: Str::from(channel),
-        payload: Bytes::copy_from_slice(payload),
     }
 }
 
@@ -302,9 +236,7 @@ async fn exchange_scenario(rt: Arc<dyn Runtime>, url: String) {
 
 #[test]
 fn exchange_tokio() {
-    let Some(broker) = Broker::start(&[("socketio", 1)]) else {
-        return;
-    };
+    let broker = Broker::start(&[("socketio", 1)]);
     socketio_tokio::TokioRuntime::block_on(async {
         let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
         exchange_scenario(rt, broker.url()).await;
@@ -313,9 +245,7 @@ fn exchange_tokio() {
 
 #[test]
 fn exchange_async_std() {
-    let Some(broker) = Broker::start(&[("socketio", 1)]) else {
-        return;
-    };
+    let broker = Broker::start(&[("socketio", 1)]);
     socketio_async_std::AsyncStdRuntime::block_on(exchange_scenario(
         Arc::new(socketio_async_std::AsyncStdRuntime),
         broker.url(),
@@ -324,9 +254,7 @@ fn exchange_async_std() {
 
 #[test]
 fn exchange_smol() {
-    let Some(broker) = Broker::start(&[("socketio", 1)]) else {
-        return;
-    };
+    let broker = Broker::start(&[("socketio", 1)]);
     socketio_smol::SmolRuntime::block_on(exchange_scenario(
         Arc::new(socketio_smol::SmolRuntime),
         broker.url(),
@@ -337,9 +265,7 @@ fn exchange_smol() {
 /// topics at once, and a second bootstrap URL that is down is skipped.
 #[test]
 fn partitions_and_bootstrap_list_tokio() {
-    let Some(broker) = Broker::start(&[("multi", 3), ("other", 1)]) else {
-        return;
-    };
+    let broker = Broker::start(&[("multi", 3), ("other", 1)]);
     let dead = format!("kafka://127.0.0.1:{}", free_port());
     let urls = format!("{dead},{}", broker.url());
     socketio_tokio::TokioRuntime::block_on(async {
@@ -402,9 +328,7 @@ async fn restart_scenario(rt: Arc<dyn Runtime>, broker: &mut Broker) {
 
 #[test]
 fn broker_restart_tokio() {
-    let Some(mut broker) = Broker::start(&[("socketio", 1)]) else {
-        return;
-    };
+    let mut broker = Broker::start(&[("socketio", 1)]);
     socketio_tokio::TokioRuntime::block_on(async {
         let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
         restart_scenario(rt, &mut broker).await;
@@ -413,9 +337,7 @@ fn broker_restart_tokio() {
 
 #[test]
 fn broker_restart_smol() {
-    let Some(mut broker) = Broker::start(&[("socketio", 1)]) else {
-        return;
-    };
+    let mut broker = Broker::start(&[("socketio", 1)]);
     socketio_smol::SmolRuntime::block_on(restart_scenario(
         Arc::new(socketio_smol::SmolRuntime),
         &mut broker,
@@ -424,9 +346,7 @@ fn broker_restart_smol() {
 
 #[test]
 fn flush_after_many_publishes_tokio() {
-    let Some(broker) = Broker::start(&[("socketio", 1)]) else {
-        return;
-    };
+    let broker = Broker::start(&[("socketio", 1)]);
     socketio_tokio::TokioRuntime::block_on(async {
         let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
         let url = broker.url();

@@ -10,11 +10,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::future::{select, Either};
-use socketio_core::cluster::{BusCommand, BusInput, ChannelKind};
+use socketio_core::cluster::{BusCommand, BusInput, ChannelKind, StreamEntry};
 use socketio_core::Str;
 use socketio_driver::redis::{spawn_redis_bus, RedisBus, RedisConfig};
 use socketio_driver::Runtime;
+
+mod common;
+use common::{free_port, message};
 
 // ---------------------------------------------------------------- server
 
@@ -57,14 +59,6 @@ fn redis_major() -> u32 {
         .and_then(|v| v.split('.').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
@@ -183,13 +177,7 @@ fn ping<S: Read + Write>(mut s: S) -> std::io::Result<()> {
 
 // ---------------------------------------------------------------- bus
 
-/// A bus under test: its command sender and what it reported.
-struct TestBus {
-    bus: RedisBus,
-    commands: async_channel::Sender<BusCommand>,
-    inputs: async_channel::Receiver<BusInput>,
-    runtime: Arc<dyn Runtime>,
-}
+type TestBus = common::TestBus<RedisBus>;
 
 fn quick(config: RedisConfig) -> RedisConfig {
     config
@@ -199,26 +187,9 @@ fn quick(config: RedisConfig) -> RedisConfig {
 
 impl TestBus {
     fn new(runtime: Arc<dyn Runtime>, config: RedisConfig) -> TestBus {
-        let (commands, rx) = async_channel::unbounded();
-        let (tx, inputs) = async_channel::unbounded();
-        let bus = spawn_redis_bus(
-            runtime.clone(),
-            quick(config),
-            rx,
-            Arc::new(move |input| {
-                let _ = tx.try_send(input);
-            }),
-        );
-        TestBus {
-            bus,
-            commands,
-            inputs,
-            runtime,
-        }
-    }
-
-    fn send(&self, command: BusCommand) {
-        self.commands.try_send(command).unwrap();
+        TestBus::start(runtime.clone(), Duration::from_secs(5), |rx, inputs| {
+            spawn_redis_bus(runtime, quick(config), rx, inputs)
+        })
     }
 
     fn subscribe(&self, channel: &str, kind: ChannelKind) {
@@ -243,25 +214,6 @@ impl TestBus {
             .expect("flush");
     }
 
-    /// The next input, within 5 s.
-    async fn next(&self) -> BusInput {
-        self.next_within(Duration::from_secs(5))
-            .await
-            .expect("no bus input in time")
-    }
-
-    async fn next_within(&self, wait: Duration) -> Option<BusInput> {
-        let recv = std::pin::pin!(self.inputs.recv());
-        match select(recv, self.runtime.sleep_until(Instant::now() + wait)).await {
-            Either::Left((input, _)) => Some(input.expect("bus inputs closed")),
-            Either::Right(_) => None,
-        }
-    }
-
-    async fn expect(&self, want: BusInput) {
-        assert_eq!(self.next().await, want);
-    }
-
     async fn count(&self, channel: &str, sharded: bool) -> u64 {
         self.send(BusCommand::CountSubscribers {
             channel: Str::from(channel),
@@ -271,13 +223,6 @@ impl TestBus {
             BusInput::Subscribers { channel: c, count } if c == channel => count,
             other => panic!("expected a count, got {other:?}"),
         }
-    }
-}
-
-fn message(channel: &str, payload: &[u8]) -> BusInput {
-    BusInput::Message {
-        channel: Str::from(channel),
-        payload: Bytes::copy_from_slice(payload),
     }
 }
 
@@ -705,4 +650,380 @@ fn spawn_sentinel(s: &mut RedisServer) {
         .expect("start redis-sentinel");
     s.child = Some(child);
     s.wait_ready();
+}
+
+// ------------------------------------------------------- streams and keys
+
+fn field(k: &str, v: &[u8]) -> (Bytes, Bytes) {
+    (
+        Bytes::copy_from_slice(k.as_bytes()),
+        Bytes::copy_from_slice(v),
+    )
+}
+
+impl TestBus {
+    fn append(&self, stream: &str, fields: Vec<(Bytes, Bytes)>, max_len: Option<u64>, token: u64) {
+        self.send(BusCommand::StreamAppend {
+            stream: Str::from(stream),
+            fields,
+            max_len,
+            token,
+        });
+    }
+
+    /// The next input that is not `Up`/`Down`.
+    async fn next_answer(&self) -> BusInput {
+        loop {
+            match self.next().await {
+                BusInput::Up | BusInput::Down => continue,
+                other => return other,
+            }
+        }
+    }
+
+    async fn appended(&self, token: u64) -> Option<Str> {
+        match self.next_answer().await {
+            BusInput::StreamAppended { token: t, id } if t == token => id,
+            other => panic!("expected StreamAppended {token}, got {other:?}"),
+        }
+    }
+
+    async fn entry(&self, stream: &str) -> StreamEntry {
+        match self.next_answer().await {
+            BusInput::StreamEntry { stream: s, entry } if s == stream => entry,
+            other => panic!("expected an entry of {stream}, got {other:?}"),
+        }
+    }
+
+    async fn range(
+        &self,
+        stream: &str,
+        start: &str,
+        end: &str,
+        count: Option<u64>,
+    ) -> Option<Vec<StreamEntry>> {
+        self.send(BusCommand::StreamRange {
+            stream: Str::from(stream),
+            start: Str::from(start),
+            end: Str::from(end),
+            count,
+            token: 77,
+        });
+        match self.next_answer().await {
+            BusInput::StreamRange { token: 77, entries } => entries,
+            other => panic!("expected a range, got {other:?}"),
+        }
+    }
+
+    async fn take(&self, key: &str) -> Option<Bytes> {
+        self.send(BusCommand::TakeKey {
+            key: Str::from(key),
+            token: 88,
+        });
+        match self.next_answer().await {
+            BusInput::KeyTaken { token: 88, value } => value,
+            other => panic!("expected a taken key, got {other:?}"),
+        }
+    }
+}
+
+async fn streams_scenario(runtime: Arc<dyn Runtime>, url: String) {
+    let config = || {
+        RedisConfig::from_url(&url)
+            .unwrap()
+            .stream_read(Duration::from_millis(200), 3)
+    };
+    let a = TestBus::new(runtime.clone(), config());
+    let b = TestBus::new(runtime.clone(), config());
+    a.expect(BusInput::Up).await;
+    b.expect(BusInput::Up).await;
+
+    // An entry from before the follow is not reported with `from: None`.
+    b.append("s", vec![field("k", b"before")], None, 1);
+    let before = b.appended(1).await.expect("appended");
+    a.send(BusCommand::StreamFollow {
+        stream: Str::from("s"),
+        from: None,
+    });
+    // Give the follower time to pin its start.
+    runtime
+        .sleep_until(Instant::now() + Duration::from_millis(300))
+        .await;
+    // Binary-safe fields, in order, repeated names kept.
+    let fields = vec![
+        field("uid", b"u1"),
+        field("nsp", b"/"),
+        field("data", &[0, 0xff, b'\r', b'\n']),
+        field("nsp", b"/x"),
+    ];
+    b.append("s", fields.clone(), Some(1000), 2);
+    let id = b.appended(2).await.expect("appended");
+    assert!(
+        id.parse::<socketio_core::cluster::node::streams::StreamId>()
+            .unwrap()
+            > before.parse().unwrap()
+    );
+    assert_eq!(
+        a.entry("s").await,
+        StreamEntry {
+            id: id.clone(),
+            fields: fields.clone()
+        }
+    );
+    // More than one XREAD's worth (count 3), in order.
+    let mut ids = Vec::new();
+    for i in 0..10u64 {
+        b.append(
+            "s",
+            vec![field("i", i.to_string().as_bytes())],
+            None,
+            10 + i,
+        );
+        ids.push(b.appended(10 + i).await.unwrap());
+    }
+    for want in &ids {
+        assert_eq!(&a.entry("s").await.id, want);
+    }
+    // A second follower from a given id gets what followed it.
+    b.send(BusCommand::StreamFollow {
+        stream: Str::from("s"),
+        from: Some(ids[7].clone()),
+    });
+    assert_eq!(b.entry("s").await.id, ids[8]);
+    assert_eq!(b.entry("s").await.id, ids[9]);
+    // Following twice changes nothing; unfollowing stops the entries.
+    b.send(BusCommand::StreamFollow {
+        stream: Str::from("s"),
+        from: None,
+    });
+    b.send(BusCommand::StreamUnfollow {
+        stream: Str::from("s"),
+    });
+    b.flush().await;
+    runtime
+        .sleep_until(Instant::now() + Duration::from_millis(300))
+        .await;
+    a.append("s", vec![field("after", b"unfollow")], None, 30);
+    // The answer and the entry come over different connections: any order.
+    let (mut appended, mut read) = (None, None);
+    for _ in 0..2 {
+        match a.next_answer().await {
+            BusInput::StreamAppended { token: 30, id } => appended = id,
+            BusInput::StreamEntry { entry, .. } => read = Some(entry.id),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(appended.is_some());
+    assert_eq!(appended, read);
+    assert_eq!(b.next_within(Duration::from_millis(500)).await, None);
+
+    // Ranges: inclusive, counted, in order.
+    let all = a.range("s", "-", "+", None).await.unwrap();
+    assert_eq!(all.len(), 13);
+    assert_eq!(
+        all[1],
+        StreamEntry {
+            id: id.clone(),
+            fields
+        }
+    );
+    let some = a.range("s", &ids[2], "+", Some(2)).await.unwrap();
+    assert_eq!(
+        some.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+        ids[2..4]
+    );
+    assert_eq!(a.range("s", &id, &id, Some(1)).await.unwrap().len(), 1);
+    assert_eq!(a.range("nothing", "-", "+", None).await, Some(Vec::new()));
+    assert_eq!(a.range("s", "not-an-id", "+", None).await, None);
+
+    // MAXLEN ~ trims (by whole macro nodes: about, not exactly).
+    for i in 0..300u64 {
+        a.append(
+            "trimmed",
+            vec![field("i", i.to_string().as_bytes())],
+            Some(10),
+            1000 + i,
+        );
+    }
+    for i in 0..300u64 {
+        assert!(a.appended(1000 + i).await.is_some());
+    }
+    let kept = a.range("trimmed", "-", "+", None).await.unwrap().len();
+    assert!((10..300).contains(&kept), "kept {kept}");
+
+    // Keys: set with a TTL, taken once.
+    a.send(BusCommand::SetKey {
+        key: Str::from("sio:session:p1"),
+        value: Bytes::from_static(b"hKNz\x00"),
+        ttl: Some(Duration::from_secs(60)),
+    });
+    // Another connection: wait for the SET to be done first.
+    a.flush().await;
+    assert_eq!(
+        b.take("sio:session:p1").await,
+        Some(Bytes::from_static(b"hKNz\x00"))
+    );
+    assert_eq!(b.take("sio:session:p1").await, None);
+    a.send(BusCommand::SetKey {
+        key: Str::from("short"),
+        value: Bytes::from_static(b"v"),
+        ttl: Some(Duration::from_millis(50)),
+    });
+    a.flush().await;
+    runtime
+        .sleep_until(Instant::now() + Duration::from_millis(200))
+        .await;
+    assert_eq!(a.take("short").await, None);
+
+    // Refusals are answers, not silence: a key of another type.
+    a.send(BusCommand::SetKey {
+        key: Str::from("plain"),
+        value: Bytes::from_static(b"v"),
+        ttl: None,
+    });
+    a.append("plain", vec![field("k", b"v")], None, 99);
+    assert_eq!(a.appended(99).await, None);
+    assert_eq!(a.range("plain", "-", "+", None).await, None);
+    a.append("s", Vec::new(), None, 100);
+    assert_eq!(a.appended(100).await, None);
+    // The bus still works after them.
+    assert_eq!(a.take("plain").await, Some(Bytes::from_static(b"v")));
+    a.bus.stop();
+    b.bus.stop();
+}
+
+#[test]
+fn streams_tokio() {
+    if !have_redis() {
+        return;
+    }
+    let server = RedisServer::start(&[]);
+    socketio_tokio::TokioRuntime::block_on(async {
+        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+        streams_scenario(rt, server.url()).await;
+    });
+}
+
+#[test]
+fn streams_smol() {
+    if !have_redis() {
+        return;
+    }
+    let server = RedisServer::start(&[]);
+    socketio_smol::SmolRuntime::block_on(streams_scenario(
+        Arc::new(socketio_smol::SmolRuntime),
+        server.url(),
+    ));
+}
+
+#[test]
+fn streams_async_std() {
+    if !have_redis() {
+        return;
+    }
+    let server = RedisServer::start(&[]);
+    socketio_async_std::AsyncStdRuntime::block_on(streams_scenario(
+        Arc::new(socketio_async_std::AsyncStdRuntime),
+        server.url(),
+    ));
+}
+
+/// Through a broker restart: the follower resumes after the last entry it
+/// reported, an append made while down is sent once back, a range in
+/// flight is asked again.
+async fn streams_restart_scenario(rt: Arc<dyn Runtime>, server: &mut RedisServer) {
+    let url = server.url();
+    let config = || {
+        quick(RedisConfig::from_url(&url).unwrap())
+            .stream_read(Duration::from_millis(200), 10)
+            .io_timeout(Duration::from_secs(2))
+    };
+    let a = TestBus::new(rt.clone(), config());
+    let b = TestBus::new(rt.clone(), config());
+    a.expect(BusInput::Up).await;
+    b.expect(BusInput::Up).await;
+    a.send(BusCommand::StreamFollow {
+        stream: Str::from("s"),
+        from: Some(Str::from("0-0")),
+    });
+    b.append("s", vec![field("n", b"1")], None, 1);
+    let first = b.appended(1).await.unwrap();
+    assert_eq!(a.entry("s").await.id, first);
+
+    server.kill();
+    a.expect(BusInput::Down).await;
+    b.expect(BusInput::Down).await;
+    b.append("s", vec![field("n", b"2")], None, 2);
+    b.send(BusCommand::TakeKey {
+        key: Str::from("k"),
+        token: 3,
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    server.restart();
+    // The queued append is answered once the link is back.
+    let second = b.appended(2).await.expect("appended after the restart");
+    match b.next_answer().await {
+        BusInput::KeyTaken {
+            token: 3,
+            value: None,
+        } => {}
+        other => panic!("{other:?}"),
+    }
+    // The (emptied) broker's new ids are later in time: the follower,
+    // resuming after `first`, reports the new entry once.
+    assert_eq!(a.entry("s").await.id, second);
+    b.append("s", vec![field("n", b"3")], None, 4);
+    let third = b.appended(4).await.unwrap();
+    assert_eq!(a.entry("s").await.id, third);
+    // Nothing more. The follower reads on a connection of its own, so the
+    // main links' `Up` may come before or after its entries.
+    while let Some(input) = a.next_within(Duration::from_millis(300)).await {
+        assert_eq!(input, BusInput::Up);
+    }
+    a.bus.stop();
+    b.bus.stop();
+}
+
+#[test]
+fn streams_broker_restart_tokio() {
+    if !have_redis() {
+        return;
+    }
+    let mut server = RedisServer::start(&[]);
+    socketio_tokio::TokioRuntime::block_on(async {
+        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+        streams_restart_scenario(rt, &mut server).await;
+    });
+}
+
+#[test]
+fn streams_broker_restart_smol() {
+    if !have_redis() {
+        return;
+    }
+    let mut server = RedisServer::start(&[]);
+    socketio_smol::SmolRuntime::block_on(streams_restart_scenario(
+        Arc::new(socketio_smol::SmolRuntime),
+        &mut server,
+    ));
+}
+
+/// While Redis is unreachable and the queue is full, commands waiting for
+/// an answer are answered at once with a failure.
+#[test]
+fn streams_queue_bound_while_down_tokio() {
+    let port = free_port();
+    socketio_tokio::TokioRuntime::block_on(async {
+        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+        let url = format!("redis://127.0.0.1:{port}");
+        let bus = TestBus::new(
+            rt,
+            RedisConfig::from_url(&url).unwrap().max_queued_bytes(10),
+        );
+        bus.append("s", vec![field("k", &[0; 40])], Some(5), 1);
+        assert_eq!(bus.appended(1).await, None);
+        assert_eq!(bus.range("s", "-", "+", Some(10)).await, None);
+        assert_eq!(bus.take("some-long-key-name").await, None);
+        bus.bus.stop();
+    });
 }

@@ -1,13 +1,13 @@
 //! The Kafka adapter.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use socketio_core::cluster::{BusCommand, BusInput};
 use socketio_core::socket::{ClusterConfig, ClusterFormat};
 use socketio_core::Str;
-use socketio_driver::kafka::{spawn_kafka_bus, KafkaBus, KafkaConfig};
-use socketio_driver::{BoxFuture, Runtime};
+use socketio_driver::kafka::{spawn_kafka_bus, KafkaConfig};
+use socketio_driver::Runtime;
 
 use super::{Adapter, Bus};
 use crate::error::{Error, Result};
@@ -57,23 +57,13 @@ impl KafkaAdapter {
         })
     }
 
-    /// The channel: the topic name (python's `channel`).
-    pub fn channel(mut self, name: &str) -> Self {
-        match &mut self.cluster.format {
-            ClusterFormat::Python { channel } => *channel = Str::from(name),
-            ClusterFormat::Node { prefix, .. } => *prefix = Str::from(name),
-        }
-        self
+    cluster_options! {
+        /// The channel: the topic's name (python's `channel`).
     }
 
-    /// How long requests to other nodes wait (5 s).
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.cluster.request_timeout = timeout;
-        self
-    }
-
-    /// The backend's options (back-off, timeouts, queue bound, limits).
-    pub fn kafka_config(mut self, f: impl FnOnce(KafkaConfig) -> KafkaConfig) -> Self {
+    /// Change the broker options (back-off, timeouts, queue bound,
+    /// limits...).
+    pub fn configure(mut self, f: impl FnOnce(KafkaConfig) -> KafkaConfig) -> Self {
         self.kafka = f(self.kafka);
         self
     }
@@ -96,19 +86,5 @@ impl Adapter for KafkaAdapter {
             commands,
             inputs,
         ))
-    }
-}
-
-impl Bus for KafkaBus {
-    fn flush(&self, deadline: Instant) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async move {
-            KafkaBus::flush(self, deadline)
-                .await
-                .map_err(|e| Error::Bus(e.to_string()))
-        })
-    }
-
-    fn stop(&self) {
-        KafkaBus::stop(self)
     }
 }

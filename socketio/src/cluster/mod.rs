@@ -13,6 +13,29 @@
 //! # Ok(()) }
 //! ```
 
+/// The options every broker adapter (a struct with a `cluster:
+/// ClusterConfig` field) has: `channel` (documented by the caller) and
+/// `request_timeout`.
+macro_rules! cluster_options {
+    ($(#[$channel:meta])*) => {
+        $(#[$channel])*
+        pub fn channel(mut self, name: &str) -> Self {
+            match &mut self.cluster.format {
+                ClusterFormat::Python { channel } => *channel = Str::from(name),
+                ClusterFormat::Node { prefix, .. } => *prefix = Str::from(name),
+            }
+            self
+        }
+
+        /// How long requests to other nodes wait (5 s).
+        pub fn request_timeout(mut self, timeout: Duration) -> Self {
+            self.cluster.request_timeout = timeout;
+            self
+        }
+    };
+}
+
+mod amqp;
 mod emitter;
 mod kafka;
 mod redis;
@@ -22,10 +45,14 @@ use std::time::Instant;
 
 use socketio_core::cluster::{BusCommand, BusInput};
 use socketio_core::socket::ClusterConfig;
+use socketio_driver::amqp::AmqpBus;
+use socketio_driver::kafka::KafkaBus;
+use socketio_driver::redis::RedisBus;
 use socketio_driver::{BoxFuture, Runtime};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
+pub use amqp::AmqpAdapter;
 pub use emitter::{EmitOperator, Emitter};
 pub use kafka::KafkaAdapter;
 pub use redis::RedisAdapter;
@@ -36,7 +63,7 @@ pub(crate) const BUS_QUEUE: usize = 65_536;
 
 /// A message bus several servers share: what a node says on it (the
 /// format, in [`ClusterConfig`]) and the backend that carries it.
-/// Implemented by [`RedisAdapter`] and [`KafkaAdapter`]; a backend of your own implements it
+/// Implemented by [`RedisAdapter`], [`AmqpAdapter`] and [`KafkaAdapter`]; a backend of your own implements it
 /// over [`socketio_driver`]'s runtime-neutral interface.
 pub trait Adapter: Send + Sync + 'static {
     /// The cluster options of the node's core (format, timeouts, limits).
@@ -62,19 +89,23 @@ pub trait Bus: Send + Sync + 'static {
     fn stop(&self);
 }
 
-/// A shared adapter is an adapter (e.g. `Arc<dyn Adapter>`, chosen at run
-/// time).
-impl<A: Adapter + ?Sized> Adapter for Arc<A> {
-    fn cluster_config(&self) -> ClusterConfig {
-        (**self).cluster_config()
-    }
+/// [`Bus`] for a driver bus, whose inherent `flush` and `stop` it calls.
+macro_rules! driver_bus {
+    ($($bus:ty),*) => {$(
+        impl Bus for $bus {
+            fn flush(&self, deadline: Instant) -> BoxFuture<'_, Result<()>> {
+                Box::pin(async move {
+                    <$bus>::flush(self, deadline)
+                        .await
+                        .map_err(|e| Error::Bus(e.to_string()))
+                })
+            }
 
-    fn start(
-        &self,
-        runtime: Arc<dyn Runtime>,
-        commands: async_channel::Receiver<BusCommand>,
-        inputs: Arc<dyn Fn(BusInput) + Send + Sync>,
-    ) -> Arc<dyn Bus> {
-        (**self).start(runtime, commands, inputs)
-    }
+            fn stop(&self) {
+                <$bus>::stop(self)
+            }
+        }
+    )*};
 }
+
+driver_bus!(RedisBus, AmqpBus, KafkaBus);

@@ -1,13 +1,13 @@
 //! The Redis adapter.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use socketio_core::cluster::{BusCommand, BusInput};
 use socketio_core::socket::{ClusterConfig, ClusterFormat};
 use socketio_core::Str;
-use socketio_driver::redis::{spawn_redis_bus, RedisBus, RedisConfig};
-use socketio_driver::{BoxFuture, Runtime};
+use socketio_driver::redis::{spawn_redis_bus, RedisConfig};
+use socketio_driver::Runtime;
 
 use super::{Adapter, Bus};
 use crate::error::{Error, Result};
@@ -66,20 +66,9 @@ impl RedisAdapter {
         })
     }
 
-    /// The channel (python's `channel`) or the channel prefix (Node's
-    /// `key`).
-    pub fn channel(mut self, name: &str) -> Self {
-        match &mut self.cluster.format {
-            ClusterFormat::Python { channel } => *channel = Str::from(name),
-            ClusterFormat::Node { prefix, .. } => *prefix = Str::from(name),
-        }
-        self
-    }
-
-    /// How long requests to other nodes wait (5 s).
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.cluster.request_timeout = timeout;
-        self
+    cluster_options! {
+        /// The channel (python's `channel`) or the channel prefix (Node's
+        /// `key`).
     }
 }
 
@@ -100,19 +89,5 @@ impl Adapter for RedisAdapter {
             commands,
             inputs,
         ))
-    }
-}
-
-impl Bus for RedisBus {
-    fn flush(&self, deadline: Instant) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async move {
-            RedisBus::flush(self, deadline)
-                .await
-                .map_err(|e| Error::Bus(e.to_string()))
-        })
-    }
-
-    fn stop(&self) {
-        RedisBus::stop(self)
     }
 }

@@ -1,7 +1,9 @@
 """Write-only emitter of the cluster contract (see ../README.md, "Clusters"):
-python-socketio's `RedisManager(url, write_only=True)`.
+python-socketio's `RedisManager(url, write_only=True)`, with `--amqp URL`
+its `KombuManager(url, write_only=True)` (RabbitMQ), with `--kafka URL` its
+`KafkaManager(url, write_only=True)` (publish fixed, see kafka_manager.py).
 
-    python cluster_emit.py --redis URL [--channel socketio] [--nsp /] [--room R] EVENT JSON_ARGS
+    python cluster_emit.py (--redis URL | --amqp URL | --kafka URL) [--channel socketio] [--nsp /] [--room R] EVENT JSON_ARGS
 
 JSON_ARGS is a JSON array of the event's arguments (`{"$bin":"<hex>"}` stands
 for binary): one argument is emitted as itself, any other count as a tuple
@@ -43,7 +45,10 @@ class ErrorFlag(logging.Handler):
 
 def main():
     parser = argparse.ArgumentParser(prog="cluster_emit.py")
-    parser.add_argument("--redis", required=True)
+    bus = parser.add_mutually_exclusive_group(required=True)
+    bus.add_argument("--redis")
+    bus.add_argument("--amqp")
+    bus.add_argument("--kafka")
     parser.add_argument("--channel", default="socketio")
     parser.add_argument("--nsp", default="/")
     parser.add_argument("--room", default=None)
@@ -59,19 +64,28 @@ def main():
     args = revive(args)
     data = args[0] if len(args) == 1 else tuple(args)
 
-    # Fail loudly when Redis is unreachable (the manager would only log it).
-    try:
-        redis.Redis.from_url(opts.redis).ping()
-    except redis.RedisError as err:
-        print(f"cluster_emit.py: Redis at {opts.redis}: {err}", file=sys.stderr)
-        sys.exit(1)
+    # Fail loudly when the broker is unreachable (the manager would only log
+    # it).
+    if opts.redis:
+        try:
+            redis.Redis.from_url(opts.redis).ping()
+        except redis.RedisError as err:
+            print(f"cluster_emit.py: Redis at {opts.redis}: {err}", file=sys.stderr)
+            sys.exit(1)
 
     errors = ErrorFlag()
     logger = logging.getLogger("cluster_emit")
     logger.addHandler(errors)
     logger.addHandler(logging.StreamHandler(sys.stderr))
     logger.setLevel(logging.INFO)
-    manager = socketio.RedisManager(opts.redis, channel=opts.channel, write_only=True, logger=logger)
+    if opts.redis:
+        manager = socketio.RedisManager(opts.redis, channel=opts.channel, write_only=True, logger=logger)
+    elif opts.amqp:
+        manager = socketio.KombuManager(opts.amqp, channel=opts.channel, write_only=True, logger=logger)
+    else:
+        from kafka_manager import FixedKafkaManager, kafka_urls
+
+        manager = FixedKafkaManager(kafka_urls(opts.kafka), channel=opts.channel, write_only=True, logger=logger)
     manager.emit(opts.event, data=data, room=opts.room, namespace=opts.nsp)
     if errors.messages:
         print(f"cluster_emit.py: not published: {errors.messages}", file=sys.stderr)

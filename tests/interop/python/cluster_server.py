@@ -3,9 +3,21 @@ python-socketio's AsyncServer (aiohttp) with AsyncRedisManager: JSON messages
 published on one Redis channel (`socketio` by default).
 
     python cluster_server.py --port P --redis URL [--channel socketio]
+    python cluster_server.py --port P --amqp URL --client aiopika|kombu [--channel socketio]
+    python cluster_server.py --port P --kafka kafka://HOST:PORT[,...] [--channel socketio]
 
-Prints `listening on P` once Redis answered and the HTTP server listens.
-Namespaces `/` and `/custom`.
+With `--amqp` the bus is RabbitMQ (a fanout exchange named by the channel):
+`--client aiopika` runs the AsyncServer with AsyncAioPikaManager;
+`--client kombu` runs KombuManager, which is sync only, on a threaded
+`socketio.Server` behind Werkzeug's threaded WSGI server.
+
+With `--kafka` the bus is Kafka: KafkaManager (sync only, on the same threaded
+server) publishes records on the topic named by the channel, which must exist,
+and reads every record of it without a consumer group, from the end; its
+publish is fixed (see kafka_manager.py).
+
+Prints `listening on P` once the bus is subscribed and the HTTP server
+listens. Namespaces `/` and `/custom`.
 
 Limits of python-socketio's bus that shape this peer:
 - `shout-except` can only skip sids: this node sends to every socket except
@@ -21,6 +33,7 @@ import asyncio
 import os
 import sys
 import threading
+import time
 
 import redis.asyncio
 import socketio
@@ -33,14 +46,16 @@ CALL_TIMEOUT = 5.0
 def parse_args():
     parser = argparse.ArgumentParser(prog="cluster_server.py")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--redis", required=True)
+    bus = parser.add_mutually_exclusive_group(required=True)
+    bus.add_argument("--redis")
+    bus.add_argument("--amqp")
+    bus.add_argument("--kafka")
+    parser.add_argument("--client", choices=("aiopika", "kombu"), default="aiopika")
     parser.add_argument("--channel", default="socketio")
     return parser.parse_args()
 
 
-def build_server(url, channel, client_name):
-    # The name marks this node's Redis connections (see wait_subscribed).
-    manager = socketio.AsyncRedisManager(url, channel=channel, redis_options={"client_name": client_name})
+def build_server(manager):
     sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager, cors_allowed_origins="*")
 
     def register(nsp):
@@ -141,19 +156,46 @@ def exit_on_stdin_eof():
     threading.Thread(target=watch, daemon=True).start()
 
 
-async def main():
-    args = parse_args()
-    if os.environ.get("INTEROP_EXIT_ON_STDIN_EOF") == "1":
-        exit_on_stdin_eof()
-    client_name = f"cluster-server-py-{os.getpid()}"
-    sio = build_server(args.redis, args.channel, client_name)
+class ReadyAioPikaManager(socketio.AsyncAioPikaManager):
+    """Tells when its queue is bound to the exchange: from then on every
+    message published reaches this node."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.bound = asyncio.Event()
+
+    async def _queue(self, channel, exchange):
+        queue = await super()._queue(channel, exchange)
+        self.bound.set()
+        return queue
+
+
+async def main(args):
+    if args.redis:
+        # The name marks this node's Redis connections (see wait_subscribed).
+        client_name = f"cluster-server-py-{os.getpid()}"
+        manager = socketio.AsyncRedisManager(
+            args.redis, channel=args.channel, redis_options={"client_name": client_name}
+        )
+    else:
+        manager = ReadyAioPikaManager(args.amqp, channel=args.channel)
+    sio = build_server(manager)
     # python-socketio starts the manager's listener on the first client
     # connection; start it now, so that this node hears the bus before any
     # client of its own connects.
     sio.manager_initialized = True
     sio.manager.initialize()
-    if not await wait_subscribed(args.redis, client_name):
-        print(f"cluster_server.py: not subscribed to {args.channel} on {args.redis} after 10 s", file=sys.stderr)
+    if args.redis:
+        subscribed = await wait_subscribed(args.redis, client_name)
+    else:
+        try:
+            await asyncio.wait_for(manager.bound.wait(), 10.0)
+            subscribed = True
+        except asyncio.TimeoutError:
+            subscribed = False
+    if not subscribed:
+        bus = args.redis or args.amqp
+        print(f"cluster_server.py: not subscribed to {args.channel} on {bus} after 10 s", file=sys.stderr)
         sys.exit(1)
     app = web.Application()
     sio.attach(app)
@@ -169,8 +211,162 @@ async def main():
     await asyncio.Event().wait()
 
 
-if __name__ == "__main__":
+def build_sync_server(manager):
+    """The same handlers on a threaded socketio.Server (for KombuManager)."""
+    sio = socketio.Server(async_mode="threading", client_manager=manager, cors_allowed_origins="*")
+
+    def register(nsp):
+        def connect(sid, environ, auth=None):
+            sio.emit("hello", {"sid": sid}, to=sid, namespace=nsp)
+
+        def shout(sid, *args):
+            sio.emit("shout-back", args, namespace=nsp)
+
+        def join(sid, room, *_rest):
+            sio.enter_room(sid, room, namespace=nsp)
+            return True
+
+        def shout_to(sid, room, data=None, *_rest):
+            sio.emit("shout-back", data, to=room, namespace=nsp)
+            return True
+
+        def shout_except(sid, room, data=None, *_rest):
+            skip = [member for member, _eio in sio.manager.get_participants(nsp, room)]
+            sio.emit("shout-back", data, namespace=nsp, skip_sid=skip)
+            return True
+
+        def enter_room(sid, target, room, *_rest):
+            sio.enter_room(target, room, namespace=nsp)
+            return True
+
+        def leave_room(sid, target, room, *_rest):
+            sio.leave_room(target, room, namespace=nsp)
+            return True
+
+        def disconnect_sid(sid, target, *_rest):
+            sio.disconnect(target, namespace=nsp)
+            return True
+
+        def call_sid(sid, target, data=None, *_rest):
+            answered = threading.Event()
+            answer = []
+
+            def on_answer(*args):
+                if not answered.is_set():
+                    answer.extend(args)
+                    answered.set()
+
+            sio.emit("question", data, to=target, namespace=nsp, callback=on_answer)
+            if answered.wait(CALL_TIMEOUT):
+                return list(answer)
+            return {"error": f"no answer within {CALL_TIMEOUT} s"}
+
+        sio.on("connect", connect, namespace=nsp)
+        sio.on("shout", shout, namespace=nsp)
+        sio.on("join", join, namespace=nsp)
+        sio.on("shout-to", shout_to, namespace=nsp)
+        sio.on("shout-except", shout_except, namespace=nsp)
+        sio.on("enter-room", enter_room, namespace=nsp)
+        sio.on("leave-room", leave_room, namespace=nsp)
+        sio.on("disconnect-sid", disconnect_sid, namespace=nsp)
+        sio.on("call-sid", call_sid, namespace=nsp)
+
+    for nsp in NAMESPACES:
+        register(nsp)
+    return sio
+
+
+def main_kombu(args):
+    import kombu
+
+    class ReadyKombuManager(socketio.KombuManager):
+        """Remembers the name of the queue its listener declares."""
+
+        queue_name = None
+
+        def _queue(self):
+            queue = super()._queue()
+            ReadyKombuManager.queue_name = queue.name
+            return queue
+
+    manager = ReadyKombuManager(args.amqp, channel=args.channel)
+    sio = build_sync_server(manager)
+    sio.manager_initialized = True
+    sio.manager.initialize()
+    # Ready once the listener's queue exists (declared with its binding by
+    # kombu's SimpleQueue): ask for it passively until the broker knows it.
+    deadline = time.monotonic() + 10.0
+    subscribed = False
+    with kombu.Connection(args.amqp) as conn:
+        while time.monotonic() < deadline and not subscribed:
+            name = ReadyKombuManager.queue_name
+            if name is not None:
+                try:
+                    conn.default_channel.queue_declare(queue=name, passive=True)
+                    subscribed = True
+                    break
+                except Exception:
+                    conn.close()
+                    conn = kombu.Connection(args.amqp)
+            time.sleep(0.05)
+    if not subscribed:
+        print(f"cluster_server.py: not subscribed to {args.channel} on {args.amqp} after 10 s", file=sys.stderr)
+        sys.exit(1)
+    # The binding follows the declaration at once.
+    time.sleep(0.2)
+    serve_sync(sio, args.port)
+
+
+def serve_sync(sio, port):
+    """Serves the threaded `sio` on Werkzeug's threaded WSGI server."""
+    from werkzeug.serving import make_server
+
     try:
-        asyncio.run(main())
+        server = make_server("127.0.0.1", port, socketio.WSGIApp(sio), threaded=True)
+    except OSError as err:
+        print(f"cluster_server.py: {err}", file=sys.stderr)
+        sys.exit(1)
+    print(f"listening on {port}", flush=True)
+    server.serve_forever()
+
+
+def main_kafka(args):
+    from kafka_manager import FixedKafkaManager, kafka_urls
+
+    manager = FixedKafkaManager(kafka_urls(args.kafka), channel=args.channel)
+    sio = build_sync_server(manager)
+    sio.manager_initialized = True
+    sio.manager.initialize()
+    # Ready once the consumer has partitions and a position in each (the
+    # end of the topic): a record published after `listening on` reaches
+    # this node. The listener thread polls the consumer; this only looks.
+    deadline = time.monotonic() + 20.0
+    subscribed = False
+    while time.monotonic() < deadline and not subscribed:
+        try:
+            parts = manager.consumer.assignment()
+            subscribed = bool(parts) and all(
+                manager.consumer._subscription.has_valid_position(p) for p in parts
+            )
+        except Exception:  # noqa: BLE001 - racing the listener thread
+            pass
+        time.sleep(0.05)
+    if not subscribed:
+        print(f"cluster_server.py: no position on {args.channel} at {args.kafka} after 20 s", file=sys.stderr)
+        sys.exit(1)
+    serve_sync(sio, args.port)
+
+
+if __name__ == "__main__":
+    cli = parse_args()
+    if os.environ.get("INTEROP_EXIT_ON_STDIN_EOF") == "1":
+        exit_on_stdin_eof()
+    try:
+        if cli.amqp and cli.client == "kombu":
+            main_kombu(cli)
+        elif cli.kafka:
+            main_kafka(cli)
+        else:
+            asyncio.run(main(cli))
     except KeyboardInterrupt:
         pass

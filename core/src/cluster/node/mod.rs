@@ -1,8 +1,11 @@
 //! The bus formats of the Node adapters: `@socket.io/redis-adapter` 8.3
 //! (the classic [`RedisAdapter`](classic) and the sharded adapter of
 //! `createShardedAdapter`, built on `socket.io-adapter` 2.5's
-//! `ClusterAdapter`) and `@socket.io/redis-emitter` 5.1. Encoding and
-//! decoding only; what a node does with a message is the server's.
+//! `ClusterAdapter`), `@socket.io/redis-emitter` 5.1 and
+//! `@socket.io/redis-streams-adapter` 0.3 ([`streams`]: one Redis stream
+//! plus pub/sub, with connection state recovery across nodes). Encoding
+//! and decoding only; what a node does with a message is the server's
+//! (the [`streams`] module docs end with the seam design for it).
 //!
 //! Each message type has `encode(&self) -> Bytes` and
 //! `decode(&[u8], &BusLimits) -> Result<Self, BusDecodeError>`. Event data
@@ -131,15 +134,34 @@
 //! Unlike the classic adapter, the broadcast `packet` here is `{type,
 //! data}` without `nsp`.
 //!
+//! # Streams adapter ([`streams`])
+//!
+//! The same `ClusterAdapter` messages ([`ShardedMessage`]), split in two:
+//! broadcasts without ack, joins, leaves and disconnections are entries
+//! of a Redis stream (`XADD` capped with `MAXLEN ~`, read by every node
+//! with `XREAD BLOCK`; fields `uid`, `nsp`, `type`, `data` with `data`
+//! JSON text, or base64 MessagePack when it holds binary), whose entry ids
+//! are the offsets clients recover from; requests that are answered
+//! (broadcasts with ack, fetches, server-side emits) and all answers are
+//! MessagePack on pub/sub (`<prefix>#<nsp>#` and `<prefix>#<nsp>#<uid>#`).
+//! Nodes are counted with `PUBSUB NUMSUB`. Sessions are base64 MessagePack
+//! under `sio:session:<pid>` with a TTL, taken with `GET`+`DEL` in a
+//! transaction on restore.
+//!
 //! [`Value`]: crate::Value
 //! [`Value::Binary`]: crate::Value::Binary
 
 pub mod classic;
 pub mod sharded;
+pub mod streams;
 mod wire;
 
 #[cfg(test)]
 mod golden;
+#[cfg(test)]
+mod golden_streams;
+#[cfg(test)]
+mod streams_tests;
 #[cfg(test)]
 mod tests;
 
@@ -147,6 +169,7 @@ pub use classic::{
     ClassicBroadcast, ClassicChannel, ClassicChannels, ClassicRequest, ClassicResponse,
 };
 pub use sharded::{ShardedChannels, ShardedData, ShardedMessage, SubscriptionMode};
+pub use streams::{StreamsConfig, StreamsSession};
 
 use wire::{Fields, Out};
 

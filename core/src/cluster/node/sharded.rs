@@ -248,7 +248,7 @@ fn request_id_entry(id: &str) -> (&'static str, Out<'_>) {
 }
 
 impl ShardedData {
-    fn type_number(&self) -> u64 {
+    pub(super) fn type_number(&self) -> u64 {
         match self {
             ShardedData::InitialHeartbeat => INITIAL_HEARTBEAT,
             ShardedData::Heartbeat => HEARTBEAT,
@@ -267,7 +267,7 @@ impl ShardedData {
     }
 
     /// The `data` map, or `None` for the types that have none.
-    fn out(&self) -> Option<Out<'_>> {
+    pub(super) fn out(&self) -> Option<Out<'_>> {
         Some(Out::Map(match self {
             ShardedData::InitialHeartbeat | ShardedData::Heartbeat | ShardedData::AdapterClose => {
                 return None
@@ -331,7 +331,10 @@ impl ShardedData {
         }))
     }
 
-    fn from_fields(message_type: u64, f: Option<Fields>) -> Result<ShardedData, BusDecodeError> {
+    pub(super) fn from_fields(
+        message_type: u64,
+        f: Option<Fields>,
+    ) -> Result<ShardedData, BusDecodeError> {
         let no_data = || Fields::new(Value::Object(Vec::new()), "data");
         let mut f = match f {
             Some(f) => f,
@@ -418,13 +421,23 @@ impl ShardedMessage {
     /// The message bytes: JSON, or MessagePack when `data` holds binary
     /// (as the reference: only the types that can hold binary ever do).
     pub fn encode(&self) -> Bytes {
+        wire::encode_json_unless_binary(&self.out())
+    }
+
+    /// The message bytes, always MessagePack: what the streams adapter
+    /// publishes on pub/sub (its receivers read nothing else).
+    pub fn encode_msgpack(&self) -> Bytes {
+        wire::encode(&self.out(), wire::Encoding::MsgPack)
+    }
+
+    fn out(&self) -> Out<'_> {
         let mut entries = vec![("type", Out::UInt(self.data.type_number()))];
         if let Some(data) = self.data.out() {
             entries.push(("data", data));
         }
         entries.push(("uid", Out::Str(&self.uid)));
         entries.push(("nsp", Out::Str(&self.nsp)));
-        wire::encode_json_unless_binary(&Out::Map(entries))
+        Out::Map(entries)
     }
 
     /// Read a message (JSON or MessagePack).

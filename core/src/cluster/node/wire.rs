@@ -329,6 +329,23 @@ pub(super) fn decode(data: &[u8], limits: &BusLimits) -> Result<(Value, Encoding
     }
 }
 
+/// Decode a whole MessagePack message within `limits`, whatever its first
+/// byte.
+pub(super) fn decode_msgpack(data: &[u8], limits: &BusLimits) -> Result<Value, BusDecodeError> {
+    if data.len() > limits.max_message_bytes {
+        return Err(error(format!(
+            "message of {} bytes over the limit of {}",
+            data.len(),
+            limits.max_message_bytes
+        )));
+    }
+    if data.is_empty() {
+        return Err(error("empty message"));
+    }
+    let bytes = Bytes::copy_from_slice(data);
+    crate::parser::decode_msgpack_value(&bytes, limits.max_depth).map_err(|e| error(e.to_string()))
+}
+
 /// The fields of a decoded map, taken out one by one. A repeated key
 /// counts with its last value, as in a JavaScript object; a null value
 /// (`null`, nil, `undefined`) counts as absent.

@@ -1211,10 +1211,10 @@ impl<P: Parser> Server<P> {
                 .as_ref()
                 .map_or(true, |r| r.sessions.is_empty() && r.packets.is_empty());
         if unused {
+            self.cluster_namespace(nsp, false);
             if let Some(recovery) = self.namespaces.remove(nsp).and_then(|n| n.recovery) {
                 self.timers.cancel(recovery.expiry_timer);
             }
-            self.cluster_namespace(nsp, false);
         }
     }
 

@@ -1,15 +1,13 @@
 //! The bus task (commands in, records and acknowledgements out,
 //! reconnection) and its workers (a producer, a fetcher per channel).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use futures_channel::oneshot;
 use futures_util::future::{select, select_all};
-use futures_util::{pin_mut, select, FutureExt};
 use socketio_core::cluster::kafka::{
     crc32c, decode_record_batches, encode_record_batch, error_code, Batch, FetchPartition,
     ProducePartition, Request, Response, EARLIEST, LATEST,
@@ -18,8 +16,11 @@ use socketio_core::cluster::{BusCommand, BusInput, ChannelKind};
 use socketio_core::Str;
 
 use super::config::KafkaConfig;
-use super::conn::{with_deadline, Conn};
+use super::conn::Conn;
 use super::KafkaBusError;
+use crate::bus::{
+    next_step, refuse_redis_only, Acks, Control, Handle, Names, OutageQueue, Reconnect, Step,
+};
 use crate::runtime::Runtime;
 
 type Inputs = Arc<dyn Fn(BusInput) + Send + Sync>;
@@ -32,22 +33,20 @@ const BATCH: usize = 256;
 /// channel or [`KafkaBus::stop`] does).
 #[derive(Clone)]
 pub struct KafkaBus {
-    runtime: Arc<dyn Runtime>,
-    control: async_channel::Sender<Control>,
+    handle: Handle,
 }
 
 impl std::fmt::Debug for KafkaBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KafkaBus")
-            .field("stopped", &self.is_stopped())
-            .finish_non_exhaustive()
+        self.handle.debug(f, "KafkaBus")
     }
 }
 
-enum Control {
-    Flush(oneshot::Sender<()>),
-    Stop,
-}
+const NAMES: Names = Names {
+    link: "Kafka",
+    broker: "Kafka",
+    queue_full: "Kafka unreachable and its queue is full: dropping publishes until it is back",
+};
 
 impl KafkaBus {
     /// Resolves once every command the bus received before this call is
@@ -58,25 +57,17 @@ impl KafkaBus {
     /// connection, count as done. Fails with [`KafkaBusError::Timeout`] at
     /// `deadline`, or [`KafkaBusError::Stopped`].
     pub async fn flush(&self, deadline: Instant) -> Result<(), KafkaBusError> {
-        let (tx, rx) = oneshot::channel();
-        self.control
-            .try_send(Control::Flush(tx))
-            .map_err(|_| KafkaBusError::Stopped)?;
-        with_deadline(&self.runtime, deadline, "flush", async {
-            rx.await.map_err(|_| KafkaBusError::Stopped)
-        })
-        .await
+        self.handle.flush(deadline).await
     }
 
     /// Stop the bus: its connections are closed, pending flushes fail.
     pub fn stop(&self) {
-        let _ = self.control.try_send(Control::Stop);
-        self.control.close();
+        self.handle.stop()
     }
 
     /// Whether the bus has stopped (or been told to).
     pub fn is_stopped(&self) -> bool {
-        self.control.is_closed()
+        self.handle.is_stopped()
     }
 }
 
@@ -90,10 +81,10 @@ pub fn spawn_kafka_bus(
     commands: async_channel::Receiver<BusCommand>,
     inputs: Arc<dyn Fn(BusInput) + Send + Sync>,
 ) -> KafkaBus {
-    let (control_tx, control_rx) = async_channel::unbounded();
+    let (handle, control_rx) = Handle::new(runtime.clone());
     let (events_tx, events_rx) = async_channel::bounded(64);
-    let backoff = config.backoff_min;
     let task = BusTask {
+        reconnect: Reconnect::new(&config.bus),
         runtime: runtime.clone(),
         config: Arc::new(config),
         inputs,
@@ -103,22 +94,12 @@ pub fn spawn_kafka_bus(
         offsets: HashMap::new(),
         epoch: 0,
         live: None,
-        queue: VecDeque::new(),
-        queued_bytes: 0,
-        dropped: 0,
-        seq: 0,
-        pending: BTreeSet::new(),
-        flushes: Vec::new(),
-        backoff,
-        down_since: None,
-        failures: 0,
+        queue: OutageQueue::default(),
+        acks: Acks::default(),
         next_fetcher: 0,
     };
     runtime.spawn(Box::pin(task.run(commands, control_rx)));
-    KafkaBus {
-        runtime,
-        control: control_tx,
-    }
+    KafkaBus { handle }
 }
 
 /// Where a node is in a partition: the next offset to read, and what the
@@ -210,26 +191,11 @@ struct BusTask {
     /// Bumped when a session is dropped: older events are stale.
     epoch: u64,
     live: Option<Live>,
-    queue: VecDeque<Publish>,
-    queued_bytes: usize,
-    /// Publishes dropped during this outage (queue full).
-    dropped: u64,
-    /// Commands received.
-    seq: u64,
-    /// Commands not yet done.
-    pending: BTreeSet<u64>,
-    flushes: Vec<(u64, oneshot::Sender<()>)>,
-    backoff: Duration,
-    down_since: Option<Instant>,
-    /// Failed connection attempts in a row.
-    failures: u32,
+    queue: OutageQueue<Publish>,
+    /// Commands received, and those not yet done.
+    acks: Acks,
+    reconnect: Reconnect,
     next_fetcher: u64,
-}
-
-enum Step {
-    Command(Option<BusCommand>),
-    Event(Event),
-    Control(Option<Control>),
 }
 
 impl BusTask {
@@ -241,29 +207,15 @@ impl BusTask {
         let mut control_open = true;
         self.connect_later(Duration::ZERO);
         loop {
-            let step = {
-                let events = self.events_rx.clone();
-                let cmd = commands.recv().fuse();
-                let ev = async move { events.recv().await }.fuse();
-                let ctl = async {
-                    if control_open {
-                        control.recv().await.ok()
-                    } else {
-                        std::future::pending().await
-                    }
-                }
-                .fuse();
-                pin_mut!(cmd, ev, ctl);
-                select! {
-                    c = cmd => Step::Command(c.ok()),
-                    e = ev => match e {
-                        Ok(e) => Step::Event(e),
-                        // The task holds a sender: never closed.
-                        Err(_) => continue,
-                    },
-                    c = ctl => Step::Control(c),
-                }
-            };
+            let step = next_step(
+                &self.runtime,
+                &commands,
+                &self.events_rx,
+                &control,
+                control_open,
+                None,
+            )
+            .await;
             match step {
                 Step::Command(Some(c)) => {
                     self.on_command(c);
@@ -283,8 +235,7 @@ impl BusTask {
                     while let Ok(c) = commands.try_recv() {
                         self.on_command(c);
                     }
-                    self.flushes.push((self.seq, tx));
-                    self.check_flushes();
+                    self.acks.flush(tx);
                 }
                 Step::Control(Some(Control::Stop)) => {
                     tracing::debug!("Kafka bus stopped");
@@ -293,6 +244,8 @@ impl BusTask {
                 // Every handle dropped: keep running on the commands.
                 Step::Control(None) => control_open = false,
                 Step::Event(e) => self.on_event(e),
+                // No timer is asked for.
+                Step::Tick => {}
             }
         }
         control.close();
@@ -322,8 +275,7 @@ impl BusTask {
     }
 
     fn on_command(&mut self, command: BusCommand) {
-        self.seq += 1;
-        let seq = self.seq;
+        let seq = self.acks.next_seq();
         match command {
             BusCommand::Subscribe { channel, kind } => {
                 if kind != ChannelKind::Plain {
@@ -331,7 +283,7 @@ impl BusTask {
                     return;
                 }
                 if self.subs.insert(channel.clone()) && self.live.is_some() {
-                    self.pending.insert(seq);
+                    self.acks.wait(seq);
                     self.start_fetcher(channel, Some(seq));
                 }
             }
@@ -342,12 +294,11 @@ impl BusTask {
                     if let Some(live) = &mut self.live {
                         if let Some(f) = live.fetchers.remove(&channel) {
                             for s in f.seqs {
-                                self.pending.remove(&s);
+                                self.acks.ack(s);
                             }
                         }
                     }
                     self.maybe_up();
-                    self.check_flushes();
                 }
             }
             BusCommand::Publish {
@@ -363,7 +314,7 @@ impl BusTask {
                         // Unbounded: the core's command queue bounds it.
                         let _ = live.publish_tx.try_send(publish);
                         live.sent.insert(seq);
-                        self.pending.insert(seq);
+                        self.acks.wait(seq);
                     }
                     None => self.enqueue(publish),
                 }
@@ -372,24 +323,22 @@ impl BusTask {
                 // Group-less consumers are invisible to the broker.
                 (self.inputs)(BusInput::Subscribers { channel, count: 0 });
             }
+            // Streams and keys are Redis's (the streams adapter); no format
+            // asks them of Kafka.
+            command => refuse_redis_only(command, &*self.inputs, &NAMES),
         }
     }
 
     fn enqueue(&mut self, publish: Publish) {
         let len = publish.payload.len() + publish.topic.len();
-        if self.queued_bytes + len > self.config.max_queued_bytes {
-            self.dropped += 1;
-            if self.dropped == 1 {
-                tracing::warn!(
-                    limit = self.config.max_queued_bytes,
-                    "Kafka unreachable and its queue is full: dropping publishes until it is back"
-                );
-            }
+        if !self
+            .queue
+            .admit(len, self.config.bus.max_queued_bytes, &NAMES)
+        {
             return;
         }
-        self.queued_bytes += len;
-        self.pending.insert(publish.seq);
-        self.queue.push_back(publish);
+        self.acks.wait(publish.seq);
+        self.queue.push_back(publish, len);
     }
 
     fn start_fetcher(&mut self, topic: Str, seq: Option<u64>) {
@@ -426,19 +375,8 @@ impl BusTask {
                 self.on_connected(*conn)
             }
             Event::Failed { epoch, error } if epoch == self.epoch && self.live.is_none() => {
-                self.failures += 1;
-                // Not one line per attempt through a long outage.
-                if self.failures == 1 || self.failures % 20 == 0 {
-                    tracing::warn!(
-                        attempts = self.failures,
-                        retry_in_ms = self.backoff.as_millis() as u64,
-                        "cannot connect to Kafka: {error}"
-                    );
-                } else {
-                    tracing::debug!(attempts = self.failures, "cannot connect to Kafka: {error}");
-                }
-                self.connect_later(self.backoff);
-                self.backoff = (self.backoff * 2).min(self.config.backoff_max);
+                let delay = self.reconnect.failed(&NAMES, &error);
+                self.connect_later(delay);
             }
             Event::Broken { epoch, reason } if epoch == self.epoch => self.go_down(&reason),
             Event::Ready { epoch, fetcher } if epoch == self.epoch => {
@@ -448,9 +386,8 @@ impl BusTask {
                 };
                 f.ready = true;
                 for seq in std::mem::take(&mut f.seqs) {
-                    self.pending.remove(&seq);
+                    self.acks.ack(seq);
                 }
-                self.check_flushes();
                 self.maybe_up();
             }
             Event::Records {
@@ -487,9 +424,8 @@ impl BusTask {
                     }
                 }
                 for seq in seqs {
-                    self.pending.remove(&seq);
+                    self.acks.ack(seq);
                 }
-                self.check_flushes();
             }
             _ => tracing::trace!("stale Kafka event ignored"),
         }
@@ -521,11 +457,10 @@ impl BusTask {
             up: false,
         };
         // What was queued while down, in order (already pending).
-        for p in self.queue.drain(..) {
+        for p in self.queue.drain() {
             live.sent.insert(p.seq);
             let _ = live.publish_tx.try_send(p);
         }
-        self.queued_bytes = 0;
         self.live = Some(live);
         for topic in self.subs.clone() {
             self.start_fetcher(topic, None);
@@ -539,23 +474,9 @@ impl BusTask {
             return;
         }
         live.up = true;
-        self.backoff = self.config.backoff_min;
-        self.failures = 0;
-        match self.down_since.take() {
-            Some(since) => tracing::info!(
-                gap_ms = since.elapsed().as_millis() as u64,
-                "Kafka link back, subscriptions restored"
-            ),
-            None => tracing::info!("Kafka link up"),
-        }
-        if self.dropped > 0 {
-            tracing::warn!(
-                dropped = self.dropped,
-                limit = self.config.max_queued_bytes,
-                "publishes were dropped while Kafka was unreachable (queue full)"
-            );
-            self.dropped = 0;
-        }
+        self.reconnect.up(&NAMES);
+        let limit = self.config.bus.max_queued_bytes;
+        self.queue.report_dropped(limit, &NAMES);
         (self.inputs)(BusInput::Up);
     }
 
@@ -568,16 +489,16 @@ impl BusTask {
         // What the producer did not take goes back to the queue.
         while let Ok(p) = live.publish_rx.try_recv() {
             live.sent.remove(&p.seq);
-            self.queued_bytes += p.payload.len() + p.topic.len();
-            self.queue.push_back(p);
+            let len = p.payload.len() + p.topic.len();
+            self.queue.push_back(p, len);
         }
         let lost = live.sent.len();
         for seq in &live.sent {
-            self.pending.remove(seq);
+            self.acks.ack(*seq);
         }
         for f in live.fetchers.values() {
             for seq in &f.seqs {
-                self.pending.remove(seq);
+                self.acks.ack(*seq);
             }
         }
         if live.up {
@@ -585,27 +506,13 @@ impl BusTask {
                 in_flight_publishes = lost,
                 "Kafka link lost ({reason}); reconnecting"
             );
-            self.down_since = Some(Instant::now());
+            self.reconnect.down();
             (self.inputs)(BusInput::Down);
         } else {
             tracing::warn!("Kafka link failed while coming up ({reason}); reconnecting");
         }
-        self.check_flushes();
-        self.connect_later(self.backoff);
-        self.backoff = (self.backoff * 2).min(self.config.backoff_max);
-    }
-
-    fn check_flushes(&mut self) {
-        let first = self.pending.first().copied();
-        let mut i = 0;
-        while i < self.flushes.len() {
-            if first.map_or(true, |f| f > self.flushes[i].0) {
-                let (_, tx) = self.flushes.swap_remove(i);
-                let _ = tx.send(());
-            } else {
-                i += 1;
-            }
-        }
+        let delay = self.reconnect.next_delay();
+        self.connect_later(delay);
     }
 }
 
@@ -695,21 +602,21 @@ impl Producer {
         let mut last = error_code::NONE;
         // A missing topic or leader (an election, a broker that just
         // started) is waited for up to the I/O timeout.
-        let deadline = Instant::now() + self.config.io_timeout;
-        let mut pause = self.config.backoff_min;
+        let deadline = Instant::now() + self.config.bus.io_timeout;
+        let mut pause = self.config.bus.backoff_min;
         for attempt in 0u32.. {
             if attempt > 0 {
                 if Instant::now() + pause > deadline {
                     break;
                 }
                 self.runtime.sleep_until(Instant::now() + pause).await;
-                pause = (pause * 2).min(self.config.backoff_max);
+                pause = (pause * 2).min(self.config.bus.backoff_max);
             }
             let Some(leader) = self.leader(topic).await? else {
                 last = error_code::UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
             };
-            let timeout_ms = self.config.io_timeout.as_millis().min(i32::MAX as u128) as i32;
+            let timeout_ms = self.config.bus.io_timeout.as_millis().min(i32::MAX as u128) as i32;
             let conn = self.conn(leader).await?;
             let request = Request::Produce {
                 acks: 1,
@@ -824,7 +731,7 @@ impl FetchWorker {
     async fn run(self) {
         let mut ready = false;
         let mut validated = false;
-        let mut pause = self.config.backoff_min;
+        let mut pause = self.config.bus.backoff_min;
         let mut misses = 0u32;
         loop {
             match self.round(&mut ready, &mut validated).await {
@@ -849,7 +756,7 @@ impl FetchWorker {
                 }
             }
             self.runtime.sleep_until(Instant::now() + pause).await;
-            pause = (pause * 2).min(self.config.backoff_max);
+            pause = (pause * 2).min(self.config.bus.backoff_max);
         }
     }
 

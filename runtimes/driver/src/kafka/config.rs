@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use socketio_core::cluster::kafka::KafkaLimits;
 
+use crate::bus::{bus_option_setters, BusOptions};
+
 /// The port of a `kafka://host` URL without one.
 pub const DEFAULT_PORT: u16 = 9092;
 
@@ -30,14 +32,10 @@ impl std::error::Error for KafkaUrlError {}
 pub struct KafkaConfig {
     pub(crate) bootstrap: Vec<(String, u16)>,
     pub(crate) client_id: String,
-    pub(crate) backoff_min: Duration,
-    pub(crate) backoff_max: Duration,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) io_timeout: Duration,
+    pub(crate) bus: BusOptions,
     pub(crate) fetch_wait: Duration,
     pub(crate) fetch_max_bytes: usize,
     pub(crate) produce_batch_bytes: usize,
-    pub(crate) max_queued_bytes: usize,
     pub(crate) limits: KafkaLimits,
 }
 
@@ -75,14 +73,10 @@ impl KafkaConfig {
         Ok(KafkaConfig {
             bootstrap,
             client_id: "socketio-rs".into(),
-            backoff_min: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(5),
-            connect_timeout: Duration::from_secs(5),
-            io_timeout: Duration::from_secs(10),
+            bus: BusOptions::new(Duration::from_secs(5)),
             fetch_wait: Duration::from_millis(500),
             fetch_max_bytes: 4 << 20,
             produce_batch_bytes: 512 << 10,
-            max_queued_bytes: 16 << 20,
             limits: KafkaLimits::default(),
         })
     }
@@ -110,23 +104,21 @@ impl KafkaConfig {
     /// `max` (100 ms and 5 s by default). Also the pace at which a missing
     /// topic is looked up again.
     pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.backoff_min = min.max(Duration::from_millis(1));
-        self.backoff_max = max.max(self.backoff_min);
+        self.bus.set_backoff(min.max(Duration::from_millis(1)), max);
         self
     }
 
-    /// Deadline of one connection: DNS, TCP and the `ApiVersions` check
-    /// (5 s by default).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// How long a request may wait for its response (beyond a fetch's own
-    /// wait) before the connection is deemed dead (10 s by default).
-    pub fn io_timeout(mut self, timeout: Duration) -> Self {
-        self.io_timeout = timeout;
-        self
+    bus_option_setters! {
+        /// Deadline of one connection: DNS, TCP and the `ApiVersions` check
+        /// (5 s by default).
+        connect_timeout;
+        /// How long a request may wait for its response (beyond a fetch's
+        /// own wait) before the connection is deemed dead (10 s by default).
+        io_timeout;
+        /// Most bytes of publishes kept while the broker is unreachable (16
+        /// MiB by default); further publishes are dropped, counted in a
+        /// warning.
+        max_queued_bytes;
     }
 
     /// How long the broker may hold a fetch when there is nothing new
@@ -149,13 +141,6 @@ impl KafkaConfig {
     /// above their `message.max.bytes`, 1 MiB by default).
     pub fn produce_batch_bytes(mut self, bytes: usize) -> Self {
         self.produce_batch_bytes = bytes.max(1);
-        self
-    }
-
-    /// Most bytes of publishes kept while the broker is unreachable (16 MiB
-    /// by default); further publishes are dropped, counted in a warning.
-    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
-        self.max_queued_bytes = bytes;
         self
     }
 

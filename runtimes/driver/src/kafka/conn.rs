@@ -1,13 +1,10 @@
 //! One connection to a Kafka broker: requests answered in order, each
 //! under a deadline.
 
-use std::future::Future;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use futures_util::future::{select, Either};
 use futures_util::{AsyncReadExt, AsyncWriteExt};
 use socketio_core::cluster::kafka::{
     decode_response, encode_request, error_code, FrameDecoder, Request, Response,
@@ -15,42 +12,8 @@ use socketio_core::cluster::kafka::{
 
 use super::config::KafkaConfig;
 use super::KafkaBusError;
+use crate::bus::{connect_host, with_deadline};
 use crate::runtime::{BoxStream, Runtime};
-
-/// `fut`, or [`KafkaBusError::Timeout`] at `deadline`.
-pub(crate) async fn with_deadline<T>(
-    runtime: &Arc<dyn Runtime>,
-    deadline: Instant,
-    what: &'static str,
-    fut: impl Future<Output = Result<T, KafkaBusError>>,
-) -> Result<T, KafkaBusError> {
-    let fut = std::pin::pin!(fut);
-    match select(fut, runtime.sleep_until(deadline)).await {
-        Either::Left((result, _)) => result,
-        Either::Right(_) => Err(KafkaBusError::Timeout(what)),
-    }
-}
-
-/// Resolve a host name off the async threads: the system resolver blocks.
-async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, KafkaBusError> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
-    }
-    let (tx, rx) = futures_channel::oneshot::channel();
-    let name = host.to_string();
-    std::thread::Builder::new()
-        .name("socketio-kafka-dns".into())
-        .spawn(move || {
-            let _ = tx.send((name.as_str(), port).to_socket_addrs().map(Vec::from_iter));
-        })
-        .map_err(KafkaBusError::io)?;
-    match rx.await {
-        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
-        Ok(Ok(_)) => Err(KafkaBusError::Dns(format!("{host}: no address"))),
-        Ok(Err(e)) => Err(KafkaBusError::Dns(format!("{host}: {e}"))),
-        Err(_) => Err(KafkaBusError::Dns(format!("{host}: resolver thread died"))),
-    }
-}
 
 /// A connected broker whose `ApiVersions` accept every request used.
 pub(crate) struct Conn {
@@ -72,24 +35,9 @@ impl Conn {
         host: &str,
         port: u16,
     ) -> Result<Conn, KafkaBusError> {
-        let deadline = Instant::now() + config.connect_timeout;
+        let deadline = Instant::now() + config.bus.connect_timeout;
         with_deadline(runtime, deadline, "connecting to Kafka", async {
-            let mut last = None;
-            let mut stream = None;
-            for addr in resolve(host, port).await? {
-                match runtime.connect(addr).await {
-                    Ok(s) => {
-                        stream = Some(s);
-                        break;
-                    }
-                    Err(e) => last = Some(e),
-                }
-            }
-            let stream = match (stream, last) {
-                (Some(s), _) => s,
-                (None, Some(e)) => return Err(KafkaBusError::io(e)),
-                (None, None) => return Err(KafkaBusError::Dns(format!("{host}: no address"))),
-            };
+            let stream = connect_host::<KafkaBusError>(runtime, host, port).await?;
             let mut conn = Conn {
                 runtime: runtime.clone(),
                 config: config.clone(),
@@ -147,7 +95,7 @@ impl Conn {
         self.next_id = self.next_id.wrapping_add(1) & i32::MAX;
         let mut out = BytesMut::new();
         encode_request(&mut out, id, &self.config.client_id, request)?;
-        let deadline = Instant::now() + self.config.io_timeout + wait;
+        let deadline = Instant::now() + self.config.bus.io_timeout + wait;
         let runtime = self.runtime.clone();
         let api = request.api_key();
         with_deadline(&runtime, deadline, "Kafka request", async {

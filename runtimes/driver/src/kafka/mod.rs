@@ -88,6 +88,24 @@ pub enum KafkaBusError {
     Stopped,
 }
 
+impl crate::bus::BusError for KafkaBusError {
+    fn stopped() -> Self {
+        KafkaBusError::Stopped
+    }
+
+    fn timeout(what: &'static str) -> Self {
+        KafkaBusError::Timeout(what)
+    }
+
+    fn from_io(error: io::Error) -> Self {
+        KafkaBusError::io(error)
+    }
+
+    fn dns(what: String) -> Self {
+        KafkaBusError::Dns(what)
+    }
+}
+
 impl KafkaBusError {
     pub(crate) fn io(e: io::Error) -> Self {
         KafkaBusError::Io(Arc::new(e))

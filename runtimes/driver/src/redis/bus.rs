@@ -1,11 +1,10 @@
 //! The bus task: commands in, pub/sub and replies out, reconnection.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use futures_channel::oneshot;
 use futures_util::io::{ReadHalf, WriteHalf};
 use futures_util::{pin_mut, select, AsyncReadExt, AsyncWriteExt, FutureExt};
 use socketio_core::cluster::resp::{
@@ -15,8 +14,13 @@ use socketio_core::cluster::{BusCommand, BusInput, ChannelKind};
 use socketio_core::Str;
 
 use super::config::RedisConfig;
-use super::conn::{self, with_deadline, Conn};
+use super::conn::{self, Conn};
+use super::stream::{follow, parse_range};
 use super::RedisError;
+use crate::bus::{
+    next_step, send_unless_killed, with_deadline, Acks, Control, Handle, Names, OutageQueue,
+    Reconnect, Step,
+};
 use crate::runtime::{BoxStream, Runtime};
 
 type Inputs = Arc<dyn Fn(BusInput) + Send + Sync>;
@@ -32,22 +36,20 @@ const RESTORE_CHUNK: usize = 128;
 /// channel or [`RedisBus::stop`] does).
 #[derive(Clone)]
 pub struct RedisBus {
-    runtime: Arc<dyn Runtime>,
-    control: async_channel::Sender<Control>,
+    handle: Handle,
 }
 
 impl std::fmt::Debug for RedisBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisBus")
-            .field("stopped", &self.is_stopped())
-            .finish_non_exhaustive()
+        self.handle.debug(f, "RedisBus")
     }
 }
 
-enum Control {
-    Flush(oneshot::Sender<()>),
-    Stop,
-}
+const NAMES: Names = Names {
+    link: "Redis",
+    broker: "Redis",
+    queue_full: "Redis unreachable and its queue is full: dropping publishes until it is back",
+};
 
 impl RedisBus {
     /// Resolves once every command the bus received before this call was
@@ -58,25 +60,17 @@ impl RedisBus {
     /// count as done. Fails with [`RedisError::Timeout`] at `deadline`, or
     /// [`RedisError::Stopped`].
     pub async fn flush(&self, deadline: Instant) -> Result<(), RedisError> {
-        let (tx, rx) = oneshot::channel();
-        self.control
-            .try_send(Control::Flush(tx))
-            .map_err(|_| RedisError::Stopped)?;
-        with_deadline(&self.runtime, deadline, "flush", async {
-            rx.await.map_err(|_| RedisError::Stopped)
-        })
-        .await
+        self.handle.flush(deadline).await
     }
 
     /// Stop the bus: its connections are closed, pending flushes fail.
     pub fn stop(&self) {
-        let _ = self.control.try_send(Control::Stop);
-        self.control.close();
+        self.handle.stop()
     }
 
     /// Whether the bus has stopped (or been told to).
     pub fn is_stopped(&self) -> bool {
-        self.control.is_closed()
+        self.handle.is_stopped()
     }
 }
 
@@ -90,10 +84,10 @@ pub fn spawn_redis_bus(
     commands: async_channel::Receiver<BusCommand>,
     inputs: Arc<dyn Fn(BusInput) + Send + Sync>,
 ) -> RedisBus {
-    let (control_tx, control_rx) = async_channel::unbounded();
+    let (handle, control_rx) = Handle::new(runtime.clone());
     let (events_tx, events_rx) = async_channel::bounded(16);
-    let backoff = config.backoff_min;
     let task = BusTask {
+        reconnect: Reconnect::new(&config.bus),
         runtime: runtime.clone(),
         config: Arc::new(config),
         inputs,
@@ -102,21 +96,12 @@ pub fn spawn_redis_bus(
         subs: BTreeSet::new(),
         epoch: 0,
         live: None,
-        queue: VecDeque::new(),
-        queued_bytes: 0,
-        dropped: 0,
-        seq: 0,
-        pending: BTreeSet::new(),
-        flushes: Vec::new(),
-        backoff,
-        down_since: None,
-        failures: 0,
+        queue: OutageQueue::default(),
+        acks: Acks::default(),
+        follows: HashMap::new(),
     };
     runtime.spawn(Box::pin(task.run(commands, control_rx)));
-    RedisBus {
-        runtime,
-        control: control_tx,
-    }
+    RedisBus { handle }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,6 +152,7 @@ struct SubPending {
 
 /// A command on the command link awaiting its reply.
 enum CmdPending {
+    /// `PUBLISH`, `SPUBLISH`, `SET`: no answer to the node.
     Publish {
         seq: u64,
     },
@@ -175,14 +161,43 @@ enum CmdPending {
         channel: Str,
         sharded: bool,
     },
+    /// `XADD`: answered with its id.
+    Append {
+        seq: u64,
+        token: u64,
+    },
+    /// `XRANGE`: answered with the entries; asked again after a
+    /// reconnection (reading twice is harmless).
+    Range {
+        seq: u64,
+        token: u64,
+        command: Bytes,
+    },
+    /// `MULTI`, `GET`, `DEL` of a take: `+OK`, `+QUEUED`, `+QUEUED`.
+    TakeStep,
+    /// The `EXEC` of a take: answered with the value.
+    Take {
+        seq: u64,
+        token: u64,
+    },
     Ping,
+}
+
+/// What a queued command is, for its reply (or its answer when dropped).
+#[derive(Clone)]
+enum QueuedKind {
+    Publish,
+    Count(Str, bool),
+    Append(u64),
+    Range(u64),
+    Take(u64),
 }
 
 /// A command kept while the broker is unreachable.
 struct Queued {
     seq: u64,
     bytes: Bytes,
-    count: Option<(Str, bool)>,
+    kind: QueuedKind,
 }
 
 /// Both links up (or coming up).
@@ -216,26 +231,12 @@ struct BusTask {
     /// Bumped when a connection is dropped: older events are stale.
     epoch: u64,
     live: Option<Live>,
-    queue: VecDeque<Queued>,
-    queued_bytes: usize,
-    /// Publishes dropped during this outage (queue full).
-    dropped: u64,
-    /// Commands received.
-    seq: u64,
-    /// Commands not yet acknowledged.
-    pending: BTreeSet<u64>,
-    flushes: Vec<(u64, oneshot::Sender<()>)>,
-    backoff: Duration,
-    down_since: Option<Instant>,
-    /// Failed connection attempts in a row.
-    failures: u32,
-}
-
-enum Step {
-    Command(Option<BusCommand>),
-    Event(Event),
-    Control(Option<Control>),
-    Tick,
+    queue: OutageQueue<Queued>,
+    /// Commands received, and those not yet acknowledged.
+    acks: Acks,
+    /// Followed streams; dropping a sender ends its follower.
+    follows: HashMap<Str, async_channel::Sender<()>>,
+    reconnect: Reconnect,
 }
 
 fn sub_command(kind: ChannelKind, subscribe: bool) -> &'static [u8] {
@@ -264,38 +265,15 @@ impl BusTask {
         self.connect_later(Duration::ZERO);
         loop {
             let timer = self.next_timer();
-            let step = {
-                let events = self.events_rx.clone();
-                let cmd = commands.recv().fuse();
-                let ev = async move { events.recv().await }.fuse();
-                let ctl = async {
-                    if control_open {
-                        control.recv().await.ok()
-                    } else {
-                        std::future::pending().await
-                    }
-                }
-                .fuse();
-                let runtime = self.runtime.clone();
-                let tick = async move {
-                    match timer {
-                        Some(t) => runtime.sleep_until(t).await,
-                        None => std::future::pending().await,
-                    }
-                }
-                .fuse();
-                pin_mut!(cmd, ev, ctl, tick);
-                select! {
-                    c = cmd => Step::Command(c.ok()),
-                    e = ev => match e {
-                        Ok(e) => Step::Event(e),
-                        // The task holds a sender: never closed.
-                        Err(_) => continue,
-                    },
-                    c = ctl => Step::Control(c),
-                    _ = tick => Step::Tick,
-                }
-            };
+            let step = next_step(
+                &self.runtime,
+                &commands,
+                &self.events_rx,
+                &control,
+                control_open,
+                timer,
+            )
+            .await;
             match step {
                 Step::Command(Some(c)) => {
                     self.on_command(c);
@@ -317,8 +295,7 @@ impl BusTask {
                         self.on_command(c);
                     }
                     self.write_out().await;
-                    self.flushes.push((self.seq, tx));
-                    self.check_flushes();
+                    self.acks.flush(tx);
                 }
                 Step::Control(Some(Control::Stop)) => {
                     tracing::debug!("Redis bus stopped");
@@ -354,7 +331,7 @@ impl BusTask {
             if events.is_closed() {
                 return;
             }
-            let deadline = Instant::now() + config.connect_timeout;
+            let deadline = Instant::now() + config.bus.connect_timeout;
             let result = with_deadline(&runtime, deadline, "connecting to Redis", async {
                 let target = conn::target(&runtime, &config).await?;
                 let sub = conn::open(&runtime, &config, &target, false).await?;
@@ -374,8 +351,7 @@ impl BusTask {
     }
 
     fn on_command(&mut self, command: BusCommand) {
-        self.seq += 1;
-        let seq = self.seq;
+        let seq = self.acks.next_seq();
         match command {
             BusCommand::Subscribe { channel, kind } => {
                 // Already subscribed: nothing to ask Redis.
@@ -399,9 +375,9 @@ impl BusTask {
                     Some(live) => {
                         encode_command(&mut live.cmd_out, &args);
                         live.cmd_fifo.push_back(CmdPending::Publish { seq });
-                        self.pending.insert(seq);
+                        self.acks.wait(seq);
                     }
-                    None => self.enqueue(seq, &args, None),
+                    None => self.enqueue(seq, &args, QueuedKind::Publish),
                 }
             }
             BusCommand::CountSubscribers { channel, sharded } => {
@@ -414,14 +390,110 @@ impl BusTask {
                             channel,
                             sharded,
                         });
-                        self.pending.insert(seq);
+                        self.acks.wait(seq);
                     }
                     None => {
                         let args = args.map(Bytes::copy_from_slice);
-                        self.enqueue(seq, &args, Some((channel, sharded)));
+                        self.enqueue(seq, &args, QueuedKind::Count(channel, sharded));
                     }
                 }
             }
+            BusCommand::StreamAppend {
+                stream,
+                fields,
+                max_len,
+                token,
+            } => {
+                let max_len = max_len.map(|n| n.to_string());
+                let mut args: Vec<&[u8]> = vec![b"XADD", stream.as_bytes()];
+                if let Some(n) = &max_len {
+                    args.extend([&b"MAXLEN"[..], b"~", n.as_bytes()]);
+                }
+                args.push(b"*");
+                for (k, v) in &fields {
+                    args.push(k);
+                    args.push(v);
+                }
+                if fields.is_empty() {
+                    // Redis needs one field at least.
+                    (self.inputs)(BusInput::StreamAppended { token, id: None });
+                    return;
+                }
+                self.send_cmd(seq, &args, QueuedKind::Append(token));
+            }
+            BusCommand::StreamRange {
+                stream,
+                start,
+                end,
+                count,
+                token,
+            } => {
+                let count = count.map(|n| n.to_string());
+                let mut args: Vec<&[u8]> = vec![
+                    b"XRANGE",
+                    stream.as_bytes(),
+                    start.as_bytes(),
+                    end.as_bytes(),
+                ];
+                if let Some(n) = &count {
+                    args.extend([&b"COUNT"[..], n.as_bytes()]);
+                }
+                self.send_cmd(seq, &args, QueuedKind::Range(token));
+            }
+            BusCommand::SetKey { key, value, ttl } => {
+                let ttl = ttl.map(|t| t.as_millis().max(1).to_string());
+                let mut args: Vec<&[u8]> = vec![b"SET", key.as_bytes(), &value];
+                if let Some(ms) = &ttl {
+                    args.extend([&b"PX"[..], ms.as_bytes()]);
+                }
+                self.send_cmd(seq, &args, QueuedKind::Publish);
+            }
+            BusCommand::TakeKey { key, token } => {
+                // GET and DEL in one transaction: GETDEL on any Redis.
+                let mut bytes = BytesMut::new();
+                encode_command(&mut bytes, &[&b"MULTI"[..]]);
+                encode_command(&mut bytes, &[&b"GET"[..], key.as_bytes()]);
+                encode_command(&mut bytes, &[&b"DEL"[..], key.as_bytes()]);
+                encode_command(&mut bytes, &[&b"EXEC"[..]]);
+                self.send_raw(seq, bytes.freeze(), QueuedKind::Take(token));
+            }
+            BusCommand::StreamFollow { stream, from } => {
+                if self.follows.contains_key(&stream) {
+                    return;
+                }
+                let (stop_tx, stop_rx) = async_channel::bounded(1);
+                self.follows.insert(stream.clone(), stop_tx);
+                self.runtime.spawn(Box::pin(follow(
+                    self.runtime.clone(),
+                    self.config.clone(),
+                    stream,
+                    from,
+                    self.inputs.clone(),
+                    stop_rx,
+                )));
+            }
+            BusCommand::StreamUnfollow { stream } => {
+                // Dropping the sender ends the follower.
+                self.follows.remove(&stream);
+            }
+        }
+    }
+
+    /// A command on the command link: sent now, or queued while down.
+    fn send_cmd(&mut self, seq: u64, args: &[&[u8]], kind: QueuedKind) {
+        let mut bytes = BytesMut::with_capacity(command_len(args));
+        encode_command(&mut bytes, args);
+        self.send_raw(seq, bytes.freeze(), kind);
+    }
+
+    fn send_raw(&mut self, seq: u64, bytes: Bytes, kind: QueuedKind) {
+        match &mut self.live {
+            Some(live) => {
+                live.cmd_out.extend_from_slice(&bytes);
+                push_pending(&mut live.cmd_fifo, seq, kind, &bytes);
+                self.acks.wait(seq);
+            }
+            None => self.enqueue_bytes(seq, bytes, kind),
         }
     }
 
@@ -441,31 +513,38 @@ impl BusTask {
                 seq: Some(seq),
                 restore: false,
             });
-            self.pending.insert(seq);
+            self.acks.wait(seq);
         }
     }
 
-    fn enqueue<A: AsRef<[u8]>>(&mut self, seq: u64, args: &[A], count: Option<(Str, bool)>) {
-        let len = command_len(args);
-        if self.queued_bytes + len > self.config.max_queued_bytes {
-            self.dropped += 1;
-            if self.dropped == 1 {
-                tracing::warn!(
-                    limit = self.config.max_queued_bytes,
-                    "Redis unreachable and its queue is full: dropping publishes until it is back"
-                );
+    fn enqueue<A: AsRef<[u8]>>(&mut self, seq: u64, args: &[A], kind: QueuedKind) {
+        let mut bytes = BytesMut::with_capacity(command_len(args));
+        encode_command(&mut bytes, args);
+        self.enqueue_bytes(seq, bytes.freeze(), kind);
+    }
+
+    fn enqueue_bytes(&mut self, seq: u64, bytes: Bytes, kind: QueuedKind) {
+        let len = bytes.len();
+        if !self
+            .queue
+            .admit(len, self.config.bus.max_queued_bytes, &NAMES)
+        {
+            // Whoever waits for an answer gets a failure now.
+            match kind {
+                QueuedKind::Append(token) => {
+                    (self.inputs)(BusInput::StreamAppended { token, id: None })
+                }
+                QueuedKind::Range(token) => (self.inputs)(BusInput::StreamRange {
+                    token,
+                    entries: None,
+                }),
+                QueuedKind::Take(token) => (self.inputs)(BusInput::KeyTaken { token, value: None }),
+                QueuedKind::Publish | QueuedKind::Count(..) => {}
             }
             return;
         }
-        let mut bytes = BytesMut::with_capacity(len);
-        encode_command(&mut bytes, args);
-        self.queued_bytes += len;
-        self.queue.push_back(Queued {
-            seq,
-            bytes: bytes.freeze(),
-            count,
-        });
-        self.pending.insert(seq);
+        self.queue.push_back(Queued { seq, bytes, kind }, len);
+        self.acks.wait(seq);
     }
 
     /// Write what the commands produced, each link under a deadline.
@@ -473,7 +552,7 @@ impl BusTask {
         let Some(live) = &mut self.live else {
             return;
         };
-        let deadline = Instant::now() + self.config.io_timeout;
+        let deadline = Instant::now() + self.config.bus.io_timeout;
         let mut result = Ok(());
         for (out, half) in [
             (&mut live.sub_out, &mut live.sub),
@@ -504,19 +583,8 @@ impl BusTask {
                 self.on_connected(sub, cmd).await
             }
             Event::Failed { epoch, error } if epoch == self.epoch && self.live.is_none() => {
-                self.failures += 1;
-                // Not one line per attempt through a long outage.
-                if self.failures == 1 || self.failures % 20 == 0 {
-                    tracing::warn!(
-                        attempts = self.failures,
-                        retry_in_ms = self.backoff.as_millis() as u64,
-                        "cannot connect to Redis: {error}"
-                    );
-                } else {
-                    tracing::debug!(attempts = self.failures, "cannot connect to Redis: {error}");
-                }
-                self.connect_later(self.backoff);
-                self.backoff = (self.backoff * 2).min(self.config.backoff_max);
+                let delay = self.reconnect.failed(&NAMES, &error);
+                self.connect_later(delay);
             }
             Event::Value { epoch, link, value } if epoch == self.epoch => {
                 self.on_value(link, value)
@@ -560,7 +628,7 @@ impl BusTask {
             sub_fifo: VecDeque::new(),
             cmd_fifo: VecDeque::new(),
             restoring: 0,
-            restore_deadline: now + self.config.io_timeout,
+            restore_deadline: now + self.config.bus.io_timeout,
             up: false,
             next_ping: now + self.config.ping_interval,
             pings: 0,
@@ -585,18 +653,10 @@ impl BusTask {
             }
         }
         // Then what was queued while down, in order.
-        for q in self.queue.drain(..) {
+        for q in self.queue.drain() {
             live.cmd_out.extend_from_slice(&q.bytes);
-            live.cmd_fifo.push_back(match q.count {
-                Some((channel, sharded)) => CmdPending::Count {
-                    seq: q.seq,
-                    channel,
-                    sharded,
-                },
-                None => CmdPending::Publish { seq: q.seq },
-            });
+            push_pending(&mut live.cmd_fifo, q.seq, q.kind, &q.bytes);
         }
-        self.queued_bytes = 0;
         let restoring = live.restoring;
         self.live = Some(live);
         tracing::debug!(
@@ -615,23 +675,9 @@ impl BusTask {
         };
         live.up = true;
         live.next_ping = Instant::now() + self.config.ping_interval;
-        self.backoff = self.config.backoff_min;
-        self.failures = 0;
-        match self.down_since.take() {
-            Some(since) => tracing::info!(
-                gap_ms = since.elapsed().as_millis() as u64,
-                "Redis link back, subscriptions restored"
-            ),
-            None => tracing::info!("Redis link up"),
-        }
-        if self.dropped > 0 {
-            tracing::warn!(
-                dropped = self.dropped,
-                limit = self.config.max_queued_bytes,
-                "publishes were dropped while Redis was unreachable (queue full)"
-            );
-            self.dropped = 0;
-        }
+        self.reconnect.up(&NAMES);
+        let limit = self.config.bus.max_queued_bytes;
+        self.queue.report_dropped(limit, &NAMES);
         (self.inputs)(BusInput::Up);
     }
 
@@ -643,67 +689,71 @@ impl BusTask {
         self.epoch += 1;
         for p in &live.sub_fifo {
             if let Some(seq) = p.seq {
-                self.ack(seq);
+                self.acks.ack(seq);
             }
         }
         let mut lost = 0u64;
-        let mut recount = Vec::new();
+        let mut again = Vec::new();
         for p in live.cmd_fifo {
             match p {
                 CmdPending::Publish { seq } => {
                     lost += 1;
-                    self.ack(seq);
+                    self.acks.ack(seq);
                 }
                 // Asking again is harmless: counts are kept.
                 CmdPending::Count {
                     seq,
                     channel,
                     sharded,
-                } => recount.push((seq, channel, sharded)),
-                CmdPending::Ping => {}
+                } => {
+                    let args = count_args(&channel, sharded);
+                    let mut bytes = BytesMut::new();
+                    encode_command(&mut bytes, &args);
+                    again.push(Queued {
+                        seq,
+                        bytes: bytes.freeze(),
+                        kind: QueuedKind::Count(channel, sharded),
+                    });
+                }
+                CmdPending::Range {
+                    seq,
+                    token,
+                    command,
+                } => again.push(Queued {
+                    seq,
+                    bytes: command,
+                    kind: QueuedKind::Range(token),
+                }),
+                // Not sent again: the entry may have been added, or the
+                // key taken.
+                CmdPending::Append { seq, token } => {
+                    lost += 1;
+                    (self.inputs)(BusInput::StreamAppended { token, id: None });
+                    self.acks.ack(seq);
+                }
+                CmdPending::Take { seq, token } => {
+                    (self.inputs)(BusInput::KeyTaken { token, value: None });
+                    self.acks.ack(seq);
+                }
+                CmdPending::TakeStep | CmdPending::Ping => {}
             }
         }
-        for (seq, channel, sharded) in recount.into_iter().rev() {
-            let args = count_args(&channel, sharded);
-            let mut bytes = BytesMut::new();
-            encode_command(&mut bytes, &args);
-            self.queued_bytes += bytes.len();
-            self.queue.push_front(Queued {
-                seq,
-                bytes: bytes.freeze(),
-                count: Some((channel, sharded)),
-            });
+        for q in again.into_iter().rev() {
+            let len = q.bytes.len();
+            self.queue.push_front(q, len);
         }
         if live.up {
             tracing::warn!(
                 in_flight_publishes = lost,
                 "Redis link lost ({reason}); reconnecting"
             );
-            self.down_since = Some(Instant::now());
+            self.reconnect.down();
             (self.inputs)(BusInput::Down);
         } else {
             tracing::warn!("Redis link failed while coming up ({reason}); reconnecting");
         }
-        self.connect_later(self.backoff);
-        self.backoff = (self.backoff * 2).min(self.config.backoff_max);
-    }
-
-    fn ack(&mut self, seq: u64) {
-        self.pending.remove(&seq);
-        self.check_flushes();
-    }
-
-    fn check_flushes(&mut self) {
-        let first = self.pending.first().copied();
-        let mut i = 0;
-        while i < self.flushes.len() {
-            if first.map_or(true, |f| f > self.flushes[i].0) {
-                let (_, tx) = self.flushes.swap_remove(i);
-                let _ = tx.send(());
-            } else {
-                i += 1;
-            }
-        }
+        let delay = self.reconnect.next_delay();
+        self.connect_later(delay);
     }
 
     fn on_value(&mut self, link: Link, value: RespValue) {
@@ -751,7 +801,7 @@ impl BusTask {
                             live.pings = live.pings.saturating_sub(1);
                         }
                         if let Some(seq) = p.seq {
-                            self.ack(seq);
+                            self.acks.ack(seq);
                         }
                         self.maybe_up();
                     }
@@ -795,7 +845,7 @@ impl BusTask {
             }
         }
         if let Some(seq) = done.and_then(|p| p.seq) {
-            self.ack(seq);
+            self.acks.ack(seq);
         }
         self.maybe_up();
     }
@@ -821,7 +871,7 @@ impl BusTask {
                 if let RespValue::Error(e) = &value {
                     tracing::warn!("Redis refused a publish: {}", String::from_utf8_lossy(e));
                 }
-                self.ack(seq);
+                self.acks.ack(seq);
             }
             CmdPending::Count { seq, channel, .. } => {
                 let count = match &value {
@@ -837,7 +887,51 @@ impl BusTask {
                     }
                 };
                 (self.inputs)(BusInput::Subscribers { channel, count });
-                self.ack(seq);
+                self.acks.ack(seq);
+            }
+            CmdPending::Append { seq, token } => {
+                let id = match &value {
+                    RespValue::Bulk(b) => Str::try_from(b.clone()).ok(),
+                    _ => None,
+                };
+                if id.is_none() {
+                    tracing::warn!("Redis refused a stream entry: {value:?}");
+                }
+                (self.inputs)(BusInput::StreamAppended { token, id });
+                self.acks.ack(seq);
+            }
+            CmdPending::Range { seq, token, .. } => {
+                let entries = parse_range(&value);
+                if entries.is_none() {
+                    tracing::warn!("Redis could not read a stream range: {value:?}");
+                }
+                (self.inputs)(BusInput::StreamRange { token, entries });
+                self.acks.ack(seq);
+            }
+            CmdPending::TakeStep => {
+                if value.is_error() {
+                    // EXEC then fails with EXECABORT: answered there.
+                    tracing::warn!("Redis refused part of a key take: {value:?}");
+                }
+            }
+            CmdPending::Take { seq, token } => {
+                let value = match &value {
+                    // [GET's reply, DEL's count]; nil when aborted.
+                    RespValue::Array(items) => match items.first() {
+                        Some(RespValue::Bulk(b)) => Some(b.clone()),
+                        Some(RespValue::Null) => None,
+                        _ => {
+                            tracing::warn!("Redis could not take a key: {value:?}");
+                            None
+                        }
+                    },
+                    other => {
+                        tracing::warn!("Redis could not take a key: {other:?}");
+                        None
+                    }
+                };
+                (self.inputs)(BusInput::KeyTaken { token, value });
+                self.acks.ack(seq);
             }
             CmdPending::Ping => {
                 live.pings = live.pings.saturating_sub(1);
@@ -875,9 +969,36 @@ impl BusTask {
             encode_command(&mut live.cmd_out, &[b"PING"]);
             live.cmd_fifo.push_back(CmdPending::Ping);
             live.pings = 2;
-            live.ping_deadline = Some(now + self.config.io_timeout);
+            live.ping_deadline = Some(now + self.config.bus.io_timeout);
             live.next_ping = now + self.config.ping_interval;
             self.write_out().await;
+        }
+    }
+}
+
+/// What the command link owes for a command of `kind` (`bytes`: the
+/// command, kept to ask a range again).
+fn push_pending(fifo: &mut VecDeque<CmdPending>, seq: u64, kind: QueuedKind, bytes: &Bytes) {
+    match kind {
+        QueuedKind::Publish => fifo.push_back(CmdPending::Publish { seq }),
+        QueuedKind::Count(channel, sharded) => fifo.push_back(CmdPending::Count {
+            seq,
+            channel,
+            sharded,
+        }),
+        QueuedKind::Append(token) => fifo.push_back(CmdPending::Append { seq, token }),
+        QueuedKind::Range(token) => fifo.push_back(CmdPending::Range {
+            seq,
+            token,
+            command: bytes.clone(),
+        }),
+        QueuedKind::Take(token) => {
+            fifo.extend([
+                CmdPending::TakeStep,
+                CmdPending::TakeStep,
+                CmdPending::TakeStep,
+            ]);
+            fifo.push_back(CmdPending::Take { seq, token });
         }
     }
 }
@@ -891,19 +1012,7 @@ async fn reader(
     events: async_channel::Sender<Event>,
     kill: async_channel::Receiver<()>,
 ) {
-    let send = |event: Event| {
-        let events = events.clone();
-        let kill = kill.clone();
-        async move {
-            let sending = events.send(event).fuse();
-            let killed = kill.recv().fuse();
-            pin_mut!(sending, killed);
-            select! {
-                r = sending => r.is_ok(),
-                _ = killed => false,
-            }
-        }
-    };
+    let send = |event: Event| send_unless_killed(&events, &kill, event);
     let mut buf = vec![0u8; 16 << 10];
     let error = 'read: loop {
         loop {

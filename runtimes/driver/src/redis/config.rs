@@ -4,6 +4,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::bus::{bus_option_setters, BusOptions};
+
 /// Where the broker is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RedisAddr {
@@ -67,12 +69,10 @@ pub struct RedisConfig {
     pub(crate) user: Option<String>,
     pub(crate) password: Option<String>,
     pub(crate) db: u32,
-    pub(crate) backoff_min: Duration,
-    pub(crate) backoff_max: Duration,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) io_timeout: Duration,
+    pub(crate) bus: BusOptions,
     pub(crate) ping_interval: Duration,
-    pub(crate) max_queued_bytes: usize,
+    pub(crate) stream_block: Duration,
+    pub(crate) stream_read_count: u64,
     pub(crate) resp_limits: socketio_core::cluster::resp::RespLimits,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<std::sync::Arc<rustls::ClientConfig>>,
@@ -86,12 +86,14 @@ impl fmt::Debug for RedisConfig {
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("db", &self.db)
-            .field("backoff_min", &self.backoff_min)
-            .field("backoff_max", &self.backoff_max)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("io_timeout", &self.io_timeout)
+            .field("backoff_min", &self.bus.backoff_min)
+            .field("backoff_max", &self.bus.backoff_max)
+            .field("connect_timeout", &self.bus.connect_timeout)
+            .field("io_timeout", &self.bus.io_timeout)
             .field("ping_interval", &self.ping_interval)
-            .field("max_queued_bytes", &self.max_queued_bytes)
+            .field("max_queued_bytes", &self.bus.max_queued_bytes)
+            .field("stream_block", &self.stream_block)
+            .field("stream_read_count", &self.stream_read_count)
             .finish_non_exhaustive()
     }
 }
@@ -204,12 +206,10 @@ impl RedisConfig {
             user,
             password,
             db: db.unwrap_or(0),
-            backoff_min: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(5),
-            connect_timeout: Duration::from_secs(5),
-            io_timeout: Duration::from_secs(10),
+            bus: BusOptions::new(Duration::from_secs(5)),
             ping_interval: Duration::from_secs(15),
-            max_queued_bytes: 16 << 20,
+            stream_block: Duration::from_secs(5),
+            stream_read_count: 100,
             resp_limits: Default::default(),
             #[cfg(feature = "tls")]
             tls: None,
@@ -231,8 +231,8 @@ impl RedisConfig {
         self.password.is_some()
     }
 
-    /// The database `SELECT`ed (pub/sub ignores it; kept for parity with
-    /// the references' URLs).
+    /// The database `SELECT`ed (pub/sub ignores it; streams and keys live
+    /// in it).
     pub fn db(&self) -> u32 {
         self.db
     }
@@ -254,24 +254,21 @@ impl RedisConfig {
     /// Reconnection back-off: the first retry after `min`, doubling up to
     /// `max` (100 ms and 5 s by default).
     pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.backoff_min = min.max(Duration::from_millis(1));
-        self.backoff_max = max.max(self.backoff_min);
+        self.bus.set_backoff(min.max(Duration::from_millis(1)), max);
         self
     }
 
-    /// Deadline of one connection attempt: DNS, TCP, TLS, `AUTH`, `SELECT`
-    /// and sentinel queries together (5 s by default).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// How long a write to the broker, or a reply to a subscription or
-    /// `PING`, may take before the connection is deemed dead (10 s by
-    /// default).
-    pub fn io_timeout(mut self, timeout: Duration) -> Self {
-        self.io_timeout = timeout;
-        self
+    bus_option_setters! {
+        /// Deadline of one connection attempt: DNS, TCP, TLS, `AUTH`, `SELECT`
+        /// and sentinel queries together (5 s by default).
+        connect_timeout;
+        /// How long a write to the broker, or a reply to a subscription or
+        /// `PING`, may take before the connection is deemed dead (10 s by
+        /// default).
+        io_timeout;
+        /// Most bytes of publishes kept while the broker is unreachable (16 MiB
+        /// by default); further publishes are dropped, counted in a warning.
+        max_queued_bytes;
     }
 
     /// How often an idle link is checked with `PING` (15 s by default), so
@@ -281,10 +278,16 @@ impl RedisConfig {
         self
     }
 
-    /// Most bytes of publishes kept while the broker is unreachable (16 MiB
-    /// by default); further publishes are dropped, counted in a warning.
-    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
-        self.max_queued_bytes = bytes;
+    /// How followed streams are read ([`BusCommand::StreamFollow`]): each
+    /// `XREAD` blocks up to `block` (5 s by default, the streams adapter's
+    /// `blockTimeInMs`) and returns at most `count` entries (100, its
+    /// `readCount`). A call not answered within `block` plus
+    /// [`RedisConfig::io_timeout`] counts as a dead connection.
+    ///
+    /// [`BusCommand::StreamFollow`]: socketio_core::cluster::BusCommand::StreamFollow
+    pub fn stream_read(mut self, block: Duration, count: u64) -> Self {
+        self.stream_block = block.max(Duration::from_millis(1));
+        self.stream_read_count = count.max(1);
         self
     }
 
@@ -327,7 +330,7 @@ fn host_port(s: &str, default_port: u16) -> Option<(String, u16)> {
     }
 }
 
-fn percent_decode(s: &str) -> Option<String> {
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -345,7 +348,7 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 /// The URL without its password, for error messages.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };

@@ -20,14 +20,32 @@
 //! Publishes already written when the link broke are not resent (Redis may
 //! or may not have delivered them: pub/sub is at most once).
 //!
+//! Streams and keys go on the command connection too: `XADD [MAXLEN ~]`
+//! (answered with the new id), `XRANGE [COUNT]`, `SET [PX]`, and
+//! `MULTI`/`GET`/`DEL`/`EXEC` to take a key on any Redis version. While
+//! down they are queued like publishes; past the queue bound, or when the
+//! link breaks before Redis answered, an append or a take is answered at
+//! once as failed (`StreamAppended`/`KeyTaken` without a value: it is not
+//! sent again, as it may have been done), while a range read is asked
+//! again after reconnection. Each followed stream (`StreamFollow`) has a
+//! task and a connection of its own looping on `XREAD COUNT n BLOCK ms`
+//! ([`RedisConfig::stream_read`]), each call under a deadline of the
+//! block time plus [`RedisConfig::io_timeout`]; `from: None` is pinned to
+//! the stream's newest id (`XREVRANGE .. COUNT 1`) when first connected,
+//! and after any failure the follower reconnects with the same back-off
+//! and resumes after the last entry it reported, so entries appended
+//! meanwhile are reported once, in order, unless `MAXLEN` trimmed them
+//! first. A follower's failures are logged, not reported as `Down`.
+//!
 //! [`BusCommand`]: socketio_core::cluster::BusCommand
 //! [`BusInput`]: socketio_core::cluster::BusInput
 //! [`BusInput::Down`]: socketio_core::cluster::BusInput::Down
 //! [`BusInput::Up`]: socketio_core::cluster::BusInput::Up
 
 mod bus;
-mod config;
+pub(crate) mod config;
 mod conn;
+mod stream;
 
 use std::fmt;
 use std::io;
@@ -65,6 +83,24 @@ pub enum RedisError {
     TlsUnavailable,
     /// The bus was stopped.
     Stopped,
+}
+
+impl crate::bus::BusError for RedisError {
+    fn stopped() -> Self {
+        RedisError::Stopped
+    }
+
+    fn timeout(what: &'static str) -> Self {
+        RedisError::Timeout(what)
+    }
+
+    fn from_io(error: io::Error) -> Self {
+        RedisError::io(error)
+    }
+
+    fn dns(what: String) -> Self {
+        RedisError::Dns(what)
+    }
 }
 
 impl RedisError {

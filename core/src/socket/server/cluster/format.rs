@@ -82,6 +82,29 @@ impl Format {
         }
     }
 
+    /// Whether rooms have bus channels of their own (and whether a
+    /// socket's own room does): then the node listens on the channels of
+    /// its rooms.
+    pub(super) fn room_channels(&self) -> Option<bool> {
+        match self {
+            Format::Python(_) => None,
+            Format::Node(f) => f.room_channels(),
+        }
+    }
+
+    /// Listen on (or stop listening on) a room's channel.
+    pub(super) fn room_subscription(
+        &self,
+        nsp: &Str,
+        room: &Str,
+        created: bool,
+        out: &mut Vec<BusCommand>,
+    ) {
+        if let Format::Node(f) = self {
+            f.room_subscription(nsp, room, created, out);
+        }
+    }
+
     /// Whether acknowledgements are asked of one socket only (python's
     /// callbacks name one sid).
     pub(super) fn acks_from_one_socket(&self) -> bool {

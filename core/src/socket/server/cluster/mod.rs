@@ -132,6 +132,9 @@ pub enum ClusterReply {
     Rooms(Vec<Str>),
     /// [`Server::server_side_emit_with_ack`]: each other server's answer.
     ServerSideAcks(Vec<Args>),
+    /// [`Server::server_count`]: how many servers serve the namespace,
+    /// this one included.
+    ServerCount(u64),
 }
 
 /// A request waiting for other nodes.
@@ -164,6 +167,8 @@ impl NodeWait {
 enum Counting {
     Request(u64),
     BroadcastAck(u64),
+    /// Finishes a request with the count itself.
+    Servers(u64),
 }
 
 /// The cluster side of a server.
@@ -289,7 +294,23 @@ impl<P: Parser> Server<P> {
 
     /// The next command for the bus backend.
     pub fn poll_bus(&mut self) -> Option<BusCommand> {
-        self.cluster.as_mut()?.commands.pop_front()
+        let cluster = self.cluster.as_mut()?;
+        if cluster.commands.is_empty() && cluster.format.room_channels().is_some() {
+            // Rooms with channels of their own: listen where rooms were
+            // created, stop where they were deleted.
+            let mut out = Vec::new();
+            for (nsp, namespace) in &mut self.namespaces {
+                for (room, created) in namespace.adapter.take_room_changes() {
+                    cluster
+                        .format
+                        .room_subscription(nsp, &room, created, &mut out);
+                }
+            }
+            for command in out {
+                cluster.push(command);
+            }
+        }
+        cluster.commands.pop_front()
     }
 
     /// Something from the bus backend.
@@ -325,6 +346,12 @@ impl<P: Parser> Server<P> {
                         }
                         self.check_request(id);
                     }
+                    Counting::Servers(id) => {
+                        if let Some(request) = cluster.requests.get_mut(&id) {
+                            request.reply = ClusterReply::ServerCount(count);
+                        }
+                        self.finish_request(id, true);
+                    }
                     Counting::BroadcastAck(bid) => {
                         if let Some(wait) = self
                             .broadcast_acks
@@ -337,6 +364,11 @@ impl<P: Parser> Server<P> {
                     }
                 }
             }
+            // No format uses streams or keys yet.
+            BusInput::StreamAppended { .. }
+            | BusInput::StreamEntry { .. }
+            | BusInput::StreamRange { .. }
+            | BusInput::KeyTaken { .. } => {}
             BusInput::Up => tracing::info!("cluster bus up"),
             BusInput::Down => {
                 tracing::warn!("cluster bus down: only local sockets are reached until it is back");
@@ -352,6 +384,7 @@ impl<P: Parser> Server<P> {
                             }
                             self.check_request(id);
                         }
+                        Counting::Servers(id) => self.finish_request(id, false),
                         Counting::BroadcastAck(bid) => {
                             if let Some(w) = self
                                 .broadcast_acks
@@ -462,6 +495,49 @@ impl<P: Parser> Server<P> {
         self.start_request(now, nsp, ClusterReply::Rooms(local), false, |request| {
             Outbound::AllRooms { request, nsp }
         })
+    }
+
+    /// How many servers serve namespace `nsp`, this one included (the
+    /// reference's `serverCount`), as [`ServerEvent::ClusterReply`]: 1
+    /// without a cluster, or when the format cannot count (python's).
+    pub fn server_count(
+        &mut self,
+        now: Instant,
+        nsp: &Str,
+    ) -> Result<ClusterRequestId, ServerError> {
+        check_namespace(nsp)?;
+        let id = self.next_broadcast_ack;
+        self.next_broadcast_ack += 1;
+        let Some(cluster) = self.cluster.as_mut() else {
+            self.events.push_back(ServerEvent::ClusterReply {
+                id: ClusterRequestId(id),
+                complete: true,
+                reply: ClusterReply::ServerCount(1),
+            });
+            return Ok(ClusterRequestId(id));
+        };
+        if cluster.requests.len() >= cluster.config.max_pending_requests {
+            return Err(ServerError::TooManyRequests {
+                limit: cluster.config.max_pending_requests,
+            });
+        }
+        let timer = self.timers.schedule(
+            now + cluster.config.request_timeout,
+            Timer::ClusterRequest { id },
+        );
+        let counted = cluster.count(nsp, Counting::Servers(id));
+        cluster.requests.insert(
+            id,
+            PendingRequest {
+                reply: ClusterReply::ServerCount(1),
+                wait: NodeWait::default(),
+                timer,
+            },
+        );
+        if !counted {
+            self.finish_request(id, false);
+        }
+        Ok(ClusterRequestId(id))
     }
 
     /// Emit `event` to the other servers' applications (the reference's
@@ -606,15 +682,33 @@ impl<P: Parser> Server<P> {
     /// A namespace was created or dropped here: some formats listen per
     /// namespace.
     pub(super) fn cluster_namespace(&mut self, nsp: &Str, created: bool) {
-        if let Some(cluster) = self.cluster.as_mut() {
-            if nsp == "/" || cluster.config.write_only {
-                return; // "/" is subscribed for the node's life
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        if cluster.config.write_only {
+            return;
+        }
+        let mut out = Vec::new();
+        if let Some(namespace) = self.namespaces.get_mut(nsp) {
+            match cluster.format.room_channels() {
+                Some(own_ids) if created => namespace.adapter.track_rooms(own_ids),
+                // Going away: what its rooms did last still counts.
+                Some(_) => {
+                    for (room, created) in namespace.adapter.take_room_changes() {
+                        cluster
+                            .format
+                            .room_subscription(nsp, &room, created, &mut out);
+                    }
+                }
+                None => {}
             }
-            let mut out = Vec::new();
+        }
+        // "/" is subscribed for the node's whole life.
+        if nsp != "/" {
             cluster.format.subscriptions(nsp, created, &mut out);
-            for command in out {
-                cluster.push(command);
-            }
+        }
+        for command in out {
+            cluster.push(command);
         }
     }
 

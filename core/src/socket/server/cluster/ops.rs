@@ -6,9 +6,6 @@ use crate::value::Value;
 use crate::Str;
 
 /// Where the answers to a remote node's request go.
-// The Node formats (not wired into the seam yet) build and read the
-// variants and fields python's format has no words for.
-#[allow(dead_code)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ReplyTo {
     /// python-socketio: a `callback` message to the asking host, naming
@@ -25,9 +22,6 @@ pub(crate) enum ReplyTo {
 }
 
 /// What a remote node asks of this one, or answers it.
-// The Node formats (not wired into the seam yet) build and read the
-// variants and fields python's format has no words for.
-#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub(crate) enum Inbound {
     /// Emit to the local sockets the selector picks; with `ack`, each
@@ -111,9 +105,6 @@ pub struct RemoteSocket {
 }
 
 /// What this node tells the others.
-// The Node formats (not wired into the seam yet) build and read the
-// variants and fields python's format has no words for.
-#[allow(dead_code)]
 #[derive(Debug)]
 pub(crate) enum Outbound<'a> {
     Broadcast {

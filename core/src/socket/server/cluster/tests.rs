@@ -16,8 +16,30 @@ use crate::Str;
 /// channel, the publisher included (as Redis does).
 struct Bus {
     nodes: Vec<Server>,
-    subscriptions: Vec<Vec<Str>>,
+    /// Per node: channels (or patterns) and how they were subscribed.
+    subscriptions: Vec<Vec<(Str, ChannelKind)>>,
     now: Instant,
+}
+
+/// Redis's glob subset the Node adapter uses: `*` and `\` escapes.
+fn glob(pattern: &str, channel: &str) -> bool {
+    let (p, c): (Vec<char>, Vec<char>) = (pattern.chars().collect(), channel.chars().collect());
+    fn go(p: &[char], c: &[char]) -> bool {
+        match p {
+            [] => c.is_empty(),
+            ['*', rest @ ..] => (0..=c.len()).any(|i| go(rest, &c[i..])),
+            ['\\', x, rest @ ..] | [x, rest @ ..] => c.first() == Some(x) && go(rest, &c[1..]),
+        }
+    }
+    go(&p, &c)
+}
+
+fn listens(subscriptions: &[(Str, ChannelKind)], channel: &str, sharded: bool) -> bool {
+    subscriptions.iter().any(|(sub, kind)| match kind {
+        ChannelKind::Pattern => !sharded && glob(sub, channel),
+        ChannelKind::Plain => !sharded && sub == channel,
+        ChannelKind::Sharded => sharded && sub == channel,
+    })
 }
 
 impl Bus {
@@ -51,17 +73,18 @@ impl Bus {
                     moved = true;
                     match command {
                         BusCommand::Subscribe { channel, kind } => {
-                            assert_eq!(kind, ChannelKind::Plain);
-                            self.subscriptions[i].push(channel);
+                            self.subscriptions[i].push((channel, kind));
                         }
-                        BusCommand::Unsubscribe { channel, .. } => {
-                            self.subscriptions[i].retain(|c| *c != channel)
+                        BusCommand::Unsubscribe { channel, kind } => {
+                            self.subscriptions[i].retain(|c| *c != (channel.clone(), kind))
                         }
                         BusCommand::Publish {
-                            channel, payload, ..
+                            channel,
+                            payload,
+                            sharded,
                         } => {
                             for j in 0..self.nodes.len() {
-                                if self.subscriptions[j].contains(&channel) {
+                                if listens(&self.subscriptions[j], &channel, sharded) {
                                     let input = BusInput::Message {
                                         channel: channel.clone(),
                                         payload: payload.clone(),
@@ -70,11 +93,17 @@ impl Bus {
                                 }
                             }
                         }
-                        BusCommand::CountSubscribers { channel, .. } => {
+                        BusCommand::CountSubscribers { channel, sharded } => {
+                            // NUMSUB counts plain subscriptions only.
+                            let kind = if sharded {
+                                ChannelKind::Sharded
+                            } else {
+                                ChannelKind::Plain
+                            };
                             let count = self
                                 .subscriptions
                                 .iter()
-                                .filter(|s| s.contains(&channel))
+                                .filter(|s| s.contains(&(channel.clone(), kind)))
                                 .count();
                             let input = BusInput::Subscribers {
                                 channel,
@@ -82,6 +111,7 @@ impl Bus {
                             };
                             self.nodes[i].handle_bus(self.now, input);
                         }
+                        other => panic!("no format asks for streams or keys yet: {other:?}"),
                     }
                 }
             }
@@ -304,4 +334,230 @@ fn hostile_bus_messages_are_ignored() {
     );
     assert!(bus.texts(0).is_empty());
     assert!(bus.events(0).is_empty());
+}
+
+fn node_formats() -> [ClusterFormat; 2] {
+    [
+        ClusterFormat::node(),
+        ClusterFormat::Node {
+            prefix: Str::from_static("socket.io"),
+            sharded: true,
+        },
+    ]
+}
+
+#[test]
+fn node_broadcasts_reach_every_node_once() {
+    for format in node_formats() {
+        let mut bus = Bus::new(3, format.clone());
+        let sockets: Vec<Str> = ["a", "b", "c"]
+            .iter()
+            .enumerate()
+            .map(|(i, eio)| bus.connect(i, eio))
+            .collect();
+        bus.nodes[0].join(&sockets[0], "room").unwrap();
+        bus.nodes[2].join(&sockets[2], "room").unwrap();
+        bus.relay();
+        let now = bus.now;
+        bus.nodes[1]
+            .broadcast(now, &Broadcast::namespace("/"), "all", &(1, "x"))
+            .unwrap();
+        bus.relay();
+        for i in 0..3 {
+            assert_eq!(
+                bus.texts(i),
+                vec![r#"2["all",1,"x"]"#.to_owned()],
+                "{format:?} node {i}"
+            );
+        }
+        // One room: the sharded adapter's room channel, which the nodes
+        // with members listen on.
+        bus.nodes[1]
+            .broadcast(now, &Broadcast::namespace("/").to("room"), "room", &())
+            .unwrap();
+        bus.relay();
+        assert_eq!(bus.texts(0), vec![r#"2["room"]"#.to_owned()], "{format:?}");
+        assert!(bus.texts(1).is_empty());
+        assert_eq!(bus.texts(2), vec![r#"2["room"]"#.to_owned()], "{format:?}");
+        // Except a room, across nodes.
+        let except = Broadcast::namespace("/").except("room");
+        bus.nodes[0].broadcast(now, &except, "skip", &()).unwrap();
+        bus.relay();
+        assert!(
+            bus.texts(0).is_empty() && bus.texts(2).is_empty(),
+            "{format:?}"
+        );
+        assert_eq!(bus.texts(1).len(), 1, "{format:?}");
+    }
+}
+
+#[test]
+fn node_broadcast_acks_count_every_node_and_client() {
+    for format in node_formats() {
+        let mut bus = Bus::new(3, format.clone());
+        let sockets: Vec<Str> = ["a", "b", "c"]
+            .iter()
+            .enumerate()
+            .map(|(i, eio)| bus.connect(i, eio))
+            .collect();
+        let now = bus.now;
+        let started = bus.nodes[0]
+            .broadcast_with_ack(
+                now,
+                &Broadcast::namespace("/"),
+                "q",
+                &(),
+                Duration::from_secs(5),
+            )
+            .unwrap();
+        bus.relay();
+        for (i, eio) in ["a", "b", "c"].iter().enumerate() {
+            let sent = bus.texts(i);
+            assert_eq!(sent.len(), 1, "{format:?} node {i}");
+            let id: String = sent[0][1..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            bus.nodes[i].handle_engine_message(
+                now,
+                eio,
+                Message::Text(format!("3{id}[{i}]").into()),
+            );
+            bus.relay();
+        }
+        match bus.events(0).as_slice() {
+            [ServerEvent::BroadcastAck {
+                id,
+                outcome,
+                responses,
+            }] => {
+                assert_eq!(*id, started.id);
+                assert_eq!(*outcome, super::BroadcastAckOutcome::Complete, "{format:?}");
+                let mut answers: Vec<String> = responses
+                    .iter()
+                    .map(|(_, a)| serde_json::to_string(a).unwrap())
+                    .collect();
+                answers.sort();
+                assert_eq!(answers, ["[0]", "[1]", "[2]"], "{format:?}");
+                assert_eq!(
+                    responses.iter().filter(|(s, _)| *s == sockets[0]).count(),
+                    1
+                );
+            }
+            other => panic!("{format:?}: expected the answers, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn node_requests_gather_every_node() {
+    for format in node_formats() {
+        let mut bus = Bus::new(3, format.clone());
+        let sockets: Vec<Str> = ["a", "b", "c"]
+            .iter()
+            .enumerate()
+            .map(|(i, eio)| bus.connect(i, eio))
+            .collect();
+        let now = bus.now;
+        // Join by selection on another node, then fetch across the cluster.
+        let target = Broadcast::namespace("/").to(sockets[2].clone());
+        bus.nodes[0]
+            .sockets_join(&target, &[Str::from("r")])
+            .unwrap();
+        bus.relay();
+        assert!(bus.nodes[2]
+            .rooms(&sockets[2])
+            .unwrap()
+            .contains(&Str::from("r")));
+        let id = bus.nodes[1]
+            .fetch_sockets(now, &Broadcast::namespace("/").to("r"))
+            .unwrap();
+        bus.relay();
+        match bus.events(1).as_slice() {
+            [ServerEvent::ClusterReply {
+                id: got,
+                complete: true,
+                reply: ClusterReply::Sockets(found),
+            }] => {
+                assert_eq!(*got, id);
+                let ids: Vec<&Str> = found.iter().map(|s| &s.id).collect();
+                assert_eq!(ids, [&sockets[2]], "{format:?}");
+            }
+            other => panic!("{format:?}: {other:?}"),
+        }
+        // Server-side emit with answers from the two others.
+        let id = bus.nodes[0]
+            .server_side_emit_with_ack(now, &Str::from_static("/"), "ping", &("p",))
+            .unwrap();
+        bus.relay();
+        for i in 1..3 {
+            match bus.events(i).as_slice() {
+                [ServerEvent::ServerSideEmit {
+                    event,
+                    ack: Some(ack),
+                    ..
+                }] => {
+                    assert_eq!(event, "ping");
+                    bus.nodes[i].server_side_ack(*ack, &(i,)).unwrap();
+                }
+                other => panic!("{format:?}: {other:?}"),
+            }
+            bus.relay();
+        }
+        match bus.events(0).as_slice() {
+            [ServerEvent::ClusterReply {
+                id: got,
+                complete: true,
+                reply: ClusterReply::ServerSideAcks(acks),
+            }] => {
+                assert_eq!(*got, id);
+                assert_eq!(acks.len(), 2, "{format:?}");
+            }
+            other => panic!("{format:?}: {other:?}"),
+        }
+        // Disconnect by selection on another node.
+        let target = Broadcast::namespace("/").to(sockets[1].clone());
+        bus.nodes[0]
+            .disconnect_sockets(now, &target, false)
+            .unwrap();
+        bus.relay();
+        assert_eq!(bus.texts(1), vec!["1".to_owned()], "{format:?}");
+        let id = bus.nodes[0]
+            .server_count(now, &Str::from_static("/"))
+            .unwrap();
+        bus.relay();
+        assert!(
+            matches!(bus.events(0).as_slice(), [ServerEvent::ClusterReply { id: got, reply: ClusterReply::ServerCount(3), .. }] if *got == id),
+            "{format:?}"
+        );
+    }
+}
+
+#[test]
+fn requests_finish_at_their_deadline_when_a_node_is_silent() {
+    let mut bus = Bus::new(2, ClusterFormat::node());
+    bus.connect(0, "a");
+    let now = bus.now;
+    // Node 1 counts as a subscriber but never answers (it died after
+    // subscribing): the request ends at its deadline with what came.
+    bus.nodes.truncate(1);
+    let subscribed = bus.subscriptions[1].clone();
+    bus.subscriptions.truncate(1);
+    let id = bus.nodes[0]
+        .server_side_emit_with_ack(now, &Str::from_static("/"), "ping", &())
+        .unwrap();
+    while let Some(command) = bus.nodes[0].poll_bus() {
+        if let BusCommand::CountSubscribers { channel, .. } = command {
+            let count = 1 + subscribed.iter().filter(|(c, _)| *c == channel).count() as u64;
+            bus.nodes[0].handle_bus(now, BusInput::Subscribers { channel, count });
+        }
+    }
+    assert!(bus.events(0).is_empty(), "waits for the silent node");
+    let deadline = bus.nodes[0].poll_timeout().expect("a deadline");
+    assert!(deadline <= now + Duration::from_secs(5));
+    bus.nodes[0].handle_timeout(deadline);
+    assert!(matches!(
+        bus.events(0).as_slice(),
+        [ServerEvent::ClusterReply { id: got, complete: false, .. }] if *got == id
+    ));
 }

@@ -224,12 +224,23 @@ impl PythonFormat {
             }
             Err(PyDecodeError::Invalid(err)) => return Err(err),
         };
-        let ours = |host_id: &Option<String>| host_id.as_deref() == Some(self.host_id.as_str());
+        // Our own messages come back to us (Redis delivers to every
+        // subscriber), and callbacks are for the host that asked.
+        let skip = match &message {
+            PyMessage::Callback(callback) => callback.host_id != self.host_id,
+            PyMessage::Emit(PyEmit { host_id, .. })
+            | PyMessage::Disconnect { host_id, .. }
+            | PyMessage::EnterRoom { host_id, .. }
+            | PyMessage::LeaveRoom { host_id, .. }
+            | PyMessage::CloseRoom { host_id, .. } => {
+                host_id.as_deref() == Some(self.host_id.as_str())
+            }
+        };
+        if skip {
+            return Ok(None);
+        }
         let inbound = match message {
             PyMessage::Emit(emit) => {
-                if ours(&emit.host_id) {
-                    return Ok(None);
-                }
                 let ack = match (emit.callback.as_ref(), emit.host_id.as_ref()) {
                     (Some(callback), Some(host_id)) => Some(ReplyTo::Python {
                         host_id: Str::from(host_id.as_str()),
@@ -252,75 +263,44 @@ impl PythonFormat {
                     timeout: None,
                 }
             }
-            PyMessage::Callback(callback) => {
-                if callback.host_id != self.host_id {
-                    return Ok(None);
-                }
-                Inbound::Answer {
-                    request: callback.id,
-                    answer: Answer::Ack {
-                        sid: Some(Str::from(callback.sid)),
-                        args: callback.args,
-                    },
-                }
-            }
-            PyMessage::Disconnect {
-                sid,
-                namespace,
-                host_id,
-            } => {
-                if ours(&host_id) {
-                    return Ok(None);
-                }
-                Inbound::Disconnect {
-                    nsp: Str::from(namespace),
-                    selector: one_socket(sid),
-                    close: false,
-                }
-            }
+            PyMessage::Callback(callback) => Inbound::Answer {
+                request: callback.id,
+                answer: Answer::Ack {
+                    sid: Some(Str::from(callback.sid)),
+                    args: callback.args,
+                },
+            },
+            PyMessage::Disconnect { sid, namespace, .. } => Inbound::Disconnect {
+                nsp: Str::from(namespace),
+                selector: one_socket(sid),
+                close: false,
+            },
             PyMessage::EnterRoom {
                 sid,
                 room,
                 namespace,
-                host_id,
-            } => {
-                if ours(&host_id) {
-                    return Ok(None);
-                }
-                Inbound::Join {
-                    nsp: Str::from(namespace),
-                    selector: one_socket(sid),
-                    rooms: vec![Str::from(room)],
-                }
-            }
+                ..
+            } => Inbound::Join {
+                nsp: Str::from(namespace),
+                selector: one_socket(sid),
+                rooms: vec![Str::from(room)],
+            },
             PyMessage::LeaveRoom {
                 sid,
                 room,
                 namespace,
-                host_id,
-            } => {
-                if ours(&host_id) {
-                    return Ok(None);
-                }
-                Inbound::Leave {
-                    nsp: Str::from(namespace),
-                    selector: one_socket(sid),
-                    rooms: vec![Str::from(room)],
-                }
-            }
+                ..
+            } => Inbound::Leave {
+                nsp: Str::from(namespace),
+                selector: one_socket(sid),
+                rooms: vec![Str::from(room)],
+            },
             PyMessage::CloseRoom {
-                room,
-                namespace,
-                host_id,
-            } => {
-                if ours(&host_id) {
-                    return Ok(None);
-                }
-                Inbound::CloseRoom {
-                    nsp: Str::from(namespace),
-                    room: Str::from(room),
-                }
-            }
+                room, namespace, ..
+            } => Inbound::CloseRoom {
+                nsp: Str::from(namespace),
+                room: Str::from(room),
+            },
         };
         Ok(Some(inbound))
     }

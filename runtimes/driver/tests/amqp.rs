@@ -1,0 +1,490 @@
+//! The AMQP bus against a real RabbitMQ (`rabbitmq-server`, installed with
+//! apt-get when missing and possible; the tests print a note and pass
+//! otherwise), and against fake brokers sending garbage.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use socketio_core::cluster::amqp::broker;
+use socketio_core::cluster::{BusCommand, BusInput, ChannelKind};
+use socketio_core::Str;
+use socketio_driver::amqp::{spawn_amqp_bus, AmqpBus, AmqpConfig};
+use socketio_driver::Runtime;
+
+mod common;
+use common::{free_port, message};
+
+// ---------------------------------------------------------------- broker
+
+const RABBIT: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
+
+/// Whether rabbitmq-server can be run here (installing it once if needed).
+fn have_rabbit() -> bool {
+    static HAVE: OnceLock<bool> = OnceLock::new();
+    *HAVE.get_or_init(|| {
+        let found = || std::path::Path::new(RABBIT).exists();
+        if found() {
+            return true;
+        }
+        eprintln!("rabbitmq-server missing: trying apt-get install rabbitmq-server");
+        let _ = Command::new("sh")
+            .args([
+                "-c",
+                "flock /tmp/socketio-apt.lock sh -c 'apt-get update && apt-get install -y rabbitmq-server'",
+            ])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status();
+        let ok = found();
+        if !ok {
+            eprintln!("NOTE: no rabbitmq-server: AMQP bus tests skipped");
+        }
+        ok
+    })
+}
+
+/// A rabbitmq-server child (in a process group of its own), killed on
+/// drop.
+struct Rabbit {
+    child: Option<Child>,
+    port: u16,
+    dist_port: u16,
+    dir: PathBuf,
+}
+
+impl Rabbit {
+    fn start() -> Rabbit {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "socketio-amqp-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("plugins"), "[].\n").unwrap();
+        let mut r = Rabbit {
+            child: None,
+            port: free_port(),
+            dist_port: free_port(),
+            dir,
+        };
+        r.spawn();
+        r
+    }
+
+    fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let d = &self.dir;
+        let child = Command::new(RABBIT)
+            .env("HOME", d)
+            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
+            .env("RABBITMQ_NODENAME", format!("rmq{}@localhost", self.port))
+            .env("RABBITMQ_MNESIA_BASE", d.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", d.join("log"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", d.join("plugins"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("start rabbitmq-server");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// Ready when the protocol header gets `connection.start` back.
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut buf = [0u8; 16];
+                if s.write_all(b"AMQP\x00\x00\x09\x01").is_ok()
+                    && s.read(&mut buf).is_ok_and(|n| n > 0 && buf[0] == 1)
+                {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("rabbitmq-server did not come up on port {}", self.port);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // The whole group: the script and the Erlang VM under it.
+            let _ = Command::new("kill")
+                .args(["-9", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for Rabbit {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One broker shared by the tests that do not restart it.
+fn shared() -> Option<String> {
+    static SHARED: OnceLock<Option<Mutex<Rabbit>>> = OnceLock::new();
+    SHARED
+        .get_or_init(|| have_rabbit().then(|| Mutex::new(Rabbit::start())))
+        .as_ref()
+        .map(|r| r.lock().unwrap().url())
+}
+
+// ---------------------------------------------------------------- bus
+
+type TestBus = common::TestBus<AmqpBus>;
+
+fn quick(config: AmqpConfig) -> AmqpConfig {
+    config
+        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(300))
+        .connect_timeout(Duration::from_secs(3))
+}
+
+impl TestBus {
+    fn new(runtime: Arc<dyn Runtime>, config: AmqpConfig) -> TestBus {
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing_subscriber::filter::LevelFilter::DEBUG)
+            .with_test_writer()
+            .try_init();
+        TestBus::start(runtime.clone(), Duration::from_secs(10), |rx, inputs| {
+            spawn_amqp_bus(runtime, quick(config), rx, inputs)
+        })
+    }
+
+    fn url(runtime: &Arc<dyn Runtime>, url: &str) -> TestBus {
+        TestBus::new(runtime.clone(), AmqpConfig::from_url(url).unwrap())
+    }
+
+    fn subscribe(&self, channel: &str) {
+        self.send(BusCommand::Subscribe {
+            channel: Str::from(channel),
+            kind: ChannelKind::Plain,
+        });
+    }
+
+    fn publish(&self, channel: &str, payload: &[u8]) {
+        self.send(BusCommand::Publish {
+            channel: Str::from(channel),
+            payload: Bytes::copy_from_slice(payload),
+            sharded: false,
+        });
+    }
+
+    async fn flush(&self) {
+        self.bus
+            .flush(Instant::now() + Duration::from_secs(10))
+            .await
+            .expect("flush");
+    }
+}
+
+fn unique(tag: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+// ------------------------------------------------------------- scenarios
+
+async fn pubsub_scenario(rt: Arc<dyn Runtime>, url: String) {
+    let ch = unique("socketio");
+    let a = TestBus::url(&rt, &url);
+    let b = TestBus::url(&rt, &url);
+    a.expect(BusInput::Up).await;
+    b.expect(BusInput::Up).await;
+    a.subscribe(&ch);
+    b.subscribe(&ch);
+    a.flush().await;
+    b.flush().await;
+    b.publish(&ch, b"{\"method\":\"emit\"}");
+    a.expect(message(&ch, b"{\"method\":\"emit\"}")).await;
+    b.expect(message(&ch, b"{\"method\":\"emit\"}")).await;
+    // Opaque bytes.
+    a.publish(&ch, &[0x93, 0, 0xff, 0xce]);
+    a.expect(message(&ch, &[0x93, 0, 0xff, 0xce])).await;
+    b.expect(message(&ch, &[0x93, 0, 0xff, 0xce])).await;
+    // Many publishes in order, more than the prefetch window; then a
+    // large one split over many frames.
+    for i in 0..1000u32 {
+        a.publish(&ch, &i.to_be_bytes());
+    }
+    a.flush().await;
+    for i in 0..1000u32 {
+        b.expect(message(&ch, &i.to_be_bytes())).await;
+    }
+    for i in 0..1000u32 {
+        a.expect(message(&ch, &i.to_be_bytes())).await;
+    }
+    let big = vec![7u8; 3 << 20];
+    b.publish(&ch, &big);
+    a.expect(message(&ch, &big)).await;
+    b.expect(message(&ch, &big)).await;
+    // Counting is not a thing on AMQP.
+    a.send(BusCommand::CountSubscribers {
+        channel: Str::from(ch.as_str()),
+        sharded: false,
+    });
+    a.expect(BusInput::Subscribers {
+        channel: Str::from(ch.as_str()),
+        count: 0,
+    })
+    .await;
+    // Unsubscribed: nothing more.
+    a.send(BusCommand::Unsubscribe {
+        channel: Str::from(ch.as_str()),
+        kind: ChannelKind::Plain,
+    });
+    a.flush().await;
+    b.publish(&ch, b"only b");
+    b.expect(message(&ch, b"only b")).await;
+    assert_eq!(a.next_within(Duration::from_millis(300)).await, None);
+    a.bus.stop();
+    b.bus.stop();
+}
+
+#[test]
+fn pubsub_tokio() {
+    let Some(url) = shared() else { return };
+    socketio_tokio::TokioRuntime::block_on(async {
+        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+        pubsub_scenario(rt, url).await;
+    });
+}
+
+#[test]
+fn pubsub_async_std() {
+    let Some(url) = shared() else { return };
+    socketio_async_std::AsyncStdRuntime::block_on(pubsub_scenario(
+        Arc::new(socketio_async_std::AsyncStdRuntime),
+        url,
+    ));
+}
+
+#[test]
+fn pubsub_smol() {
+    let Some(url) = shared() else { return };
+    socketio_smol::SmolRuntime::block_on(pubsub_scenario(
+        Arc::new(socketio_smol::SmolRuntime),
+        url,
+    ));
+}
+
+#[test]
+fn wrong_password_and_vhost_keep_retrying() {
+    let Some(url) = shared() else { return };
+    socketio_tokio::TokioRuntime::block_on(async {
+        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+        let bad = url.replace("guest:guest", "guest:wrong");
+        let a = TestBus::url(&rt, &bad);
+        let vhost = url.replace("/%2f", "/nope");
+        let b = TestBus::url(&rt, &vhost);
+        assert_eq!(a.next_within(Duration::from_secs(1)).await, None);
+        assert_eq!(b.next_within(Duration::from_millis(100)).await, None);
+        a.bus.stop();
+        b.bus.stop();
+    });
+}
+
+async fn restart_scenario(rt: Arc<dyn Runtime>, server: &mut Rabbit) {
+    let url = server.url();
+    let ch = unique("socketio");
+    let a = TestBus::new(rt.clone(), AmqpConfig::from_url(&url).unwrap().heartbeat(2));
+    let b = TestBus::url(&rt, &url);
+    a.expect(BusInput::Up).await;
+    b.expect(BusInput::Up).await;
+    a.subscribe(&ch);
+    a.flush().await;
+    b.publish(&ch, b"before");
+    a.expect(message(&ch, b"before")).await;
+
+    let t = Instant::now();
+    server.kill();
+    a.expect(BusInput::Down).await;
+    b.expect(BusInput::Down).await;
+    b.publish(&ch, b"queued");
+    let flushing = b
+        .bus
+        .flush(Instant::now() + Duration::from_millis(300))
+        .await;
+    assert!(
+        flushing.is_err(),
+        "flush cannot succeed while the broker is down"
+    );
+    server.restart();
+    eprintln!("broker back after {:?}", t.elapsed());
+    a.expect(BusInput::Up).await;
+    b.expect(BusInput::Up).await;
+    b.flush().await;
+    // The subscription was restored; the queued publish went out once the
+    // link was back (after or before the queue was declared again: at
+    // most once).
+    b.publish(&ch, b"after");
+    loop {
+        match a.next().await {
+            m if m == message(&ch, b"queued") => continue,
+            m => {
+                assert_eq!(m, message(&ch, b"after"));
+                break;
+            }
+        }
+    }
+    a.bus.stop();
+    b.bus.stop();
+}
+
+#[test]
+fn broker_restart_tokio() {
+    if !have_rabbit() {
+        return;
+    }
+    let mut server = Rabbit::start();
+    socketio_tokio::TokioRuntime::block_on(async {
+        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+        restart_scenario(rt, &mut server).await;
+    });
+}
+
+#[test]
+fn queue_bound_while_down() {
+    let port = free_port();
+    socketio_tokio::TokioRuntime::block_on(async {
+        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+        let url = format!("amqp://127.0.0.1:{port}//");
+        let config = AmqpConfig::from_url(&url).unwrap().max_queued_bytes(100);
+        let bus = TestBus::new(rt.clone(), config);
+        for _ in 0..10 {
+            bus.publish("c", &[0; 40]);
+        }
+        let r = bus
+            .bus
+            .flush(Instant::now() + Duration::from_millis(200))
+            .await;
+        assert!(r.is_err());
+        assert_eq!(bus.next_within(Duration::from_millis(100)).await, None);
+        bus.bus.stop();
+        assert!(bus.bus.is_stopped());
+        let r = bus
+            .bus
+            .flush(Instant::now() + Duration::from_millis(200))
+            .await;
+        assert!(matches!(r, Err(socketio_driver::amqp::AmqpError::Stopped)));
+    });
+}
+
+/// A fake broker answering garbage: the bus keeps trying, never comes up,
+/// never panics.
+#[test]
+fn garbage_broker() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        for (i, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { return };
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0u8; 256];
+            let _ = stream.read(&mut buf);
+            let garbage: Vec<u8> = match i % 5 {
+                0 => b"-ERR not amqp\r\n".to_vec(),
+                1 => b"AMQP\x00\x00\x09\x00".to_vec(),
+                // A frame claiming 4 GiB.
+                2 => vec![1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 10, 0, 10],
+                // A start with a table of bad type.
+                3 => {
+                    let mut out = BytesMut::new();
+                    broker::method(&mut out, 0, 10, 10, &[0, 9, 0, 0, 0, 3, 1, b'a', b'?']);
+                    out.to_vec()
+                }
+                _ => Vec::new(),
+            };
+            let _ = stream.write_all(&garbage);
+        }
+    });
+    socketio_tokio::TokioRuntime::block_on(async {
+        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+        let bus = TestBus::url(&rt, &format!("amqp://127.0.0.1:{port}"));
+        assert_eq!(bus.next_within(Duration::from_secs(2)).await, None);
+        assert!(
+            accepted.load(Ordering::SeqCst) >= 5,
+            "the bus should have reconnected several times"
+        );
+        bus.bus.stop();
+    });
+}
+
+/// Read whatever the client sent (sloppy: for a fake broker).
+fn drain(stream: &mut TcpStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+    let mut buf = [0u8; 4096];
+    let _ = stream.read(&mut buf);
+}
+
+/// A fake broker that passes the handshake, then sends garbage: the bus
+/// comes up, goes down, comes up again.
+#[test]
+fn garbage_after_handshake() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut out = BytesMut::new();
+                drain(&mut stream);
+                broker::connection_start(&mut out);
+                let _ = stream.write_all(&out.split());
+                drain(&mut stream);
+                broker::connection_tune(&mut out, 0, 0, 0);
+                let _ = stream.write_all(&out.split());
+                drain(&mut stream);
+                broker::method(&mut out, 0, 10, 41, &[0]);
+                let _ = stream.write_all(&out.split());
+                drain(&mut stream);
+                broker::method(&mut out, 1, 20, 11, &[0, 0, 0, 0]);
+                broker::method(&mut out, 1, 85, 11, &[]);
+                broker::method(&mut out, 1, 60, 11, &[]);
+                let _ = stream.write_all(&out.split());
+                std::thread::sleep(Duration::from_millis(200));
+                // A body frame nobody announced.
+                let _ = stream.write_all(&[3, 0, 1, 0, 0, 0, 1, b'x', 0xce]);
+                std::thread::sleep(Duration::from_millis(200));
+            });
+        }
+    });
+    socketio_tokio::TokioRuntime::block_on(async {
+        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+        let bus = TestBus::url(&rt, &format!("amqp://127.0.0.1:{port}"));
+        bus.expect(BusInput::Up).await;
+        bus.expect(BusInput::Down).await;
+        bus.expect(BusInput::Up).await;
+        bus.bus.stop();
+    });
+}
