@@ -33,9 +33,24 @@ if [ ! -x "$bin" ]; then
     echo "tansu.sh: installing tansu into $root (cargo install, several minutes)" >&2
     # A build directory of its own (removed by cargo afterwards): never the
     # workspace's, whose lock a running `cargo test` may hold.
+    # `timeout` runs the install in a process group of its own: a signal
+    # to this script is passed on to it (and by it to cargo and rustc).
     env -u CARGO_TARGET_DIR -u CARGO_BUILD_TARGET_DIR \
       timeout 3600 nice -n 10 "${CARGO:-cargo}" install tansu --version 0.6.0 \
-      --locked --features dynostore --root "$root" >&2
+      --locked --features dynostore --root "$root" >&2 &
+    install=$!
+    trap 'kill -TERM "$install" 2>/dev/null' TERM INT HUP
+    status=0
+    wait "$install" || status=$?
+    if [ "$status" -gt 128 ] && kill -0 "$install" 2>/dev/null; then
+      # Interrupted: wait for the install to stop.
+      wait "$install" || true
+    fi
+    trap - TERM INT HUP
+    if [ "$status" -ne 0 ]; then
+      echo "tansu.sh: cargo install tansu failed (status $status)" >&2
+      exit "$status"
+    fi
   fi
   exec 9>&-
 fi

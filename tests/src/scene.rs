@@ -214,6 +214,18 @@ pub fn hellos<B: Bus>(scene: &mut Scene<B>) {
     }
 }
 
+/// A broadcast to all from every node in turn (node client on even
+/// nodes, python client on odd ones), binary included, reaches every client
+/// exactly once.
+pub fn broadcasts_from_every_node<B: Bus>(scene: &mut Scene<B>) {
+    for node in 0..NODES {
+        let args = json!([format!("all-{node}"), {"$bin": "0102ff"}, {"n": [1, 2.5, null]}]);
+        let list = args.as_array().unwrap().clone();
+        scene.emit(Who(node % 2, node), "shout", &list);
+        scene.delivered("shout-back", &args, &everyone());
+    }
+}
+
 /// Room "r": one member joins by itself on node 1, one is made to join from
 /// node 0 while it lives on node 2; once `wait` has let the bus carry that,
 /// a broadcast to "r" reaches both and no one else. Returns the members.

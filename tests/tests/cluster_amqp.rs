@@ -18,8 +18,8 @@ use socketio_interop::cluster::{AmqpPeer, EmitterKind, NodeKind, OurFormat};
 use socketio_interop::ok;
 use socketio_interop::rabbit::RabbitServer;
 use socketio_interop::scene::{
-    acks_across, disconnect_remote, emitter, everyone, except_x, hellos, leave_r, room_r, Who,
-    NODES, NODE_CLIENTS, PYTHON_CLIENTS,
+    acks_across, broadcasts_from_every_node, disconnect_remote, emitter, everyone, except_x,
+    hellos, leave_r, room_r, Who, NODES, NODE_CLIENTS, PYTHON_CLIENTS,
 };
 use socketio_interop::Runtime;
 
@@ -40,12 +40,7 @@ fn start(peer: AmqpPeer) -> Scene {
 /// nodes; every node gets its turn as the sender.
 fn common(scene: &mut Scene) {
     hellos(scene);
-    for node in 0..NODES {
-        let args = json!([format!("all-{node}"), {"$bin": "0102ff"}, {"n": [1, 2.5, null]}]);
-        let list = args.as_array().unwrap().clone();
-        scene.emit(Who(node % 2, node), "shout", &list);
-        scene.delivered("shout-back", &args, &everyone());
-    }
+    broadcasts_from_every_node(scene);
 
     // Room changes are let through the bus (settle) before the next
     // request: a python node acknowledges one once the message is written

@@ -20,8 +20,8 @@ use socketio_interop::cluster::{EmitterKind, NodeKind, OurFormat};
 use socketio_interop::kafka::TansuBroker;
 use socketio_interop::ok;
 use socketio_interop::scene::{
-    acks_across, all_but, disconnect_remote_by, emitter, everyone, except_x, hellos, leave_r,
-    room_r, Who, NODES, NODE_CLIENTS, PYTHON_CLIENTS,
+    acks_across, all_but, broadcasts_from_every_node, disconnect_remote_by, emitter, everyone,
+    except_x, hellos, leave_r, room_r, Who, NODE_CLIENTS, PYTHON_CLIENTS,
 };
 use socketio_interop::Runtime;
 
@@ -37,13 +37,7 @@ type Scene = socketio_interop::scene::Scene<TansuBroker>;
 /// asking and answering), leaving across nodes.
 fn common(scene: &mut Scene) {
     hellos(scene);
-    // Broadcast to all from every node, binary included.
-    for node in 0..NODES {
-        let args = json!([format!("all-{node}"), {"$bin": "0102ff"}, {"n": [1, 2.5, null]}]);
-        let list = args.as_array().unwrap().clone();
-        scene.emit(Who(node % 2, node), "shout", &list);
-        scene.delivered("shout-back", &args, &everyone());
-    }
+    broadcasts_from_every_node(scene);
 
     // Room "r", joined on the python node and from node 0 for a socket on
     // node 2; the broadcast comes from node 0 too: one node's messages stay

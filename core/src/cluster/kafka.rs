@@ -763,6 +763,34 @@ pub enum Response {
     Fetch(FetchResponse),
 }
 
+/// Read a response's `[topic [partition]]` arrays, each partition with
+/// `read` (at least `min_partition` bytes each), flattened with the name of
+/// its topic; at most `limits.max_array_len` partitions in all.
+fn topic_partitions<T>(
+    r: &mut Reader<'_>,
+    limits: &KafkaLimits,
+    min_partition: usize,
+    mut read: impl FnMut(&mut Reader<'_>) -> Result<T>,
+) -> Result<Vec<(String, T)>> {
+    let n = r.array_len("topics", 6)?;
+    let mut partitions = Vec::new();
+    for _ in 0..n {
+        let name = r.string("topic name")?;
+        let np = r.array_len("partitions", min_partition)?;
+        if partitions.len() + np > limits.max_array_len {
+            return Err(KafkaError::TooLarge {
+                what: "partitions",
+                len: (partitions.len() + np) as u64,
+                limit: limits.max_array_len as u64,
+            });
+        }
+        for _ in 0..np {
+            partitions.push((name.clone(), read(r)?));
+        }
+    }
+    Ok(partitions)
+}
+
 /// Read a response frame (from [`FrameDecoder::next_frame`]) answering a
 /// request of kind `api`: its correlation id and its body.
 pub fn decode_response(
@@ -845,102 +873,54 @@ pub fn decode_response(
             Response::Metadata(MetadataResponse { brokers, topics })
         }
         ApiKey::ListOffsets => {
-            let n = r.array_len("topics", 6)?;
-            let mut partitions = Vec::new();
-            for _ in 0..n {
-                let name = r.string("topic name")?;
-                let np = r.array_len("partitions", 22)?;
-                if partitions.len() + np > limits.max_array_len {
-                    return Err(KafkaError::TooLarge {
-                        what: "partitions",
-                        len: (partitions.len() + np) as u64,
-                        limit: limits.max_array_len as u64,
-                    });
-                }
-                for _ in 0..np {
-                    let partition = r.i32("partition index")?;
-                    let error_code = r.i16("error code")?;
-                    r.i64("timestamp")?;
-                    let offset = r.i64("offset")?;
-                    partitions.push((
-                        name.clone(),
-                        PartitionOffset {
-                            partition,
-                            error_code,
-                            offset,
-                        },
-                    ));
-                }
-            }
+            let partitions = topic_partitions(&mut r, limits, 22, |r| {
+                let partition = r.i32("partition index")?;
+                let error_code = r.i16("error code")?;
+                r.i64("timestamp")?;
+                let offset = r.i64("offset")?;
+                Ok(PartitionOffset {
+                    partition,
+                    error_code,
+                    offset,
+                })
+            })?;
             r.end()?;
             Response::ListOffsets(ListOffsetsResponse { partitions })
         }
         ApiKey::Produce => {
-            let n = r.array_len("topics", 6)?;
-            let mut partitions = Vec::new();
-            for _ in 0..n {
-                let name = r.string("topic name")?;
-                let np = r.array_len("partitions", 22)?;
-                if partitions.len() + np > limits.max_array_len {
-                    return Err(KafkaError::TooLarge {
-                        what: "partitions",
-                        len: (partitions.len() + np) as u64,
-                        limit: limits.max_array_len as u64,
-                    });
-                }
-                for _ in 0..np {
-                    let partition = r.i32("partition index")?;
-                    let error_code = r.i16("error code")?;
-                    let base_offset = r.i64("base offset")?;
-                    r.i64("log append time")?;
-                    partitions.push((
-                        name.clone(),
-                        ProducePartitionResponse {
-                            partition,
-                            error_code,
-                            base_offset,
-                        },
-                    ));
-                }
-            }
+            let partitions = topic_partitions(&mut r, limits, 22, |r| {
+                let partition = r.i32("partition index")?;
+                let error_code = r.i16("error code")?;
+                let base_offset = r.i64("base offset")?;
+                r.i64("log append time")?;
+                Ok(ProducePartitionResponse {
+                    partition,
+                    error_code,
+                    base_offset,
+                })
+            })?;
             r.i32("throttle time")?;
             r.end()?;
             Response::Produce(ProduceResponse { partitions })
         }
         ApiKey::Fetch => {
             r.i32("throttle time")?;
-            let n = r.array_len("topics", 6)?;
-            let mut partitions = Vec::new();
-            for _ in 0..n {
-                let name = r.string("topic name")?;
-                let np = r.array_len("partitions", 30)?;
-                if partitions.len() + np > limits.max_array_len {
-                    return Err(KafkaError::TooLarge {
-                        what: "partitions",
-                        len: (partitions.len() + np) as u64,
-                        limit: limits.max_array_len as u64,
-                    });
+            let partitions = topic_partitions(&mut r, limits, 30, |r| {
+                let partition = r.i32("partition index")?;
+                let error_code = r.i16("error code")?;
+                let high_watermark = r.i64("high watermark")?;
+                r.i64("last stable offset")?;
+                if let Some(k) = r.nullable_array_len("aborted transactions", 16)? {
+                    r.take(k * 16, "aborted transactions")?;
                 }
-                for _ in 0..np {
-                    let partition = r.i32("partition index")?;
-                    let error_code = r.i16("error code")?;
-                    let high_watermark = r.i64("high watermark")?;
-                    r.i64("last stable offset")?;
-                    if let Some(k) = r.nullable_array_len("aborted transactions", 16)? {
-                        r.take(k * 16, "aborted transactions")?;
-                    }
-                    let records = r.nullable_bytes("records")?.unwrap_or_default();
-                    partitions.push((
-                        name.clone(),
-                        FetchPartitionResponse {
-                            partition,
-                            error_code,
-                            high_watermark,
-                            records,
-                        },
-                    ));
-                }
-            }
+                let records = r.nullable_bytes("records")?.unwrap_or_default();
+                Ok(FetchPartitionResponse {
+                    partition,
+                    error_code,
+                    high_watermark,
+                    records,
+                })
+            })?;
             r.end()?;
             Response::Fetch(FetchResponse { partitions })
         }

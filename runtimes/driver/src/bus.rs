@@ -125,9 +125,10 @@ impl BusOptions {
         }
     }
 
+    /// `min` at least 1 ms, `max` at least `min`.
     pub(crate) fn set_backoff(&mut self, min: Duration, max: Duration) {
-        self.backoff_min = min;
-        self.backoff_max = max.max(min);
+        self.backoff_min = min.max(Duration::from_millis(1));
+        self.backoff_max = max.max(self.backoff_min);
     }
 }
 
@@ -135,10 +136,17 @@ impl BusOptions {
 /// each with its backend's documentation.
 macro_rules! bus_option_setters {
     (
+        $(#[$backoff:meta])* reconnect_backoff;
         $(#[$connect:meta])* connect_timeout;
         $(#[$io:meta])* io_timeout;
         $(#[$queued:meta])* max_queued_bytes;
     ) => {
+        $(#[$backoff])*
+        pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
+            self.bus.set_backoff(min, max);
+            self
+        }
+
         $(#[$connect])*
         pub fn connect_timeout(mut self, timeout: Duration) -> Self {
             self.bus.connect_timeout = timeout;
@@ -159,6 +167,76 @@ macro_rules! bus_option_setters {
     };
 }
 pub(crate) use bus_option_setters;
+
+/// After `delay`, unless the bus task is gone (`events` closed), run
+/// `connect` under `timeout` (a [`BusError::timeout`] naming `what`) and
+/// hand the task the event `event` makes of the outcome.
+pub(crate) fn connect_later<T, E, Ev>(
+    runtime: &Arc<dyn Runtime>,
+    delay: Duration,
+    timeout: Duration,
+    what: &'static str,
+    events: async_channel::Sender<Ev>,
+    connect: impl Future<Output = Result<T, E>> + Send + 'static,
+    event: impl FnOnce(Result<T, E>) -> Ev + Send + 'static,
+) where
+    T: Send + 'static,
+    E: BusError + Send + 'static,
+    Ev: Send + 'static,
+{
+    let rt = runtime.clone();
+    runtime.spawn(Box::pin(async move {
+        if !delay.is_zero() {
+            rt.sleep_until(Instant::now() + delay).await;
+        }
+        if events.is_closed() {
+            return;
+        }
+        let result = with_deadline(&rt, Instant::now() + timeout, what, connect).await;
+        let _ = events.send(event(result)).await;
+    }));
+}
+
+/// A backend's public bus type over a [`Handle`]: the struct (documented
+/// by the caller), its `Debug`, and `flush` (documented by the caller),
+/// `stop` and `is_stopped`.
+macro_rules! bus_handle {
+    (
+        $(#[$doc:meta])* $bus:ident, $error:ty;
+        $(#[$flush:meta])* flush;
+        $(#[$stop:meta])* stop;
+    ) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $bus {
+            handle: $crate::bus::Handle,
+        }
+
+        impl std::fmt::Debug for $bus {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.handle.debug(f, stringify!($bus))
+            }
+        }
+
+        impl $bus {
+            $(#[$flush])*
+            pub async fn flush(&self, deadline: std::time::Instant) -> Result<(), $error> {
+                self.handle.flush(deadline).await
+            }
+
+            $(#[$stop])*
+            pub fn stop(&self) {
+                self.handle.stop()
+            }
+
+            /// Whether the bus has stopped (or been told to).
+            pub fn is_stopped(&self) -> bool {
+                self.handle.is_stopped()
+            }
+        }
+    };
+}
+pub(crate) use bus_handle;
 
 /// What the handles send the bus task.
 pub(crate) enum Control {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use socketio_core::cluster::amqp::broker;
 use socketio_core::cluster::{BusCommand, BusInput, ChannelKind};
 use socketio_core::Str;
@@ -19,7 +19,7 @@ use socketio_driver::amqp::{spawn_amqp_bus, AmqpBus, AmqpConfig};
 use socketio_driver::Runtime;
 
 mod common;
-use common::{free_port, message};
+use common::{free_port, garbage_broker, message, PlainCommands};
 
 // ---------------------------------------------------------------- broker
 
@@ -177,21 +177,6 @@ impl TestBus {
 
     fn url(runtime: &Arc<dyn Runtime>, url: &str) -> TestBus {
         TestBus::new(runtime.clone(), AmqpConfig::from_url(url).unwrap())
-    }
-
-    fn subscribe(&self, channel: &str) {
-        self.send(BusCommand::Subscribe {
-            channel: Str::from(channel),
-            kind: ChannelKind::Plain,
-        });
-    }
-
-    fn publish(&self, channel: &str, payload: &[u8]) {
-        self.send(BusCommand::Publish {
-            channel: Str::from(channel),
-            payload: Bytes::copy_from_slice(payload),
-            sharded: false,
-        });
     }
 
     async fn flush(&self) {
@@ -401,32 +386,19 @@ fn queue_bound_while_down() {
 /// A fake broker answering garbage: the bus keeps trying, never comes up,
 /// never panics.
 #[test]
-fn garbage_broker() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let counter = accepted.clone();
-    std::thread::spawn(move || {
-        for (i, stream) in listener.incoming().enumerate() {
-            let Ok(mut stream) = stream else { return };
-            counter.fetch_add(1, Ordering::SeqCst);
-            let mut buf = [0u8; 256];
-            let _ = stream.read(&mut buf);
-            let garbage: Vec<u8> = match i % 5 {
-                0 => b"-ERR not amqp\r\n".to_vec(),
-                1 => b"AMQP\x00\x00\x09\x00".to_vec(),
-                // A frame claiming 4 GiB.
-                2 => vec![1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 10, 0, 10],
-                // A start with a table of bad type.
-                3 => {
-                    let mut out = BytesMut::new();
-                    broker::method(&mut out, 0, 10, 10, &[0, 9, 0, 0, 0, 3, 1, b'a', b'?']);
-                    out.to_vec()
-                }
-                _ => Vec::new(),
-            };
-            let _ = stream.write_all(&garbage);
+fn garbage_broker_tokio() {
+    let (port, accepted) = garbage_broker(|i| match i % 5 {
+        0 => b"-ERR not amqp\r\n".to_vec(),
+        1 => b"AMQP\x00\x00\x09\x00".to_vec(),
+        // A frame claiming 4 GiB.
+        2 => vec![1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 10, 0, 10],
+        // A start with a table of bad type.
+        3 => {
+            let mut out = BytesMut::new();
+            broker::method(&mut out, 0, 10, 10, &[0, 9, 0, 0, 0, 3, 1, b'a', b'?']);
+            out.to_vec()
         }
+        _ => Vec::new(),
     });
     socketio_tokio::TokioRuntime::block_on(async {
         let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());

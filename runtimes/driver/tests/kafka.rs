@@ -13,14 +13,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use socketio_core::cluster::{BusCommand, BusInput, ChannelKind};
 use socketio_core::Str;
 use socketio_driver::kafka::{spawn_kafka_bus, KafkaBus, KafkaBusError, KafkaConfig};
 use socketio_driver::Runtime;
 
 mod common;
-use common::{free_port, message};
+use common::{free_port, garbage_broker, message, PlainCommands};
 
 // ---------------------------------------------------------------- broker
 
@@ -146,21 +145,6 @@ impl TestBus {
         TestBus::start(runtime.clone(), Duration::from_secs(10), |rx, inputs| {
             spawn_kafka_bus(runtime, config, rx, inputs)
         })
-    }
-
-    fn subscribe(&self, channel: &str) {
-        self.send(BusCommand::Subscribe {
-            channel: Str::from(channel),
-            kind: ChannelKind::Plain,
-        });
-    }
-
-    fn publish(&self, channel: &str, payload: &[u8]) {
-        self.send(BusCommand::Publish {
-            channel: Str::from(channel),
-            payload: Bytes::copy_from_slice(payload),
-            sharded: false,
-        });
     }
 
     async fn flush(&self) {
@@ -416,27 +400,14 @@ fn api_versions_frame(correlation_id: i32) -> Vec<u8> {
 /// never panics.
 #[test]
 fn garbage_broker_tokio() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let counter = accepted.clone();
-    std::thread::spawn(move || {
-        for (i, stream) in listener.incoming().enumerate() {
-            let Ok(mut stream) = stream else { return };
-            counter.fetch_add(1, Ordering::SeqCst);
-            let mut buf = [0u8; 256];
-            let _ = stream.read(&mut buf);
-            let garbage: Vec<u8> = match i % 5 {
-                0 => b"HTTP/1.1 400 Bad Request\r\n\r\n".to_vec(),
-                1 => vec![0x7f, 0xff, 0xff, 0xff, 1, 2, 3],
-                2 => vec![0xff, 0xff, 0xff, 0xfe],
-                // A valid answer to another request.
-                3 => api_versions_frame(99),
-                // A frame whose array length lies.
-                _ => vec![0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff],
-            };
-            let _ = stream.write_all(&garbage);
-        }
+    let (port, accepted) = garbage_broker(|i| match i % 5 {
+        0 => b"HTTP/1.1 400 Bad Request\r\n\r\n".to_vec(),
+        1 => vec![0x7f, 0xff, 0xff, 0xff, 1, 2, 3],
+        2 => vec![0xff, 0xff, 0xff, 0xfe],
+        // A valid answer to another request.
+        3 => api_versions_frame(99),
+        // A frame whose array length lies.
+        _ => vec![0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff],
     });
     socketio_tokio::TokioRuntime::block_on(async {
         let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());

@@ -16,7 +16,7 @@ use socketio_driver::redis::{spawn_redis_bus, RedisBus, RedisConfig};
 use socketio_driver::Runtime;
 
 mod common;
-use common::{free_port, message};
+use common::{free_port, garbage_broker, message};
 
 // ---------------------------------------------------------------- server
 
@@ -528,24 +528,13 @@ fn queue_bound_while_down_tokio() {
 /// never come up, never panic.
 #[test]
 fn garbage_broker_tokio() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let counter = accepted.clone();
-    std::thread::spawn(move || {
-        for (i, stream) in listener.incoming().enumerate() {
-            let Ok(mut stream) = stream else { return };
-            counter.fetch_add(1, Ordering::SeqCst);
-            let mut buf = [0u8; 256];
-            let _ = stream.read(&mut buf);
-            let garbage: &[u8] = match i % 4 {
-                0 => b"?what\r\n",
-                1 => b"$99999999999\r\n",
-                2 => b"*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n",
-                _ => b"+PONG\n",
-            };
-            let _ = stream.write_all(garbage);
-        }
+    let (port, accepted) = garbage_broker(|i| {
+        match i % 4 {
+                0 => b"?what\r\n".to_vec(),
+                1 => b"$99999999999\r\n".to_vec(),
+                2 => b"*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n".to_vec(),
+                _ => b"+PONG\n".to_vec(),
+    }
     });
     socketio_tokio::TokioRuntime::block_on(async {
         let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());

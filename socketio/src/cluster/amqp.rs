@@ -1,15 +1,11 @@
 //! The AMQP adapter (RabbitMQ).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use socketio_core::cluster::{BusCommand, BusInput};
 use socketio_core::socket::{ClusterConfig, ClusterFormat};
 use socketio_core::Str;
 use socketio_driver::amqp::{spawn_amqp_bus, AmqpConfig};
-use socketio_driver::Runtime;
 
-use super::{Adapter, Bus};
 use crate::error::{Error, Result};
 
 /// The AMQP 0-9-1 adapter (RabbitMQ): several servers, ours and
@@ -37,14 +33,6 @@ pub struct AmqpAdapter {
     cluster: ClusterConfig,
 }
 
-impl std::fmt::Debug for AmqpAdapter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AmqpAdapter")
-            .field("format", &self.cluster.format)
-            .finish_non_exhaustive()
-    }
-}
-
 impl AmqpAdapter {
     /// python-socketio's format (`KombuManager` / `AsyncAioPikaManager`),
     /// on channel (exchange) `socketio`.
@@ -58,25 +46,6 @@ impl AmqpAdapter {
     cluster_options! {
         /// The channel: the exchange's name (python's `channel`).
     }
-
-    /// Change the broker options (heartbeat, back-off, queue bounds...).
-    pub fn configure(mut self, f: impl FnOnce(AmqpConfig) -> AmqpConfig) -> Self {
-        self.amqp = f(self.amqp);
-        self
-    }
 }
 
-impl Adapter for AmqpAdapter {
-    fn cluster_config(&self) -> ClusterConfig {
-        self.cluster.clone()
-    }
-
-    fn start(
-        &self,
-        runtime: Arc<dyn Runtime>,
-        commands: async_channel::Receiver<BusCommand>,
-        inputs: Arc<dyn Fn(BusInput) + Send + Sync>,
-    ) -> Arc<dyn Bus> {
-        Arc::new(spawn_amqp_bus(runtime, self.amqp.clone(), commands, inputs))
-    }
-}
+broker_adapter!(AmqpAdapter, amqp: AmqpConfig, spawn_amqp_bus);

@@ -1,15 +1,11 @@
 //! The Kafka adapter.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use socketio_core::cluster::{BusCommand, BusInput};
 use socketio_core::socket::{ClusterConfig, ClusterFormat};
 use socketio_core::Str;
 use socketio_driver::kafka::{spawn_kafka_bus, KafkaConfig};
-use socketio_driver::Runtime;
 
-use super::{Adapter, Bus};
 use crate::error::{Error, Result};
 
 /// The Kafka adapter: several servers (ours, python-socketio's with
@@ -38,15 +34,6 @@ pub struct KafkaAdapter {
     cluster: ClusterConfig,
 }
 
-impl std::fmt::Debug for KafkaAdapter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KafkaAdapter")
-            .field("bootstrap", &self.kafka.bootstrap())
-            .field("format", &self.cluster.format)
-            .finish_non_exhaustive()
-    }
-}
-
 impl KafkaAdapter {
     /// python-socketio's format (`KafkaManager`), on channel (topic)
     /// `socketio`.
@@ -60,31 +47,6 @@ impl KafkaAdapter {
     cluster_options! {
         /// The channel: the topic's name (python's `channel`).
     }
-
-    /// Change the broker options (back-off, timeouts, queue bound,
-    /// limits...).
-    pub fn configure(mut self, f: impl FnOnce(KafkaConfig) -> KafkaConfig) -> Self {
-        self.kafka = f(self.kafka);
-        self
-    }
 }
 
-impl Adapter for KafkaAdapter {
-    fn cluster_config(&self) -> ClusterConfig {
-        self.cluster.clone()
-    }
-
-    fn start(
-        &self,
-        runtime: Arc<dyn Runtime>,
-        commands: async_channel::Receiver<BusCommand>,
-        inputs: Arc<dyn Fn(BusInput) + Send + Sync>,
-    ) -> Arc<dyn Bus> {
-        Arc::new(spawn_kafka_bus(
-            runtime,
-            self.kafka.clone(),
-            commands,
-            inputs,
-        ))
-    }
-}
+broker_adapter!(KafkaAdapter, kafka: KafkaConfig, spawn_kafka_bus);

@@ -35,6 +35,49 @@ macro_rules! cluster_options {
     };
 }
 
+/// What every broker adapter (a struct with a `cluster: ClusterConfig`
+/// field and the backend's config in `$field`) has: `Debug` (the format
+/// only: URLs may hold passwords), `configure` (when the backend is
+/// configurable from here) and [`Adapter`], which starts the driver's bus
+/// with `$spawn`.
+macro_rules! broker_adapter {
+    ($adapter:ident, $field:ident, $spawn:path) => {
+        impl std::fmt::Debug for $adapter {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($adapter))
+                    .field("format", &self.cluster.format)
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl $crate::cluster::Adapter for $adapter {
+            fn cluster_config(&self) -> ::socketio_core::socket::ClusterConfig {
+                self.cluster.clone()
+            }
+
+            fn start(
+                &self,
+                runtime: ::std::sync::Arc<dyn ::socketio_driver::Runtime>,
+                commands: async_channel::Receiver<::socketio_core::cluster::BusCommand>,
+                inputs: ::std::sync::Arc<dyn Fn(::socketio_core::cluster::BusInput) + Send + Sync>,
+            ) -> ::std::sync::Arc<dyn $crate::cluster::Bus> {
+                ::std::sync::Arc::new($spawn(runtime, self.$field.clone(), commands, inputs))
+            }
+        }
+    };
+    ($adapter:ident, $field:ident: $config:ty, $spawn:path) => {
+        broker_adapter!($adapter, $field, $spawn);
+
+        impl $adapter {
+            /// Change the broker options (back-off, timeouts, queue bounds...).
+            pub fn configure(mut self, f: impl FnOnce($config) -> $config) -> Self {
+                self.$field = f(self.$field);
+                self
+            }
+        }
+    };
+}
+
 mod amqp;
 mod emitter;
 mod kafka;

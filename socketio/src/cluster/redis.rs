@@ -1,15 +1,11 @@
 //! The Redis adapter.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use socketio_core::cluster::{BusCommand, BusInput};
 use socketio_core::socket::{ClusterConfig, ClusterFormat};
 use socketio_core::Str;
 use socketio_driver::redis::{spawn_redis_bus, RedisConfig};
-use socketio_driver::Runtime;
 
-use super::{Adapter, Bus};
 use crate::error::{Error, Result};
 
 /// The Redis adapter: several servers (ours, python-socketio's, Node's)
@@ -22,14 +18,6 @@ use crate::error::{Error, Result};
 pub struct RedisAdapter {
     redis: RedisConfig,
     cluster: ClusterConfig,
-}
-
-impl std::fmt::Debug for RedisAdapter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisAdapter")
-            .field("format", &self.cluster.format)
-            .finish_non_exhaustive()
-    }
 }
 
 fn parse(url: &str) -> Result<RedisConfig> {
@@ -72,22 +60,4 @@ impl RedisAdapter {
     }
 }
 
-impl Adapter for RedisAdapter {
-    fn cluster_config(&self) -> ClusterConfig {
-        self.cluster.clone()
-    }
-
-    fn start(
-        &self,
-        runtime: Arc<dyn Runtime>,
-        commands: async_channel::Receiver<BusCommand>,
-        inputs: Arc<dyn Fn(BusInput) + Send + Sync>,
-    ) -> Arc<dyn Bus> {
-        Arc::new(spawn_redis_bus(
-            runtime,
-            self.redis.clone(),
-            commands,
-            inputs,
-        ))
-    }
-}
+broker_adapter!(RedisAdapter, redis, spawn_redis_bus);

@@ -18,29 +18,12 @@ use super::config::AmqpConfig;
 use super::conn::{self, Conn, CHANNEL};
 use super::AmqpError;
 use crate::bus::{
-    next_step, refuse_redis_only, send_unless_killed, with_deadline, Acks, Control, Handle, Names,
-    OutageQueue, Reconnect, Step,
+    bus_handle, connect_later, next_step, refuse_redis_only, send_unless_killed, with_deadline,
+    Acks, Control, Handle, Names, OutageQueue, Reconnect, Step,
 };
 use crate::runtime::{BoxStream, Runtime};
 
 type Inputs = Arc<dyn Fn(BusInput) + Send + Sync>;
-
-/// Most commands taken from the channel before the batch is written.
-const BATCH: usize = 256;
-
-/// A running AMQP bus (see [`spawn_amqp_bus`]). Clones control the same
-/// bus; dropping every handle does not stop it (closing the commands
-/// channel or [`AmqpBus::stop`] does).
-#[derive(Clone)]
-pub struct AmqpBus {
-    handle: Handle,
-}
-
-impl std::fmt::Debug for AmqpBus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.handle.debug(f, "AmqpBus")
-    }
-}
 
 const NAMES: Names = Names {
     link: "AMQP",
@@ -49,7 +32,14 @@ const NAMES: Names = Names {
         "AMQP broker unreachable and the queue is full: dropping publishes until it is back",
 };
 
-impl AmqpBus {
+/// Most commands taken from the channel before the batch is written.
+const BATCH: usize = 256;
+
+bus_handle! {
+    /// A running AMQP bus (see [`spawn_amqp_bus`]). Clones control the same
+    /// bus; dropping every handle does not stop it (closing the commands
+    /// channel or [`AmqpBus::stop`] does).
+    AmqpBus, AmqpError;
     /// Resolves once every command the bus received before this call was
     /// taken by the broker (publishes confirmed, subscriptions consuming),
     /// for write-only emitters that exit after publishing. Publishes
@@ -57,20 +47,10 @@ impl AmqpBus {
     /// dropped beyond the queue bound, or lost with a broken connection,
     /// count as done. Fails with [`AmqpError::Timeout`] at `deadline`, or
     /// [`AmqpError::Stopped`].
-    pub async fn flush(&self, deadline: Instant) -> Result<(), AmqpError> {
-        self.handle.flush(deadline).await
-    }
-
+    flush;
     /// Stop the bus: the connection is closed (politely when it is up),
     /// pending flushes fail.
-    pub fn stop(&self) {
-        self.handle.stop()
-    }
-
-    /// Whether the bus has stopped (or been told to).
-    pub fn is_stopped(&self) -> bool {
-        self.handle.is_stopped()
-    }
+    stop;
 }
 
 /// Start the bus: one task executes the node's [`BusCommand`]s on the
@@ -326,34 +306,22 @@ impl BusTask {
     }
 
     fn connect_later(&self, delay: Duration) {
-        let runtime = self.runtime.clone();
-        let config = self.config.clone();
-        let events = self.events_tx.clone();
-        let epoch = self.epoch;
-        self.runtime.spawn(Box::pin(async move {
-            if !delay.is_zero() {
-                runtime.sleep_until(Instant::now() + delay).await;
-            }
-            if events.is_closed() {
-                return;
-            }
-            let deadline = Instant::now() + config.bus.connect_timeout;
-            let result = with_deadline(
-                &runtime,
-                deadline,
-                "connecting to the AMQP broker",
-                conn::open(&runtime, &config),
-            )
-            .await;
-            let event = match result {
+        let (runtime, config, epoch) = (self.runtime.clone(), self.config.clone(), self.epoch);
+        connect_later(
+            &self.runtime,
+            delay,
+            self.config.bus.connect_timeout,
+            "connecting to the AMQP broker",
+            self.events_tx.clone(),
+            async move { conn::open(&runtime, &config).await },
+            move |result| match result {
                 Ok(conn) => Event::Connected {
                     epoch,
                     conn: Box::new(conn),
                 },
                 Err(error) => Event::Failed { epoch, error },
-            };
-            let _ = events.send(event).await;
-        }));
+            },
+        );
     }
 
     fn on_command(&mut self, command: BusCommand, properties: &Properties) {

@@ -19,28 +19,12 @@ use super::config::KafkaConfig;
 use super::conn::Conn;
 use super::KafkaBusError;
 use crate::bus::{
-    next_step, refuse_redis_only, Acks, Control, Handle, Names, OutageQueue, Reconnect, Step,
+    bus_handle, connect_later, next_step, refuse_redis_only, Acks, Control, Handle, Names,
+    OutageQueue, Reconnect, Step,
 };
 use crate::runtime::Runtime;
 
 type Inputs = Arc<dyn Fn(BusInput) + Send + Sync>;
-
-/// Most commands taken from the channel in one go.
-const BATCH: usize = 256;
-
-/// A running Kafka bus (see [`spawn_kafka_bus`]). Clones control the same
-/// bus; dropping every handle does not stop it (closing the commands
-/// channel or [`KafkaBus::stop`] does).
-#[derive(Clone)]
-pub struct KafkaBus {
-    handle: Handle,
-}
-
-impl std::fmt::Debug for KafkaBus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.handle.debug(f, "KafkaBus")
-    }
-}
 
 const NAMES: Names = Names {
     link: "Kafka",
@@ -48,7 +32,14 @@ const NAMES: Names = Names {
     queue_full: "Kafka unreachable and its queue is full: dropping publishes until it is back",
 };
 
-impl KafkaBus {
+/// Most commands taken from the channel in one go.
+const BATCH: usize = 256;
+
+bus_handle! {
+    /// A running Kafka bus (see [`spawn_kafka_bus`]). Clones control the same
+    /// bus; dropping every handle does not stop it (closing the commands
+    /// channel or [`KafkaBus::stop`] does).
+    KafkaBus, KafkaBusError;
     /// Resolves once every command the bus received before this call is
     /// done: publishes written by the partition leader (`acks=1`),
     /// subscriptions reading from their start offsets. Publishes queued
@@ -56,19 +47,9 @@ impl KafkaBus {
     /// queue bound, refused by the broker, or lost with a broken
     /// connection, count as done. Fails with [`KafkaBusError::Timeout`] at
     /// `deadline`, or [`KafkaBusError::Stopped`].
-    pub async fn flush(&self, deadline: Instant) -> Result<(), KafkaBusError> {
-        self.handle.flush(deadline).await
-    }
-
+    flush;
     /// Stop the bus: its connections are closed, pending flushes fail.
-    pub fn stop(&self) {
-        self.handle.stop()
-    }
-
-    /// Whether the bus has stopped (or been told to).
-    pub fn is_stopped(&self) -> bool {
-        self.handle.is_stopped()
-    }
+    stop;
 }
 
 /// Start the bus: one task executes the node's [`BusCommand`]s on Kafka and
@@ -252,26 +233,24 @@ impl BusTask {
     }
 
     fn connect_later(&self, delay: Duration) {
-        let runtime = self.runtime.clone();
-        let config = self.config.clone();
-        let events = self.events_tx.clone();
-        let epoch = self.epoch;
-        self.runtime.spawn(Box::pin(async move {
-            if !delay.is_zero() {
-                runtime.sleep_until(Instant::now() + delay).await;
-            }
-            if events.receiver_count() == 0 {
-                return;
-            }
-            let event = match Conn::bootstrap(&runtime, &config).await {
+        let (runtime, config, epoch) = (self.runtime.clone(), self.config.clone(), self.epoch);
+        // Each bootstrap broker is tried under the connect timeout.
+        let brokers = self.config.bootstrap.len().clamp(1, 64) as u32;
+        connect_later(
+            &self.runtime,
+            delay,
+            self.config.bus.connect_timeout.saturating_mul(brokers),
+            "connecting to Kafka",
+            self.events_tx.clone(),
+            async move { Conn::bootstrap(&runtime, &config).await },
+            move |result| match result {
                 Ok(conn) => Event::Connected {
                     epoch,
                     conn: Box::new(conn),
                 },
                 Err(error) => Event::Failed { epoch, error },
-            };
-            let _ = events.send(event).await;
-        }));
+            },
+        );
     }
 
     fn on_command(&mut self, command: BusCommand) {

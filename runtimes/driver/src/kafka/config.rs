@@ -100,15 +100,11 @@ impl KafkaConfig {
         self
     }
 
-    /// Reconnection back-off: the first retry after `min`, doubling up to
-    /// `max` (100 ms and 5 s by default). Also the pace at which a missing
-    /// topic is looked up again.
-    pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.bus.set_backoff(min.max(Duration::from_millis(1)), max);
-        self
-    }
-
     bus_option_setters! {
+        /// Reconnection back-off: the first retry after `min`, doubling up to
+        /// `max` (100 ms and 5 s by default). Also the pace at which a missing
+        /// topic is looked up again.
+        reconnect_backoff;
         /// Deadline of one connection: DNS, TCP and the `ApiVersions` check
         /// (5 s by default).
         connect_timeout;

@@ -18,32 +18,12 @@ use super::conn::{self, Conn};
 use super::stream::{follow, parse_range};
 use super::RedisError;
 use crate::bus::{
-    next_step, send_unless_killed, with_deadline, Acks, Control, Handle, Names, OutageQueue,
-    Reconnect, Step,
+    bus_handle, connect_later, next_step, send_unless_killed, with_deadline, Acks, Control, Handle,
+    Names, OutageQueue, Reconnect, Step,
 };
 use crate::runtime::{BoxStream, Runtime};
 
 type Inputs = Arc<dyn Fn(BusInput) + Send + Sync>;
-
-/// Most commands taken from the channel before the batch is written:
-/// pipelining without starving the replies.
-const BATCH: usize = 256;
-/// Most channels per `SUBSCRIBE` when restoring subscriptions.
-const RESTORE_CHUNK: usize = 128;
-
-/// A running Redis bus (see [`spawn_redis_bus`]). Clones control the same
-/// bus; dropping every handle does not stop it (closing the commands
-/// channel or [`RedisBus::stop`] does).
-#[derive(Clone)]
-pub struct RedisBus {
-    handle: Handle,
-}
-
-impl std::fmt::Debug for RedisBus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.handle.debug(f, "RedisBus")
-    }
-}
 
 const NAMES: Names = Names {
     link: "Redis",
@@ -51,7 +31,17 @@ const NAMES: Names = Names {
     queue_full: "Redis unreachable and its queue is full: dropping publishes until it is back",
 };
 
-impl RedisBus {
+/// Most commands taken from the channel before the batch is written:
+/// pipelining without starving the replies.
+const BATCH: usize = 256;
+/// Most channels per `SUBSCRIBE` when restoring subscriptions.
+const RESTORE_CHUNK: usize = 128;
+
+bus_handle! {
+    /// A running Redis bus (see [`spawn_redis_bus`]). Clones control the same
+    /// bus; dropping every handle does not stop it (closing the commands
+    /// channel or [`RedisBus::stop`] does).
+    RedisBus, RedisError;
     /// Resolves once every command the bus received before this call was
     /// acknowledged by Redis (publishes and counts answered, subscriptions
     /// confirmed), for write-only emitters that exit after publishing.
@@ -59,19 +49,9 @@ impl RedisBus {
     /// dropped beyond the queue bound, or lost with a broken connection,
     /// count as done. Fails with [`RedisError::Timeout`] at `deadline`, or
     /// [`RedisError::Stopped`].
-    pub async fn flush(&self, deadline: Instant) -> Result<(), RedisError> {
-        self.handle.flush(deadline).await
-    }
-
+    flush;
     /// Stop the bus: its connections are closed, pending flushes fail.
-    pub fn stop(&self) {
-        self.handle.stop()
-    }
-
-    /// Whether the bus has stopped (or been told to).
-    pub fn is_stopped(&self) -> bool {
-        self.handle.is_stopped()
-    }
+    stop;
 }
 
 /// Start the bus: one task executes the node's [`BusCommand`]s on Redis and
@@ -320,34 +300,28 @@ impl BusTask {
     }
 
     fn connect_later(&self, delay: Duration) {
-        let runtime = self.runtime.clone();
-        let config = self.config.clone();
-        let events = self.events_tx.clone();
-        let epoch = self.epoch;
-        self.runtime.spawn(Box::pin(async move {
-            if !delay.is_zero() {
-                runtime.sleep_until(Instant::now() + delay).await;
-            }
-            if events.is_closed() {
-                return;
-            }
-            let deadline = Instant::now() + config.bus.connect_timeout;
-            let result = with_deadline(&runtime, deadline, "connecting to Redis", async {
-                let target = conn::target(&runtime, &config).await?;
-                let sub = conn::open(&runtime, &config, &target, false).await?;
-                let cmd = conn::open(&runtime, &config, &target, true).await?;
-                Ok((sub, cmd))
-            })
-            .await;
-            let event = match result {
+        let (runtime, config, epoch) = (self.runtime.clone(), self.config.clone(), self.epoch);
+        let connect = async move {
+            let target = conn::target(&runtime, &config).await?;
+            let sub = conn::open(&runtime, &config, &target, false).await?;
+            let cmd = conn::open(&runtime, &config, &target, true).await?;
+            Ok((sub, cmd))
+        };
+        connect_later(
+            &self.runtime,
+            delay,
+            self.config.bus.connect_timeout,
+            "connecting to Redis",
+            self.events_tx.clone(),
+            connect,
+            move |result| match result {
                 Ok(links) => Event::Connected {
                     epoch,
                     links: Box::new(links),
                 },
                 Err(error) => Event::Failed { epoch, error },
-            };
-            let _ = events.send(event).await;
-        }));
+            },
+        );
     }
 
     fn on_command(&mut self, command: BusCommand) {

@@ -251,14 +251,10 @@ impl RedisConfig {
         self
     }
 
-    /// Reconnection back-off: the first retry after `min`, doubling up to
-    /// `max` (100 ms and 5 s by default).
-    pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.bus.set_backoff(min.max(Duration::from_millis(1)), max);
-        self
-    }
-
     bus_option_setters! {
+        /// Reconnection back-off: the first retry after `min`, doubling up to
+        /// `max` (100 ms and 5 s by default).
+        reconnect_backoff;
         /// Deadline of one connection attempt: DNS, TCP, TLS, `AUTH`, `SELECT`
         /// and sentinel queries together (5 s by default).
         connect_timeout;

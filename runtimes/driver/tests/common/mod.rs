@@ -1,16 +1,18 @@
-//! What the bus tests (Redis, AMQP) share: a bus under test with its
+//! What the bus tests (Redis, AMQP, Kafka) share: a bus under test with its
 //! command sender and what it reported, waits with deadlines, ports.
 
 // Each test crate uses its own part of this module.
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::future::{select, Either};
-use socketio_core::cluster::{BusCommand, BusInput};
+use socketio_core::cluster::{BusCommand, BusInput, ChannelKind};
 use socketio_core::Str;
 use socketio_driver::Runtime;
 
@@ -20,6 +22,28 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A fake broker on a free port, on a thread of its own: it counts each
+/// connection, reads once, answers `garbage(n)` (`n`: the connection's
+/// number from 0) and closes it. Returns the port and the count.
+pub fn garbage_broker(
+    garbage: impl Fn(usize) -> Vec<u8> + Send + 'static,
+) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        for (i, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { return };
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0u8; 256];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(&garbage(i));
+        }
+    });
+    (port, accepted)
 }
 
 /// A bus under test: its command sender and what it reported.
@@ -87,5 +111,31 @@ pub fn message(channel: &str, payload: &[u8]) -> BusInput {
     BusInput::Message {
         channel: Str::from(channel),
         payload: Bytes::copy_from_slice(payload),
+    }
+}
+
+/// Commands on plain channels, for the buses that have only those (AMQP,
+/// Kafka).
+pub trait PlainCommands {
+    /// Subscribe to `channel`.
+    fn subscribe(&self, channel: &str);
+    /// Publish `payload` on `channel`.
+    fn publish(&self, channel: &str, payload: &[u8]);
+}
+
+impl<B> PlainCommands for TestBus<B> {
+    fn subscribe(&self, channel: &str) {
+        self.send(BusCommand::Subscribe {
+            channel: Str::from(channel),
+            kind: ChannelKind::Plain,
+        });
+    }
+
+    fn publish(&self, channel: &str, payload: &[u8]) {
+        self.send(BusCommand::Publish {
+            channel: Str::from(channel),
+            payload: Bytes::copy_from_slice(payload),
+            sharded: false,
+        });
     }
 }
