@@ -491,8 +491,122 @@ pub(crate) fn refuse_redis_only(command: BusCommand, inputs: &dyn Fn(BusInput), 
     }
 }
 
+/// Most commands (and, where the backend batches them, events) taken from
+/// their channel before the batch is written: pipelining without starving
+/// the replies.
+const BATCH: usize = 256;
+
+/// What a backend's bus task does at each step of [`run_task`], the loop
+/// every backend shares.
+pub(crate) trait Task: Send + Sized {
+    /// What its connection tasks report.
+    type Event: Send;
+    /// `Redis`, `AMQP`, `Kafka`, in logs.
+    const NAME: &'static str;
+    /// Whether the events that arrived together are all taken before
+    /// writing out (acknowledgements in one batch).
+    const BATCH_EVENTS: bool = false;
+
+    fn acks(&mut self) -> &mut Acks;
+    /// When [`Task::tick`] is due next, if ever.
+    fn timer(&self) -> Option<Instant> {
+        None
+    }
+    /// Connect after `delay` (the outcome comes back as an event).
+    fn connect_after(&self, delay: Duration);
+    fn command(&mut self, command: BusCommand);
+    fn event(&mut self, event: Self::Event) -> impl Future<Output = ()> + Send;
+    /// Write what the steps queued for the broker.
+    fn write(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+    fn tick(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+    /// The bus stops.
+    fn finish(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+/// Spawn [`run_task`] for `task`, whose connection tasks report on
+/// `events`.
+pub(crate) fn spawn_task<T: Task + 'static>(
+    runtime: &Arc<dyn Runtime>,
+    task: T,
+    events: async_channel::Receiver<T::Event>,
+    commands: async_channel::Receiver<BusCommand>,
+    control: async_channel::Receiver<Control>,
+) {
+    let run = run_task(task, runtime.clone(), events, commands, control);
+    runtime.spawn(Box::pin(run));
+}
+
+/// The bus task: connects, then takes commands, connection events (on
+/// `events`),
+/// control messages and timer ticks until the commands close or the bus
+/// is stopped.
+async fn run_task<T: Task>(
+    mut task: T,
+    runtime: Arc<dyn Runtime>,
+    events: async_channel::Receiver<T::Event>,
+    commands: async_channel::Receiver<BusCommand>,
+    control: async_channel::Receiver<Control>,
+) {
+    let mut control_open = true;
+    task.connect_after(Duration::ZERO);
+    loop {
+        let timer = task.timer();
+        match next_step(&runtime, &commands, &events, &control, control_open, timer).await {
+            Step::Command(Some(c)) => {
+                task.command(c);
+                for _ in 1..BATCH {
+                    match commands.try_recv() {
+                        Ok(c) => task.command(c),
+                        Err(_) => break,
+                    }
+                }
+                task.write().await;
+            }
+            Step::Command(None) => {
+                tracing::debug!("bus commands closed: {} bus stops", T::NAME);
+                break;
+            }
+            Step::Control(Some(Control::Flush(tx))) => {
+                // Everything sent before the flush is in the channel.
+                while let Ok(c) = commands.try_recv() {
+                    task.command(c);
+                }
+                task.write().await;
+                task.acks().flush(tx);
+            }
+            Step::Control(Some(Control::Stop)) => {
+                tracing::debug!("{} bus stopped", T::NAME);
+                break;
+            }
+            // Every handle dropped: keep running on the commands.
+            Step::Control(None) => control_open = false,
+            Step::Event(e) => {
+                task.event(e).await;
+                if T::BATCH_EVENTS {
+                    for _ in 1..BATCH {
+                        match events.try_recv() {
+                            Ok(e) => task.event(e).await,
+                            Err(_) => break,
+                        }
+                    }
+                    task.write().await;
+                }
+            }
+            Step::Tick => task.tick().await,
+        }
+    }
+    task.finish().await;
+    control.close();
+}
+
 /// What the bus task does next.
-pub(crate) enum Step<E> {
+enum Step<E> {
     Command(Option<BusCommand>),
     Event(E),
     Control(Option<Control>),
@@ -501,7 +615,7 @@ pub(crate) enum Step<E> {
 
 /// Wait for a command, a connection event, a control message (while
 /// `control_open`) or the `timer`.
-pub(crate) async fn next_step<E>(
+async fn next_step<E>(
     runtime: &Arc<dyn Runtime>,
     commands: &async_channel::Receiver<BusCommand>,
     events: &async_channel::Receiver<E>,

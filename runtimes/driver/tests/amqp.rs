@@ -19,7 +19,7 @@ use socketio_driver::amqp::{spawn_amqp_bus, AmqpBus, AmqpConfig};
 use socketio_driver::Runtime;
 
 mod common;
-use common::{free_port, garbage_broker, message, PlainCommands};
+use common::{assert_never_up, free_port, garbage_broker, message, PlainCommands};
 
 // ---------------------------------------------------------------- broker
 
@@ -400,16 +400,12 @@ fn garbage_broker_tokio() {
         }
         _ => Vec::new(),
     });
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
-        let bus = TestBus::url(&rt, &format!("amqp://127.0.0.1:{port}"));
-        assert_eq!(bus.next_within(Duration::from_secs(2)).await, None);
-        assert!(
-            accepted.load(Ordering::SeqCst) >= 5,
-            "the bus should have reconnected several times"
-        );
-        bus.bus.stop();
-    });
+    assert_never_up(
+        &accepted,
+        5,
+        |rt| TestBus::url(&rt, &format!("amqp://127.0.0.1:{port}")),
+        AmqpBus::stop,
+    );
 }
 
 /// Read whatever the client sent (sloppy: for a fake broker).

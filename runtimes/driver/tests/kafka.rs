@@ -19,7 +19,7 @@ use socketio_driver::kafka::{spawn_kafka_bus, KafkaBus, KafkaBusError, KafkaConf
 use socketio_driver::Runtime;
 
 mod common;
-use common::{free_port, garbage_broker, message, PlainCommands};
+use common::{assert_never_up, free_port, garbage_broker, message, PlainCommands};
 
 // ---------------------------------------------------------------- broker
 
@@ -381,6 +381,15 @@ fn queue_bound_while_down_tokio() {
     });
 }
 
+/// A bus subscribed to `socketio`, against a fake broker on `port`.
+fn subscribed_on(port: u16) -> impl FnOnce(Arc<dyn Runtime>) -> TestBus {
+    move |rt| {
+        let bus = TestBus::new(rt, config(&format!("kafka://127.0.0.1:{port}")));
+        bus.subscribe("socketio");
+        bus
+    }
+}
+
 /// A valid `ApiVersions` v0 answer accepting every version, for fakes.
 fn api_versions_frame(correlation_id: i32) -> Vec<u8> {
     let mut body = correlation_id.to_be_bytes().to_vec();
@@ -409,18 +418,7 @@ fn garbage_broker_tokio() {
         // A frame whose array length lies.
         _ => vec![0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff],
     });
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
-        let url = format!("kafka://127.0.0.1:{port}");
-        let bus = TestBus::new(rt.clone(), config(&url));
-        bus.subscribe("socketio");
-        assert_eq!(bus.next_within(Duration::from_secs(2)).await, None);
-        assert!(
-            accepted.load(Ordering::SeqCst) >= 5,
-            "the bus should have reconnected several times"
-        );
-        bus.bus.stop();
-    });
+    assert_never_up(&accepted, 5, subscribed_on(port), KafkaBus::stop);
 }
 
 /// A fake that passes `ApiVersions` and then answers the metadata with
@@ -446,13 +444,5 @@ fn garbage_after_handshake_tokio() {
             });
         }
     });
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
-        let url = format!("kafka://127.0.0.1:{port}");
-        let bus = TestBus::new(rt.clone(), config(&url));
-        bus.subscribe("socketio");
-        assert_eq!(bus.next_within(Duration::from_secs(2)).await, None);
-        assert!(accepted.load(Ordering::SeqCst) >= 4);
-        bus.bus.stop();
-    });
+    assert_never_up(&accepted, 4, subscribed_on(port), KafkaBus::stop);
 }

@@ -16,7 +16,7 @@ use socketio_driver::redis::{spawn_redis_bus, RedisBus, RedisConfig};
 use socketio_driver::Runtime;
 
 mod common;
-use common::{free_port, garbage_broker, message};
+use common::{assert_never_up, free_port, garbage_broker, message};
 
 // ---------------------------------------------------------------- server
 
@@ -536,17 +536,13 @@ fn garbage_broker_tokio() {
                 _ => b"+PONG\n".to_vec(),
     }
     });
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
-        let url = format!("redis://127.0.0.1:{port}");
-        let bus = TestBus::new(rt.clone(), RedisConfig::from_url(&url).unwrap());
-        assert_eq!(bus.next_within(Duration::from_secs(2)).await, None);
-        assert!(
-            accepted.load(Ordering::SeqCst) >= 4,
-            "the bus should have reconnected several times"
-        );
-        bus.bus.stop();
-    });
+    let url = format!("redis://127.0.0.1:{port}");
+    assert_never_up(
+        &accepted,
+        4,
+        |rt| TestBus::new(rt, RedisConfig::from_url(&url).unwrap()),
+        RedisBus::stop,
+    );
 }
 
 /// A fake that passes the handshake and then sends garbage: the bus comes

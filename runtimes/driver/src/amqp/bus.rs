@@ -18,8 +18,8 @@ use super::config::AmqpConfig;
 use super::conn::{self, Conn, CHANNEL};
 use super::AmqpError;
 use crate::bus::{
-    bus_handle, connect_later, next_step, refuse_redis_only, send_unless_killed, with_deadline,
-    Acks, Control, Handle, Names, OutageQueue, Reconnect, Step,
+    bus_handle, connect_later, refuse_redis_only, send_unless_killed, spawn_task, with_deadline,
+    Acks, Handle, Names, OutageQueue, Reconnect, Task,
 };
 use crate::runtime::{BoxStream, Runtime};
 
@@ -31,9 +31,6 @@ const NAMES: Names = Names {
     queue_full:
         "AMQP broker unreachable and the queue is full: dropping publishes until it is back",
 };
-
-/// Most commands taken from the channel before the batch is written.
-const BATCH: usize = 256;
 
 bus_handle! {
     /// A running AMQP bus (see [`spawn_amqp_bus`]). Clones control the same
@@ -90,8 +87,10 @@ pub fn spawn_amqp_bus(
         live: None,
         queue: OutageQueue::default(),
         acks: Acks::default(),
+        properties: Arc::new(publish_properties()),
     };
-    runtime.spawn(Box::pin(task.run(commands, control_rx)));
+    let events = task.events_rx.clone();
+    spawn_task(&runtime, task, events, commands, control_rx);
     AmqpBus { handle }
 }
 
@@ -190,6 +189,8 @@ struct BusTask {
     /// Commands received, and those not yet taken by the broker.
     acks: Acks,
     reconnect: Reconnect,
+    /// What every publish carries.
+    properties: Arc<Properties>,
 }
 
 /// kombu's message properties (aio-pika's differ only in sending no
@@ -205,98 +206,16 @@ fn publish_properties() -> Properties {
     }
 }
 
-impl BusTask {
-    async fn run(
-        mut self,
-        commands: async_channel::Receiver<BusCommand>,
-        control: async_channel::Receiver<Control>,
-    ) {
-        let mut control_open = true;
-        let properties = publish_properties();
-        self.connect_later(Duration::ZERO);
-        loop {
-            let timer = self.next_timer();
-            let step = next_step(
-                &self.runtime,
-                &commands,
-                &self.events_rx,
-                &control,
-                control_open,
-                timer,
-            )
-            .await;
-            match step {
-                Step::Command(Some(c)) => {
-                    self.on_command(c, &properties);
-                    for _ in 1..BATCH {
-                        match commands.try_recv() {
-                            Ok(c) => self.on_command(c, &properties),
-                            Err(_) => break,
-                        }
-                    }
-                    self.write_out().await;
-                }
-                Step::Command(None) => {
-                    tracing::debug!("bus commands closed: AMQP bus stops");
-                    break;
-                }
-                Step::Control(Some(Control::Flush(tx))) => {
-                    // Everything sent before the flush is in the channel.
-                    while let Ok(c) = commands.try_recv() {
-                        self.on_command(c, &properties);
-                    }
-                    self.write_out().await;
-                    self.acks.flush(tx);
-                }
-                Step::Control(Some(Control::Stop)) => {
-                    tracing::debug!("AMQP bus stopped");
-                    break;
-                }
-                // Every handle dropped: keep running on the commands.
-                Step::Control(None) => control_open = false,
-                Step::Event(e) => {
-                    self.on_event(e, &properties).await;
-                    // Take what else arrived before writing (acks batch).
-                    for _ in 1..BATCH {
-                        match self.events_rx.try_recv() {
-                            Ok(e) => self.on_event(e, &properties).await,
-                            Err(_) => break,
-                        }
-                    }
-                    self.write_out().await;
-                }
-                Step::Tick => self.on_tick().await,
-            }
-        }
-        self.close().await;
-        control.close();
+impl Task for BusTask {
+    type Event = Event;
+    const NAME: &'static str = "AMQP";
+    const BATCH_EVENTS: bool = true;
+
+    fn acks(&mut self) -> &mut Acks {
+        &mut self.acks
     }
 
-    /// A polite `connection.close`, not waiting for its answer.
-    async fn close(&mut self) {
-        let Some(live) = &mut self.live else { return };
-        encode_method(
-            &mut live.out,
-            0,
-            &ClientMethod::ConnectionClose(&CloseReason {
-                reply_code: REPLY_SUCCESS,
-                reply_text: "bye".into(),
-                class_id: 0,
-                method_id: 0,
-            }),
-        );
-        let deadline = Instant::now() + self.config.bus.io_timeout.min(Duration::from_secs(1));
-        let buf = live.out.split();
-        let write = &mut live.write;
-        let _ = with_deadline(&self.runtime, deadline, "closing", async {
-            write.write_all(&buf).await.map_err(AmqpError::io)?;
-            write.flush().await.map_err(AmqpError::io)
-        })
-        .await;
-        self.live = None;
-    }
-
-    fn next_timer(&self) -> Option<Instant> {
+    fn timer(&self) -> Option<Instant> {
         let live = self.live.as_ref()?;
         let heartbeat = (!live.heartbeat.is_zero()).then_some(live.next_heartbeat);
         match (heartbeat, live.reply_deadline) {
@@ -305,7 +224,7 @@ impl BusTask {
         }
     }
 
-    fn connect_later(&self, delay: Duration) {
+    fn connect_after(&self, delay: Duration) {
         let (runtime, config, epoch) = (self.runtime.clone(), self.config.clone(), self.epoch);
         connect_later(
             &self.runtime,
@@ -324,7 +243,9 @@ impl BusTask {
         );
     }
 
-    fn on_command(&mut self, command: BusCommand, properties: &Properties) {
+    fn command(&mut self, command: BusCommand) {
+        let properties = self.properties.clone();
+        let properties = &*properties;
         let seq = self.acks.next_seq();
         match command {
             BusCommand::Subscribe { channel, kind } => {
@@ -406,25 +327,27 @@ impl BusTask {
         }
     }
 
-    fn enqueue(&mut self, seq: u64, channel: Str, payload: Bytes) {
-        let len = payload.len() + channel.len();
-        if !self
-            .queue
-            .admit(len, self.config.bus.max_queued_bytes, &NAMES)
-        {
-            return;
+    async fn event(&mut self, event: Event) {
+        let properties = self.properties.clone();
+        let properties = &*properties;
+        match event {
+            Event::Connected { epoch, conn } if epoch == self.epoch && self.live.is_none() => {
+                self.on_connected(*conn, properties)
+            }
+            Event::Failed { epoch, error } if epoch == self.epoch && self.live.is_none() => {
+                let delay = self.reconnect.failed(&NAMES, &error);
+                self.connect_after(delay);
+            }
+            Event::Item { epoch, item } if epoch == self.epoch => self.on_item(item),
+            Event::Closed { epoch, error } if epoch == self.epoch => {
+                self.go_down(&error.to_string())
+            }
+            _ => tracing::trace!("stale AMQP connection event ignored"),
         }
-        let queued = Queued {
-            seq,
-            channel,
-            payload,
-        };
-        self.queue.push_back(queued, len);
-        self.acks.wait(seq);
     }
 
     /// Write what is due, under a deadline.
-    async fn write_out(&mut self) {
+    async fn write(&mut self) {
         let Some(live) = &mut self.live else {
             return;
         };
@@ -459,21 +382,60 @@ impl BusTask {
         }
     }
 
-    async fn on_event(&mut self, event: Event, properties: &Properties) {
-        match event {
-            Event::Connected { epoch, conn } if epoch == self.epoch && self.live.is_none() => {
-                self.on_connected(*conn, properties)
-            }
-            Event::Failed { epoch, error } if epoch == self.epoch && self.live.is_none() => {
-                let delay = self.reconnect.failed(&NAMES, &error);
-                self.connect_later(delay);
-            }
-            Event::Item { epoch, item } if epoch == self.epoch => self.on_item(item),
-            Event::Closed { epoch, error } if epoch == self.epoch => {
-                self.go_down(&error.to_string())
-            }
-            _ => tracing::trace!("stale AMQP connection event ignored"),
+    async fn tick(&mut self) {
+        let now = Instant::now();
+        let Some(live) = &mut self.live else { return };
+        if live.reply_deadline.is_some_and(|d| now >= d) {
+            return self.go_down("the broker did not answer in time");
         }
+        if !live.heartbeat.is_zero() && now >= live.next_heartbeat {
+            encode_heartbeat(&mut live.out);
+            live.next_heartbeat = now + live.heartbeat;
+            self.write().await;
+        }
+    }
+
+    /// A polite `connection.close`, not waiting for its answer.
+    async fn finish(&mut self) {
+        let Some(live) = &mut self.live else { return };
+        encode_method(
+            &mut live.out,
+            0,
+            &ClientMethod::ConnectionClose(&CloseReason {
+                reply_code: REPLY_SUCCESS,
+                reply_text: "bye".into(),
+                class_id: 0,
+                method_id: 0,
+            }),
+        );
+        let deadline = Instant::now() + self.config.bus.io_timeout.min(Duration::from_secs(1));
+        let buf = live.out.split();
+        let write = &mut live.write;
+        let _ = with_deadline(&self.runtime, deadline, "closing", async {
+            write.write_all(&buf).await.map_err(AmqpError::io)?;
+            write.flush().await.map_err(AmqpError::io)
+        })
+        .await;
+        self.live = None;
+    }
+}
+
+impl BusTask {
+    fn enqueue(&mut self, seq: u64, channel: Str, payload: Bytes) {
+        let len = payload.len() + channel.len();
+        if !self
+            .queue
+            .admit(len, self.config.bus.max_queued_bytes, &NAMES)
+        {
+            return;
+        }
+        let queued = Queued {
+            seq,
+            channel,
+            payload,
+        };
+        self.queue.push_back(queued, len);
+        self.acks.wait(seq);
     }
 
     fn on_connected(&mut self, conn: Conn, properties: &Properties) {
@@ -562,7 +524,7 @@ impl BusTask {
             tracing::warn!("AMQP link failed while coming up ({reason}); reconnecting");
         }
         let delay = self.reconnect.next_delay();
-        self.connect_later(delay);
+        self.connect_after(delay);
     }
 
     fn on_item(&mut self, item: Incoming) {
@@ -699,19 +661,6 @@ impl BusTask {
         }
         for seq in done {
             self.acks.ack(seq);
-        }
-    }
-
-    async fn on_tick(&mut self) {
-        let now = Instant::now();
-        let Some(live) = &mut self.live else { return };
-        if live.reply_deadline.is_some_and(|d| now >= d) {
-            return self.go_down("the broker did not answer in time");
-        }
-        if !live.heartbeat.is_zero() && now >= live.next_heartbeat {
-            encode_heartbeat(&mut live.out);
-            live.next_heartbeat = now + live.heartbeat;
-            self.write_out().await;
         }
     }
 }

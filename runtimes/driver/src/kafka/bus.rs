@@ -19,8 +19,8 @@ use super::config::KafkaConfig;
 use super::conn::Conn;
 use super::KafkaBusError;
 use crate::bus::{
-    bus_handle, connect_later, next_step, refuse_redis_only, Acks, Control, Handle, Names,
-    OutageQueue, Reconnect, Step,
+    bus_handle, connect_later, refuse_redis_only, spawn_task, Acks, Handle, Names, OutageQueue,
+    Reconnect, Task,
 };
 use crate::runtime::Runtime;
 
@@ -31,9 +31,6 @@ const NAMES: Names = Names {
     broker: "Kafka",
     queue_full: "Kafka unreachable and its queue is full: dropping publishes until it is back",
 };
-
-/// Most commands taken from the channel in one go.
-const BATCH: usize = 256;
 
 bus_handle! {
     /// A running Kafka bus (see [`spawn_kafka_bus`]). Clones control the same
@@ -79,7 +76,8 @@ pub fn spawn_kafka_bus(
         acks: Acks::default(),
         next_fetcher: 0,
     };
-    runtime.spawn(Box::pin(task.run(commands, control_rx)));
+    let events = task.events_rx.clone();
+    spawn_task(&runtime, task, events, commands, control_rx);
     KafkaBus { handle }
 }
 
@@ -179,60 +177,15 @@ struct BusTask {
     next_fetcher: u64,
 }
 
-impl BusTask {
-    async fn run(
-        mut self,
-        commands: async_channel::Receiver<BusCommand>,
-        control: async_channel::Receiver<Control>,
-    ) {
-        let mut control_open = true;
-        self.connect_later(Duration::ZERO);
-        loop {
-            let step = next_step(
-                &self.runtime,
-                &commands,
-                &self.events_rx,
-                &control,
-                control_open,
-                None,
-            )
-            .await;
-            match step {
-                Step::Command(Some(c)) => {
-                    self.on_command(c);
-                    for _ in 1..BATCH {
-                        match commands.try_recv() {
-                            Ok(c) => self.on_command(c),
-                            Err(_) => break,
-                        }
-                    }
-                }
-                Step::Command(None) => {
-                    tracing::debug!("bus commands closed: Kafka bus stops");
-                    break;
-                }
-                Step::Control(Some(Control::Flush(tx))) => {
-                    // Everything sent before the flush is in the channel.
-                    while let Ok(c) = commands.try_recv() {
-                        self.on_command(c);
-                    }
-                    self.acks.flush(tx);
-                }
-                Step::Control(Some(Control::Stop)) => {
-                    tracing::debug!("Kafka bus stopped");
-                    break;
-                }
-                // Every handle dropped: keep running on the commands.
-                Step::Control(None) => control_open = false,
-                Step::Event(e) => self.on_event(e),
-                // No timer is asked for.
-                Step::Tick => {}
-            }
-        }
-        control.close();
+impl Task for BusTask {
+    type Event = Event;
+    const NAME: &'static str = "Kafka";
+
+    fn acks(&mut self) -> &mut Acks {
+        &mut self.acks
     }
 
-    fn connect_later(&self, delay: Duration) {
+    fn connect_after(&self, delay: Duration) {
         let (runtime, config, epoch) = (self.runtime.clone(), self.config.clone(), self.epoch);
         // Each bootstrap broker is tried under the connect timeout.
         let brokers = self.config.bootstrap.len().clamp(1, 64) as u32;
@@ -253,7 +206,7 @@ impl BusTask {
         );
     }
 
-    fn on_command(&mut self, command: BusCommand) {
+    fn command(&mut self, command: BusCommand) {
         let seq = self.acks.next_seq();
         match command {
             BusCommand::Subscribe { channel, kind } => {
@@ -308,54 +261,14 @@ impl BusTask {
         }
     }
 
-    fn enqueue(&mut self, publish: Publish) {
-        let len = publish.payload.len() + publish.topic.len();
-        if !self
-            .queue
-            .admit(len, self.config.bus.max_queued_bytes, &NAMES)
-        {
-            return;
-        }
-        self.acks.wait(publish.seq);
-        self.queue.push_back(publish, len);
-    }
-
-    fn start_fetcher(&mut self, topic: Str, seq: Option<u64>) {
-        let Some(live) = &mut self.live else { return };
-        self.next_fetcher += 1;
-        let id = self.next_fetcher;
-        let (kill_tx, kill_rx) = async_channel::bounded::<()>(1);
-        let offsets = self.offsets.get(&topic).cloned().unwrap_or_default();
-        live.fetchers.insert(
-            topic.clone(),
-            Fetcher {
-                id,
-                _kill: kill_tx,
-                ready: false,
-                seqs: seq.into_iter().collect(),
-            },
-        );
-        let worker = FetchWorker {
-            runtime: self.runtime.clone(),
-            config: self.config.clone(),
-            events: self.events_tx.clone(),
-            epoch: self.epoch,
-            id,
-            topic,
-            offsets: Arc::new(Mutex::new(offsets)),
-        };
-        self.runtime
-            .spawn(Box::pin(until_killed(kill_rx, worker.run())));
-    }
-
-    fn on_event(&mut self, event: Event) {
+    async fn event(&mut self, event: Event) {
         match event {
             Event::Connected { epoch, conn } if epoch == self.epoch && self.live.is_none() => {
                 self.on_connected(*conn)
             }
             Event::Failed { epoch, error } if epoch == self.epoch && self.live.is_none() => {
                 let delay = self.reconnect.failed(&NAMES, &error);
-                self.connect_later(delay);
+                self.connect_after(delay);
             }
             Event::Broken { epoch, reason } if epoch == self.epoch => self.go_down(&reason),
             Event::Ready { epoch, fetcher } if epoch == self.epoch => {
@@ -408,6 +321,48 @@ impl BusTask {
             }
             _ => tracing::trace!("stale Kafka event ignored"),
         }
+    }
+}
+
+impl BusTask {
+    fn enqueue(&mut self, publish: Publish) {
+        let len = publish.payload.len() + publish.topic.len();
+        if !self
+            .queue
+            .admit(len, self.config.bus.max_queued_bytes, &NAMES)
+        {
+            return;
+        }
+        self.acks.wait(publish.seq);
+        self.queue.push_back(publish, len);
+    }
+
+    fn start_fetcher(&mut self, topic: Str, seq: Option<u64>) {
+        let Some(live) = &mut self.live else { return };
+        self.next_fetcher += 1;
+        let id = self.next_fetcher;
+        let (kill_tx, kill_rx) = async_channel::bounded::<()>(1);
+        let offsets = self.offsets.get(&topic).cloned().unwrap_or_default();
+        live.fetchers.insert(
+            topic.clone(),
+            Fetcher {
+                id,
+                _kill: kill_tx,
+                ready: false,
+                seqs: seq.into_iter().collect(),
+            },
+        );
+        let worker = FetchWorker {
+            runtime: self.runtime.clone(),
+            config: self.config.clone(),
+            events: self.events_tx.clone(),
+            epoch: self.epoch,
+            id,
+            topic,
+            offsets: Arc::new(Mutex::new(offsets)),
+        };
+        self.runtime
+            .spawn(Box::pin(until_killed(kill_rx, worker.run())));
     }
 
     fn on_connected(&mut self, conn: Conn) {
@@ -491,7 +446,7 @@ impl BusTask {
             tracing::warn!("Kafka link failed while coming up ({reason}); reconnecting");
         }
         let delay = self.reconnect.next_delay();
-        self.connect_later(delay);
+        self.connect_after(delay);
     }
 }
 

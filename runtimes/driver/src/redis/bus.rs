@@ -18,8 +18,8 @@ use super::conn::{self, Conn};
 use super::stream::{follow, parse_range};
 use super::RedisError;
 use crate::bus::{
-    bus_handle, connect_later, next_step, send_unless_killed, with_deadline, Acks, Control, Handle,
-    Names, OutageQueue, Reconnect, Step,
+    bus_handle, connect_later, send_unless_killed, spawn_task, with_deadline, Acks, Handle, Names,
+    OutageQueue, Reconnect, Task,
 };
 use crate::runtime::{BoxStream, Runtime};
 
@@ -31,9 +31,6 @@ const NAMES: Names = Names {
     queue_full: "Redis unreachable and its queue is full: dropping publishes until it is back",
 };
 
-/// Most commands taken from the channel before the batch is written:
-/// pipelining without starving the replies.
-const BATCH: usize = 256;
 /// Most channels per `SUBSCRIBE` when restoring subscriptions.
 const RESTORE_CHUNK: usize = 128;
 
@@ -80,7 +77,8 @@ pub fn spawn_redis_bus(
         acks: Acks::default(),
         follows: HashMap::new(),
     };
-    runtime.spawn(Box::pin(task.run(commands, control_rx)));
+    let events = task.events_rx.clone();
+    spawn_task(&runtime, task, events, commands, control_rx);
     RedisBus { handle }
 }
 
@@ -235,62 +233,15 @@ fn count_args(channel: &Str, sharded: bool) -> [&[u8]; 3] {
     [b"PUBSUB", sub, channel.as_bytes()]
 }
 
-impl BusTask {
-    async fn run(
-        mut self,
-        commands: async_channel::Receiver<BusCommand>,
-        control: async_channel::Receiver<Control>,
-    ) {
-        let mut control_open = true;
-        self.connect_later(Duration::ZERO);
-        loop {
-            let timer = self.next_timer();
-            let step = next_step(
-                &self.runtime,
-                &commands,
-                &self.events_rx,
-                &control,
-                control_open,
-                timer,
-            )
-            .await;
-            match step {
-                Step::Command(Some(c)) => {
-                    self.on_command(c);
-                    for _ in 1..BATCH {
-                        match commands.try_recv() {
-                            Ok(c) => self.on_command(c),
-                            Err(_) => break,
-                        }
-                    }
-                    self.write_out().await;
-                }
-                Step::Command(None) => {
-                    tracing::debug!("bus commands closed: Redis bus stops");
-                    break;
-                }
-                Step::Control(Some(Control::Flush(tx))) => {
-                    // Everything sent before the flush is in the channel.
-                    while let Ok(c) = commands.try_recv() {
-                        self.on_command(c);
-                    }
-                    self.write_out().await;
-                    self.acks.flush(tx);
-                }
-                Step::Control(Some(Control::Stop)) => {
-                    tracing::debug!("Redis bus stopped");
-                    break;
-                }
-                // Every handle dropped: keep running on the commands.
-                Step::Control(None) => control_open = false,
-                Step::Event(e) => self.on_event(e).await,
-                Step::Tick => self.on_tick().await,
-            }
-        }
-        control.close();
+impl Task for BusTask {
+    type Event = Event;
+    const NAME: &'static str = "Redis";
+
+    fn acks(&mut self) -> &mut Acks {
+        &mut self.acks
     }
 
-    fn next_timer(&self) -> Option<Instant> {
+    fn timer(&self) -> Option<Instant> {
         let live = self.live.as_ref()?;
         Some(if !live.up {
             live.restore_deadline
@@ -299,7 +250,7 @@ impl BusTask {
         })
     }
 
-    fn connect_later(&self, delay: Duration) {
+    fn connect_after(&self, delay: Duration) {
         let (runtime, config, epoch) = (self.runtime.clone(), self.config.clone(), self.epoch);
         let connect = async move {
             let target = conn::target(&runtime, &config).await?;
@@ -324,7 +275,7 @@ impl BusTask {
         );
     }
 
-    fn on_command(&mut self, command: BusCommand) {
+    fn command(&mut self, command: BusCommand) {
         let seq = self.acks.next_seq();
         match command {
             BusCommand::Subscribe { channel, kind } => {
@@ -453,6 +404,95 @@ impl BusTask {
         }
     }
 
+    async fn event(&mut self, event: Event) {
+        match event {
+            Event::Connected { epoch, links } if epoch == self.epoch && self.live.is_none() => {
+                let (sub, cmd) = *links;
+                self.on_connected(sub, cmd).await
+            }
+            Event::Failed { epoch, error } if epoch == self.epoch && self.live.is_none() => {
+                let delay = self.reconnect.failed(&NAMES, &error);
+                self.connect_after(delay);
+            }
+            Event::Value { epoch, link, value } if epoch == self.epoch => {
+                self.on_value(link, value)
+            }
+            Event::Closed { epoch, link, error } if epoch == self.epoch => {
+                let link = if link == Link::Sub {
+                    "subscriber"
+                } else {
+                    "command"
+                };
+                self.go_down(&format!("{link} connection: {error}"));
+            }
+            _ => tracing::trace!("stale Redis connection event ignored"),
+        }
+    }
+
+    /// Write what the commands produced, each link under a deadline.
+    async fn write(&mut self) {
+        let Some(live) = &mut self.live else {
+            return;
+        };
+        let deadline = Instant::now() + self.config.bus.io_timeout;
+        let mut result = Ok(());
+        for (out, half) in [
+            (&mut live.sub_out, &mut live.sub),
+            (&mut live.cmd_out, &mut live.cmd),
+        ] {
+            if out.is_empty() {
+                continue;
+            }
+            let buf = out.split();
+            result = with_deadline(&self.runtime, deadline, "writing to Redis", async {
+                half.write_all(&buf).await.map_err(RedisError::io)?;
+                half.flush().await.map_err(RedisError::io)
+            })
+            .await;
+            if result.is_err() {
+                break;
+            }
+        }
+        if let Err(e) = result {
+            self.go_down(&e.to_string());
+        }
+    }
+
+    async fn tick(&mut self) {
+        let now = Instant::now();
+        let Some(live) = &mut self.live else { return };
+        if !live.up {
+            if now >= live.restore_deadline {
+                self.go_down("subscriptions not confirmed in time");
+            }
+            return;
+        }
+        if let Some(deadline) = live.ping_deadline {
+            if now >= deadline {
+                self.go_down("no answer to PING in time");
+            }
+            return;
+        }
+        if now >= live.next_ping {
+            encode_command(&mut live.sub_out, &[b"PING"]);
+            live.sub_fifo.push_back(SubPending {
+                op: SubOp::Ping,
+                kind: ChannelKind::Plain,
+                remaining: 1,
+                seq: None,
+                restore: false,
+            });
+            encode_command(&mut live.cmd_out, &[b"PING"]);
+            live.cmd_fifo.push_back(CmdPending::Ping);
+            live.pings = 2;
+            live.ping_deadline = Some(now + self.config.bus.io_timeout);
+            live.next_ping = now + self.config.ping_interval;
+            self.write().await;
+        }
+    }
+}
+
+impl BusTask {
     /// A command on the command link: sent now, or queued while down.
     fn send_cmd(&mut self, seq: u64, args: &[&[u8]], kind: QueuedKind) {
         let mut bytes = BytesMut::with_capacity(command_len(args));
@@ -521,60 +561,6 @@ impl BusTask {
         self.acks.wait(seq);
     }
 
-    /// Write what the commands produced, each link under a deadline.
-    async fn write_out(&mut self) {
-        let Some(live) = &mut self.live else {
-            return;
-        };
-        let deadline = Instant::now() + self.config.bus.io_timeout;
-        let mut result = Ok(());
-        for (out, half) in [
-            (&mut live.sub_out, &mut live.sub),
-            (&mut live.cmd_out, &mut live.cmd),
-        ] {
-            if out.is_empty() {
-                continue;
-            }
-            let buf = out.split();
-            result = with_deadline(&self.runtime, deadline, "writing to Redis", async {
-                half.write_all(&buf).await.map_err(RedisError::io)?;
-                half.flush().await.map_err(RedisError::io)
-            })
-            .await;
-            if result.is_err() {
-                break;
-            }
-        }
-        if let Err(e) = result {
-            self.go_down(&e.to_string());
-        }
-    }
-
-    async fn on_event(&mut self, event: Event) {
-        match event {
-            Event::Connected { epoch, links } if epoch == self.epoch && self.live.is_none() => {
-                let (sub, cmd) = *links;
-                self.on_connected(sub, cmd).await
-            }
-            Event::Failed { epoch, error } if epoch == self.epoch && self.live.is_none() => {
-                let delay = self.reconnect.failed(&NAMES, &error);
-                self.connect_later(delay);
-            }
-            Event::Value { epoch, link, value } if epoch == self.epoch => {
-                self.on_value(link, value)
-            }
-            Event::Closed { epoch, link, error } if epoch == self.epoch => {
-                let link = if link == Link::Sub {
-                    "subscriber"
-                } else {
-                    "command"
-                };
-                self.go_down(&format!("{link} connection: {error}"));
-            }
-            _ => tracing::trace!("stale Redis connection event ignored"),
-        }
-    }
-
     async fn on_connected(&mut self, sub: Conn, cmd: Conn) {
         let (kill_tx, kill_rx) = async_channel::bounded::<()>(1);
         let (sub_read, sub_write) = sub.stream.split();
@@ -640,7 +626,7 @@ impl BusTask {
         if restoring == 0 {
             self.go_up();
         }
-        self.write_out().await;
+        self.write().await;
     }
 
     fn go_up(&mut self) {
@@ -727,7 +713,7 @@ impl BusTask {
             tracing::warn!("Redis link failed while coming up ({reason}); reconnecting");
         }
         let delay = self.reconnect.next_delay();
-        self.connect_later(delay);
+        self.connect_after(delay);
     }
 
     fn on_value(&mut self, link: Link, value: RespValue) {
@@ -913,39 +899,6 @@ impl BusTask {
                     live.ping_deadline = None;
                 }
             }
-        }
-    }
-
-    async fn on_tick(&mut self) {
-        let now = Instant::now();
-        let Some(live) = &mut self.live else { return };
-        if !live.up {
-            if now >= live.restore_deadline {
-                self.go_down("subscriptions not confirmed in time");
-            }
-            return;
-        }
-        if let Some(deadline) = live.ping_deadline {
-            if now >= deadline {
-                self.go_down("no answer to PING in time");
-            }
-            return;
-        }
-        if now >= live.next_ping {
-            encode_command(&mut live.sub_out, &[b"PING"]);
-            live.sub_fifo.push_back(SubPending {
-                op: SubOp::Ping,
-                kind: ChannelKind::Plain,
-                remaining: 1,
-                seq: None,
-                restore: false,
-            });
-            encode_command(&mut live.cmd_out, &[b"PING"]);
-            live.cmd_fifo.push_back(CmdPending::Ping);
-            live.pings = 2;
-            live.ping_deadline = Some(now + self.config.bus.io_timeout);
-            live.next_ping = now + self.config.ping_interval;
-            self.write_out().await;
         }
     }
 }

@@ -139,3 +139,25 @@ impl<B> PlainCommands for TestBus<B> {
         });
     }
 }
+
+/// On tokio: the bus `start` makes (against a fake broker) reports
+/// nothing for 2 s, while the fake counted at least `at_least`
+/// connections in `accepted` (the bus kept reconnecting); then `stop`.
+pub fn assert_never_up<B>(
+    accepted: &AtomicUsize,
+    at_least: usize,
+    start: impl FnOnce(Arc<dyn Runtime>) -> TestBus<B>,
+    stop: impl FnOnce(&B),
+) {
+    socketio_tokio::TokioRuntime::block_on(async {
+        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+        let bus = start(rt);
+        assert_eq!(bus.next_within(Duration::from_secs(2)).await, None);
+        let connections = accepted.load(Ordering::SeqCst);
+        assert!(
+            connections >= at_least,
+            "the bus should have reconnected several times ({connections} connections)"
+        );
+        stop(&bus.bus);
+    });
+}
