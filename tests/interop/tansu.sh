@@ -28,7 +28,8 @@ bin="$root/bin/tansu"
 if [ ! -x "$bin" ]; then
   mkdir -p "$root"
   exec 9>"$root.lock"
-  flock 9
+  # Another caller's install holds the lock for at most its own deadline.
+  flock -w 3700 9 || { echo "tansu.sh: $root.lock still held after 3700 s" >&2; exit 1; }
   if [ ! -x "$bin" ]; then
     echo "tansu.sh: installing tansu into $root (cargo install, several minutes)" >&2
     # A build directory of its own (removed by cargo afterwards): never the
