@@ -466,6 +466,49 @@ impl Reconnect {
     pub(crate) fn down(&mut self) {
         self.down_since = Some(Instant::now());
     }
+
+    /// The link is up (all subscriptions restored): the schedule starts
+    /// over, the publishes dropped during the outage are reported, `Up`
+    /// goes to `inputs`.
+    pub(crate) fn link_up<T>(
+        &mut self,
+        names: &Names,
+        queue: &mut OutageQueue<T>,
+        limit: usize,
+        inputs: &dyn Fn(BusInput),
+    ) {
+        self.up(names);
+        queue.report_dropped(limit, names);
+        inputs(BusInput::Up);
+    }
+
+    /// The link broke (`was_up`) or failed while coming up: logged with
+    /// `reason` and the publishes `in_flight` (which may be lost), `Down`
+    /// to `inputs` if it was up; the delay before the next attempt.
+    pub(crate) fn link_lost(
+        &mut self,
+        names: &Names,
+        was_up: bool,
+        in_flight: u64,
+        reason: &str,
+        inputs: &dyn Fn(BusInput),
+    ) -> Duration {
+        if was_up {
+            tracing::warn!(
+                in_flight_publishes = in_flight,
+                "{} link lost ({reason}); reconnecting",
+                names.link
+            );
+            self.down();
+            inputs(BusInput::Down);
+        } else {
+            tracing::warn!(
+                "{} link failed while coming up ({reason}); reconnecting",
+                names.link
+            );
+        }
+        self.next_delay()
+    }
 }
 
 /// Answer a command only Redis carries (streams and keys, for the streams

@@ -492,10 +492,9 @@ impl BusTask {
             return;
         };
         live.up = true;
-        self.reconnect.up(&NAMES);
         let limit = self.config.bus.max_queued_bytes;
-        self.queue.report_dropped(limit, &NAMES);
-        (self.inputs)(BusInput::Up);
+        self.reconnect
+            .link_up(&NAMES, &mut self.queue, limit, &*self.inputs);
     }
 
     /// Drop the link (if any), report `Down` if it was up, reconnect.
@@ -513,17 +512,9 @@ impl BusTask {
         for (_, seq) in &live.unconfirmed {
             self.acks.ack(*seq);
         }
-        if live.up {
-            tracing::warn!(
-                unconfirmed_publishes = lost,
-                "AMQP link lost ({reason}); reconnecting"
-            );
-            self.reconnect.down();
-            (self.inputs)(BusInput::Down);
-        } else {
-            tracing::warn!("AMQP link failed while coming up ({reason}); reconnecting");
-        }
-        let delay = self.reconnect.next_delay();
+        let delay = self
+            .reconnect
+            .link_lost(&NAMES, live.up, lost as u64, reason, &*self.inputs);
         self.connect_after(delay);
     }
 

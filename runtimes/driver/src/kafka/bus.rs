@@ -408,10 +408,9 @@ impl BusTask {
             return;
         }
         live.up = true;
-        self.reconnect.up(&NAMES);
         let limit = self.config.bus.max_queued_bytes;
-        self.queue.report_dropped(limit, &NAMES);
-        (self.inputs)(BusInput::Up);
+        self.reconnect
+            .link_up(&NAMES, &mut self.queue, limit, &*self.inputs);
     }
 
     /// End the session (if any), report `Down` if it was up, reconnect.
@@ -435,17 +434,9 @@ impl BusTask {
                 self.acks.ack(*seq);
             }
         }
-        if live.up {
-            tracing::warn!(
-                in_flight_publishes = lost,
-                "Kafka link lost ({reason}); reconnecting"
-            );
-            self.reconnect.down();
-            (self.inputs)(BusInput::Down);
-        } else {
-            tracing::warn!("Kafka link failed while coming up ({reason}); reconnecting");
-        }
-        let delay = self.reconnect.next_delay();
+        let delay = self
+            .reconnect
+            .link_lost(&NAMES, live.up, lost as u64, reason, &*self.inputs);
         self.connect_after(delay);
     }
 }

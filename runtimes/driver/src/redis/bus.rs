@@ -635,10 +635,9 @@ impl BusTask {
         };
         live.up = true;
         live.next_ping = Instant::now() + self.config.ping_interval;
-        self.reconnect.up(&NAMES);
         let limit = self.config.bus.max_queued_bytes;
-        self.queue.report_dropped(limit, &NAMES);
-        (self.inputs)(BusInput::Up);
+        self.reconnect
+            .link_up(&NAMES, &mut self.queue, limit, &*self.inputs);
     }
 
     /// Drop the links (if any), report `Down` if they were up, reconnect.
@@ -702,17 +701,9 @@ impl BusTask {
             let len = q.bytes.len();
             self.queue.push_front(q, len);
         }
-        if live.up {
-            tracing::warn!(
-                in_flight_publishes = lost,
-                "Redis link lost ({reason}); reconnecting"
-            );
-            self.reconnect.down();
-            (self.inputs)(BusInput::Down);
-        } else {
-            tracing::warn!("Redis link failed while coming up ({reason}); reconnecting");
-        }
-        let delay = self.reconnect.next_delay();
+        let delay = self
+            .reconnect
+            .link_lost(&NAMES, live.up, lost, reason, &*self.inputs);
         self.connect_after(delay);
     }
 
