@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use socketio_core::cluster::node::StreamsConfig;
 use socketio_core::cluster::{BusCommand, BusInput};
 use socketio_core::socket::{ClusterConfig, ClusterFormat};
 use socketio_core::Str;
@@ -66,9 +67,45 @@ impl RedisAdapter {
         })
     }
 
+    /// `@socket.io/redis-streams-adapter` 0.3's format: broadcasts and
+    /// joins, leaves and disconnections by selection on the Redis stream
+    /// `socket.io`, requests on pub/sub. With connection state recovery
+    /// on ([`crate::ServerBuilder::max_disconnection_duration`]), sessions
+    /// are kept in Redis (`sio:session:<pid>`, for the recovery duration)
+    /// and offsets are stream entry ids, so a client restores on whichever
+    /// node it reconnects to, Node's included, with every event it missed
+    /// while the stream still holds it (see [`RedisAdapter::max_len`]).
+    pub fn node_streams(url: &str) -> Result<RedisAdapter> {
+        let streams = StreamsConfig::default();
+        Ok(RedisAdapter {
+            redis: parse(url)?.stream_read(streams.block_time, streams.read_count),
+            cluster: ClusterConfig::new(ClusterFormat::Streams(streams)),
+        })
+    }
+
+    /// The stream's name (the streams adapter's `streamName`, `socket.io`);
+    /// no effect on the other formats.
+    pub fn stream_name(mut self, name: &str) -> Self {
+        if let ClusterFormat::Streams(config) = &mut self.cluster.format {
+            config.stream_name = name.to_owned();
+        }
+        self
+    }
+
+    /// About how many entries the stream keeps (the streams adapter's
+    /// `maxLen`, 10 000; `XADD .. MAXLEN ~`): a client that missed more
+    /// than that gets a new session instead of its missed events. No
+    /// effect on the other formats.
+    pub fn max_len(mut self, max_len: u64) -> Self {
+        if let ClusterFormat::Streams(config) = &mut self.cluster.format {
+            config.max_len = max_len;
+        }
+        self
+    }
+
     cluster_options! {
         /// The channel (python's `channel`) or the channel prefix (Node's
-        /// `key`).
+        /// `key`, the streams adapter's `channelPrefix`).
     }
 }
 

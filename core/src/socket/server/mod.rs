@@ -438,6 +438,9 @@ impl<P: Parser> Server<P> {
     ) -> Result<usize, ServerError> {
         check_namespace(&to.nsp)?;
         check_event_name(event)?;
+        if !to.local && self.streams_on() {
+            return self.streams_broadcast(now, to, event, args);
+        }
         let Some(namespace) = self.namespaces.get(&to.nsp) else {
             self.cluster_broadcast(to, event, args)?;
             return Ok(0);
@@ -855,16 +858,26 @@ impl<P: Parser> Server<P> {
             return;
         }
         let recovery_on = self.config.recovery.is_some();
+        // With the streams format, sessions and packets are kept in the
+        // broker, not here.
+        let streams = self.streams_on();
         if !self.namespaces.contains_key(&nsp) {
             self.namespaces.insert(
                 nsp.clone(),
                 Namespace {
                     adapter: LocalAdapter::new(),
                     next_ack_id: 0,
-                    recovery: recovery_on.then(RecoveryState::default),
+                    recovery: (recovery_on && !streams).then(RecoveryState::default),
                 },
             );
             self.cluster_namespace(&nsp, true);
+        }
+        if recovery_on && streams {
+            // The socket opens when the broker answered.
+            if !self.streams_restore(now, eio, &nsp, &auth) {
+                self.open_socket(now, eio, nsp, auth, None);
+            }
+            return;
         }
 
         let request = auth.as_ref().and_then(|auth| {
@@ -872,26 +885,41 @@ impl<P: Parser> Server<P> {
             let offset = auth.get("offset").and_then(Value::as_str);
             Some((Str::from(pid), offset.map(str::to_owned)))
         });
-        let mut restored = None;
+        let mut resumed = None;
         if let (true, Some((pid, offset))) = (recovery_on, request) {
             self.take_over(now, &nsp, &pid, offset.as_deref());
-            restored = self.restore(now, &nsp, &pid, offset.as_deref());
+            resumed = self.restore(now, &nsp, &pid, offset.as_deref()).map(
+                |(pid, session, replay, start)| cluster::Resumed {
+                    sid: session.sid,
+                    pid,
+                    rooms: session.rooms,
+                    data: session.data,
+                    replay,
+                    base: start,
+                },
+            );
         }
+        self.open_socket(now, eio, nsp, auth, resumed);
+    }
 
-        let recovered = restored.is_some();
+    /// Register a pending socket on `eio` (new, or `resumed`) and tell the
+    /// application.
+    fn open_socket(
+        &mut self,
+        now: Instant,
+        eio: &Str,
+        nsp: Str,
+        auth: Option<Value>,
+        resumed: Option<cluster::Resumed>,
+    ) {
+        let recovery_on = self.config.recovery.is_some();
+        let recovered = resumed.is_some();
         // The first packet the client may not get: the replay's start for a
         // restored socket (if this connection drops before the client got
         // the replay, it comes back without a newer offset), otherwise
         // whatever is sent from now on, held packets included.
-        let (sid, pid, rooms, data, replay, recovery_base) = match restored {
-            Some((pid, session, replay, start)) => (
-                session.sid,
-                Some(pid),
-                session.rooms,
-                session.data,
-                replay,
-                start,
-            ),
+        let (sid, pid, rooms, data, replay, recovery_base) = match resumed {
+            Some(r) => (r.sid, Some(r.pid), r.rooms, r.data, r.replay, r.base),
             None => {
                 let mut sid = self.random_id();
                 while self.sockets.contains_key(&sid) {
@@ -1088,6 +1116,20 @@ impl<P: Parser> Server<P> {
             .get_key_value(socket)
             .ok_or(ServerError::UnknownSocket)?;
         let (sid, nsp) = (sid.clone(), state.nsp.clone());
+        if self.config.recovery.is_some() && self.streams_on() {
+            // As in the reference: a broadcast to the socket's own room,
+            // through the stream, to get an offset.
+            let to = Broadcast {
+                nsp,
+                selector: RoomSelector {
+                    rooms: vec![sid.clone()],
+                    except: Vec::new(),
+                },
+                volatile,
+                local: false,
+            };
+            return Ok(self.streams_broadcast(now, &to, event, args)? == 1);
+        }
         // As in the reference, a direct emit is a broadcast to the socket's
         // own room, so recovery stores it.
         let receivers = [sid];
@@ -1153,6 +1195,12 @@ impl<P: Parser> Server<P> {
                     id,
                     outcome: AckOutcome::Disconnected,
                 }),
+            }
+        }
+        if self.cluster.is_some() {
+            self.streams_forget(&sid);
+            if let (Some(pid), true) = (&state.pid, state.connected && reason.is_recoverable()) {
+                self.streams_persist(&sid, pid, &rooms, state.data.as_deref());
             }
         }
         let namespace = self.namespaces.get_mut(&state.nsp).expect("socket's nsp");
@@ -1266,6 +1314,8 @@ impl<P: Parser> Server<P> {
                 }
             }
             Timer::ClusterRequest { id } => self.on_request_timeout(id),
+            Timer::StreamAppend { token } => self.on_stream_append_timeout(now, token),
+            Timer::StreamRestore { token } => self.on_stream_restore_timeout(now, token),
             Timer::SlowConsumer { eio } => {
                 if let Some(session) = self.sessions.get_mut(&eio) {
                     session.slow_timer = None;
