@@ -896,7 +896,22 @@ impl<P: Parser> Server<P> {
         for sid in namespace.adapter.select(selector) {
             let result = if close {
                 match self.sockets.get(&sid).map(|s| s.eio.clone()) {
-                    Some(eio) => self.close_session(now, &eio),
+                    Some(eio) => {
+                        // As the reference's `disconnect(true)`: each socket
+                        // of the connection gets DISCONNECT first (its
+                        // client sees a server disconnect, not a lost
+                        // transport), then the connection closes.
+                        let sockets: Vec<Str> = self
+                            .sessions
+                            .get(&eio)
+                            .map(|s| s.sockets.values().cloned().collect())
+                            .unwrap_or_default();
+                        for socket in sockets {
+                            // A pending socket has nothing to be told.
+                            let _ = self.disconnect(now, &socket);
+                        }
+                        self.close_session(now, &eio)
+                    }
                     None => Ok(()),
                 }
             } else {

@@ -690,3 +690,33 @@ fn requests_finish_at_their_deadline_when_a_node_is_silent() {
         [ServerEvent::ClusterReply { id: got, complete: false, .. }] if *got == id
     ));
 }
+
+#[test]
+fn disconnecting_with_close_tells_the_client_before_closing() {
+    for format in node_formats() {
+        let mut bus = Bus::new(2, format.clone());
+        bus.connect(0, "a");
+        let b = bus.connect(1, "b");
+        let now = bus.now;
+        let target = Broadcast::namespace("/").to(b.clone());
+        bus.nodes[0].disconnect_sockets(now, &target, true).unwrap();
+        bus.relay();
+        let commands: Vec<EngineCommand> =
+            std::iter::from_fn(|| bus.nodes[1].poll_command()).collect();
+        match commands.as_slice() {
+            [EngineCommand::Send {
+                message: Message::Text(text),
+                ..
+            }, EngineCommand::Close { eio }] => {
+                assert_eq!(text, "1", "{format:?}");
+                assert_eq!(eio, "b");
+            }
+            other => panic!("{format:?}: {other:?}"),
+        }
+        assert!(matches!(
+            bus.events(1).as_slice(),
+            [ServerEvent::Disconnect { socket, reason, .. }]
+                if *socket == b && *reason == crate::socket::DisconnectReason::ServerNamespaceDisconnect
+        ));
+    }
+}
