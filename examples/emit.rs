@@ -5,7 +5,7 @@
 //! Node's `@socket.io/redis-emitter`).
 //!
 //! ```text
-//! cargo run --release --example emit -- --redis URL --format python|node|node-sharded
+//! cargo run --release --example emit -- --redis URL --format python|node|node-sharded|streams
 //!     (or --amqp URL: RabbitMQ, python format)
 //!     [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS
 //! ```
@@ -22,7 +22,7 @@ use socketio::{AmqpAdapter, Emitter, RedisAdapter, RuntimeKind, Value};
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "{problem}\nusage: emit (--redis URL --format python|node|node-sharded | --amqp URL) [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS"
+        "{problem}\nusage: emit (--redis URL --format python|node|node-sharded|streams | --amqp URL) [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS"
     );
     std::process::exit(2)
 }
@@ -89,7 +89,10 @@ fn main() {
                 Some("python") => RedisAdapter::python(&url),
                 Some("node") => RedisAdapter::node(&url),
                 Some("node-sharded") => RedisAdapter::node_sharded(&url),
-                _ => usage("--format python|node|node-sharded is required"),
+                // An entry on the stream, as the streams adapter appends
+                // them (there is no streams emitter package).
+                Some("streams") => RedisAdapter::node_streams(&url),
+                _ => usage("--format python|node|node-sharded|streams is required"),
             };
             let mut a = adapter.unwrap_or_else(|e| usage(&format!("bad --redis: {e}")));
             if let Some(channel) = channel {

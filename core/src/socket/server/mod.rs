@@ -858,21 +858,8 @@ impl<P: Parser> Server<P> {
             return;
         }
         let recovery_on = self.config.recovery.is_some();
-        // With the streams format, sessions and packets are kept in the
-        // broker, not here.
-        let streams = self.streams_on();
-        if !self.namespaces.contains_key(&nsp) {
-            self.namespaces.insert(
-                nsp.clone(),
-                Namespace {
-                    adapter: LocalAdapter::new(),
-                    next_ack_id: 0,
-                    recovery: (recovery_on && !streams).then(RecoveryState::default),
-                },
-            );
-            self.cluster_namespace(&nsp, true);
-        }
-        if recovery_on && streams {
+        self.ensure_namespace(&nsp);
+        if recovery_on && self.streams_on() {
             // The socket opens when the broker answered.
             if !self.streams_restore(now, eio, &nsp, &auth) {
                 self.open_socket(now, eio, nsp, auth, None);
@@ -902,6 +889,26 @@ impl<P: Parser> Server<P> {
         self.open_socket(now, eio, nsp, auth, resumed);
     }
 
+    /// Create namespace `nsp` here if it is not (again: a restore waiting
+    /// for the broker may outlive it).
+    fn ensure_namespace(&mut self, nsp: &Str) {
+        if self.namespaces.contains_key(nsp) {
+            return;
+        }
+        // With the streams format, sessions and packets are kept in the
+        // broker, not here.
+        let local = self.config.recovery.is_some() && !self.streams_on();
+        self.namespaces.insert(
+            nsp.clone(),
+            Namespace {
+                adapter: LocalAdapter::new(),
+                next_ack_id: 0,
+                recovery: local.then(RecoveryState::default),
+            },
+        );
+        self.cluster_namespace(nsp, true);
+    }
+
     /// Register a pending socket on `eio` (new, or `resumed`) and tell the
     /// application.
     fn open_socket(
@@ -912,6 +919,7 @@ impl<P: Parser> Server<P> {
         auth: Option<Value>,
         resumed: Option<cluster::Resumed>,
     ) {
+        self.ensure_namespace(&nsp);
         let recovery_on = self.config.recovery.is_some();
         let recovered = resumed.is_some();
         // The first packet the client may not get: the replay's start for a
@@ -933,7 +941,7 @@ impl<P: Parser> Server<P> {
                 (sid, pid, Vec::new(), None, Vec::new(), base)
             }
         };
-        let namespace = self.namespaces.get_mut(&nsp).expect("created above");
+        let namespace = self.namespaces.get_mut(&nsp).expect("ensured above");
         namespace.adapter.join(&sid, &sid);
         for room in &rooms {
             namespace.adapter.join(&sid, room);

@@ -581,6 +581,7 @@ impl<P: Parser> Server<P> {
             // The client left (or connected otherwise) meanwhile; a taken
             // session is lost, as when the reference's client leaves.
             tracing::debug!(eio = %pending.eio, "restore finished for a gone session");
+            self.drop_namespace_if_unused(&pending.nsp);
             return;
         }
         let stream = self

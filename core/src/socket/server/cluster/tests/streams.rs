@@ -352,3 +352,36 @@ fn hostile_entries_and_sessions_are_ignored() {
     assert!(!recovered);
     assert!(bus.nodes[0].is_connected(&a.sid).unwrap());
 }
+
+#[test]
+fn a_namespace_dropped_while_a_restore_waits_is_created_again() {
+    let config = ServerConfig {
+        namespaces: vec![crate::socket::NamespaceMatcher::Any],
+        ..recovering()
+    };
+    let mut bus = Bus::with_config(1, ClusterFormat::streams(), config);
+    let now = bus.now;
+    let node = &mut bus.nodes[0];
+    node.handle_engine_open(now, Str::from_static("x"));
+    node.handle_engine_message(now, "x", Message::Text(Str::from_static("0/custom,")));
+    let Some(ServerEvent::Connect { socket, .. }) = node.poll_event() else {
+        panic!("expected a connect");
+    };
+    node.accept(now, &socket).unwrap();
+    // A restore starts, then the namespace's only socket leaves: the
+    // namespace goes before the broker answers.
+    node.handle_engine_open(now, Str::from_static("y"));
+    let connect = format!("0/custom,{}", auth("p", "1-0"));
+    node.handle_engine_message(now, "y", Message::Text(connect.into()));
+    node.handle_engine_closed(now, "x", DisconnectReason::ClientNamespaceDisconnect);
+    bus.events(0);
+    bus.relay();
+    match bus.events(0).as_slice() {
+        [ServerEvent::Connect {
+            nsp,
+            recovered: false,
+            ..
+        }] => assert_eq!(nsp, "/custom"),
+        other => panic!("expected a new socket, got {other:?}"),
+    }
+}
