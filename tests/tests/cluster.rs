@@ -348,7 +348,7 @@ mod streams {
     /// another node and gets its socket id, its room and every event it
     /// missed back, in order, once: from our node to the Node node (a
     /// session our node persisted, read by the reference), then from the
-    /// Node node to ours (the other way round).
+    /// Node node to ours (the other way round), then from ours to ours.
     #[test]
     fn recovery_across_nodes() {
         let redis = redis();
@@ -385,7 +385,7 @@ mod streams {
             .wait_events(0, "shout-back", 1, DELIVERY)
             .unwrap_or_else(|err| report(err));
 
-        for (leg, to) in [(0, 1), (1, 0)] {
+        for (leg, to) in [(0, 1), (1, 0), (2, 2)] {
             let before = clients.events(0, "shout-back").unwrap().len();
             let entries = stream_len(&redis);
             clients.cut(0).unwrap_or_else(|err| report(err));

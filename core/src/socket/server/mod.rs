@@ -1343,12 +1343,7 @@ impl<P: Parser> Server<P> {
                 self.drop_namespace_if_unused(&nsp);
             }
             Timer::PacketExpiry { nsp } => {
-                let Some(duration) = self
-                    .config
-                    .recovery
-                    .as_ref()
-                    .map(|r| r.max_disconnection_duration)
-                else {
+                let Some(duration) = self.recovery_window() else {
                     return;
                 };
                 if let Some(recovery) = self

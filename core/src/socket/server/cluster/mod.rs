@@ -254,6 +254,23 @@ impl ClusterState {
     }
 }
 
+/// A broadcast as the other nodes are told of it.
+fn broadcast_op<'a>(
+    to: &'a Broadcast,
+    event: &'a str,
+    args: &'a [Value],
+    ack: Option<(u64, Duration)>,
+) -> Outbound<'a> {
+    Outbound::Broadcast {
+        nsp: &to.nsp,
+        selector: &to.selector,
+        volatile: to.volatile,
+        event,
+        args,
+        ack,
+    }
+}
+
 /// The arguments an application passed, as the values that cross the bus.
 fn arg_values<A: Serialize + ?Sized>(args: &A) -> Result<Vec<Value>, ServerError> {
     match to_value(&ArgArray { event: None, args }) {
@@ -649,14 +666,7 @@ impl<P: Parser> Server<P> {
         }
         let values = arg_values(args)?;
         let cluster = self.cluster.as_mut().expect("checked");
-        cluster.tell(Outbound::Broadcast {
-            nsp: &to.nsp,
-            selector: &to.selector,
-            volatile: to.volatile,
-            event,
-            args: &values,
-            ack: None,
-        });
+        cluster.tell(broadcast_op(to, event, &values, None));
         Ok(())
     }
 
@@ -678,14 +688,7 @@ impl<P: Parser> Server<P> {
         // python-socketio asks for callbacks only from one socket: the
         // answer is one acknowledgement, from whichever node has it.
         let single = cluster.format.acks_from_one_socket();
-        let told = cluster.tell(Outbound::Broadcast {
-            nsp: &to.nsp,
-            selector: &to.selector,
-            volatile: to.volatile,
-            event,
-            args: &values,
-            ack: Some((bid, timeout)),
-        });
+        let told = cluster.tell(broadcast_op(to, event, &values, Some((bid, timeout))));
         if !told {
             return Ok(());
         }

@@ -22,8 +22,8 @@ use rustc_hash::FxHashMap;
 use super::super::timers::{Timer, TimerId};
 use super::super::wire::{check_event_name, encode_packet};
 use super::super::{Broadcast, Server, ServerError};
-use super::ops::{Inbound, Outbound};
-use super::{arg_values, Spread};
+use super::ops::Inbound;
+use super::{arg_values, broadcast_op, Spread};
 use crate::cluster::node::streams::{RestoreStep, RestoredSession, SessionRestore, StreamId};
 use crate::cluster::node::StreamsSession;
 use crate::cluster::StreamEntry;
@@ -107,14 +107,7 @@ impl<P: Parser> Server<P> {
             .unwrap_or_default();
         let selected = receivers.len();
         let cluster = self.cluster.as_mut().expect("streams on");
-        let token = cluster.send(Outbound::Broadcast {
-            nsp: &to.nsp,
-            selector: &to.selector,
-            volatile: to.volatile,
-            event,
-            args: &values,
-            ack: None,
-        });
+        let token = cluster.send(broadcast_op(to, event, &values, None));
         let limit = cluster.config.max_queued_commands;
         let timeout = cluster.config.request_timeout;
         let state = cluster.streams.as_mut().expect("streams on");
@@ -377,12 +370,7 @@ impl<P: Parser> Server<P> {
         rooms: &[Str],
         data: Option<&(dyn std::any::Any + Send)>,
     ) {
-        let Some(duration) = self
-            .config
-            .recovery
-            .as_ref()
-            .map(|r| r.max_disconnection_duration)
-        else {
+        let Some(duration) = self.recovery_window() else {
             return;
         };
         let Some(cluster) = self.cluster.as_mut().filter(|c| c.streams.is_some()) else {

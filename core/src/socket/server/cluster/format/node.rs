@@ -402,16 +402,11 @@ impl NodeFormat {
         let Channels::Sharded(c, mode) = &self.channels else {
             unreachable!("sharded channels")
         };
-        let Some((nsp, data, response_to)) = sharded_data(&self.uid, op) else {
+        let Some((message, response_to)) = sharded_message(&self.uid, op) else {
             return false;
         };
-        let message = ShardedMessage {
-            uid: self.uid.clone(),
-            nsp: nsp.to_string(),
-            data,
-        };
         let channel = match response_to {
-            Some(uid) => c.response(nsp, &uid),
+            Some(uid) => c.response(&message.nsp, &uid),
             None => c.publish_channel(*mode, &message),
         };
         out.push(BusCommand::Publish {
@@ -617,13 +612,23 @@ fn our_request(uid: &str, request_id: &str) -> Option<u64> {
     rest.parse().ok()
 }
 
-/// `op` as a `ClusterAdapter` message (the sharded and the streams
-/// adapters' format): its namespace, its data and, for a response, the
-/// requester's uid; `None` when the format cannot say it.
-pub(super) fn sharded_data<'a>(
+/// `op` as node `uid`'s `ClusterAdapter` message (the sharded and the
+/// streams adapters' format) and, for a response, the requester's uid;
+/// `None` when the format cannot say it.
+pub(super) fn sharded_message(
     uid: &str,
-    op: Outbound<'a>,
-) -> Option<(&'a Str, ShardedData, Option<Str>)> {
+    op: Outbound<'_>,
+) -> Option<(ShardedMessage, Option<Str>)> {
+    let (nsp, data, response_to) = sharded_data(uid, op)?;
+    let message = ShardedMessage {
+        uid: uid.to_owned(),
+        nsp: nsp.to_string(),
+        data,
+    };
+    Some((message, response_to))
+}
+
+fn sharded_data<'a>(uid: &str, op: Outbound<'a>) -> Option<(&'a Str, ShardedData, Option<Str>)> {
     Some(match op {
         Outbound::Broadcast {
             nsp,

@@ -6,7 +6,7 @@
 use rand_core::RngCore;
 
 use super::super::ops::{Inbound, Outbound};
-use super::node::{node_uid, sharded_data, sharded_inbound};
+use super::node::{node_uid, sharded_inbound, sharded_message};
 use crate::cluster::node::streams::decode_entry;
 use crate::cluster::node::{ShardedData, ShardedMessage, StreamsConfig};
 use crate::cluster::{BusCommand, BusDecodeError, BusLimits};
@@ -72,13 +72,8 @@ impl StreamsFormat {
 
     /// Appends (answered with the command's token) or publishes `op`.
     pub(in super::super) fn encode(&mut self, op: Outbound<'_>, out: &mut Vec<BusCommand>) -> bool {
-        let Some((nsp, data, response_to)) = sharded_data(&self.uid, op) else {
+        let Some((message, response_to)) = sharded_message(&self.uid, op) else {
             return false;
-        };
-        let message = ShardedMessage {
-            uid: self.uid.clone(),
-            nsp: nsp.to_string(),
-            data,
         };
         out.push(match response_to {
             Some(uid) => self.config.publish_response(&uid, &message),
