@@ -51,6 +51,11 @@
 //! namespace, the application sees its [`ServerEvent::Disconnect`]
 //! (`transport close`) and then the recovered [`ServerEvent::Connect`].
 //! Rejecting a recovered socket drops the kept state.
+//!
+//! With the streams cluster format ([`ClusterFormat::Streams`]) nothing of
+//! this is kept in memory: offsets are the ids of the broker's stream
+//! entries, sessions are stored in the broker, and a client restores on
+//! whichever node it reconnects to (the CONNECT waits for the broker).
 
 mod cluster;
 mod config;
