@@ -21,6 +21,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("node_bus", socketio_core::fuzzing::node_bus),
     ("amqp_frame", socketio_core::fuzzing::amqp_frame),
     ("node_streams", socketio_core::fuzzing::node_streams),
+    ("streams_seam", socketio_core::fuzzing::streams_seam),
     (
         "engine_server",
         socketio_core::engine::server_fuzz::fuzz_server,

@@ -128,3 +128,29 @@ impl Adapter for RedisAdapter {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const URL: &str = "redis://127.0.0.1:6379";
+
+    #[test]
+    fn streams_options_shape_the_streams_format_only() {
+        let adapter = RedisAdapter::node_streams(URL)
+            .unwrap()
+            .stream_name("s")
+            .max_len(5)
+            .channel("p");
+        match adapter.cluster_config().format {
+            ClusterFormat::Streams(config) => {
+                assert_eq!(config.stream_name, "s");
+                assert_eq!(config.max_len, 5);
+                assert_eq!(config.channel_prefix, "p");
+            }
+            other => panic!("not the streams format: {other:?}"),
+        }
+        let node = RedisAdapter::node(URL).unwrap().stream_name("s").max_len(5);
+        assert_eq!(node.cluster_config().format, ClusterFormat::node());
+    }
+}

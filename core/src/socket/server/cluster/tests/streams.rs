@@ -385,3 +385,46 @@ fn a_namespace_dropped_while_a_restore_waits_is_created_again() {
         other => panic!("expected a new socket, got {other:?}"),
     }
 }
+
+#[test]
+fn selections_travel_on_the_stream_and_act_on_remote_sockets() {
+    let mut bus = bus(10_000);
+    let (a, ..) = connect(&mut bus, 0, "a", "");
+    let (b, ..) = connect(&mut bus, 1, "b", "");
+    let room = Str::from_static("r");
+    let to_b = Broadcast::namespace("/").to(b.sid.clone());
+    let types = |bus: &Bus| -> Vec<String> {
+        bus.streams[&Str::from_static("socket.io")]
+            .iter()
+            .map(|e| {
+                let (_, t) = e.fields.iter().find(|(k, _)| &k[..] == b"type").unwrap();
+                String::from_utf8(t.to_vec()).unwrap()
+            })
+            .collect()
+    };
+    bus.nodes[0]
+        .sockets_join(&to_b, std::slice::from_ref(&room))
+        .unwrap();
+    bus.relay();
+    assert!(bus.nodes[1].rooms(&b.sid).unwrap().contains(&room));
+    bus.nodes[0]
+        .sockets_leave(&to_b, std::slice::from_ref(&room))
+        .unwrap();
+    bus.relay();
+    assert!(!bus.nodes[1].rooms(&b.sid).unwrap().contains(&room));
+    bus.nodes[1].join(&b.sid, "closing").unwrap();
+    bus.nodes[0].close_room("/", "closing");
+    bus.relay();
+    assert!(!bus.nodes[1]
+        .rooms(&b.sid)
+        .unwrap()
+        .contains(&Str::from_static("closing")));
+    let now = bus.now;
+    bus.nodes[0].disconnect_sockets(now, &to_b, false).unwrap();
+    bus.relay();
+    assert_eq!(bus.texts(1), ["1"]);
+    assert_eq!(types(&bus), ["4", "5", "5", "6"]);
+    assert!(bus.nodes[0].is_connected(&a.sid).unwrap());
+    // A socket disconnected by the server is not recoverable: no session.
+    assert!(bus.keys.is_empty());
+}
