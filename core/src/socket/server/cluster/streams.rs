@@ -122,7 +122,7 @@ impl<P: Parser> Server<P> {
             args: values,
         };
         match token.flatten() {
-            Some(token) if state.pending.len() < limit => {
+            Some(token) if !pending.receivers.is_empty() && state.pending.len() < limit => {
                 let timer = self
                     .timers
                     .schedule(now + timeout, Timer::StreamAppend { token });
@@ -133,11 +133,10 @@ impl<P: Parser> Server<P> {
                     ..pending
                 });
             }
-            // Nothing to wait for: deliver now, without offset.
-            _ => {
-                tracing::debug!(nsp = %to.nsp, "broadcast delivered without waiting for its entry");
-                self.deliver_appended(now, pending);
-            }
+            // No local receiver, or no entry to wait for (the format cannot
+            // say it), or too many waiting (the broker stalls; memory stays
+            // bounded, order and offset give way): deliver now.
+            _ => self.deliver_appended(now, pending),
         }
         self.close_overflowed(now);
         Ok(selected)
@@ -198,6 +197,9 @@ impl<P: Parser> Server<P> {
     }
 
     fn deliver_appended(&mut self, now: Instant, pending: PendingAppend) {
+        if pending.receivers.is_empty() {
+            return;
+        }
         let offset = pending
             .answer
             .flatten()
