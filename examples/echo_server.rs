@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release --example echo_server -- --port 3000 [--parser json|msgpack]
 //!     [--state-recovery SECS] [--runtime tokio|async-std|smol]
-//!     [--adapter redis-python|redis-node|redis-node-sharded --redis URL [--channel NAME]]
+//!     [--adapter redis-python|redis-node|redis-node-sharded|redis-streams --redis URL [--channel NAME]]
 //!     [--adapter amqp --amqp URL [--channel NAME]]
 //!     [--adapter kafka --kafka URL[,URL...] [--channel NAME]]
 //! ```
@@ -387,7 +387,7 @@ fn block_on<F: Future>(name: &str, main: F) -> F::Output {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: echo_server --port P [--parser json|msgpack] [--state-recovery SECS] [--runtime tokio|async-std|smol] [--adapter redis-python|redis-node|redis-node-sharded --redis URL | --adapter amqp --amqp URL | --adapter kafka --kafka URL[,URL...]] [--channel NAME]");
+    eprintln!("{problem}\nusage: echo_server --port P [--parser json|msgpack] [--state-recovery SECS] [--runtime tokio|async-std|smol] [--adapter redis-python|redis-node|redis-node-sharded|redis-streams --redis URL | --adapter amqp --amqp URL | --adapter kafka --kafka URL[,URL...]] [--channel NAME]");
     std::process::exit(2)
 }
 
@@ -455,6 +455,7 @@ fn main() {
             "redis-python" => RedisAdapter::python(&url),
             "redis-node" => RedisAdapter::node(&url),
             "redis-node-sharded" => RedisAdapter::node_sharded(&url),
+            "redis-streams" => RedisAdapter::node_streams(&url),
             other => usage(&format!("unknown adapter {other}")),
         };
         let mut made = made.unwrap_or_else(|e| usage(&format!("bad --redis: {e}")));

@@ -6,7 +6,7 @@
 //! `@socket.io/redis-emitter`).
 //!
 //! ```text
-//! cargo run --release --example emit -- --redis URL --format python|node|node-sharded
+//! cargo run --release --example emit -- --redis URL --format python|node|node-sharded|streams
 //!     (or --amqp URL: RabbitMQ, python format)
 //!     (or --kafka URL[,URL...]: Kafka, python format, the topic named by the channel)
 //!     [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS
@@ -24,7 +24,7 @@ use socketio::{AmqpAdapter, Emitter, KafkaAdapter, RedisAdapter, RuntimeKind, Va
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "{problem}\nusage: emit (--redis URL --format python|node|node-sharded | --amqp URL | --kafka URL[,URL...]) [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS"
+        "{problem}\nusage: emit (--redis URL --format python|node|node-sharded|streams | --amqp URL | --kafka URL[,URL...]) [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS"
     );
     std::process::exit(2)
 }
@@ -101,7 +101,10 @@ fn main() {
                 Some("python") => RedisAdapter::python(&url),
                 Some("node") => RedisAdapter::node(&url),
                 Some("node-sharded") => RedisAdapter::node_sharded(&url),
-                _ => usage("--format python|node|node-sharded is required"),
+                // An entry on the stream, as the streams adapter appends
+                // them (there is no streams emitter package).
+                Some("streams") => RedisAdapter::node_streams(&url),
+                _ => usage("--format python|node|node-sharded|streams is required"),
             };
             let mut a = adapter.unwrap_or_else(|e| usage(&format!("bad --redis: {e}")));
             if let Some(channel) = channel {

@@ -33,7 +33,7 @@ checksum() {
     sha256sum "$@" | sha256sum | cut -d' ' -f1
 }
 
-# --- Node: socket.io, socket.io-client, socket.io-msgpack-parser, redis-adapter, redis-emitter, redis ---
+# --- Node: socket.io, socket.io-client, socket.io-msgpack-parser, redis-adapter, redis-emitter, redis-streams-adapter, redis ---
 need node "Node.js 18 or later is required"
 need npm "npm is required"
 node_sum="$(checksum node/package.json node/package-lock.json)"
@@ -42,7 +42,7 @@ if [ ! -f "$node_stamp" ] || [ "$(cat "$node_stamp")" != "$node_sum" ]; then
     rm -rf node/node_modules
     (cd node && npm ci --no-audit --no-fund --loglevel=error) >"$log" 2>&1 \
         || die "npm ci failed in $here/node"
-    (cd node && node -e 'for (const m of ["socket.io", "socket.io-client", "socket.io-msgpack-parser", "@socket.io/redis-adapter", "@socket.io/redis-emitter", "redis"]) require(m)') \
+    (cd node && node -e 'for (const m of ["socket.io", "socket.io-client", "socket.io-msgpack-parser", "@socket.io/redis-adapter", "@socket.io/redis-emitter", "@socket.io/redis-streams-adapter", "redis"]) require(m)') \
         >"$log" 2>&1 || die "the Node packages do not load after npm ci"
     echo "$node_sum" >"$node_stamp"
 fi

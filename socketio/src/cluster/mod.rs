@@ -23,6 +23,7 @@ macro_rules! cluster_options {
             match &mut self.cluster.format {
                 ClusterFormat::Python { channel } => *channel = Str::from(name),
                 ClusterFormat::Node { prefix, .. } => *prefix = Str::from(name),
+                ClusterFormat::Streams(config) => config.channel_prefix = name.to_owned(),
             }
             self
         }
