@@ -3,8 +3,9 @@
 //! ```text
 //! cargo run --release --example echo_server -- --port 3000 [--parser json|msgpack]
 //!     [--state-recovery SECS] [--runtime tokio|async-std|smol]
-//!     [--adapter redis-python|redis-node|redis-node-sharded --redis URL [--channel NAME]]
+//!     [--adapter redis-python|redis-node|redis-node-sharded|redis-streams --redis URL [--channel NAME]]
 //!     [--adapter amqp --amqp URL [--channel NAME]]
+//!     [--adapter kafka --kafka URL[,URL...] [--channel NAME]]
 //!     [--adapter zmq --zmq zmq+tcp://HOST:PORT1+PORT2 [--channel NAME]]
 //! ```
 //!
@@ -16,7 +17,10 @@
 //! `shout(...)` sends `shout-back(...)` to every socket of the namespace;
 //! `disconnect-me` disconnects the socket. Prints `listening on PORT`.
 //!
-//! With `--adapter` the server is one node of a cluster over Redis and
+//! With `--adapter` the server is one node of a cluster over Redis (python,
+//! Node, sharded Node or Node streams format), RabbitMQ, Kafka or ZeroMQ
+//! (python-socketio's `KombuManager`, `KafkaManager` and `ZmqManager`
+//! formats) and
 //! speaks the cluster contract of `tests/interop/README.md` too: `hello`
 //! on connect; `join(room)`, `shout-to(room, data)`,
 //! `shout-except(room, data)`, `enter-room(sid, room)`,
@@ -33,7 +37,7 @@ use std::time::Duration;
 
 use socketio::{
     AckSender, AmqpAdapter, AnyParser, Args, Binary, Bytes, ConnectRefusal, JsonParser,
-    MsgPackParser, RedisAdapter, Runtime, Server, SocketRef, Value, ZmqAdapter,
+    KafkaAdapter, MsgPackParser, RedisAdapter, Runtime, Server, SocketRef, Value, ZmqAdapter,
 };
 
 /// Options of the echo server.
@@ -54,10 +58,12 @@ pub struct ServerOptions {
 /// The message bus of a clustered echo server.
 #[derive(Clone, Debug)]
 pub enum ClusterAdapter {
-    /// Redis (python or Node format).
+    /// Redis (python, Node, sharded Node or Node streams format).
     Redis(RedisAdapter),
     /// AMQP 0-9-1 / RabbitMQ (python format).
     Amqp(AmqpAdapter),
+    /// Kafka (python format).
+    Kafka(KafkaAdapter),
     /// ZeroMQ through python-socketio's broker (python format).
     Zmq(ZmqAdapter),
 }
@@ -74,6 +80,7 @@ pub async fn start(options: &ServerOptions) -> Result<(Server, SocketAddr), sock
     match options.adapter.clone() {
         Some(ClusterAdapter::Redis(adapter)) => builder = builder.adapter(adapter),
         Some(ClusterAdapter::Amqp(adapter)) => builder = builder.adapter(adapter),
+        Some(ClusterAdapter::Kafka(adapter)) => builder = builder.adapter(adapter),
         Some(ClusterAdapter::Zmq(adapter)) => builder = builder.adapter(adapter),
         None => {}
     }
@@ -386,7 +393,7 @@ fn block_on<F: Future>(name: &str, main: F) -> F::Output {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: echo_server --port P [--parser json|msgpack] [--state-recovery SECS] [--runtime tokio|async-std|smol] [--adapter redis-python|redis-node|redis-node-sharded --redis URL | --adapter amqp --amqp URL | --adapter zmq --zmq zmq+tcp://HOST:PORT1+PORT2] [--channel NAME]");
+    eprintln!("{problem}\nusage: echo_server --port P [--parser json|msgpack] [--state-recovery SECS] [--runtime tokio|async-std|smol] [--adapter redis-python|redis-node|redis-node-sharded|redis-streams --redis URL | --adapter amqp --amqp URL | --adapter kafka --kafka URL[,URL...] | --adapter zmq --zmq zmq+tcp://HOST:PORT1+PORT2] [--channel NAME]");
     std::process::exit(2)
 }
 
@@ -402,7 +409,7 @@ fn main() {
     };
     let mut port = None;
     let (mut adapter, mut redis, mut channel) = (None::<String>, None::<String>, None::<String>);
-    let (mut amqp, mut zmq) = (None::<String>, None::<String>);
+    let (mut amqp, mut kafka, mut zmq) = (None::<String>, None::<String>, None::<String>);
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -425,6 +432,7 @@ fn main() {
             "--adapter" => adapter = Some(value()),
             "--redis" => redis = Some(value()),
             "--amqp" => amqp = Some(value()),
+            "--kafka" => kafka = Some(value()),
             "--zmq" => zmq = Some(value()),
             "--channel" => channel = Some(value()),
             other => usage(&format!("unknown argument {other}")),
@@ -439,19 +447,29 @@ fn main() {
             made = made.channel(&channel);
         }
         options.adapter = Some(ClusterAdapter::Amqp(made));
+    } else if adapter.as_deref() == Some("kafka") {
+        let urls = kafka.unwrap_or_else(|| usage("--adapter kafka needs --kafka URL"));
+        let mut made =
+            KafkaAdapter::python(&urls).unwrap_or_else(|e| usage(&format!("bad --kafka: {e}")));
+        if let Some(channel) = channel.take() {
+            made = made.channel(&channel);
+        }
+        options.adapter = Some(ClusterAdapter::Kafka(made));
     } else if adapter.as_deref() == Some("zmq") {
         let url = zmq.unwrap_or_else(|| usage("--adapter zmq needs --zmq URL"));
-        let made = ZmqAdapter::python(&url).unwrap_or_else(|e| usage(&format!("bad --zmq: {e}")));
-        let channel = channel.take();
-        options.adapter = Some(ClusterAdapter::Zmq(
-            channel.map_or(made.clone(), |c| made.channel(&c)),
-        ));
+        let mut made =
+            ZmqAdapter::python(&url).unwrap_or_else(|e| usage(&format!("bad --zmq: {e}")));
+        if let Some(channel) = channel.take() {
+            made = made.channel(&channel);
+        }
+        options.adapter = Some(ClusterAdapter::Zmq(made));
     } else if let Some(kind) = adapter {
         let url = redis.unwrap_or_else(|| usage("--adapter needs --redis URL"));
         let made = match kind.as_str() {
             "redis-python" => RedisAdapter::python(&url),
             "redis-node" => RedisAdapter::node(&url),
             "redis-node-sharded" => RedisAdapter::node_sharded(&url),
+            "redis-streams" => RedisAdapter::node_streams(&url),
             other => usage(&format!("unknown adapter {other}")),
         };
         let mut made = made.unwrap_or_else(|e| usage(&format!("bad --redis: {e}")));

@@ -1,12 +1,14 @@
 //! A write-only member of a cluster: emits one event to the clients of
-//! every server sharing a Redis, a RabbitMQ or a ZeroMQ broker, then exits
-//! (the command-line counterpart of python-socketio's
-//! `RedisManager(write_only=True)` / `KombuManager(write_only=True)` /
-//! `ZmqManager(write_only=True)` and Node's `@socket.io/redis-emitter`).
+//! every server sharing a Redis, a RabbitMQ, a Kafka topic or a ZeroMQ
+//! broker, then exits (the command-line counterpart of python-socketio's
+//! `RedisManager(write_only=True)`, `KombuManager(write_only=True)`,
+//! `KafkaManager(write_only=True)` and `ZmqManager(write_only=True)`, and
+//! of Node's `@socket.io/redis-emitter`).
 //!
 //! ```text
-//! cargo run --release --example emit -- --redis URL --format python|node|node-sharded
+//! cargo run --release --example emit -- --redis URL --format python|node|node-sharded|streams
 //!     (or --amqp URL: RabbitMQ, python format)
+//!     (or --kafka URL[,URL...]: Kafka, python format, the topic named by the channel)
 //!     (or --zmq zmq+tcp://HOST:PORT1+PORT2: ZeroMQ, python format)
 //!     [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS
 //! ```
@@ -19,11 +21,11 @@
 
 use std::time::Duration;
 
-use socketio::{AmqpAdapter, Emitter, RedisAdapter, RuntimeKind, Value, ZmqAdapter};
+use socketio::{AmqpAdapter, Emitter, KafkaAdapter, RedisAdapter, RuntimeKind, Value, ZmqAdapter};
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "{problem}\nusage: emit (--redis URL --format python|node|node-sharded | --amqp URL | --zmq URL) [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS"
+        "{problem}\nusage: emit (--redis URL --format python|node|node-sharded|streams | --amqp URL | --kafka URL[,URL...] | --zmq zmq+tcp://HOST:PORT1+PORT2) [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS"
     );
     std::process::exit(2)
 }
@@ -52,7 +54,7 @@ fn with_binary(value: Value) -> Value {
 fn main() {
     let (mut redis, mut format, mut channel, mut nsp, mut room) =
         (None, None, None, String::from("/"), None);
-    let (mut amqp, mut zmq) = (None, None);
+    let (mut amqp, mut kafka, mut zmq) = (None, None::<String>, None);
     let mut positional = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -63,6 +65,7 @@ fn main() {
         match arg.as_str() {
             "--redis" => redis = Some(value()),
             "--amqp" => amqp = Some(value()),
+            "--kafka" => kafka = Some(value()),
             "--zmq" => zmq = Some(value()),
             "--format" => format = Some(value()),
             "--channel" => channel = Some(value()),
@@ -77,12 +80,8 @@ fn main() {
     };
     let values: Vec<Value> = serde_json::from_str(json)
         .unwrap_or_else(|e| usage(&format!("JSON_ARGS is not a JSON array: {e}")));
-    let adapter: Box<dyn socketio::Adapter> = match (redis, amqp, zmq) {
-        (None, None, Some(url)) => {
-            let a = ZmqAdapter::python(&url).unwrap_or_else(|e| usage(&format!("bad --zmq: {e}")));
-            Box::new(channel.map_or(a.clone(), |c| a.channel(&c)))
-        }
-        (None, Some(url), None) => {
+    let adapter: Box<dyn socketio::Adapter> = match (redis, amqp, kafka, zmq) {
+        (None, Some(url), None, None) => {
             let mut a =
                 AmqpAdapter::python(&url).unwrap_or_else(|e| usage(&format!("bad --amqp: {e}")));
             if let Some(channel) = channel {
@@ -90,12 +89,23 @@ fn main() {
             }
             Box::new(a)
         }
-        (Some(url), None, None) => {
+        (None, None, Some(urls), None) => {
+            let mut a =
+                KafkaAdapter::python(&urls).unwrap_or_else(|e| usage(&format!("bad --kafka: {e}")));
+            if let Some(channel) = channel {
+                a = a.channel(&channel);
+            }
+            Box::new(a)
+        }
+        (Some(url), None, None, None) => {
             let adapter = match format.as_deref() {
                 Some("python") => RedisAdapter::python(&url),
                 Some("node") => RedisAdapter::node(&url),
                 Some("node-sharded") => RedisAdapter::node_sharded(&url),
-                _ => usage("--format python|node|node-sharded is required"),
+                // An entry on the stream, as the streams adapter appends
+                // them (there is no streams emitter package).
+                Some("streams") => RedisAdapter::node_streams(&url),
+                _ => usage("--format python|node|node-sharded|streams is required"),
             };
             let mut a = adapter.unwrap_or_else(|e| usage(&format!("bad --redis: {e}")));
             if let Some(channel) = channel {
@@ -103,7 +113,15 @@ fn main() {
             }
             Box::new(a)
         }
-        _ => usage("one of --redis, --amqp and --zmq is required"),
+        (None, None, None, Some(url)) => {
+            let mut a =
+                ZmqAdapter::python(&url).unwrap_or_else(|e| usage(&format!("bad --zmq: {e}")));
+            if let Some(channel) = channel {
+                a = a.channel(&channel);
+            }
+            Box::new(a)
+        }
+        _ => usage("one of --redis, --amqp, --kafka and --zmq is required"),
     };
     if std::env::var_os("SOCKETIO_LOG").is_some() {
         let _ = tracing_subscriber::fmt()

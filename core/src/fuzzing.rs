@@ -786,3 +786,219 @@ pub fn zmtp_peer(data: &[u8]) {
     assert_eq!(whole, run(1), "whole and byte-by-byte feeding disagree");
     assert_eq!(whole, run(7), "whole and chunked feeding disagree");
 }
+
+/// The Kafka codec: the input is cut into response frames (whole and byte
+/// by byte, which must agree) and each is read as the response to the
+/// request named by the first byte; every record set (a fetch's, or the
+/// input itself) is read as record batches, and the values read must
+/// survive a round trip through [`crate::cluster::kafka::encode_record_batch`].
+pub fn kafka_codec(data: &[u8]) {
+    use crate::cluster::kafka::{
+        decode_record_batches, decode_response, encode_record_batch, ApiKey, Batch, FrameDecoder,
+        KafkaLimits, Response,
+    };
+    use bytes::{Bytes, BytesMut};
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
+    let api = ApiKey::ALL[usize::from(selector) % ApiKey::ALL.len()];
+    // Small limits, so that the fuzzer reaches them.
+    let limits = KafkaLimits {
+        max_frame_bytes: 4096,
+        max_array_len: 64,
+        max_string_len: 64,
+    };
+    let records = |set: &Bytes| {
+        let Ok(batches) = decode_record_batches(set, &limits) else {
+            return;
+        };
+        for batch in batches {
+            if let Batch::Records { records, .. } = batch {
+                let values: Vec<&[u8]> = records
+                    .iter()
+                    .map(|r| r.value.as_deref().unwrap_or_default())
+                    .collect();
+                let mut out = BytesMut::new();
+                encode_record_batch(&mut out, 0, &values).expect("small values encode");
+                let again = decode_record_batches(&out.freeze(), &limits).expect("own batch");
+                let [Batch::Records { records: back, .. }] = &again[..] else {
+                    panic!("own batch read as {again:?}");
+                };
+                let back: Vec<&[u8]> = back
+                    .iter()
+                    .map(|r| r.value.as_deref().unwrap_or_default())
+                    .collect();
+                assert_eq!(values, back, "record values do not round-trip");
+            }
+        }
+    };
+    let run = |chunk: usize| {
+        let mut decoder = FrameDecoder::new(limits);
+        let mut frames = Vec::new();
+        for piece in rest.chunks(chunk.max(1)) {
+            decoder.feed(piece);
+            loop {
+                match decoder.next_frame() {
+                    Ok(Some(frame)) => frames.push(Ok(frame)),
+                    Ok(None) => break,
+                    Err(e) => {
+                        frames.push(Err(e));
+                        return frames;
+                    }
+                }
+            }
+        }
+        frames
+    };
+    let frames = run(rest.len());
+    assert_eq!(frames, run(1), "whole and byte-by-byte feeding disagree");
+    for frame in frames.into_iter().flatten() {
+        if let Ok((_, Response::Fetch(fetch))) = decode_response(api, &frame, &limits) {
+            for (_, p) in &fetch.partitions {
+                records(&p.records);
+            }
+        }
+    }
+    records(&Bytes::copy_from_slice(rest));
+}
+
+/// A server of the streams cluster format with recovery on, fed arbitrary
+/// engine inputs, application calls and broker answers (stream entries,
+/// append answers, range answers, taken keys) in any order, with tokens it
+/// asked for or made up; it must never panic, and once every session is
+/// closed and the request timeout passed, nothing waits any more (no
+/// deadline left).
+pub fn streams_seam(data: &[u8]) {
+    use crate::cluster::{BusCommand, BusInput, StreamEntry};
+    use crate::socket::{
+        Broadcast, ClusterConfig, ClusterFormat, RecoveryConfig, Server, ServerConfig, ServerEvent,
+    };
+    use std::time::{Duration, Instant};
+
+    let config = ServerConfig {
+        recovery: Some(RecoveryConfig::default()),
+        ..ServerConfig::default()
+    };
+    let mut server = Server::new(config, JsonParser, Box::new(FuzzRng::new(11)));
+    server.enable_cluster(ClusterConfig::new(ClusterFormat::streams()));
+    let stream = Str::from_static("socket.io");
+    let mut now = Instant::now();
+    let sessions = ["s0", "s1", "s2", "s3"];
+    let mut sockets: Vec<Str> = Vec::new();
+    let mut tokens: Vec<u64> = Vec::new();
+    let mut next_id = 1u64;
+    let mut ops = Ops { data };
+    let entry = |ops: &mut Ops<'_>, next_id: &mut u64| {
+        let chunk = ops.chunk();
+        let fields = chunk
+            .split(|&b| b == 0xFE)
+            .collect::<Vec<_>>()
+            .chunks(2)
+            .map(|pair| {
+                (
+                    Bytes::copy_from_slice(pair[0]),
+                    Bytes::copy_from_slice(pair.get(1).copied().unwrap_or_default()),
+                )
+            })
+            .collect();
+        *next_id += u64::from(ops.byte().unwrap_or(1) % 4);
+        StreamEntry {
+            id: Str::from(format!("{next_id}-0")),
+            fields,
+        }
+    };
+    while let Some(op) = ops.byte() {
+        let k = sessions[(op >> 4) as usize % sessions.len()];
+        let token = |ops: &mut Ops<'_>, tokens: &[u64]| {
+            let b = ops.byte().unwrap_or(0);
+            match tokens.len() {
+                0 => u64::from(b),
+                n if b & 0x80 == 0 => tokens[b as usize % n],
+                _ => u64::from(b),
+            }
+        };
+        match op % 10 {
+            0 => server.handle_engine_open(now, Str::from(k)),
+            1 => {
+                let m = ops.message(false);
+                server.handle_engine_message(now, k, m)
+            }
+            2 => server.handle_engine_closed(now, k, REASONS[(op >> 3) as usize % 4]),
+            3 => {
+                now += Duration::from_millis(u64::from(ops.byte().unwrap_or(1)) * 100);
+                server.handle_timeout(now);
+            }
+            4 => {
+                let to = Broadcast::namespace("/");
+                let to = if op & 0x10 == 0 { to } else { to.to("room") };
+                let _ = server.broadcast(now, &to, "news", &(1, "x"));
+            }
+            5 => {
+                if let Some(s) = sockets.get((op >> 3) as usize % sockets.len().max(1)) {
+                    let _ = server.emit(now, s, "direct", &());
+                    let _ = server.join(s, "room");
+                }
+            }
+            6 => {
+                let entry = entry(&mut ops, &mut next_id);
+                let input = BusInput::StreamEntry {
+                    stream: stream.clone(),
+                    entry,
+                };
+                server.handle_bus(now, input);
+            }
+            7 => {
+                let token = token(&mut ops, &tokens);
+                let id = (op & 0x10 == 0).then(|| Str::from(format!("{next_id}-0")));
+                server.handle_bus(now, BusInput::StreamAppended { token, id });
+            }
+            8 => {
+                let token = token(&mut ops, &tokens);
+                let count = ops.byte().unwrap_or(0) % 4;
+                let entries = (op & 0x10 == 0).then(|| {
+                    (0..count)
+                        .map(|_| entry(&mut ops, &mut next_id))
+                        .collect::<Vec<_>>()
+                });
+                server.handle_bus(now, BusInput::StreamRange { token, entries });
+            }
+            _ => {
+                let token = token(&mut ops, &tokens);
+                let value = (op & 0x10 == 0).then(|| Bytes::copy_from_slice(ops.chunk()));
+                server.handle_bus(now, BusInput::KeyTaken { token, value });
+            }
+        }
+        while let Some(command) = server.poll_bus() {
+            match command {
+                BusCommand::StreamAppend { token, .. }
+                | BusCommand::StreamRange { token, .. }
+                | BusCommand::TakeKey { token, .. } => {
+                    tokens.push(token);
+                    if tokens.len() > 64 {
+                        tokens.remove(0);
+                    }
+                }
+                _ => {}
+            }
+        }
+        while let Some(event) = server.poll_event() {
+            match event {
+                ServerEvent::Connect { socket, .. } => {
+                    let _ = server.accept(now, &socket);
+                    sockets.push(socket);
+                }
+                ServerEvent::Disconnect { socket, .. } => sockets.retain(|s| *s != socket),
+                _ => {}
+            }
+        }
+        while server.poll_command().is_some() {}
+    }
+    for k in sessions {
+        server.handle_engine_closed(now, k, REASONS[0]);
+    }
+    now += Duration::from_secs(600);
+    server.handle_timeout(now);
+    while server.poll_bus().is_some() {}
+    while server.poll_event().is_some() {}
+    assert_eq!(server.poll_timeout(), None, "something still waits");
+}

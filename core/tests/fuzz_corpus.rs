@@ -22,6 +22,8 @@ const TARGETS: &[(&str, Target)] = &[
     ("amqp_frame", socketio_core::fuzzing::amqp_frame),
     ("node_streams", socketio_core::fuzzing::node_streams),
     ("zmtp_peer", socketio_core::fuzzing::zmtp_peer),
+    ("kafka_codec", socketio_core::fuzzing::kafka_codec),
+    ("streams_seam", socketio_core::fuzzing::streams_seam),
     (
         "engine_server",
         socketio_core::engine::server_fuzz::fuzz_server,

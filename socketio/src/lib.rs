@@ -77,7 +77,9 @@ mod server;
 mod simple;
 
 pub use client::{Client, ClientAck, ClientBuilder, ClientSocket};
-pub use cluster::{Adapter, AmqpAdapter, Bus, EmitOperator, Emitter, RedisAdapter, ZmqAdapter};
+pub use cluster::{
+    Adapter, AmqpAdapter, Bus, EmitOperator, Emitter, KafkaAdapter, RedisAdapter, ZmqAdapter,
+};
 pub use error::{Error, Result};
 pub use namespace_handler::{ClientHandler, NamespaceHandler};
 pub use runtime::{current as current_runtime, set_current as set_current_runtime};

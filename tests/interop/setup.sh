@@ -33,7 +33,7 @@ checksum() {
     sha256sum "$@" | sha256sum | cut -d' ' -f1
 }
 
-# --- Node: socket.io, socket.io-client, socket.io-msgpack-parser, redis-adapter, redis-emitter, redis ---
+# --- Node: socket.io, socket.io-client, socket.io-msgpack-parser, redis-adapter, redis-emitter, redis-streams-adapter, redis ---
 need node "Node.js 18 or later is required"
 need npm "npm is required"
 node_sum="$(checksum node/package.json node/package-lock.json)"
@@ -42,12 +42,12 @@ if [ ! -f "$node_stamp" ] || [ "$(cat "$node_stamp")" != "$node_sum" ]; then
     rm -rf node/node_modules
     (cd node && npm ci --no-audit --no-fund --loglevel=error) >"$log" 2>&1 \
         || die "npm ci failed in $here/node"
-    (cd node && node -e 'for (const m of ["socket.io", "socket.io-client", "socket.io-msgpack-parser", "@socket.io/redis-adapter", "@socket.io/redis-emitter", "redis"]) require(m)') \
+    (cd node && node -e 'for (const m of ["socket.io", "socket.io-client", "socket.io-msgpack-parser", "@socket.io/redis-adapter", "@socket.io/redis-emitter", "@socket.io/redis-streams-adapter", "redis"]) require(m)') \
         >"$log" 2>&1 || die "the Node packages do not load after npm ci"
     echo "$node_sum" >"$node_stamp"
 fi
 
-# --- Python: python-socketio, its aiohttp transport, redis-py, kombu, aio-pika, pyzmq, eventlet ---
+# --- Python: python-socketio, its aiohttp transport, redis-py, kombu, aio-pika, kafka-python, pyzmq, eventlet, Werkzeug ---
 python="${PYTHON:-python3}"
 need "$python" "Python 3.8 or later is required (set PYTHON to choose one)"
 py_sum="$(checksum python/requirements.txt)"
@@ -58,7 +58,7 @@ if [ ! -f "$py_stamp" ] || [ "$(cat "$py_stamp")" != "$py_sum" ] || [ ! -x .venv
     .venv/bin/python -m pip install --disable-pip-version-check --no-input --quiet \
         -r python/requirements.txt >"$log" 2>&1 \
         || die "pip install -r python/requirements.txt failed"
-    .venv/bin/python -c 'import socketio, aiohttp, msgpack, redis, redis.asyncio, kombu, aio_pika, werkzeug, zmq, eventlet, eventlet.green.zmq' >"$log" 2>&1 \
+    .venv/bin/python -c 'import socketio, aiohttp, msgpack, redis, redis.asyncio, kombu, aio_pika, kafka, werkzeug, zmq, eventlet, eventlet.green.zmq' >"$log" 2>&1 \
         || die "the Python packages do not import after pip install"
     echo "$py_sum" >"$py_stamp"
 fi

@@ -425,8 +425,12 @@ pub enum OurFormat {
     Node,
     /// @socket.io/redis-adapter sharded (`--adapter redis-node-sharded`).
     NodeSharded,
+    /// @socket.io/redis-streams-adapter (`--adapter redis-streams`).
+    Streams,
     /// python-socketio's JSON over RabbitMQ (`--adapter amqp`).
     Amqp,
+    /// python-socketio's JSON as Kafka records (`--adapter kafka`).
+    Kafka,
     /// python-socketio's JSON over ZeroMQ (`--adapter zmq`).
     Zmq,
 }
@@ -438,7 +442,9 @@ impl OurFormat {
             OurFormat::Python => "redis-python",
             OurFormat::Node => "redis-node",
             OurFormat::NodeSharded => "redis-node-sharded",
+            OurFormat::Streams => "redis-streams",
             OurFormat::Amqp => "amqp",
+            OurFormat::Kafka => "kafka",
             OurFormat::Zmq => "zmq",
         }
     }
@@ -451,10 +457,14 @@ pub enum NodeKind {
     NodeClassic,
     /// `node/cluster_server.js --adapter sharded` (Redis 7+).
     NodeSharded,
+    /// `node/cluster_server.js --adapter streams`.
+    NodeStreams,
     /// `python/cluster_server.py` (AsyncRedisManager).
     Python,
     /// `python/cluster_server.py --amqp URL --client ...` (RabbitMQ).
     PythonAmqp(AmqpPeer),
+    /// `python/cluster_server.py --kafka URL` (KafkaManager).
+    PythonKafka,
     /// `python/cluster_server.py --zmq URL` (ZmqManager under eventlet).
     PythonZmq,
     /// Our `echo_server --adapter ...` example.
@@ -478,7 +488,11 @@ impl NodeKind {
             self,
             NodeKind::NodeClassic
                 | NodeKind::NodeSharded
-                | NodeKind::Ours(_, OurFormat::Node | OurFormat::NodeSharded)
+                | NodeKind::NodeStreams
+                | NodeKind::Ours(
+                    _,
+                    OurFormat::Node | OurFormat::NodeSharded | OurFormat::Streams
+                )
         )
     }
 }
@@ -488,8 +502,10 @@ impl fmt::Display for NodeKind {
         match self {
             NodeKind::NodeClassic => f.write_str("node-classic"),
             NodeKind::NodeSharded => f.write_str("node-sharded"),
+            NodeKind::NodeStreams => f.write_str("node-streams"),
             NodeKind::Python => f.write_str("python"),
             NodeKind::PythonAmqp(peer) => write!(f, "python({})", peer.flag()),
+            NodeKind::PythonKafka => f.write_str("python(kafka)"),
             NodeKind::PythonZmq => f.write_str("python(zmq)"),
             NodeKind::Ours(runtime, format) => {
                 write!(f, "ours({}, {})", runtime.flag(), format.adapter_flag())
@@ -517,11 +533,13 @@ impl AmqpPeer {
     }
 }
 
-/// `--amqp` for an `amqp://` or `amqps://` URL, `--zmq` for a
-/// `zmq+tcp://` one, else `--redis`.
+/// `--amqp` for an `amqp://` or `amqps://` URL, `--kafka` for a
+/// `kafka://` one, `--zmq` for a `zmq+tcp://` one, else `--redis`.
 fn bus_flag(url: &str) -> &'static str {
     if url.starts_with("amqp") {
         "--amqp"
+    } else if url.starts_with("kafka://") {
+        "--kafka"
     } else if url.starts_with("zmq") {
         "--zmq"
     } else {
@@ -550,9 +568,28 @@ impl ClusterNode {
         redis_url: &str,
         channel: Option<&str>,
     ) -> Result<ClusterNode, String> {
+        ClusterNode::start_options(kind, redis_url, channel, None)
+    }
+
+    /// Like [`ClusterNode::start`] with connection state recovery on
+    /// (`--state-recovery SECS`, ours and Node's).
+    pub fn start_recovering(
+        kind: NodeKind,
+        redis_url: &str,
+        window: Duration,
+    ) -> Result<ClusterNode, String> {
+        ClusterNode::start_options(kind, redis_url, None, Some(window))
+    }
+
+    fn start_options(
+        kind: NodeKind,
+        redis_url: &str,
+        channel: Option<&str>,
+        recovery: Option<Duration>,
+    ) -> Result<ClusterNode, String> {
         let mut last_error = String::new();
         for _ in 0..3 {
-            match ClusterNode::start_on(kind, redis_url, channel, free_port()) {
+            match ClusterNode::start_on(kind, redis_url, channel, recovery, free_port()) {
                 Ok(node) => return Ok(node),
                 // Most likely lost the port to a parallel test: try another.
                 Err(err) => last_error = err,
@@ -565,6 +602,7 @@ impl ClusterNode {
         kind: NodeKind,
         redis_url: &str,
         channel: Option<&str>,
+        recovery: Option<Duration>,
         port: u16,
     ) -> Result<ClusterNode, String> {
         let mut args = vec![
@@ -573,13 +611,22 @@ impl ClusterNode {
             bus_flag(redis_url).into(),
             redis_url.into(),
         ];
+        if let Some(window) = recovery {
+            if matches!(kind, NodeKind::Python | NodeKind::PythonAmqp(_)) {
+                return Err(format!("{kind} nodes have no connection state recovery"));
+            }
+            args.extend([
+                "--state-recovery".into(),
+                window.as_secs().max(1).to_string(),
+            ]);
+        }
         let words: Vec<OsString> = match kind {
-            NodeKind::NodeClassic | NodeKind::NodeSharded => {
+            NodeKind::NodeClassic | NodeKind::NodeSharded | NodeKind::NodeStreams => {
                 setup()?;
-                let adapter = if kind == NodeKind::NodeClassic {
-                    "classic"
-                } else {
-                    "sharded"
+                let adapter = match kind {
+                    NodeKind::NodeClassic => "classic",
+                    NodeKind::NodeSharded => "sharded",
+                    _ => "streams",
                 };
                 args.extend(["--adapter".into(), adapter.into()]);
                 if let Some(prefix) = channel {
@@ -590,7 +637,10 @@ impl ClusterNode {
                     interop_dir().join("node/cluster_server.js").into(),
                 ]
             }
-            NodeKind::Python | NodeKind::PythonAmqp(_) | NodeKind::PythonZmq => {
+            NodeKind::Python
+            | NodeKind::PythonAmqp(_)
+            | NodeKind::PythonKafka
+            | NodeKind::PythonZmq => {
                 setup()?;
                 if let NodeKind::PythonAmqp(peer) = kind {
                     args.extend(["--client".into(), peer.flag().into()]);
@@ -669,8 +719,13 @@ impl ClusterNode {
 /// The bus a cluster's nodes share: a [`RedisServer`] or a
 /// [`RabbitServer`](crate::rabbit::RabbitServer).
 pub trait Bus {
-    /// Its name in failure reports (`redis`, `rabbit`).
+    /// Its name in failure reports (`redis`, `rabbit`, `tansu`).
     const NAME: &'static str;
+    /// How long a delivery may take on it.
+    const DELIVERY: Duration = crate::scene::DELIVERY;
+    /// How long to wait for duplicates or strays once the expected
+    /// deliveries arrived.
+    const QUIET: Duration = crate::scene::QUIET;
     /// The URL its nodes and emitters are given.
     fn url(&self) -> String;
     /// What its server printed.
@@ -794,6 +849,8 @@ impl fmt::Display for ClientKind {
 #[derive(Default)]
 struct ClientState {
     sid: Option<String>,
+    /// What each connection said of connection state recovery, in order.
+    recovered: Vec<bool>,
     events: Vec<(String, Value)>,
     disconnects: Vec<String>,
     connect_errors: Vec<String>,
@@ -933,6 +990,8 @@ impl ClusterClients {
         };
         if let Some(sid) = message.get("connected").and_then(Value::as_str) {
             client.sid = Some(sid.to_string());
+            let recovered = message.get("recovered").and_then(Value::as_bool);
+            client.recovered.push(recovered == Some(true));
         } else if let Some(name) = message.get("event").and_then(Value::as_str) {
             let args = message.get("args").cloned().unwrap_or(Value::Null);
             client.events.push((name.to_string(), args));
@@ -1006,18 +1065,97 @@ impl ClusterClients {
         args: &[Value],
         ack: bool,
     ) -> Result<u64, String> {
+        let line = json!({"client": client, "emit": event, "args": args, "ack": ack});
+        self.command(client, line)
+    }
+
+    /// Writes `line` (an object) with a fresh `id`, which it returns.
+    fn command(&mut self, client: usize, mut line: Value) -> Result<u64, String> {
         if client >= self.clients.len() {
             return Err(self.fail(format!("no client {client}")));
         }
         let id = self.next_id;
         self.next_id += 1;
-        let line = json!({"id": id, "client": client, "emit": event, "args": args, "ack": ack});
+        line["id"] = json!(id);
         let written = match self.proc.stdin.as_mut() {
             Some(stdin) => writeln!(stdin, "{line}").and_then(|()| stdin.flush()),
             None => Err(std::io::Error::other("stdin is closed")),
         };
         written.map_err(|err| self.fail(format!("cannot write `{line}`: {err}")))?;
         Ok(id)
+    }
+
+    /// Sends a command of the Node client's own (`cut`, `reconnect`) and
+    /// waits for its ack.
+    fn control(&mut self, client: usize, line: Value) -> Result<(), String> {
+        if self.kind != ClientKind::Node {
+            return Err(self.fail(format!("{line} is a command of the Node client only")));
+        }
+        let id = self.command(client, line.clone())?;
+        let deadline = Instant::now() + CALL_TIMEOUT;
+        if !self.pump_until(deadline, |me| me.acks.contains_key(&id))? {
+            return Err(self.fail(format!("no answer to {line} within {CALL_TIMEOUT:?}")));
+        }
+        match self.acks.remove(&id).expect("checked above") {
+            Ok(_) => Ok(()),
+            Err(error) => Err(self.fail(format!("{line} failed: {error}"))),
+        }
+    }
+
+    /// Cuts client `client`'s transport (as a network failure would) and
+    /// keeps it from reconnecting by itself; returns once it saw the
+    /// disconnection. Node client only.
+    pub fn cut(&mut self, client: usize) -> Result<(), String> {
+        self.control(client, json!({"client": client, "cut": true}))
+    }
+
+    /// Connects client `client` again, to `url`, and waits until it is
+    /// connected: its sid and whether the server said it recovered the
+    /// session. Node client only.
+    pub fn reconnect(&mut self, client: usize, url: &str) -> Result<(String, bool), String> {
+        let before = self.clients.get(client).map_or(0, |c| c.recovered.len());
+        self.control(client, json!({"client": client, "reconnect": url}))?;
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        let connected = self.pump_until(deadline, |me| {
+            me.clients[client].recovered.len() > before && me.clients[client].sid.is_some()
+        })?;
+        if !connected {
+            return Err(self.fail(format!(
+                "client {client} did not connect to {url} within {CONNECT_TIMEOUT:?}"
+            )));
+        }
+        let state = &self.clients[client];
+        Ok((state.sid.clone().expect("checked"), state.recovered[before]))
+    }
+
+    /// Waits until client `client` has received `count` `name` events (at
+    /// most `within`); returns the arguments of all it received.
+    pub fn wait_events(
+        &mut self,
+        client: usize,
+        name: &str,
+        count: usize,
+        within: Duration,
+    ) -> Result<Vec<Value>, String> {
+        let deadline = Instant::now() + within;
+        let enough = self.pump_until(deadline, |me| {
+            me.clients.get(client).is_some_and(|state| {
+                state
+                    .events
+                    .iter()
+                    .filter(|(event, _)| event == name)
+                    .count()
+                    >= count
+            })
+        })?;
+        let received = self.events(client, name)?;
+        if enough {
+            Ok(received)
+        } else {
+            Err(self.fail(format!(
+                "client {client} received {received:?} of {name}, want {count} within {within:?}"
+            )))
+        }
     }
 
     /// Client `client` emits `event(args...)` without asking for an ack.
@@ -1183,6 +1321,8 @@ pub enum EmitterKind {
     OursNode,
     /// Our `emit` example with `--format node-sharded`.
     OursNodeSharded,
+    /// Our `emit` example with `--format streams`.
+    OursStreams,
 }
 
 impl fmt::Display for EmitterKind {
@@ -1193,6 +1333,7 @@ impl fmt::Display for EmitterKind {
             EmitterKind::OursPython => f.write_str("our emitter (python format)"),
             EmitterKind::OursNode => f.write_str("our emitter (node format)"),
             EmitterKind::OursNodeSharded => f.write_str("our emitter (node sharded format)"),
+            EmitterKind::OursStreams => f.write_str("our emitter (streams format)"),
         }
     }
 }
@@ -1234,10 +1375,14 @@ pub fn run_emitter(
                 interop_dir().join("node/cluster_emit.js").into(),
             ]
         }
-        EmitterKind::OursPython | EmitterKind::OursNode | EmitterKind::OursNodeSharded => {
+        EmitterKind::OursPython
+        | EmitterKind::OursNode
+        | EmitterKind::OursNodeSharded
+        | EmitterKind::OursStreams => {
             let format = match kind {
                 EmitterKind::OursPython => "python",
                 EmitterKind::OursNode => "node",
+                EmitterKind::OursStreams => "streams",
                 _ => "node-sharded",
             };
             cli.extend(["--format".into(), format.into()]);

@@ -14,6 +14,7 @@
 
 mod broker;
 pub mod cluster;
+pub mod kafka;
 pub mod rabbit;
 pub mod scene;
 pub mod zmq;

@@ -1,6 +1,7 @@
 //! The scene of the mixed cluster tests (`tests/tests/cluster.rs` over
 //! Redis, `tests/tests/cluster_amqp.rs` over RabbitMQ,
-//! `tests/tests/cluster_zmq.rs` over ZeroMQ): a [`Cluster`] of
+//! `tests/tests/cluster_kafka.rs` over Kafka, `tests/tests/cluster_zmq.rs`
+//! over ZeroMQ): a [`Cluster`] of
 //! [`NODES`] nodes on a [`Bus`], a Node client process and a Python client
 //! process with one client on every node, and the checks and scenario steps
 //! both test files run.
@@ -19,10 +20,10 @@ use crate::cluster::{
     RedisServer,
 };
 
-/// How long a delivery may take.
+/// How long a delivery may take (by default: see [`Bus::DELIVERY`]).
 pub const DELIVERY: Duration = Duration::from_secs(5);
 /// How long to wait for duplicates or strays once the expected deliveries
-/// arrived.
+/// arrived (by default: see [`Bus::QUIET`]).
 pub const QUIET: Duration = Duration::from_millis(400);
 /// Nodes per cluster.
 pub const NODES: usize = 3;
@@ -128,11 +129,11 @@ impl<B: Bus> Scene<B> {
         ok!(self, self.clients[who.0].emit(who.1, event, args))
     }
 
-    /// Waits until no client process has received anything for [`QUIET`]
+    /// Waits until no client process has received anything for [`Bus::QUIET`]
     /// (lets the bus carry a room change, or duplicates and strays arrive).
     pub fn settle(&mut self) {
         for proc in 0..self.clients.len() {
-            ok!(self, self.clients[proc].settle(QUIET));
+            ok!(self, self.clients[proc].settle(B::QUIET));
         }
     }
 
@@ -143,11 +144,11 @@ impl<B: Bus> Scene<B> {
         }
     }
 
-    /// `who` receives `name(args...)` within [`DELIVERY`].
+    /// `who` receives `name(args...)` within [`Bus::DELIVERY`].
     pub fn expect(&mut self, who: Who, name: &str, args: &Value) {
         ok!(
             self,
-            self.clients[who.0].expect_event(who.1, name, args, DELIVERY)
+            self.clients[who.0].expect_event(who.1, name, args, B::DELIVERY)
         );
     }
 
@@ -211,6 +212,18 @@ pub fn hellos<B: Bus>(scene: &mut Scene<B>) {
     for who in everyone() {
         let hello = json!([{"sid": scene.sid(who)}]);
         scene.expect(who, "hello", &hello);
+    }
+}
+
+/// A broadcast to all from every node in turn (node client on even
+/// nodes, python client on odd ones), binary included, reaches every client
+/// exactly once.
+pub fn broadcasts_from_every_node<B: Bus>(scene: &mut Scene<B>) {
+    for node in 0..NODES {
+        let args = json!([format!("all-{node}"), {"$bin": "0102ff"}, {"n": [1, 2.5, null]}]);
+        let list = args.as_array().unwrap().clone();
+        scene.emit(Who(node % 2, node), "shout", &list);
+        scene.delivered("shout-back", &args, &everyone());
     }
 }
 
@@ -314,12 +327,7 @@ pub trait RawBus: Bus {
 /// every node gets its turn as the sender.
 pub fn python_pubsub<B: Bus>(scene: &mut Scene<B>) {
     hellos(scene);
-    for node in 0..NODES {
-        let args = json!([format!("all-{node}"), {"$bin": "0102ff"}, {"n": [1, 2.5, null]}]);
-        let list = args.as_array().unwrap().clone();
-        scene.emit(Who(node % 2, node), "shout", &list);
-        scene.delivered("shout-back", &args, &everyone());
-    }
+    broadcasts_from_every_node(scene);
 
     // Room changes are let through the bus (settle) before the next
     // request: a python node acknowledges one once the message is written
@@ -329,22 +337,18 @@ pub fn python_pubsub<B: Bus>(scene: &mut Scene<B>) {
     except_x(scene);
 
     // Acks across nodes: ours -> python, python -> ours, ours -> ours.
-    for (asker, asked, token) in [
-        (Who(NODE_CLIENTS, 0), Who(PYTHON_CLIENTS, 1), json!("q1")),
-        (
-            Who(PYTHON_CLIENTS, 1),
-            Who(NODE_CLIENTS, 2),
-            json!({"k": [1]}),
-        ),
-        (Who(PYTHON_CLIENTS, 2), Who(NODE_CLIENTS, 0), json!("q3")),
-    ] {
-        let sid = scene.sid(asked);
-        let answer = scene.call(asker, "call-sid", &[json!(sid), token.clone()]);
-        if answer != json!([["answer", token]]) && answer != json!([[["answer", token]]]) {
-            scene.fail(format!("call-sid {asker:?} -> {asked:?} answered {answer}"));
-        }
-        scene.delivered("question", &json!([token]), &[asked]);
-    }
+    acks_across(
+        scene,
+        &[
+            (Who(NODE_CLIENTS, 0), Who(PYTHON_CLIENTS, 1), json!("q1")),
+            (
+                Who(PYTHON_CLIENTS, 1),
+                Who(NODE_CLIENTS, 2),
+                json!({"k": [1]}),
+            ),
+            (Who(PYTHON_CLIENTS, 2), Who(NODE_CLIENTS, 0), json!("q3")),
+        ],
+    );
 
     leave_r(
         scene,
@@ -354,16 +358,19 @@ pub fn python_pubsub<B: Bus>(scene: &mut Scene<B>) {
     );
 }
 
-/// Garbage on the bus (channel `socketio`) reaches every node and breaks
-/// none.
+/// Garbage on the bus (channel `socketio`: messages that are not valid
+/// ones) reaches every node and breaks none: a broadcast from the python
+/// node (node 1) and one from ours (node 0) reach everyone after it.
 pub fn hostile<B: RawBus>(scene: &mut Scene<B>) {
-    let messages: [&[u8]; 7] = [
+    let messages: [&[u8]; 9] = [
         b"not json",
         b"\xff\xfe",
         b"{}",
+        b"",
         br#"{"method":"emit"}"#,
         br#"{"method":"enter_room","sid":null,"room":[]}"#,
         br#"{"method":"callback","host_id":"nobody","sid":"x","id":"7"}"#,
+        br#"{"method":"disconnect","sid":{"a":1},"namespace":"/"}"#,
         br#"[1,2,3]"#,
     ];
     for message in messages {
@@ -371,6 +378,8 @@ pub fn hostile<B: RawBus>(scene: &mut Scene<B>) {
     }
     scene.emit(Who(PYTHON_CLIENTS, 1), "shout", &[json!("after-garbage")]);
     scene.delivered("shout-back", &json!(["after-garbage"]), &everyone());
+    scene.emit(Who(NODE_CLIENTS, 0), "shout", &[json!("after-garbage-2")]);
+    scene.delivered("shout-back", &json!(["after-garbage-2"]), &everyone());
 }
 
 /// Broker killed and restarted: every node finds it again (within
@@ -430,14 +439,35 @@ pub fn broker_restart<B: RawBus>(scene: &mut Scene<B>, recovery: Duration) {
 /// Python client 0 disconnects `victim`, a socket living on another node,
 /// which sees the server disconnect it.
 pub fn disconnect_remote<B: Bus>(scene: &mut Scene<B>, victim: Who) {
+    disconnect_remote_by(scene, Who(PYTHON_CLIENTS, 0), victim);
+}
+
+/// `asker` disconnects `victim`, a socket living on another node, which
+/// sees the server disconnect it.
+pub fn disconnect_remote_by<B: Bus>(scene: &mut Scene<B>, asker: Who, victim: Who) {
     let sid = scene.sid(victim);
-    let done = scene.call(Who(PYTHON_CLIENTS, 0), "disconnect-sid", &[json!(sid)]);
+    let done = scene.call(asker, "disconnect-sid", &[json!(sid)]);
     assert_eq!(done, json!([true]), "disconnect-sid ack");
     let reasons = ok!(
         scene,
-        scene.clients[victim.0].wait_disconnected(victim.1, DELIVERY)
+        scene.clients[victim.0].wait_disconnected(victim.1, B::DELIVERY)
     );
     if reasons != ["io server disconnect"] {
         scene.fail(format!("{victim:?} disconnected with {reasons:?}"));
+    }
+}
+
+/// Acks asked of sockets on other nodes: each `(asker, asked, token)`
+/// makes `asker` call `asked` through its node, and the answer comes back
+/// (once: python's threaded server wraps the list it returns once more
+/// than the others) while `asked` hears the question exactly once.
+pub fn acks_across<B: Bus>(scene: &mut Scene<B>, calls: &[(Who, Who, Value)]) {
+    for (asker, asked, token) in calls {
+        let sid = scene.sid(*asked);
+        let answer = scene.call(*asker, "call-sid", &[json!(sid), token.clone()]);
+        if answer != json!([["answer", token]]) && answer != json!([[["answer", token]]]) {
+            scene.fail(format!("call-sid {asker:?} -> {asked:?} answered {answer}"));
+        }
+        scene.delivered("question", &json!([token]), &[*asked]);
     }
 }

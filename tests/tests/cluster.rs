@@ -14,12 +14,14 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-use socketio_interop::cluster::{EmitterKind, NodeKind, OurFormat, RedisServer};
+use serde_json::{json, Value};
+use socketio_interop::cluster::{
+    ClientKind, ClusterClients, ClusterNode, EmitterKind, NodeKind, OurFormat, RedisServer, Reply,
+};
 use socketio_interop::ok;
 use socketio_interop::scene::{
-    all_but, disconnect_remote, emitter, everyone, except_x, hellos, leave_r, room_r, Who, NODES,
-    NODE_CLIENTS, PYTHON_CLIENTS,
+    all_but, disconnect_remote, emitter, everyone, except_x, hellos, leave_r, room_r, Who,
+    DELIVERY, NODES, NODE_CLIENTS, PYTHON_CLIENTS, QUIET,
 };
 use socketio_interop::Runtime;
 
@@ -254,6 +256,182 @@ mod ours {
         emitter(&mut scene, EmitterKind::OursNodeSharded);
         node_requests(&mut scene);
         disconnect_remote(&mut scene, Who(NODE_CLIENTS, 2));
+    }
+}
+
+/// The streams adapter (`@socket.io/redis-streams-adapter` 0.3): two of
+/// our nodes and a Node node on one Redis stream.
+mod streams {
+    use super::*;
+
+    fn ours() -> NodeKind {
+        NodeKind::Ours(Runtime::Tokio, OurFormat::Streams)
+    }
+
+    /// Entries on the stream that no adapter can read: every node skips
+    /// them (the Node adapter inside its own try), and a broadcast still
+    /// arrives everywhere once.
+    fn hostile_entries(scene: &mut Scene) {
+        let entries: [&[&[u8]]; 4] = [
+            &[b"uid", b"x", b"type", b"3"],
+            &[b"uid", b"x", b"nsp", b"/", b"type", b"3", b"data", b"{"],
+            &[b"uid", b"x", b"nsp", b"/", b"type", b"3", b"data", b"!!!"],
+            &[
+                b"uid",
+                b"x",
+                b"nsp",
+                b"/",
+                b"type",
+                b"3",
+                b"data",
+                b"{\"packet\":7}",
+            ],
+        ];
+        for fields in entries {
+            let mut words: Vec<&[u8]> = vec![b"XADD", b"socket.io", b"*"];
+            words.extend_from_slice(fields);
+            let reply = ok!(scene, scene.cluster.bus.command(&words));
+            if !matches!(reply, Reply::Bulk(Some(_))) {
+                scene.fail(format!("XADD of a hostile entry answered {reply:?}"));
+            }
+        }
+        scene.emit(Who(PYTHON_CLIENTS, 1), "shout", &[json!("after-garbage")]);
+        scene.delivered("shout-back", &json!(["after-garbage"]), &everyone());
+    }
+
+    #[test]
+    fn ours_node_ours() {
+        let kinds = [ours(), NodeKind::NodeStreams, ours()];
+        let mut scene = Scene::start(redis(), kinds);
+        common(&mut scene);
+        emitter(&mut scene, EmitterKind::OursStreams);
+        node_requests(&mut scene);
+        hostile_entries(&mut scene);
+        disconnect_remote(&mut scene, Who(NODE_CLIENTS, 2));
+    }
+
+    /// Sessions kept in Redis (`sio:session:*`).
+    fn sessions(redis: &RedisServer) -> usize {
+        match redis.command(&[b"KEYS".as_slice(), b"sio:session:*".as_slice()]) {
+            Ok(Reply::Array(Some(keys))) => keys.len(),
+            other => panic!("KEYS answered {other:?}"),
+        }
+    }
+
+    /// Entries in the stream.
+    fn stream_len(redis: &RedisServer) -> i64 {
+        match redis.command(&[b"XLEN".as_slice(), b"socket.io".as_slice()]) {
+            Ok(Reply::Integer(n)) => n,
+            other => panic!("XLEN answered {other:?}"),
+        }
+    }
+
+    fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what} within 10 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// An offset as Redis orders stream ids.
+    fn id(offset: &Value) -> (u64, u64) {
+        let text = offset.as_str().unwrap_or_else(|| panic!("offset {offset}"));
+        let (ms, seq) = text
+            .split_once('-')
+            .unwrap_or_else(|| panic!("offset {text}"));
+        (ms.parse().unwrap(), seq.parse().unwrap())
+    }
+
+    /// A client with connection state recovery, cut off at transport level
+    /// from one node while events are emitted from a third, reconnects to
+    /// another node and gets its socket id, its room and every event it
+    /// missed back, in order, once: from our node to the Node node (a
+    /// session our node persisted, read by the reference), then from the
+    /// Node node to ours (the other way round), then from ours to ours.
+    #[test]
+    fn recovery_across_nodes() {
+        let redis = redis();
+        let url = redis.url();
+        let start = |kind| {
+            ClusterNode::start_recovering(kind, &url, Duration::from_secs(60))
+                .unwrap_or_else(|err| panic!("{err}"))
+        };
+        let nodes = [start(ours()), start(NodeKind::NodeStreams), start(ours())];
+        let urls: Vec<String> = nodes.iter().map(ClusterNode::url).collect();
+        let report = |err: String| -> ! {
+            let logs: Vec<String> = nodes.iter().map(ClusterNode::output).collect();
+            panic!("{err}\n----- nodes -----\n{}", logs.join("\n-----\n"))
+        };
+        // Client 0 is cut off and comes back; client 1 (on our node 2)
+        // emits meanwhile.
+        let mut clients =
+            ClusterClients::spawn(ClientKind::Node, &[urls[0].clone(), urls[2].clone()])
+                .unwrap_or_else(|err| report(err));
+        let sids = clients.wait_connected().unwrap_or_else(|err| report(err));
+        let joined = clients
+            .call(0, "join", &[json!("rec")])
+            .unwrap_or_else(|err| report(err));
+        assert_eq!(joined, json!([true]));
+        let shout = |clients: &mut ClusterClients, room: &str, data: &str| {
+            let acked = clients
+                .call(1, "shout-to", &[json!(room), json!(data)])
+                .unwrap_or_else(|err| report(err));
+            assert_eq!(acked, json!([true]));
+        };
+        // The offset the client resumes from.
+        shout(&mut clients, "rec", "seen");
+        clients
+            .wait_events(0, "shout-back", 1, DELIVERY)
+            .unwrap_or_else(|err| report(err));
+
+        for (leg, to) in [(0, 1), (1, 0), (2, 2)] {
+            let before = clients.events(0, "shout-back").unwrap().len();
+            let entries = stream_len(&redis);
+            clients.cut(0).unwrap_or_else(|err| report(err));
+            wait_until("the session persisted", || sessions(&redis) == 1);
+            let missed: Vec<String> = (0..3).map(|i| format!("missed-{leg}-{i}")).collect();
+            for data in &missed {
+                shout(&mut clients, "rec", data);
+            }
+            shout(&mut clients, "elsewhere", "not-for-0");
+            // Every node's reader has the entries before the client comes
+            // back (the reference replays what a reader delivers at the
+            // same time again).
+            wait_until("the entries appended", || stream_len(&redis) >= entries + 4);
+            std::thread::sleep(Duration::from_millis(300));
+            let (sid, recovered) = clients
+                .reconnect(0, &urls[to])
+                .unwrap_or_else(|err| report(err));
+            assert!(
+                recovered,
+                "leg {leg}: not recovered on {}",
+                nodes[to].kind()
+            );
+            assert_eq!(sid, sids[0], "leg {leg}: the same socket id");
+            assert_eq!(sessions(&redis), 0, "leg {leg}: the session was taken");
+            clients
+                .wait_events(0, "shout-back", before + missed.len(), DELIVERY)
+                .unwrap_or_else(|err| report(err));
+            clients.settle(QUIET).unwrap();
+            let got = clients.events(0, "shout-back").unwrap();
+            let replayed = &got[before..];
+            let data: Vec<&Value> = replayed.iter().map(|args| &args[0]).collect();
+            let want: Vec<Value> = missed.iter().map(|m| json!(m)).collect();
+            assert_eq!(data, want.iter().collect::<Vec<_>>(), "leg {leg}: {got:?}");
+            let offsets: Vec<(u64, u64)> = replayed.iter().map(|args| id(&args[1])).collect();
+            assert!(
+                offsets.windows(2).all(|w| w[0] < w[1]),
+                "leg {leg}: offsets {offsets:?}"
+            );
+            // Its room came back with it: live events reach it there.
+            let live = format!("live-{leg}");
+            shout(&mut clients, "rec", &live);
+            let got = clients
+                .wait_events(0, "shout-back", before + missed.len() + 1, DELIVERY)
+                .unwrap_or_else(|err| report(err));
+            assert_eq!(got.last().map(|args| &args[0]), Some(&json!(live)));
+        }
     }
 }
 

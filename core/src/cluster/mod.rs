@@ -13,6 +13,8 @@
 //! - [`node`]: `@socket.io/redis-adapter` 8.3 (classic and sharded),
 //!   `@socket.io/redis-emitter` 5.1 and `@socket.io/redis-streams-adapter`
 //!   0.3 ([`node::streams`]), MessagePack and JSON;
+//! - [`kafka`]: the subset of the Kafka protocol the Kafka backend
+//!   speaks (produce, fetch, metadata, offsets), with limits;
 //! - [`resp`]: the Redis wire protocol (RESP2/RESP3) the Redis backend
 //!   speaks, as a codec with limits;
 //! - [`amqp`]: AMQP 0-9-1 framing (RabbitMQ) the AMQP backend speaks, as a
@@ -25,6 +27,7 @@
 //! panic.
 
 pub mod amqp;
+pub mod kafka;
 pub mod node;
 pub mod python;
 pub mod resp;

@@ -1,6 +1,6 @@
 //! python-socketio 5's pub/sub messages (`PubSubManager`), byte-exact.
 //!
-//! Every python backend (Redis, AMQP, Kafka) carries the same JSON text: a
+//! Every python backend (Redis, AMQP, Kafka, ZeroMQ) carries the same JSON text: a
 //! `json.dumps` of a dict built in `pubsub_manager.py`. [`encode`] writes
 //! exactly the bytes python writes for the same message (separators `", "`
 //! and `": "`, ASCII only with `\uXXXX` escapes, python's float `repr`, keys

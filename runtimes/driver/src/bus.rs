@@ -1,10 +1,13 @@
-//! What the broker buses (Redis, AMQP) share: the handle and its control
-//! channel, flush tracking, the bounded queue of publishes kept while the
-//! broker is down, the reconnection back-off, the options and the
-//! selection of the bus task's next step.
+//! What the broker buses (Redis, AMQP, Kafka, ZeroMQ) share: name
+//! resolution and connection, the handle and its control channel, flush
+//! tracking, the bounded queue of publishes kept while the broker is down,
+//! the reconnection back-off, the options, random node ids, and the bus
+//! task's loop.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +16,7 @@ use futures_util::future::{select, Either};
 use futures_util::{pin_mut, select, FutureExt};
 use socketio_core::cluster::{BusCommand, BusInput};
 
-use crate::runtime::Runtime;
+use crate::runtime::{BoxStream, Runtime};
 
 /// The errors of a bus that the shared parts raise.
 pub(crate) trait BusError: Sized {
@@ -21,6 +24,58 @@ pub(crate) trait BusError: Sized {
     fn stopped() -> Self;
     /// A step (named) did not finish in time.
     fn timeout(what: &'static str) -> Self;
+    /// A connection failed.
+    fn from_io(error: io::Error) -> Self;
+    /// A host name did not resolve (`host: why`).
+    fn dns(what: String) -> Self;
+}
+
+/// Resolve a host name off the async threads: the system resolver blocks.
+pub(crate) async fn resolve<E: BusError>(host: &str, port: u16) -> Result<Vec<SocketAddr>, E> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let (tx, rx) = oneshot::channel();
+    let name = host.to_string();
+    std::thread::Builder::new()
+        .name("socketio-dns".into())
+        .spawn(move || {
+            let _ = tx.send((name.as_str(), port).to_socket_addrs().map(Vec::from_iter));
+        })
+        .map_err(E::from_io)?;
+    match rx.await {
+        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
+        Ok(Ok(_)) => Err(E::dns(format!("{host}: no address"))),
+        Ok(Err(e)) => Err(E::dns(format!("{host}: {e}"))),
+        Err(_) => Err(E::dns(format!("{host}: resolver thread died"))),
+    }
+}
+
+/// A TCP connection to the first of `addrs` that accepts one.
+pub(crate) async fn connect_any<E: BusError>(
+    runtime: &Arc<dyn Runtime>,
+    addrs: &[SocketAddr],
+) -> Result<BoxStream, E> {
+    let mut last = None;
+    for addr in addrs {
+        match runtime.connect(*addr).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) => E::from_io(e),
+        None => E::dns("no address".into()),
+    })
+}
+
+/// Resolve `host` and connect to the first of its addresses that accepts.
+pub(crate) async fn connect_host<E: BusError>(
+    runtime: &Arc<dyn Runtime>,
+    host: &str,
+    port: u16,
+) -> Result<BoxStream, E> {
+    connect_any(runtime, &resolve::<E>(host, port).await?).await
 }
 
 /// `fut`, or a timeout error at `deadline`.
@@ -39,7 +94,7 @@ pub(crate) async fn with_deadline<T, E: BusError>(
 
 /// How a backend names itself in its logs.
 pub(crate) struct Names {
-    /// `Redis link up`, `AMQP link up`.
+    /// `Redis link up`, `AMQP link up`, `ZeroMQ link up`.
     pub link: &'static str,
     /// `cannot connect to {broker}`, `while {broker} was unreachable`.
     pub broker: &'static str,
@@ -47,7 +102,7 @@ pub(crate) struct Names {
     pub queue_full: &'static str,
 }
 
-/// The options both buses have: reconnection back-off, deadlines, the
+/// The options every bus has: reconnection back-off, deadlines, the
 /// bound of the outage queue.
 #[derive(Debug, Clone)]
 pub(crate) struct BusOptions {
@@ -60,7 +115,7 @@ pub(crate) struct BusOptions {
 
 impl BusOptions {
     /// The defaults: 100 ms to 5 s back-off, 10 s I/O deadline, 16 MiB.
-    pub(crate) fn new(connect_timeout: Duration) -> Self {
+    pub(crate) const fn new(connect_timeout: Duration) -> Self {
         BusOptions {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
@@ -70,26 +125,25 @@ impl BusOptions {
         }
     }
 
+    /// `min` at least 1 ms, `max` at least `min`.
     pub(crate) fn set_backoff(&mut self, min: Duration, max: Duration) {
-        self.backoff_min = min;
-        self.backoff_max = max.max(min);
+        self.backoff_min = min.max(Duration::from_millis(1));
+        self.backoff_max = max.max(self.backoff_min);
     }
 }
 
-/// The builder methods of [`BusOptions`] on a config with a `bus` field:
-/// the back-off, and the others with their backend's documentation.
+/// The builder methods of [`BusOptions`] on a config with a `bus` field,
+/// each with its backend's documentation.
 macro_rules! bus_option_setters {
     (
+        $(#[$backoff:meta])* reconnect_backoff;
         $(#[$connect:meta])* connect_timeout;
         $(#[$io:meta])* io_timeout;
         $(#[$queued:meta])* max_queued_bytes;
     ) => {
-        /// Delay before reconnecting, doubled on every failure up to `max`
-        /// (100 ms to 5 s; at least 1 ms, so that a broker that refuses at
-        /// once is not hammered).
+        $(#[$backoff])*
         pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
-            self.bus
-                .set_backoff(min.max(Duration::from_millis(1)), max);
+            self.bus.set_backoff(min, max);
             self
         }
 
@@ -113,6 +167,76 @@ macro_rules! bus_option_setters {
     };
 }
 pub(crate) use bus_option_setters;
+
+/// After `delay`, unless the bus task is gone (`events` closed), run
+/// `connect` under `timeout` (a [`BusError::timeout`] naming `what`) and
+/// hand the task the event `event` makes of the outcome.
+pub(crate) fn connect_later<T, E, Ev>(
+    runtime: &Arc<dyn Runtime>,
+    delay: Duration,
+    timeout: Duration,
+    what: &'static str,
+    events: async_channel::Sender<Ev>,
+    connect: impl Future<Output = Result<T, E>> + Send + 'static,
+    event: impl FnOnce(Result<T, E>) -> Ev + Send + 'static,
+) where
+    T: Send + 'static,
+    E: BusError + Send + 'static,
+    Ev: Send + 'static,
+{
+    let rt = runtime.clone();
+    runtime.spawn(Box::pin(async move {
+        if !delay.is_zero() {
+            rt.sleep_until(Instant::now() + delay).await;
+        }
+        if events.is_closed() {
+            return;
+        }
+        let result = with_deadline(&rt, Instant::now() + timeout, what, connect).await;
+        let _ = events.send(event(result)).await;
+    }));
+}
+
+/// A backend's public bus type over a [`Handle`]: the struct (documented
+/// by the caller), its `Debug`, and `flush` (documented by the caller),
+/// `stop` and `is_stopped`.
+macro_rules! bus_handle {
+    (
+        $(#[$doc:meta])* $bus:ident, $error:ty;
+        $(#[$flush:meta])* flush;
+        $(#[$stop:meta])* stop;
+    ) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $bus {
+            handle: $crate::bus::Handle,
+        }
+
+        impl std::fmt::Debug for $bus {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.handle.debug(f, stringify!($bus))
+            }
+        }
+
+        impl $bus {
+            $(#[$flush])*
+            pub async fn flush(&self, deadline: std::time::Instant) -> Result<(), $error> {
+                self.handle.flush(deadline).await
+            }
+
+            $(#[$stop])*
+            pub fn stop(&self) {
+                self.handle.stop()
+            }
+
+            /// Whether the bus has stopped (or been told to).
+            pub fn is_stopped(&self) -> bool {
+                self.handle.is_stopped()
+            }
+        }
+    };
+}
+pub(crate) use bus_handle;
 
 /// What the handles send the bus task.
 pub(crate) enum Control {
@@ -161,47 +285,6 @@ impl Handle {
             .finish_non_exhaustive()
     }
 }
-
-/// The public handle of a backend's bus: `$bus` wrapping a [`Handle`],
-/// its `Debug`, `flush` (documented by the caller: what "taken" means
-/// differs), `stop` and `is_stopped`.
-macro_rules! bus_handle {
-    (
-        $(#[$doc:meta])* $bus:ident, $error:ty;
-        $(#[$flush:meta])* flush;
-    ) => {
-        $(#[$doc])*
-        #[derive(Clone)]
-        pub struct $bus {
-            handle: $crate::bus::Handle,
-        }
-
-        impl std::fmt::Debug for $bus {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                self.handle.debug(f, stringify!($bus))
-            }
-        }
-
-        impl $bus {
-            $(#[$flush])*
-            pub async fn flush(&self, deadline: Instant) -> Result<(), $error> {
-                self.handle.flush(deadline).await
-            }
-
-            /// Stop the bus: its connections are closed, pending flushes
-            /// fail.
-            pub fn stop(&self) {
-                self.handle.stop()
-            }
-
-            /// Whether the bus has stopped (or been told to).
-            pub fn is_stopped(&self) -> bool {
-                self.handle.is_stopped()
-            }
-        }
-    };
-}
-pub(crate) use bus_handle;
 
 /// Commands numbered as received, those not yet done, and the flushes
 /// waiting for them.
@@ -383,10 +466,190 @@ impl Reconnect {
     pub(crate) fn down(&mut self) {
         self.down_since = Some(Instant::now());
     }
+
+    /// The link is up (all subscriptions restored): the schedule starts
+    /// over, the publishes dropped during the outage are reported, `Up`
+    /// goes to `inputs`.
+    pub(crate) fn link_up<T>(
+        &mut self,
+        names: &Names,
+        queue: &mut OutageQueue<T>,
+        limit: usize,
+        inputs: &dyn Fn(BusInput),
+    ) {
+        self.up(names);
+        queue.report_dropped(limit, names);
+        inputs(BusInput::Up);
+    }
+
+    /// The link broke (`was_up`) or failed while coming up: logged with
+    /// `reason` and the publishes `in_flight` (which may be lost), `Down`
+    /// to `inputs` if it was up; the delay before the next attempt.
+    pub(crate) fn link_lost(
+        &mut self,
+        names: &Names,
+        was_up: bool,
+        in_flight: u64,
+        reason: &str,
+        inputs: &dyn Fn(BusInput),
+    ) -> Duration {
+        if was_up {
+            tracing::warn!(
+                in_flight_publishes = in_flight,
+                "{} link lost ({reason}); reconnecting",
+                names.link
+            );
+            self.down();
+            inputs(BusInput::Down);
+        } else {
+            tracing::warn!(
+                "{} link failed while coming up ({reason}); reconnecting",
+                names.link
+            );
+        }
+        self.next_delay()
+    }
+}
+
+/// Answer a command only Redis carries (streams and keys, for the streams
+/// adapter) on a bus that has none: requests are answered as failed so
+/// that nothing waits for them, the others are ignored with a warning.
+pub(crate) fn refuse_redis_only(command: BusCommand, inputs: &dyn Fn(BusInput), names: &Names) {
+    match command {
+        BusCommand::StreamAppend { token, .. } => {
+            inputs(BusInput::StreamAppended { token, id: None });
+        }
+        BusCommand::StreamRange { token, .. } => {
+            inputs(BusInput::StreamRange {
+                token,
+                entries: None,
+            });
+        }
+        BusCommand::TakeKey { token, .. } => {
+            inputs(BusInput::KeyTaken { token, value: None });
+        }
+        command => {
+            tracing::warn!(?command, "{} has no streams or keys: ignored", names.link);
+        }
+    }
+}
+
+/// Most commands (and, where the backend batches them, events) taken from
+/// their channel before the batch is written: pipelining without starving
+/// the replies.
+const BATCH: usize = 256;
+
+/// What a backend's bus task does at each step of [`run_task`], the loop
+/// every backend shares.
+pub(crate) trait Task: Send + Sized {
+    /// What its connection tasks report.
+    type Event: Send;
+    /// `Redis`, `AMQP`, `Kafka`, `ZeroMQ`, in logs.
+    const NAME: &'static str;
+    /// Whether the events that arrived together are all taken before
+    /// writing out (acknowledgements in one batch).
+    const BATCH_EVENTS: bool = false;
+
+    fn acks(&mut self) -> &mut Acks;
+    /// When [`Task::tick`] is due next, if ever.
+    fn timer(&self) -> Option<Instant> {
+        None
+    }
+    /// Connect after `delay` (the outcome comes back as an event).
+    fn connect_after(&self, delay: Duration);
+    fn command(&mut self, command: BusCommand);
+    fn event(&mut self, event: Self::Event) -> impl Future<Output = ()> + Send;
+    /// Write what the steps queued for the broker.
+    fn write(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+    fn tick(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+    /// The bus stops.
+    fn finish(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+/// Spawn [`run_task`] for `task`, whose connection tasks report on
+/// `events`.
+pub(crate) fn spawn_task<T: Task + 'static>(
+    runtime: &Arc<dyn Runtime>,
+    task: T,
+    events: async_channel::Receiver<T::Event>,
+    commands: async_channel::Receiver<BusCommand>,
+    control: async_channel::Receiver<Control>,
+) {
+    let run = run_task(task, runtime.clone(), events, commands, control);
+    runtime.spawn(Box::pin(run));
+}
+
+/// The bus task: connects, then takes commands, connection events (on
+/// `events`),
+/// control messages and timer ticks until the commands close or the bus
+/// is stopped.
+async fn run_task<T: Task>(
+    mut task: T,
+    runtime: Arc<dyn Runtime>,
+    events: async_channel::Receiver<T::Event>,
+    commands: async_channel::Receiver<BusCommand>,
+    control: async_channel::Receiver<Control>,
+) {
+    let mut control_open = true;
+    task.connect_after(Duration::ZERO);
+    loop {
+        let timer = task.timer();
+        match next_step(&runtime, &commands, &events, &control, control_open, timer).await {
+            Step::Command(Some(c)) => {
+                task.command(c);
+                for _ in 1..BATCH {
+                    match commands.try_recv() {
+                        Ok(c) => task.command(c),
+                        Err(_) => break,
+                    }
+                }
+                task.write().await;
+            }
+            Step::Command(None) => {
+                tracing::debug!("bus commands closed: {} bus stops", T::NAME);
+                break;
+            }
+            Step::Control(Some(Control::Flush(tx))) => {
+                // Everything sent before the flush is in the channel.
+                while let Ok(c) = commands.try_recv() {
+                    task.command(c);
+                }
+                task.write().await;
+                task.acks().flush(tx);
+            }
+            Step::Control(Some(Control::Stop)) => {
+                tracing::debug!("{} bus stopped", T::NAME);
+                break;
+            }
+            // Every handle dropped: keep running on the commands.
+            Step::Control(None) => control_open = false,
+            Step::Event(e) => {
+                task.event(e).await;
+                if T::BATCH_EVENTS {
+                    for _ in 1..BATCH {
+                        match events.try_recv() {
+                            Ok(e) => task.event(e).await,
+                            Err(_) => break,
+                        }
+                    }
+                    task.write().await;
+                }
+            }
+            Step::Tick => task.tick().await,
+        }
+    }
+    task.finish().await;
+    control.close();
 }
 
 /// What the bus task does next.
-pub(crate) enum Step<E> {
+enum Step<E> {
     Command(Option<BusCommand>),
     Event(E),
     Control(Option<Control>),
@@ -395,7 +658,7 @@ pub(crate) enum Step<E> {
 
 /// Wait for a command, a connection event, a control message (while
 /// `control_open`) or the `timer`.
-pub(crate) async fn next_step<E>(
+async fn next_step<E>(
     runtime: &Arc<dyn Runtime>,
     commands: &async_channel::Receiver<BusCommand>,
     events: &async_channel::Receiver<E>,
@@ -449,255 +712,6 @@ pub(crate) async fn send_unless_killed<E>(
         r = sending => r.is_ok(),
         _ = killed => false,
     }
-}
-
-/// Why [`connect_host`] failed.
-pub(crate) enum ConnectFailure {
-    /// The name did not resolve (the message says why).
-    Dns(String),
-    /// No address took the connection (the last error).
-    Io(std::io::Error),
-}
-
-/// Resolve `host` (off the async threads, on a thread named
-/// `thread_name`: the system resolver blocks) and connect to the first of
-/// its addresses that answers.
-pub(crate) async fn connect_host(
-    runtime: &Arc<dyn Runtime>,
-    host: &str,
-    port: u16,
-    thread_name: &str,
-) -> Result<crate::runtime::BoxStream, ConnectFailure> {
-    use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-    let addrs: Vec<SocketAddr> = if let Ok(ip) = host.parse::<IpAddr>() {
-        vec![SocketAddr::new(ip, port)]
-    } else {
-        let (tx, rx) = oneshot::channel();
-        let name = host.to_string();
-        std::thread::Builder::new()
-            .name(thread_name.into())
-            .spawn(move || {
-                let _ = tx.send((name.as_str(), port).to_socket_addrs().map(Vec::from_iter));
-            })
-            .map_err(ConnectFailure::Io)?;
-        match rx.await {
-            Ok(Ok(addrs)) if !addrs.is_empty() => addrs,
-            Ok(Ok(_)) => return Err(ConnectFailure::Dns(format!("{host}: no address"))),
-            Ok(Err(e)) => return Err(ConnectFailure::Dns(format!("{host}: {e}"))),
-            Err(_) => return Err(ConnectFailure::Dns(format!("{host}: resolver thread died"))),
-        }
-    };
-    let mut last = None;
-    for addr in addrs {
-        match runtime.connect(addr).await {
-            Ok(stream) => return Ok(stream),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(ConnectFailure::Io(last.unwrap_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::NotFound, "no address")
-    })))
-}
-
-/// Answer the commands of Redis's streams and keys, and subscriber counts,
-/// on a backend that has none (the python format never asks them): the
-/// questions are answered as failed so nothing waits, the rest ignored
-/// with a warning. Gives back the other commands.
-pub(crate) fn answer_unsupported(
-    command: BusCommand,
-    inputs: &dyn Fn(BusInput),
-    backend: &str,
-) -> Option<BusCommand> {
-    match command {
-        BusCommand::CountSubscribers { channel, .. } => {
-            inputs(BusInput::Subscribers { channel, count: 0 })
-        }
-        BusCommand::StreamAppend { token, .. } => {
-            inputs(BusInput::StreamAppended { token, id: None })
-        }
-        BusCommand::StreamRange { token, .. } => inputs(BusInput::StreamRange {
-            token,
-            entries: None,
-        }),
-        BusCommand::TakeKey { token, .. } => inputs(BusInput::KeyTaken { token, value: None }),
-        command @ (BusCommand::StreamFollow { .. }
-        | BusCommand::StreamUnfollow { .. }
-        | BusCommand::SetKey { .. }) => {
-            tracing::warn!(?command, "{backend} has no streams or keys: ignored");
-        }
-        other => return Some(other),
-    }
-    None
-}
-
-/// Most commands (or connection events) taken before a batch is written:
-/// pipelining without starving the replies.
-const BATCH: usize = 256;
-
-/// A broker bus task, as [`drive`] runs it: the parts every backend has
-/// (commands, control, connection events, a timer), the protocol its own.
-pub(crate) trait Backend: Send {
-    /// What the backend's connection tasks report.
-    type Event: Send;
-    /// `Redis`, `AMQP`, `ZeroMQ`: for the logs.
-    const NAME: &'static str;
-    /// Whether connection events are taken in batches, written once
-    /// (acknowledgements batch); else each event writes what it needs.
-    const BATCH_EVENTS: bool;
-
-    fn runtime(&self) -> Arc<dyn Runtime>;
-    fn events(&self) -> async_channel::Receiver<Self::Event>;
-    fn acks(&mut self) -> &mut Acks;
-    /// Start the first connection.
-    fn start(&mut self);
-    fn next_timer(&self) -> Option<Instant>;
-    fn on_command(&mut self, command: BusCommand);
-    fn on_event(&mut self, event: Self::Event) -> impl Future<Output = ()> + Send;
-    /// Write what is due, under a deadline.
-    fn write_out(&mut self) -> impl Future<Output = ()> + Send;
-    fn on_tick(&mut self) -> impl Future<Output = ()> + Send;
-    /// Say goodbye to the broker, if the protocol has a way.
-    fn close(&mut self) -> impl Future<Output = ()> + Send;
-}
-
-/// [`Backend`] for a bus task struct with the fields `runtime`,
-/// `events_rx` and `acks`, and the inherent methods `connect_later`,
-/// `next_timer`, `on_command`, `on_event`, `write_out`, `on_tick` and
-/// `close` that the trait's describe.
-macro_rules! backend {
-    ($task:ty, $event:ty, $name:literal, batch_events: $batch:literal) => {
-        impl $crate::bus::Backend for $task {
-            type Event = $event;
-            const NAME: &'static str = $name;
-            const BATCH_EVENTS: bool = $batch;
-
-            fn runtime(&self) -> Arc<dyn Runtime> {
-                self.runtime.clone()
-            }
-
-            fn events(&self) -> async_channel::Receiver<$event> {
-                self.events_rx.clone()
-            }
-
-            fn acks(&mut self) -> &mut $crate::bus::Acks {
-                &mut self.acks
-            }
-
-            fn start(&mut self) {
-                self.connect_later(Duration::ZERO);
-            }
-
-            fn next_timer(&self) -> Option<Instant> {
-                <$task>::next_timer(self)
-            }
-
-            fn on_command(&mut self, command: BusCommand) {
-                <$task>::on_command(self, command)
-            }
-
-            async fn on_event(&mut self, event: $event) {
-                <$task>::on_event(self, event).await
-            }
-
-            async fn write_out(&mut self) {
-                <$task>::write_out(self).await
-            }
-
-            async fn on_tick(&mut self) {
-                <$task>::on_tick(self).await
-            }
-
-            async fn close(&mut self) {
-                <$task>::close(self).await
-            }
-        }
-    };
-}
-pub(crate) use backend;
-
-/// Run `task` until `commands` closes or it is stopped.
-pub(crate) async fn drive<T: Backend>(
-    mut task: T,
-    commands: async_channel::Receiver<BusCommand>,
-    control: async_channel::Receiver<Control>,
-) {
-    let runtime = task.runtime();
-    let events = task.events();
-    let mut control_open = true;
-    task.start();
-    loop {
-        let timer = task.next_timer();
-        let step = next_step(&runtime, &commands, &events, &control, control_open, timer).await;
-        match step {
-            Step::Command(Some(c)) => {
-                task.on_command(c);
-                for _ in 1..BATCH {
-                    match commands.try_recv() {
-                        Ok(c) => task.on_command(c),
-                        Err(_) => break,
-                    }
-                }
-                task.write_out().await;
-            }
-            Step::Command(None) => {
-                tracing::debug!("bus commands closed: {} bus stops", T::NAME);
-                break;
-            }
-            Step::Control(Some(Control::Flush(tx))) => {
-                // Everything sent before the flush is in the channel.
-                while let Ok(c) = commands.try_recv() {
-                    task.on_command(c);
-                }
-                task.write_out().await;
-                task.acks().flush(tx);
-            }
-            Step::Control(Some(Control::Stop)) => {
-                tracing::debug!("{} bus stopped", T::NAME);
-                break;
-            }
-            // Every handle dropped: keep running on the commands.
-            Step::Control(None) => control_open = false,
-            Step::Event(e) if T::BATCH_EVENTS => {
-                task.on_event(e).await;
-                for _ in 1..BATCH {
-                    match events.try_recv() {
-                        Ok(e) => task.on_event(e).await,
-                        Err(_) => break,
-                    }
-                }
-                task.write_out().await;
-            }
-            Step::Event(e) => task.on_event(e).await,
-            Step::Tick => task.on_tick().await,
-        }
-    }
-    task.close().await;
-    control.close();
-}
-
-/// Start a connection attempt after `delay`, unless the bus task is gone
-/// by then: `connect` runs under `timeout` (named `what` when it expires)
-/// and `event` turns its outcome into what `events` carries to the task.
-pub(crate) fn connect_later<T, E: BusError, Ev: Send + 'static>(
-    runtime: &Arc<dyn Runtime>,
-    delay: Duration,
-    timeout: Duration,
-    what: &'static str,
-    events: async_channel::Sender<Ev>,
-    connect: impl Future<Output = Result<T, E>> + Send + 'static,
-    event: impl FnOnce(Result<T, E>) -> Ev + Send + 'static,
-) {
-    let rt = runtime.clone();
-    runtime.spawn(Box::pin(async move {
-        if !delay.is_zero() {
-            rt.sleep_until(Instant::now() + delay).await;
-        }
-        if events.is_closed() {
-            return;
-        }
-        let result = with_deadline(&rt, Instant::now() + timeout, what, connect).await;
-        let _ = events.send(event(result)).await;
-    }));
 }
 
 /// 32 hex digits from the OS's randomness (or the clock, if that fails:

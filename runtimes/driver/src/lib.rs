@@ -37,6 +37,7 @@ mod client;
 mod conn;
 mod engine_server;
 mod io;
+pub mod kafka;
 pub mod redis;
 mod rng;
 mod router;

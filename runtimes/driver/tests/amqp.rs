@@ -7,7 +7,6 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -19,7 +18,7 @@ use socketio_driver::amqp::{spawn_amqp_bus, AmqpBus, AmqpConfig};
 use socketio_driver::Runtime;
 
 mod common;
-use common::{free_port, message, unique};
+use common::{assert_never_up, free_port, garbage_broker, message, unique, PlainCommands};
 
 // ---------------------------------------------------------------- broker
 
@@ -60,12 +59,7 @@ struct Rabbit {
 
 impl Rabbit {
     fn start() -> Rabbit {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "socketio-amqp-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
+        let dir = std::env::temp_dir().join(unique("socketio-amqp"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("plugins"), "[].\n").unwrap();
@@ -193,21 +187,21 @@ async fn pubsub_scenario(rt: Arc<dyn Runtime>, url: String) {
     let b = TestBus::url(&rt, &url);
     a.expect(BusInput::Up).await;
     b.expect(BusInput::Up).await;
-    a.subscribe_plain(&ch);
-    b.subscribe_plain(&ch);
+    a.subscribe(&ch);
+    b.subscribe(&ch);
     a.flush().await;
     b.flush().await;
-    b.publish_plain(&ch, b"{\"method\":\"emit\"}");
+    b.publish(&ch, b"{\"method\":\"emit\"}");
     a.expect(message(&ch, b"{\"method\":\"emit\"}")).await;
     b.expect(message(&ch, b"{\"method\":\"emit\"}")).await;
     // Opaque bytes.
-    a.publish_plain(&ch, &[0x93, 0, 0xff, 0xce]);
+    a.publish(&ch, &[0x93, 0, 0xff, 0xce]);
     a.expect(message(&ch, &[0x93, 0, 0xff, 0xce])).await;
     b.expect(message(&ch, &[0x93, 0, 0xff, 0xce])).await;
     // Many publishes in order, more than the prefetch window; then a
     // large one split over many frames.
     for i in 0..1000u32 {
-        a.publish_plain(&ch, &i.to_be_bytes());
+        a.publish(&ch, &i.to_be_bytes());
     }
     a.flush().await;
     for i in 0..1000u32 {
@@ -217,7 +211,7 @@ async fn pubsub_scenario(rt: Arc<dyn Runtime>, url: String) {
         a.expect(message(&ch, &i.to_be_bytes())).await;
     }
     let big = vec![7u8; 3 << 20];
-    b.publish_plain(&ch, &big);
+    b.publish(&ch, &big);
     a.expect(message(&ch, &big)).await;
     b.expect(message(&ch, &big)).await;
     // Counting is not a thing on AMQP.
@@ -228,7 +222,7 @@ async fn pubsub_scenario(rt: Arc<dyn Runtime>, url: String) {
         kind: ChannelKind::Plain,
     });
     a.flush().await;
-    b.publish_plain(&ch, b"only b");
+    b.publish(&ch, b"only b");
     b.expect(message(&ch, b"only b")).await;
     assert_eq!(a.next_within(Duration::from_millis(300)).await, None);
     a.bus.stop();
@@ -285,16 +279,16 @@ async fn restart_scenario(rt: Arc<dyn Runtime>, server: &mut Rabbit) {
     let b = TestBus::url(&rt, &url);
     a.expect(BusInput::Up).await;
     b.expect(BusInput::Up).await;
-    a.subscribe_plain(&ch);
+    a.subscribe(&ch);
     a.flush().await;
-    b.publish_plain(&ch, b"before");
+    b.publish(&ch, b"before");
     a.expect(message(&ch, b"before")).await;
 
     let t = Instant::now();
     server.kill();
     a.expect(BusInput::Down).await;
     b.expect(BusInput::Down).await;
-    b.publish_plain(&ch, b"queued");
+    b.publish(&ch, b"queued");
     let flushing = b
         .bus
         .flush(Instant::now() + Duration::from_millis(300))
@@ -311,7 +305,7 @@ async fn restart_scenario(rt: Arc<dyn Runtime>, server: &mut Rabbit) {
     // The subscription was restored; the queued publish went out once the
     // link was back (after or before the queue was declared again: at
     // most once).
-    b.publish_plain(&ch, b"after");
+    b.publish(&ch, b"after");
     loop {
         match a.next().await {
             m if m == message(&ch, b"queued") => continue,
@@ -346,7 +340,7 @@ fn queue_bound_while_down() {
         let config = AmqpConfig::from_url(&url).unwrap().max_queued_bytes(100);
         let bus = TestBus::new(rt.clone(), config);
         for _ in 0..10 {
-            bus.publish_plain("c", &[0; 40]);
+            bus.publish("c", &[0; 40]);
         }
         let r = bus
             .bus
@@ -367,43 +361,26 @@ fn queue_bound_while_down() {
 /// A fake broker answering garbage: the bus keeps trying, never comes up,
 /// never panics.
 #[test]
-fn garbage_broker() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let counter = accepted.clone();
-    std::thread::spawn(move || {
-        for (i, stream) in listener.incoming().enumerate() {
-            let Ok(mut stream) = stream else { return };
-            counter.fetch_add(1, Ordering::SeqCst);
-            let mut buf = [0u8; 256];
-            let _ = stream.read(&mut buf);
-            let garbage: Vec<u8> = match i % 5 {
-                0 => b"-ERR not amqp\r\n".to_vec(),
-                1 => b"AMQP\x00\x00\x09\x00".to_vec(),
-                // A frame claiming 4 GiB.
-                2 => vec![1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 10, 0, 10],
-                // A start with a table of bad type.
-                3 => {
-                    let mut out = BytesMut::new();
-                    broker::method(&mut out, 0, 10, 10, &[0, 9, 0, 0, 0, 3, 1, b'a', b'?']);
-                    out.to_vec()
-                }
-                _ => Vec::new(),
-            };
-            let _ = stream.write_all(&garbage);
+fn garbage_broker_tokio() {
+    let (port, accepted) = garbage_broker(|i| match i % 5 {
+        0 => b"-ERR not amqp\r\n".to_vec(),
+        1 => b"AMQP\x00\x00\x09\x00".to_vec(),
+        // A frame claiming 4 GiB.
+        2 => vec![1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 10, 0, 10],
+        // A start with a table of bad type.
+        3 => {
+            let mut out = BytesMut::new();
+            broker::method(&mut out, 0, 10, 10, &[0, 9, 0, 0, 0, 3, 1, b'a', b'?']);
+            out.to_vec()
         }
+        _ => Vec::new(),
     });
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
-        let bus = TestBus::url(&rt, &format!("amqp://127.0.0.1:{port}"));
-        assert_eq!(bus.next_within(Duration::from_secs(2)).await, None);
-        assert!(
-            accepted.load(Ordering::SeqCst) >= 5,
-            "the bus should have reconnected several times"
-        );
-        bus.bus.stop();
-    });
+    assert_never_up(
+        &accepted,
+        5,
+        |rt| TestBus::url(&rt, &format!("amqp://127.0.0.1:{port}")),
+        AmqpBus::stop,
+    );
 }
 
 /// Read whatever the client sent (sloppy: for a fake broker).

@@ -5,7 +5,6 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -16,7 +15,7 @@ use socketio_driver::redis::{spawn_redis_bus, RedisBus, RedisConfig};
 use socketio_driver::Runtime;
 
 mod common;
-use common::{free_port, message};
+use common::{assert_never_up, free_port, garbage_broker, message};
 
 // ---------------------------------------------------------------- server
 
@@ -62,12 +61,7 @@ fn redis_major() -> u32 {
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "socketio-redis-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
+    let dir = std::env::temp_dir().join(common::unique(&format!("socketio-redis-{tag}")));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -147,10 +141,7 @@ impl RedisServer {
     }
 
     fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        common::kill(&mut self.child);
     }
 
     fn restart(&mut self) {
@@ -528,36 +519,21 @@ fn queue_bound_while_down_tokio() {
 /// never come up, never panic.
 #[test]
 fn garbage_broker_tokio() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let counter = accepted.clone();
-    std::thread::spawn(move || {
-        for (i, stream) in listener.incoming().enumerate() {
-            let Ok(mut stream) = stream else { return };
-            counter.fetch_add(1, Ordering::SeqCst);
-            let mut buf = [0u8; 256];
-            let _ = stream.read(&mut buf);
-            let garbage: &[u8] = match i % 4 {
-                0 => b"?what\r\n",
-                1 => b"$99999999999\r\n",
-                2 => b"*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n",
-                _ => b"+PONG\n",
-            };
-            let _ = stream.write_all(garbage);
-        }
+    let (port, accepted) = garbage_broker(|i| {
+        match i % 4 {
+                0 => b"?what\r\n".to_vec(),
+                1 => b"$99999999999\r\n".to_vec(),
+                2 => b"*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n".to_vec(),
+                _ => b"+PONG\n".to_vec(),
+    }
     });
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
-        let url = format!("redis://127.0.0.1:{port}");
-        let bus = TestBus::new(rt.clone(), RedisConfig::from_url(&url).unwrap());
-        assert_eq!(bus.next_within(Duration::from_secs(2)).await, None);
-        assert!(
-            accepted.load(Ordering::SeqCst) >= 4,
-            "the bus should have reconnected several times"
-        );
-        bus.bus.stop();
-    });
+    let url = format!("redis://127.0.0.1:{port}");
+    assert_never_up(
+        &accepted,
+        4,
+        |rt| TestBus::new(rt, RedisConfig::from_url(&url).unwrap()),
+        RedisBus::stop,
+    );
 }
 
 /// A fake that passes the handshake and then sends garbage: the bus comes

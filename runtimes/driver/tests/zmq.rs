@@ -18,7 +18,7 @@ use socketio_driver::zmq::{spawn_zmq_bus, ZmqBus, ZmqConfig, ZmqError};
 use socketio_driver::Runtime;
 
 mod common;
-use common::{free_port, message, unique};
+use common::{free_port, message, unique, PlainCommands};
 
 // ---------------------------------------------------------------- broker
 
@@ -181,22 +181,22 @@ async fn pubsub_scenario(rt: Arc<dyn Runtime>) {
     let ch = unique("socketio");
     let a = TestBus::url(&rt, &broker.url());
     let b = TestBus::url(&rt, &broker.url());
-    a.subscribe_plain(&ch);
-    b.subscribe_plain(&ch);
+    a.subscribe(&ch);
+    b.subscribe(&ch);
     a.expect(BusInput::Up).await;
     b.expect(BusInput::Up).await;
     // Every node gets every message of its channel, its own included.
-    b.publish_plain(&ch, &json(0));
+    b.publish(&ch, &json(0));
     a.expect(message(&ch, &json(0))).await;
     b.expect(message(&ch, &json(0))).await;
     // Another channel on the same broker: nobody here listens.
-    a.publish_plain("elsewhere", &json(1));
+    a.publish("elsewhere", &json(1));
     // Not JSON: python could not read it, so it is not published.
-    a.publish_plain(&ch, &[0x93, 0, 0xff]);
+    a.publish(&ch, &[0x93, 0, 0xff]);
     // In order, many (fewer than the broker's PUB queues per subscriber,
     // 1000 by default, past which libzmq drops).
     for i in 2..502 {
-        a.publish_plain(&ch, &json(i));
+        a.publish(&ch, &json(i));
     }
     a.flush().await;
     for i in 2..502 {
@@ -210,7 +210,7 @@ async fn pubsub_scenario(rt: Arc<dyn Runtime>) {
         "{{\"method\": \"emit\", \"data\": \"{}\"}}",
         "x".repeat(3 << 20)
     );
-    b.publish_plain(&ch, big.as_bytes());
+    b.publish(&ch, big.as_bytes());
     a.expect(message(&ch, big.as_bytes())).await;
     b.expect(message(&ch, big.as_bytes())).await;
     // Counting is not a thing on ZeroMQ.
@@ -221,7 +221,7 @@ async fn pubsub_scenario(rt: Arc<dyn Runtime>) {
         kind: ChannelKind::Plain,
     });
     a.flush().await;
-    b.publish_plain(&ch, b"{\"only\": \"b\"}");
+    b.publish(&ch, b"{\"only\": \"b\"}");
     b.expect(message(&ch, b"{\"only\": \"b\"}")).await;
     assert_eq!(a.next_within(Duration::from_millis(300)).await, None);
     a.bus.stop();
@@ -255,7 +255,7 @@ fn hostile_frames_through_the_broker() {
             .unwrap()
             .max_message_bytes(4096);
         let a = TestBus::new(rt.clone(), config);
-        a.subscribe_plain("socketio");
+        a.subscribe("socketio");
         a.expect(BusInput::Up).await;
         let big = vec![b'{'; 10_000];
         broker.push_raw(&[
@@ -286,16 +286,16 @@ fn broker_restart() {
             .heartbeat(Duration::from_millis(500));
         let a = TestBus::new(rt.clone(), config);
         let b = TestBus::url(&rt, &url);
-        a.subscribe_plain(&ch);
+        a.subscribe(&ch);
         a.expect(BusInput::Up).await;
         b.expect(BusInput::Up).await;
-        b.publish_plain(&ch, br#"{"m": "before"}"#);
+        b.publish(&ch, br#"{"m": "before"}"#);
         a.expect(message(&ch, br#"{"m": "before"}"#)).await;
 
         broker.kill();
         a.expect(BusInput::Down).await;
         b.expect(BusInput::Down).await;
-        b.publish_plain(&ch, br#"{"m": "queued"}"#);
+        b.publish(&ch, br#"{"m": "queued"}"#);
         let flushing = b
             .bus
             .flush(Instant::now() + Duration::from_millis(300))
@@ -310,7 +310,7 @@ fn broker_restart() {
         b.flush().await;
         // The queued publish went out once b was up; a hears it if it was
         // up first (at most once), then what follows.
-        b.publish_plain(&ch, br#"{"m": "after"}"#);
+        b.publish(&ch, br#"{"m": "after"}"#);
         loop {
             match a.next().await {
                 m if m == message(&ch, br#"{"m": "queued"}"#) => continue,
@@ -333,7 +333,7 @@ fn queue_bound_while_down() {
         let config = ZmqConfig::from_url(&url).unwrap().max_queued_bytes(300);
         let bus = TestBus::new(rt.clone(), config);
         for i in 0..10 {
-            bus.publish_plain("c", &json(i));
+            bus.publish("c", &json(i));
         }
         let r = bus
             .bus
@@ -409,11 +409,11 @@ fn heartbeats_keep_a_quiet_link_up() {
             .unwrap()
             .heartbeat(Duration::from_millis(100));
         let a = TestBus::new(rt.clone(), config);
-        a.subscribe_plain("socketio");
+        a.subscribe("socketio");
         a.expect(BusInput::Up).await;
         // Ten times the silence that breaks a link without PONGs.
         assert_eq!(a.next_within(Duration::from_secs(3)).await, None);
-        a.publish_plain("socketio", br#"{"still": "up"}"#);
+        a.publish("socketio", br#"{"still": "up"}"#);
         a.expect(message("socketio", br#"{"still": "up"}"#)).await;
         a.bus.stop();
     });

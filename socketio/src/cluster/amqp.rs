@@ -1,15 +1,11 @@
 //! The AMQP adapter (RabbitMQ).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use socketio_core::cluster::{BusCommand, BusInput};
 use socketio_core::socket::{ClusterConfig, ClusterFormat};
 use socketio_core::Str;
 use socketio_driver::amqp::{spawn_amqp_bus, AmqpConfig};
-use socketio_driver::Runtime;
 
-use super::{Adapter, Bus};
 use crate::error::{Error, Result};
 
 /// The AMQP 0-9-1 adapter (RabbitMQ): several servers, ours and

@@ -50,8 +50,12 @@ impl Emitter {
     pub fn with_runtime(adapter: &dyn Adapter, runtime: Arc<dyn Runtime>) -> Emitter {
         let mut cluster = adapter.cluster_config();
         cluster.write_only = true;
-        if matches!(cluster.format, ClusterFormat::Node { .. }) {
-            // What @socket.io/redis-emitter calls itself.
+        if matches!(
+            cluster.format,
+            ClusterFormat::Node { .. } | ClusterFormat::Streams(_)
+        ) {
+            // What @socket.io/redis-emitter calls itself (any uid that is
+            // no node's works for the streams adapter).
             cluster.node_id = Some(Str::from_static("emitter"));
         }
         let mut core = socket::Server::new(socket::ServerConfig::default(), JsonParser, os_rng());
@@ -99,7 +103,7 @@ impl Emitter {
         self.of("/").emit(event, args)
     }
 
-    /// Wait until Redis took everything emitted so far (or `timeout`).
+    /// Wait until the broker took everything emitted so far (or `timeout`).
     pub async fn flush(&self, timeout: Duration) -> Result<()> {
         self.inner.bus.flush(Instant::now() + timeout).await
     }

@@ -23,6 +23,7 @@ macro_rules! cluster_options {
             match &mut self.cluster.format {
                 ClusterFormat::Python { channel } => *channel = Str::from(name),
                 ClusterFormat::Node { prefix, .. } => *prefix = Str::from(name),
+                ClusterFormat::Streams(config) => config.channel_prefix = name.to_owned(),
             }
             self
         }
@@ -36,9 +37,9 @@ macro_rules! cluster_options {
 }
 
 /// What every broker adapter (a struct with a `cluster: ClusterConfig`
-/// field and a field holding its driver config) has: `Debug` (the format
-/// only: no credentials), `configure`, and [`Adapter`] over the driver's
-/// `spawn` function.
+/// field and the backend's config, of type `$config`, in `$field`) has:
+/// `Debug` (the format only: URLs may hold passwords), `configure`, and
+/// [`Adapter`], which starts the driver's bus with `$spawn`.
 macro_rules! broker_adapter {
     ($adapter:ident, $field:ident: $config:ty, $spawn:path) => {
         impl std::fmt::Debug for $adapter {
@@ -50,26 +51,25 @@ macro_rules! broker_adapter {
         }
 
         impl $adapter {
-            /// Change the broker options (back-off, timeouts, queue
-            /// bounds...).
+            /// Change the broker options (back-off, timeouts, queue bounds...).
             pub fn configure(mut self, f: impl FnOnce($config) -> $config) -> Self {
                 self.$field = f(self.$field);
                 self
             }
         }
 
-        impl Adapter for $adapter {
-            fn cluster_config(&self) -> ClusterConfig {
+        impl $crate::cluster::Adapter for $adapter {
+            fn cluster_config(&self) -> ::socketio_core::socket::ClusterConfig {
                 self.cluster.clone()
             }
 
             fn start(
                 &self,
-                runtime: Arc<dyn Runtime>,
-                commands: async_channel::Receiver<BusCommand>,
-                inputs: Arc<dyn Fn(BusInput) + Send + Sync>,
-            ) -> Arc<dyn Bus> {
-                Arc::new($spawn(runtime, self.$field.clone(), commands, inputs))
+                runtime: ::std::sync::Arc<dyn ::socketio_driver::Runtime>,
+                commands: async_channel::Receiver<::socketio_core::cluster::BusCommand>,
+                inputs: ::std::sync::Arc<dyn Fn(::socketio_core::cluster::BusInput) + Send + Sync>,
+            ) -> ::std::sync::Arc<dyn $crate::cluster::Bus> {
+                ::std::sync::Arc::new($spawn(runtime, self.$field.clone(), commands, inputs))
             }
         }
     };
@@ -77,6 +77,7 @@ macro_rules! broker_adapter {
 
 mod amqp;
 mod emitter;
+mod kafka;
 mod redis;
 mod zmq;
 
@@ -86,6 +87,7 @@ use std::time::Instant;
 use socketio_core::cluster::{BusCommand, BusInput};
 use socketio_core::socket::ClusterConfig;
 use socketio_driver::amqp::AmqpBus;
+use socketio_driver::kafka::KafkaBus;
 use socketio_driver::redis::RedisBus;
 use socketio_driver::zmq::ZmqBus;
 use socketio_driver::{BoxFuture, Runtime};
@@ -94,6 +96,7 @@ use crate::error::{Error, Result};
 
 pub use amqp::AmqpAdapter;
 pub use emitter::{EmitOperator, Emitter};
+pub use kafka::KafkaAdapter;
 pub use redis::RedisAdapter;
 pub use zmq::ZmqAdapter;
 
@@ -103,7 +106,7 @@ pub(crate) const BUS_QUEUE: usize = 65_536;
 
 /// A message bus several servers share: what a node says on it (the
 /// format, in [`ClusterConfig`]) and the backend that carries it.
-/// Implemented by [`RedisAdapter`], [`AmqpAdapter`] and [`ZmqAdapter`]; a backend of your own implements it
+/// Implemented by [`RedisAdapter`], [`AmqpAdapter`], [`KafkaAdapter`] and [`ZmqAdapter`]; a backend of your own implements it
 /// over [`socketio_driver`]'s runtime-neutral interface.
 pub trait Adapter: Send + Sync + 'static {
     /// The cluster options of the node's core (format, timeouts, limits).
@@ -148,4 +151,4 @@ macro_rules! driver_bus {
     )*};
 }
 
-driver_bus!(RedisBus, AmqpBus, ZmqBus);
+driver_bus!(RedisBus, AmqpBus, KafkaBus, ZmqBus);

@@ -1,15 +1,11 @@
 //! The ZeroMQ adapter.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use socketio_core::cluster::{BusCommand, BusInput};
 use socketio_core::socket::{ClusterConfig, ClusterFormat};
 use socketio_core::Str;
 use socketio_driver::zmq::{spawn_zmq_bus, ZmqConfig};
-use socketio_driver::Runtime;
 
-use super::{Adapter, Bus};
 use crate::error::{Error, Result};
 
 /// The ZeroMQ adapter: several servers, ours and python-socketio's

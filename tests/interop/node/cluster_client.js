@@ -5,10 +5,14 @@
 //
 //   node cluster_client.js --url U [--url U2 ...] [--nsp /] [--transports websocket|polling]
 //
-// Out: {"client":i,"connected":sid} | {"client":i,"event":name,"args":[...]}
+// Out: {"client":i,"connected":sid,"recovered":bool} | {"client":i,"event":name,"args":[...]}
 //      | {"client":i,"disconnected":reason} | {"client":i,"connect_error":message}
 //      | {"id":k,"ack":[...]} | {"id":k,"error":"..."}
 // In:  {"id":k,"client":i,"emit":name,"args":[...],"ack":true|false}
+//      | {"id":k,"client":i,"cut":true} (closes the transport and stops
+//        reconnecting; acked once disconnected)
+//      | {"id":k,"client":i,"reconnect":url} (connects again, to `url`: with
+//        connection state recovery, the session's pid and last offset go along)
 // Binary travels as {"$bin":"<hex>"} both ways. Every client answers
 // `question(data)` with one ack argument, the array ["answer", data]. Exits
 // when stdin closes.
@@ -100,7 +104,7 @@ const sockets = opts.urls.map((url, client) => {
     reconnectionDelay: 200,
     reconnectionDelayMax: 1000,
   });
-  socket.on("connect", () => out({ client, connected: socket.id }));
+  socket.on("connect", () => out({ client, connected: socket.id, recovered: socket.recovered === true }));
   socket.on("disconnect", (reason) => out({ client, disconnected: reason }));
   socket.on("connect_error", (err) => out({ client, connect_error: err.message }));
   socket.onAny((event, ...args) => {
@@ -126,6 +130,24 @@ function handle(line) {
   }
   const { id, client, emit, args = [], ack = false } = command;
   const socket = sockets[client];
+  if (socket && command.cut === true) {
+    // A transport-level cut, as a network failure looks to the server.
+    socket.io.reconnection(false);
+    if (!socket.connected) {
+      out({ id, error: "not connected" });
+      return;
+    }
+    socket.once("disconnect", () => out({ id, ack: [] }));
+    socket.io.engine.close();
+    return;
+  }
+  if (socket && typeof command.reconnect === "string") {
+    socket.io.uri = command.reconnect.replace(/\/+$/, "") + opts.nsp;
+    socket.io.reconnection(true);
+    socket.connect();
+    out({ id, ack: [] });
+    return;
+  }
   if (!socket || typeof emit !== "string" || !Array.isArray(args)) {
     out({ id, error: `bad command: ${line}` });
     return;

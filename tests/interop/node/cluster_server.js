@@ -1,11 +1,15 @@
 #!/usr/bin/env node
 // Cluster server of the interop contract (see ../README.md, "Clusters"): the
 // official socket.io server with @socket.io/redis-adapter, classic (PUBLISH /
-// SUBSCRIBE) or sharded (SPUBLISH / SSUBSCRIBE, Redis 7+).
+// SUBSCRIBE) or sharded (SPUBLISH / SSUBSCRIBE, Redis 7+), or with
+// @socket.io/redis-streams-adapter (XADD / XREAD, pub/sub for requests).
 //
-//   node cluster_server.js --port P --redis URL --adapter classic|sharded
+//   node cluster_server.js --port P --redis URL --adapter classic|sharded|streams
 //       [--prefix socket.io] [--subscription-mode static|dynamic|dynamic-private]
+//       [--state-recovery SECS]
 //
+// `--state-recovery` turns connectionStateRecovery on (skipMiddlewares),
+// which the streams adapter carries across nodes.
 // Prints `listening on P` once both Redis connections are up and the HTTP
 // server listens. Namespaces `/` and `/custom`.
 "use strict";
@@ -14,6 +18,7 @@ const http = require("http");
 const { Server } = require("socket.io");
 const { createClient } = require("redis");
 const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
+const { createAdapter: createStreamsAdapter } = require("@socket.io/redis-streams-adapter");
 
 function parseArgs(argv) {
   const opts = {
@@ -22,6 +27,7 @@ function parseArgs(argv) {
     adapter: null,
     prefix: "socket.io",
     subscriptionMode: "dynamic",
+    stateRecovery: null,
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -43,6 +49,9 @@ function parseArgs(argv) {
       case "--subscription-mode":
         opts.subscriptionMode = value;
         break;
+      case "--state-recovery":
+        opts.stateRecovery = Number(value);
+        break;
       default:
         usage(`unknown argument ${flag}`);
     }
@@ -50,7 +59,8 @@ function parseArgs(argv) {
   }
   if (!Number.isInteger(opts.port) || opts.port <= 0) usage("--port is required");
   if (!opts.redis) usage("--redis is required");
-  if (opts.adapter !== "classic" && opts.adapter !== "sharded") usage("--adapter classic|sharded is required");
+  if (!["classic", "sharded", "streams"].includes(opts.adapter)) usage("--adapter classic|sharded|streams is required");
+  if (opts.stateRecovery !== null && !(opts.stateRecovery > 0)) usage("--state-recovery takes seconds");
   if (!["static", "dynamic", "dynamic-private"].includes(opts.subscriptionMode)) {
     usage(`unknown subscription mode ${opts.subscriptionMode}`);
   }
@@ -60,8 +70,8 @@ function parseArgs(argv) {
 function usage(message) {
   console.error(`cluster_server.js: ${message}`);
   console.error(
-    "usage: cluster_server.js --port P --redis URL --adapter classic|sharded " +
-      "[--prefix socket.io] [--subscription-mode static|dynamic|dynamic-private]",
+    "usage: cluster_server.js --port P --redis URL --adapter classic|sharded|streams " +
+      "[--prefix socket.io] [--subscription-mode static|dynamic|dynamic-private] [--state-recovery SECS]",
   );
   process.exit(2);
 }
@@ -100,7 +110,15 @@ async function main() {
   let barriers = 0;
   const subscribed = async () => {
     const channel = `cluster-server-barrier#${process.pid}#${barriers++}`;
-    if (opts.adapter === "classic") {
+    if (opts.adapter === "streams") {
+      // The adapter subscribes on a connection of its own: wait until Redis
+      // lists a subscriber of the public channel, ours at the latest.
+      for (;;) {
+        const counts = await pubClient.pubSubNumSub(`${opts.prefix}#/#`);
+        if ((counts[`${opts.prefix}#/#`] || 0) > 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    } else if (opts.adapter === "classic") {
       await subClient.subscribe(channel, () => {});
       await subClient.unsubscribe(channel);
     } else {
@@ -112,13 +130,22 @@ async function main() {
   const adapter =
     opts.adapter === "classic"
       ? createAdapter(pubClient, subClient, { key: opts.prefix })
-      : createShardedAdapter(pubClient, subClient, {
-          channelPrefix: opts.prefix,
-          subscriptionMode: opts.subscriptionMode,
-        });
+      : opts.adapter === "sharded"
+        ? createShardedAdapter(pubClient, subClient, {
+            channelPrefix: opts.prefix,
+            subscriptionMode: opts.subscriptionMode,
+          })
+        : createStreamsAdapter(pubClient, { channelPrefix: opts.prefix });
 
   const httpServer = http.createServer();
-  const io = new Server(httpServer, { adapter });
+  const serverOpts = { adapter };
+  if (opts.stateRecovery !== null) {
+    serverOpts.connectionStateRecovery = {
+      maxDisconnectionDuration: opts.stateRecovery * 1000,
+      skipMiddlewares: true,
+    };
+  }
+  const io = new Server(httpServer, serverOpts);
 
   function setUp(nsp) {
     // Another node's `server-side-emit`.
@@ -231,6 +258,11 @@ async function main() {
   setUp(io.of("/"));
   setUp(io.of("/custom"));
   await subscribed();
+  if (opts.adapter === "streams") {
+    // Its stream readers start from the newest entry once their own
+    // connections are up (XREAD .. $): give them that moment.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
 
   // The test harness keeps our stdin open and sets this, so that the server
   // dies with the test process even when that is killed before it can clean up.

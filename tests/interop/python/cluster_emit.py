@@ -1,9 +1,11 @@
 """Write-only emitter of the cluster contract (see ../README.md, "Clusters"):
 python-socketio's `RedisManager(url, write_only=True)`, with `--amqp URL`
-its `KombuManager(url, write_only=True)` (RabbitMQ), with `--zmq URL` its
-`ZmqManager(url, write_only=True)` (python-socketio's ZeroMQ broker).
+its `KombuManager(url, write_only=True)` (RabbitMQ), with `--kafka URL` its
+`KafkaManager(url, write_only=True)` (publish fixed, see kafka_manager.py),
+with `--zmq URL` its `ZmqManager(url, write_only=True)` (python-socketio's
+ZeroMQ broker).
 
-    python cluster_emit.py (--redis URL | --amqp URL | --zmq URL) [--channel socketio] [--nsp /] [--room R] EVENT JSON_ARGS
+    python cluster_emit.py (--redis URL | --amqp URL | --kafka URL | --zmq URL) [--channel socketio] [--nsp /] [--room R] EVENT JSON_ARGS
 
 JSON_ARGS is a JSON array of the event's arguments (`{"$bin":"<hex>"}` stands
 for binary): one argument is emitted as itself, any other count as a tuple
@@ -48,6 +50,7 @@ def main():
     bus = parser.add_mutually_exclusive_group(required=True)
     bus.add_argument("--redis")
     bus.add_argument("--amqp")
+    bus.add_argument("--kafka")
     bus.add_argument("--zmq")
     parser.add_argument("--channel", default="socketio")
     parser.add_argument("--nsp", default="/")
@@ -82,8 +85,12 @@ def main():
         manager = socketio.RedisManager(opts.redis, channel=opts.channel, write_only=True, logger=logger)
     elif opts.zmq:
         manager = socketio.ZmqManager(opts.zmq, channel=opts.channel, write_only=True, logger=logger)
-    else:
+    elif opts.amqp:
         manager = socketio.KombuManager(opts.amqp, channel=opts.channel, write_only=True, logger=logger)
+    else:
+        from kafka_manager import FixedKafkaManager, kafka_urls
+
+        manager = FixedKafkaManager(kafka_urls(opts.kafka), channel=opts.channel, write_only=True, logger=logger)
     manager.emit(opts.event, data=data, room=opts.room, namespace=opts.nsp)
     if opts.zmq:
         # The PUSH socket sends in the background: wait (5 s at most) until

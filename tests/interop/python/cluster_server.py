@@ -5,11 +5,17 @@ published on one Redis channel (`socketio` by default).
     python cluster_server.py --port P --redis URL [--channel socketio]
     python cluster_server.py --port P --amqp URL --client aiopika|kombu [--channel socketio]
     python cluster_server.py --port P --zmq zmq+tcp://HOST:PORT1+PORT2 [--channel socketio]
+    python cluster_server.py --port P --kafka kafka://HOST:PORT[,...] [--channel socketio]
 
 With `--amqp` the bus is RabbitMQ (a fanout exchange named by the channel):
 `--client aiopika` runs the AsyncServer with AsyncAioPikaManager;
 `--client kombu` runs KombuManager, which is sync only, on a threaded
 `socketio.Server` behind Werkzeug's threaded WSGI server.
+
+With `--kafka` the bus is Kafka: KafkaManager (sync only, on the same threaded
+server) publishes records on the topic named by the channel, which must exist,
+and reads every record of it without a consumer group, from the end; its
+publish is fixed (see kafka_manager.py).
 
 With `--zmq` the bus is python-socketio's ZeroMQ broker (zmq_broker.py):
 ZmqManager needs eventlet's green zmq, so that node runs `socketio.Server` in
@@ -51,6 +57,7 @@ def parse_args():
     bus.add_argument("--redis")
     bus.add_argument("--amqp")
     bus.add_argument("--zmq")
+    bus.add_argument("--kafka")
     parser.add_argument("--client", choices=("aiopika", "kombu"), default="aiopika")
     parser.add_argument("--channel", default="socketio")
     return parser.parse_args()
@@ -266,7 +273,6 @@ def build_sync_server(manager, async_mode="threading"):
 
 def main_kombu(args):
     import kombu
-    from werkzeug.serving import make_server
 
     class ReadyKombuManager(socketio.KombuManager):
         """Remembers the name of the queue its listener declares."""
@@ -303,15 +309,47 @@ def main_kombu(args):
         sys.exit(1)
     # The binding follows the declaration at once.
     time.sleep(0.2)
+    serve_sync(sio, args.port)
+
+
+def serve_sync(sio, port):
+    """Serves the threaded `sio` on Werkzeug's threaded WSGI server."""
+    from werkzeug.serving import make_server
+
     try:
-        server = make_server("127.0.0.1", args.port, socketio.WSGIApp(sio), threaded=True)
+        server = make_server("127.0.0.1", port, socketio.WSGIApp(sio), threaded=True)
     except OSError as err:
         print(f"cluster_server.py: {err}", file=sys.stderr)
         sys.exit(1)
-    print(f"listening on {args.port}", flush=True)
+    print(f"listening on {port}", flush=True)
     server.serve_forever()
 
 
+def main_kafka(args):
+    from kafka_manager import FixedKafkaManager, kafka_urls
+
+    manager = FixedKafkaManager(kafka_urls(args.kafka), channel=args.channel)
+    sio = build_sync_server(manager)
+    sio.manager_initialized = True
+    sio.manager.initialize()
+    # Ready once the consumer has partitions and a position in each (the
+    # end of the topic): a record published after `listening on` reaches
+    # this node. The listener thread polls the consumer; this only looks.
+    deadline = time.monotonic() + 20.0
+    subscribed = False
+    while time.monotonic() < deadline and not subscribed:
+        try:
+            parts = manager.consumer.assignment()
+            subscribed = bool(parts) and all(
+                manager.consumer._subscription.has_valid_position(p) for p in parts
+            )
+        except Exception:  # noqa: BLE001 - racing the listener thread
+            pass
+        time.sleep(0.05)
+    if not subscribed:
+        print(f"cluster_server.py: no position on {args.channel} at {args.kafka} after 20 s", file=sys.stderr)
+        sys.exit(1)
+    serve_sync(sio, args.port)
 def main_zmq(args):
     import eventlet
     import eventlet.wsgi
@@ -359,6 +397,8 @@ if __name__ == "__main__":
             main_zmq(cli)
         elif cli.amqp and cli.client == "kombu":
             main_kombu(cli)
+        elif cli.kafka:
+            main_kafka(cli)
         else:
             asyncio.run(main(cli))
     except KeyboardInterrupt:

@@ -153,7 +153,11 @@
 //! **Join / leave / disconnect by selection**: `publish` gives a
 //! `StreamAppend`; apply locally on `StreamAppended` (whatever the id),
 //! not when our own entry comes back (dropped by uid). `close_room` is a
-//! leave of every socket in the room.
+//! leave of every socket in the room. (The seam as built applies them
+//! locally at once, as for the other Node formats, and a broadcast waiting
+//! for its id keeps the receivers it selected when it was made: the same
+//! order for this node's sockets, without a deadline-less wait in calls
+//! that take no `now`.)
 //!
 //! **Persist** (recoverable disconnect with recovery on):
 //! [`StreamsConfig::persist_session`] gives `SetKey { ttl:

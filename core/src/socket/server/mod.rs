@@ -51,6 +51,11 @@
 //! namespace, the application sees its [`ServerEvent::Disconnect`]
 //! (`transport close`) and then the recovered [`ServerEvent::Connect`].
 //! Rejecting a recovered socket drops the kept state.
+//!
+//! With the streams cluster format ([`ClusterFormat::Streams`]) nothing of
+//! this is kept in memory: offsets are the ids of the broker's stream
+//! entries, sessions are stored in the broker, and a client restores on
+//! whichever node it reconnects to (the CONNECT waits for the broker).
 
 mod cluster;
 mod config;
@@ -438,6 +443,9 @@ impl<P: Parser> Server<P> {
     ) -> Result<usize, ServerError> {
         check_namespace(&to.nsp)?;
         check_event_name(event)?;
+        if !to.local && self.streams_on() {
+            return self.streams_broadcast(now, to, event, args);
+        }
         let Some(namespace) = self.namespaces.get(&to.nsp) else {
             self.cluster_broadcast(to, event, args)?;
             return Ok(0);
@@ -855,16 +863,13 @@ impl<P: Parser> Server<P> {
             return;
         }
         let recovery_on = self.config.recovery.is_some();
-        if !self.namespaces.contains_key(&nsp) {
-            self.namespaces.insert(
-                nsp.clone(),
-                Namespace {
-                    adapter: LocalAdapter::new(),
-                    next_ack_id: 0,
-                    recovery: recovery_on.then(RecoveryState::default),
-                },
-            );
-            self.cluster_namespace(&nsp, true);
+        self.ensure_namespace(&nsp);
+        if recovery_on && self.streams_on() {
+            // The socket opens when the broker answered.
+            if !self.streams_restore(now, eio, &nsp, &auth) {
+                self.open_socket(now, eio, nsp, auth, None);
+            }
+            return;
         }
 
         let request = auth.as_ref().and_then(|auth| {
@@ -872,26 +877,62 @@ impl<P: Parser> Server<P> {
             let offset = auth.get("offset").and_then(Value::as_str);
             Some((Str::from(pid), offset.map(str::to_owned)))
         });
-        let mut restored = None;
+        let mut resumed = None;
         if let (true, Some((pid, offset))) = (recovery_on, request) {
             self.take_over(now, &nsp, &pid, offset.as_deref());
-            restored = self.restore(now, &nsp, &pid, offset.as_deref());
+            resumed = self.restore(now, &nsp, &pid, offset.as_deref()).map(
+                |(pid, session, replay, start)| cluster::Resumed {
+                    sid: session.sid,
+                    pid,
+                    rooms: session.rooms,
+                    data: session.data,
+                    replay,
+                    base: start,
+                },
+            );
         }
+        self.open_socket(now, eio, nsp, auth, resumed);
+    }
 
-        let recovered = restored.is_some();
+    /// Create namespace `nsp` here if it is not (again: a restore waiting
+    /// for the broker may outlive it).
+    fn ensure_namespace(&mut self, nsp: &Str) {
+        if self.namespaces.contains_key(nsp) {
+            return;
+        }
+        // With the streams format, sessions and packets are kept in the
+        // broker, not here.
+        let local = self.config.recovery.is_some() && !self.streams_on();
+        self.namespaces.insert(
+            nsp.clone(),
+            Namespace {
+                adapter: LocalAdapter::new(),
+                next_ack_id: 0,
+                recovery: local.then(RecoveryState::default),
+            },
+        );
+        self.cluster_namespace(nsp, true);
+    }
+
+    /// Register a pending socket on `eio` (new, or `resumed`) and tell the
+    /// application.
+    fn open_socket(
+        &mut self,
+        now: Instant,
+        eio: &Str,
+        nsp: Str,
+        auth: Option<Value>,
+        resumed: Option<cluster::Resumed>,
+    ) {
+        self.ensure_namespace(&nsp);
+        let recovery_on = self.config.recovery.is_some();
+        let recovered = resumed.is_some();
         // The first packet the client may not get: the replay's start for a
         // restored socket (if this connection drops before the client got
         // the replay, it comes back without a newer offset), otherwise
         // whatever is sent from now on, held packets included.
-        let (sid, pid, rooms, data, replay, recovery_base) = match restored {
-            Some((pid, session, replay, start)) => (
-                session.sid,
-                Some(pid),
-                session.rooms,
-                session.data,
-                replay,
-                start,
-            ),
+        let (sid, pid, rooms, data, replay, recovery_base) = match resumed {
+            Some(r) => (r.sid, Some(r.pid), r.rooms, r.data, r.replay, r.base),
             None => {
                 let mut sid = self.random_id();
                 while self.sockets.contains_key(&sid) {
@@ -905,7 +946,7 @@ impl<P: Parser> Server<P> {
                 (sid, pid, Vec::new(), None, Vec::new(), base)
             }
         };
-        let namespace = self.namespaces.get_mut(&nsp).expect("created above");
+        let namespace = self.namespaces.get_mut(&nsp).expect("ensured above");
         namespace.adapter.join(&sid, &sid);
         for room in &rooms {
             namespace.adapter.join(&sid, room);
@@ -1088,6 +1129,20 @@ impl<P: Parser> Server<P> {
             .get_key_value(socket)
             .ok_or(ServerError::UnknownSocket)?;
         let (sid, nsp) = (sid.clone(), state.nsp.clone());
+        if self.config.recovery.is_some() && self.streams_on() {
+            // As in the reference: a broadcast to the socket's own room,
+            // through the stream, to get an offset.
+            let to = Broadcast {
+                nsp,
+                selector: RoomSelector {
+                    rooms: vec![sid.clone()],
+                    except: Vec::new(),
+                },
+                volatile,
+                local: false,
+            };
+            return Ok(self.streams_broadcast(now, &to, event, args)? == 1);
+        }
         // As in the reference, a direct emit is a broadcast to the socket's
         // own room, so recovery stores it.
         let receivers = [sid];
@@ -1153,6 +1208,12 @@ impl<P: Parser> Server<P> {
                     id,
                     outcome: AckOutcome::Disconnected,
                 }),
+            }
+        }
+        if self.cluster.is_some() {
+            self.streams_forget(&sid);
+            if let (Some(pid), true) = (&state.pid, state.connected && reason.is_recoverable()) {
+                self.streams_persist(&sid, pid, &rooms, state.data.as_deref());
             }
         }
         let namespace = self.namespaces.get_mut(&state.nsp).expect("socket's nsp");
@@ -1266,6 +1327,8 @@ impl<P: Parser> Server<P> {
                 }
             }
             Timer::ClusterRequest { id } => self.on_request_timeout(id),
+            Timer::StreamAppend { token } => self.on_stream_append_timeout(now, token),
+            Timer::StreamRestore { token } => self.on_stream_restore_timeout(now, token),
             Timer::SlowConsumer { eio } => {
                 if let Some(session) = self.sessions.get_mut(&eio) {
                     session.slow_timer = None;
@@ -1285,12 +1348,7 @@ impl<P: Parser> Server<P> {
                 self.drop_namespace_if_unused(&nsp);
             }
             Timer::PacketExpiry { nsp } => {
-                let Some(duration) = self
-                    .config
-                    .recovery
-                    .as_ref()
-                    .map(|r| r.max_disconnection_duration)
-                else {
+                let Some(duration) = self.recovery_window() else {
                     return;
                 };
                 if let Some(recovery) = self

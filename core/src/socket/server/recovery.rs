@@ -86,17 +86,20 @@ impl RecoveryState {
 }
 
 impl<P: Parser> Server<P> {
+    /// How long a disconnected socket's state is kept, when recovery is on.
+    pub(super) fn recovery_window(&self) -> Option<Duration> {
+        self.config
+            .recovery
+            .as_ref()
+            .map(|r| r.max_disconnection_duration)
+    }
+
     /// A client presents the private id of a socket the server still
     /// believes connected (only the client's side of the old connection
     /// died): end the old socket as if its transport closed, keeping its
     /// state for [`Server::restore`], and tell the old session.
     pub(super) fn take_over(&mut self, now: Instant, nsp: &Str, pid: &Str, offset: Option<&str>) {
-        let Some(duration) = self
-            .config
-            .recovery
-            .as_ref()
-            .map(|r| r.max_disconnection_duration)
-        else {
+        let Some(duration) = self.recovery_window() else {
             return;
         };
         let namespace = self.namespaces.get_mut(nsp).expect("namespace created");
@@ -133,7 +136,7 @@ impl<P: Parser> Server<P> {
         pid: &Str,
         offset: Option<&str>,
     ) -> Option<(Str, PersistedSession, Vec<Message>, u64)> {
-        let duration = self.config.recovery.as_ref()?.max_disconnection_duration;
+        let duration = self.recovery_window()?;
         let recovery = self.namespaces.get_mut(nsp)?.recovery.as_mut()?;
         recovery.evict_expired(now, duration);
         let session = recovery.sessions.get(pid)?;

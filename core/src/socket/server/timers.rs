@@ -10,13 +10,37 @@ pub(super) type TimerId = (Instant, u64);
 
 #[derive(Debug, Clone)]
 pub(super) enum Timer {
-    Connect { eio: Str },
-    Ack { socket: Str, id: u64 },
-    BroadcastAck { id: u64 },
-    ClusterRequest { id: u64 },
-    SlowConsumer { eio: Str },
-    SessionExpiry { nsp: Str, pid: Str },
-    PacketExpiry { nsp: Str },
+    Connect {
+        eio: Str,
+    },
+    Ack {
+        socket: Str,
+        id: u64,
+    },
+    BroadcastAck {
+        id: u64,
+    },
+    ClusterRequest {
+        id: u64,
+    },
+    SlowConsumer {
+        eio: Str,
+    },
+    SessionExpiry {
+        nsp: Str,
+        pid: Str,
+    },
+    PacketExpiry {
+        nsp: Str,
+    },
+    /// A broadcast waits for its stream entry's id.
+    StreamAppend {
+        token: u64,
+    },
+    /// A session restore waits for the broker (keyed by its first token).
+    StreamRestore {
+        token: u64,
+    },
 }
 
 #[derive(Debug, Default)]

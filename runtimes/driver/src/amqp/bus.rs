@@ -18,12 +18,19 @@ use super::config::AmqpConfig;
 use super::conn::{self, Conn, CHANNEL};
 use super::AmqpError;
 use crate::bus::{
-    self, answer_unsupported, backend, bus_handle, drive, send_unless_killed, with_deadline, Acks,
-    Handle, Names, OutageQueue, Reconnect,
+    bus_handle, connect_later, refuse_redis_only, send_unless_killed, spawn_task, weak_random_id,
+    with_deadline, Acks, Handle, Names, OutageQueue, Reconnect, Task,
 };
 use crate::runtime::{BoxStream, Runtime};
 
 type Inputs = Arc<dyn Fn(BusInput) + Send + Sync>;
+
+const NAMES: Names = Names {
+    link: "AMQP",
+    broker: "the AMQP broker",
+    queue_full:
+        "AMQP broker unreachable and the queue is full: dropping publishes until it is back",
+};
 
 bus_handle! {
     /// A running AMQP bus (see [`spawn_amqp_bus`]). Clones control the same
@@ -38,14 +45,10 @@ bus_handle! {
     /// count as done. Fails with [`AmqpError::Timeout`] at `deadline`, or
     /// [`AmqpError::Stopped`].
     flush;
+    /// Stop the bus: the connection is closed (politely when it is up),
+    /// pending flushes fail.
+    stop;
 }
-
-const NAMES: Names = Names {
-    link: "AMQP",
-    broker: "the AMQP broker",
-    queue_full:
-        "AMQP broker unreachable and the queue is full: dropping publishes until it is back",
-};
 
 /// Start the bus: one task executes the node's [`BusCommand`]s on the
 /// broker and reports [`BusInput`]s through `inputs` (called from the bus
@@ -62,7 +65,7 @@ pub fn spawn_amqp_bus(
     let (events_tx, events_rx) = async_channel::bounded(16);
     // A clash only mixes two nodes' queues if both also share a channel
     // number: a weak random source is enough.
-    let node_id = bus::weak_random_id();
+    let node_id = weak_random_id();
     let task = BusTask {
         reconnect: Reconnect::new(&config.bus),
         runtime: runtime.clone(),
@@ -79,7 +82,8 @@ pub fn spawn_amqp_bus(
         acks: Acks::default(),
         properties: Arc::new(publish_properties()),
     };
-    runtime.spawn(Box::pin(drive(task, commands, control_rx)));
+    let events = task.events_rx.clone();
+    spawn_task(&runtime, task, events, commands, control_rx);
     AmqpBus { handle }
 }
 
@@ -178,7 +182,7 @@ struct BusTask {
     /// Commands received, and those not yet taken by the broker.
     acks: Acks,
     reconnect: Reconnect,
-    /// Of every publish.
+    /// What every publish carries.
     properties: Arc<Properties>,
 }
 
@@ -195,34 +199,16 @@ fn publish_properties() -> Properties {
     }
 }
 
-backend!(BusTask, Event, "AMQP", batch_events: true);
+impl Task for BusTask {
+    type Event = Event;
+    const NAME: &'static str = "AMQP";
+    const BATCH_EVENTS: bool = true;
 
-impl BusTask {
-    /// A polite `connection.close`, not waiting for its answer.
-    async fn close(&mut self) {
-        let Some(live) = &mut self.live else { return };
-        encode_method(
-            &mut live.out,
-            0,
-            &ClientMethod::ConnectionClose(&CloseReason {
-                reply_code: REPLY_SUCCESS,
-                reply_text: "bye".into(),
-                class_id: 0,
-                method_id: 0,
-            }),
-        );
-        let deadline = Instant::now() + self.config.bus.io_timeout.min(Duration::from_secs(1));
-        let buf = live.out.split();
-        let write = &mut live.write;
-        let _ = with_deadline(&self.runtime, deadline, "closing", async {
-            write.write_all(&buf).await.map_err(AmqpError::io)?;
-            write.flush().await.map_err(AmqpError::io)
-        })
-        .await;
-        self.live = None;
+    fn acks(&mut self) -> &mut Acks {
+        &mut self.acks
     }
 
-    fn next_timer(&self) -> Option<Instant> {
+    fn timer(&self) -> Option<Instant> {
         let live = self.live.as_ref()?;
         let heartbeat = (!live.heartbeat.is_zero()).then_some(live.next_heartbeat);
         match (heartbeat, live.reply_deadline) {
@@ -231,17 +217,15 @@ impl BusTask {
         }
     }
 
-    fn connect_later(&self, delay: Duration) {
+    fn connect_after(&self, delay: Duration) {
         let (runtime, config, epoch) = (self.runtime.clone(), self.config.clone(), self.epoch);
-        let timeout = config.bus.connect_timeout;
-        let connect = async move { conn::open(&runtime, &config).await };
-        bus::connect_later(
+        connect_later(
             &self.runtime,
             delay,
-            timeout,
+            self.config.bus.connect_timeout,
             "connecting to the AMQP broker",
             self.events_tx.clone(),
-            connect,
+            async move { conn::open(&runtime, &config).await },
             move |result| match result {
                 Ok(conn) => Event::Connected {
                     epoch,
@@ -252,8 +236,9 @@ impl BusTask {
         );
     }
 
-    fn on_command(&mut self, command: BusCommand) {
+    fn command(&mut self, command: BusCommand) {
         let properties = self.properties.clone();
+        let properties = &*properties;
         let seq = self.acks.next_seq();
         match command {
             BusCommand::Subscribe { channel, kind } => {
@@ -318,39 +303,44 @@ impl BusTask {
                 }
                 match &mut self.live {
                     Some(live) => {
-                        live.publish(&self.config, &channel, &payload, seq, &properties);
+                        live.publish(&self.config, &channel, &payload, seq, properties);
                         self.acks.wait(seq);
                     }
                     None => self.enqueue(seq, channel, payload),
                 }
             }
-            // AMQP cannot count a fanout's queues, and has no streams or
-            // keys; the python format never asks.
-            other => {
-                answer_unsupported(other, &*self.inputs, "AMQP");
+            BusCommand::CountSubscribers { channel, .. } => {
+                // AMQP cannot count a fanout's queues; the python format
+                // never asks.
+                (self.inputs)(BusInput::Subscribers { channel, count: 0 });
             }
+            // Streams and keys are Redis's (the streams adapter); no format
+            // asks them of AMQP.
+            command => refuse_redis_only(command, &*self.inputs, &NAMES),
         }
     }
 
-    fn enqueue(&mut self, seq: u64, channel: Str, payload: Bytes) {
-        let len = payload.len() + channel.len();
-        if !self
-            .queue
-            .admit(len, self.config.bus.max_queued_bytes, &NAMES)
-        {
-            return;
+    async fn event(&mut self, event: Event) {
+        let properties = self.properties.clone();
+        let properties = &*properties;
+        match event {
+            Event::Connected { epoch, conn } if epoch == self.epoch && self.live.is_none() => {
+                self.on_connected(*conn, properties)
+            }
+            Event::Failed { epoch, error } if epoch == self.epoch && self.live.is_none() => {
+                let delay = self.reconnect.failed(&NAMES, &error);
+                self.connect_after(delay);
+            }
+            Event::Item { epoch, item } if epoch == self.epoch => self.on_item(item),
+            Event::Closed { epoch, error } if epoch == self.epoch => {
+                self.go_down(&error.to_string())
+            }
+            _ => tracing::trace!("stale AMQP connection event ignored"),
         }
-        let queued = Queued {
-            seq,
-            channel,
-            payload,
-        };
-        self.queue.push_back(queued, len);
-        self.acks.wait(seq);
     }
 
     /// Write what is due, under a deadline.
-    async fn write_out(&mut self) {
+    async fn write(&mut self) {
         let Some(live) = &mut self.live else {
             return;
         };
@@ -385,25 +375,63 @@ impl BusTask {
         }
     }
 
-    async fn on_event(&mut self, event: Event) {
-        match event {
-            Event::Connected { epoch, conn } if epoch == self.epoch && self.live.is_none() => {
-                self.on_connected(*conn)
-            }
-            Event::Failed { epoch, error } if epoch == self.epoch && self.live.is_none() => {
-                let delay = self.reconnect.failed(&NAMES, &error);
-                self.connect_later(delay);
-            }
-            Event::Item { epoch, item } if epoch == self.epoch => self.on_item(item),
-            Event::Closed { epoch, error } if epoch == self.epoch => {
-                self.go_down(&error.to_string())
-            }
-            _ => tracing::trace!("stale AMQP connection event ignored"),
+    async fn tick(&mut self) {
+        let now = Instant::now();
+        let Some(live) = &mut self.live else { return };
+        if live.reply_deadline.is_some_and(|d| now >= d) {
+            return self.go_down("the broker did not answer in time");
+        }
+        if !live.heartbeat.is_zero() && now >= live.next_heartbeat {
+            encode_heartbeat(&mut live.out);
+            live.next_heartbeat = now + live.heartbeat;
+            self.write().await;
         }
     }
 
-    fn on_connected(&mut self, conn: Conn) {
-        let properties = self.properties.clone();
+    /// A polite `connection.close`, not waiting for its answer.
+    async fn finish(&mut self) {
+        let Some(live) = &mut self.live else { return };
+        encode_method(
+            &mut live.out,
+            0,
+            &ClientMethod::ConnectionClose(&CloseReason {
+                reply_code: REPLY_SUCCESS,
+                reply_text: "bye".into(),
+                class_id: 0,
+                method_id: 0,
+            }),
+        );
+        let deadline = Instant::now() + self.config.bus.io_timeout.min(Duration::from_secs(1));
+        let buf = live.out.split();
+        let write = &mut live.write;
+        let _ = with_deadline(&self.runtime, deadline, "closing", async {
+            write.write_all(&buf).await.map_err(AmqpError::io)?;
+            write.flush().await.map_err(AmqpError::io)
+        })
+        .await;
+        self.live = None;
+    }
+}
+
+impl BusTask {
+    fn enqueue(&mut self, seq: u64, channel: Str, payload: Bytes) {
+        let len = payload.len() + channel.len();
+        if !self
+            .queue
+            .admit(len, self.config.bus.max_queued_bytes, &NAMES)
+        {
+            return;
+        }
+        let queued = Queued {
+            seq,
+            channel,
+            payload,
+        };
+        self.queue.push_back(queued, len);
+        self.acks.wait(seq);
+    }
+
+    fn on_connected(&mut self, conn: Conn, properties: &Properties) {
         let (kill_tx, kill_rx) = async_channel::bounded::<()>(1);
         let (read, write) = conn.stream.split();
         let heartbeat = Duration::from_secs(conn.heartbeat as u64);
@@ -439,7 +467,7 @@ impl BusTask {
         }
         // Then what was queued while down, in order.
         for q in self.queue.drain() {
-            live.publish(&self.config, &q.channel, &q.payload, q.seq, &properties);
+            live.publish(&self.config, &q.channel, &q.payload, q.seq, properties);
         }
         let restoring = live.restoring;
         self.live = Some(live);
@@ -457,10 +485,9 @@ impl BusTask {
             return;
         };
         live.up = true;
-        self.reconnect.up(&NAMES);
         let limit = self.config.bus.max_queued_bytes;
-        self.queue.report_dropped(limit, &NAMES);
-        (self.inputs)(BusInput::Up);
+        self.reconnect
+            .link_up(&NAMES, &mut self.queue, limit, &*self.inputs);
     }
 
     /// Drop the link (if any), report `Down` if it was up, reconnect.
@@ -478,18 +505,10 @@ impl BusTask {
         for (_, seq) in &live.unconfirmed {
             self.acks.ack(*seq);
         }
-        if live.up {
-            tracing::warn!(
-                unconfirmed_publishes = lost,
-                "AMQP link lost ({reason}); reconnecting"
-            );
-            self.reconnect.down();
-            (self.inputs)(BusInput::Down);
-        } else {
-            tracing::warn!("AMQP link failed while coming up ({reason}); reconnecting");
-        }
-        let delay = self.reconnect.next_delay();
-        self.connect_later(delay);
+        let delay = self
+            .reconnect
+            .link_lost(&NAMES, live.up, lost as u64, reason, &*self.inputs);
+        self.connect_after(delay);
     }
 
     fn on_item(&mut self, item: Incoming) {
@@ -626,19 +645,6 @@ impl BusTask {
         }
         for seq in done {
             self.acks.ack(seq);
-        }
-    }
-
-    async fn on_tick(&mut self) {
-        let now = Instant::now();
-        let Some(live) = &mut self.live else { return };
-        if live.reply_deadline.is_some_and(|d| now >= d) {
-            return self.go_down("the broker did not answer in time");
-        }
-        if !live.heartbeat.is_zero() && now >= live.next_heartbeat {
-            encode_heartbeat(&mut live.out);
-            live.next_heartbeat = now + live.heartbeat;
-            self.write_out().await;
         }
     }
 }

@@ -206,6 +206,9 @@ impl AmqpConfig {
     }
 
     bus_option_setters! {
+        /// Delay before reconnecting, doubled on every failure up to `max`
+        /// (100 ms to 5 s).
+        reconnect_backoff;
         /// Deadline of one connection attempt, handshake included (10 s).
         connect_timeout;
         /// Deadline of a write, and of the broker's answers to declarations

@@ -2,7 +2,6 @@
 //! (start, PLAIN login, tune, open), then channel 1 with publisher
 //! confirms and a prefetch bound. The caller runs it under one deadline.
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -14,6 +13,7 @@ use socketio_core::cluster::amqp::{
 
 use super::config::AmqpConfig;
 use super::AmqpError;
+use crate::bus::connect_host;
 use crate::runtime::{BoxStream, Runtime};
 
 /// The one channel the bus uses.
@@ -28,27 +28,6 @@ pub(crate) struct Conn {
     pub frame_max: u32,
     /// Negotiated heartbeat interval in seconds (0: none).
     pub heartbeat: u16,
-}
-
-/// Resolve a host name off the async threads: the system resolver blocks.
-async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, AmqpError> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
-    }
-    let (tx, rx) = futures_channel::oneshot::channel();
-    let name = host.to_string();
-    std::thread::Builder::new()
-        .name("socketio-amqp-dns".into())
-        .spawn(move || {
-            let _ = tx.send((name.as_str(), port).to_socket_addrs().map(Vec::from_iter));
-        })
-        .map_err(AmqpError::io)?;
-    match rx.await {
-        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
-        Ok(Ok(_)) => Err(AmqpError::Dns(format!("{host}: no address"))),
-        Ok(Err(e)) => Err(AmqpError::Dns(format!("{host}: {e}"))),
-        Err(_) => Err(AmqpError::Dns(format!("{host}: resolver thread died"))),
-    }
 }
 
 fn client_properties() -> FieldTable {
@@ -113,23 +92,7 @@ pub(crate) async fn open(
     runtime: &Arc<dyn Runtime>,
     config: &AmqpConfig,
 ) -> Result<Conn, AmqpError> {
-    let addrs = resolve(&config.host, config.port).await?;
-    let mut last = None;
-    let mut stream = None;
-    for addr in &addrs {
-        match runtime.connect(*addr).await {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    let stream = match (stream, last) {
-        (Some(s), _) => s,
-        (None, Some(e)) => return Err(AmqpError::io(e)),
-        (None, None) => return Err(AmqpError::Dns("no address".into())),
-    };
+    let stream = connect_host::<AmqpError>(runtime, &config.host, config.port).await?;
     let mut stream = if config.tls {
         secure(config, stream).await?
     } else {

@@ -98,6 +98,14 @@ impl crate::bus::BusError for AmqpError {
     fn timeout(what: &'static str) -> Self {
         AmqpError::Timeout(what)
     }
+
+    fn from_io(error: io::Error) -> Self {
+        AmqpError::io(error)
+    }
+
+    fn dns(what: String) -> Self {
+        AmqpError::Dns(what)
+    }
 }
 
 impl AmqpError {

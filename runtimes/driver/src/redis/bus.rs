@@ -18,12 +18,18 @@ use super::conn::{self, Conn};
 use super::stream::{follow, parse_range};
 use super::RedisError;
 use crate::bus::{
-    self, backend, bus_handle, drive, send_unless_killed, with_deadline, Acks, Handle, Names,
-    OutageQueue, Reconnect,
+    bus_handle, connect_later, send_unless_killed, spawn_task, with_deadline, Acks, Handle, Names,
+    OutageQueue, Reconnect, Task,
 };
 use crate::runtime::{BoxStream, Runtime};
 
 type Inputs = Arc<dyn Fn(BusInput) + Send + Sync>;
+
+const NAMES: Names = Names {
+    link: "Redis",
+    broker: "Redis",
+    queue_full: "Redis unreachable and its queue is full: dropping publishes until it is back",
+};
 
 /// Most channels per `SUBSCRIBE` when restoring subscriptions.
 const RESTORE_CHUNK: usize = 128;
@@ -41,13 +47,9 @@ bus_handle! {
     /// count as done. Fails with [`RedisError::Timeout`] at `deadline`, or
     /// [`RedisError::Stopped`].
     flush;
+    /// Stop the bus: its connections are closed, pending flushes fail.
+    stop;
 }
-
-const NAMES: Names = Names {
-    link: "Redis",
-    broker: "Redis",
-    queue_full: "Redis unreachable and its queue is full: dropping publishes until it is back",
-};
 
 /// Start the bus: one task executes the node's [`BusCommand`]s on Redis and
 /// reports [`BusInput`]s through `inputs` (called from the bus task: it
@@ -75,7 +77,8 @@ pub fn spawn_redis_bus(
         acks: Acks::default(),
         follows: HashMap::new(),
     };
-    runtime.spawn(Box::pin(drive(task, commands, control_rx)));
+    let events = task.events_rx.clone();
+    spawn_task(&runtime, task, events, commands, control_rx);
     RedisBus { handle }
 }
 
@@ -230,13 +233,15 @@ fn count_args(channel: &Str, sharded: bool) -> [&[u8]; 3] {
     [b"PUBSUB", sub, channel.as_bytes()]
 }
 
-backend!(BusTask, Event, "Redis", batch_events: false);
+impl Task for BusTask {
+    type Event = Event;
+    const NAME: &'static str = "Redis";
 
-impl BusTask {
-    /// The connections close with the task.
-    async fn close(&mut self) {}
+    fn acks(&mut self) -> &mut Acks {
+        &mut self.acks
+    }
 
-    fn next_timer(&self) -> Option<Instant> {
+    fn timer(&self) -> Option<Instant> {
         let live = self.live.as_ref()?;
         Some(if !live.up {
             live.restore_deadline
@@ -245,19 +250,18 @@ impl BusTask {
         })
     }
 
-    fn connect_later(&self, delay: Duration) {
+    fn connect_after(&self, delay: Duration) {
         let (runtime, config, epoch) = (self.runtime.clone(), self.config.clone(), self.epoch);
-        let timeout = config.bus.connect_timeout;
         let connect = async move {
             let target = conn::target(&runtime, &config).await?;
             let sub = conn::open(&runtime, &config, &target, false).await?;
             let cmd = conn::open(&runtime, &config, &target, true).await?;
             Ok((sub, cmd))
         };
-        bus::connect_later(
+        connect_later(
             &self.runtime,
             delay,
-            timeout,
+            self.config.bus.connect_timeout,
             "connecting to Redis",
             self.events_tx.clone(),
             connect,
@@ -271,7 +275,7 @@ impl BusTask {
         );
     }
 
-    fn on_command(&mut self, command: BusCommand) {
+    fn command(&mut self, command: BusCommand) {
         let seq = self.acks.next_seq();
         match command {
             BusCommand::Subscribe { channel, kind } => {
@@ -400,6 +404,95 @@ impl BusTask {
         }
     }
 
+    async fn event(&mut self, event: Event) {
+        match event {
+            Event::Connected { epoch, links } if epoch == self.epoch && self.live.is_none() => {
+                let (sub, cmd) = *links;
+                self.on_connected(sub, cmd).await
+            }
+            Event::Failed { epoch, error } if epoch == self.epoch && self.live.is_none() => {
+                let delay = self.reconnect.failed(&NAMES, &error);
+                self.connect_after(delay);
+            }
+            Event::Value { epoch, link, value } if epoch == self.epoch => {
+                self.on_value(link, value)
+            }
+            Event::Closed { epoch, link, error } if epoch == self.epoch => {
+                let link = if link == Link::Sub {
+                    "subscriber"
+                } else {
+                    "command"
+                };
+                self.go_down(&format!("{link} connection: {error}"));
+            }
+            _ => tracing::trace!("stale Redis connection event ignored"),
+        }
+    }
+
+    /// Write what the commands produced, each link under a deadline.
+    async fn write(&mut self) {
+        let Some(live) = &mut self.live else {
+            return;
+        };
+        let deadline = Instant::now() + self.config.bus.io_timeout;
+        let mut result = Ok(());
+        for (out, half) in [
+            (&mut live.sub_out, &mut live.sub),
+            (&mut live.cmd_out, &mut live.cmd),
+        ] {
+            if out.is_empty() {
+                continue;
+            }
+            let buf = out.split();
+            result = with_deadline(&self.runtime, deadline, "writing to Redis", async {
+                half.write_all(&buf).await.map_err(RedisError::io)?;
+                half.flush().await.map_err(RedisError::io)
+            })
+            .await;
+            if result.is_err() {
+                break;
+            }
+        }
+        if let Err(e) = result {
+            self.go_down(&e.to_string());
+        }
+    }
+
+    async fn tick(&mut self) {
+        let now = Instant::now();
+        let Some(live) = &mut self.live else { return };
+        if !live.up {
+            if now >= live.restore_deadline {
+                self.go_down("subscriptions not confirmed in time");
+            }
+            return;
+        }
+        if let Some(deadline) = live.ping_deadline {
+            if now >= deadline {
+                self.go_down("no answer to PING in time");
+            }
+            return;
+        }
+        if now >= live.next_ping {
+            encode_command(&mut live.sub_out, &[b"PING"]);
+            live.sub_fifo.push_back(SubPending {
+                op: SubOp::Ping,
+                kind: ChannelKind::Plain,
+                remaining: 1,
+                seq: None,
+                restore: false,
+            });
+            encode_command(&mut live.cmd_out, &[b"PING"]);
+            live.cmd_fifo.push_back(CmdPending::Ping);
+            live.pings = 2;
+            live.ping_deadline = Some(now + self.config.bus.io_timeout);
+            live.next_ping = now + self.config.ping_interval;
+            self.write().await;
+        }
+    }
+}
+
+impl BusTask {
     /// A command on the command link: sent now, or queued while down.
     fn send_cmd(&mut self, seq: u64, args: &[&[u8]], kind: QueuedKind) {
         let mut bytes = BytesMut::with_capacity(command_len(args));
@@ -468,60 +561,6 @@ impl BusTask {
         self.acks.wait(seq);
     }
 
-    /// Write what the commands produced, each link under a deadline.
-    async fn write_out(&mut self) {
-        let Some(live) = &mut self.live else {
-            return;
-        };
-        let deadline = Instant::now() + self.config.bus.io_timeout;
-        let mut result = Ok(());
-        for (out, half) in [
-            (&mut live.sub_out, &mut live.sub),
-            (&mut live.cmd_out, &mut live.cmd),
-        ] {
-            if out.is_empty() {
-                continue;
-            }
-            let buf = out.split();
-            result = with_deadline(&self.runtime, deadline, "writing to Redis", async {
-                half.write_all(&buf).await.map_err(RedisError::io)?;
-                half.flush().await.map_err(RedisError::io)
-            })
-            .await;
-            if result.is_err() {
-                break;
-            }
-        }
-        if let Err(e) = result {
-            self.go_down(&e.to_string());
-        }
-    }
-
-    async fn on_event(&mut self, event: Event) {
-        match event {
-            Event::Connected { epoch, links } if epoch == self.epoch && self.live.is_none() => {
-                let (sub, cmd) = *links;
-                self.on_connected(sub, cmd).await
-            }
-            Event::Failed { epoch, error } if epoch == self.epoch && self.live.is_none() => {
-                let delay = self.reconnect.failed(&NAMES, &error);
-                self.connect_later(delay);
-            }
-            Event::Value { epoch, link, value } if epoch == self.epoch => {
-                self.on_value(link, value)
-            }
-            Event::Closed { epoch, link, error } if epoch == self.epoch => {
-                let link = if link == Link::Sub {
-                    "subscriber"
-                } else {
-                    "command"
-                };
-                self.go_down(&format!("{link} connection: {error}"));
-            }
-            _ => tracing::trace!("stale Redis connection event ignored"),
-        }
-    }
-
     async fn on_connected(&mut self, sub: Conn, cmd: Conn) {
         let (kill_tx, kill_rx) = async_channel::bounded::<()>(1);
         let (sub_read, sub_write) = sub.stream.split();
@@ -587,7 +626,7 @@ impl BusTask {
         if restoring == 0 {
             self.go_up();
         }
-        self.write_out().await;
+        self.write().await;
     }
 
     fn go_up(&mut self) {
@@ -596,10 +635,9 @@ impl BusTask {
         };
         live.up = true;
         live.next_ping = Instant::now() + self.config.ping_interval;
-        self.reconnect.up(&NAMES);
         let limit = self.config.bus.max_queued_bytes;
-        self.queue.report_dropped(limit, &NAMES);
-        (self.inputs)(BusInput::Up);
+        self.reconnect
+            .link_up(&NAMES, &mut self.queue, limit, &*self.inputs);
     }
 
     /// Drop the links (if any), report `Down` if they were up, reconnect.
@@ -663,18 +701,10 @@ impl BusTask {
             let len = q.bytes.len();
             self.queue.push_front(q, len);
         }
-        if live.up {
-            tracing::warn!(
-                in_flight_publishes = lost,
-                "Redis link lost ({reason}); reconnecting"
-            );
-            self.reconnect.down();
-            (self.inputs)(BusInput::Down);
-        } else {
-            tracing::warn!("Redis link failed while coming up ({reason}); reconnecting");
-        }
-        let delay = self.reconnect.next_delay();
-        self.connect_later(delay);
+        let delay = self
+            .reconnect
+            .link_lost(&NAMES, live.up, lost, reason, &*self.inputs);
+        self.connect_after(delay);
     }
 
     fn on_value(&mut self, link: Link, value: RespValue) {
@@ -860,39 +890,6 @@ impl BusTask {
                     live.ping_deadline = None;
                 }
             }
-        }
-    }
-
-    async fn on_tick(&mut self) {
-        let now = Instant::now();
-        let Some(live) = &mut self.live else { return };
-        if !live.up {
-            if now >= live.restore_deadline {
-                self.go_down("subscriptions not confirmed in time");
-            }
-            return;
-        }
-        if let Some(deadline) = live.ping_deadline {
-            if now >= deadline {
-                self.go_down("no answer to PING in time");
-            }
-            return;
-        }
-        if now >= live.next_ping {
-            encode_command(&mut live.sub_out, &[b"PING"]);
-            live.sub_fifo.push_back(SubPending {
-                op: SubOp::Ping,
-                kind: ChannelKind::Plain,
-                remaining: 1,
-                seq: None,
-                restore: false,
-            });
-            encode_command(&mut live.cmd_out, &[b"PING"]);
-            live.cmd_fifo.push_back(CmdPending::Ping);
-            live.pings = 2;
-            live.ping_deadline = Some(now + self.config.bus.io_timeout);
-            live.next_ping = now + self.config.ping_interval;
-            self.write_out().await;
         }
     }
 }

@@ -252,6 +252,9 @@ impl RedisConfig {
     }
 
     bus_option_setters! {
+        /// Reconnection back-off: the first retry after `min`, doubling up to
+        /// `max` (100 ms and 5 s by default).
+        reconnect_backoff;
         /// Deadline of one connection attempt: DNS, TCP, TLS, `AUTH`, `SELECT`
         /// and sentinel queries together (5 s by default).
         connect_timeout;

@@ -1,7 +1,7 @@
 //! Opening one connection to Redis: address (DNS, sentinel), TCP or Unix
 //! socket, TLS, `AUTH`, `SELECT`. Each step runs under one deadline.
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use socketio_core::cluster::resp::{encode_command, RespDecoder, RespValue};
 
 use super::config::{RedisAddr, RedisConfig};
 use super::RedisError;
+use crate::bus::{connect_any, resolve};
 use crate::runtime::{BoxStream, Runtime};
 
 /// Where to connect this time (a sentinel lookup resolves to `Tcp`).
@@ -29,44 +30,6 @@ pub(crate) enum Target {
 pub(crate) struct Conn {
     pub stream: BoxStream,
     pub decoder: RespDecoder,
-}
-
-/// Resolve a host name off the async threads: the system resolver blocks.
-async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, RedisError> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
-    }
-    let (tx, rx) = futures_channel::oneshot::channel();
-    let name = host.to_string();
-    std::thread::Builder::new()
-        .name("socketio-redis-dns".into())
-        .spawn(move || {
-            let _ = tx.send((name.as_str(), port).to_socket_addrs().map(Vec::from_iter));
-        })
-        .map_err(|e| RedisError::Io(Arc::new(e)))?;
-    match rx.await {
-        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
-        Ok(Ok(_)) => Err(RedisError::Dns(format!("{host}: no address"))),
-        Ok(Err(e)) => Err(RedisError::Dns(format!("{host}: {e}"))),
-        Err(_) => Err(RedisError::Dns(format!("{host}: resolver thread died"))),
-    }
-}
-
-async fn connect_tcp(
-    runtime: &Arc<dyn Runtime>,
-    addrs: &[SocketAddr],
-) -> Result<BoxStream, RedisError> {
-    let mut last = None;
-    for addr in addrs {
-        match runtime.connect(*addr).await {
-            Ok(stream) => return Ok(stream),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(match last {
-        Some(e) => RedisError::Io(Arc::new(e)),
-        None => RedisError::Dns("no address".into()),
-    })
 }
 
 /// Send one command and read its reply.
@@ -95,7 +58,7 @@ pub(crate) async fn target(
 ) -> Result<Target, RedisError> {
     match &config.addr {
         RedisAddr::Tcp { host, port, tls } => Ok(Target::Tcp {
-            addrs: resolve(host, *port).await?,
+            addrs: resolve::<RedisError>(host, *port).await?,
             host: host.clone(),
             tls: *tls,
         }),
@@ -107,7 +70,7 @@ pub(crate) async fn target(
                     Ok((master, master_port)) => {
                         tracing::debug!(%host, port, %master, master_port, "sentinel named the master");
                         return Ok(Target::Tcp {
-                            addrs: resolve(&master, master_port).await?,
+                            addrs: resolve::<RedisError>(&master, master_port).await?,
                             host: master,
                             tls: false,
                         });
@@ -127,7 +90,7 @@ async fn ask_sentinel(
     port: u16,
     service: &str,
 ) -> Result<(String, u16), RedisError> {
-    let stream = connect_tcp(runtime, &resolve(host, port).await?).await?;
+    let stream = crate::bus::connect_host::<RedisError>(runtime, host, port).await?;
     let mut conn = Conn {
         stream,
         decoder: RespDecoder::new(config.resp_limits),
@@ -167,7 +130,7 @@ pub(crate) async fn open(
 ) -> Result<Conn, RedisError> {
     let stream = match target {
         Target::Tcp { addrs, host, tls } => {
-            let stream = connect_tcp(runtime, addrs).await?;
+            let stream = connect_any::<RedisError>(runtime, addrs).await?;
             if *tls {
                 secure(config, host, stream).await?
             } else {

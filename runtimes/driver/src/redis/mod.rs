@@ -93,6 +93,14 @@ impl crate::bus::BusError for RedisError {
     fn timeout(what: &'static str) -> Self {
         RedisError::Timeout(what)
     }
+
+    fn from_io(error: io::Error) -> Self {
+        RedisError::io(error)
+    }
+
+    fn dns(what: String) -> Self {
+        RedisError::Dns(what)
+    }
 }
 
 impl RedisError {

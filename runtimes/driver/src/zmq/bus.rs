@@ -17,8 +17,8 @@ use super::config::ZmqConfig;
 use super::link::{self, Link};
 use super::ZmqError;
 use crate::bus::{
-    self, answer_unsupported, backend, bus_handle, drive, send_unless_killed, with_deadline, Acks,
-    Handle, Names, OutageQueue, Reconnect,
+    bus_handle, connect_later, refuse_redis_only, send_unless_killed, spawn_task, weak_random_id,
+    with_deadline, Acks, Handle, Names, OutageQueue, Reconnect, Task,
 };
 use crate::runtime::{BoxStream, Runtime};
 
@@ -40,6 +40,9 @@ bus_handle! {
     /// a broken connection, count as done. Fails with
     /// [`ZmqError::Timeout`] at `deadline`, or [`ZmqError::Stopped`].
     flush;
+    /// Stop the bus: its connections are closed (ZeroMQ has no goodbye),
+    /// pending flushes fail.
+    stop;
 }
 
 const NAMES: Names = Names {
@@ -63,7 +66,7 @@ pub fn spawn_zmq_bus(
     let (handle, control_rx) = Handle::new(runtime.clone());
     let (events_tx, events_rx) = async_channel::bounded(16);
     // Tells our probes from other nodes': a weak source is enough.
-    let node_id = bus::weak_random_id();
+    let node_id = weak_random_id();
     // A `type` python's listener skips (it keeps `message` only).
     let probe = Bytes::from(format!(
         "{{\"type\": \"socketio-rs.probe\", \"channel\": \"{node_id}\"}}"
@@ -88,7 +91,8 @@ pub fn spawn_zmq_bus(
         acks: Acks::default(),
         waiting_up: Vec::new(),
     };
-    runtime.spawn(Box::pin(drive(task, commands, control_rx)));
+    let events = task.events_rx.clone();
+    spawn_task(&runtime, task, events, commands, control_rx);
     ZmqBus { handle }
 }
 
@@ -189,10 +193,16 @@ struct BusTask {
     reconnect: Reconnect,
 }
 
-backend!(BusTask, Event, "ZeroMQ", batch_events: true);
+impl Task for BusTask {
+    type Event = Event;
+    const NAME: &'static str = "ZeroMQ";
+    const BATCH_EVENTS: bool = true;
 
-impl BusTask {
-    fn next_timer(&self) -> Option<Instant> {
+    fn acks(&mut self) -> &mut Acks {
+        &mut self.acks
+    }
+
+    fn timer(&self) -> Option<Instant> {
         let live = self.live.as_ref()?;
         let heartbeat = self.config.heartbeat;
         let mut next = (!live.up).then(|| live.probe_deadline.min(live.probe_due));
@@ -205,7 +215,7 @@ impl BusTask {
         next
     }
 
-    fn connect_later(&self, delay: Duration) {
+    fn connect_after(&self, delay: Duration) {
         let (runtime, config, epoch) = (self.runtime.clone(), self.config.clone(), self.epoch);
         let timeout = config.bus.connect_timeout;
         let connect = async move {
@@ -215,7 +225,7 @@ impl BusTask {
             let sub = link::open(&runtime, host, publisher, SocketType::Sub, limits).await?;
             Ok((push, sub))
         };
-        bus::connect_later(
+        connect_later(
             &self.runtime,
             delay,
             timeout,
@@ -233,11 +243,8 @@ impl BusTask {
         );
     }
 
-    fn on_command(&mut self, command: BusCommand) {
+    fn command(&mut self, command: BusCommand) {
         let seq = self.acks.next_seq();
-        let Some(command) = answer_unsupported(command, &*self.inputs, "ZeroMQ") else {
-            return;
-        };
         match command {
             BusCommand::Subscribe { channel, kind } => {
                 if kind != ChannelKind::Plain {
@@ -283,26 +290,37 @@ impl BusTask {
                     _ => self.enqueue(seq, frame),
                 }
             }
-            // Answered above.
-            _ => {}
+            BusCommand::CountSubscribers { channel, .. } => {
+                // A PUSH/SUB broker does not say who listens; the python
+                // format never asks.
+                (self.inputs)(BusInput::Subscribers { channel, count: 0 });
+            }
+            // Streams and keys are Redis's (the streams adapter); no format
+            // asks them of ZeroMQ.
+            command => refuse_redis_only(command, &*self.inputs, &NAMES),
         }
     }
 
-    fn enqueue(&mut self, seq: u64, frame: Bytes) {
-        let len = frame.len();
-        if !self
-            .queue
-            .admit(len, self.config.bus.max_queued_bytes, &NAMES)
-        {
-            return;
+    async fn event(&mut self, event: Event) {
+        match event {
+            Event::Connected { epoch, push, sub } if epoch == self.epoch && self.live.is_none() => {
+                self.on_connected(*push, *sub)
+            }
+            Event::Failed { epoch, error } if epoch == self.epoch && self.live.is_none() => {
+                let delay = self.reconnect.failed(&NAMES, &error);
+                self.connect_after(delay);
+            }
+            Event::Bytes { epoch, side, data } if epoch == self.epoch => self.on_bytes(side, &data),
+            Event::Closed { epoch, side, error } if epoch == self.epoch => {
+                self.go_down(&format!("{side:?} link: {error}"))
+            }
+            _ => tracing::trace!("stale ZeroMQ connection event ignored"),
         }
-        self.queue.push_back(Queued { seq, frame }, len);
-        self.acks.wait(seq);
     }
 
     /// Write what both links owe, under a deadline; the commands written
     /// are then done.
-    async fn write_out(&mut self) {
+    async fn write(&mut self) {
         let Some(live) = &mut self.live else {
             return;
         };
@@ -341,21 +359,28 @@ impl BusTask {
         }
     }
 
-    async fn on_event(&mut self, event: Event) {
-        match event {
-            Event::Connected { epoch, push, sub } if epoch == self.epoch && self.live.is_none() => {
-                self.on_connected(*push, *sub)
-            }
-            Event::Failed { epoch, error } if epoch == self.epoch && self.live.is_none() => {
-                let delay = self.reconnect.failed(&NAMES, &error);
-                self.connect_later(delay);
-            }
-            Event::Bytes { epoch, side, data } if epoch == self.epoch => self.on_bytes(side, &data),
-            Event::Closed { epoch, side, error } if epoch == self.epoch => {
-                self.go_down(&format!("{side:?} link: {error}"))
-            }
-            _ => tracing::trace!("stale ZeroMQ connection event ignored"),
+    async fn tick(&mut self) {
+        self.check_timers();
+        self.write().await;
+    }
+
+    /// ZeroMQ has no goodbye: the connections close.
+    async fn finish(&mut self) {
+        self.live = None;
+    }
+}
+
+impl BusTask {
+    fn enqueue(&mut self, seq: u64, frame: Bytes) {
+        let len = frame.len();
+        if !self
+            .queue
+            .admit(len, self.config.bus.max_queued_bytes, &NAMES)
+        {
+            return;
         }
+        self.queue.push_back(Queued { seq, frame }, len);
+        self.acks.wait(seq);
     }
 
     fn on_connected(&mut self, mut push: Link, mut sub: Link) {
@@ -464,10 +489,9 @@ impl BusTask {
         for seq in std::mem::take(&mut self.waiting_up) {
             self.acks.ack(seq);
         }
-        self.reconnect.up(&NAMES);
         let limit = self.config.bus.max_queued_bytes;
-        self.queue.report_dropped(limit, &NAMES);
-        (self.inputs)(BusInput::Up);
+        self.reconnect
+            .link_up(&NAMES, &mut self.queue, limit, &*self.inputs);
     }
 
     /// Drop the links (if any), report `Down` if they were up, reconnect.
@@ -480,28 +504,10 @@ impl BusTask {
         for seq in live.writing {
             self.acks.ack(seq);
         }
-        if live.up {
-            tracing::warn!(
-                unwritten_publishes = lost,
-                "ZeroMQ link lost ({reason}); reconnecting"
-            );
-            self.reconnect.down();
-            (self.inputs)(BusInput::Down);
-        } else {
-            tracing::warn!("ZeroMQ link failed while coming up ({reason}); reconnecting");
-        }
-        let delay = self.reconnect.next_delay();
-        self.connect_later(delay);
-    }
-
-    async fn on_tick(&mut self) {
-        self.check_timers();
-        self.write_out().await;
-    }
-
-    /// ZeroMQ has no goodbye: the connections close.
-    async fn close(&mut self) {
-        self.live = None;
+        let delay = self
+            .reconnect
+            .link_lost(&NAMES, live.up, lost as u64, reason, &*self.inputs);
+        self.connect_after(delay);
     }
 
     fn check_timers(&mut self) {

@@ -90,6 +90,10 @@ impl ZmqConfig {
     }
 
     bus_option_setters! {
+        /// Reconnection back-off: the first retry after `min`, doubling up to
+        /// `max` (100 ms and 5 s by default; at least 1 ms, so that a broker
+        /// that refuses at once is not hammered).
+        reconnect_backoff;
         /// Deadline of one connection attempt: both links, greetings and
         /// `READY`s (10 s).
         connect_timeout;

@@ -27,12 +27,7 @@ pub(crate) async fn open(
     kind: SocketType,
     limits: ZmtpLimits,
 ) -> Result<Link, ZmqError> {
-    let mut stream = connect_host(runtime, host, port, "socketio-zmq-dns")
-        .await
-        .map_err(|e| match e {
-            crate::bus::ConnectFailure::Dns(d) => ZmqError::Dns(d),
-            crate::bus::ConnectFailure::Io(e) => ZmqError::io(e),
-        })?;
+    let mut stream = connect_host::<ZmqError>(runtime, host, port).await?;
     let mut socket = ZmtpSocket::new(kind, None, limits);
     if kind == SocketType::Sub {
         socket.subscribe(b"");

@@ -95,6 +95,14 @@ impl crate::bus::BusError for ZmqError {
     fn timeout(what: &'static str) -> Self {
         ZmqError::Timeout(what)
     }
+
+    fn from_io(error: io::Error) -> Self {
+        ZmqError::io(error)
+    }
+
+    fn dns(what: String) -> Self {
+        ZmqError::Dns(what)
+    }
 }
 
 impl ZmqError {

@@ -1,9 +1,11 @@
-//! What the bus tests (Redis, AMQP, ZeroMQ) share: a bus under test with its
-//! command sender and what it reported, waits with deadlines, ports.
+//! What the bus tests (Redis, AMQP, Kafka, ZeroMQ) share: a bus under test
+//! with its command sender and what it reported, waits with deadlines,
+//! ports.
 
 // Each test crate uses its own part of this module.
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::Child;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,6 +24,28 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A fake broker on a free port, on a thread of its own: it counts each
+/// connection, reads once, answers `garbage(n)` (`n`: the connection's
+/// number from 0) and closes it. Returns the port and the count.
+pub fn garbage_broker(
+    garbage: impl Fn(usize) -> Vec<u8> + Send + 'static,
+) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        for (i, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { return };
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0u8; 256];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(&garbage(i));
+        }
+    });
+    (port, accepted)
 }
 
 /// A bus under test: its command sender and what it reported.
@@ -94,23 +118,6 @@ impl<B> TestBus<B> {
         self.expect(BusInput::Subscribers { channel, count: 0 })
             .await;
     }
-
-    /// Subscribe to a plain channel.
-    pub fn subscribe_plain(&self, channel: &str) {
-        self.send(BusCommand::Subscribe {
-            channel: Str::from(channel),
-            kind: ChannelKind::Plain,
-        });
-    }
-
-    /// Publish on a plain channel.
-    pub fn publish_plain(&self, channel: &str, payload: &[u8]) {
-        self.send(BusCommand::Publish {
-            channel: Str::from(channel),
-            payload: Bytes::copy_from_slice(payload),
-            sharded: false,
-        });
-    }
 }
 
 /// Run `scenario` on the tokio runtime.
@@ -144,4 +151,51 @@ pub fn message(channel: &str, payload: &[u8]) -> BusInput {
         channel: Str::from(channel),
         payload: Bytes::copy_from_slice(payload),
     }
+}
+
+/// Commands on plain channels, for the buses that have only those (AMQP,
+/// Kafka, ZeroMQ).
+pub trait PlainCommands {
+    /// Subscribe to `channel`.
+    fn subscribe(&self, channel: &str);
+    /// Publish `payload` on `channel`.
+    fn publish(&self, channel: &str, payload: &[u8]);
+}
+
+impl<B> PlainCommands for TestBus<B> {
+    fn subscribe(&self, channel: &str) {
+        self.send(BusCommand::Subscribe {
+            channel: Str::from(channel),
+            kind: ChannelKind::Plain,
+        });
+    }
+
+    fn publish(&self, channel: &str, payload: &[u8]) {
+        self.send(BusCommand::Publish {
+            channel: Str::from(channel),
+            payload: Bytes::copy_from_slice(payload),
+            sharded: false,
+        });
+    }
+}
+
+/// On tokio: the bus `start` makes (against a fake broker) reports
+/// nothing for 2 s, while the fake counted at least `at_least`
+/// connections in `accepted` (the bus kept reconnecting); then `stop`.
+pub fn assert_never_up<B>(
+    accepted: &AtomicUsize,
+    at_least: usize,
+    start: impl FnOnce(Arc<dyn Runtime>) -> TestBus<B>,
+    stop: impl FnOnce(&B),
+) {
+    on_tokio(|rt| async move {
+        let bus = start(rt);
+        assert_eq!(bus.next_within(Duration::from_secs(2)).await, None);
+        let connections = accepted.load(Ordering::SeqCst);
+        assert!(
+            connections >= at_least,
+            "the bus should have reconnected several times ({connections} connections)"
+        );
+        stop(&bus.bus);
+    });
 }

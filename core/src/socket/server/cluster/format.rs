@@ -9,11 +9,15 @@ use crate::Str;
 
 mod node;
 mod python;
+mod streams;
+
+pub(super) use streams::StreamsFormat;
 
 /// One node's side of a format.
 pub(super) enum Format {
     Python(python::PythonFormat),
     Node(node::NodeFormat),
+    Streams(StreamsFormat),
 }
 
 impl Format {
@@ -32,6 +36,17 @@ impl Format {
                 node_id,
                 rng,
             )),
+            ClusterFormat::Streams(config) => {
+                Format::Streams(StreamsFormat::new(config.clone(), node_id, rng))
+            }
+        }
+    }
+
+    /// The streams format, when it is this one.
+    pub(super) fn streams(&mut self) -> Option<&mut StreamsFormat> {
+        match self {
+            Format::Streams(f) => Some(f),
+            _ => None,
         }
     }
 
@@ -40,6 +55,7 @@ impl Format {
         match self {
             Format::Python(f) => f.node_id(),
             Format::Node(f) => f.node_id(),
+            Format::Streams(f) => f.node_id(),
         }
     }
 
@@ -49,6 +65,7 @@ impl Format {
         match self {
             Format::Python(f) => f.subscriptions(nsp, created, out),
             Format::Node(f) => f.subscriptions(nsp, created, out),
+            Format::Streams(f) => f.subscriptions(nsp, created, out),
         }
     }
 
@@ -57,6 +74,7 @@ impl Format {
         match self {
             Format::Python(f) => f.encode(op, out),
             Format::Node(f) => f.encode(op, out),
+            Format::Streams(f) => f.encode(op, out),
         }
     }
 
@@ -71,6 +89,7 @@ impl Format {
         match self {
             Format::Python(f) => f.decode(channel, payload, limits),
             Format::Node(f) => f.decode(channel, payload, limits),
+            Format::Streams(f) => f.decode(payload, limits),
         }
     }
 
@@ -79,6 +98,7 @@ impl Format {
         match self {
             Format::Python(_) => None,
             Format::Node(f) => Some(f.count_command(nsp)),
+            Format::Streams(f) => Some(f.count_command(nsp)),
         }
     }
 
@@ -87,7 +107,7 @@ impl Format {
     /// its rooms.
     pub(super) fn room_channels(&self) -> Option<bool> {
         match self {
-            Format::Python(_) => None,
+            Format::Python(_) | Format::Streams(_) => None,
             Format::Node(f) => f.room_channels(),
         }
     }

@@ -16,6 +16,7 @@
 
 mod format;
 mod ops;
+mod streams;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -24,11 +25,13 @@ use serde::Serialize;
 
 pub use ops::RemoteSocket;
 pub(crate) use ops::{Answer, Inbound, Outbound, ReplyTo};
+pub(super) use streams::Resumed;
 
 use super::events::{BroadcastAckOutcome, ServerEvent};
 use super::timers::{Timer, TimerId};
 use super::wire::check_namespace;
 use super::{Broadcast, Server, ServerError};
+use crate::cluster::node::StreamsConfig;
 use crate::cluster::{BusCommand, BusInput, BusLimits};
 use crate::parser::{ArgArray, Args, Parser};
 use crate::socket::adapter::RoomSelector;
@@ -54,6 +57,11 @@ pub enum ClusterFormat {
         /// `SPUBLISH`/`SSUBSCRIBE`).
         sharded: bool,
     },
+    /// `@socket.io/redis-streams-adapter` 0.3: a Redis stream for
+    /// broadcasts and selections, pub/sub for requests, and sessions kept
+    /// in Redis so that connection state recovery works across nodes
+    /// (with [`super::ServerConfig::recovery`] set).
+    Streams(StreamsConfig),
 }
 
 impl ClusterFormat {
@@ -62,6 +70,12 @@ impl ClusterFormat {
         ClusterFormat::Python {
             channel: Str::from_static("socketio"),
         }
+    }
+
+    /// The Node streams adapter's format with its defaults (stream
+    /// `socket.io`, channel prefix `socket.io`).
+    pub fn streams() -> ClusterFormat {
+        ClusterFormat::Streams(StreamsConfig::default())
     }
 
     /// The Node redis-adapter's classic format with the default prefix.
@@ -183,6 +197,8 @@ pub(super) struct ClusterState {
     server_acks: std::collections::BTreeMap<u64, ReplyTo>,
     next_server_ack: u64,
     dropped_commands: u64,
+    /// The streams format's waits and marks (a serving node of it only).
+    streams: Option<streams::StreamsState>,
 }
 
 impl ClusterState {
@@ -202,12 +218,24 @@ impl ClusterState {
 
     /// Tell the other nodes; false when the format cannot say it.
     fn tell(&mut self, op: Outbound<'_>) -> bool {
+        self.send(op).is_some()
+    }
+
+    /// Tell the other nodes: `None` when the format cannot say it, else
+    /// the token of the stream append that carries it, if one does.
+    fn send(&mut self, op: Outbound<'_>) -> Option<Option<u64>> {
         let mut out = Vec::new();
-        let told = self.format.encode(op, &mut out);
+        if !self.format.encode(op, &mut out) {
+            return None;
+        }
+        let token = out.iter().find_map(|c| match c {
+            BusCommand::StreamAppend { token, .. } => Some(*token),
+            _ => None,
+        });
         for command in out {
             self.push(command);
         }
-        told
+        Some(token)
     }
 
     pub(super) fn request_timeout(&self) -> Duration {
@@ -223,6 +251,23 @@ impl ClusterState {
             }
             None => false,
         }
+    }
+}
+
+/// A broadcast as the other nodes are told of it.
+fn broadcast_op<'a>(
+    to: &'a Broadcast,
+    event: &'a str,
+    args: &'a [Value],
+    ack: Option<(u64, Duration)>,
+) -> Outbound<'a> {
+    Outbound::Broadcast {
+        nsp: &to.nsp,
+        selector: &to.selector,
+        volatile: to.volatile,
+        event,
+        args,
+        ack,
     }
 }
 
@@ -258,7 +303,10 @@ impl<P: Parser> Server<P> {
     /// publish. Call once, before serving.
     pub fn enable_cluster(&mut self, config: ClusterConfig) {
         let format = Format::new(&config.format, config.node_id.clone(), &mut *self.rng);
+        let streams = (matches!(config.format, ClusterFormat::Streams(_)) && !config.write_only)
+            .then(streams::StreamsState::default);
         let mut state = ClusterState {
+            streams,
             config,
             format,
             commands: VecDeque::new(),
@@ -364,11 +412,10 @@ impl<P: Parser> Server<P> {
                     }
                 }
             }
-            // No format uses streams or keys yet.
-            BusInput::StreamAppended { .. }
-            | BusInput::StreamEntry { .. }
-            | BusInput::StreamRange { .. }
-            | BusInput::KeyTaken { .. } => {}
+            BusInput::StreamAppended { token, id } => self.on_stream_appended(now, token, id),
+            BusInput::StreamEntry { stream, entry } => self.on_stream_entry(now, stream, entry),
+            BusInput::StreamRange { token, entries } => self.on_stream_range(now, token, entries),
+            BusInput::KeyTaken { token, value } => self.on_key_taken(now, token, value),
             BusInput::Up => tracing::info!("cluster bus up"),
             BusInput::Down => {
                 tracing::warn!("cluster bus down: only local sockets are reached until it is back");
@@ -619,14 +666,7 @@ impl<P: Parser> Server<P> {
         }
         let values = arg_values(args)?;
         let cluster = self.cluster.as_mut().expect("checked");
-        cluster.tell(Outbound::Broadcast {
-            nsp: &to.nsp,
-            selector: &to.selector,
-            volatile: to.volatile,
-            event,
-            args: &values,
-            ack: None,
-        });
+        cluster.tell(broadcast_op(to, event, &values, None));
         Ok(())
     }
 
@@ -648,14 +688,7 @@ impl<P: Parser> Server<P> {
         // python-socketio asks for callbacks only from one socket: the
         // answer is one acknowledgement, from whichever node has it.
         let single = cluster.format.acks_from_one_socket();
-        let told = cluster.tell(Outbound::Broadcast {
-            nsp: &to.nsp,
-            selector: &to.selector,
-            volatile: to.volatile,
-            event,
-            args: &values,
-            ack: Some((bid, timeout)),
-        });
+        let told = cluster.tell(broadcast_op(to, event, &values, Some((bid, timeout))));
         if !told {
             return Ok(());
         }
@@ -866,7 +899,22 @@ impl<P: Parser> Server<P> {
         for sid in namespace.adapter.select(selector) {
             let result = if close {
                 match self.sockets.get(&sid).map(|s| s.eio.clone()) {
-                    Some(eio) => self.close_session(now, &eio),
+                    Some(eio) => {
+                        // As the reference's `disconnect(true)`: each socket
+                        // of the connection gets DISCONNECT first (its
+                        // client sees a server disconnect, not a lost
+                        // transport), then the connection closes.
+                        let sockets: Vec<Str> = self
+                            .sessions
+                            .get(&eio)
+                            .map(|s| s.sockets.values().cloned().collect())
+                            .unwrap_or_default();
+                        for socket in sockets {
+                            // A pending socket has nothing to be told.
+                            let _ = self.disconnect(now, &socket);
+                        }
+                        self.close_session(now, &eio)
+                    }
                     None => Ok(()),
                 }
             } else {

@@ -1,6 +1,7 @@
 //! The seam between nodes in virtual time: a few servers whose bus
 //! commands are relayed to each other by hand, as a broker would.
 
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use rand_chacha::ChaCha8Rng;
@@ -8,17 +9,30 @@ use rand_core::SeedableRng;
 
 use super::super::{Broadcast, EngineCommand, Server, ServerConfig, ServerEvent};
 use super::{ClusterConfig, ClusterFormat, ClusterReply};
-use crate::cluster::{BusCommand, BusInput, ChannelKind};
+use crate::cluster::{BusCommand, BusInput, ChannelKind, StreamEntry};
 use crate::engine::Message;
-use crate::Str;
+use crate::{Bytes, Str};
+
+mod streams;
 
 /// Nodes on one bus: every publish reaches every subscriber of the
-/// channel, the publisher included (as Redis does).
+/// channel, the publisher included (as Redis does); streams and keys as
+/// Redis keeps them.
 struct Bus {
     nodes: Vec<Server>,
     /// Per node: channels (or patterns) and how they were subscribed.
     subscriptions: Vec<Vec<(Str, ChannelKind)>>,
     now: Instant,
+    /// Streams' entries, trimmed exactly to `MAXLEN`.
+    streams: BTreeMap<Str, Vec<StreamEntry>>,
+    /// The last id given (milliseconds part; sequence 0 each time).
+    last_id: u64,
+    /// Per node: the streams it follows.
+    follows: Vec<BTreeSet<Str>>,
+    /// Per node: entries read but not yet handed over (its follower is
+    /// `lagging`).
+    lagging: Vec<Option<VecDeque<(Str, StreamEntry)>>>,
+    keys: BTreeMap<Str, Bytes>,
 }
 
 /// Redis's glob subset the Node adapter uses: `*` and `\` escapes.
@@ -44,10 +58,14 @@ fn listens(subscriptions: &[(Str, ChannelKind)], channel: &str, sharded: bool) -
 
 impl Bus {
     fn new(count: usize, format: ClusterFormat) -> Bus {
+        Bus::with_config(count, format, ServerConfig::default())
+    }
+
+    fn with_config(count: usize, format: ClusterFormat, config: ServerConfig) -> Bus {
         let nodes = (0..count)
             .map(|i| {
                 let mut server = Server::new(
-                    ServerConfig::default(),
+                    config.clone(),
                     crate::parser::JsonParser,
                     Box::new(ChaCha8Rng::seed_from_u64(i as u64 + 1)),
                 );
@@ -59,6 +77,11 @@ impl Bus {
             nodes,
             subscriptions: vec![Vec::new(); count],
             now: Instant::now(),
+            streams: BTreeMap::new(),
+            last_id: 1_700_000_000_000,
+            follows: vec![BTreeSet::new(); count],
+            lagging: vec![None; count],
+            keys: BTreeMap::new(),
         };
         bus.relay();
         bus
@@ -111,7 +134,7 @@ impl Bus {
                             };
                             self.nodes[i].handle_bus(self.now, input);
                         }
-                        other => panic!("no format asks for streams or keys yet: {other:?}"),
+                        command => self.stream_or_key(i, command),
                     }
                 }
             }
@@ -119,6 +142,109 @@ impl Bus {
                 return;
             }
         }
+    }
+
+    /// The commands on streams and keys, as Redis answers them: an
+    /// appended entry reaches the followers before its appender's answer
+    /// (they read on other connections).
+    fn stream_or_key(&mut self, i: usize, command: BusCommand) {
+        let now = self.now;
+        match command {
+            BusCommand::StreamAppend {
+                stream,
+                fields,
+                max_len,
+                token,
+            } => {
+                self.last_id += 1;
+                let entry = StreamEntry {
+                    id: Str::from(format!("{}-0", self.last_id)),
+                    fields,
+                };
+                let entries = self.streams.entry(stream.clone()).or_default();
+                entries.push(entry.clone());
+                if let Some(max) = max_len {
+                    let excess = entries.len().saturating_sub(max as usize);
+                    entries.drain(..excess);
+                }
+                for j in 0..self.nodes.len() {
+                    if !self.follows[j].contains(&stream) {
+                        continue;
+                    }
+                    match &mut self.lagging[j] {
+                        Some(queue) => queue.push_back((stream.clone(), entry.clone())),
+                        None => self.nodes[j].handle_bus(
+                            now,
+                            BusInput::StreamEntry {
+                                stream: stream.clone(),
+                                entry: entry.clone(),
+                            },
+                        ),
+                    }
+                }
+                let input = BusInput::StreamAppended {
+                    token,
+                    id: Some(entry.id),
+                };
+                self.nodes[i].handle_bus(now, input);
+            }
+            BusCommand::StreamFollow { stream, from } => {
+                assert_eq!(from, None, "the format follows new entries only");
+                self.follows[i].insert(stream);
+            }
+            BusCommand::StreamUnfollow { stream } => {
+                self.follows[i].remove(&stream);
+            }
+            BusCommand::StreamRange {
+                stream,
+                start,
+                end,
+                count,
+                token,
+            } => {
+                let id = |s: &str| -> u64 { s.split('-').next().unwrap().parse().unwrap() };
+                let (lo, hi) = (
+                    if &*start == "-" { 0 } else { id(&start) },
+                    if &*end == "+" { u64::MAX } else { id(&end) },
+                );
+                let entries: Vec<StreamEntry> = self
+                    .streams
+                    .get(&stream)
+                    .into_iter()
+                    .flatten()
+                    .filter(|e| (lo..=hi).contains(&id(&e.id)))
+                    .take(count.map_or(usize::MAX, |c| c as usize))
+                    .cloned()
+                    .collect();
+                let input = BusInput::StreamRange {
+                    token,
+                    entries: Some(entries),
+                };
+                self.nodes[i].handle_bus(now, input);
+            }
+            BusCommand::SetKey { key, value, ttl } => {
+                assert!(ttl.is_some(), "sessions expire");
+                self.keys.insert(key, value);
+            }
+            BusCommand::TakeKey { key, token } => {
+                let value = self.keys.remove(&key);
+                self.nodes[i].handle_bus(now, BusInput::KeyTaken { token, value });
+            }
+            other => unreachable!("handled by relay: {other:?}"),
+        }
+    }
+
+    /// Node `i`'s follower falls behind (`true`) or catches up.
+    fn lag(&mut self, i: usize, lagging: bool) {
+        if lagging {
+            self.lagging[i].get_or_insert_with(VecDeque::new);
+            return;
+        }
+        for (stream, entry) in self.lagging[i].take().unwrap_or_default() {
+            let now = self.now;
+            self.nodes[i].handle_bus(now, BusInput::StreamEntry { stream, entry });
+        }
+        self.relay();
     }
 
     /// A client on node `i` connects to `/`; returns its socket id.
@@ -336,13 +462,16 @@ fn hostile_bus_messages_are_ignored() {
     assert!(bus.events(0).is_empty());
 }
 
-fn node_formats() -> [ClusterFormat; 2] {
+/// The Node formats: the redis-adapter's (classic and sharded) and the
+/// streams adapter's.
+fn node_formats() -> [ClusterFormat; 3] {
     [
         ClusterFormat::node(),
         ClusterFormat::Node {
             prefix: Str::from_static("socket.io"),
             sharded: true,
         },
+        ClusterFormat::streams(),
     ]
 }
 
@@ -560,4 +689,34 @@ fn requests_finish_at_their_deadline_when_a_node_is_silent() {
         bus.events(0).as_slice(),
         [ServerEvent::ClusterReply { id: got, complete: false, .. }] if *got == id
     ));
+}
+
+#[test]
+fn disconnecting_with_close_tells_the_client_before_closing() {
+    for format in node_formats() {
+        let mut bus = Bus::new(2, format.clone());
+        bus.connect(0, "a");
+        let b = bus.connect(1, "b");
+        let now = bus.now;
+        let target = Broadcast::namespace("/").to(b.clone());
+        bus.nodes[0].disconnect_sockets(now, &target, true).unwrap();
+        bus.relay();
+        let commands: Vec<EngineCommand> =
+            std::iter::from_fn(|| bus.nodes[1].poll_command()).collect();
+        match commands.as_slice() {
+            [EngineCommand::Send {
+                message: Message::Text(text),
+                ..
+            }, EngineCommand::Close { eio }] => {
+                assert_eq!(text, "1", "{format:?}");
+                assert_eq!(eio, "b");
+            }
+            other => panic!("{format:?}: {other:?}"),
+        }
+        assert!(matches!(
+            bus.events(1).as_slice(),
+            [ServerEvent::Disconnect { socket, reason, .. }]
+                if *socket == b && *reason == crate::socket::DisconnectReason::ServerNamespaceDisconnect
+        ));
+    }
 }

@@ -139,16 +139,7 @@ impl NodeFormat {
         node_id: Option<Str>,
         rng: &mut dyn RngCore,
     ) -> NodeFormat {
-        let uid = node_id.map_or_else(
-            || {
-                // The references' uids: 6 alphanumerics (classic), 16 hex
-                // digits (sharded); any unique string works.
-                let mut bytes = [0u8; 8];
-                rng.fill_bytes(&mut bytes);
-                bytes.iter().map(|b| format!("{b:02x}")).collect()
-            },
-            |id| id.to_string(),
-        );
+        let uid = node_uid(node_id, rng);
         let channels = if sharded {
             Channels::Sharded(
                 ShardedChannels::new(prefix.to_string()),
@@ -222,15 +213,11 @@ impl NodeFormat {
     }
 
     fn request_id(&self, request: u64) -> String {
-        format!("{}:{request}", self.uid)
+        request_id(&self.uid, request)
     }
 
-    /// Our request number from a request id, if the request is ours.
     fn our_request(&self, request_id: &str) -> Option<u64> {
-        let rest = request_id
-            .strip_prefix(self.uid.as_str())?
-            .strip_prefix(':')?;
-        rest.parse().ok()
+        our_request(&self.uid, request_id)
     }
 
     pub(in super::super) fn encode(&mut self, op: Outbound<'_>, out: &mut Vec<BusCommand>) -> bool {
@@ -415,141 +402,11 @@ impl NodeFormat {
         let Channels::Sharded(c, mode) = &self.channels else {
             unreachable!("sharded channels")
         };
-        let (nsp, data, response_to) = match op {
-            Outbound::Broadcast {
-                nsp,
-                selector,
-                volatile,
-                event,
-                args,
-                ack,
-            } => {
-                let flags = BroadcastFlags {
-                    volatile: volatile.then_some(true),
-                    timeout: ack.map(|(_, t)| t.as_millis().try_into().unwrap_or(u64::MAX)),
-                    ..BroadcastFlags::default()
-                };
-                let data = ShardedData::Broadcast {
-                    packet: NodePacket::event(event_data(event, args), None),
-                    request_id: ack.map(|(r, _)| self.request_id(r)),
-                    opts: options(selector, flags),
-                };
-                (nsp, data, None)
-            }
-            Outbound::Join {
-                nsp,
-                selector,
-                rooms,
-            } => (
-                nsp,
-                ShardedData::SocketsJoin {
-                    opts: options(selector, BroadcastFlags::default()),
-                    rooms: strings(rooms),
-                },
-                None,
-            ),
-            Outbound::Leave {
-                nsp,
-                selector,
-                rooms,
-            } => (
-                nsp,
-                ShardedData::SocketsLeave {
-                    opts: options(selector, BroadcastFlags::default()),
-                    rooms: strings(rooms),
-                },
-                None,
-            ),
-            Outbound::Disconnect {
-                nsp,
-                selector,
-                close,
-            } => (
-                nsp,
-                ShardedData::DisconnectSockets {
-                    opts: options(selector, BroadcastFlags::default()),
-                    close,
-                },
-                None,
-            ),
-            Outbound::CloseRoom { nsp, room } => (
-                nsp,
-                ShardedData::SocketsLeave {
-                    opts: BroadcastOptions {
-                        rooms: vec![room.to_string()],
-                        ..BroadcastOptions::default()
-                    },
-                    rooms: vec![room.to_string()],
-                },
-                None,
-            ),
-            Outbound::FetchSockets {
-                request,
-                nsp,
-                selector,
-            } => (
-                nsp,
-                ShardedData::FetchSockets {
-                    opts: options(selector, BroadcastFlags::default()),
-                    request_id: self.request_id(request),
-                },
-                None,
-            ),
-            // The sharded adapter has no rooms request.
-            Outbound::AllRooms { .. } => return false,
-            Outbound::ServerSideEmit {
-                request,
-                nsp,
-                event,
-                args,
-            } => (
-                nsp,
-                ShardedData::ServerSideEmit {
-                    request_id: request.map(|r| self.request_id(r)),
-                    packet: event_data(event, args),
-                },
-                None,
-            ),
-            Outbound::Reply {
-                to:
-                    ReplyTo::Node {
-                        request_id,
-                        uid,
-                        nsp,
-                    },
-                answer,
-            } => {
-                let request_id = request_id.to_string();
-                let data = match answer {
-                    Answer::Sockets(sockets) => ShardedData::FetchSocketsResponse {
-                        request_id,
-                        sockets: fetched(sockets),
-                    },
-                    Answer::ServerSideAck(args) => ShardedData::ServerSideEmitResponse {
-                        request_id,
-                        packet: first(args),
-                    },
-                    Answer::ClientCount(count) => ShardedData::BroadcastClientCount {
-                        request_id,
-                        client_count: *count,
-                    },
-                    Answer::Ack { args, .. } => ShardedData::BroadcastAck {
-                        request_id,
-                        packet: first(args),
-                    },
-                    Answer::Rooms(_) => return false,
-                };
-                (nsp, data, Some(uid.clone()))
-            }
-            Outbound::Reply { .. } => return false,
-        };
-        let message = ShardedMessage {
-            uid: self.uid.clone(),
-            nsp: nsp.to_string(),
-            data,
+        let Some((message, response_to)) = sharded_message(&self.uid, op) else {
+            return false;
         };
         let channel = match response_to {
-            Some(uid) => c.response(nsp, &uid),
+            Some(uid) => c.response(&message.nsp, &uid),
             None => c.publish_channel(*mode, &message),
         };
         out.push(BusCommand::Publish {
@@ -727,87 +584,263 @@ impl NodeFormat {
         payload: &[u8],
         limits: &BusLimits,
     ) -> Result<Option<Inbound>, BusDecodeError> {
-        let message = ShardedMessage::decode(payload, limits)?;
-        if message.uid == self.uid {
-            return Ok(None);
-        }
-        let nsp = Str::from(message.nsp);
-        let reply = |request_id: String| ReplyTo::Node {
-            request_id: Str::from(request_id),
-            uid: Str::from(message.uid.as_str()),
-            nsp: nsp.clone(),
-        };
-        let answer = |request_id: &str, answer| {
-            self.our_request(request_id)
-                .map(|request| Inbound::Answer { request, answer })
-        };
-        Ok(match message.data {
-            ShardedData::Broadcast {
-                packet,
-                request_id,
-                opts,
-            } => {
-                let (event, args) = event_packet(packet)?;
-                Some(Inbound::Broadcast {
-                    nsp: nsp.clone(),
-                    volatile: opts.flags.volatile == Some(true),
-                    timeout: timeout_of(&opts.flags),
-                    selector: selector_of(opts.rooms, opts.except),
-                    event,
-                    args,
-                    ack: request_id.map(reply),
-                })
-            }
-            ShardedData::SocketsJoin { opts, rooms } => Some(Inbound::Join {
-                nsp: nsp.clone(),
-                selector: selector_of(opts.rooms, opts.except),
-                rooms: strs(rooms),
-            }),
-            ShardedData::SocketsLeave { opts, rooms } => Some(Inbound::Leave {
-                nsp: nsp.clone(),
-                selector: selector_of(opts.rooms, opts.except),
-                rooms: strs(rooms),
-            }),
-            ShardedData::DisconnectSockets { opts, close } => Some(Inbound::Disconnect {
-                nsp: nsp.clone(),
-                selector: selector_of(opts.rooms, opts.except),
-                close,
-            }),
-            ShardedData::FetchSockets { opts, request_id } => Some(Inbound::FetchSockets {
-                nsp: nsp.clone(),
-                selector: selector_of(opts.rooms, opts.except),
-                reply: reply(request_id),
-            }),
-            ShardedData::ServerSideEmit { request_id, packet } => {
-                let (event, args) = split_event(packet)?;
-                Some(Inbound::ServerSideEmit {
-                    nsp: nsp.clone(),
-                    event,
-                    args,
-                    reply: request_id.map(reply),
-                })
-            }
-            ShardedData::FetchSocketsResponse {
-                request_id,
-                sockets,
-            } => answer(&request_id, Answer::Sockets(remote_sockets(sockets))),
-            ShardedData::ServerSideEmitResponse { request_id, packet } => {
-                answer(&request_id, Answer::ServerSideAck(vec![packet]))
-            }
-            ShardedData::BroadcastClientCount {
-                request_id,
-                client_count,
-            } => answer(&request_id, Answer::ClientCount(client_count)),
-            ShardedData::BroadcastAck { request_id, packet } => answer(
-                &request_id,
-                Answer::Ack {
-                    sid: None,
-                    args: vec![packet],
-                },
-            ),
-            ShardedData::InitialHeartbeat | ShardedData::Heartbeat | ShardedData::AdapterClose => {
-                None
-            }
-        })
+        sharded_inbound(&self.uid, ShardedMessage::decode(payload, limits)?)
     }
+}
+
+/// `node_id`, or a random uid: the references' uids are 6 alphanumerics
+/// (classic) or 16 hex digits (sharded, streams); any unique string works.
+pub(super) fn node_uid(node_id: Option<Str>, rng: &mut dyn RngCore) -> String {
+    node_id.map_or_else(
+        || {
+            let mut bytes = [0u8; 8];
+            rng.fill_bytes(&mut bytes);
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        },
+        |id| id.to_string(),
+    )
+}
+
+/// `<uid>:<n>`: request ids name their node, so a node knows its answers.
+fn request_id(uid: &str, request: u64) -> String {
+    format!("{uid}:{request}")
+}
+
+/// Our request number from a request id, if the request is ours.
+fn our_request(uid: &str, request_id: &str) -> Option<u64> {
+    let rest = request_id.strip_prefix(uid)?.strip_prefix(':')?;
+    rest.parse().ok()
+}
+
+/// `op` as node `uid`'s `ClusterAdapter` message (the sharded and the
+/// streams adapters' format) and, for a response, the requester's uid;
+/// `None` when the format cannot say it.
+pub(super) fn sharded_message(
+    uid: &str,
+    op: Outbound<'_>,
+) -> Option<(ShardedMessage, Option<Str>)> {
+    let (nsp, data, response_to) = sharded_data(uid, op)?;
+    let message = ShardedMessage {
+        uid: uid.to_owned(),
+        nsp: nsp.to_string(),
+        data,
+    };
+    Some((message, response_to))
+}
+
+fn sharded_data<'a>(uid: &str, op: Outbound<'a>) -> Option<(&'a Str, ShardedData, Option<Str>)> {
+    Some(match op {
+        Outbound::Broadcast {
+            nsp,
+            selector,
+            volatile,
+            event,
+            args,
+            ack,
+        } => {
+            let flags = BroadcastFlags {
+                volatile: volatile.then_some(true),
+                timeout: ack.map(|(_, t)| t.as_millis().try_into().unwrap_or(u64::MAX)),
+                ..BroadcastFlags::default()
+            };
+            let data = ShardedData::Broadcast {
+                packet: NodePacket::event(event_data(event, args), None),
+                request_id: ack.map(|(r, _)| request_id(uid, r)),
+                opts: options(selector, flags),
+            };
+            (nsp, data, None)
+        }
+        Outbound::Join {
+            nsp,
+            selector,
+            rooms,
+        } => (
+            nsp,
+            ShardedData::SocketsJoin {
+                opts: options(selector, BroadcastFlags::default()),
+                rooms: strings(rooms),
+            },
+            None,
+        ),
+        Outbound::Leave {
+            nsp,
+            selector,
+            rooms,
+        } => (
+            nsp,
+            ShardedData::SocketsLeave {
+                opts: options(selector, BroadcastFlags::default()),
+                rooms: strings(rooms),
+            },
+            None,
+        ),
+        Outbound::Disconnect {
+            nsp,
+            selector,
+            close,
+        } => (
+            nsp,
+            ShardedData::DisconnectSockets {
+                opts: options(selector, BroadcastFlags::default()),
+                close,
+            },
+            None,
+        ),
+        Outbound::CloseRoom { nsp, room } => (
+            nsp,
+            ShardedData::SocketsLeave {
+                opts: BroadcastOptions {
+                    rooms: vec![room.to_string()],
+                    ..BroadcastOptions::default()
+                },
+                rooms: vec![room.to_string()],
+            },
+            None,
+        ),
+        Outbound::FetchSockets {
+            request,
+            nsp,
+            selector,
+        } => (
+            nsp,
+            ShardedData::FetchSockets {
+                opts: options(selector, BroadcastFlags::default()),
+                request_id: request_id(uid, request),
+            },
+            None,
+        ),
+        // The sharded adapter has no rooms request.
+        Outbound::AllRooms { .. } => return None,
+        Outbound::ServerSideEmit {
+            request,
+            nsp,
+            event,
+            args,
+        } => (
+            nsp,
+            ShardedData::ServerSideEmit {
+                request_id: request.map(|r| request_id(uid, r)),
+                packet: event_data(event, args),
+            },
+            None,
+        ),
+        Outbound::Reply {
+            to:
+                ReplyTo::Node {
+                    request_id,
+                    uid,
+                    nsp,
+                },
+            answer,
+        } => {
+            let request_id = request_id.to_string();
+            let data = match answer {
+                Answer::Sockets(sockets) => ShardedData::FetchSocketsResponse {
+                    request_id,
+                    sockets: fetched(sockets),
+                },
+                Answer::ServerSideAck(args) => ShardedData::ServerSideEmitResponse {
+                    request_id,
+                    packet: first(args),
+                },
+                Answer::ClientCount(count) => ShardedData::BroadcastClientCount {
+                    request_id,
+                    client_count: *count,
+                },
+                Answer::Ack { args, .. } => ShardedData::BroadcastAck {
+                    request_id,
+                    packet: first(args),
+                },
+                Answer::Rooms(_) => return None,
+            };
+            (nsp, data, Some(uid.clone()))
+        }
+        Outbound::Reply { .. } => return None,
+    })
+}
+
+/// What a `ClusterAdapter` message from node `message.uid` asks of node
+/// `uid`; `None` for its own messages and answers to other nodes.
+pub(super) fn sharded_inbound(
+    uid: &str,
+    message: ShardedMessage,
+) -> Result<Option<Inbound>, BusDecodeError> {
+    if message.uid == uid {
+        return Ok(None);
+    }
+    let nsp = Str::from(message.nsp);
+    let reply = |request_id: String| ReplyTo::Node {
+        request_id: Str::from(request_id),
+        uid: Str::from(message.uid.as_str()),
+        nsp: nsp.clone(),
+    };
+    let answer = |request_id: &str, answer| {
+        our_request(uid, request_id).map(|request| Inbound::Answer { request, answer })
+    };
+    Ok(match message.data {
+        ShardedData::Broadcast {
+            packet,
+            request_id,
+            opts,
+        } => {
+            let (event, args) = event_packet(packet)?;
+            Some(Inbound::Broadcast {
+                nsp: nsp.clone(),
+                volatile: opts.flags.volatile == Some(true),
+                timeout: timeout_of(&opts.flags),
+                selector: selector_of(opts.rooms, opts.except),
+                event,
+                args,
+                ack: request_id.map(reply),
+            })
+        }
+        ShardedData::SocketsJoin { opts, rooms } => Some(Inbound::Join {
+            nsp: nsp.clone(),
+            selector: selector_of(opts.rooms, opts.except),
+            rooms: strs(rooms),
+        }),
+        ShardedData::SocketsLeave { opts, rooms } => Some(Inbound::Leave {
+            nsp: nsp.clone(),
+            selector: selector_of(opts.rooms, opts.except),
+            rooms: strs(rooms),
+        }),
+        ShardedData::DisconnectSockets { opts, close } => Some(Inbound::Disconnect {
+            nsp: nsp.clone(),
+            selector: selector_of(opts.rooms, opts.except),
+            close,
+        }),
+        ShardedData::FetchSockets { opts, request_id } => Some(Inbound::FetchSockets {
+            nsp: nsp.clone(),
+            selector: selector_of(opts.rooms, opts.except),
+            reply: reply(request_id),
+        }),
+        ShardedData::ServerSideEmit { request_id, packet } => {
+            let (event, args) = split_event(packet)?;
+            Some(Inbound::ServerSideEmit {
+                nsp: nsp.clone(),
+                event,
+                args,
+                reply: request_id.map(reply),
+            })
+        }
+        ShardedData::FetchSocketsResponse {
+            request_id,
+            sockets,
+        } => answer(&request_id, Answer::Sockets(remote_sockets(sockets))),
+        ShardedData::ServerSideEmitResponse { request_id, packet } => {
+            answer(&request_id, Answer::ServerSideAck(vec![packet]))
+        }
+        ShardedData::BroadcastClientCount {
+            request_id,
+            client_count,
+        } => answer(&request_id, Answer::ClientCount(client_count)),
+        ShardedData::BroadcastAck { request_id, packet } => answer(
+            &request_id,
+            Answer::Ack {
+                sid: None,
+                args: vec![packet],
+            },
+        ),
+        ShardedData::InitialHeartbeat | ShardedData::Heartbeat | ShardedData::AdapterClose => None,
+    })
 }
