@@ -102,6 +102,7 @@ broker_adapter!(RedisAdapter, redis, spawn_redis_bus);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::Adapter;
 
     const URL: &str = "redis://127.0.0.1:6379";
 
