@@ -501,6 +501,10 @@ mod faults {
         scene.delivered("shout-back", &json!(["before"]), &everyone());
 
         scene.cluster.bus.kill();
+        // Give our node time to read the end of its links: a publish it
+        // writes before it notices is in flight, and lost with the broker
+        // (only what is published once it knows the bus is down is queued).
+        std::thread::sleep(Duration::from_secs(1));
         // Local traffic goes on while the bus is down.
         scene.emit(Who(NODE_CLIENTS, 0), "shout", &[json!("during")]);
         for who in [Who(NODE_CLIENTS, 0), Who(PYTHON_CLIENTS, 0)] {

@@ -220,8 +220,12 @@ impl TestBus {
 // ------------------------------------------------------------- scenarios
 
 async fn pubsub_scenario(runtime: Arc<dyn Runtime>, url: String) {
-    let a = TestBus::new(runtime.clone(), RedisConfig::from_url(&url).unwrap());
-    let b = TestBus::new(runtime.clone(), RedisConfig::from_url(&url).unwrap());
+    pubsub_scenario_with(runtime, || RedisConfig::from_url(&url).unwrap()).await
+}
+
+async fn pubsub_scenario_with(runtime: Arc<dyn Runtime>, config: impl Fn() -> RedisConfig) {
+    let a = TestBus::new(runtime.clone(), config());
+    let b = TestBus::new(runtime.clone(), config());
     a.expect(BusInput::Up).await;
     b.expect(BusInput::Up).await;
     a.subscribe("socketio", ChannelKind::Plain);
@@ -265,6 +269,90 @@ fn pubsub_tokio() {
     socketio_tokio::TokioRuntime::block_on(async {
         let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
         pubsub_scenario(rt, server.url()).await;
+    });
+}
+
+/// `rediss://`: the bus over TLS to a redis-server that listens on a TLS
+/// port only, its certificate signed by a CA made here; a bus that does
+/// not trust that CA never comes up (and keeps trying).
+#[cfg(feature = "tls")]
+#[test]
+fn rediss_tokio() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use socketio_driver::tls::{TlsClientConfig, TlsRoots};
+
+    if !have_redis() {
+        return;
+    }
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let dir = temp_dir("tls");
+    for (name, pem) in [
+        ("ca.pem", ca.pem()),
+        ("cert.pem", cert.pem()),
+        ("key.pem", key.serialize_pem()),
+    ] {
+        std::fs::write(dir.join(name), pem).unwrap();
+    }
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let tls_port = free_port().to_string();
+    let (unix, ca_file, cert_file, key_file) = (
+        path("redis.sock"),
+        path("ca.pem"),
+        path("cert.pem"),
+        path("key.pem"),
+    );
+    // No plain TCP port: readiness is checked over the Unix socket.
+    let _server = RedisServer::start_program(
+        "redis-server",
+        0,
+        &[
+            "--unixsocket",
+            &unix,
+            "--tls-port",
+            &tls_port,
+            "--tls-cert-file",
+            &cert_file,
+            "--tls-key-file",
+            &key_file,
+            "--tls-ca-cert-file",
+            &ca_file,
+            "--tls-auth-clients",
+            "no",
+        ],
+        dir.clone(),
+    );
+    let url = format!("rediss://localhost:{tls_port}");
+    let trusted = TlsClientConfig::new()
+        .roots(TlsRoots::None)
+        .add_root_certificate_pem(ca.pem())
+        .build()
+        .unwrap();
+    socketio_tokio::TokioRuntime::block_on(async {
+        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+        pubsub_scenario_with(rt, || {
+            RedisConfig::from_url(&url)
+                .unwrap()
+                .tls_config(trusted.clone())
+        })
+        .await;
+    });
+    // The bundled web roots do not know this CA.
+    let stranger = TlsClientConfig::new().build().unwrap();
+    socketio_tokio::TokioRuntime::block_on(async {
+        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+        let bus = TestBus::new(
+            rt,
+            RedisConfig::from_url(&url).unwrap().tls_config(stranger),
+        );
+        assert_eq!(bus.next_within(Duration::from_secs(2)).await, None);
+        bus.bus.stop();
     });
 }
 

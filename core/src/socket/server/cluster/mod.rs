@@ -191,8 +191,12 @@ pub(super) struct ClusterState {
     format: Format,
     commands: VecDeque<BusCommand>,
     requests: std::collections::BTreeMap<u64, PendingRequest>,
-    /// Subscriber counts asked for, in order (the bus answers in order).
-    counting: VecDeque<Counting>,
+    /// Subscriber counts asked for, with their channel, in order. The bus
+    /// answers each channel's counts in the order asked; answers for one
+    /// channel are interchangeable (a Redis backend asks again after a
+    /// reconnection, so an answer may be to an earlier question), which is
+    /// why they are matched by channel and not by position alone.
+    counting: VecDeque<(Str, Counting)>,
     /// Server-side emits awaiting the application's answer.
     server_acks: std::collections::BTreeMap<u64, ReplyTo>,
     next_server_ack: u64,
@@ -245,8 +249,10 @@ impl ClusterState {
     fn count(&mut self, nsp: &Str, what: Counting) -> bool {
         match self.format.count_command(nsp) {
             Some(command) => {
+                if let BusCommand::CountSubscribers { channel, .. } = &command {
+                    self.counting.push_back((channel.clone(), what));
+                }
                 self.push(command);
-                self.counting.push_back(what);
                 true
             }
             None => false,
@@ -381,9 +387,12 @@ impl<P: Parser> Server<P> {
                     Err(err) => tracing::warn!(%channel, %err, "cluster message ignored"),
                 }
             }
-            BusInput::Subscribers { count, .. } => {
-                // Answers come in the order asked.
-                let Some(what) = cluster.counting.pop_front() else {
+            BusInput::Subscribers { channel, count } => {
+                let Some(at) = cluster.counting.iter().position(|(c, _)| *c == channel) else {
+                    tracing::debug!(%channel, "subscriber count nobody waits for ignored");
+                    return;
+                };
+                let Some((_, what)) = cluster.counting.remove(at) else {
                     return;
                 };
                 let others = count.saturating_sub(1);
@@ -419,29 +428,19 @@ impl<P: Parser> Server<P> {
             BusInput::Up => tracing::info!("cluster bus up"),
             BusInput::Down => {
                 tracing::warn!("cluster bus down: only local sockets are reached until it is back");
-                // Counts asked before the gap will not be answered.
-                let stale: Vec<Counting> = cluster.counting.drain(..).collect();
+                // Whether the counts asked before the gap are answered is
+                // up to the backend, and the nodes that would have answered
+                // may not have heard the question: what waits on a count
+                // cannot be known complete any more. Requests end now as
+                // incomplete; a broadcast with acks keeps collecting its
+                // local acks until its deadline, then ends as timed out.
+                let stale: Vec<Counting> = cluster.counting.drain(..).map(|(_, w)| w).collect();
                 for what in stale {
                     match what {
-                        Counting::Request(id) => {
-                            if let Some(r) =
-                                self.cluster.as_mut().and_then(|c| c.requests.get_mut(&id))
-                            {
-                                r.wait.nodes = Some(r.wait.answered);
-                            }
-                            self.check_request(id);
+                        Counting::Request(id) | Counting::Servers(id) => {
+                            self.finish_request(id, false)
                         }
-                        Counting::Servers(id) => self.finish_request(id, false),
-                        Counting::BroadcastAck(bid) => {
-                            if let Some(w) = self
-                                .broadcast_acks
-                                .get_mut(&bid)
-                                .and_then(|b| b.remote.as_mut())
-                            {
-                                w.nodes = Some(w.answered);
-                            }
-                            self.check_broadcast_ack(bid);
-                        }
+                        Counting::BroadcastAck(_) => {}
                     }
                 }
             }

@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 
 use super::super::{Broadcast, EngineCommand, Server, ServerConfig, ServerEvent};
-use super::{ClusterConfig, ClusterFormat, ClusterReply};
+use super::{ClusterConfig, ClusterFormat, ClusterReply, ClusterRequestId};
 use crate::cluster::{BusCommand, BusInput, ChannelKind, StreamEntry};
 use crate::engine::Message;
 use crate::{Bytes, Str};
@@ -689,6 +689,87 @@ fn requests_finish_at_their_deadline_when_a_node_is_silent() {
         bus.events(0).as_slice(),
         [ServerEvent::ClusterReply { id: got, complete: false, .. }] if *got == id
     ));
+}
+
+#[test]
+fn counts_are_matched_by_channel() {
+    let mut bus = Bus::new(3, ClusterFormat::node());
+    bus.connect(0, "a");
+    let now = bus.now;
+    let root = bus.nodes[0]
+        .server_count(now, &Str::from_static("/"))
+        .unwrap();
+    let chat = bus.nodes[0]
+        .server_count(now, &Str::from_static("/chat"))
+        .unwrap();
+    let asked: Vec<Str> = std::iter::from_fn(|| bus.nodes[0].poll_bus())
+        .filter_map(|command| match command {
+            BusCommand::CountSubscribers { channel, .. } => Some(channel),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked.len(), 2);
+    // Answered out of order (as after a reconnection, when the backend
+    // asks one of them again): each still reaches its own request, and
+    // an answer nobody waits for is ignored.
+    for (channel, count) in [(&asked[1], 2), (&asked[0], 3), (&asked[0], 9)] {
+        let input = BusInput::Subscribers {
+            channel: channel.clone(),
+            count,
+        };
+        bus.nodes[0].handle_bus(now, input);
+    }
+    let mut counts: Vec<(ClusterRequestId, u64)> = bus
+        .events(0)
+        .into_iter()
+        .filter_map(|event| match event {
+            ServerEvent::ClusterReply {
+                id,
+                complete: true,
+                reply: ClusterReply::ServerCount(n),
+            } => Some((id, n)),
+            _ => None,
+        })
+        .collect();
+    counts.sort();
+    let mut want = vec![(root, 3), (chat, 2)];
+    want.sort();
+    assert_eq!(counts, want);
+}
+
+#[test]
+fn a_bus_outage_ends_requests_waiting_for_a_count_as_incomplete() {
+    for format in node_formats() {
+        let mut bus = Bus::new(2, format.clone());
+        bus.connect(0, "a");
+        let now = bus.now;
+        let fetch = bus.nodes[0]
+            .fetch_sockets(now, &Broadcast::namespace("/"))
+            .unwrap();
+        let count = bus.nodes[0]
+            .server_count(now, &Str::from_static("/"))
+            .unwrap();
+        // The questions are asked, then the link drops before any answer.
+        while bus.nodes[0].poll_bus().is_some() {}
+        bus.nodes[0].handle_bus(now, BusInput::Down);
+        let mut ended: Vec<(ClusterRequestId, bool)> = bus
+            .events(0)
+            .into_iter()
+            .filter_map(|event| match event {
+                ServerEvent::ClusterReply { id, complete, .. } => Some((id, complete)),
+                _ => None,
+            })
+            .collect();
+        ended.sort();
+        let mut want = vec![(fetch, false), (count, false)];
+        want.sort();
+        assert_eq!(ended, want, "{format:?}");
+        assert_eq!(
+            bus.nodes[0].poll_timeout(),
+            None,
+            "{format:?}: nothing waits"
+        );
+    }
 }
 
 #[test]
