@@ -232,8 +232,7 @@ async fn pubsub_scenario(rt: Arc<dyn Runtime>, url: String) {
 #[test]
 fn pubsub_tokio() {
     let Some(url) = shared() else { return };
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    common::on_tokio(|rt| async move {
         pubsub_scenario(rt, url).await;
     });
 }
@@ -259,8 +258,7 @@ fn pubsub_smol() {
 #[test]
 fn wrong_password_and_vhost_keep_retrying() {
     let Some(url) = shared() else { return };
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    common::on_tokio(|rt| async move {
         let bad = url.replace("guest:guest", "guest:wrong");
         let a = TestBus::url(&rt, &bad);
         let vhost = url.replace("/%2f", "/nope");
@@ -325,8 +323,7 @@ fn broker_restart_tokio() {
         return;
     }
     let mut server = Rabbit::start();
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    common::on_tokio(|rt| async move {
         restart_scenario(rt, &mut server).await;
     });
 }
@@ -334,8 +331,7 @@ fn broker_restart_tokio() {
 #[test]
 fn queue_bound_while_down() {
     let port = free_port();
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    common::on_tokio(|rt| async move {
         let url = format!("amqp://127.0.0.1:{port}//");
         let config = AmqpConfig::from_url(&url).unwrap().max_queued_bytes(100);
         let bus = TestBus::new(rt.clone(), config);
@@ -422,8 +418,7 @@ fn garbage_after_handshake() {
             });
         }
     });
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    common::on_tokio(|rt| async move {
         let bus = TestBus::url(&rt, &format!("amqp://127.0.0.1:{port}"));
         bus.expect(BusInput::Up).await;
         bus.expect(BusInput::Down).await;

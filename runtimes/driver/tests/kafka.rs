@@ -218,8 +218,7 @@ async fn exchange_scenario(rt: Arc<dyn Runtime>, url: String) {
 #[test]
 fn exchange_tokio() {
     let broker = Broker::start(&[("socketio", 1)]);
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    common::on_tokio(|rt| async move {
         exchange_scenario(rt, broker.url()).await;
     });
 }
@@ -249,8 +248,7 @@ fn partitions_and_bootstrap_list_tokio() {
     let broker = Broker::start(&[("multi", 3), ("other", 1)]);
     let dead = format!("kafka://127.0.0.1:{}", free_port());
     let urls = format!("{dead},{}", broker.url());
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    common::on_tokio(|rt| async move {
         let a = TestBus::new(rt.clone(), config(&urls));
         a.subscribe("multi");
         a.subscribe("other");
@@ -310,8 +308,7 @@ async fn restart_scenario(rt: Arc<dyn Runtime>, broker: &mut Broker) {
 #[test]
 fn broker_restart_tokio() {
     let mut broker = Broker::start(&[("socketio", 1)]);
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    common::on_tokio(|rt| async move {
         restart_scenario(rt, &mut broker).await;
     });
 }
@@ -328,8 +325,7 @@ fn broker_restart_smol() {
 #[test]
 fn flush_after_many_publishes_tokio() {
     let broker = Broker::start(&[("socketio", 1)]);
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    common::on_tokio(|rt| async move {
         let url = broker.url();
         let sub = TestBus::new(rt.clone(), config(&url));
         sub.subscribe("socketio");
@@ -355,8 +351,7 @@ fn flush_after_many_publishes_tokio() {
 #[test]
 fn queue_bound_while_down_tokio() {
     let port = free_port();
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    common::on_tokio(|rt| async move {
         let url = format!("kafka://127.0.0.1:{port}");
         let bus = TestBus::new(rt.clone(), config(&url).max_queued_bytes(100));
         for _ in 0..10 {

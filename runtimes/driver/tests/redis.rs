@@ -266,8 +266,7 @@ fn pubsub_tokio() {
         return;
     }
     let server = RedisServer::start(&[]);
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    common::on_tokio(|rt| async move {
         pubsub_scenario(rt, server.url()).await;
     });
 }
@@ -334,10 +333,10 @@ fn rediss_tokio() {
         .add_root_certificate_pem(ca.pem())
         .build()
         .unwrap();
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    let url = &url;
+    common::on_tokio(|rt| async move {
         pubsub_scenario_with(rt, || {
-            RedisConfig::from_url(&url)
+            RedisConfig::from_url(url)
                 .unwrap()
                 .tls_config(trusted.clone())
         })
@@ -345,12 +344,8 @@ fn rediss_tokio() {
     });
     // The bundled web roots do not know this CA.
     let stranger = TlsClientConfig::new().build().unwrap();
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
-        let bus = TestBus::new(
-            rt,
-            RedisConfig::from_url(&url).unwrap().tls_config(stranger),
-        );
+    common::on_tokio(|rt| async move {
+        let bus = TestBus::new(rt, RedisConfig::from_url(url).unwrap().tls_config(stranger));
         assert_eq!(bus.next_within(Duration::from_secs(2)).await, None);
         bus.bus.stop();
     });
@@ -390,8 +385,7 @@ fn sharded_tokio() {
         return;
     }
     let server = RedisServer::start(&[]);
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    common::on_tokio(|rt| async move {
         let url = server.url();
         let a = TestBus::new(rt.clone(), RedisConfig::from_url(&url).unwrap());
         let b = TestBus::new(rt.clone(), RedisConfig::from_url(&url).unwrap());
@@ -422,8 +416,7 @@ fn auth_and_db_tokio() {
         "~*",
         "&*",
     ]);
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    common::on_tokio(|rt| async move {
         let port = server.port;
         // Default user with the password (percent-encoded), db 3.
         let url = format!("redis://:s3cr%3At%40@127.0.0.1:{port}/3");
@@ -519,8 +512,7 @@ fn broker_restart_tokio() {
         return;
     }
     let mut server = RedisServer::start(&[]);
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    common::on_tokio(|rt| async move {
         restart_scenario(rt, &mut server).await;
     });
 }
@@ -543,8 +535,7 @@ fn flush_after_many_publishes_tokio() {
         return;
     }
     let server = RedisServer::start(&[]);
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    common::on_tokio(|rt| async move {
         let url = server.url();
         let sub = TestBus::new(rt.clone(), RedisConfig::from_url(&url).unwrap());
         sub.expect(BusInput::Up).await;
@@ -574,8 +565,7 @@ fn flush_after_many_publishes_tokio() {
 fn queue_bound_while_down_tokio() {
     // Nobody listens on this port: the bus stays down.
     let port = free_port();
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    common::on_tokio(|rt| async move {
         let url = format!("redis://127.0.0.1:{port}");
         let config = RedisConfig::from_url(&url).unwrap().max_queued_bytes(100);
         let bus = TestBus::new(rt.clone(), config);
@@ -644,8 +634,7 @@ fn garbage_after_handshake_tokio() {
             });
         }
     });
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    common::on_tokio(|rt| async move {
         let url = format!("redis://127.0.0.1:{port}");
         let bus = TestBus::new(rt.clone(), RedisConfig::from_url(&url).unwrap());
         bus.expect(BusInput::Up).await;
@@ -689,8 +678,7 @@ fn sentinel_tokio() {
     spawn_sentinel(&mut sentinel);
     // A dead sentinel first: the next one is asked.
     let dead = free_port();
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    common::on_tokio(|rt| async move {
         let url = format!(
             "redis+sentinel://127.0.0.1:{dead},127.0.0.1:{}/0/mymaster",
             sentinel.port
@@ -962,8 +950,7 @@ fn streams_tokio() {
         return;
     }
     let server = RedisServer::start(&[]);
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    common::on_tokio(|rt| async move {
         streams_scenario(rt, server.url()).await;
     });
 }
@@ -1054,8 +1041,7 @@ fn streams_broker_restart_tokio() {
         return;
     }
     let mut server = RedisServer::start(&[]);
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    common::on_tokio(|rt| async move {
         streams_restart_scenario(rt, &mut server).await;
     });
 }
@@ -1077,8 +1063,7 @@ fn streams_broker_restart_smol() {
 #[test]
 fn streams_queue_bound_while_down_tokio() {
     let port = free_port();
-    socketio_tokio::TokioRuntime::block_on(async {
-        let rt: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    common::on_tokio(|rt| async move {
         let url = format!("redis://127.0.0.1:{port}");
         let bus = TestBus::new(
             rt,
