@@ -55,19 +55,33 @@ struct Rabbit {
     port: u16,
     dist_port: u16,
     dir: PathBuf,
+    /// A `rabbitmq.conf` of its own (for a TLS listener).
+    config: Option<PathBuf>,
 }
 
 impl Rabbit {
     fn start() -> Rabbit {
+        Self::start_with(|_| None)
+    }
+
+    /// Started with the `rabbitmq.conf` that `config` writes in the
+    /// broker's directory (if any).
+    fn start_with(config: impl FnOnce(&std::path::Path) -> Option<String>) -> Rabbit {
         let dir = std::env::temp_dir().join(unique("socketio-amqp"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("plugins"), "[].\n").unwrap();
+        let config = config(&dir).map(|text| {
+            let path = dir.join("rabbitmq.conf");
+            std::fs::write(&path, text).unwrap();
+            path
+        });
         let mut r = Rabbit {
             child: None,
             port: free_port(),
             dist_port: free_port(),
             dir,
+            config,
         };
         r.spawn();
         r
@@ -79,7 +93,11 @@ impl Rabbit {
 
     fn spawn(&mut self) {
         let d = &self.dir;
-        let child = Command::new(RABBIT)
+        let mut command = Command::new(RABBIT);
+        if let Some(config) = &self.config {
+            command.env("RABBITMQ_CONFIG_FILE", config);
+        }
+        let child = command
             .env("HOME", d)
             .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
             .env("RABBITMQ_NODE_PORT", self.port.to_string())
@@ -253,6 +271,63 @@ fn pubsub_smol() {
         Arc::new(socketio_smol::SmolRuntime),
         url,
     ));
+}
+
+/// `amqps://`: the bus over TLS to a RabbitMQ TLS listener whose
+/// certificate a CA made here signed; a bus that does not trust that CA
+/// never comes up.
+#[cfg(feature = "tls")]
+#[test]
+fn amqps_tokio() {
+    use socketio_driver::tls::TlsClientConfig;
+
+    if !have_rabbit() {
+        return;
+    }
+    let tls_port = free_port();
+    let mut pki = None;
+    let _rabbit = Rabbit::start_with(|dir| {
+        let made = common::LocalhostPki::new(dir);
+        let config = format!(
+            "listeners.ssl.default = 127.0.0.1:{tls_port}\n\
+             ssl_options.cacertfile = {}\n\
+             ssl_options.certfile = {}\n\
+             ssl_options.keyfile = {}\n\
+             ssl_options.verify = verify_none\n\
+             ssl_options.fail_if_no_peer_cert = false\n",
+            made.ca_file, made.cert_file, made.key_file
+        );
+        pki = Some(made);
+        Some(config)
+    });
+    let trusting = pki.unwrap().trusting;
+    let url = format!("amqps://guest:guest@localhost:{tls_port}/%2f");
+    let url = &url;
+    common::on_tokio(|rt| async move {
+        let config = || {
+            AmqpConfig::from_url(url)
+                .unwrap()
+                .tls_config(trusting.clone())
+        };
+        let a = TestBus::new(rt.clone(), config());
+        let b = TestBus::new(rt, config());
+        a.expect(BusInput::Up).await;
+        b.expect(BusInput::Up).await;
+        a.subscribe("socketio");
+        a.flush().await;
+        b.publish("socketio", b"{\"method\":\"emit\"}");
+        a.expect(message("socketio", b"{\"method\":\"emit\"}"))
+            .await;
+        a.bus.stop();
+        b.bus.stop();
+    });
+    // The bundled web roots do not know this CA.
+    let stranger = TlsClientConfig::new().build().unwrap();
+    common::on_tokio(|rt| async move {
+        let bus = TestBus::new(rt, AmqpConfig::from_url(url).unwrap().tls_config(stranger));
+        assert_eq!(bus.next_within(Duration::from_secs(2)).await, None);
+        bus.bus.stop();
+    });
 }
 
 #[test]

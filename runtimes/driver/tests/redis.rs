@@ -277,36 +277,15 @@ fn pubsub_tokio() {
 #[cfg(feature = "tls")]
 #[test]
 fn rediss_tokio() {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-    use socketio_driver::tls::{TlsClientConfig, TlsRoots};
+    use socketio_driver::tls::TlsClientConfig;
 
     if !have_redis() {
         return;
     }
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
     let dir = temp_dir("tls");
-    for (name, pem) in [
-        ("ca.pem", ca.pem()),
-        ("cert.pem", cert.pem()),
-        ("key.pem", key.serialize_pem()),
-    ] {
-        std::fs::write(dir.join(name), pem).unwrap();
-    }
-    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let pki = common::LocalhostPki::new(&dir);
     let tls_port = free_port().to_string();
-    let (unix, ca_file, cert_file, key_file) = (
-        path("redis.sock"),
-        path("ca.pem"),
-        path("cert.pem"),
-        path("key.pem"),
-    );
+    let unix = dir.join("redis.sock").to_string_lossy().into_owned();
     // No plain TCP port: readiness is checked over the Unix socket.
     let _server = RedisServer::start_program(
         "redis-server",
@@ -317,28 +296,23 @@ fn rediss_tokio() {
             "--tls-port",
             &tls_port,
             "--tls-cert-file",
-            &cert_file,
+            &pki.cert_file,
             "--tls-key-file",
-            &key_file,
+            &pki.key_file,
             "--tls-ca-cert-file",
-            &ca_file,
+            &pki.ca_file,
             "--tls-auth-clients",
             "no",
         ],
         dir.clone(),
     );
     let url = format!("rediss://localhost:{tls_port}");
-    let trusted = TlsClientConfig::new()
-        .roots(TlsRoots::None)
-        .add_root_certificate_pem(ca.pem())
-        .build()
-        .unwrap();
     let url = &url;
     common::on_tokio(|rt| async move {
         pubsub_scenario_with(rt, || {
             RedisConfig::from_url(url)
                 .unwrap()
-                .tls_config(trusted.clone())
+                .tls_config(pki.trusting.clone())
         })
         .await;
     });

@@ -199,3 +199,46 @@ pub fn assert_never_up<B>(
         stop(&bus.bus);
     });
 }
+
+/// A certificate for `localhost` and the CA that signed it, made here, as
+/// PEM files in `dir`; with the client configuration that trusts only that
+/// CA.
+#[cfg(feature = "tls")]
+pub struct LocalhostPki {
+    pub ca_file: String,
+    pub cert_file: String,
+    pub key_file: String,
+    pub trusting: Arc<rustls::ClientConfig>,
+}
+
+#[cfg(feature = "tls")]
+impl LocalhostPki {
+    pub fn new(dir: &std::path::Path) -> LocalhostPki {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        use socketio_driver::tls::{TlsClientConfig, TlsRoots};
+
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let write = |name: &str, pem: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, pem).unwrap();
+            path.to_string_lossy().into_owned()
+        };
+        LocalhostPki {
+            ca_file: write("ca.pem", ca.pem()),
+            cert_file: write("cert.pem", cert.pem()),
+            key_file: write("key.pem", key.serialize_pem()),
+            trusting: TlsClientConfig::new()
+                .roots(TlsRoots::None)
+                .add_root_certificate_pem(ca.pem())
+                .build()
+                .unwrap(),
+        }
+    }
+}
