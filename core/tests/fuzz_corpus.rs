@@ -28,11 +28,21 @@ const TARGETS: &[(&str, Target)] = &[
         "engine_server",
         socketio_core::engine::server_fuzz::fuzz_server,
     ),
+    ("engine_client", socketio_core::engine::fuzz_client),
 ];
 
 #[test]
 fn replay_fuzz_corpus() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+    // Every corpus is replayed: a target added without an entry here fails.
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let name = entry.unwrap().file_name();
+        let name = name.to_string_lossy();
+        assert!(
+            TARGETS.iter().any(|(target, _)| *target == name),
+            "fuzz/corpus/{name} is not replayed: add its target to TARGETS"
+        );
+    }
     let mut replayed = 0;
     for (name, target) in TARGETS {
         let dir = root.join(name);
