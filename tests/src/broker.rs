@@ -78,7 +78,7 @@ impl Guarded {
     /// kills the process group `group` if given, else `proc` alone.
     pub(crate) fn watch(&mut self, proc: Proc, group: Option<u32>) -> Result<(), String> {
         let target = match group {
-            Some(pgid) => format!("-- -{pgid}"),
+            Some(pgid) => format!("-{pgid}"),
             None => proc.child.id().to_string(),
         };
         self.proc = Some(proc);

@@ -52,6 +52,10 @@ fn have_rabbit() -> bool {
 /// drop.
 struct Rabbit {
     child: Option<Child>,
+    /// A shell that kills the broker's process group when its stdin (held
+    /// here) closes: when this process ends, even if the guard never drops
+    /// (the shared broker lives in a static).
+    watchdog: Option<Child>,
     port: u16,
     dist_port: u16,
     dir: PathBuf,
@@ -78,6 +82,7 @@ impl Rabbit {
         });
         let mut r = Rabbit {
             child: None,
+            watchdog: None,
             port: free_port(),
             dist_port: free_port(),
             dir,
@@ -112,7 +117,18 @@ impl Rabbit {
             .process_group(0)
             .spawn()
             .expect("start rabbitmq-server");
+        let watchdog = Command::new("sh")
+            .args([
+                "-c",
+                &format!("cat >/dev/null; kill -9 -{} 2>/dev/null", child.id()),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the broker's watchdog");
         self.child = Some(child);
+        self.watchdog = Some(watchdog);
         self.wait_ready();
     }
 
@@ -135,6 +151,11 @@ impl Rabbit {
     }
 
     fn kill(&mut self) {
+        // The watchdog first (it kills nothing when killed itself).
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
         if let Some(mut child) = self.child.take() {
             // The whole group: the script and the Erlang VM under it.
             let _ = Command::new("kill")
