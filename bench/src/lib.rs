@@ -8,6 +8,10 @@
 //! [`CountingAlloc`], installed as the global allocator of a benchmark
 //! binary, lets [`Interleaved`] also report allocation calls and allocated
 //! bytes per operation.
+//!
+//! [`wire`] is the hand-written raw Engine.IO WebSocket client of the load
+//! generators (`loadgen`, `abuse`, `soak`); [`process`] runs a server under
+//! test as a child process and samples its memory.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -215,3 +219,6 @@ unsafe impl GlobalAlloc for CountingAlloc {
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
+
+pub mod process;
+pub mod wire;
