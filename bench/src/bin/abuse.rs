@@ -38,6 +38,13 @@ use socketio_bench::wire::{acked_echoes, digits, push_frame, Conn, Failure};
 
 /// The attacks, by number.
 const ATTACKS: [&str; 4] = ["flood", "partial-binary", "ping-flood", "ask"];
+/// The target for each attack (and a fresh client served).
+const TARGETS: [&str; 4] = [
+    "peak <= 4 MB, after <= 2 MB",
+    "all closed, peak <= 16 MB",
+    "peak <= 4 MB",
+    "all 10000 handlers start",
+];
 /// How long the attack's writes may take before they count as stalled
 /// (the server stopped reading: back-pressure).
 const WRITE_LIMIT: Duration = Duration::from_secs(5);
@@ -67,12 +74,16 @@ struct Row {
     closed: String,
     fresh: String,
     note: String,
+    target: String,
 }
 
 /// What an attack saw from the client side.
 struct Outcome {
     closed: String,
     note: String,
+    /// Whether the attack's own part of the target was met: every
+    /// abusive connection closed (2), every handler started (4).
+    met: bool,
 }
 
 fn usage(problem: &str) -> ! {
@@ -133,8 +144,8 @@ fn main() {
             }
         }
     }
-    println!("| attack | runtime | baseline MB | peak over baseline MB | after over baseline MB | closed? | fresh client served | notes |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| attack | runtime | baseline MB | peak over baseline MB | after over baseline MB | closed? | fresh client served | target | notes |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for row in &rows {
         println!("{}", format_row(row));
     }
@@ -146,7 +157,7 @@ fn mb(kb: u64) -> f64 {
 
 fn format_row(row: &Row) -> String {
     format!(
-        "| {} {} | {} | {:.1} | {:+.1} | {:+.1} | {} | {} | {} |",
+        "| {} {} | {} | {:.1} | {:+.1} | {:+.1} | {} | {} | {} | {} |",
         row.attack,
         ATTACKS[row.attack - 1],
         row.runtime,
@@ -155,6 +166,7 @@ fn format_row(row: &Row) -> String {
         mb(row.after_kb) - mb(row.baseline_kb),
         row.closed,
         row.fresh,
+        row.target,
         row.note
     )
 }
@@ -197,7 +209,21 @@ async fn measure(options: &Options, runtime: &str, attack: usize) -> Result<Row,
     let outcome = outcome.unwrap_or_else(|e| Outcome {
         closed: "?".to_owned(),
         note: format!("attack failed: {e}"),
+        met: false,
     });
+    let (peak_mb, after_mb) = (
+        mb(peak_kb.max(after_kb)) - mb(baseline_kb),
+        mb(after_kb) - mb(baseline_kb),
+    );
+    let met = outcome.met
+        && fresh.starts_with("yes")
+        && match attack {
+            1 => peak_mb <= 4.0 && after_mb <= 2.0,
+            2 => peak_mb <= 16.0,
+            3 => peak_mb <= 4.0,
+            _ => true,
+        };
+    let target = if met { "met" } else { "missed" };
     Ok(Row {
         attack,
         runtime: runtime.to_owned(),
@@ -207,6 +233,7 @@ async fn measure(options: &Options, runtime: &str, attack: usize) -> Result<Row,
         closed: outcome.closed,
         fresh,
         note: outcome.note,
+        target: format!("{target}: {}", TARGETS[attack - 1]),
     })
 }
 
@@ -231,30 +258,45 @@ async fn fresh_client(addr: &str) -> String {
     }
 }
 
-/// Write `bytes` within `WRITE_LIMIT`; a note saying how much went and how
-/// fast, or where it stopped.
-async fn write_all_for(conn: &mut Conn, bytes: &[u8]) -> String {
-    let started = Instant::now();
-    let deadline = tokio::time::Instant::now() + WRITE_LIMIT;
-    let mut written = 0;
-    for chunk in bytes.chunks(64 * 1024) {
-        match timeout_at(deadline, conn.stream.write_all(chunk)).await {
-            Ok(Ok(())) => written += chunk.len(),
-            Ok(Err(e)) => return format!("write failed after {}: {e}", size(written)),
-            Err(_) => {
-                return format!(
-                    "writes stalled after {} of {}",
-                    size(written),
-                    size(bytes.len())
-                )
-            }
+/// How an attack's writes went.
+struct Written {
+    bytes: usize,
+    secs: f64,
+    /// Why they stopped short, if they did.
+    problem: Option<String>,
+}
+
+impl Written {
+    /// `sent N MB in S s`, or where the writes stopped.
+    fn note(&self) -> String {
+        match &self.problem {
+            None => format!("sent {} in {:.2} s", size(self.bytes), self.secs),
+            Some(problem) => format!("{problem} after {}", size(self.bytes)),
         }
     }
-    format!(
-        "sent {} in {:.2} s",
-        size(written),
-        started.elapsed().as_secs_f64()
-    )
+}
+
+/// Write `bytes` within `WRITE_LIMIT`.
+async fn write_all_for(conn: &mut Conn, bytes: &[u8]) -> Written {
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + WRITE_LIMIT;
+    let mut written = Written {
+        bytes: 0,
+        secs: 0.0,
+        problem: None,
+    };
+    for chunk in bytes.chunks(64 * 1024) {
+        match timeout_at(deadline, conn.stream.write_all(chunk)).await {
+            Ok(Ok(())) => written.bytes += chunk.len(),
+            Ok(Err(e)) => written.problem = Some(format!("write failed ({e})")),
+            Err(_) => written.problem = Some("writes stalled".to_owned()),
+        }
+        if written.problem.is_some() {
+            break;
+        }
+    }
+    written.secs = started.elapsed().as_secs_f64();
+    written
 }
 
 fn size(bytes: usize) -> String {
@@ -297,10 +339,16 @@ async fn closing(conn: &mut Conn) -> String {
 /// Attack 1: 200,000 acked events at once, nothing read.
 async fn flood(addr: &str) -> Result<Outcome, Failure> {
     let mut conn = Conn::open(addr, false).await?;
-    let note = write_all_for(&mut conn, &acked_echoes(200_000)).await;
+    let note = write_all_for(&mut conn, &acked_echoes(200_000))
+        .await
+        .note();
     sleep(LINGER).await;
     let closed = closing(&mut conn).await;
-    Ok(Outcome { closed, note })
+    Ok(Outcome {
+        closed,
+        note,
+        met: true,
+    })
 }
 
 /// Attack 2: 16 clients each announce 10 attachments and send 9 of
@@ -319,12 +367,26 @@ async fn partial_binary(addr: &str) -> Result<Outcome, Failure> {
     }
     let conns = join_all((0..16).map(|_| Conn::open(addr, false))).await;
     let mut conns = conns.into_iter().collect::<Result<Vec<_>, _>>()?;
-    let notes = join_all(conns.iter_mut().map(|c| write_all_for(c, &frames))).await;
+    let written = join_all(conns.iter_mut().map(|c| write_all_for(c, &frames))).await;
+    // One note for all: the average sent, the slowest, and any that stopped.
+    let slowest = written.iter().map(|w| w.secs).fold(0.0, f64::max);
+    let sent = written.iter().map(|w| w.bytes).sum::<usize>() / written.len().max(1);
+    let problems: Vec<String> = written.iter().filter_map(|w| w.problem.clone()).collect();
+    let mut note = format!(
+        "{} clients sent {} of {} each (on average), the slowest in {slowest:.2} s",
+        written.len(),
+        size(sent),
+        size(frames.len())
+    );
+    if !problems.is_empty() {
+        note = format!("{note}; {}", summary(&problems));
+    }
     sleep(LINGER).await;
     let closed = join_all(conns.iter_mut().map(closing)).await;
     Ok(Outcome {
+        met: closed.iter().all(|c| c.starts_with("yes")),
         closed: summary(&closed),
-        note: summary(&notes),
+        note,
     })
 }
 
@@ -353,10 +415,14 @@ async fn ping_flood(addr: &str) -> Result<Outcome, Failure> {
     for _ in 0..200_000 {
         push_frame(&mut frames, 0x89, &[&payload]);
     }
-    let note = write_all_for(&mut conn, &frames).await;
+    let note = write_all_for(&mut conn, &frames).await.note();
     sleep(LINGER).await;
     let closed = closing(&mut conn).await;
-    Ok(Outcome { closed, note })
+    Ok(Outcome {
+        closed,
+        note,
+        met: true,
+    })
 }
 
 /// Attack 4: 10,000 `ask` events, whose handlers each await the client's
@@ -374,7 +440,7 @@ async fn ask(addr: &str, window: Duration) -> Result<Outcome, Failure> {
             &[b"42[\"ask\",", digits(token, &mut scratch), b"]"],
         );
     }
-    let sent = write_all_for(&mut conn, &frames).await;
+    let sent = write_all_for(&mut conn, &frames).await.note();
     let deadline = tokio::time::Instant::now() + window;
     let mut questions = 0u64;
     let mut ended = None;
@@ -412,6 +478,7 @@ async fn ask(addr: &str, window: Duration) -> Result<Outcome, Failure> {
         }
     }
     Ok(Outcome {
+        met: questions == ASKS,
         closed: ended.unwrap_or_default(),
         note: format!(
             "handlers started within {} s: {questions} of {ASKS}; {sent}",
