@@ -26,7 +26,14 @@ pub struct ReadBuffer {
     pub end: usize,
 }
 
+impl Default for ReadBuffer {
+    fn default() -> Self {
+        ReadBuffer::new()
+    }
+}
+
 impl ReadBuffer {
+    /// An empty buffer of `READ_BUFFER` bytes.
     pub fn new() -> Self {
         ReadBuffer {
             buf: vec![0; READ_BUFFER],
@@ -35,6 +42,7 @@ impl ReadBuffer {
         }
     }
 
+    /// What was received and not consumed yet.
     pub fn pending(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
@@ -156,6 +164,7 @@ pub async fn connect(addr: &str) -> Result<TcpStream, Failure> {
     Ok(stream)
 }
 
+/// Where `needle` first occurs in `haystack`.
 pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }

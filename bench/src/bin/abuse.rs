@@ -399,7 +399,7 @@ fn summary(texts: &[String]) -> String {
             None => counts.push((1, text)),
         }
     }
-    counts.sort_by(|a, b| b.0.cmp(&a.0));
+    counts.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
     counts
         .iter()
         .map(|(n, t)| format!("{n} x {t}"))

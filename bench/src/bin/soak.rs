@@ -23,7 +23,8 @@
 //! counts whether it got its old id back. One extra connection sends
 //! `shout` every `--broadcast-ms`, which the server broadcasts to every
 //! socket of `/`; every `--flood-every-secs` an abusive client sends
-//! `--flood-events` acked events at once, reads nothing and leaves.
+//! `--flood-events` acked events at once, reads nothing and leaves (0: no
+//! floods).
 //!
 //! Every `--sample-secs` it prints the server's `VmRSS`, its open files
 //! (`/proc/PID/fd`) and the clients' counters. After `--minutes` all
@@ -110,7 +111,7 @@ fn main() {
             "--action-ms" => options.action = Duration::from_millis(number().max(1)),
             "--recovery-secs" => options.recovery_secs = number(),
             "--broadcast-ms" => options.broadcast = Duration::from_millis(number().max(1)),
-            "--flood-every-secs" => options.flood_every = Duration::from_secs(number().max(1)),
+            "--flood-every-secs" => options.flood_every = Duration::from_secs(number()),
             "--flood-events" => options.flood_events = number(),
             "--out" => options.out = PathBuf::from(&value),
             other => usage(&format!("unknown argument {other}")),
@@ -212,7 +213,12 @@ async fn soak(options: &Options) -> Result<bool, Failure> {
         options.flood_events,
     ));
 
-    let mut samples = Vec::new();
+    let mut samples = vec![Sample {
+        secs: 0.0,
+        rss_kb: start_rss,
+        fds: start_fds,
+        connected: 0,
+    }];
     let mut next = tokio::time::Instant::now();
     let mut alive = true;
     while next < end {
@@ -558,8 +564,11 @@ async fn broadcaster(addr: Rc<str>, period: Duration) {
 }
 
 /// Every `every`, an abusive client: `events` acked events at once,
-/// nothing read, gone 2 s later.
+/// nothing read, gone 2 s later. None when `every` is zero.
 async fn flooder(addr: Rc<str>, stats: Rc<Stats>, every: Duration, events: u64) {
+    if every.is_zero() {
+        return;
+    }
     let flood = acked_echoes(events);
     loop {
         sleep(every).await;
