@@ -338,10 +338,13 @@ async fn closing(conn: &mut Conn) -> String {
 
 /// Attack 1: 200,000 acked events at once, nothing read.
 async fn flood(addr: &str) -> Result<Outcome, Failure> {
+    unread_writes(addr, &acked_echoes(200_000)).await
+}
+
+/// One client writes `frames` at once and reads nothing.
+async fn unread_writes(addr: &str, frames: &[u8]) -> Result<Outcome, Failure> {
     let mut conn = Conn::open(addr, false).await?;
-    let note = write_all_for(&mut conn, &acked_echoes(200_000))
-        .await
-        .note();
+    let note = write_all_for(&mut conn, frames).await.note();
     sleep(LINGER).await;
     let closed = closing(&mut conn).await;
     Ok(Outcome {
@@ -409,20 +412,12 @@ fn summary(texts: &[String]) -> String {
 
 /// Attack 3: 200,000 WebSocket pings of 125 bytes, nothing read.
 async fn ping_flood(addr: &str) -> Result<Outcome, Failure> {
-    let mut conn = Conn::open(addr, false).await?;
     let payload = [b'p'; 125];
     let mut frames = Vec::with_capacity(200_000 * 131);
     for _ in 0..200_000 {
         push_frame(&mut frames, 0x89, &[&payload]);
     }
-    let note = write_all_for(&mut conn, &frames).await.note();
-    sleep(LINGER).await;
-    let closed = closing(&mut conn).await;
-    Ok(Outcome {
-        closed,
-        note,
-        met: true,
-    })
+    unread_writes(addr, &frames).await
 }
 
 /// Attack 4: 10,000 `ask` events, whose handlers each await the client's
