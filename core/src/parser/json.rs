@@ -1645,6 +1645,16 @@ impl Visitor<'_> for KeySeed {
     }
 }
 
+/// The text of a BINARY_EVENT `up` on `/` declaring `count` attachments,
+/// for the tests of the decoder and of its users.
+#[cfg(test)]
+pub(crate) fn binary_event_declaring(count: usize) -> String {
+    let placeholders: String = (0..count)
+        .map(|num| format!(r#",{{"_placeholder":true,"num":{num}}}"#))
+        .collect();
+    format!(r#"5{count}-["up"{placeholders}]"#)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2546,14 +2556,6 @@ mod tests {
         .is_ok());
     }
 
-    /// A BINARY_EVENT declaring `count` attachments.
-    fn binary_event_declaring(count: usize) -> Message {
-        let placeholders: String = (0..count)
-            .map(|num| format!(r#",{{"_placeholder":true,"num":{num}}}"#))
-            .collect();
-        text(&format!(r#"5{count}-["upload"{placeholders}]"#))
-    }
-
     /// Feed `attachments` after a packet declaring `declared`: the index of
     /// the attachment refused and its error, or the completed packet.
     /// Checks after every message that what is held stays within the limit.
@@ -2567,7 +2569,11 @@ mod tests {
     ) {
         let mut decoder = JsonParserDecoder::default();
         assert_eq!(
-            JsonParser.decode(&mut decoder, binary_event_declaring(declared), limits),
+            JsonParser.decode(
+                &mut decoder,
+                text(&binary_event_declaring(declared)),
+                limits
+            ),
             Ok(None)
         );
         for (i, attachment) in attachments.iter().enumerate() {
@@ -2668,7 +2674,7 @@ mod tests {
         let mut decoder = JsonParserDecoder::default();
         for _ in 0..3 {
             assert_eq!(
-                JsonParser.decode(&mut decoder, binary_event_declaring(10), &limits),
+                JsonParser.decode(&mut decoder, text(&binary_event_declaring(10)), &limits),
                 Ok(None)
             );
             let mut last = None;

@@ -20,6 +20,8 @@ mod spread;
 pub use any::{AnyParser, AnyParserDecoder};
 pub use args::{Args, ArgsError};
 pub use cbor::{CborParser, CborParserDecoder};
+#[cfg(test)]
+pub(crate) use json::binary_event_declaring;
 pub(crate) use json::{check_depth as check_json_depth, js_number_text};
 pub use json::{JsonParser, JsonParserDecoder};
 pub(crate) use msgpack::decode_value as decode_msgpack_value;

@@ -2046,10 +2046,7 @@ mod tests {
     /// A BINARY_EVENT `up` on `/` declaring `count` attachments, as on the
     /// wire.
     fn binary_event_declaring(count: usize) -> String {
-        let placeholders: String = (0..count)
-            .map(|num| format!(r#",{{"_placeholder":true,"num":{num}}}"#))
-            .collect();
-        format!(r#"45{count}-["up"{placeholders}]"#)
+        format!("4{}", crate::parser::binary_event_declaring(count))
     }
 
     #[test]

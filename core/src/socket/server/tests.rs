@@ -392,12 +392,12 @@ fn parse_errors_close_the_session() {
     );
 }
 
-/// A BINARY_EVENT `up` declaring `count` attachments, as on the wire.
+/// A BINARY_EVENT `up` declaring `count` attachments.
 fn binary_event_declaring(count: usize) -> Message {
-    let placeholders: String = (0..count)
-        .map(|num| format!(r#",{{"_placeholder":true,"num":{num}}}"#))
-        .collect();
-    text(&format!(r#"45{count}-["up"{placeholders}]"#))
+    text(&format!(
+        "4{}",
+        crate::parser::binary_event_declaring(count)
+    ))
 }
 
 #[test]
