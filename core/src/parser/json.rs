@@ -60,6 +60,14 @@ impl JsonParserDecoder {
     pub fn is_awaiting_attachments(&self) -> bool {
         self.pending.is_some()
     }
+
+    /// Bytes of binary attachments held for the packet being completed
+    /// (never more than [`DecodeLimits::max_pending_attachment_bytes`]).
+    pub fn pending_attachment_bytes(&self) -> usize {
+        self.pending
+            .as_ref()
+            .map_or(0, |pending| pending.attachment_bytes)
+    }
 }
 
 /// A BINARY_EVENT or BINARY_ACK whose text has been read and checked.
@@ -71,6 +79,8 @@ struct PendingBinary {
     spans: Spans,
     expected: usize,
     attachments: Vec<Bytes>,
+    /// Sum of the lengths of `attachments`.
+    attachment_bytes: usize,
 }
 
 /// Where an event's or ack's arguments are in the received text.
@@ -149,6 +159,19 @@ impl Parser for JsonParser {
                 let Some(pending) = decoder.pending.as_mut() else {
                     return Err(DecodeError::UnexpectedMessage);
                 };
+                // Checked before the attachment is kept, so what is held
+                // never exceeds the limit; the packet is dropped at once.
+                let limit = limits.max_pending_attachment_bytes;
+                if bytes.len() > limit.saturating_sub(pending.attachment_bytes) {
+                    let pending_bytes = pending.attachment_bytes;
+                    decoder.pending = None;
+                    return Err(DecodeError::TooManyAttachmentBytes {
+                        pending: pending_bytes,
+                        incoming: bytes.len(),
+                        limit,
+                    });
+                }
+                pending.attachment_bytes += bytes.len();
                 pending.attachments.push(bytes);
                 if pending.attachments.len() < pending.expected {
                     return Ok(None);
@@ -1092,6 +1115,7 @@ fn finish_args(
         spans,
         expected: header.attachments,
         attachments: Vec::new(),
+        attachment_bytes: 0,
     };
     if binary.expected == 0 {
         return Ok(Some(binary.finish()));
@@ -1619,6 +1643,16 @@ impl Visitor<'_> for KeySeed {
             _ => Key::Other,
         })
     }
+}
+
+/// The text of a BINARY_EVENT `up` on `/` declaring `count` attachments,
+/// for the tests of the decoder and of its users.
+#[cfg(test)]
+pub(crate) fn binary_event_declaring(count: usize) -> String {
+    let placeholders: String = (0..count)
+        .map(|num| format!(r#",{{"_placeholder":true,"num":{num}}}"#))
+        .collect();
+    format!(r#"5{count}-["up"{placeholders}]"#)
 }
 
 #[cfg(test)]
@@ -2520,6 +2554,137 @@ mod tests {
             bin(b"a"),
         ])
         .is_ok());
+    }
+
+    /// Feed `attachments` after a packet declaring `declared`: the index of
+    /// the attachment refused and its error, or the completed packet.
+    /// Checks after every message that what is held stays within the limit.
+    fn feed_attachments(
+        declared: usize,
+        attachments: &[Bytes],
+        limits: &DecodeLimits,
+    ) -> (
+        JsonParserDecoder,
+        Result<Option<Packet>, (usize, DecodeError)>,
+    ) {
+        let mut decoder = JsonParserDecoder::default();
+        assert_eq!(
+            JsonParser.decode(
+                &mut decoder,
+                text(&binary_event_declaring(declared)),
+                limits
+            ),
+            Ok(None)
+        );
+        for (i, attachment) in attachments.iter().enumerate() {
+            let result =
+                JsonParser.decode(&mut decoder, Message::Binary(attachment.clone()), limits);
+            assert!(decoder.pending_attachment_bytes() <= limits.max_pending_attachment_bytes);
+            match result {
+                Ok(None) => {}
+                Ok(Some(packet)) => return (decoder, Ok(Some(packet))),
+                Err(e) => return (decoder, Err((i, e))),
+            }
+        }
+        (decoder, Ok(None))
+    }
+
+    #[test]
+    fn pending_attachment_bytes_are_bounded() {
+        // The measured attack: 10 declared, 9 of 512 KiB sent, never the
+        // 10th. With the default limit the second is refused.
+        let chunk = Bytes::from(vec![7u8; 512 * 1024]);
+        let nine = vec![chunk.clone(); 9];
+        let limits = DecodeLimits::default();
+        let (decoder, result) = feed_attachments(10, &nine, &limits);
+        assert_eq!(
+            result,
+            Err((
+                1,
+                DecodeError::TooManyAttachmentBytes {
+                    pending: 512 * 1024,
+                    incoming: 512 * 1024,
+                    limit: 1_000_000,
+                }
+            ))
+        );
+        // The packet is dropped, its attachments released.
+        assert!(!decoder.is_awaiting_attachments());
+        assert_eq!(decoder.pending_attachment_bytes(), 0);
+
+        // A limit of four and a half chunks refuses the fifth.
+        let limits = DecodeLimits {
+            max_pending_attachment_bytes: 4 * 512 * 1024 + 512 * 1024 / 2,
+            ..DecodeLimits::default()
+        };
+        let (_, result) = feed_attachments(10, &nine, &limits);
+        assert!(matches!(
+            result,
+            Err((4, DecodeError::TooManyAttachmentBytes { pending, .. })) if pending == 4 * 512 * 1024
+        ));
+
+        // One attachment larger than the limit is refused before it is held.
+        let (decoder, result) = feed_attachments(
+            1,
+            &[Bytes::from(vec![0u8; 1_000_001])],
+            &DecodeLimits::default(),
+        );
+        assert!(matches!(
+            result,
+            Err((
+                0,
+                DecodeError::TooManyAttachmentBytes {
+                    pending: 0,
+                    incoming: 1_000_001,
+                    ..
+                }
+            ))
+        ));
+        assert_eq!(decoder.pending_attachment_bytes(), 0);
+        let message = result.unwrap_err().1.to_string();
+        assert!(
+            message.contains("1000001") && message.contains("1000000"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn attachments_up_to_the_limit_complete() {
+        let limits = DecodeLimits {
+            max_pending_attachment_bytes: 10 * 1024,
+            ..DecodeLimits::default()
+        };
+        let chunk = Bytes::from(vec![1u8; 1024]);
+        // Exactly at the limit, and one byte under it.
+        let under = [vec![chunk.clone(); 9], vec![Bytes::from(vec![2u8; 1023])]].concat();
+        for attachments in [vec![chunk.clone(); 10], under] {
+            let (decoder, result) = feed_attachments(10, &attachments, &limits);
+            let packet = result.unwrap().expect("complete");
+            assert_eq!(event_of(&packet).1.len(), 10);
+            assert_eq!(decoder.pending_attachment_bytes(), 0);
+        }
+        // One byte over, on the last attachment.
+        let over = [vec![chunk.clone(); 9], vec![Bytes::from(vec![2u8; 1025])]].concat();
+        let (_, result) = feed_attachments(10, &over, &limits);
+        assert!(matches!(
+            result,
+            Err((9, DecodeError::TooManyAttachmentBytes { .. }))
+        ));
+        // The count starts over with the next packet.
+        let mut decoder = JsonParserDecoder::default();
+        for _ in 0..3 {
+            assert_eq!(
+                JsonParser.decode(&mut decoder, text(&binary_event_declaring(10)), &limits),
+                Ok(None)
+            );
+            let mut last = None;
+            for _ in 0..10 {
+                last = JsonParser
+                    .decode(&mut decoder, Message::Binary(chunk.clone()), &limits)
+                    .unwrap();
+            }
+            assert!(last.is_some());
+        }
     }
 
     #[test]

@@ -20,6 +20,8 @@ mod spread;
 pub use any::{AnyParser, AnyParserDecoder};
 pub use args::{Args, ArgsError};
 pub use cbor::{CborParser, CborParserDecoder};
+#[cfg(test)]
+pub(crate) use json::binary_event_declaring;
 pub(crate) use json::{check_depth as check_json_depth, js_number_text};
 pub use json::{JsonParser, JsonParserDecoder};
 pub(crate) use msgpack::decode_value as decode_msgpack_value;
@@ -111,13 +113,30 @@ pub struct DecodeLimits {
     pub max_attachments: usize,
     /// Deepest nesting of arrays and objects accepted.
     pub max_depth: usize,
+    /// Most bytes of binary attachments one packet may carry in all. The
+    /// JSON parser holds a BINARY_EVENT's or BINARY_ACK's attachments until
+    /// the last one arrives; the one that would go over is refused before it
+    /// is held ([`DecodeError::TooManyAttachmentBytes`]) and the packet is
+    /// dropped. MessagePack and CBOR carry binary inline and hold nothing
+    /// between messages. A decoder has at most one packet pending, and the
+    /// server and the client keep one decoder per connection, so this is
+    /// also the bound per connection. The default, 1 000 000, is Engine.IO's
+    /// default `max_payload` (the reference's `maxHttpBufferSize`): a
+    /// packet's attachments may total what one message may. The reference
+    /// parsers have no such bound.
+    pub max_pending_attachment_bytes: usize,
 }
+
+/// The default [`DecodeLimits::max_pending_attachment_bytes`]: Engine.IO's
+/// default `max_payload`.
+pub const DEFAULT_MAX_PENDING_ATTACHMENT_BYTES: usize = 1_000_000;
 
 impl Default for DecodeLimits {
     fn default() -> Self {
         DecodeLimits {
             max_attachments: 10,
             max_depth: 64,
+            max_pending_attachment_bytes: DEFAULT_MAX_PENDING_ATTACHMENT_BYTES,
         }
     }
 }
@@ -135,6 +154,17 @@ pub enum DecodeError {
     TooManyAttachments {
         /// What the packet declared.
         declared: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// A packet's binary attachments would exceed
+    /// [`DecodeLimits::max_pending_attachment_bytes`]; the packet is dropped
+    /// with those already held.
+    TooManyAttachmentBytes {
+        /// Bytes of the packet's attachments already received.
+        pending: usize,
+        /// Bytes of the attachment that would go over the limit.
+        incoming: usize,
         /// The configured limit.
         limit: usize,
     },
@@ -166,6 +196,15 @@ impl fmt::Display for DecodeError {
             DecodeError::TooManyAttachments { declared, limit } => {
                 write!(f, "{declared} attachments declared, limit is {limit}")
             }
+            DecodeError::TooManyAttachmentBytes {
+                pending,
+                incoming,
+                limit,
+            } => write!(
+                f,
+                "binary attachments would reach {} bytes ({pending} held, {incoming} arriving), limit is {limit}",
+                pending.saturating_add(*incoming)
+            ),
             DecodeError::UnexpectedMessage => f.write_str("unexpected message"),
             DecodeError::BadNamespace => f.write_str("invalid namespace"),
             DecodeError::BadAckId => f.write_str("invalid ack id"),

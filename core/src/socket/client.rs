@@ -55,7 +55,7 @@ use super::backoff::Backoff;
 use super::packet::{Packet, PacketData};
 use super::reason::DisconnectReason;
 use crate::engine::{Handshake, Message};
-use crate::parser::{Args, DecodeLimits, EncodeError, Encoded, OutPacket, Parser};
+use crate::parser::{Args, DecodeError, DecodeLimits, EncodeError, Encoded, OutPacket, Parser};
 use crate::value::Value;
 use crate::Str;
 
@@ -693,6 +693,19 @@ impl<P: Parser> Client<P> {
         {
             Ok(None) => {}
             Ok(Some(packet)) => self.handle_packet(packet),
+            Err(DecodeError::TooManyAttachmentBytes {
+                pending,
+                incoming,
+                limit,
+            }) => {
+                tracing::warn!(
+                    pending,
+                    incoming,
+                    limit,
+                    "binary attachments from the server over max_pending_attachment_bytes: closing the session"
+                );
+                self.parse_error();
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "invalid packet from the server");
                 self.parse_error();
@@ -707,6 +720,9 @@ impl<P: Parser> Client<P> {
     /// the session itself, which stops reconnection like
     /// [`Client::disconnect_all`].
     pub fn handle_engine_closed(&mut self, now: Instant, reason: DisconnectReason) {
+        // A packet half received dies with its session: release its
+        // attachments now, not at the next open.
+        self.decoder = P::Decoder::default();
         match self.engine {
             Engine::Idle | Engine::WaitingReconnect { .. } => {}
             Engine::Opening { .. } => {
@@ -2025,6 +2041,73 @@ mod tests {
                 ack: None,
             }]
         );
+    }
+
+    /// A BINARY_EVENT `up` on `/` declaring `count` attachments, as on the
+    /// wire.
+    fn binary_event_declaring(count: usize) -> String {
+        format!("4{}", crate::parser::binary_event_declaring(count))
+    }
+
+    #[test]
+    fn attachments_over_the_limit_from_the_server_close_the_session() {
+        // A hostile server declares 10 attachments and sends 512 KiB ones:
+        // the second goes over the default limit.
+        let now = Instant::now();
+        let mut c = connected_root(now);
+        let chunk = Bytes::from(vec![0u8; 512 * 1024]);
+        recv(&mut c, now, &binary_event_declaring(10));
+        c.handle_message(now, Message::Binary(chunk.clone()));
+        assert_eq!(c.decoder.pending_attachment_bytes(), 512 * 1024);
+        assert!(outputs(&mut c).is_empty());
+        c.handle_message(now, Message::Binary(chunk.clone()));
+        assert_eq!(c.decoder.pending_attachment_bytes(), 0);
+        assert_eq!(outputs(&mut c), [CLOSE]);
+        assert_eq!(
+            events(&mut c),
+            [disconnected("/", DisconnectReason::ParseError)]
+        );
+        // The rest is not read from the closing session.
+        c.handle_message(now, Message::Binary(chunk));
+        assert!(events(&mut c).is_empty() && outputs(&mut c).is_empty());
+        c.handle_engine_closed(now, DisconnectReason::TransportClose);
+        assert!(
+            c.poll_timeout().is_some(),
+            "reconnects as after any parse error"
+        );
+    }
+
+    #[test]
+    fn attachments_within_the_limit_from_the_server_arrive() {
+        let now = Instant::now();
+        let mut c = client_with(ClientConfig {
+            decode_limits: DecodeLimits {
+                max_pending_attachment_bytes: 2048,
+                ..DecodeLimits::default()
+            },
+            ..ClientConfig::default()
+        });
+        c.connect(now, "/", None).unwrap();
+        c.handle_engine_opened(now, &handshake());
+        recv(&mut c, now, "40{\"sid\":\"a\"}");
+        outputs(&mut c);
+        events(&mut c);
+        let kib = Bytes::from(vec![1u8; 1024]);
+        recv(&mut c, now, &binary_event_declaring(2));
+        c.handle_message(now, Message::Binary(kib.clone()));
+        c.handle_message(now, Message::Binary(kib.clone()));
+        assert!(matches!(
+            events(&mut c).as_slice(),
+            [ClientEvent::Event { name, args, .. }] if *name == "up" && args.len() == 2
+        ));
+        assert!(outputs(&mut c).is_empty());
+        // A packet left half received is released with its session.
+        recv(&mut c, now, &binary_event_declaring(2));
+        c.handle_message(now, Message::Binary(kib));
+        assert_eq!(c.decoder.pending_attachment_bytes(), 1024);
+        c.handle_engine_closed(now, DisconnectReason::TransportClose);
+        assert_eq!(c.decoder.pending_attachment_bytes(), 0);
+        assert!(!c.decoder.is_awaiting_attachments());
     }
 
     #[test]

@@ -100,8 +100,8 @@ use recovery::{PersistedSession, RecoveryState, StoredPacket};
 use state::{BroadcastAckState, EngineSession, Namespace, PendingAck, SocketState};
 use timers::{Timer, Timers};
 use wire::{
-    check_event_name, check_namespace, disconnect_packet, encode_packet, message_len,
-    ConnectErrorBody, ConnectReply,
+    check_event_name, check_namespace, disconnect_packet, encode_packet, log_invalid_packet,
+    message_len, ConnectErrorBody, ConnectReply,
 };
 
 /// The Socket.IO server state machine. `P` is the wire format.
@@ -212,7 +212,7 @@ impl<P: Parser> Server<P> {
             Ok(None) => {}
             Ok(Some(packet)) => self.on_packet(now, &eio, packet),
             Err(err) => {
-                tracing::debug!(%eio, %err, "invalid packet");
+                log_invalid_packet(&eio, &err);
                 self.abort_session(now, &eio, DisconnectReason::ParseError);
             }
         }

@@ -12,7 +12,7 @@ pub(super) struct Footprint {
 }
 
 use super::*;
-use crate::parser::Args;
+use crate::parser::{Args, DecodeLimits};
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 
@@ -390,6 +390,82 @@ fn parse_errors_close_the_session() {
             pending_acks: 0
         }
     );
+}
+
+/// A BINARY_EVENT `up` declaring `count` attachments.
+fn binary_event_declaring(count: usize) -> Message {
+    text(&format!(
+        "4{}",
+        crate::parser::binary_event_declaring(count)
+    ))
+}
+
+#[test]
+fn attachments_over_the_limit_close_only_their_session() {
+    // The measured attack: 10 attachments declared, 512 KiB ones sent.
+    let now = Instant::now();
+    let mut server = server();
+    let victim = join(&mut server, now, "E1", "40");
+    let bystander = join(&mut server, now, "E2", "40");
+    let chunk = crate::Bytes::from(vec![0u8; 512 * 1024]);
+    server.handle_engine_message(now, "E1", binary_event_declaring(10));
+    // E2 has a binary packet of its own half received meanwhile.
+    server.handle_engine_message(now, "E2", binary_event_declaring(1));
+    server.handle_engine_message(now, "E1", Message::Binary(chunk.clone()));
+    assert!(commands(&mut server).is_empty());
+    server.handle_engine_message(now, "E1", Message::Binary(chunk.clone()));
+    assert_eq!(
+        commands(&mut server),
+        [("E1".to_owned(), "CLOSE".to_owned())]
+    );
+    assert!(matches!(
+        events(&mut server).as_slice(),
+        [ServerEvent::Disconnect { socket, reason: DisconnectReason::ParseError, .. }] if *socket == victim
+    ));
+    // The session and its half-received packet are gone; the rest of its
+    // attachments fall on nothing.
+    assert!(!server.sessions.contains_key("E1"));
+    server.handle_engine_message(now, "E1", Message::Binary(chunk.clone()));
+    assert!(commands(&mut server).is_empty() && events(&mut server).is_empty());
+    // The other session goes on: its packet completes.
+    server.handle_engine_message(now, "E2", Message::Binary(chunk));
+    assert!(matches!(
+        events(&mut server).as_slice(),
+        [ServerEvent::Event { socket, name, args, .. }] if *socket == bystander && *name == "up" && args.len() == 1
+    ));
+    assert_eq!(server.footprint().sockets, 1);
+}
+
+#[test]
+fn attachments_up_to_the_limit_arrive() {
+    let now = Instant::now();
+    let mut server = server_with(ServerConfig {
+        decode_limits: DecodeLimits {
+            max_pending_attachment_bytes: 4096,
+            ..DecodeLimits::default()
+        },
+        ..ServerConfig::default()
+    });
+    let socket = join(&mut server, now, "E1", "40");
+    let kib = crate::Bytes::from(vec![1u8; 1024]);
+    for _ in 0..2 {
+        server.handle_engine_message(now, "E1", binary_event_declaring(4));
+        for _ in 0..4 {
+            server.handle_engine_message(now, "E1", Message::Binary(kib.clone()));
+        }
+        assert!(matches!(
+            events(&mut server).as_slice(),
+            [ServerEvent::Event { socket: s, args, .. }] if *s == socket && args.len() == 4
+        ));
+    }
+    // One byte more is refused.
+    server.handle_engine_message(now, "E1", binary_event_declaring(5));
+    for _ in 0..4 {
+        server.handle_engine_message(now, "E1", Message::Binary(kib.clone()));
+    }
+    assert!(commands(&mut server).is_empty());
+    server.handle_engine_message(now, "E1", Message::Binary(crate::Bytes::from_static(b"x")));
+    assert_eq!(texts(&mut server), ["CLOSE"]);
 }
 
 #[test]

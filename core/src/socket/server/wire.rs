@@ -1,11 +1,12 @@
-//! Encoding the packets the server sends itself.
+//! The server's side of the wire: encoding the packets it sends itself,
+//! and logging the packets it refuses.
 
 use serde::Serialize;
 
 use super::super::packet::RESERVED_EVENTS;
 use super::events::ServerError;
 use crate::engine::Message;
-use crate::parser::{EncodeError, Encoded, OutPacket, Parser};
+use crate::parser::{DecodeError, EncodeError, Encoded, OutPacket, Parser};
 use crate::Str;
 
 /// `{"sid": .., "pid": ..}`: the CONNECT reply.
@@ -45,6 +46,26 @@ pub(super) fn encode_packet<P: Parser, A: Serialize + ?Sized>(
     messages.push(first);
     messages.extend(scratch.attachments.drain(..).map(Message::Binary));
     Ok(messages)
+}
+
+/// Log a client's packet that failed to decode (the session is then closed
+/// as a parse error). A limit reached is an operator's concern, so it is a
+/// warning with the figures; other invalid input is logged for debugging.
+pub(super) fn log_invalid_packet(eio: &str, err: &DecodeError) {
+    match err {
+        DecodeError::TooManyAttachmentBytes {
+            pending,
+            incoming,
+            limit,
+        } => tracing::warn!(
+            %eio,
+            pending,
+            incoming,
+            limit,
+            "binary attachments over max_pending_attachment_bytes: closing the session"
+        ),
+        _ => tracing::debug!(%eio, %err, "invalid packet"),
+    }
 }
 
 pub(super) fn disconnect_packet(nsp: &str) -> OutPacket<'_, ()> {
