@@ -43,6 +43,11 @@
 //! # fn main() {}
 //! ```
 //!
+//! # Static files
+//! [`ServerBuilder::static_files`] serves files next to the Socket.IO path,
+//! with python-engineio's `static_files` rules ([`StaticFiles`]): the
+//! Socket.IO path first, then the files, then 404.
+//!
 //! # Example
 //! ```no_run
 //! use socketio::{Server, SocketRef, Args, AckSender};
@@ -75,6 +80,7 @@ mod namespace_handler;
 mod runtime;
 mod server;
 mod simple;
+mod web;
 
 pub use client::{Client, ClientAck, ClientBuilder, ClientSocket};
 pub use cluster::{
@@ -90,6 +96,7 @@ pub use server::{
 };
 pub use simple::SimpleClient;
 pub use socketio_core::socket::RemoteSocket;
+pub use web::StaticFiles;
 
 /// The sans-IO protocol core, for options not surfaced by the builders.
 pub use socketio_core as core;
