@@ -96,6 +96,8 @@ pub use server::{
 };
 pub use simple::SimpleClient;
 pub use socketio_core::socket::RemoteSocket;
+#[cfg(feature = "tower")]
+pub use web::tower::{NotFound, SocketIoBody, SocketIoLayer, SocketIoService};
 pub use web::StaticFiles;
 
 /// The sans-IO protocol core, for options not surfaced by the builders.
