@@ -308,7 +308,8 @@ where
         Ok(body) => body.to_bytes(),
         Err(e) => {
             tracing::debug!(error = %e, "request body refused");
-            return plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large");
+            // The core's own answer to a body over its limit.
+            return hyper_response(core_http::HttpError::BodyTooLarge.to_response(), false);
         }
     };
     let Some(head) = core_request(&parts, body, upgrading) else {
