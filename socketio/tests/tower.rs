@@ -191,3 +191,50 @@ fn static_files_then_the_wrapped_router() {
     // Static files come before the router's own routes.
     assert_eq!(get(mounted, "/about").text(), "<h1>chat</h1>");
 }
+
+/// Our client over each transport, the upgrade included, through axum.
+#[test]
+fn rust_client_over_every_transport_when_mounted() {
+    use socketio::{AckSender, Args, Client, ClientTransports, SocketRef, Transport};
+    use std::time::{Duration, Instant};
+
+    RuntimeKind::Tokio.block_on(async {
+        let server = Server::builder().runtime(RuntimeKind::Tokio).build();
+        server.ns("/", |ns| {
+            ns.on(
+                "echo",
+                |_: SocketRef, args: Args, ack: Option<AckSender>| async move {
+                    if let Some(ack) = ack {
+                        let _ = ack.send(&args);
+                    }
+                },
+            );
+        });
+        let app = axum::Router::new().layer(SocketIoLayer::new(server));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        for (transports, settles_on) in [
+            (ClientTransports::Polling, Transport::Polling),
+            (ClientTransports::WebSocket, Transport::WebSocket),
+            (ClientTransports::Upgrade, Transport::WebSocket),
+        ] {
+            let client = Client::builder(&url)
+                .transports(transports)
+                .connect()
+                .await
+                .expect("connects");
+            let answer = client
+                .call("echo", &("hi", 7), Duration::from_secs(5))
+                .await
+                .expect("acknowledged");
+            assert_eq!(serde_json::to_string(&answer).unwrap(), r#"["hi",7]"#);
+            let give_up = Instant::now() + Duration::from_secs(5);
+            while client.transport() != Some(settles_on) && Instant::now() < give_up {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert_eq!(client.transport(), Some(settles_on), "{transports:?}");
+            client.disconnect().await;
+        }
+    });
+}
