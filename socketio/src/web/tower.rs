@@ -4,7 +4,7 @@
 //!
 //! [`SocketIoLayer`] wraps another service (an axum `Router`, any
 //! `tower::Service` over `http::Request`): requests under the Socket.IO
-//! path go to the server, then [`StaticFiles`](crate::StaticFiles) given to
+//! path go to the server, then [`StaticFiles`] given to
 //! [`crate::ServerBuilder::static_files`] are served, and everything else
 //! falls through to the wrapped service. [`SocketIoService::new`] without
 //! a wrapped service answers 404 there.
@@ -80,7 +80,8 @@ use socketio_driver::{BoxStream, EngineDriver};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
-use super::static_files::{Conditions, StaticFiles, StaticResponse};
+use super::static_files::{Conditions, StaticResponse};
+use super::StaticFiles;
 use crate::Server;
 
 /// Bytes buffered by the in-memory pipe, each way.
