@@ -216,6 +216,9 @@ fn development_mode_reports_everything_and_acts() {
             "a broadcast is reported per receiver"
         );
 
+        assert_eq!(report["emitToOne"], json!(["to you", 1]));
+        assert_eq!(report["emitToAll"], json!([["to all"], ["to all"]]));
+
         assert_eq!(report["roomJoined"][0], "/");
         assert_eq!(report["roomJoined"][2], chat);
         assert!(strings(&report["roomsAfterJoin"]).contains(&"room2".to_owned()));

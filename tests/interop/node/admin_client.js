@@ -122,6 +122,21 @@ async function main() {
       waitFor("event_sent", ([, to, args]) => to === id && args[0] === "announced")));
     result.announcedTo = [first, second];
 
+    // "emit": to one socket (its id as the room filter), then to all.
+    const notice = (socket) => new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("no notice event")), WAIT_MS);
+      socket.once("notice", (...args) => {
+        clearTimeout(timer);
+        resolve(args);
+      });
+    });
+    const chatNotice = notice(chat);
+    admin.emit("emit", "/", chat.id, "notice", "to you", 1);
+    result.emitToOne = await chatNotice;
+    const noticed = [notice(chat), notice(poller)];
+    admin.emit("emit", "/", null, "notice", "to all");
+    result.emitToAll = await Promise.all(noticed);
+
     admin.emit("join", "/", "room2", chat.id);
     result.roomJoined = await waitFor("room_joined", ([, room]) => room === "room2");
     result.roomsAfterJoin = await ask(chat, "rooms");
