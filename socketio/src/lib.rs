@@ -43,6 +43,11 @@
 //! # fn main() {}
 //! ```
 //!
+//! # Admin UI
+//! With the `admin` feature, [`Server::instrument`] serves the
+//! [Socket.IO Admin UI](https://socket.io/docs/v4/admin-ui/) on an admin
+//! namespace (python-socketio's `instrument()`): see [`admin`].
+//!
 //! # Example
 //! ```no_run
 //! use socketio::{Server, SocketRef, Args, AckSender};
