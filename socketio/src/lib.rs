@@ -48,6 +48,11 @@
 //! [Socket.IO Admin UI](https://socket.io/docs/v4/admin-ui/) on an admin
 //! namespace (python-socketio's `instrument()`): see [`admin`].
 //!
+//! # Static files
+//! [`ServerBuilder::static_files`] serves files next to the Socket.IO path,
+//! with python-engineio's `static_files` rules ([`StaticFiles`]): the
+//! Socket.IO path first, then the files, then 404.
+//!
 //! # Example
 //! ```no_run
 //! use socketio::{Server, SocketRef, Args, AckSender};
@@ -83,6 +88,7 @@ mod observer;
 mod runtime;
 mod server;
 mod simple;
+mod web;
 
 #[cfg(feature = "admin")]
 pub use admin::{AdminAuth, AdminMode, AdminOptions, AlreadyInstrumented};
@@ -100,6 +106,9 @@ pub use server::{
 };
 pub use simple::SimpleClient;
 pub use socketio_core::socket::RemoteSocket;
+#[cfg(feature = "tower")]
+pub use web::tower::{NotFound, SocketIoBody, SocketIoLayer, SocketIoService};
+pub use web::StaticFiles;
 
 /// The sans-IO protocol core, for options not surfaced by the builders.
 pub use socketio_core as core;
