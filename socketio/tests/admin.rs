@@ -3,6 +3,8 @@
 //! (`tests/interop/node/admin_client.js`, installed by
 //! `tests/interop/setup.sh`), and against our own client.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value as Json};
 use socketio::{
     AckSender, AdminAuth, AdminMode, AdminOptions, Args, Client, Error, RuntimeKind, Server,
-    SocketRef,
+    SocketRef, StaticFiles,
 };
 
 const STATS_INTERVAL: Duration = Duration::from_millis(150);
@@ -353,6 +355,85 @@ fn rust_client_with_a_check_function() {
             }
         }
         assert!(server.instrument(basic()).is_err(), "instrumented twice");
+        server.shutdown().await;
+    });
+}
+
+/// One HTTP/1.1 GET on a thread of its own (the server runs on this
+/// one's runtime); the status code and the body.
+async fn http_get(url: &str, path: &str, authorization: Option<&str>) -> (u16, String) {
+    let addr = url.trim_start_matches("http://").to_owned();
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(value) = authorization {
+        request.push_str(&format!("Authorization: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    let exchange = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(&addr).expect("connects");
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        stream.write_all(request.as_bytes()).expect("request sent");
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).expect("response read");
+        String::from_utf8_lossy(&response).into_owned()
+    });
+    while !exchange.is_finished() {
+        socketio::sleep(Duration::from_millis(20)).await;
+    }
+    let response = exchange.join().expect("the request thread");
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(head, body)| {
+            assert!(status != 401 || head.contains("www-authenticate: Basic realm="));
+            body.to_owned()
+        })
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The UI's web app is served from the npm package, behind HTTP Basic with
+/// the admin credentials; the Socket.IO path is not.
+#[test]
+fn the_ui_is_served_behind_the_same_credentials() {
+    setup();
+    let ui = interop_dir().join("node/node_modules/@socket.io/admin-ui/ui/dist");
+    RuntimeKind::Tokio.block_on(async {
+        let options = basic();
+        let server = Server::builder()
+            .static_files(StaticFiles::new().admin_ui("/admin-ui/", &ui, &options))
+            .build();
+        server.instrument(options).expect("instrumented once");
+        let addr = server
+            .listen("127.0.0.1:0".parse().unwrap())
+            .await
+            .expect("listening");
+        let url = format!("http://{addr}");
+
+        let (status, _) = http_get(&url, "/admin-ui/", None).await;
+        assert_eq!(status, 401);
+        // "admin:wrong", then "admin:s3cret".
+        let (status, _) = http_get(&url, "/admin-ui/", Some("Basic YWRtaW46d3Jvbmc=")).await;
+        assert_eq!(status, 401);
+        // An escaped character does not get around the prefix.
+        let (status, _) = http_get(&url, "/%61dmin-ui/index.html", None).await;
+        assert_eq!(status, 401);
+        let good = Some("Basic YWRtaW46czNjcmV0");
+        let (status, body) = http_get(&url, "/admin-ui/", good).await;
+        assert_eq!(status, 200);
+        assert!(body.contains("<title>Socket.IO Admin UI</title>"), "{body}");
+        let script = body
+            .split("src=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("the page loads a script");
+        let (status, _) = http_get(&url, &format!("/admin-ui/{script}"), good).await;
+        assert_eq!(status, 200);
+        let (status, _) = http_get(&url, "/socket.io/?EIO=4&transport=polling", None).await;
+        assert_eq!(status, 200);
         server.shutdown().await;
     });
 }

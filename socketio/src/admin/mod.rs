@@ -20,6 +20,7 @@ mod options;
 mod protocol;
 mod reporter;
 mod stats;
+mod ui;
 
 use std::fmt;
 use std::sync::Arc;
