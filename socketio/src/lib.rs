@@ -53,6 +53,13 @@
 //! with python-engineio's `static_files` rules ([`StaticFiles`]): the
 //! Socket.IO path first, then the files, then 404.
 //!
+//! # In hyper and axum
+//! With the `tower` feature, [`SocketIoLayer`] mounts the server in a
+//! hyper 1.x or axum 0.8 application, as python-socketio's `ASGIApp`
+//! mounts in an ASGI one: the Socket.IO path, then static files, then the
+//! wrapped service (see [`web::tower`]). hyper and axum run on tokio; our
+//! own listener serves on every runtime.
+//!
 //! # Example
 //! ```no_run
 //! use socketio::{Server, SocketRef, Args, AckSender};
@@ -88,7 +95,7 @@ mod observer;
 mod runtime;
 mod server;
 mod simple;
-mod web;
+pub mod web;
 
 #[cfg(feature = "admin")]
 pub use admin::{AdminAuth, AdminMode, AdminOptions, AlreadyInstrumented};

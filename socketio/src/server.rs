@@ -252,6 +252,9 @@ impl ServerBuilder {
 
     /// Serve these files for paths outside the Socket.IO path, on our own
     /// listener and when mounted ([`crate::StaticFiles`] has the rules).
+    /// Our own listener routes per connection (by its first request), so
+    /// it closes a connection after each static response: the browser's
+    /// next request is routed afresh.
     pub fn static_files(mut self, files: crate::StaticFiles) -> Self {
         self.static_files = Some(files);
         self

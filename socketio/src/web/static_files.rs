@@ -46,6 +46,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use socketio_core::http::form_decode;
 
 /// The default largest file served, in bytes.
 const DEFAULT_MAX_FILE_SIZE: u64 = 32 * 1024 * 1024;
@@ -372,7 +373,7 @@ fn etag_matches(header: &str, etag: &str) -> bool {
 }
 
 /// Percent-decode a request path (its query cut off); `None` when it
-/// could escape its directory or is not UTF-8.
+/// could escape its directory.
 fn decode_path(raw: &str) -> Option<String> {
     let raw = raw.split(['?', '#']).next()?;
     if !raw.starts_with('/') {
@@ -380,8 +381,11 @@ fn decode_path(raw: &str) -> Option<String> {
     }
     let mut out = String::with_capacity(raw.len());
     for (i, segment) in raw.split('/').enumerate() {
-        let decoded = percent_decode(segment)?;
-        if matches!(decoded.as_str(), "." | "..") || decoded.contains(['/', '\\', '\0']) {
+        // Form decoding but for `+`, which a path keeps (invalid escapes
+        // stay literal, invalid UTF-8 becomes U+FFFD: neither can climb).
+        let segment = segment.replace('+', "%2B");
+        let decoded = form_decode(&segment);
+        if matches!(decoded.as_ref(), "." | "..") || decoded.contains(['/', '\\', '\0']) {
             return None;
         }
         if i > 0 {
@@ -390,23 +394,6 @@ fn decode_path(raw: &str) -> Option<String> {
         out.push_str(&decoded);
     }
     Some(out)
-}
-
-fn percent_decode(segment: &str) -> Option<String> {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// The content type of a file name by its extension.

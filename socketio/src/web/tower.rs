@@ -4,7 +4,7 @@
 //!
 //! [`SocketIoLayer`] wraps another service (an axum `Router`, any
 //! `tower::Service` over `http::Request`): requests under the Socket.IO
-//! path go to the server, then [`StaticFiles`](crate::StaticFiles) given to
+//! path go to the server, then [`StaticFiles`] given to
 //! [`crate::ServerBuilder::static_files`] are served, and everything else
 //! falls through to the wrapped service. [`SocketIoService::new`] without
 //! a wrapped service answers 404 there.
@@ -64,7 +64,9 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue};
@@ -72,11 +74,14 @@ use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper_util::rt::TokioIo;
+use socketio_core::engine;
 use socketio_core::http::{self as core_http, ClientConn, ClientEvent, Limits, Method};
+use socketio_driver::{BoxStream, EngineDriver};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
 use super::static_files::{Conditions, StaticResponse};
+use super::StaticFiles;
 use crate::Server;
 
 /// Bytes buffered by the in-memory pipe, each way.
@@ -88,18 +93,58 @@ pub type SocketIoBody<B> = Either<Full<Bytes>, B>;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// What a mounted server is: where its connections go, and its options.
+struct Mount {
+    serve: Box<dyn Fn(BoxStream, Option<SocketAddr>) + Send + Sync>,
+    path: String,
+    max_payload: usize,
+    response_deadline: Duration,
+    static_files: Option<Arc<StaticFiles>>,
+}
+
+impl Mount {
+    fn server(server: Server) -> Arc<Mount> {
+        let web = server.web();
+        Arc::new(Mount {
+            path: web.path.clone(),
+            max_payload: web.max_payload,
+            response_deadline: web.response_deadline,
+            static_files: web.static_files.clone(),
+            serve: Box::new(move |stream, remote| server.handle_stream(stream, remote)),
+        })
+    }
+}
+
 /// A `tower::Layer` putting the server in front of a service (see the
 /// [module documentation](self)).
 #[derive(Clone)]
 pub struct SocketIoLayer {
-    server: Server,
+    mount: Arc<Mount>,
 }
 
 impl SocketIoLayer {
     /// Serve `server` (and its static files) in front of the wrapped
     /// service.
     pub fn new(server: Server) -> SocketIoLayer {
-        SocketIoLayer { server }
+        SocketIoLayer {
+            mount: Mount::server(server),
+        }
+    }
+
+    /// Serve a raw Engine.IO server ([`EngineDriver`]) the same way;
+    /// `config` is the one its [`engine::Server`] was built with (its path,
+    /// `max_payload` and ping settings).
+    pub fn engine_io(driver: EngineDriver, config: &engine::ServerConfig) -> SocketIoLayer {
+        let web = super::WebConfig::new(config, None);
+        SocketIoLayer {
+            mount: Arc::new(Mount {
+                path: web.path,
+                max_payload: web.max_payload,
+                response_deadline: web.response_deadline,
+                static_files: None,
+                serve: Box::new(move |stream, remote| driver.handle_stream(stream, remote)),
+            }),
+        }
     }
 }
 
@@ -108,7 +153,7 @@ impl<S> ::tower::Layer<S> for SocketIoLayer {
 
     fn layer(&self, inner: S) -> SocketIoService<S> {
         SocketIoService {
-            server: self.server.clone(),
+            mount: self.mount.clone(),
             inner,
         }
     }
@@ -118,7 +163,7 @@ impl<S> ::tower::Layer<S> for SocketIoLayer {
 /// path, then static files, then the wrapped service `S`.
 #[derive(Clone)]
 pub struct SocketIoService<S = NotFound> {
-    server: Server,
+    mount: Arc<Mount>,
     inner: S,
 }
 
@@ -126,7 +171,7 @@ impl SocketIoService<NotFound> {
     /// The server alone: 404 outside its path and static files.
     pub fn new(server: Server) -> SocketIoService<NotFound> {
         SocketIoService {
-            server,
+            mount: Mount::server(server),
             inner: NotFound,
         }
     }
@@ -153,13 +198,12 @@ where
         // the next one.
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
-        let server = self.server.clone();
+        let mount = self.mount.clone();
         Box::pin(async move {
-            let web = server.web();
-            if request.uri().path().starts_with(web.path.as_str()) {
-                return Ok(exchange(&server, request).await.map(Either::Left));
+            if request.uri().path().starts_with(mount.path.as_str()) {
+                return Ok(exchange(&mount, request).await.map(Either::Left));
             }
-            if let Some(files) = web.static_files.clone() {
+            if let Some(files) = mount.static_files.clone() {
                 let conditions = Conditions {
                     if_none_match: header_str(&request, "if-none-match"),
                     if_modified_since: header_str(&request, "if-modified-since"),
@@ -240,13 +284,12 @@ fn hop_by_hop(name: &str) -> bool {
 }
 
 /// One request to the server over a pipe of its own; its response.
-async fn exchange<B>(server: &Server, mut request: Request<B>) -> Response<Full<Bytes>>
+async fn exchange<B>(mount: &Mount, mut request: Request<B>) -> Response<Full<Bytes>>
 where
     B: Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let web = server.web();
     let upgrading = request
         .headers()
         .get(http::header::UPGRADE)
@@ -263,18 +306,19 @@ where
     }
     let remote = request.extensions().get::<SocketAddr>().copied();
     let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, web.max_payload).collect().await {
+    let body = match Limited::new(body, mount.max_payload).collect().await {
         Ok(body) => body.to_bytes(),
         Err(e) => {
             tracing::debug!(error = %e, "request body refused");
-            return plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large");
+            // The core's own answer to a body over its limit.
+            return hyper_response(core_http::HttpError::BodyTooLarge.to_response(), false);
         }
     };
     let Some(head) = core_request(&parts, body, upgrading) else {
         return plain(StatusCode::BAD_REQUEST, "Bad request");
     };
     let limits = Limits {
-        max_body_size: web
+        max_body_size: mount
             .max_payload
             .saturating_mul(2)
             .max(Limits::default().max_body_size),
@@ -287,7 +331,7 @@ where
         return plain(StatusCode::BAD_REQUEST, "Bad request");
     }
     let (ours, theirs) = tokio::io::duplex(PIPE_CAPACITY);
-    server.handle_stream(Box::new(theirs.compat()), remote);
+    (mount.serve)(Box::new(theirs.compat()), remote);
     let (mut reader, mut writer) = tokio::io::split(ours);
     let write = async {
         // A failure means the core closed the connection: its answer, if
@@ -295,7 +339,7 @@ where
         let _ = writer.write_all(&bytes).await;
     };
     let read = read_response(&mut client, &mut reader);
-    let deadline = web.response_deadline;
+    let deadline = mount.response_deadline;
     let ((), answer) =
         futures_util::future::join(write, async { tokio::time::timeout(deadline, read).await })
             .await;

@@ -96,29 +96,13 @@ pub fn check_site(addr: SocketAddr) -> usize {
         .header("last-modified")
         .expect("last-modified")
         .to_owned();
-    let same = request_with_headers(
-        addr,
-        "GET",
-        "/static/js/app.js",
-        &[("If-None-Match", &etag)],
-        b"",
-    );
+    let conditional =
+        |name, value| request_with_headers(addr, "GET", "/static/js/app.js", &[(name, value)], b"");
+    let same = conditional("If-None-Match", &etag);
     check(same.status == 304 && same.body.is_empty(), "If-None-Match");
-    let since = request_with_headers(
-        addr,
-        "GET",
-        "/static/js/app.js",
-        &[("If-Modified-Since", &modified)],
-        b"",
-    );
+    let since = conditional("If-Modified-Since", &modified);
     check(since.status == 304, "If-Modified-Since");
-    let other = request_with_headers(
-        addr,
-        "GET",
-        "/static/js/app.js",
-        &[("If-None-Match", "\"other\"")],
-        b"",
-    );
+    let other = conditional("If-None-Match", "\"other\"");
     check(other.status == 200, "another etag");
 
     let open = get(addr, "/socket.io/?EIO=4&transport=polling");
