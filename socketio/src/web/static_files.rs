@@ -42,7 +42,6 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -208,7 +207,7 @@ impl StaticFiles {
     /// files do not serve it (the request falls through). Reads the file
     /// off the executor.
     pub(crate) async fn respond(
-        self: &Arc<Self>,
+        &self,
         method: &str,
         raw_path: &str,
         conditions: Conditions,
