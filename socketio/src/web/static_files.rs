@@ -437,7 +437,7 @@ pub(crate) struct Guard {
 }
 
 /// Decides on an `Authorization` header (absent: `None`).
-pub(crate) type AuthorizationCheck = Arc<dyn Fn(Option<&str>) -> bool + Send + Sync>;
+pub(crate) type AuthorizationCheck = std::sync::Arc<dyn Fn(Option<&str>) -> bool + Send + Sync>;
 
 impl std::fmt::Debug for Guard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
