@@ -395,45 +395,67 @@ async fn http_get(url: &str, path: &str, authorization: Option<&str>) -> (u16, S
     (status, body)
 }
 
-/// The UI's web app is served from the npm package, behind HTTP Basic with
-/// the admin credentials; the Socket.IO path is not.
-#[test]
-fn the_ui_is_served_behind_the_same_credentials() {
+/// A server whose static files are the UI's web app at `/admin-ui/`.
+fn ui_server() -> Server {
     setup();
     let ui = interop_dir().join("node/node_modules/@socket.io/admin-ui/ui/dist");
+    let options = basic();
+    let server = Server::builder()
+        .runtime(RuntimeKind::Tokio)
+        .static_files(StaticFiles::new().admin_ui("/admin-ui/", &ui, &options))
+        .build();
+    server.instrument(options).expect("instrumented once");
+    server
+}
+
+/// The UI's web app is served from the npm package, behind HTTP Basic with
+/// the admin credentials; the Socket.IO path is not.
+async fn check_ui(url: &str) {
+    let (status, _) = http_get(url, "/admin-ui/", None).await;
+    assert_eq!(status, 401);
+    // "admin:wrong", then "admin:s3cret".
+    let (status, _) = http_get(url, "/admin-ui/", Some("Basic YWRtaW46d3Jvbmc=")).await;
+    assert_eq!(status, 401);
+    // An escaped character does not get around the prefix.
+    let (status, _) = http_get(url, "/%61dmin-ui/index.html", None).await;
+    assert_eq!(status, 401);
+    let good = Some("Basic YWRtaW46czNjcmV0");
+    let (status, body) = http_get(url, "/admin-ui/", good).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("<title>Socket.IO Admin UI</title>"), "{body}");
+    let script = body
+        .split("src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page loads a script");
+    let (status, _) = http_get(url, &format!("/admin-ui/{script}"), good).await;
+    assert_eq!(status, 200);
+    let (status, _) = http_get(url, "/socket.io/?EIO=4&transport=polling", None).await;
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn the_ui_is_served_behind_the_same_credentials() {
     RuntimeKind::Tokio.block_on(async {
-        let options = basic();
-        let server = Server::builder()
-            .static_files(StaticFiles::new().admin_ui("/admin-ui/", &ui, &options))
-            .build();
-        server.instrument(options).expect("instrumented once");
+        let server = ui_server();
         let addr = server
             .listen("127.0.0.1:0".parse().unwrap())
             .await
             .expect("listening");
-        let url = format!("http://{addr}");
-
-        let (status, _) = http_get(&url, "/admin-ui/", None).await;
-        assert_eq!(status, 401);
-        // "admin:wrong", then "admin:s3cret".
-        let (status, _) = http_get(&url, "/admin-ui/", Some("Basic YWRtaW46d3Jvbmc=")).await;
-        assert_eq!(status, 401);
-        // An escaped character does not get around the prefix.
-        let (status, _) = http_get(&url, "/%61dmin-ui/index.html", None).await;
-        assert_eq!(status, 401);
-        let good = Some("Basic YWRtaW46czNjcmV0");
-        let (status, body) = http_get(&url, "/admin-ui/", good).await;
-        assert_eq!(status, 200);
-        assert!(body.contains("<title>Socket.IO Admin UI</title>"), "{body}");
-        let script = body
-            .split("src=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .expect("the page loads a script");
-        let (status, _) = http_get(&url, &format!("/admin-ui/{script}"), good).await;
-        assert_eq!(status, 200);
-        let (status, _) = http_get(&url, "/socket.io/?EIO=4&transport=polling", None).await;
-        assert_eq!(status, 200);
+        check_ui(&format!("http://{addr}")).await;
         server.shutdown().await;
+    });
+}
+
+/// The same through the tower service mounted in axum.
+#[cfg(feature = "tower")]
+#[test]
+fn the_ui_is_served_behind_the_same_credentials_when_mounted() {
+    RuntimeKind::Tokio.block_on(async {
+        let app = axum::Router::new().layer(socketio::SocketIoLayer::new(ui_server()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        check_ui(&url).await;
     });
 }
