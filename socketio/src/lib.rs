@@ -43,6 +43,11 @@
 //! # fn main() {}
 //! ```
 //!
+//! # Admin UI
+//! With the `admin` feature, [`Server::instrument`] serves the
+//! [Socket.IO Admin UI](https://socket.io/docs/v4/admin-ui/) on an admin
+//! namespace (python-socketio's `instrument()`): see [`admin`].
+//!
 //! # Static files
 //! [`ServerBuilder::static_files`] serves files next to the Socket.IO path,
 //! with python-engineio's `static_files` rules ([`StaticFiles`]): the
@@ -79,16 +84,21 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "admin")]
+pub mod admin;
 mod client;
 mod cluster;
 mod error;
 mod handler;
 mod namespace_handler;
+mod observer;
 mod runtime;
 mod server;
 mod simple;
 pub mod web;
 
+#[cfg(feature = "admin")]
+pub use admin::{AdminAuth, AdminMode, AdminOptions, AlreadyInstrumented};
 pub use client::{Client, ClientAck, ClientBuilder, ClientSocket};
 pub use cluster::{
     Adapter, AmqpAdapter, Bus, EmitOperator, Emitter, KafkaAdapter, RedisAdapter, ZmqAdapter,

@@ -207,6 +207,7 @@ where
                 let conditions = Conditions {
                     if_none_match: header_str(&request, "if-none-match"),
                     if_modified_since: header_str(&request, "if-modified-since"),
+                    authorization: header_str(&request, "authorization"),
                 };
                 let method = request.method().as_str().to_owned();
                 let path = request.uri().path().to_owned();
