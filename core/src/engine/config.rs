@@ -135,6 +135,20 @@ pub struct ServerConfig {
     /// while no response is pending (30 s): a connection that never sends a
     /// request, or sends it too slowly, is closed after this.
     pub idle_timeout: Duration,
+    /// Unsent output, in bytes, beyond which a connection is not read
+    /// ([`super::Server::wants_read`] is false) until it drains (1 MiB):
+    /// what the connection has queued (responses, WebSocket frames, pongs)
+    /// and, for a long-polling POST connection, its session's queue. A peer
+    /// that does not read then meets TCP's backpressure instead of making
+    /// the server buffer for it.
+    pub max_buffered_output: usize,
+    /// Unsent output, in bytes, beyond which a connection's session is
+    /// closed at once as a slow consumer ([`super::CloseReason::SlowConsumer`],
+    /// 16 MiB), checked after each read: reached only by a driver that
+    /// reads while [`super::Server::wants_read`] is false. (What the
+    /// application sends is its own to bound, with
+    /// [`super::Server::buffered`]; the Socket.IO layer does.)
+    pub max_buffered_output_hard: usize,
 }
 
 impl Default for ServerConfig {
@@ -157,6 +171,8 @@ impl Default for ServerConfig {
             max_http_head: 16 * 1024,
             allow_request: None,
             idle_timeout: Duration::from_secs(30),
+            max_buffered_output: 1 << 20,
+            max_buffered_output_hard: 16 << 20,
         }
     }
 }
@@ -181,6 +197,8 @@ impl fmt::Debug for ServerConfig {
             .field("max_http_head", &self.max_http_head)
             .field("allow_request", &self.allow_request.is_some())
             .field("idle_timeout", &self.idle_timeout)
+            .field("max_buffered_output", &self.max_buffered_output)
+            .field("max_buffered_output_hard", &self.max_buffered_output_hard)
             .finish()
     }
 }

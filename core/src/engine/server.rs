@@ -98,6 +98,10 @@ pub enum CloseReason {
     ForcedClose,
     /// The server is shutting down (`server shutting down`).
     ServerShutdown,
+    /// The connection's unsent output went over
+    /// [`ServerConfig::max_buffered_output_hard`] (`slow consumer`, a reason
+    /// of this implementation: the reference has no output bound).
+    SlowConsumer,
 }
 
 impl CloseReason {
@@ -110,6 +114,7 @@ impl CloseReason {
             CloseReason::ParseError => "parse error",
             CloseReason::ForcedClose => "forced close",
             CloseReason::ServerShutdown => "server shutting down",
+            CloseReason::SlowConsumer => "slow consumer",
         }
     }
 }
@@ -255,9 +260,34 @@ struct Conn {
     pipelined: usize,
     /// The connection is in [`Server::drained`] (each is listed once).
     drain_listed: bool,
+    /// The session of the last long-polling POST read on this connection:
+    /// while that session's queue is over the soft bound, the connection is
+    /// not read (see [`Server::wants_read`]).
+    posted: Option<Sid>,
+}
+
+/// Queues that grew beyond this many entries during a burst are given back
+/// once empty, so a connection does not keep its peak capacity.
+const KEEP_QUEUE_CAPACITY: usize = 64;
+
+/// Replaces an empty queue whose capacity grew beyond
+/// [`KEEP_QUEUE_CAPACITY`] with a fresh one (its memory is given back).
+fn shrink_if_empty<T>(queue: &mut VecDeque<T>) {
+    if queue.is_empty() && queue.capacity() > KEEP_QUEUE_CAPACITY {
+        *queue = VecDeque::new();
+    }
 }
 
 impl Conn {
+    /// Bytes of output waiting in the core for this connection: queued for
+    /// the driver, and framed by its WebSocket but not yet moved over.
+    fn buffered(&self) -> usize {
+        match &self.kind {
+            ConnKind::Ws { ws, .. } => self.out_len + ws.pending_transmit_len(),
+            _ => self.out_len,
+        }
+    }
+
     fn push_out(&mut self, bytes: Bytes) {
         if !bytes.is_empty() {
             self.out_len += bytes.len();
@@ -417,6 +447,10 @@ struct Session {
     /// The session is in [`Server::drained`] on its own (not through its
     /// WebSocket connection): its polling queue was taken.
     drain_listed: bool,
+    /// The connection of the last POST, which may be paused while the
+    /// queue is over the soft bound: named by [`Server::poll_readable`]
+    /// when a GET takes the queue.
+    post_conn: Option<ConnId>,
 }
 
 impl Session {
@@ -436,6 +470,7 @@ impl Session {
             scheduled: None,
             unreported: 0,
             drain_listed: false,
+            post_conn: None,
         }
     }
 
@@ -586,6 +621,9 @@ pub struct Server {
     /// The frame of the last short message sent on WebSocket, for the next
     /// receiver of the same broadcast.
     frame_cache: FrameCache,
+    /// Connections that may have been paused by another connection's
+    /// output and may be read again (see [`Server::poll_readable`]).
+    readable: VecDeque<ConnId>,
 }
 
 impl std::fmt::Debug for Server {
@@ -628,6 +666,7 @@ impl Server {
             now: None,
             drained: VecDeque::new(),
             frame_cache: FrameCache::default(),
+            readable: VecDeque::new(),
         }
     }
 
@@ -655,6 +694,7 @@ impl Server {
             scheduled: None,
             pipelined: 0,
             drain_listed: false,
+            posted: None,
         };
         self.conns.insert(id, conn);
         self.touched.push(TimerKey::Conn(id));
@@ -698,20 +738,115 @@ impl Server {
             }
             _ => {}
         }
+        self.check_overflow(now, conn);
         self.finish(now);
+    }
+
+    /// Closes `id` and its session as a slow consumer when its unsent
+    /// output is over the hard bound (what it queued is dropped). Only a
+    /// driver that reads while [`Server::wants_read`] is false gets here
+    /// from input: pongs and responses owed to a peer that does not read
+    /// stay within the soft bound plus one read otherwise.
+    fn check_overflow(&mut self, now: Instant, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let buffered = conn.buffered();
+        if buffered <= self.config.max_buffered_output_hard {
+            return;
+        }
+        let sid = match &conn.kind {
+            ConnKind::Ws {
+                role: WsRole::Session(sid),
+                ..
+            } => Some(sid.clone()),
+            _ => conn.posted.clone(),
+        };
+        warn!(
+            conn = id.0,
+            sid = sid.as_deref().unwrap_or(""),
+            buffered,
+            limit = self.config.max_buffered_output_hard,
+            "output over max_buffered_output_hard: closing as slow consumer"
+        );
+        conn.out = VecDeque::new();
+        conn.out_len = 0;
+        if let Some(sid) = sid {
+            self.close_session(now, &sid, CloseReason::SlowConsumer);
+        }
+        // The close frame, if the WebSocket queued one, goes first.
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.pull_ws();
+        }
+        self.close_conn(now, id);
     }
 
     /// Whether reading more from `conn` is useful now: false while a
     /// response is pending and a request's worth of pipelined bytes is
-    /// already buffered, and once the connection is closing. A driver that
-    /// respects it never hits the pipelining bound (which closes the
-    /// connection).
+    /// already buffered, once the connection is closing, and while its
+    /// unsent output is over [`ServerConfig::max_buffered_output`] (for a
+    /// long-polling POST connection, its session's queue counts too). A
+    /// driver that respects it never hits the pipelining bound or
+    /// [`ServerConfig::max_buffered_output_hard`] (which close the
+    /// connection), and a peer that does not read cannot make the server
+    /// buffer more than the soft bound plus what one read produces. A
+    /// connection paused this way may be read again once its own output
+    /// drains, or once [`Server::poll_readable`] names it. O(1).
     pub fn wants_read(&self, conn: ConnId) -> bool {
-        match self.conns.get(&conn).map(|c| &c.kind) {
-            Some(ConnKind::Http { codec }) => codec.wants_read(),
-            Some(ConnKind::Ws { ws, .. }) => !ws.is_closed(),
+        let Some(c) = self.conns.get(&conn) else {
+            return false;
+        };
+        let limit = self.config.max_buffered_output;
+        if c.buffered() > limit {
+            return false;
+        }
+        match &c.kind {
+            ConnKind::Http { codec } => {
+                codec.wants_read()
+                    && c.posted.as_ref().map_or(true, |sid| {
+                        self.sessions
+                            .get(sid)
+                            .map_or(true, |s| s.queued_bytes <= limit)
+                    })
+            }
+            ConnKind::Ws { ws, .. } => !ws.is_closed(),
             _ => false,
         }
+    }
+
+    /// A connection that [`Server::wants_read`] may have refused because of
+    /// another connection and that may be read again: the POST connection
+    /// of a long-polling session whose queue a GET just took. Drain it
+    /// after output; ask [`Server::wants_read`] before reading (a name may
+    /// be stale).
+    pub fn poll_readable(&mut self) -> Option<ConnId> {
+        let id = self.readable.pop_front();
+        if id.is_none() {
+            shrink_if_empty(&mut self.readable);
+        }
+        id
+    }
+
+    /// The session a connection carries, as far as reading from it goes:
+    /// the session of a WebSocket transport, or the session of the last
+    /// long-polling POST read on an HTTP connection.
+    pub fn session_of(&self, conn: ConnId) -> Option<&Sid> {
+        let c = self.conns.get(&conn)?;
+        match &c.kind {
+            ConnKind::Ws {
+                role: WsRole::Session(sid),
+                ..
+            } => Some(sid),
+            ConnKind::Http { .. } => c.posted.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Bytes of output waiting in the core for a connection (queued for
+    /// the driver, or framed and not yet queued), as
+    /// [`ServerConfig::max_buffered_output`] counts them.
+    pub fn conn_buffered(&self, conn: ConnId) -> Option<usize> {
+        self.conns.get(&conn).map(Conn::buffered)
     }
 
     /// A request already parsed by another HTTP stack (hyper, axum, ...),
@@ -745,6 +880,7 @@ impl Server {
             scheduled: None,
             pipelined: 0,
             drain_listed: false,
+            posted: None,
         };
         self.conns.insert(id, conn);
         self.on_request(now, id, request);
@@ -832,7 +968,11 @@ impl Server {
 
     /// The next application event.
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if event.is_none() {
+            shrink_if_empty(&mut self.events);
+        }
+        event
     }
 
     /// A connection that has something to transmit. Each connection is
@@ -858,6 +998,7 @@ impl Server {
         let c = self.conns.get_mut(&conn)?;
         if let Some(bytes) = c.out.pop_front() {
             c.out_len -= bytes.len();
+            shrink_if_empty(&mut c.out);
             if !c.drain_listed {
                 if let ConnKind::Ws {
                     role: WsRole::Session(sid),
@@ -1424,8 +1565,14 @@ impl Server {
         };
         let taken = !session.queue.is_empty();
         let packets: Vec<Packet> = if taken {
+            if session.queued_bytes > self.config.max_buffered_output {
+                // Its POST connection may have been paused for this queue.
+                self.readable.extend(session.post_conn);
+            }
             session.queued_bytes = 0;
-            session.queue.drain(..).collect()
+            let packets = session.queue.drain(..).collect();
+            shrink_if_empty(&mut session.queue);
+            packets
         } else if session.upgrade.as_ref().is_some_and(|u| u.probed) {
             vec![Packet::Noop]
         } else {
@@ -1485,6 +1632,14 @@ impl Server {
             self.respond(now, id, bare_response(400, headers));
             self.close_session(now, &sid, CloseReason::TransportError);
             return;
+        }
+        if let Some(session) = self.sessions.get_mut(&sid) {
+            session.post_conn = Some(id);
+        }
+        if let Some(conn) = self.conns.get_mut(&id) {
+            if conn.posted.as_ref() != Some(&sid) {
+                conn.posted = Some(sid.clone());
+            }
         }
         let closing = self.sessions.get(&sid).map_or(true, |s| s.closing);
         let mut parse_error = false;

@@ -18,7 +18,7 @@ use socketio_core::engine::{self, ConnId, Transmit};
 use socketio_core::parser::Parser;
 use socketio_core::socket::ServerEvent;
 
-use crate::conn::{connection, ConnDriver, ConnSignal};
+use crate::conn::{connection, ConnDriver, ConnSignal, Pulled, WRITE_BATCH};
 use crate::io::{timer_loop, Timed};
 use crate::runtime::{BoxStream, Listener, Runtime};
 
@@ -29,6 +29,11 @@ pub(crate) trait ServerCore: Send + 'static {
     type Event: Send + 'static;
     fn handle_connection(&mut self, now: Instant, remote: Option<SocketAddr>) -> ConnId;
     fn handle_read(&mut self, now: Instant, conn: ConnId, data: &[u8]);
+    /// Whether reading more from `conn` is useful now (flow control: false
+    /// while its unsent output is over the soft bound). O(1).
+    fn wants_read(&self, conn: ConnId) -> bool;
+    /// A connection paused because of another one that may be read again.
+    fn poll_readable(&mut self) -> Option<ConnId>;
     fn handle_eof(&mut self, now: Instant, conn: ConnId);
     fn handle_timeout(&mut self, now: Instant);
     fn poll_timeout(&self) -> Option<Instant>;
@@ -53,6 +58,12 @@ impl<P: Parser + Send + 'static> ServerCore for ServerEndpoint<P> {
     }
     fn handle_read(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
         ServerEndpoint::handle_read(self, now, conn, data)
+    }
+    fn wants_read(&self, conn: ConnId) -> bool {
+        ServerEndpoint::wants_read(self, conn)
+    }
+    fn poll_readable(&mut self) -> Option<ConnId> {
+        ServerEndpoint::poll_readable(self)
     }
     fn handle_eof(&mut self, now: Instant, conn: ConnId) {
         ServerEndpoint::handle_eof(self, now, conn)
@@ -91,6 +102,12 @@ impl ServerCore for engine::Server {
     fn handle_read(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
         engine::Server::handle_read(self, now, conn, data)
     }
+    fn wants_read(&self, conn: ConnId) -> bool {
+        engine::Server::wants_read(self, conn)
+    }
+    fn poll_readable(&mut self) -> Option<ConnId> {
+        engine::Server::poll_readable(self)
+    }
     fn handle_eof(&mut self, now: Instant, conn: ConnId) {
         engine::Server::handle_eof(self, now, conn)
     }
@@ -122,7 +139,15 @@ struct State<C: ServerCore> {
     armed: Option<Instant>,
     /// Where the core's bus commands go, once a backend is attached.
     bus: Option<async_channel::Sender<BusCommand>>,
+    /// Connections paused because [`State::pending`] was over
+    /// [`MAX_PENDING_EVENTS`]: resumed once the handler caught up.
+    starved: Vec<ConnId>,
 }
+
+/// Events waiting for the handler beyond which the connection whose read
+/// produced more is paused until the handler has caught up (decoded but
+/// unhandled events are bounded like unsent output).
+const MAX_PENDING_EVENTS: usize = 4096;
 
 /// Where application events go.
 pub(crate) enum EventSink<E> {
@@ -185,6 +210,7 @@ impl<C: ServerCore> Driver<C> {
                 conns: HashMap::new(),
                 armed: None,
                 bus: None,
+                starved: Vec::new(),
             }),
             timer_wake,
             events,
@@ -237,7 +263,17 @@ impl<C: ServerCore> Driver<C> {
                 let batch = {
                     let mut state = self.lock();
                     self.has_pending.store(false, Ordering::SeqCst);
-                    std::mem::take(&mut state.pending)
+                    let batch = std::mem::take(&mut state.pending);
+                    if batch.is_empty() {
+                        // Caught up: connections paused for our backlog
+                        // may read again.
+                        for conn in std::mem::take(&mut state.starved) {
+                            if let Some(signal) = state.conns.get(&conn) {
+                                signal.resume();
+                            }
+                        }
+                    }
+                    batch
                 };
                 if batch.is_empty() {
                     break;
@@ -281,6 +317,11 @@ impl<C: ServerCore> Driver<C> {
             match state.conns.get(&conn) {
                 Some(signal) => signal.notify(),
                 None => while state.core.poll_transmit(conn).is_some() {},
+            }
+        }
+        while let Some(conn) = state.core.poll_readable() {
+            if let Some(signal) = state.conns.get(&conn) {
+                signal.resume();
             }
         }
         if let Some(bus) = &state.bus {
@@ -374,9 +415,21 @@ impl<C: ServerCore> Driver<C> {
 }
 
 impl<C: ServerCore> ConnDriver for Driver<C> {
-    fn on_read(this: &Arc<Self>, conn: ConnId, data: &[u8]) {
+    fn on_read(this: &Arc<Self>, conn: ConnId, data: &[u8]) -> bool {
         // The core handles deadlines already due before the bytes.
-        this.with_state(|state, now| state.core.handle_read(now, conn, data));
+        this.with_state(|state, now| {
+            state.core.handle_read(now, conn, data);
+            if !state.core.wants_read(conn) {
+                return false;
+            }
+            // `pending` is only filled by `drain`, after this closure: the
+            // events of this read count at the next one.
+            if state.pending.len() > MAX_PENDING_EVENTS {
+                state.starved.push(conn);
+                return false;
+            }
+            true
+        })
     }
 
     fn on_eof(this: &Arc<Self>, conn: ConnId) {
@@ -386,15 +439,21 @@ impl<C: ServerCore> ConnDriver for Driver<C> {
         });
     }
 
-    fn pull(this: &Arc<Self>, conn: ConnId, out: &mut VecDeque<Bytes>) -> bool {
+    fn pull(this: &Arc<Self>, conn: ConnId, out: &mut VecDeque<Bytes>) -> Pulled {
         this.with_state(|state, now| {
             let mut close = false;
-            let mut taken = false;
+            let mut taken = 0;
+            let mut more = false;
             while let Some(transmit) = state.core.poll_transmit(conn) {
                 match transmit {
                     Transmit::Data(bytes) => {
-                        taken = true;
-                        out.push_back(bytes)
+                        taken += bytes.len();
+                        out.push_back(bytes);
+                        if taken >= WRITE_BATCH {
+                            // The rest waits in the core, counted.
+                            more = true;
+                            break;
+                        }
                     }
                     Transmit::Close => {
                         state.conns.remove(&conn);
@@ -403,11 +462,15 @@ impl<C: ServerCore> ConnDriver for Driver<C> {
                     }
                 }
             }
-            if taken {
+            if taken > 0 {
                 // Report the written bytes (backpressure accounting).
                 state.core.pump(now);
             }
-            close
+            Pulled {
+                close,
+                more,
+                readable: !close && state.core.wants_read(conn),
+            }
         })
     }
 }
