@@ -268,7 +268,7 @@ struct Conn {
 
 /// Queues that grew beyond this many entries during a burst are given back
 /// once empty, so a connection does not keep its peak capacity.
-const KEEP_QUEUE_CAPACITY: usize = 64;
+pub(crate) const KEEP_QUEUE_CAPACITY: usize = 64;
 
 /// Replaces an empty queue whose capacity grew beyond
 /// [`KEEP_QUEUE_CAPACITY`] with a fresh one (its memory is given back).
@@ -1188,6 +1188,20 @@ impl Server {
     /// The number of connections not yet closed or dropped.
     pub fn connection_count(&self) -> usize {
         self.conns.len()
+    }
+
+    /// What a connection's queues have allocated, in use or not: entries of
+    /// its output queue and bytes of its WebSocket or HTTP buffers (to
+    /// check that a burst's memory is given back).
+    #[cfg(test)]
+    pub(crate) fn conn_capacity(&self, conn: ConnId) -> Option<(usize, usize)> {
+        let c = self.conns.get(&conn)?;
+        let bytes = match &c.kind {
+            ConnKind::Ws { ws, .. } => ws.buffer_capacity(),
+            ConnKind::Http { codec } => codec.buffer_capacity(),
+            _ => 0,
+        };
+        Some((c.out.capacity(), bytes))
     }
 
     /// The peer address the driver gave for a connection.

@@ -1647,3 +1647,146 @@ fn drained_list_stays_bounded_when_nobody_drains_it() {
         h.server.check_invariants();
     }
 }
+
+/// One read's worth of WebSocket pings with 125-byte payloads, as a client
+/// that floods them sends (about 64 KiB).
+fn ping_flood_read(client: &mut WsClient) -> Vec<u8> {
+    let mut read = Vec::new();
+    while read.len() < 64 * 1024 {
+        client.ws.send_ping(&[b'p'; 125]).unwrap();
+        read.extend_from_slice(&client.ws.poll_transmit().unwrap());
+    }
+    read
+}
+
+#[test]
+fn ping_flood_from_a_peer_that_never_reads_stops_reading_at_the_soft_bound() {
+    let soft = 256 * 1024;
+    let mut h = Harness::new(ServerConfig {
+        ping_interval: Duration::from_secs(25),
+        max_buffered_output: soft,
+        ..ServerConfig::default()
+    });
+    let (mut client, _sid) = ws_session(&mut h);
+    let read = ping_flood_read(&mut client);
+    // The peer reads nothing: nothing is pulled. The driver reads only
+    // while the core wants it.
+    let mut reads = 0;
+    while h.server.wants_read(client.conn) {
+        h.server.handle_read(h.now, client.conn, &read);
+        reads += 1;
+        let buffered = h.server.conn_buffered(client.conn).unwrap();
+        assert!(
+            buffered <= soft + read.len(),
+            "{buffered} bytes owed after {reads} reads"
+        );
+        assert!(reads < 1000, "never paused");
+    }
+    assert!(h.server.conn_buffered(client.conn).unwrap() > soft);
+    // Every pong is owed, in order, once the peer reads again.
+    assert!(reads >= soft / read.len());
+    h.drain();
+    assert!(h.server.wants_read(client.conn), "readable once drained");
+    let pongs = h.ws_recv(&mut client);
+    assert!(pongs.is_empty(), "pongs are not messages: {pongs:?}");
+    assert_eq!(h.server.conn_buffered(client.conn), Some(0));
+    // Its queues give the burst's memory back.
+    let (entries, bytes) = h.server.conn_capacity(client.conn).unwrap();
+    assert!(
+        entries <= super::server::KEEP_QUEUE_CAPACITY,
+        "{entries} queue entries kept"
+    );
+    assert!(
+        bytes <= 2 * crate::ws::connection::KEEP_BUFFER_CAPACITY,
+        "{bytes} buffer bytes kept"
+    );
+    assert_eq!(h.closed_events(), []);
+}
+
+#[test]
+fn ping_flood_past_the_hard_bound_closes_the_session_as_slow_consumer() {
+    let mut h = Harness::new(ServerConfig {
+        ping_interval: Duration::from_secs(25),
+        max_buffered_output: 64 * 1024,
+        max_buffered_output_hard: 256 * 1024,
+        ..ServerConfig::default()
+    });
+    let (mut client, sid) = ws_session(&mut h);
+    let read = ping_flood_read(&mut client);
+    // A driver that ignores `wants_read`.
+    for _ in 0..8 {
+        h.server.handle_read(h.now, client.conn, &read);
+    }
+    h.drain();
+    assert_eq!(h.closed_events(), [(sid, CloseReason::SlowConsumer)]);
+    assert!(h.closed.contains(&client.conn), "connection closed");
+    assert_eq!(h.server.connection_count(), 0);
+}
+
+#[test]
+fn pipelined_posts_from_a_peer_that_never_reads_stop_at_the_soft_bound() {
+    let soft = 16 * 1024;
+    let mut h = Harness::new(ServerConfig {
+        ping_interval: Duration::from_secs(25),
+        max_buffered_output: soft,
+        ..ServerConfig::default()
+    });
+    let sid = h.open();
+    let conn = h.connect();
+    let body = "4hello";
+    let post = format!(
+        "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let read: Vec<u8> = post.repeat(4096 / post.len()).into_bytes();
+    let mut reads = 0;
+    while h.server.wants_read(conn) {
+        h.server.handle_read(h.now, conn, &read);
+        reads += 1;
+        // Each request's answer (`ok`) is owed to the peer.
+        let buffered = h.server.conn_buffered(conn).unwrap();
+        assert!(
+            buffered <= soft + 2 * read.len(),
+            "{buffered} after {reads}"
+        );
+        assert!(reads < 1000, "never paused");
+    }
+    h.drain();
+    assert!(h.server.wants_read(conn), "readable once its answers left");
+    let (entries, _) = h.server.conn_capacity(conn).unwrap();
+    assert!(
+        entries <= super::server::KEEP_QUEUE_CAPACITY,
+        "{entries} queue entries kept"
+    );
+}
+
+#[test]
+fn post_connection_pauses_while_its_session_queue_is_over_the_soft_bound() {
+    let soft = 4 * 1024;
+    let mut h = Harness::new(ServerConfig {
+        ping_interval: Duration::from_secs(25),
+        max_buffered_output: soft,
+        ..ServerConfig::default()
+    });
+    let sid = h.open();
+    let conn = h.connect();
+    let post = |sid: &str| {
+        format!(
+            "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n4x"
+        )
+    };
+    h.feed(conn, post(&sid).as_bytes());
+    assert!(h.server.wants_read(conn));
+    // The application answers more than the client fetches.
+    h.server
+        .send(h.now, &sid, Message::Text("y".repeat(soft).into()))
+        .unwrap();
+    h.drain();
+    assert!(!h.server.wants_read(conn), "paused for its session's queue");
+    assert_eq!(h.server.poll_readable(), None);
+    // A GET takes the queue: the POST connection is named readable.
+    let (_, resp) = h.poll(&sid);
+    assert!(resp.unwrap().text().starts_with("4yyy"));
+    assert_eq!(h.server.poll_readable(), Some(conn));
+    assert!(h.server.wants_read(conn));
+}
