@@ -353,6 +353,13 @@ impl<P: Parser + Send + 'static> ConnDriver for Shared<P> {
         ConnDriver::on_eof(this, conn);
     }
 
+    fn wants_read(this: &Arc<Self>, conn: ConnId) -> bool {
+        this.lock()
+            .conns
+            .get(&conn)
+            .map_or(true, |c| c.out_len <= MAX_BUFFERED_OUTPUT)
+    }
+
     fn pull(this: &Arc<Self>, conn: ConnId, out: &mut VecDeque<Bytes>) -> Pulled {
         let mut state = this.lock();
         let Some(c) = state.conns.get_mut(&conn) else {

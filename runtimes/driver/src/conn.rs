@@ -144,6 +144,9 @@ pub(crate) trait ConnDriver: Send + Sync + 'static {
         tracing::debug!(conn = conn.0, %error, "read failed");
         Self::on_eof(this, conn);
     }
+    /// Whether `conn` may be read now (asked when a paused connection is
+    /// resumed: the resume is a hint).
+    fn wants_read(this: &Arc<Self>, conn: ConnId) -> bool;
     /// Move the core's output for `conn` to `out`, at most about
     /// [`WRITE_BATCH`] bytes.
     fn pull(this: &Arc<Self>, conn: ConnId, out: &mut VecDeque<Bytes>) -> Pulled;
@@ -262,8 +265,8 @@ impl<D: ConnDriver> Connection<D> {
     }
 
     fn poll_read_side(&mut self, cx: &mut Context<'_>) -> Step {
-        if self.signal.resume.swap(false, Ordering::SeqCst) {
-            self.paused = false;
+        if self.paused && self.signal.resume.swap(false, Ordering::SeqCst) {
+            self.paused = !D::wants_read(&self.driver, self.conn);
         }
         if self.paused {
             // Not polled: the peer meets TCP's backpressure. The write

@@ -18,6 +18,7 @@ use socketio_core::engine::{self, ConnId, Transmit};
 use socketio_core::parser::Parser;
 use socketio_core::socket::ServerEvent;
 
+use crate::backlog::{Backlog, EventReceiver};
 use crate::conn::{connection, ConnDriver, ConnSignal, Pulled, WRITE_BATCH};
 use crate::io::{timer_loop, Timed};
 use crate::runtime::{BoxStream, Listener, Runtime};
@@ -139,15 +140,7 @@ struct State<C: ServerCore> {
     armed: Option<Instant>,
     /// Where the core's bus commands go, once a backend is attached.
     bus: Option<async_channel::Sender<BusCommand>>,
-    /// Connections paused because [`State::pending`] was over
-    /// [`MAX_PENDING_EVENTS`]: resumed once the handler caught up.
-    starved: Vec<ConnId>,
 }
-
-/// Events waiting for the handler beyond which the connection whose read
-/// produced more is paused until the handler has caught up (decoded but
-/// unhandled events are bounded like unsent output).
-const MAX_PENDING_EVENTS: usize = 4096;
 
 /// Where application events go.
 pub(crate) enum EventSink<E> {
@@ -178,21 +171,19 @@ pub(crate) struct Driver<C: ServerCore> {
     dispatching: AtomicBool,
     /// `pending` is not empty (written under the lock).
     has_pending: AtomicBool,
+    /// Events handed out and not yet handled (flow control).
+    backlog: Arc<Backlog>,
     /// Dropped by [`Driver::stop`]: accept loops see their receiver close.
     stop: Mutex<Option<async_channel::Sender<()>>>,
     stopped: async_channel::Receiver<()>,
 }
 
 impl<C: ServerCore> Driver<C> {
-    pub(crate) fn new(
-        runtime: Arc<dyn Runtime>,
-        core: C,
-    ) -> (Arc<Self>, mpsc::UnboundedReceiver<C::Event>) {
+    pub(crate) fn new(runtime: Arc<dyn Runtime>, core: C) -> (Arc<Self>, EventReceiver<C::Event>) {
         let (events, events_rx) = mpsc::unbounded();
-        (
-            Self::with_sink(runtime, core, EventSink::Channel(events)),
-            events_rx,
-        )
+        let driver = Self::with_sink(runtime, core, EventSink::Channel(events));
+        let events_rx = EventReceiver::new(events_rx, driver.backlog.clone());
+        (driver, events_rx)
     }
 
     pub(crate) fn with_sink(
@@ -210,12 +201,12 @@ impl<C: ServerCore> Driver<C> {
                 conns: HashMap::new(),
                 armed: None,
                 bus: None,
-                starved: Vec::new(),
             }),
             timer_wake,
             events,
             dispatching: AtomicBool::new(false),
             has_pending: AtomicBool::new(false),
+            backlog: Arc::default(),
             stop: Mutex::new(Some(stop)),
             stopped,
         });
@@ -246,6 +237,19 @@ impl<C: ServerCore> Driver<C> {
         result
     }
 
+    /// Whether `conn` may be read now: its core wants input and the
+    /// application is not too far behind with events (when it is, the
+    /// connection is resumed once it caught up).
+    fn readable(&self, state: &State<C>, conn: ConnId) -> bool {
+        if !state.core.wants_read(conn) {
+            return false;
+        }
+        match state.conns.get(&conn) {
+            Some(signal) => self.backlog.admit(signal),
+            None => false,
+        }
+    }
+
     /// Run the handler over the pending events, in order, unless another
     /// task is already doing so (it picks ours up too). Handlers call back
     /// into the driver: their events join the same loop.
@@ -263,24 +267,16 @@ impl<C: ServerCore> Driver<C> {
                 let batch = {
                     let mut state = self.lock();
                     self.has_pending.store(false, Ordering::SeqCst);
-                    let batch = std::mem::take(&mut state.pending);
-                    if batch.is_empty() {
-                        // Caught up: connections paused for our backlog
-                        // may read again.
-                        for conn in std::mem::take(&mut state.starved) {
-                            if let Some(signal) = state.conns.get(&conn) {
-                                signal.resume();
-                            }
-                        }
-                    }
-                    batch
+                    std::mem::take(&mut state.pending)
                 };
                 if batch.is_empty() {
                     break;
                 }
+                let handled = batch.len();
                 for event in batch {
                     handler(event);
                 }
+                self.backlog.remove(handled);
             }
             // Events pushed after our last look, by a task that saw us
             // dispatching, are ours to run: the loop condition checks.
@@ -301,13 +297,18 @@ impl<C: ServerCore> Driver<C> {
         match &self.events {
             EventSink::Channel(events) => {
                 while let Some(event) = state.core.poll_event() {
+                    // Counted before the receiver can take it.
+                    self.backlog.add(1);
                     // The application may have stopped listening: nothing
                     // to do.
-                    let _ = events.unbounded_send(event);
+                    if events.unbounded_send(event).is_err() {
+                        self.backlog.remove(1);
+                    }
                 }
             }
             EventSink::Handler(_) => {
                 while let Some(event) = state.core.poll_event() {
+                    self.backlog.add(1);
                     state.pending.push_back(event);
                     self.has_pending.store(true, Ordering::SeqCst);
                 }
@@ -416,20 +417,20 @@ impl<C: ServerCore> Driver<C> {
 
 impl<C: ServerCore> ConnDriver for Driver<C> {
     fn on_read(this: &Arc<Self>, conn: ConnId, data: &[u8]) -> bool {
+        let mut state = this.lock();
         // The core handles deadlines already due before the bytes.
-        this.with_state(|state, now| {
-            state.core.handle_read(now, conn, data);
-            if !state.core.wants_read(conn) {
-                return false;
-            }
-            // `pending` is only filled by `drain`, after this closure: the
-            // events of this read count at the next one.
-            if state.pending.len() > MAX_PENDING_EVENTS {
-                state.starved.push(conn);
-                return false;
-            }
-            true
-        })
+        state.core.handle_read(Instant::now(), conn, data);
+        this.drain(&mut state);
+        // After `drain`: the events of this read count.
+        let readable = this.readable(&state, conn);
+        drop(state);
+        this.dispatch();
+        readable
+    }
+
+    fn wants_read(this: &Arc<Self>, conn: ConnId) -> bool {
+        let state = this.lock();
+        this.readable(&state, conn)
     }
 
     fn on_eof(this: &Arc<Self>, conn: ConnId) {
@@ -469,7 +470,7 @@ impl<C: ServerCore> ConnDriver for Driver<C> {
             Pulled {
                 close,
                 more,
-                readable: !close && state.core.wants_read(conn),
+                readable: !close && this.readable(state, conn),
             }
         })
     }
@@ -507,7 +508,7 @@ impl<P: Parser + Send + 'static> ServerDriver<P> {
     pub fn new(
         runtime: Arc<dyn Runtime>,
         endpoint: ServerEndpoint<P>,
-    ) -> (Self, mpsc::UnboundedReceiver<ServerEvent>) {
+    ) -> (Self, EventReceiver<ServerEvent>) {
         let (driver, events) = Driver::new(runtime, endpoint);
         (ServerDriver { driver }, events)
     }
