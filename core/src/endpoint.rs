@@ -108,9 +108,9 @@ impl<P: Parser> ServerEndpoint<P> {
     /// connection's session has more than the Socket.IO layer's
     /// `max_buffered_bytes` unwritten (acks, echoes, broadcasts not yet
     /// taken). A paused connection is read again once its own output
-    /// drains (ask again after each `poll_transmit` round and `pump`) or
-    /// once [`ServerEndpoint::poll_readable`] names it; its deadlines (ping
-    /// timeout, the slow-consumer grace) run as usual. O(1).
+    /// drains (ask again after each `poll_transmit` round and `pump`); its
+    /// deadlines (ping timeout, the slow-consumer grace) run as usual.
+    /// O(1).
     pub fn wants_read(&self, conn: ConnId) -> bool {
         self.engine.wants_read(conn)
             && self.engine.session_of(conn).map_or(true, |eio| {
@@ -118,13 +118,6 @@ impl<P: Parser> ServerEndpoint<P> {
                     buffered <= self.socket.config().max_buffered_bytes
                 })
             })
-    }
-
-    /// A connection that may have been paused because of another one and
-    /// may be read again (see [`engine::Server::poll_readable`]); drained
-    /// with the transmit side.
-    pub fn poll_readable(&mut self) -> Option<ConnId> {
-        self.engine.poll_readable()
     }
 
     /// A connection ended.

@@ -137,8 +137,8 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Unsent output, in bytes, beyond which a connection is not read
     /// ([`super::Server::wants_read`] is false) until it drains (1 MiB):
-    /// what the connection has queued (responses, WebSocket frames, pongs)
-    /// and, for a long-polling POST connection, its session's queue. A peer
+    /// what the connection has queued (responses, WebSocket frames, pongs).
+    /// A peer
     /// that does not read then meets TCP's backpressure instead of making
     /// the server buffer for it.
     pub max_buffered_output: usize,

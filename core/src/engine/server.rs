@@ -260,10 +260,6 @@ struct Conn {
     pipelined: usize,
     /// The connection is in [`Server::drained`] (each is listed once).
     drain_listed: bool,
-    /// The session of the last long-polling POST read on this connection:
-    /// while that session's queue is over the soft bound, the connection is
-    /// not read (see [`Server::wants_read`]).
-    posted: Option<Sid>,
 }
 
 /// Queues that grew beyond this many entries during a burst are given back
@@ -447,10 +443,6 @@ struct Session {
     /// The session is in [`Server::drained`] on its own (not through its
     /// WebSocket connection): its polling queue was taken.
     drain_listed: bool,
-    /// The connection of the last POST, which may be paused while the
-    /// queue is over the soft bound: named by [`Server::poll_readable`]
-    /// when a GET takes the queue.
-    post_conn: Option<ConnId>,
 }
 
 impl Session {
@@ -470,7 +462,6 @@ impl Session {
             scheduled: None,
             unreported: 0,
             drain_listed: false,
-            post_conn: None,
         }
     }
 
@@ -621,9 +612,6 @@ pub struct Server {
     /// The frame of the last short message sent on WebSocket, for the next
     /// receiver of the same broadcast.
     frame_cache: FrameCache,
-    /// Connections that may have been paused by another connection's
-    /// output and may be read again (see [`Server::poll_readable`]).
-    readable: VecDeque<ConnId>,
 }
 
 impl std::fmt::Debug for Server {
@@ -666,7 +654,6 @@ impl Server {
             now: None,
             drained: VecDeque::new(),
             frame_cache: FrameCache::default(),
-            readable: VecDeque::new(),
         }
     }
 
@@ -694,7 +681,6 @@ impl Server {
             scheduled: None,
             pipelined: 0,
             drain_listed: false,
-            posted: None,
         };
         self.conns.insert(id, conn);
         self.touched.push(TimerKey::Conn(id));
@@ -760,7 +746,7 @@ impl Server {
                 role: WsRole::Session(sid),
                 ..
             } => Some(sid.clone()),
-            _ => conn.posted.clone(),
+            _ => None,
         };
         warn!(
             conn = id.0,
@@ -784,14 +770,16 @@ impl Server {
     /// Whether reading more from `conn` is useful now: false while a
     /// response is pending and a request's worth of pipelined bytes is
     /// already buffered, once the connection is closing, and while its
-    /// unsent output is over [`ServerConfig::max_buffered_output`] (for a
-    /// long-polling POST connection, its session's queue counts too). A
+    /// unsent output is over [`ServerConfig::max_buffered_output`]. A
     /// driver that respects it never hits the pipelining bound or
     /// [`ServerConfig::max_buffered_output_hard`] (which close the
     /// connection), and a peer that does not read cannot make the server
-    /// buffer more than the soft bound plus what one read produces. A
-    /// connection paused this way may be read again once its own output
-    /// drains, or once [`Server::poll_readable`] names it. O(1).
+    /// buffer more than the soft bound plus what one read produces on that
+    /// connection. A connection paused this way may be read again once its
+    /// own output drains. (A long-polling session's queue does not pause
+    /// the connections its POSTs arrive on: the GET that drains it may
+    /// come on one of them; the Socket.IO layer's slow-consumer rule
+    /// bounds it.) O(1).
     pub fn wants_read(&self, conn: ConnId) -> bool {
         let Some(c) = self.conns.get(&conn) else {
             return false;
@@ -801,35 +789,14 @@ impl Server {
             return false;
         }
         match &c.kind {
-            ConnKind::Http { codec } => {
-                codec.wants_read()
-                    && c.posted.as_ref().map_or(true, |sid| {
-                        self.sessions
-                            .get(sid)
-                            .map_or(true, |s| s.queued_bytes <= limit)
-                    })
-            }
+            ConnKind::Http { codec } => codec.wants_read(),
             ConnKind::Ws { ws, .. } => !ws.is_closed(),
             _ => false,
         }
     }
 
-    /// A connection that [`Server::wants_read`] may have refused because of
-    /// another connection and that may be read again: the POST connection
-    /// of a long-polling session whose queue a GET just took. Drain it
-    /// after output; ask [`Server::wants_read`] before reading (a name may
-    /// be stale).
-    pub fn poll_readable(&mut self) -> Option<ConnId> {
-        let id = self.readable.pop_front();
-        if id.is_none() {
-            shrink_if_empty(&mut self.readable);
-        }
-        id
-    }
-
-    /// The session a connection carries, as far as reading from it goes:
-    /// the session of a WebSocket transport, or the session of the last
-    /// long-polling POST read on an HTTP connection.
+    /// The session whose transport a connection is (WebSocket only: HTTP
+    /// connections may carry requests of any session).
     pub fn session_of(&self, conn: ConnId) -> Option<&Sid> {
         let c = self.conns.get(&conn)?;
         match &c.kind {
@@ -837,7 +804,6 @@ impl Server {
                 role: WsRole::Session(sid),
                 ..
             } => Some(sid),
-            ConnKind::Http { .. } => c.posted.as_ref(),
             _ => None,
         }
     }
@@ -880,7 +846,6 @@ impl Server {
             scheduled: None,
             pipelined: 0,
             drain_listed: false,
-            posted: None,
         };
         self.conns.insert(id, conn);
         self.on_request(now, id, request);
@@ -1579,10 +1544,6 @@ impl Server {
         };
         let taken = !session.queue.is_empty();
         let packets: Vec<Packet> = if taken {
-            if session.queued_bytes > self.config.max_buffered_output {
-                // Its POST connection may have been paused for this queue.
-                self.readable.extend(session.post_conn);
-            }
             session.queued_bytes = 0;
             let packets = session.queue.drain(..).collect();
             shrink_if_empty(&mut session.queue);
@@ -1646,14 +1607,6 @@ impl Server {
             self.respond(now, id, bare_response(400, headers));
             self.close_session(now, &sid, CloseReason::TransportError);
             return;
-        }
-        if let Some(session) = self.sessions.get_mut(&sid) {
-            session.post_conn = Some(id);
-        }
-        if let Some(conn) = self.conns.get_mut(&id) {
-            if conn.posted.as_ref() != Some(&sid) {
-                conn.posted = Some(sid.clone());
-            }
         }
         let closing = self.sessions.get(&sid).map_or(true, |s| s.closing);
         let mut parse_error = false;

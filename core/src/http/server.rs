@@ -89,7 +89,7 @@ struct Streaming {
 }
 
 /// A read buffer that grew beyond this many bytes is given back once empty.
-const KEEP_BUFFER_CAPACITY: usize = 64 * 1024;
+pub(crate) const KEEP_BUFFER_CAPACITY: usize = 64 * 1024;
 
 /// The server side of one HTTP/1.1 connection, sans-IO.
 ///

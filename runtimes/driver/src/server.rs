@@ -33,8 +33,6 @@ pub(crate) trait ServerCore: Send + 'static {
     /// Whether reading more from `conn` is useful now (flow control: false
     /// while its unsent output is over the soft bound). O(1).
     fn wants_read(&self, conn: ConnId) -> bool;
-    /// A connection paused because of another one that may be read again.
-    fn poll_readable(&mut self) -> Option<ConnId>;
     fn handle_eof(&mut self, now: Instant, conn: ConnId);
     fn handle_timeout(&mut self, now: Instant);
     fn poll_timeout(&self) -> Option<Instant>;
@@ -62,9 +60,6 @@ impl<P: Parser + Send + 'static> ServerCore for ServerEndpoint<P> {
     }
     fn wants_read(&self, conn: ConnId) -> bool {
         ServerEndpoint::wants_read(self, conn)
-    }
-    fn poll_readable(&mut self) -> Option<ConnId> {
-        ServerEndpoint::poll_readable(self)
     }
     fn handle_eof(&mut self, now: Instant, conn: ConnId) {
         ServerEndpoint::handle_eof(self, now, conn)
@@ -105,9 +100,6 @@ impl ServerCore for engine::Server {
     }
     fn wants_read(&self, conn: ConnId) -> bool {
         engine::Server::wants_read(self, conn)
-    }
-    fn poll_readable(&mut self) -> Option<ConnId> {
-        engine::Server::poll_readable(self)
     }
     fn handle_eof(&mut self, now: Instant, conn: ConnId) {
         engine::Server::handle_eof(self, now, conn)
@@ -318,11 +310,6 @@ impl<C: ServerCore> Driver<C> {
             match state.conns.get(&conn) {
                 Some(signal) => signal.notify(),
                 None => while state.core.poll_transmit(conn).is_some() {},
-            }
-        }
-        while let Some(conn) = state.core.poll_readable() {
-            if let Some(signal) = state.conns.get(&conn) {
-                signal.resume();
             }
         }
         if let Some(bus) = &state.bus {
