@@ -1648,6 +1648,23 @@ fn drained_list_stays_bounded_when_nobody_drains_it() {
     }
 }
 
+/// A server that stops reading a connection owing more than `soft` bytes.
+fn harness_with_output_bound(soft: usize) -> Harness {
+    Harness::new(ServerConfig {
+        ping_interval: Duration::from_secs(25),
+        max_buffered_output: soft,
+        ..ServerConfig::default()
+    })
+}
+
+/// A long-polling POST of `body` on session `sid`.
+fn post_request(sid: &str, body: &str) -> String {
+    format!(
+        "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 /// One read's worth of WebSocket pings with 125-byte payloads, as a client
 /// that floods them sends (about 64 KiB).
 fn ping_flood_read(client: &mut WsClient) -> Vec<u8> {
@@ -1662,11 +1679,7 @@ fn ping_flood_read(client: &mut WsClient) -> Vec<u8> {
 #[test]
 fn ping_flood_from_a_peer_that_never_reads_stops_reading_at_the_soft_bound() {
     let soft = 256 * 1024;
-    let mut h = Harness::new(ServerConfig {
-        ping_interval: Duration::from_secs(25),
-        max_buffered_output: soft,
-        ..ServerConfig::default()
-    });
+    let mut h = harness_with_output_bound(soft);
     let (mut client, _sid) = ws_session(&mut h);
     let read = ping_flood_read(&mut client);
     // The peer reads nothing: nothing is pulled. The driver reads only
@@ -1726,18 +1739,10 @@ fn ping_flood_past_the_hard_bound_closes_the_session_as_slow_consumer() {
 #[test]
 fn pipelined_posts_from_a_peer_that_never_reads_stop_at_the_soft_bound() {
     let soft = 16 * 1024;
-    let mut h = Harness::new(ServerConfig {
-        ping_interval: Duration::from_secs(25),
-        max_buffered_output: soft,
-        ..ServerConfig::default()
-    });
+    let mut h = harness_with_output_bound(soft);
     let sid = h.open();
     let conn = h.connect();
-    let body = "4hello";
-    let post = format!(
-        "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
+    let post = post_request(&sid, "4hello");
     let read: Vec<u8> = post.repeat(4096 / post.len()).into_bytes();
     let mut reads = 0;
     while h.server.wants_read(conn) {
@@ -1766,16 +1771,10 @@ fn a_post_connection_is_read_while_its_session_queue_is_over_the_soft_bound() {
     // came on (a browser reuses its connections): pausing that connection
     // for the queue would stall the session until its slow-consumer end.
     let soft = 4 * 1024;
-    let mut h = Harness::new(ServerConfig {
-        ping_interval: Duration::from_secs(25),
-        max_buffered_output: soft,
-        ..ServerConfig::default()
-    });
+    let mut h = harness_with_output_bound(soft);
     let sid = h.open();
     let conn = h.connect();
-    let post = format!(
-        "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n4x"
-    );
+    let post = post_request(&sid, "4x");
     h.feed(conn, post.as_bytes());
     assert_eq!(h.take_response(conn).unwrap().text(), "ok");
     h.server
