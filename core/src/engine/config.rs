@@ -149,6 +149,11 @@ pub struct ServerConfig {
     /// application sends is its own to bound, with
     /// [`super::Server::buffered`]; the Socket.IO layer does.)
     pub max_buffered_output_hard: usize,
+    /// Buffers of unsent output beyond which a connection is not read,
+    /// like [`ServerConfig::max_buffered_output`] (4096): many small frames
+    /// (acks, echoes of short events) cost more memory than their bytes
+    /// say, each its own allocation.
+    pub max_buffered_frames: usize,
 }
 
 impl Default for ServerConfig {
@@ -173,6 +178,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(30),
             max_buffered_output: 1 << 20,
             max_buffered_output_hard: 16 << 20,
+            max_buffered_frames: 4096,
         }
     }
 }
@@ -199,6 +205,7 @@ impl fmt::Debug for ServerConfig {
             .field("idle_timeout", &self.idle_timeout)
             .field("max_buffered_output", &self.max_buffered_output)
             .field("max_buffered_output_hard", &self.max_buffered_output_hard)
+            .field("max_buffered_frames", &self.max_buffered_frames)
             .finish()
     }
 }

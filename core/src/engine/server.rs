@@ -770,7 +770,8 @@ impl Server {
     /// Whether reading more from `conn` is useful now: false while a
     /// response is pending and a request's worth of pipelined bytes is
     /// already buffered, once the connection is closing, and while its
-    /// unsent output is over [`ServerConfig::max_buffered_output`]. A
+    /// unsent output is over [`ServerConfig::max_buffered_output`] (or
+    /// [`ServerConfig::max_buffered_frames`]). A
     /// driver that respects it never hits the pipelining bound or
     /// [`ServerConfig::max_buffered_output_hard`] (which close the
     /// connection), and a peer that does not read cannot make the server
@@ -784,8 +785,9 @@ impl Server {
         let Some(c) = self.conns.get(&conn) else {
             return false;
         };
-        let limit = self.config.max_buffered_output;
-        if c.buffered() > limit {
+        if c.buffered() > self.config.max_buffered_output
+            || c.out.len() > self.config.max_buffered_frames
+        {
             return false;
         }
         match &c.kind {
