@@ -2715,3 +2715,40 @@ fn acked_event_flood_from_a_peer_that_never_reads_stops_reading_at_the_soft_boun
     assert_eq!(echoes as u64, next_id);
     assert!(net.is_connected(c, "/"), "{sid} still connected");
 }
+
+#[test]
+fn acked_event_flood_stops_reading_at_the_frame_bound_before_the_byte_bound() {
+    let frames = 256;
+    let read_size = 4096;
+    let mut setup = Setup::new(ClientTransports::WebSocket);
+    setup.engine.ping_interval = Duration::from_secs(25);
+    setup.engine.max_buffered_frames = frames;
+    let mut net = setup.build();
+    let c = net.client_in(&["/"]);
+    let s = net.only_server_conn(c);
+    net.stall(c, true);
+    let mut next_id = 0;
+    let mut handled = 0;
+    let mut reads = 0;
+    while net.server.wants_read(s) {
+        let read = acked_event_flood_read(&mut next_id, read_size);
+        let now = net.now;
+        net.server.handle_read(now, s, &read);
+        net.drive();
+        reads += 1;
+        let got = net.server_got("echo");
+        for (sock, args, ack) in &got[handled..] {
+            net.on_server(|srv, now| srv.ack(now, sock, ack.unwrap(), args))
+                .unwrap();
+        }
+        handled = got.len();
+        assert!(reads < 10_000, "never paused");
+    }
+    // Acks of ~30 bytes each: the frame bound (plus one read's acks)
+    // stopped reading far below the 1 MiB byte bounds.
+    let owed = net.server.engine().conn_buffered(s).unwrap();
+    assert!(owed <= (frames + read_size / 30) * 40, "{owed} bytes owed");
+    net.stall(c, false);
+    net.settle();
+    assert!(net.server.wants_read(s), "readable once drained");
+}
