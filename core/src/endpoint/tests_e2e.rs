@@ -2648,6 +2648,44 @@ fn acked_event_flood_read(next_id: &mut u64, size: usize) -> Vec<u8> {
     read
 }
 
+/// Feeds `s` reads of acked events while the server wants to read it, the
+/// application acking each event (and echoing it when `echo`); `check`
+/// looks at the accounting after each read. Returns the events sent.
+fn flood_while_readable(
+    net: &mut Net,
+    s: ConnId,
+    read_size: usize,
+    echo: bool,
+    mut check: impl FnMut(&mut Net, usize),
+) -> u64 {
+    let mut next_id = 0;
+    let mut handled = 0;
+    let mut reads = 0;
+    while net.server.wants_read(s) {
+        let read = acked_event_flood_read(&mut next_id, read_size);
+        let now = net.now;
+        net.server.handle_read(now, s, &read);
+        net.drive();
+        reads += 1;
+        let got = net.server_got("echo");
+        for (sock, args, ack) in &got[handled..] {
+            net.on_server(|srv, now| {
+                srv.ack(now, sock, ack.unwrap(), args)?;
+                if echo {
+                    srv.emit(now, sock, "echo-back", args)?;
+                }
+                Ok::<_, socket::ServerError>(())
+            })
+            .unwrap();
+        }
+        handled = got.len();
+        check(net, reads);
+        assert!(reads < 10_000, "never paused");
+    }
+    assert_eq!(handled as u64, next_id, "every event read was handled");
+    next_id
+}
+
 #[test]
 fn acked_event_flood_from_a_peer_that_never_reads_stops_reading_at_the_soft_bound() {
     let soft = 64 * 1024;
@@ -2662,25 +2700,7 @@ fn acked_event_flood_from_a_peer_that_never_reads_stops_reading_at_the_soft_boun
     let s = net.only_server_conn(c);
     // The peer reads nothing from now on.
     net.stall(c, true);
-    let mut next_id = 0;
-    let mut handled = 0;
-    let mut reads = 0;
-    while net.server.wants_read(s) {
-        let read = acked_event_flood_read(&mut next_id, read_size);
-        let now = net.now;
-        net.server.handle_read(now, s, &read);
-        net.drive();
-        reads += 1;
-        // The application acks every event and echoes it.
-        let got = net.server_got("echo");
-        for (sock, args, ack) in &got[handled..] {
-            net.on_server(|srv, now| {
-                srv.ack(now, sock, ack.unwrap(), args)?;
-                srv.emit(now, sock, "echo-back", args)
-            })
-            .unwrap();
-        }
-        handled = got.len();
+    let sent = flood_while_readable(&mut net, s, read_size, true, |net, reads| {
         let buffered = net.server.socket().session_buffered(&eio).unwrap();
         let engine_buffered = net.server.engine().conn_buffered(s).unwrap();
         // One read of ~40-byte events makes at most ~2.5 times its size in
@@ -2689,10 +2709,8 @@ fn acked_event_flood_from_a_peer_that_never_reads_stops_reading_at_the_soft_boun
             buffered <= soft + 3 * read_size && engine_buffered <= soft + 3 * read_size,
             "{buffered} / {engine_buffered} bytes owed after {reads} reads"
         );
-        assert!(reads < 10_000, "never paused");
-    }
+    });
     assert!(net.server.socket().session_buffered(&eio).unwrap() > soft);
-    assert_eq!(handled as u64, next_id, "every event read was handled");
     assert!(net.server_disconnects().is_empty());
     // The peer reads again: everything owed arrives, reading resumes, and
     // the accounting and the queues come back down.
@@ -2712,7 +2730,7 @@ fn acked_event_flood_from_a_peer_that_never_reads_stops_reading_at_the_soft_boun
         .iter()
         .filter(|(name, _)| name == "echo-back")
         .count();
-    assert_eq!(echoes as u64, next_id);
+    assert_eq!(echoes as u64, sent, "every event read was handled");
     assert!(net.is_connected(c, "/"), "{sid} still connected");
 }
 
@@ -2727,23 +2745,7 @@ fn acked_event_flood_stops_reading_at_the_frame_bound_before_the_byte_bound() {
     let c = net.client_in(&["/"]);
     let s = net.only_server_conn(c);
     net.stall(c, true);
-    let mut next_id = 0;
-    let mut handled = 0;
-    let mut reads = 0;
-    while net.server.wants_read(s) {
-        let read = acked_event_flood_read(&mut next_id, read_size);
-        let now = net.now;
-        net.server.handle_read(now, s, &read);
-        net.drive();
-        reads += 1;
-        let got = net.server_got("echo");
-        for (sock, args, ack) in &got[handled..] {
-            net.on_server(|srv, now| srv.ack(now, sock, ack.unwrap(), args))
-                .unwrap();
-        }
-        handled = got.len();
-        assert!(reads < 10_000, "never paused");
-    }
+    flood_while_readable(&mut net, s, read_size, false, |_, _| {});
     // Acks of ~30 bytes each: the frame bound (plus one read's acks)
     // stopped reading far below the 1 MiB byte bounds.
     let owed = net.server.engine().conn_buffered(s).unwrap();
