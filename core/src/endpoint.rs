@@ -39,6 +39,7 @@ fn server_reason(reason: engine::CloseReason) -> DisconnectReason {
         engine::CloseReason::ParseError => DisconnectReason::ParseError,
         engine::CloseReason::ForcedClose => DisconnectReason::ForcedServerClose,
         engine::CloseReason::ServerShutdown => DisconnectReason::ServerShuttingDown,
+        engine::CloseReason::SlowConsumer => DisconnectReason::SlowConsumer,
     }
 }
 
@@ -98,6 +99,25 @@ impl<P: Parser> ServerEndpoint<P> {
         }
         self.engine.handle_read(now, conn, data);
         self.pump(now);
+    }
+
+    /// Whether reading more from `conn` is useful now (ask before each
+    /// read): false while the engine refuses
+    /// ([`engine::Server::wants_read`]: its output over
+    /// `max_buffered_output`, a response pending, closing) and while the
+    /// connection's session has more than the Socket.IO layer's
+    /// `max_buffered_bytes` unwritten (acks, echoes, broadcasts not yet
+    /// taken). A paused connection is read again once its own output
+    /// drains (ask again after each `poll_transmit` round and `pump`); its
+    /// deadlines (ping timeout, the slow-consumer grace) run as usual.
+    /// O(1).
+    pub fn wants_read(&self, conn: ConnId) -> bool {
+        self.engine.wants_read(conn)
+            && self.engine.session_of(conn).map_or(true, |eio| {
+                self.socket.session_buffered(eio).map_or(true, |buffered| {
+                    buffered <= self.socket.config().max_buffered_bytes
+                })
+            })
     }
 
     /// A connection ended.

@@ -2632,3 +2632,125 @@ fn several_clients_share_one_server() {
     }
     assert_eq!(net.server.engine().session_count(), 12);
 }
+
+/// One read's worth of masked WebSocket frames `42<id>["echo","..."]`, ack
+/// ids counting from `*next_id` (about `size` bytes).
+fn acked_event_flood_read(next_id: &mut u64, size: usize) -> Vec<u8> {
+    let mut read = Vec::new();
+    while read.len() < size {
+        let text = format!(r#"42{}["echo","{}"]"#, *next_id, "x".repeat(20));
+        *next_id += 1;
+        read.push(0x81);
+        push_len(&mut read, text.len(), 0x80);
+        read.extend_from_slice(&[0, 0, 0, 0]);
+        read.extend_from_slice(text.as_bytes());
+    }
+    read
+}
+
+/// Feeds `s` reads of acked events while the server wants to read it, the
+/// application acking each event (and echoing it when `echo`); `check`
+/// looks at the accounting after each read. Returns the events sent.
+fn flood_while_readable(
+    net: &mut Net,
+    s: ConnId,
+    read_size: usize,
+    echo: bool,
+    mut check: impl FnMut(&mut Net, usize),
+) -> u64 {
+    let mut next_id = 0;
+    let mut handled = 0;
+    let mut reads = 0;
+    while net.server.wants_read(s) {
+        let read = acked_event_flood_read(&mut next_id, read_size);
+        let now = net.now;
+        net.server.handle_read(now, s, &read);
+        net.drive();
+        reads += 1;
+        let got = net.server_got("echo");
+        for (sock, args, ack) in &got[handled..] {
+            net.on_server(|srv, now| {
+                srv.ack(now, sock, ack.unwrap(), args)?;
+                if echo {
+                    srv.emit(now, sock, "echo-back", args)?;
+                }
+                Ok::<_, socket::ServerError>(())
+            })
+            .unwrap();
+        }
+        handled = got.len();
+        check(net, reads);
+        assert!(reads < 10_000, "never paused");
+    }
+    assert_eq!(handled as u64, next_id, "every event read was handled");
+    next_id
+}
+
+#[test]
+fn acked_event_flood_from_a_peer_that_never_reads_stops_reading_at_the_soft_bound() {
+    let soft = 64 * 1024;
+    let read_size = 4096;
+    let mut setup = Setup::new(ClientTransports::WebSocket);
+    setup.engine.ping_interval = Duration::from_secs(25);
+    setup.socket.max_buffered_bytes = soft;
+    let mut net = setup.build();
+    let c = net.client_in(&["/"]);
+    let sid = net.sid(c, "/");
+    let eio = net.eio(c);
+    let s = net.only_server_conn(c);
+    // The peer reads nothing from now on.
+    net.stall(c, true);
+    let sent = flood_while_readable(&mut net, s, read_size, true, |net, reads| {
+        let buffered = net.server.socket().session_buffered(&eio).unwrap();
+        let engine_buffered = net.server.engine().conn_buffered(s).unwrap();
+        // One read of ~40-byte events makes at most ~2.5 times its size in
+        // acks and echoes.
+        assert!(
+            buffered <= soft + 3 * read_size && engine_buffered <= soft + 3 * read_size,
+            "{buffered} / {engine_buffered} bytes owed after {reads} reads"
+        );
+    });
+    assert!(net.server.socket().session_buffered(&eio).unwrap() > soft);
+    assert!(net.server_disconnects().is_empty());
+    // The peer reads again: everything owed arrives, reading resumes, and
+    // the accounting and the queues come back down.
+    net.stall(c, false);
+    net.settle();
+    assert!(net.server.wants_read(s), "readable once drained");
+    assert_eq!(net.server.socket().session_buffered(&eio), Some(0));
+    assert_eq!(net.server.engine().conn_buffered(s), Some(0));
+    let (entries, bytes) = net.server.engine().conn_capacity(s).unwrap();
+    assert!(
+        entries <= crate::engine::server::KEEP_QUEUE_CAPACITY,
+        "{entries} queue entries kept"
+    );
+    assert!(bytes <= 2 * crate::ws::connection::KEEP_BUFFER_CAPACITY);
+    let echoes = net
+        .received(c, "/")
+        .iter()
+        .filter(|(name, _)| name == "echo-back")
+        .count();
+    assert_eq!(echoes as u64, sent, "every event read was handled");
+    assert!(net.is_connected(c, "/"), "{sid} still connected");
+}
+
+#[test]
+fn acked_event_flood_stops_reading_at_the_frame_bound_before_the_byte_bound() {
+    let frames = 256;
+    let read_size = 4096;
+    let mut setup = Setup::new(ClientTransports::WebSocket);
+    setup.engine.ping_interval = Duration::from_secs(25);
+    setup.engine.max_buffered_frames = frames;
+    let mut net = setup.build();
+    let c = net.client_in(&["/"]);
+    let s = net.only_server_conn(c);
+    net.stall(c, true);
+    flood_while_readable(&mut net, s, read_size, false, |_, _| {});
+    // Acks of ~30 bytes each: the frame bound (plus one read's acks)
+    // stopped reading far below the 1 MiB byte bounds.
+    let owed = net.server.engine().conn_buffered(s).unwrap();
+    assert!(owed <= (frames + read_size / 30) * 40, "{owed} bytes owed");
+    net.stall(c, false);
+    net.settle();
+    assert!(net.server.wants_read(s), "readable once drained");
+}

@@ -135,6 +135,25 @@ pub struct ServerConfig {
     /// while no response is pending (30 s): a connection that never sends a
     /// request, or sends it too slowly, is closed after this.
     pub idle_timeout: Duration,
+    /// Unsent output, in bytes, beyond which a connection is not read
+    /// ([`super::Server::wants_read`] is false) until it drains (1 MiB):
+    /// what the connection has queued (responses, WebSocket frames, pongs).
+    /// A peer
+    /// that does not read then meets TCP's backpressure instead of making
+    /// the server buffer for it.
+    pub max_buffered_output: usize,
+    /// Unsent output, in bytes, beyond which a connection's session is
+    /// closed at once as a slow consumer ([`super::CloseReason::SlowConsumer`],
+    /// 16 MiB), checked after each read: reached only by a driver that
+    /// reads while [`super::Server::wants_read`] is false. (What the
+    /// application sends is its own to bound, with
+    /// [`super::Server::buffered`]; the Socket.IO layer does.)
+    pub max_buffered_output_hard: usize,
+    /// Buffers of unsent output beyond which a connection is not read,
+    /// like [`ServerConfig::max_buffered_output`] (4096): many small frames
+    /// (acks, echoes of short events) cost more memory than their bytes
+    /// say, each its own allocation.
+    pub max_buffered_frames: usize,
 }
 
 impl Default for ServerConfig {
@@ -157,6 +176,9 @@ impl Default for ServerConfig {
             max_http_head: 16 * 1024,
             allow_request: None,
             idle_timeout: Duration::from_secs(30),
+            max_buffered_output: 1 << 20,
+            max_buffered_output_hard: 16 << 20,
+            max_buffered_frames: 4096,
         }
     }
 }
@@ -181,6 +203,9 @@ impl fmt::Debug for ServerConfig {
             .field("max_http_head", &self.max_http_head)
             .field("allow_request", &self.allow_request.is_some())
             .field("idle_timeout", &self.idle_timeout)
+            .field("max_buffered_output", &self.max_buffered_output)
+            .field("max_buffered_output_hard", &self.max_buffered_output_hard)
+            .field("max_buffered_frames", &self.max_buffered_frames)
             .finish()
     }
 }

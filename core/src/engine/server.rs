@@ -98,6 +98,10 @@ pub enum CloseReason {
     ForcedClose,
     /// The server is shutting down (`server shutting down`).
     ServerShutdown,
+    /// The connection's unsent output went over
+    /// [`ServerConfig::max_buffered_output_hard`] (`slow consumer`, a reason
+    /// of this implementation: the reference has no output bound).
+    SlowConsumer,
 }
 
 impl CloseReason {
@@ -110,6 +114,7 @@ impl CloseReason {
             CloseReason::ParseError => "parse error",
             CloseReason::ForcedClose => "forced close",
             CloseReason::ServerShutdown => "server shutting down",
+            CloseReason::SlowConsumer => "slow consumer",
         }
     }
 }
@@ -257,7 +262,28 @@ struct Conn {
     drain_listed: bool,
 }
 
+/// Queues that grew beyond this many entries during a burst are given back
+/// once empty, so a connection does not keep its peak capacity.
+pub(crate) const KEEP_QUEUE_CAPACITY: usize = 64;
+
+/// Replaces an empty queue whose capacity grew beyond
+/// [`KEEP_QUEUE_CAPACITY`] with a fresh one (its memory is given back).
+fn shrink_if_empty<T>(queue: &mut VecDeque<T>) {
+    if queue.is_empty() && queue.capacity() > KEEP_QUEUE_CAPACITY {
+        *queue = VecDeque::new();
+    }
+}
+
 impl Conn {
+    /// Bytes of output waiting in the core for this connection: queued for
+    /// the driver, and framed by its WebSocket but not yet moved over.
+    fn buffered(&self) -> usize {
+        match &self.kind {
+            ConnKind::Ws { ws, .. } => self.out_len + ws.pending_transmit_len(),
+            _ => self.out_len,
+        }
+    }
+
     fn push_out(&mut self, bytes: Bytes) {
         if !bytes.is_empty() {
             self.out_len += bytes.len();
@@ -698,20 +724,97 @@ impl Server {
             }
             _ => {}
         }
+        self.check_overflow(now, conn);
         self.finish(now);
+    }
+
+    /// Closes `id` and its session as a slow consumer when its unsent
+    /// output is over the hard bound (what it queued is dropped). Only a
+    /// driver that reads while [`Server::wants_read`] is false gets here
+    /// from input: pongs and responses owed to a peer that does not read
+    /// stay within the soft bound plus one read otherwise.
+    fn check_overflow(&mut self, now: Instant, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let buffered = conn.buffered();
+        if buffered <= self.config.max_buffered_output_hard {
+            return;
+        }
+        let sid = match &conn.kind {
+            ConnKind::Ws {
+                role: WsRole::Session(sid),
+                ..
+            } => Some(sid.clone()),
+            _ => None,
+        };
+        warn!(
+            conn = id.0,
+            sid = sid.as_deref().unwrap_or(""),
+            buffered,
+            limit = self.config.max_buffered_output_hard,
+            "output over max_buffered_output_hard: closing as slow consumer"
+        );
+        conn.out = VecDeque::new();
+        conn.out_len = 0;
+        if let Some(sid) = sid {
+            self.close_session(now, &sid, CloseReason::SlowConsumer);
+        }
+        // The close frame, if the WebSocket queued one, goes first.
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.pull_ws();
+        }
+        self.close_conn(now, id);
     }
 
     /// Whether reading more from `conn` is useful now: false while a
     /// response is pending and a request's worth of pipelined bytes is
-    /// already buffered, and once the connection is closing. A driver that
-    /// respects it never hits the pipelining bound (which closes the
-    /// connection).
+    /// already buffered, once the connection is closing, and while its
+    /// unsent output is over [`ServerConfig::max_buffered_output`] (or
+    /// [`ServerConfig::max_buffered_frames`]). A
+    /// driver that respects it never hits the pipelining bound or
+    /// [`ServerConfig::max_buffered_output_hard`] (which close the
+    /// connection), and a peer that does not read cannot make the server
+    /// buffer more than the soft bound plus what one read produces on that
+    /// connection. A connection paused this way may be read again once its
+    /// own output drains. (A long-polling session's queue does not pause
+    /// the connections its POSTs arrive on: the GET that drains it may
+    /// come on one of them; the Socket.IO layer's slow-consumer rule
+    /// bounds it.) O(1).
     pub fn wants_read(&self, conn: ConnId) -> bool {
-        match self.conns.get(&conn).map(|c| &c.kind) {
-            Some(ConnKind::Http { codec }) => codec.wants_read(),
-            Some(ConnKind::Ws { ws, .. }) => !ws.is_closed(),
+        let Some(c) = self.conns.get(&conn) else {
+            return false;
+        };
+        if c.buffered() > self.config.max_buffered_output
+            || c.out.len() > self.config.max_buffered_frames
+        {
+            return false;
+        }
+        match &c.kind {
+            ConnKind::Http { codec } => codec.wants_read(),
+            ConnKind::Ws { ws, .. } => !ws.is_closed(),
             _ => false,
         }
+    }
+
+    /// The session whose transport a connection is (WebSocket only: HTTP
+    /// connections may carry requests of any session).
+    pub fn session_of(&self, conn: ConnId) -> Option<&Sid> {
+        let c = self.conns.get(&conn)?;
+        match &c.kind {
+            ConnKind::Ws {
+                role: WsRole::Session(sid),
+                ..
+            } => Some(sid),
+            _ => None,
+        }
+    }
+
+    /// Bytes of output waiting in the core for a connection (queued for
+    /// the driver, or framed and not yet queued), as
+    /// [`ServerConfig::max_buffered_output`] counts them.
+    pub fn conn_buffered(&self, conn: ConnId) -> Option<usize> {
+        self.conns.get(&conn).map(Conn::buffered)
     }
 
     /// A request already parsed by another HTTP stack (hyper, axum, ...),
@@ -832,7 +935,11 @@ impl Server {
 
     /// The next application event.
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if event.is_none() {
+            shrink_if_empty(&mut self.events);
+        }
+        event
     }
 
     /// A connection that has something to transmit. Each connection is
@@ -858,6 +965,7 @@ impl Server {
         let c = self.conns.get_mut(&conn)?;
         if let Some(bytes) = c.out.pop_front() {
             c.out_len -= bytes.len();
+            shrink_if_empty(&mut c.out);
             if !c.drain_listed {
                 if let ConnKind::Ws {
                     role: WsRole::Session(sid),
@@ -1047,6 +1155,20 @@ impl Server {
     /// The number of connections not yet closed or dropped.
     pub fn connection_count(&self) -> usize {
         self.conns.len()
+    }
+
+    /// What a connection's queues have allocated, in use or not: entries of
+    /// its output queue and bytes of its WebSocket or HTTP buffers (to
+    /// check that a burst's memory is given back).
+    #[cfg(test)]
+    pub(crate) fn conn_capacity(&self, conn: ConnId) -> Option<(usize, usize)> {
+        let c = self.conns.get(&conn)?;
+        let bytes = match &c.kind {
+            ConnKind::Ws { ws, .. } => ws.buffer_capacity(),
+            ConnKind::Http { codec } => codec.buffer_capacity(),
+            _ => 0,
+        };
+        Some((c.out.capacity(), bytes))
     }
 
     /// The peer address the driver gave for a connection.
@@ -1425,7 +1547,9 @@ impl Server {
         let taken = !session.queue.is_empty();
         let packets: Vec<Packet> = if taken {
             session.queued_bytes = 0;
-            session.queue.drain(..).collect()
+            let packets = session.queue.drain(..).collect();
+            shrink_if_empty(&mut session.queue);
+            packets
         } else if session.upgrade.as_ref().is_some_and(|u| u.probed) {
             vec![Packet::Noop]
         } else {

@@ -1647,3 +1647,147 @@ fn drained_list_stays_bounded_when_nobody_drains_it() {
         h.server.check_invariants();
     }
 }
+
+/// A server that stops reading a connection owing more than `soft` bytes.
+fn harness_with_output_bound(soft: usize) -> Harness {
+    Harness::new(ServerConfig {
+        ping_interval: Duration::from_secs(25),
+        max_buffered_output: soft,
+        ..ServerConfig::default()
+    })
+}
+
+/// A long-polling POST of `body` on session `sid`.
+fn post_request(sid: &str, body: &str) -> String {
+    format!(
+        "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// One read's worth of WebSocket pings with 125-byte payloads, as a client
+/// that floods them sends (about 64 KiB).
+fn ping_flood_read(client: &mut WsClient) -> Vec<u8> {
+    let mut read = Vec::new();
+    while read.len() < 64 * 1024 {
+        client.ws.send_ping(&[b'p'; 125]).unwrap();
+        read.extend_from_slice(&client.ws.poll_transmit().unwrap());
+    }
+    read
+}
+
+#[test]
+fn ping_flood_from_a_peer_that_never_reads_stops_reading_at_the_soft_bound() {
+    let soft = 256 * 1024;
+    let mut h = harness_with_output_bound(soft);
+    let (mut client, _sid) = ws_session(&mut h);
+    let read = ping_flood_read(&mut client);
+    // The peer reads nothing: nothing is pulled. The driver reads only
+    // while the core wants it.
+    let mut reads = 0;
+    while h.server.wants_read(client.conn) {
+        h.server.handle_read(h.now, client.conn, &read);
+        reads += 1;
+        let buffered = h.server.conn_buffered(client.conn).unwrap();
+        assert!(
+            buffered <= soft + read.len(),
+            "{buffered} bytes owed after {reads} reads"
+        );
+        assert!(reads < 1000, "never paused");
+    }
+    assert!(h.server.conn_buffered(client.conn).unwrap() > soft);
+    // Every pong is owed, in order, once the peer reads again.
+    assert!(reads >= soft / read.len());
+    h.drain();
+    assert!(h.server.wants_read(client.conn), "readable once drained");
+    let pongs = h.ws_recv(&mut client);
+    assert!(pongs.is_empty(), "pongs are not messages: {pongs:?}");
+    assert_eq!(h.server.conn_buffered(client.conn), Some(0));
+    // Its queues give the burst's memory back.
+    let (entries, bytes) = h.server.conn_capacity(client.conn).unwrap();
+    assert!(
+        entries <= super::server::KEEP_QUEUE_CAPACITY,
+        "{entries} queue entries kept"
+    );
+    assert!(
+        bytes <= 2 * crate::ws::connection::KEEP_BUFFER_CAPACITY,
+        "{bytes} buffer bytes kept"
+    );
+    assert_eq!(h.closed_events(), []);
+}
+
+#[test]
+fn ping_flood_past_the_hard_bound_closes_the_session_as_slow_consumer() {
+    let mut h = Harness::new(ServerConfig {
+        ping_interval: Duration::from_secs(25),
+        max_buffered_output: 64 * 1024,
+        max_buffered_output_hard: 256 * 1024,
+        ..ServerConfig::default()
+    });
+    let (mut client, sid) = ws_session(&mut h);
+    let read = ping_flood_read(&mut client);
+    // A driver that ignores `wants_read`.
+    for _ in 0..8 {
+        h.server.handle_read(h.now, client.conn, &read);
+    }
+    h.drain();
+    assert_eq!(h.closed_events(), [(sid, CloseReason::SlowConsumer)]);
+    assert!(h.closed.contains(&client.conn), "connection closed");
+    assert_eq!(h.server.connection_count(), 0);
+}
+
+#[test]
+fn pipelined_posts_from_a_peer_that_never_reads_stop_at_the_soft_bound() {
+    let soft = 16 * 1024;
+    let mut h = harness_with_output_bound(soft);
+    let sid = h.open();
+    let conn = h.connect();
+    let post = post_request(&sid, "4hello");
+    let read: Vec<u8> = post.repeat(4096 / post.len()).into_bytes();
+    let mut reads = 0;
+    while h.server.wants_read(conn) {
+        h.server.handle_read(h.now, conn, &read);
+        reads += 1;
+        // Each request's answer (`ok`) is owed to the peer.
+        let buffered = h.server.conn_buffered(conn).unwrap();
+        assert!(
+            buffered <= soft + 2 * read.len(),
+            "{buffered} after {reads}"
+        );
+        assert!(reads < 1000, "never paused");
+    }
+    h.drain();
+    assert!(h.server.wants_read(conn), "readable once its answers left");
+    let (entries, _) = h.server.conn_capacity(conn).unwrap();
+    assert!(
+        entries <= super::server::KEEP_QUEUE_CAPACITY,
+        "{entries} queue entries kept"
+    );
+}
+
+#[test]
+fn a_post_connection_is_read_while_its_session_queue_is_over_the_soft_bound() {
+    // The GET that drains the queue may come on the connection the POSTs
+    // came on (a browser reuses its connections): pausing that connection
+    // for the queue would stall the session until its slow-consumer end.
+    let soft = 4 * 1024;
+    let mut h = harness_with_output_bound(soft);
+    let sid = h.open();
+    let conn = h.connect();
+    let post = post_request(&sid, "4x");
+    h.feed(conn, post.as_bytes());
+    assert_eq!(h.take_response(conn).unwrap().text(), "ok");
+    h.server
+        .send(h.now, &sid, Message::Text("y".repeat(2 * soft).into()))
+        .unwrap();
+    h.drain();
+    assert!(
+        h.server.wants_read(conn),
+        "a GET may come on this connection"
+    );
+    let get =
+        format!("GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\n\r\n");
+    h.feed(conn, get.as_bytes());
+    assert!(h.take_response(conn).unwrap().text().starts_with("4yyy"));
+    assert_eq!(h.server.buffered(&sid), Some(0));
+}

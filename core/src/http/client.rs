@@ -10,6 +10,7 @@ use super::body::{
 };
 use super::encode::{check_headers, is_token, put_content_length, put_headers};
 use super::error::{HttpError, UsageError};
+use super::server::KEEP_BUFFER_CAPACITY;
 use super::types::{keep_alive, Method, Request, Response, Version};
 use super::Limits;
 
@@ -189,6 +190,10 @@ impl ClientConn {
         if result.is_err() {
             self.state = State::Failed;
             self.incoming = None;
+            self.buf = BytesMut::new();
+        } else if self.buf.is_empty() && self.buf.capacity() > KEEP_BUFFER_CAPACITY {
+            // A large long-polling answer must not leave its capacity
+            // behind.
             self.buf = BytesMut::new();
         }
         result

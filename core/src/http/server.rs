@@ -88,6 +88,9 @@ struct Streaming {
     closing: bool,
 }
 
+/// A read buffer that grew beyond this many bytes is given back once empty.
+pub(crate) const KEEP_BUFFER_CAPACITY: usize = 64 * 1024;
+
 /// The server side of one HTTP/1.1 connection, sans-IO.
 ///
 /// Feed received bytes with [`feed`](Self::feed) (and [`feed_eof`](Self::feed_eof)
@@ -151,6 +154,11 @@ impl ServerConn {
         }
     }
 
+    /// The bytes the read buffer has allocated, in use or not.
+    pub fn buffer_capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Records that the peer closed its sending side (read returned 0).
     pub fn feed_eof(&mut self) {
         self.eof = true;
@@ -188,7 +196,13 @@ impl ServerConn {
             return Ok(None);
         }
         match self.parse_next() {
-            Ok(event) => Ok(event),
+            Ok(event) => {
+                // A large body must not leave its capacity behind.
+                if self.buf.is_empty() && self.buf.capacity() > KEEP_BUFFER_CAPACITY {
+                    self.buf = BytesMut::new();
+                }
+                Ok(event)
+            }
             Err(err) => {
                 let version = self
                     .incoming

@@ -100,6 +100,9 @@ impl PartialMessage {
     }
 }
 
+/// Buffers that grew beyond this many bytes are given back once empty.
+pub(crate) const KEEP_BUFFER_CAPACITY: usize = 64 * 1024;
+
 /// One WebSocket connection after the opening handshake, client or server,
 /// without IO.
 ///
@@ -288,6 +291,10 @@ impl WebSocket {
             self.shut_down();
             return Some(Err(WsError::UnexpectedEof));
         }
+        // A burst must not leave its peak capacity behind.
+        if self.inbound.is_empty() && self.inbound.capacity() > KEEP_BUFFER_CAPACITY {
+            self.inbound = BytesMut::new();
+        }
         None
     }
 
@@ -453,7 +460,13 @@ impl WebSocket {
         if self.outbound.is_empty() {
             None
         } else {
-            Some(self.outbound.split().freeze())
+            let bytes = self.outbound.split().freeze();
+            // What is left of a large buffer is given back rather than kept
+            // at the peak of a burst.
+            if self.outbound.capacity() > KEEP_BUFFER_CAPACITY {
+                self.outbound = BytesMut::new();
+            }
+            Some(bytes)
         }
     }
 
@@ -461,6 +474,12 @@ impl WebSocket {
     /// sending while the transport cannot keep up).
     pub fn pending_transmit_len(&self) -> usize {
         self.outbound.len()
+    }
+
+    /// The bytes the inbound and outbound buffers have allocated, whether
+    /// in use or not (to check that a burst's memory is given back).
+    pub fn buffer_capacity(&self) -> usize {
+        self.inbound.capacity() + self.outbound.capacity()
     }
 
     fn ensure_open(&self) -> Result<(), LocalError> {

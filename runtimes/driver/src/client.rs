@@ -14,14 +14,22 @@ use socketio_core::engine::ConnId;
 use socketio_core::parser::Parser;
 use socketio_core::socket::ClientEvent;
 
-use crate::conn::{ConnDriver, ConnSignal};
+use crate::conn::{ConnDriver, ConnSignal, Pulled, WRITE_BATCH};
 use crate::io::{timer_loop, Timed};
 use crate::runtime::{BoxStream, Runtime};
+
+/// Unsent output, in bytes, beyond which a client connection is not read
+/// until it drains: a server that floods (pings answered with pongs,
+/// events answered with acks) and does not read meets TCP's backpressure
+/// instead of making the client buffer for it.
+const MAX_BUFFERED_OUTPUT: usize = 1 << 20;
 
 /// A connection the endpoint asked for: what it has to write.
 struct Conn {
     signal: Arc<ConnSignal>,
     out: VecDeque<Bytes>,
+    /// Bytes in `out`.
+    out_len: usize,
     /// Close once `out` is written.
     close: bool,
 }
@@ -275,6 +283,7 @@ impl<P: Parser + Send + 'static> Shared<P> {
                         Conn {
                             signal: signal.clone(),
                             out: VecDeque::new(),
+                            out_len: 0,
                             close: false,
                         },
                     );
@@ -284,6 +293,7 @@ impl<P: Parser + Send + 'static> Shared<P> {
                 }
                 ClientAction::Data(conn, bytes) => {
                     if let Some(c) = state.conns.get_mut(&conn) {
+                        c.out_len += bytes.len();
                         c.out.push_back(bytes);
                         c.signal.notify();
                     }
@@ -311,10 +321,17 @@ impl<P: Parser + Send + 'static> Shared<P> {
 }
 
 impl<P: Parser + Send + 'static> ConnDriver for Shared<P> {
-    fn on_read(this: &Arc<Self>, conn: ConnId, data: &[u8]) {
-        Shared::with_state(this, |state, now| {
-            state.endpoint.handle_read(now, conn, data)
-        });
+    fn on_read(this: &Arc<Self>, conn: ConnId, data: &[u8]) -> bool {
+        let mut state = this.lock();
+        state.endpoint.handle_read(Instant::now(), conn, data);
+        this.drain(&mut state);
+        // The output this read produced is queued by now (`drain`): read
+        // on only while it is under the bound. Only this connection's own
+        // pulls drain it, and each says whether it may read again.
+        state
+            .conns
+            .get(&conn)
+            .map_or(true, |c| c.out_len <= MAX_BUFFERED_OUTPUT)
     }
 
     fn on_eof(this: &Arc<Self>, conn: ConnId) {
@@ -336,17 +353,48 @@ impl<P: Parser + Send + 'static> ConnDriver for Shared<P> {
         ConnDriver::on_eof(this, conn);
     }
 
-    fn pull(this: &Arc<Self>, conn: ConnId, out: &mut VecDeque<Bytes>) -> bool {
+    fn wants_read(this: &Arc<Self>, conn: ConnId) -> bool {
+        this.lock()
+            .conns
+            .get(&conn)
+            .map_or(true, |c| c.out_len <= MAX_BUFFERED_OUTPUT)
+    }
+
+    fn pull(this: &Arc<Self>, conn: ConnId, out: &mut VecDeque<Bytes>) -> Pulled {
         let mut state = this.lock();
         let Some(c) = state.conns.get_mut(&conn) else {
-            return true;
+            return Pulled {
+                close: true,
+                more: false,
+                readable: false,
+            };
         };
-        out.append(&mut c.out);
-        if c.close {
-            state.conns.remove(&conn);
-            return true;
+        let mut taken = 0;
+        while taken < WRITE_BATCH {
+            let Some(bytes) = c.out.pop_front() else {
+                break;
+            };
+            taken += bytes.len();
+            out.push_back(bytes);
         }
-        false
+        c.out_len -= taken;
+        if c.out.is_empty() && c.out.capacity() > 64 {
+            c.out = VecDeque::new();
+        }
+        let more = !c.out.is_empty();
+        if c.close && !more {
+            state.conns.remove(&conn);
+            return Pulled {
+                close: true,
+                more: false,
+                readable: false,
+            };
+        }
+        Pulled {
+            close: false,
+            more,
+            readable: c.out_len <= MAX_BUFFERED_OUTPUT,
+        }
     }
 }
 

@@ -8,6 +8,14 @@
 //! produced them, without waking another task; output made for the
 //! connection elsewhere (another connection's read, an application call, a
 //! timer) sets its [`ConnSignal`] and wakes it.
+//!
+//! Flow control: a connection is read only while its core wants it read
+//! (its unsent output under the soft bound, its events handled). A paused
+//! connection is not polled for reading, so TCP pushes back on the peer;
+//! it reads again once its own output drains (each pull says whether it
+//! may) or once the driver resumes it through its [`ConnSignal`]. Output
+//! is pulled from the core in batches of at most [`WRITE_BATCH`] bytes, so
+//! that what waits stays in the core's accounting.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -33,6 +41,13 @@ const ROUND_BUDGET: usize = 16;
 
 /// Buffers handed to one vectored write.
 const MAX_SLICES: usize = 64;
+
+/// Bytes pulled from the core at once; the rest waits there, where the
+/// core counts it against the connection's output bound.
+pub(crate) const WRITE_BATCH: usize = 64 * 1024;
+
+/// Entries the write queue keeps allocated once empty.
+const KEEP_OUT_CAPACITY: usize = MAX_SLICES;
 
 thread_local! {
     static READ_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUFFER].into_boxed_slice());
@@ -75,12 +90,23 @@ pub(crate) struct ConnSignal {
     polling: AtomicBool,
     /// Drop the connection at once.
     stop: AtomicBool,
+    /// A paused connection may be read again.
+    resume: AtomicBool,
 }
 
 impl ConnSignal {
     /// The core has output for the connection.
     pub(crate) fn notify(&self) {
         self.ready.store(true, Ordering::SeqCst);
+        if !self.polling.load(Ordering::SeqCst) {
+            self.waker.wake();
+        }
+    }
+
+    /// A connection paused by flow control may be read again (harmless if
+    /// it is not paused).
+    pub(crate) fn resume(&self) {
+        self.resume.store(true, Ordering::SeqCst);
         if !self.polling.load(Ordering::SeqCst) {
             self.waker.wake();
         }
@@ -93,11 +119,24 @@ impl ConnSignal {
     }
 }
 
+/// What one pull of output gave.
+pub(crate) struct Pulled {
+    /// The core closes the connection once what was pulled is written (or
+    /// no longer knows it).
+    pub(crate) close: bool,
+    /// The core holds more output: pull again once this is written.
+    pub(crate) more: bool,
+    /// The connection may be read (its core wants input).
+    pub(crate) readable: bool,
+}
+
 /// What a connection task asks of its driver. Each call locks the core,
 /// feeds it and drains its outputs.
 pub(crate) trait ConnDriver: Send + Sync + 'static {
-    /// Bytes read.
-    fn on_read(this: &Arc<Self>, conn: ConnId, data: &[u8]);
+    /// Bytes read; returns whether to go on reading (false pauses the
+    /// connection until a pull says it is readable or the driver resumes
+    /// it through its signal).
+    fn on_read(this: &Arc<Self>, conn: ConnId, data: &[u8]) -> bool;
     /// The stream ended, or writing failed.
     fn on_eof(this: &Arc<Self>, conn: ConnId);
     /// Reading failed: by default, the same as the end of the stream.
@@ -105,9 +144,12 @@ pub(crate) trait ConnDriver: Send + Sync + 'static {
         tracing::debug!(conn = conn.0, %error, "read failed");
         Self::on_eof(this, conn);
     }
-    /// Move the core's output for `conn` to `out`; true when the core
-    /// closes the connection after it (or no longer knows it).
-    fn pull(this: &Arc<Self>, conn: ConnId, out: &mut VecDeque<Bytes>) -> bool;
+    /// Whether `conn` may be read now (asked when a paused connection is
+    /// resumed: the resume is a hint).
+    fn wants_read(this: &Arc<Self>, conn: ConnId) -> bool;
+    /// Move the core's output for `conn` to `out`, at most about
+    /// [`WRITE_BATCH`] bytes.
+    fn pull(this: &Arc<Self>, conn: ConnId, out: &mut VecDeque<Bytes>) -> Pulled;
 }
 
 /// Drive one connection until it closes. Spawn it as a task.
@@ -125,6 +167,7 @@ pub(crate) fn connection<D: ConnDriver>(
         out: VecDeque::new(),
         closing: false,
         unflushed: false,
+        paused: false,
     }
 }
 
@@ -139,6 +182,8 @@ struct Connection<D> {
     closing: bool,
     /// Written since the last flush (TLS streams buffer until flushed).
     unflushed: bool,
+    /// Not read: the core does not want input now (flow control).
+    paused: bool,
 }
 
 /// What one step of a connection did.
@@ -155,7 +200,15 @@ impl<D: ConnDriver> Connection<D> {
     /// Write what is pulled, flush, pull more; close when the core said so.
     fn poll_write_side(&mut self, cx: &mut Context<'_>) -> Step {
         if self.out.is_empty() && !self.closing && self.signal.ready.swap(false, Ordering::SeqCst) {
-            self.closing = D::pull(&self.driver, self.conn, &mut self.out);
+            if self.out.capacity() > KEEP_OUT_CAPACITY {
+                self.out = VecDeque::new();
+            }
+            let pulled = D::pull(&self.driver, self.conn, &mut self.out);
+            self.closing = pulled.close;
+            if pulled.more && !pulled.close {
+                self.signal.ready.store(true, Ordering::SeqCst);
+            }
+            self.paused = !pulled.readable;
         }
         if !self.out.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
@@ -212,8 +265,21 @@ impl<D: ConnDriver> Connection<D> {
     }
 
     fn poll_read_side(&mut self, cx: &mut Context<'_>) -> Step {
+        if self.paused && self.signal.resume.swap(false, Ordering::SeqCst) {
+            self.paused = !D::wants_read(&self.driver, self.conn);
+        }
+        if self.paused {
+            // Not polled: the peer meets TCP's backpressure. The write
+            // side, or the driver through `resume`, wakes us.
+            return Step::Blocked;
+        }
         let (driver, conn) = (&self.driver, self.conn);
-        match read_shared(&mut self.stream, cx, |data| D::on_read(driver, conn, data)) {
+        let mut readable = true;
+        let result = read_shared(&mut self.stream, cx, |data| {
+            readable = D::on_read(driver, conn, data)
+        });
+        self.paused = !readable;
+        match result {
             Poll::Pending => Step::Blocked,
             Poll::Ready(Ok(0)) => {
                 D::on_eof(driver, conn);
@@ -259,9 +325,10 @@ impl<D: ConnDriver> Future for Connection<D> {
                     // Sleep, unless output arrived since the write side
                     // looked (`notify` does not wake us while we poll).
                     this.signal.polling.store(false, Ordering::SeqCst);
-                    let more = this.out.is_empty()
+                    let more = (this.out.is_empty()
                         && !this.closing
-                        && this.signal.ready.load(Ordering::SeqCst);
+                        && this.signal.ready.load(Ordering::SeqCst))
+                        || (this.paused && this.signal.resume.load(Ordering::SeqCst));
                     if !more {
                         return Poll::Pending;
                     }

@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_channel::mpsc;
 use socketio_core::engine;
 
+use crate::backlog::EventReceiver;
 use crate::runtime::{BoxStream, Runtime};
 use crate::server::Driver;
 
@@ -27,7 +27,7 @@ impl EngineDriver {
     pub fn new(
         runtime: Arc<dyn Runtime>,
         server: engine::Server,
-    ) -> (Self, mpsc::UnboundedReceiver<engine::ServerEvent>) {
+    ) -> (Self, EventReceiver<engine::ServerEvent>) {
         let (driver, events) = Driver::new(runtime, server);
         (EngineDriver { driver }, events)
     }

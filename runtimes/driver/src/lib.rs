@@ -32,6 +32,7 @@
 pub mod amqp;
 #[cfg(feature = "async-io")]
 mod async_io;
+mod backlog;
 mod bus;
 mod client;
 mod conn;
@@ -49,6 +50,7 @@ pub mod zmq;
 
 #[cfg(feature = "async-io")]
 pub use async_io::{AsyncIoListener, AsyncIoStream};
+pub use backlog::EventReceiver;
 pub use client::{ClientDriver, ConnectError};
 pub use engine_server::EngineDriver;
 pub use rng::{os_rng, os_rng_factory};

@@ -18,7 +18,8 @@ use socketio_core::engine::{self, ConnId, Transmit};
 use socketio_core::parser::Parser;
 use socketio_core::socket::ServerEvent;
 
-use crate::conn::{connection, ConnDriver, ConnSignal};
+use crate::backlog::{Backlog, EventReceiver};
+use crate::conn::{connection, ConnDriver, ConnSignal, Pulled, WRITE_BATCH};
 use crate::io::{timer_loop, Timed};
 use crate::runtime::{BoxStream, Listener, Runtime};
 
@@ -29,6 +30,9 @@ pub(crate) trait ServerCore: Send + 'static {
     type Event: Send + 'static;
     fn handle_connection(&mut self, now: Instant, remote: Option<SocketAddr>) -> ConnId;
     fn handle_read(&mut self, now: Instant, conn: ConnId, data: &[u8]);
+    /// Whether reading more from `conn` is useful now (flow control: false
+    /// while its unsent output is over the soft bound). O(1).
+    fn wants_read(&self, conn: ConnId) -> bool;
     fn handle_eof(&mut self, now: Instant, conn: ConnId);
     fn handle_timeout(&mut self, now: Instant);
     fn poll_timeout(&self) -> Option<Instant>;
@@ -53,6 +57,9 @@ impl<P: Parser + Send + 'static> ServerCore for ServerEndpoint<P> {
     }
     fn handle_read(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
         ServerEndpoint::handle_read(self, now, conn, data)
+    }
+    fn wants_read(&self, conn: ConnId) -> bool {
+        ServerEndpoint::wants_read(self, conn)
     }
     fn handle_eof(&mut self, now: Instant, conn: ConnId) {
         ServerEndpoint::handle_eof(self, now, conn)
@@ -90,6 +97,9 @@ impl ServerCore for engine::Server {
     }
     fn handle_read(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
         engine::Server::handle_read(self, now, conn, data)
+    }
+    fn wants_read(&self, conn: ConnId) -> bool {
+        engine::Server::wants_read(self, conn)
     }
     fn handle_eof(&mut self, now: Instant, conn: ConnId) {
         engine::Server::handle_eof(self, now, conn)
@@ -153,21 +163,19 @@ pub(crate) struct Driver<C: ServerCore> {
     dispatching: AtomicBool,
     /// `pending` is not empty (written under the lock).
     has_pending: AtomicBool,
+    /// Events handed out and not yet handled (flow control).
+    backlog: Arc<Backlog>,
     /// Dropped by [`Driver::stop`]: accept loops see their receiver close.
     stop: Mutex<Option<async_channel::Sender<()>>>,
     stopped: async_channel::Receiver<()>,
 }
 
 impl<C: ServerCore> Driver<C> {
-    pub(crate) fn new(
-        runtime: Arc<dyn Runtime>,
-        core: C,
-    ) -> (Arc<Self>, mpsc::UnboundedReceiver<C::Event>) {
+    pub(crate) fn new(runtime: Arc<dyn Runtime>, core: C) -> (Arc<Self>, EventReceiver<C::Event>) {
         let (events, events_rx) = mpsc::unbounded();
-        (
-            Self::with_sink(runtime, core, EventSink::Channel(events)),
-            events_rx,
-        )
+        let driver = Self::with_sink(runtime, core, EventSink::Channel(events));
+        let events_rx = EventReceiver::new(events_rx, driver.backlog.clone());
+        (driver, events_rx)
     }
 
     pub(crate) fn with_sink(
@@ -190,6 +198,7 @@ impl<C: ServerCore> Driver<C> {
             events,
             dispatching: AtomicBool::new(false),
             has_pending: AtomicBool::new(false),
+            backlog: Arc::default(),
             stop: Mutex::new(Some(stop)),
             stopped,
         });
@@ -220,6 +229,19 @@ impl<C: ServerCore> Driver<C> {
         result
     }
 
+    /// Whether `conn` may be read now: its core wants input and the
+    /// application is not too far behind with events (when it is, the
+    /// connection is resumed once it caught up).
+    fn readable(&self, state: &State<C>, conn: ConnId) -> bool {
+        if !state.core.wants_read(conn) {
+            return false;
+        }
+        match state.conns.get(&conn) {
+            Some(signal) => self.backlog.admit(signal),
+            None => false,
+        }
+    }
+
     /// Run the handler over the pending events, in order, unless another
     /// task is already doing so (it picks ours up too). Handlers call back
     /// into the driver: their events join the same loop.
@@ -242,9 +264,11 @@ impl<C: ServerCore> Driver<C> {
                 if batch.is_empty() {
                     break;
                 }
+                let handled = batch.len();
                 for event in batch {
                     handler(event);
                 }
+                self.backlog.remove(handled);
             }
             // Events pushed after our last look, by a task that saw us
             // dispatching, are ours to run: the loop condition checks.
@@ -265,13 +289,18 @@ impl<C: ServerCore> Driver<C> {
         match &self.events {
             EventSink::Channel(events) => {
                 while let Some(event) = state.core.poll_event() {
+                    // Counted before the receiver can take it.
+                    self.backlog.add(1);
                     // The application may have stopped listening: nothing
                     // to do.
-                    let _ = events.unbounded_send(event);
+                    if events.unbounded_send(event).is_err() {
+                        self.backlog.remove(1);
+                    }
                 }
             }
             EventSink::Handler(_) => {
                 while let Some(event) = state.core.poll_event() {
+                    self.backlog.add(1);
                     state.pending.push_back(event);
                     self.has_pending.store(true, Ordering::SeqCst);
                 }
@@ -381,9 +410,21 @@ impl<C: ServerCore> Driver<C> {
 }
 
 impl<C: ServerCore> ConnDriver for Driver<C> {
-    fn on_read(this: &Arc<Self>, conn: ConnId, data: &[u8]) {
+    fn on_read(this: &Arc<Self>, conn: ConnId, data: &[u8]) -> bool {
+        let mut state = this.lock();
         // The core handles deadlines already due before the bytes.
-        this.with_state(|state, now| state.core.handle_read(now, conn, data));
+        state.core.handle_read(Instant::now(), conn, data);
+        this.drain(&mut state);
+        // After `drain`: the events of this read count.
+        let readable = this.readable(&state, conn);
+        drop(state);
+        this.dispatch();
+        readable
+    }
+
+    fn wants_read(this: &Arc<Self>, conn: ConnId) -> bool {
+        let state = this.lock();
+        this.readable(&state, conn)
     }
 
     fn on_eof(this: &Arc<Self>, conn: ConnId) {
@@ -393,15 +434,21 @@ impl<C: ServerCore> ConnDriver for Driver<C> {
         });
     }
 
-    fn pull(this: &Arc<Self>, conn: ConnId, out: &mut VecDeque<Bytes>) -> bool {
+    fn pull(this: &Arc<Self>, conn: ConnId, out: &mut VecDeque<Bytes>) -> Pulled {
         this.with_state(|state, now| {
             let mut close = false;
-            let mut taken = false;
+            let mut taken = 0;
+            let mut more = false;
             while let Some(transmit) = state.core.poll_transmit(conn) {
                 match transmit {
                     Transmit::Data(bytes) => {
-                        taken = true;
-                        out.push_back(bytes)
+                        taken += bytes.len();
+                        out.push_back(bytes);
+                        if taken >= WRITE_BATCH {
+                            // The rest waits in the core, counted.
+                            more = true;
+                            break;
+                        }
                     }
                     Transmit::Close => {
                         state.conns.remove(&conn);
@@ -410,11 +457,15 @@ impl<C: ServerCore> ConnDriver for Driver<C> {
                     }
                 }
             }
-            if taken {
+            if taken > 0 {
                 // Report the written bytes (backpressure accounting).
                 state.core.pump(now);
             }
-            close
+            Pulled {
+                close,
+                more,
+                readable: !close && this.readable(state, conn),
+            }
         })
     }
 }
@@ -451,7 +502,7 @@ impl<P: Parser + Send + 'static> ServerDriver<P> {
     pub fn new(
         runtime: Arc<dyn Runtime>,
         endpoint: ServerEndpoint<P>,
-    ) -> (Self, mpsc::UnboundedReceiver<ServerEvent>) {
+    ) -> (Self, EventReceiver<ServerEvent>) {
         let (driver, events) = Driver::new(runtime, endpoint);
         (ServerDriver { driver }, events)
     }

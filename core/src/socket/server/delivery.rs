@@ -54,6 +54,14 @@ pub(super) fn check_buffer<D>(
 }
 
 impl<P: Parser> Server<P> {
+    /// Bytes handed to an Engine.IO session (or held for its pending
+    /// sockets) and not yet reported written: what
+    /// [`ServerConfig::max_buffered_bytes`] bounds. `None` for a session
+    /// this layer does not know.
+    pub fn session_buffered(&self, eio: &str) -> Option<usize> {
+        self.sessions.get(eio).map(|s| s.buffered)
+    }
+
     /// `bytes` of a session's buffer are gone: written, or never to be.
     pub(super) fn credit(&mut self, eio: &str, bytes: usize) {
         let Some(session) = self.sessions.get_mut(eio) else {
