@@ -25,6 +25,7 @@ pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+mod memory;
 pub mod parser;
 pub mod socket;
 pub mod value;

@@ -2721,10 +2721,10 @@ fn acked_event_flood_from_a_peer_that_never_reads_stops_reading_at_the_soft_boun
     assert_eq!(net.server.engine().conn_buffered(s), Some(0));
     let (entries, bytes) = net.server.engine().conn_capacity(s).unwrap();
     assert!(
-        entries <= crate::engine::server::KEEP_QUEUE_CAPACITY,
+        entries <= crate::memory::KEEP_QUEUE_CAPACITY,
         "{entries} queue entries kept"
     );
-    assert!(bytes <= 2 * crate::ws::connection::KEEP_BUFFER_CAPACITY);
+    assert!(bytes <= 2 * crate::memory::KEEP_BUFFER_CAPACITY);
     let echoes = net
         .received(c, "/")
         .iter()

@@ -67,6 +67,7 @@ use super::packet::{
 use crate::http::{
     AfterResponse, Headers, Limits, Method, Request, Response, ServerConn, ServerEvent as HttpEvent,
 };
+use crate::memory::shrink_if_empty;
 use crate::ws::{
     accept_upgrade, CloseCode, OpCode, WebSocket, WsConfig, WsError, WsMessage, MAX_HEADER_LEN,
 };
@@ -260,18 +261,6 @@ struct Conn {
     pipelined: usize,
     /// The connection is in [`Server::drained`] (each is listed once).
     drain_listed: bool,
-}
-
-/// Queues that grew beyond this many entries during a burst are given back
-/// once empty, so a connection does not keep its peak capacity.
-pub(crate) const KEEP_QUEUE_CAPACITY: usize = 64;
-
-/// Replaces an empty queue whose capacity grew beyond
-/// [`KEEP_QUEUE_CAPACITY`] with a fresh one (its memory is given back).
-fn shrink_if_empty<T>(queue: &mut VecDeque<T>) {
-    if queue.is_empty() && queue.capacity() > KEEP_QUEUE_CAPACITY {
-        *queue = VecDeque::new();
-    }
 }
 
 impl Conn {

@@ -1706,11 +1706,11 @@ fn ping_flood_from_a_peer_that_never_reads_stops_reading_at_the_soft_bound() {
     // Its queues give the burst's memory back.
     let (entries, bytes) = h.server.conn_capacity(client.conn).unwrap();
     assert!(
-        entries <= super::server::KEEP_QUEUE_CAPACITY,
+        entries <= crate::memory::KEEP_QUEUE_CAPACITY,
         "{entries} queue entries kept"
     );
     assert!(
-        bytes <= 2 * crate::ws::connection::KEEP_BUFFER_CAPACITY,
+        bytes <= 2 * crate::memory::KEEP_BUFFER_CAPACITY,
         "{bytes} buffer bytes kept"
     );
     assert_eq!(h.closed_events(), []);
@@ -1760,7 +1760,7 @@ fn pipelined_posts_from_a_peer_that_never_reads_stop_at_the_soft_bound() {
     assert!(h.server.wants_read(conn), "readable once its answers left");
     let (entries, _) = h.server.conn_capacity(conn).unwrap();
     assert!(
-        entries <= super::server::KEEP_QUEUE_CAPACITY,
+        entries <= crate::memory::KEEP_QUEUE_CAPACITY,
         "{entries} queue entries kept"
     );
 }

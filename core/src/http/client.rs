@@ -10,9 +10,9 @@ use super::body::{
 };
 use super::encode::{check_headers, is_token, put_content_length, put_headers};
 use super::error::{HttpError, UsageError};
-use super::server::KEEP_BUFFER_CAPACITY;
 use super::types::{keep_alive, Method, Request, Response, Version};
 use super::Limits;
+use crate::memory::KEEP_BUFFER_CAPACITY;
 
 /// What [`ClientConn::poll_response`] produces.
 #[derive(Debug, Clone, PartialEq, Eq)]

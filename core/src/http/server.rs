@@ -13,6 +13,7 @@ use super::encode::{
 use super::error::{HttpError, UsageError};
 use super::types::{Method, Request, Response, Version};
 use super::Limits;
+use crate::memory::KEEP_BUFFER_CAPACITY;
 
 /// What [`ServerConn::poll_request`] produces.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,9 +88,6 @@ struct Streaming {
     send_body: bool,
     closing: bool,
 }
-
-/// A read buffer that grew beyond this many bytes is given back once empty.
-pub(crate) const KEEP_BUFFER_CAPACITY: usize = 64 * 1024;
 
 /// The server side of one HTTP/1.1 connection, sans-IO.
 ///

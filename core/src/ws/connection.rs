@@ -12,6 +12,7 @@ use super::frame::{
     encode_frame_rsv1, Frame, FrameDecoder, FrameHeader, MaskKeySource, OpCode, Role,
     MAX_CONTROL_PAYLOAD,
 };
+use crate::memory::KEEP_BUFFER_CAPACITY;
 use crate::Str;
 
 /// Limits on what the peer may send.
@@ -99,9 +100,6 @@ impl PartialMessage {
         Ok(())
     }
 }
-
-/// Buffers that grew beyond this many bytes are given back once empty.
-pub(crate) const KEEP_BUFFER_CAPACITY: usize = 64 * 1024;
 
 /// One WebSocket connection after the opening handshake, client or server,
 /// without IO.

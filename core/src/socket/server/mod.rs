@@ -93,6 +93,7 @@ use super::offset::WithOffset;
 use super::packet::{Packet, PacketData};
 use super::reason::DisconnectReason;
 use crate::engine::Message;
+use crate::memory::shrink_if_empty;
 use crate::parser::{Encoded, JsonParser, OutPacket, Parser};
 use crate::value::Value;
 use crate::Str;
@@ -246,12 +247,20 @@ impl<P: Parser> Server<P> {
 
     /// The next application event.
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if event.is_none() {
+            shrink_if_empty(&mut self.events);
+        }
+        event
     }
 
     /// The next command for the Engine.IO layer.
     pub fn poll_command(&mut self) -> Option<EngineCommand> {
-        self.commands.pop_front()
+        let command = self.commands.pop_front();
+        if command.is_none() {
+            shrink_if_empty(&mut self.commands);
+        }
+        command
     }
 
     /// The next deadline; call [`Server::handle_timeout`] when it passes.
