@@ -259,6 +259,16 @@ mod tests {
         })
     }
 
+    /// Wait until `done`, failing with `stalled` after 5 s.
+    async fn wait_until(runtime: &dyn Runtime, stalled: &str, done: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "{stalled}");
+            let tick = std::time::Instant::now() + std::time::Duration::from_millis(1);
+            runtime.sleep_until(tick).await;
+        }
+    }
+
     fn instant_job(log: &Arc<Mutex<Vec<u32>>>, n: u32) -> Job {
         let log = log.clone();
         boxed(async move { log.lock().unwrap().push(n) })
@@ -294,13 +304,7 @@ mod tests {
             queue.push(&*runtime, instant_job(&log, 5));
             release_2.send(()).unwrap();
             release_1.send(()).unwrap();
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-            while queue.waiting() > 0 {
-                assert!(std::time::Instant::now() < deadline, "jobs never ended");
-                runtime
-                    .sleep_until(std::time::Instant::now() + std::time::Duration::from_millis(1))
-                    .await;
-            }
+            wait_until(&*runtime, "jobs never ended", || queue.waiting() == 0).await;
             let log = log.lock().unwrap().clone();
             assert_eq!(&log[..4], [1, 2, 3, 5]);
             assert!(log[4..].contains(&101) && log[4..].contains(&103));
@@ -323,13 +327,10 @@ mod tests {
             assert!(queue.try_push(&*runtime, instant_job(&log, 4)).is_err());
             assert_eq!(*log.lock().unwrap(), [1]);
             release.send(()).unwrap();
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-            while log.lock().unwrap().len() < 4 {
-                assert!(std::time::Instant::now() < deadline, "queue stalled");
-                runtime
-                    .sleep_until(std::time::Instant::now() + std::time::Duration::from_millis(1))
-                    .await;
-            }
+            wait_until(&*runtime, "queue stalled", || {
+                log.lock().unwrap().len() == 4
+            })
+            .await;
             assert_eq!(*log.lock().unwrap(), [1, 101, 2, 3]);
             assert_eq!(queue.waiting(), 0);
         });
