@@ -47,6 +47,9 @@ pub(crate) async fn connect(builder: ClientBuilder) -> Result<SimpleClient> {
                 if let Err(async_channel::TrySendError::Full(_)) =
                     tx.try_send((name.to_string(), args))
                 {
+                    // Events still in flight must not slip in once receive
+                    // makes room: the queue ends here, what it holds is kept.
+                    tx.close();
                     let why = format!("{bound} events not received (max_received_events)");
                     socket.client().close_for_good(&why);
                 }

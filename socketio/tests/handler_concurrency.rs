@@ -31,7 +31,17 @@ fn record(log: &Log, entry: impl Into<String>) {
 
 /// `future`'s output, or a panic once `WAIT` passed.
 async fn within<T>(kind: RuntimeKind, what: &str, future: impl Future<Output = T>) -> T {
-    let timeout = kind.runtime().sleep_until(Instant::now() + WAIT);
+    within_for(kind, WAIT, what, future).await
+}
+
+/// `future`'s output, or a panic once `limit` passed.
+async fn within_for<T>(
+    kind: RuntimeKind,
+    limit: Duration,
+    what: &str,
+    future: impl Future<Output = T>,
+) -> T {
+    let timeout = kind.runtime().sleep_until(Instant::now() + limit);
     futures_util::pin_mut!(future);
     match select(future, timeout).await {
         Either::Left((value, _)) => value,
@@ -446,10 +456,84 @@ fn simple_client_receive_queue_is_bounded() {
             let (name, args) = simple.receive(Some(WAIT)).await.unwrap();
             assert_eq!((name.as_str(), args.get::<u32>(0).unwrap()), ("n", n));
         }
-        assert!(matches!(
-            simple.receive(Some(WAIT)).await,
-            Err(socketio::Error::Disconnected)
-        ));
+        let after = simple.receive(Some(WAIT)).await;
+        assert!(
+            matches!(after, Err(socketio::Error::Disconnected)),
+            "{after:?}"
+        );
+        server.shutdown().await;
+    });
+}
+
+/// The measurement: 10,000 `ask` events whose handlers all wait
+/// for the client's answer to their `question`, which the client gives
+/// only once every question arrived. All 10,000 handlers wait at once
+/// (within the default `max_pending_handlers`) and all answer.
+#[cfg(feature = "tokio")]
+#[test]
+fn ten_thousand_waiting_handlers_all_answer() {
+    const ASKS: usize = 10_000;
+    // A deadline for a slow debug build on a busy machine, not a speed test.
+    const LONG: Duration = Duration::from_secs(120);
+    let kind = RuntimeKind::Tokio;
+    kind.block_on(async move {
+        // Past the core's default bounds on calls awaiting an answer and
+        // calls not answered yet (per socket: 1,024 each on the server,
+        // 4,096 each on the client).
+        let server = Server::builder()
+            .runtime(kind)
+            .socket_config(|c| {
+                c.max_pending_acks = ASKS;
+                c.max_unanswered_acks = ASKS;
+            })
+            .build();
+        server.ns("/", |ns| {
+            ns.on(
+                "ask",
+                |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
+                    let n: u32 = args.get(0).unwrap();
+                    let answer = socket.call("question", &(n,), LONG).await.unwrap();
+                    ack.unwrap().send(&answer).unwrap();
+                },
+            );
+        });
+        let addr = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let parked: Arc<Mutex<Vec<(u32, ClientAck)>>> = Arc::default();
+        let (all_asked_tx, mut all_asked) = mpsc::unbounded::<()>();
+        let slot = parked.clone();
+        let client = Client::builder(&format!("http://{addr}"))
+            .runtime(kind)
+            .socket_config(|c| {
+                c.max_pending_acks = ASKS;
+                c.max_unanswered_acks = ASKS;
+            })
+            .on(
+                "question",
+                move |_s: ClientSocket, args: Args, ack: Option<ClientAck>| {
+                    let mut parked = slot.lock().unwrap();
+                    parked.push((args.get(0).unwrap(), ack.unwrap()));
+                    if parked.len() == ASKS {
+                        let _ = all_asked_tx.unbounded_send(());
+                    }
+                    async {}
+                },
+            )
+            .connect()
+            .await
+            .unwrap();
+        let calls: Vec<_> = (0..ASKS as u32)
+            .map(|n| client.call("ask", &(n,), LONG))
+            .collect();
+        within_for(kind, LONG, "every question", all_asked.next()).await;
+        for (n, ack) in parked.lock().unwrap().drain(..) {
+            ack.send(&(n,)).unwrap();
+        }
+        let answers = futures_util::future::join_all(calls);
+        let answers = within_for(kind, LONG, "every answer", answers).await;
+        for (n, answer) in answers.into_iter().enumerate() {
+            assert_eq!(answer.unwrap().get::<usize>(0).unwrap(), n);
+        }
+        client.disconnect().await;
         server.shutdown().await;
     });
 }
