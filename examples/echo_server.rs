@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --example echo_server -- --port 3000 [--parser json|msgpack]
 //!     [--state-recovery SECS] [--runtime tokio|async-std|smol]
+//!     [--ping-interval MS] [--ping-timeout MS] [--max-payload BYTES]
 //!     [--adapter redis-python|redis-node|redis-node-sharded|redis-streams --redis URL [--channel NAME]]
 //!     [--adapter amqp --amqp URL [--channel NAME]]
 //!     [--adapter kafka --kafka URL[,URL...] [--channel NAME]]
@@ -16,6 +17,9 @@
 //! client `question(token, <09 08 07>)` and acks `ask` with the answer;
 //! `shout(...)` sends `shout-back(...)` to every socket of the namespace;
 //! `disconnect-me` disconnects the socket. Prints `listening on PORT`.
+//! `--ping-interval`, `--ping-timeout` (milliseconds) and `--max-payload`
+//! override the Engine.IO defaults (25,000, 20,000, 1,000,000), so that a
+//! test can make sessions expire quickly. `--help` prints the usage.
 //!
 //! With `--adapter` the server is one node of a cluster over Redis (python,
 //! Node, sharded Node or Node streams format), RabbitMQ, Kafka or ZeroMQ
@@ -53,6 +57,12 @@ pub struct ServerOptions {
     pub runtime: Arc<dyn Runtime>,
     /// The cluster adapter, if the server is one node of several.
     pub adapter: Option<ClusterAdapter>,
+    /// Engine.IO ping interval, when not the default.
+    pub ping_interval: Option<Duration>,
+    /// Engine.IO ping timeout, when not the default.
+    pub ping_timeout: Option<Duration>,
+    /// Largest message or polling body, in bytes, when not the default.
+    pub max_payload: Option<usize>,
 }
 
 /// The message bus of a clustered echo server.
@@ -75,6 +85,15 @@ pub async fn start(options: &ServerOptions) -> Result<(Server, SocketAddr), sock
         .custom_runtime(options.runtime.clone());
     if let Some(window) = options.state_recovery {
         builder = builder.max_disconnection_duration(window);
+    }
+    if let Some(interval) = options.ping_interval {
+        builder = builder.ping_interval(interval);
+    }
+    if let Some(timeout) = options.ping_timeout {
+        builder = builder.ping_timeout(timeout);
+    }
+    if let Some(bytes) = options.max_payload {
+        builder = builder.max_payload(bytes);
     }
     let clustered = options.adapter.is_some();
     match options.adapter.clone() {
@@ -392,9 +411,19 @@ fn block_on<F: Future>(name: &str, main: F) -> F::Output {
     }
 }
 
+const USAGE: &str = "usage: echo_server --port P [--parser json|msgpack] [--state-recovery SECS] [--runtime tokio|async-std|smol] [--ping-interval MS] [--ping-timeout MS] [--max-payload BYTES] [--adapter redis-python|redis-node|redis-node-sharded|redis-streams --redis URL | --adapter amqp --amqp URL | --adapter kafka --kafka URL[,URL...] | --adapter zmq --zmq zmq+tcp://HOST:PORT1+PORT2] [--channel NAME] [--mount axum]";
+
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: echo_server --port P [--parser json|msgpack] [--state-recovery SECS] [--runtime tokio|async-std|smol] [--adapter redis-python|redis-node|redis-node-sharded|redis-streams --redis URL | --adapter amqp --amqp URL | --adapter kafka --kafka URL[,URL...] | --adapter zmq --zmq zmq+tcp://HOST:PORT1+PORT2] [--channel NAME] [--mount axum]");
+    eprintln!("{problem}\n{USAGE}");
     std::process::exit(2)
+}
+
+/// A flag's value in milliseconds.
+fn millis(flag: &str, value: &str) -> Duration {
+    match value.parse() {
+        Ok(ms) => Duration::from_millis(ms),
+        Err(_) => usage(&format!("{flag}: bad milliseconds {value}")),
+    }
 }
 
 /// Serve `server` mounted in an axum router on 127.0.0.1:`port`, through
@@ -417,6 +446,9 @@ fn main() {
         state_recovery: None,
         runtime: Arc::new(socketio_smol::SmolRuntime),
         adapter: None,
+        ping_interval: None,
+        ping_timeout: None,
+        max_payload: None,
     };
     let mut port = None;
     let mut mounted = false;
@@ -449,6 +481,19 @@ fn main() {
             "--channel" => channel = Some(value()),
             "--mount" if value() == "axum" => mounted = true,
             "--mount" => usage("--mount takes axum"),
+            "--ping-interval" => options.ping_interval = Some(millis(&flag, &value())),
+            "--ping-timeout" => options.ping_timeout = Some(millis(&flag, &value())),
+            "--max-payload" => {
+                let bytes = value();
+                let bytes = bytes
+                    .parse()
+                    .unwrap_or_else(|_| usage(&format!("--max-payload: bad bytes {bytes}")));
+                options.max_payload = Some(bytes);
+            }
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0)
+            }
             other => usage(&format!("unknown argument {other}")),
         }
     }

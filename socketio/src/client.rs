@@ -18,7 +18,7 @@ use socketio_core::{Str, Value};
 use socketio_driver::{os_rng_factory, ClientDriver, Runtime};
 
 use crate::error::{Error, Result};
-use crate::handler::{boxed, Job, JobQueue};
+use crate::handler::{boxed, Job, JobQueue, DEFAULT_MAX_PENDING_HANDLERS};
 use crate::runtime::RuntimeKind;
 
 type ConnectFn = Arc<dyn Fn(ClientSocket) -> Job + Send + Sync>;
@@ -54,6 +54,8 @@ pub struct ClientBuilder {
     runtime: Option<Arc<dyn Runtime>>,
     wait_timeout: Duration,
     async_handlers: bool,
+    max_pending_handlers: usize,
+    max_received_events: usize,
     #[cfg(feature = "tls")]
     tls: socketio_driver::tls::TlsClientConfig,
 }
@@ -152,10 +154,50 @@ impl ClientBuilder {
         self
     }
 
-    /// Run handlers concurrently instead of in arrival order (false).
+    /// Whether event handlers run concurrently (true, as python-socketio's
+    /// `async_handlers=True`) or one after another in arrival order
+    /// (false). The client's namespaces share one queue.
+    ///
+    /// Either way handlers *start* in arrival order, and a handler that
+    /// never waits finishes before the next one starts. Only a handler that
+    /// waits (say for [`ClientSocket::call`]'s answer) lets later events be
+    /// handled meanwhile; the rest of it runs in a task of its own, which
+    /// a multi-threaded executor may run in parallel with later handlers.
+    /// Connect, connect-error and disconnect handlers run one after another
+    /// in either mode: a disconnect handler never starts before the
+    /// connect handler it follows finished.
+    ///
+    /// `false` keeps handlers strictly one after another, at a price: a
+    /// handler that waits stalls every later event for as long as it waits.
     pub fn async_handlers(mut self, concurrent: bool) -> Self {
         self.async_handlers = concurrent;
         self
+    }
+
+    /// The most event handlers the client may have waiting: suspended at a
+    /// wait (concurrent) or queued behind a waiting one (ordered); 16,384.
+    /// An event beyond it makes the client disconnect for good (every
+    /// namespace, `io client disconnect`; [`Client::wait`] returns),
+    /// logged as a warning naming this bound, rather than holding more
+    /// memory.
+    pub fn max_pending_handlers(mut self, max: usize) -> Self {
+        self.max_pending_handlers = max;
+        self
+    }
+
+    /// The most events a [`crate::SimpleClient`] holds that
+    /// [`crate::SimpleClient::receive`] has not taken yet (1,024; other
+    /// clients ignore it). One more disconnects the client for good, logged
+    /// as a warning; the events held are still handed out, then
+    /// [`Error::Disconnected`]. (python-socketio's `SimpleClient` holds
+    /// events without a bound.)
+    pub fn max_received_events(mut self, max: usize) -> Self {
+        self.max_received_events = max;
+        self
+    }
+
+    pub(crate) fn received_events_bound(&self) -> usize {
+        self.max_received_events
     }
 
     /// The runtime (the default kind's otherwise).
@@ -288,10 +330,16 @@ impl ClientBuilder {
         };
         #[cfg(not(feature = "tls"))]
         let (driver, events) = ClientDriver::new(runtime.clone(), addrs, endpoint);
+        let jobs = JobQueue::new(self.async_handlers, self.max_pending_handlers);
         let inner = Arc::new(ClientInner {
             driver,
             handlers: self.handlers,
-            jobs: JobQueue::new(self.async_handlers),
+            lifecycle: if self.async_handlers {
+                JobQueue::ordered()
+            } else {
+                jobs.clone()
+            },
+            jobs,
             acks: Mutex::default(),
             waiters: Mutex::default(),
         });
@@ -438,10 +486,17 @@ fn strip_scheme<'a>(url: &'a str, scheme: &str) -> Option<&'a str> {
 
 type AckKey = (Str, u64);
 
+/// Default of [`ClientBuilder::max_received_events`].
+const DEFAULT_MAX_RECEIVED_EVENTS: usize = 1024;
+
 struct ClientInner {
     driver: ClientDriver<AnyParser>,
     handlers: Handlers,
+    /// Event handlers.
     jobs: JobQueue,
+    /// Connect, connect-error and disconnect handlers, in order (`jobs`
+    /// itself in ordered mode).
+    lifecycle: JobQueue,
     acks: Mutex<HashMap<AckKey, oneshot::Sender<Result<Args>>>>,
     waiters: Mutex<HashMap<Str, oneshot::Sender<Result<()>>>>,
 }
@@ -469,7 +524,9 @@ impl Client {
             handlers: Handlers::default(),
             runtime: None,
             wait_timeout: Duration::from_secs(20),
-            async_handlers: false,
+            async_handlers: true,
+            max_pending_handlers: DEFAULT_MAX_PENDING_HANDLERS,
+            max_received_events: DEFAULT_MAX_RECEIVED_EVENTS,
             #[cfg(feature = "tls")]
             tls: Default::default(),
         }
@@ -672,8 +729,10 @@ impl Client {
                 if let Some(tx) = lock(&inner.waiters).remove(&nsp) {
                     let _ = tx.send(Ok(()));
                 }
-                let socket = self.socket(&nsp);
-                handlers.on_connect.as_ref().map(|h| h(socket))
+                if let Some(h) = &handlers.on_connect {
+                    inner.lifecycle.push(&*runtime, h(self.socket(&nsp)));
+                }
+                None
             }
             ClientEvent::ConnectError { nsp, message, data } => {
                 tracing::debug!(%nsp, %message, "connection refused");
@@ -684,11 +743,12 @@ impl Client {
                         data: data.clone(),
                     }));
                 }
-                let socket = self.socket(&nsp);
-                handlers
-                    .on_connect_error
-                    .as_ref()
-                    .map(|h| h(socket, message, data))
+                if let Some(h) = &handlers.on_connect_error {
+                    inner
+                        .lifecycle
+                        .push(&*runtime, h(self.socket(&nsp), message, data));
+                }
+                None
             }
             ClientEvent::Event {
                 nsp,
@@ -738,8 +798,12 @@ impl Client {
             }
             ClientEvent::Disconnected { nsp, reason } => {
                 tracing::debug!(%nsp, %reason, "disconnected");
-                let socket = self.socket(&nsp);
-                handlers.on_disconnect.as_ref().map(|h| h(socket, reason))
+                if let Some(h) = &handlers.on_disconnect {
+                    inner
+                        .lifecycle
+                        .push(&*runtime, h(self.socket(&nsp), reason));
+                }
+                None
             }
             ClientEvent::Reconnecting { attempt } => {
                 tracing::debug!(attempt, "reconnecting");
@@ -758,7 +822,22 @@ impl Client {
             }
         };
         if let Some(job) = job {
-            inner.jobs.push(&*runtime, job);
+            if let Err(full) = inner.jobs.try_push(&*runtime, job) {
+                self.close_for_good(&full.to_string());
+            }
+        }
+    }
+
+    /// Disconnect every namespace for good because a bound was reached
+    /// (`why` names it); logged once, while the client was still active.
+    pub(crate) fn close_for_good(&self, why: &str) {
+        let was_active = self.inner.driver.with(|ep, now| {
+            let active = ep.socket().is_active();
+            ep.socket().disconnect_all(now);
+            active
+        });
+        if was_active {
+            tracing::warn!(bound = why, "bound reached: disconnecting the client");
         }
     }
 }

@@ -80,7 +80,9 @@ pub trait NamespaceHandler: Send + Sync + 'static {
         async {}
     }
 
-    /// The socket left the namespace (after its other handlers ran).
+    /// The socket left the namespace: after `on_connect` finished (and
+    /// only if it accepted), and in ordered mode after the socket's
+    /// `on_event` calls too (see [`crate::ServerBuilder::async_handlers`]).
     fn on_disconnect(
         &self,
         socket: SocketRef,

@@ -23,7 +23,7 @@ use socketio_driver::{os_rng, Listener, Runtime, ServerDriver};
 
 use crate::cluster::{Adapter, Bus, BUS_QUEUE};
 use crate::error::{Error, Result};
-use crate::handler::{boxed, Job, JobQueue};
+use crate::handler::{boxed, Job, JobQueue, DEFAULT_MAX_PENDING_HANDLERS};
 use crate::observer::ServerObserver;
 use crate::runtime::RuntimeKind;
 
@@ -114,7 +114,11 @@ impl Namespace {
         self
     }
 
-    /// Handle the socket's disconnection (after its other handlers).
+    /// Handle the socket's disconnection. It runs after the connect
+    /// handler finished, and only if that accepted the socket; in ordered
+    /// mode (`async_handlers(false)`) after the socket's event handlers
+    /// too, while concurrently (the default) event handlers still waiting
+    /// may finish after it.
     pub fn on_disconnect<F, Fut>(&mut self, handler: F) -> &mut Self
     where
         F: Fn(SocketRef, DisconnectReason) -> Fut + Send + Sync + 'static,
@@ -199,7 +203,13 @@ struct SocketState {
     eio: Str,
     request: Option<Arc<RequestInfo>>,
     namespace: Option<Arc<Namespace>>,
+    /// Event handlers.
     jobs: JobQueue,
+    /// Connect and disconnect handlers, in order (`jobs` itself in
+    /// ordered mode): a disconnect handler never overtakes the connect one.
+    lifecycle: JobQueue,
+    /// The connect handler accepted the socket.
+    accepted: std::sync::atomic::AtomicBool,
 }
 
 type AckKey = (Str, u64);
@@ -214,6 +224,7 @@ pub(crate) struct ServerInner {
     acks: Mutex<HashMap<AckKey, oneshot::Sender<AckOutcome>>>,
     broadcast_acks: Mutex<HashMap<u64, oneshot::Sender<AckResponses>>>,
     async_handlers: bool,
+    max_pending_handlers: usize,
     local_addrs: Mutex<Vec<SocketAddr>>,
     cluster_requests: Mutex<HashMap<u64, oneshot::Sender<(bool, ClusterReply)>>>,
     server_events: RwLock<HashMap<String, ServerSideFn>>,
@@ -237,6 +248,7 @@ pub struct ServerBuilder {
     parser: AnyParser,
     runtime: Option<Arc<dyn Runtime>>,
     async_handlers: bool,
+    max_pending_handlers: usize,
     adapter: Option<Box<dyn Adapter>>,
     static_files: Option<crate::StaticFiles>,
 }
@@ -337,10 +349,37 @@ impl ServerBuilder {
         self
     }
 
-    /// Run a socket's handlers concurrently instead of one after another
-    /// in arrival order (false).
+    /// Whether a socket's event handlers run concurrently (true, as
+    /// python-socketio's `async_handlers=True`) or one after another in
+    /// arrival order (false).
+    ///
+    /// Either way handlers *start* in arrival order, and a handler that
+    /// never waits (no `.await` that suspends) finishes before the next one
+    /// starts: it runs inline in the task that read its event. Only a
+    /// handler that waits (say for [`SocketRef::call`]'s answer) lets later
+    /// events of its socket be handled meanwhile; the rest of it then runs
+    /// in a task of its own, which a multi-threaded executor (tokio's
+    /// multi-thread runtime, async-std, smol with several threads) may run
+    /// in parallel with later handlers, so what each does after its first
+    /// wait can interleave in any order.
+    ///
+    /// `false` keeps a socket's handlers strictly one after another, at a
+    /// price: a handler that waits stalls every later event of its socket
+    /// for as long as it waits (a call the client answers late holds the
+    /// socket up to the call's timeout).
     pub fn async_handlers(mut self, concurrent: bool) -> Self {
         self.async_handlers = concurrent;
+        self
+    }
+
+    /// The most handlers one socket may have waiting: suspended at a wait
+    /// (concurrent handlers) or queued behind a waiting one (ordered
+    /// handlers); 16,384. An event beyond it disconnects the socket (the
+    /// client sees `io server disconnect`, the disconnect handler `server
+    /// namespace disconnect`), logged as a warning naming this bound,
+    /// rather than holding more memory.
+    pub fn max_pending_handlers(mut self, max: usize) -> Self {
+        self.max_pending_handlers = max;
         self
     }
 
@@ -408,10 +447,11 @@ impl ServerBuilder {
             acks: Mutex::default(),
             broadcast_acks: Mutex::default(),
             async_handlers: self.async_handlers,
+            max_pending_handlers: self.max_pending_handlers,
             local_addrs: Mutex::default(),
             cluster_requests: Mutex::default(),
             server_events: RwLock::default(),
-            server_jobs: JobQueue::new(self.async_handlers),
+            server_jobs: JobQueue::new(self.async_handlers, self.max_pending_handlers),
             bus: Mutex::default(),
             observer: OnceLock::new(),
             web,
@@ -439,7 +479,8 @@ impl Server {
             socket: socket::ServerConfig::default(),
             parser: AnyParser::default(),
             runtime: None,
-            async_handlers: false,
+            async_handlers: true,
+            max_pending_handlers: DEFAULT_MAX_PENDING_HANDLERS,
             adapter: None,
             static_files: None,
         }
@@ -1226,13 +1267,22 @@ impl Server {
                         .map(|info| Arc::new(RequestInfo(info)))
                 });
                 let namespace = self.find_namespace(&nsp);
+                let jobs =
+                    JobQueue::new(self.inner.async_handlers, self.inner.max_pending_handlers);
+                let lifecycle = if jobs.is_concurrent() {
+                    JobQueue::ordered()
+                } else {
+                    jobs.clone()
+                };
                 let state = Arc::new(SocketState {
                     id: socket.clone(),
                     nsp,
                     eio,
                     request,
                     namespace,
-                    jobs: JobQueue::new(self.inner.async_handlers),
+                    jobs,
+                    lifecycle,
+                    accepted: Default::default(),
                 });
                 lock(&self.inner.sockets).insert(socket.clone(), state.clone());
                 let socket_ref = SocketRef {
@@ -1247,6 +1297,10 @@ impl Server {
                         Some(h) => h(socket_ref.clone(), auth).await,
                         None => Ok(()),
                     };
+                    socket_ref
+                        .state
+                        .accepted
+                        .store(verdict.is_ok(), std::sync::atomic::Ordering::Release);
                     let server = &socket_ref.server;
                     let id = socket_ref.state.id.clone();
                     let result = server.inner.driver.with(|ep, now| match &verdict {
@@ -1265,7 +1319,7 @@ impl Server {
                         o.socket_connected(&socket_ref);
                     }
                 });
-                state.jobs.push(&*runtime, job);
+                state.lifecycle.push(&*runtime, job);
             }
             ServerEvent::Event {
                 socket,
@@ -1300,7 +1354,15 @@ impl Server {
                     tracing::debug!(%socket, event = %name, "no handler");
                     return;
                 };
-                state.jobs.push(&*runtime, job);
+                if let Err(full) = state.jobs.try_push(&*runtime, job) {
+                    let cut = self
+                        .inner
+                        .driver
+                        .with(|ep, now| ep.socket().disconnect(now, &socket));
+                    if cut.is_ok() {
+                        tracing::warn!(%socket, %full, "handler bound reached: disconnecting the socket");
+                    }
+                }
             }
             ServerEvent::Ack {
                 socket,
@@ -1361,9 +1423,10 @@ impl Server {
                     server: self.clone(),
                     id,
                 });
-                self.inner
-                    .server_jobs
-                    .push(&*runtime, handler(self.clone(), args, ack));
+                let job = handler(self.clone(), args, ack);
+                if let Err(full) = self.inner.server_jobs.try_push(&*runtime, job) {
+                    tracing::warn!(%event, %full, "handler bound reached: server-side event dropped");
+                }
             }
             ServerEvent::ClusterReply {
                 id,
@@ -1396,7 +1459,17 @@ impl Server {
                         state: state.clone(),
                         server: self.clone(),
                     };
-                    state.jobs.push(&*runtime, h(socket_ref, reason));
+                    // Checked when its turn comes, after the connect handler.
+                    let job = boxed(async move {
+                        let accepted = socket_ref
+                            .state
+                            .accepted
+                            .load(std::sync::atomic::Ordering::Acquire);
+                        if accepted {
+                            h(socket_ref, reason).await;
+                        }
+                    });
+                    state.lifecycle.push(&*runtime, job);
                 }
             }
         }

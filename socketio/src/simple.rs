@@ -1,5 +1,10 @@
 //! python-socketio's `SimpleClient`: one namespace, events pulled with
 //! [`SimpleClient::receive`] instead of pushed to handlers.
+//!
+//! Events wait for `receive` in a queue bounded by
+//! [`ClientBuilder::max_received_events`]: an application that stops
+//! receiving while the server keeps sending is disconnected (logged)
+//! instead of holding events without end, as python's would.
 
 use std::time::{Duration, Instant};
 
@@ -30,17 +35,25 @@ impl std::fmt::Debug for SimpleClient {
 }
 
 pub(crate) async fn connect(builder: ClientBuilder) -> Result<SimpleClient> {
-    let (tx, events) = async_channel::unbounded();
+    let bound = builder.received_events_bound().max(1);
+    let (tx, events) = async_channel::bounded(bound);
     let nsp = builder.first_namespace();
     let on_disconnect_tx = tx.clone();
     let builder = builder
         .on_any(
             move |socket: ClientSocket, name: Str, args: Args, _ack: Option<ClientAck>| {
-                let tx = tx.clone();
-                async move {
-                    let _ = socket;
-                    let _ = tx.send((name.to_string(), args)).await;
+                // Queued without waiting, so the handler finishes inline and
+                // events keep their arrival order.
+                if let Err(async_channel::TrySendError::Full(_)) =
+                    tx.try_send((name.to_string(), args))
+                {
+                    // Events still in flight must not slip in once receive
+                    // makes room: the queue ends here, what it holds is kept.
+                    tx.close();
+                    let why = format!("{bound} events not received (max_received_events)");
+                    socket.client().close_for_good(&why);
                 }
+                async {}
             },
         )
         .on_disconnect(move |_s: ClientSocket, _reason| {

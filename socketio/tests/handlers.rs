@@ -394,12 +394,15 @@ fn class_based_namespaces() {
     });
 }
 
-/// A socket's handlers run one after another in arrival order, also when
-/// one waits; a handler that panics ends only its own call.
+/// In ordered mode a socket's handlers run one after another in arrival
+/// order, also when one waits; a handler that panics ends only its own call.
 #[test]
-fn handlers_run_in_order_and_survive_a_panic() {
+fn ordered_handlers_run_in_order_and_survive_a_panic() {
     RuntimeKind::Tokio.block_on(async {
-        let server = Server::builder().runtime(RuntimeKind::Tokio).build();
+        let server = Server::builder()
+            .runtime(RuntimeKind::Tokio)
+            .async_handlers(false)
+            .build();
         server.ns("/", |ns| {
             ns.on("slow", |s: SocketRef, _args: Args, _ack| async move {
                 socketio::sleep(Duration::from_millis(200)).await;

@@ -28,6 +28,9 @@ pub fn echo_matrix(runtime: RuntimeKind) -> usize {
                 state_recovery: None,
                 runtime: runtime.runtime(),
                 adapter: None,
+                ping_interval: None,
+                ping_timeout: None,
+                max_payload: None,
             })
             .await
             .expect("server starts");
