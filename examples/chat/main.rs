@@ -26,6 +26,7 @@
 
 mod client;
 mod server;
+mod terminal;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
