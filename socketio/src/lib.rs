@@ -67,15 +67,20 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "admin")]
+pub mod admin;
 mod client;
 mod cluster;
 mod error;
 mod handler;
 mod namespace_handler;
+mod observer;
 mod runtime;
 mod server;
 mod simple;
 
+#[cfg(feature = "admin")]
+pub use admin::{AdminAuth, AdminMode, AdminOptions, AlreadyInstrumented};
 pub use client::{Client, ClientAck, ClientBuilder, ClientSocket};
 pub use cluster::{
     Adapter, AmqpAdapter, Bus, EmitOperator, Emitter, KafkaAdapter, RedisAdapter, ZmqAdapter,

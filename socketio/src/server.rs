@@ -24,6 +24,7 @@ use socketio_driver::{os_rng, Listener, Runtime, ServerDriver};
 use crate::cluster::{Adapter, Bus, BUS_QUEUE};
 use crate::error::{Error, Result};
 use crate::handler::{boxed, Job, JobQueue};
+use crate::observer::ServerObserver;
 use crate::runtime::RuntimeKind;
 
 type ConnectFn = Arc<
@@ -219,6 +220,9 @@ pub(crate) struct ServerInner {
     /// Jobs of server-side events, in arrival order.
     server_jobs: JobQueue,
     bus: Mutex<Option<Arc<dyn Bus>>>,
+    /// Told what happens (the admin UI's instrumentation); empty costs
+    /// one atomic load per hook.
+    observer: OnceLock<Arc<dyn ServerObserver>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -396,6 +400,7 @@ impl ServerBuilder {
             server_events: RwLock::default(),
             server_jobs: JobQueue::new(self.async_handlers),
             bus: Mutex::default(),
+            observer: OnceLock::new(),
         });
         let _ = slot.set(Arc::downgrade(&inner));
         if let Some(adapter) = &self.adapter {
@@ -548,9 +553,13 @@ impl Server {
 
     /// Every socket of `nsp` leaves `room`.
     pub fn close_room(&self, nsp: &str, room: &str) {
+        let observed = self.observer().map(|o| (o, self.sockets_in(nsp, room)));
         self.inner
             .driver
             .with(|ep, _| ep.socket().close_room(nsp, room));
+        if let Some((o, ids)) = observed {
+            o.rooms_changed(nsp, &ids, room, false);
+        }
     }
 
     /// The ids of the sockets of `nsp` in `room`.
@@ -601,7 +610,7 @@ impl Server {
         }
     }
 
-    fn runtime(&self) -> &Arc<dyn Runtime> {
+    pub(crate) fn runtime(&self) -> &Arc<dyn Runtime> {
         self.inner.driver.runtime()
     }
 
@@ -804,6 +813,11 @@ impl SocketRef {
             .inner
             .driver
             .with(|ep, now| ep.socket().emit(now, &self.state.id, event, args))?;
+        if let Some(o) = self.server.observer() {
+            o.event_sent(self.ns(), &|| vec![self.id().to_owned()], event, &|| {
+                Args::from_serialize(args).ok()
+            });
+        }
         Ok(())
     }
 
@@ -825,6 +839,11 @@ impl SocketRef {
             lock(&inner.acks).insert((self.state.id.clone(), id), tx);
             Ok::<_, Error>(())
         });
+        if let (Ok(()), Some(o)) = (&sent, self.server.observer()) {
+            o.event_sent(self.ns(), &|| vec![self.id().to_owned()], event, &|| {
+                Args::from_serialize(args).ok()
+            });
+        }
         async move {
             sent?;
             match rx.await {
@@ -841,6 +860,9 @@ impl SocketRef {
             .inner
             .driver
             .with(|ep, _| ep.socket().join(&self.state.id, room))?;
+        if let Some(o) = self.server.observer() {
+            o.rooms_changed(self.ns(), &[self.id().to_owned()], room, true);
+        }
         Ok(())
     }
 
@@ -850,6 +872,9 @@ impl SocketRef {
             .inner
             .driver
             .with(|ep, _| ep.socket().leave(&self.state.id, room))?;
+        if let Some(o) = self.server.observer() {
+            o.rooms_changed(self.ns(), &[self.id().to_owned()], room, false);
+        }
         Ok(())
     }
 
@@ -988,20 +1013,28 @@ impl BroadcastOperator {
     /// The selected sockets join `room`, on every node.
     pub fn sockets_join(&self, room: &str) -> Result<()> {
         let rooms = [Str::from(room)];
+        let observed = self.server.observer().map(|o| (o, self.sockets()));
         self.server
             .inner
             .driver
             .with(|ep, _| ep.socket().sockets_join(&self.target, &rooms))?;
+        if let Some((o, ids)) = observed {
+            o.rooms_changed(&self.target.nsp, &ids, room, true);
+        }
         Ok(())
     }
 
     /// The selected sockets leave `room`, on every node.
     pub fn sockets_leave(&self, room: &str) -> Result<()> {
         let rooms = [Str::from(room)];
+        let observed = self.server.observer().map(|o| (o, self.sockets()));
         self.server
             .inner
             .driver
             .with(|ep, _| ep.socket().sockets_leave(&self.target, &rooms))?;
+        if let Some((o, ids)) = observed {
+            o.rooms_changed(&self.target.nsp, &ids, room, false);
+        }
         Ok(())
     }
 
@@ -1041,6 +1074,11 @@ impl BroadcastOperator {
             .inner
             .driver
             .with(|ep, now| ep.socket().broadcast(now, &self.target, event, args))?;
+        if let Some(o) = self.server.observer() {
+            o.event_sent(&self.target.nsp, &|| self.sockets(), event, &|| {
+                Args::from_serialize(args).ok()
+            });
+        }
         Ok(sent)
     }
 
@@ -1062,6 +1100,11 @@ impl BroadcastOperator {
             lock(&inner.broadcast_acks).insert(started.id.0, tx);
             Ok::<_, Error>(())
         });
+        if let (Ok(()), Some(o)) = (&sent, self.server.observer()) {
+            o.event_sent(&self.target.nsp, &|| self.sockets(), event, &|| {
+                Args::from_serialize(args).ok()
+            });
+        }
         async move {
             sent?;
             rx.await.map_err(|_| Error::AckDisconnected)
@@ -1178,6 +1221,8 @@ impl Server {
                     }
                     if let Err(e) = result {
                         tracing::debug!(socket = %id, error = %e, "connection answer failed");
+                    } else if let (Ok(()), Some(o)) = (&verdict, server.observer()) {
+                        o.socket_connected(&socket_ref);
                     }
                 });
                 state.jobs.push(&*runtime, job);
@@ -1199,6 +1244,9 @@ impl Server {
                     state: state.clone(),
                     server: self.clone(),
                 };
+                if let Some(o) = self.observer() {
+                    o.event_received(&socket_ref, &name, &args);
+                }
                 let ack = ack.map(|id| AckSender {
                     socket: socket_ref.clone(),
                     id,
@@ -1296,6 +1344,9 @@ impl Server {
                     return;
                 };
                 lock(&self.inner.acks).retain(|(s, _), _| *s != socket);
+                if let Some(o) = self.observer() {
+                    o.socket_disconnected(&state.nsp, &socket, &reason);
+                }
                 if let Some(h) = state
                     .namespace
                     .as_ref()
@@ -1309,5 +1360,75 @@ impl Server {
                 }
             }
         }
+    }
+}
+
+impl Server {
+    /// The observer, if one was installed.
+    fn observer(&self) -> Option<&Arc<dyn ServerObserver>> {
+        self.inner.observer.get()
+    }
+}
+
+/// What the admin UI's instrumentation needs beyond the public API.
+#[cfg(feature = "admin")]
+impl Server {
+    /// Install the observer; false when one is installed already.
+    pub(crate) fn set_observer(&self, observer: Arc<dyn ServerObserver>) -> bool {
+        self.inner.observer.set(observer).is_ok()
+    }
+
+    /// A reference that does not keep the server alive.
+    pub(crate) fn downgrade(&self) -> Weak<ServerInner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    /// The server behind `weak`, while it lives.
+    pub(crate) fn upgrade(weak: &Weak<ServerInner>) -> Option<Server> {
+        weak.upgrade().map(|inner| Server { inner })
+    }
+
+    /// Every socket this node knows (connected or still being answered).
+    pub(crate) fn socket_refs(&self) -> Vec<SocketRef> {
+        let states: Vec<_> = lock(&self.inner.sockets).values().cloned().collect();
+        states
+            .into_iter()
+            .map(|state| SocketRef {
+                state,
+                server: self.clone(),
+            })
+            .collect()
+    }
+
+    /// The namespaces registered by exact name.
+    pub(crate) fn namespace_names(&self) -> Vec<String> {
+        let namespaces = self
+            .inner
+            .namespaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        namespaces
+            .iter()
+            .filter_map(|n| match &n.pattern {
+                Pattern::Exact(name) => Some(name.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Read the endpoint's state.
+    pub(crate) fn with_endpoint<R>(
+        &self,
+        f: impl FnOnce(&mut ServerEndpoint<AnyParser>) -> R,
+    ) -> R {
+        self.inner.driver.with(|ep, _| f(ep))
+    }
+}
+
+#[cfg(feature = "admin")]
+impl SocketRef {
+    /// The Engine.IO session the socket came on.
+    pub(crate) fn eio(&self) -> &str {
+        &self.state.eio
     }
 }
