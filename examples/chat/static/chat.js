@@ -51,6 +51,8 @@ if (typeof io === "undefined") {
 
 const transports = (params.get("transports") || "polling,websocket").split(",");
 const socket = io(params.get("server") || undefined, { transports });
+// For the browser tests (and the curious, in the console).
+window.chatSocket = socket;
 
 /// Send a request; resolves to its value, rejects with the server's reason.
 async function request(event, ...args) {

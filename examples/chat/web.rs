@@ -1,0 +1,127 @@
+//! The chat server with its web side: the chat page and the
+//! `socket.io-client` bundle it loads, cross-origin rules, connection state
+//! recovery, and the Admin UI.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use socketio::{CorsOrigins, Server, StaticFiles};
+
+/// Where the page's own files are.
+const PAGE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/chat/static");
+/// Where `tests/browser/setup.sh` installs the npm packages.
+const NODE_MODULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/browser/node_modules");
+/// Names the `socket.io-client` bundle when `--client-js` is not given.
+pub const CLIENT_JS_ENV: &str = "SOCKETIO_CLIENT_JS";
+/// Names the Admin UI's directory when `--admin-ui` is not given.
+pub const ADMIN_UI_ENV: &str = "SOCKETIO_ADMIN_UI";
+
+/// The server's options (see `chat --help`).
+#[derive(Default)]
+pub struct WebOptions {
+    /// The `socket.io-client` browser bundle (`socket.io.min.js`).
+    pub client_js: Option<PathBuf>,
+    /// Origins whose pages may connect, besides the server's own; `*`
+    /// for any.
+    pub allowed_origins: Vec<String>,
+    /// Connection state recovery's window.
+    pub recover: Option<Duration>,
+    /// The Admin UI's user name and password.
+    pub admin: Option<(String, String)>,
+    /// The Admin UI's built files (`ui/dist` of `@socket.io/admin-ui`).
+    pub admin_ui: Option<PathBuf>,
+}
+
+/// `given`, else the path in `env`, else `default`; an error naming all
+/// three when the file is not there.
+fn locate(given: &Option<PathBuf>, flag: &str, env: &str, default: &str, what: &str) -> Result<PathBuf, String> {
+    let (path, from) = match (given, std::env::var_os(env)) {
+        (Some(path), _) => (path.clone(), flag.to_owned()),
+        (None, Some(path)) => (PathBuf::from(path), format!("${env}")),
+        (None, None) => (PathBuf::from(default), "the default".to_owned()),
+    };
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{what} is missing: {} ({from}) does not exist. Run `bash tests/browser/setup.sh` \
+             to install it, or give its path with {flag} or ${env}",
+            path.display()
+        ))
+    }
+}
+
+/// The static files: the page at `/`, the client bundle beside it, and the
+/// Admin UI under `/admin-ui/` when asked for.
+fn static_files(options: &WebOptions) -> Result<StaticFiles, String> {
+    let mut files = StaticFiles::new().dir("/", PAGE_DIR);
+    let client_js = locate(
+        &options.client_js,
+        "--client-js",
+        CLIENT_JS_ENV,
+        &format!("{NODE_MODULES}/socket.io-client/dist/socket.io.min.js"),
+        "the socket.io-client browser bundle (socket.io.min.js) that the chat page loads",
+    );
+    match client_js {
+        Ok(path) => files = files.route("/socket.io.min.js", path),
+        // A server for terminal clients is still useful: say what the page
+        // lacks (the page says it too) unless the file was asked for.
+        Err(why) if options.client_js.is_none() => {
+            tracing::warn!("{why}; the chat page will not work");
+        }
+        Err(why) => return Err(why),
+    }
+    if options.admin.is_some() {
+        let ui = locate(
+            &options.admin_ui,
+            "--admin-ui",
+            ADMIN_UI_ENV,
+            &format!("{NODE_MODULES}/@socket.io/admin-ui/ui/dist"),
+            "the Admin UI (ui/dist of the npm package @socket.io/admin-ui)",
+        )?;
+        files = files.dir("/admin-ui", ui);
+    }
+    Ok(files)
+}
+
+/// Build the chat server as `options` say and serve it on `addr`; returns
+/// it and the bound address.
+pub async fn start(addr: SocketAddr, options: &WebOptions) -> Result<(Server, SocketAddr), String> {
+    let mut builder = Server::builder().static_files(static_files(options)?);
+    if !options.allowed_origins.is_empty() {
+        let origins = if options.allowed_origins.iter().any(|o| o == "*") {
+            CorsOrigins::Any
+        } else {
+            CorsOrigins::List(options.allowed_origins.clone())
+        };
+        builder = builder.cors_allowed_origins(origins);
+    }
+    if let Some(window) = options.recover {
+        builder = builder.max_disconnection_duration(window);
+    }
+    let server = builder.build();
+    crate::server::install(&server);
+    if let Some((user, password)) = &options.admin {
+        instrument(&server, user, password)?;
+    }
+    let bound = server
+        .listen(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    Ok((server, bound))
+}
+
+#[cfg(feature = "admin")]
+fn instrument(server: &Server, user: &str, password: &str) -> Result<(), String> {
+    use socketio::{AdminAuth, AdminOptions};
+    server
+        .instrument(AdminOptions::new(AdminAuth::basic(user, password)))
+        .map_err(|_| "the server is instrumented already".to_owned())
+}
+
+#[cfg(not(feature = "admin"))]
+fn instrument(_server: &Server, _user: &str, _password: &str) -> Result<(), String> {
+    Err("--admin needs the admin feature: cargo run --example chat --features admin -- --admin USER:PASS".into())
+}
+
