@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --example conformance_server -- --port P [--runtime tokio|async-std|smol]
+//! cargo run --release --features tower --example conformance_server -- --port P --mount axum
 //! ```
 //!
 //! One port, two servers, routed by the path of each connection's first
@@ -17,6 +18,10 @@
 //!
 //! Ping interval 300 ms, ping timeout 200 ms, max payload 1,000,000 bytes,
 //! connect timeout 1 s, any origin. Prints `listening on PORT`.
+//!
+//! With `--mount axum` (feature `tower`; tokio only) the same servers are
+//! mounted in an axum router ([`socketio::SocketIoLayer`]) that also
+//! answers `GET /health` with `ok`: the suites then run through hyper.
 
 use std::future::Future;
 use std::io::Write;
@@ -59,6 +64,58 @@ pub struct Conformance {
 
 /// Start both servers on 127.0.0.1:`port` (0: any) on `runtime`.
 pub async fn start(port: u16, runtime: Arc<dyn Runtime>) -> std::io::Result<Conformance> {
+    let (socketio, engineio) = servers(runtime.clone());
+    let listener = runtime
+        .listen(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await?;
+    let addr = listener.local_addr()?;
+    let (to_engine, to_socket) = (engineio.clone(), socketio.clone());
+    Router::new(runtime)
+        .route("/engine.io/", move |stream, remote| {
+            to_engine.handle_stream(stream, remote)
+        })
+        .route("/socket.io/", move |stream, remote| {
+            to_socket.handle_stream(stream, remote)
+        })
+        .serve(listener);
+    Ok(Conformance {
+        socketio,
+        engineio,
+        addr,
+    })
+}
+
+/// Start both servers mounted in an axum router (with `GET /health`) on
+/// 127.0.0.1:`port` (0: any). Call it inside a tokio runtime.
+#[cfg(feature = "tower")]
+pub async fn start_mounted(port: u16) -> std::io::Result<Conformance> {
+    use socketio::SocketIoLayer;
+
+    let runtime: Arc<dyn Runtime> = Arc::new(socketio_tokio::TokioRuntime::current());
+    let (socketio, engineio) = servers(runtime);
+    let app = axum::Router::new()
+        .route("/health", axum::routing::get(|| async { "ok" }))
+        .layer(SocketIoLayer::new(socketio.clone()))
+        .layer(SocketIoLayer::engine_io(
+            engineio.clone(),
+            &engine_config("/engine.io/"),
+        ));
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "axum stopped");
+        }
+    });
+    Ok(Conformance {
+        socketio,
+        engineio,
+        addr,
+    })
+}
+
+/// The Engine.IO echo and the Socket.IO server, with their handlers.
+fn servers(runtime: Arc<dyn Runtime>) -> (Server, EngineDriver) {
     // Engine.IO: echo every message on its session.
     let (engineio, mut events) = EngineDriver::new(
         runtime.clone(),
@@ -107,24 +164,7 @@ pub async fn start(port: u16, runtime: Arc<dyn Runtime>) -> std::io::Result<Conf
         });
     }
 
-    let listener = runtime
-        .listen(SocketAddr::from(([127, 0, 0, 1], port)))
-        .await?;
-    let addr = listener.local_addr()?;
-    let (to_engine, to_socket) = (engineio.clone(), socketio.clone());
-    Router::new(runtime)
-        .route("/engine.io/", move |stream, remote| {
-            to_engine.handle_stream(stream, remote)
-        })
-        .route("/socket.io/", move |stream, remote| {
-            to_socket.handle_stream(stream, remote)
-        })
-        .serve(listener);
-    Ok(Conformance {
-        socketio,
-        engineio,
-        addr,
-    })
+    (socketio, engineio)
 }
 
 /// The runtimes the examples offer, whatever features `socketio` was
@@ -153,7 +193,9 @@ fn block_on<F: Future>(name: &str, main: F) -> F::Output {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: conformance_server --port P [--runtime tokio|async-std|smol]");
+    eprintln!(
+        "{problem}\nusage: conformance_server --port P [--runtime tokio|async-std|smol] [--mount axum]"
+    );
     std::process::exit(2)
 }
 
@@ -161,6 +203,7 @@ fn usage(problem: &str) -> ! {
 fn main() {
     let mut runtime = String::from("tokio");
     let mut port = None;
+    let mut mounted = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -175,10 +218,18 @@ fn main() {
                     usage(&format!("unknown runtime {runtime}"));
                 }
             }
+            "--mount" => match value().as_str() {
+                "axum" if cfg!(feature = "tower") => mounted = true,
+                "axum" => usage("--mount axum needs the tower feature"),
+                other => usage(&format!("unknown framework {other}")),
+            },
             other => usage(&format!("unknown argument {other}")),
         }
     }
     let port: u16 = port.unwrap_or_else(|| usage("--port is required"));
+    if mounted && runtime != "tokio" {
+        usage("--mount axum runs on tokio only");
+    }
     if std::env::var_os("SOCKETIO_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
             .with_max_level(tracing::Level::DEBUG)
@@ -186,7 +237,12 @@ fn main() {
             .try_init();
     }
     block_on(&runtime.clone(), async move {
-        match start(port, socketio::current_runtime()).await {
+        let started = match mounted {
+            #[cfg(feature = "tower")]
+            true => start_mounted(port).await,
+            _ => start(port, socketio::current_runtime()).await,
+        };
+        match started {
             Ok(servers) => {
                 println!("listening on {}", servers.addr.port());
                 let _ = std::io::stdout().flush();

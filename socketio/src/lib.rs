@@ -43,6 +43,18 @@
 //! # fn main() {}
 //! ```
 //!
+//! # Static files
+//! [`ServerBuilder::static_files`] serves files next to the Socket.IO path,
+//! with python-engineio's `static_files` rules ([`StaticFiles`]): the
+//! Socket.IO path first, then the files, then 404.
+//!
+//! # In hyper and axum
+//! With the `tower` feature, [`SocketIoLayer`] mounts the server in a
+//! hyper 1.x or axum 0.8 application, as python-socketio's `ASGIApp`
+//! mounts in an ASGI one: the Socket.IO path, then static files, then the
+//! wrapped service (see [`web::tower`]). hyper and axum run on tokio; our
+//! own listener serves on every runtime.
+//!
 //! # Example
 //! ```no_run
 //! use socketio::{Server, SocketRef, Args, AckSender};
@@ -78,6 +90,7 @@ mod observer;
 mod runtime;
 mod server;
 mod simple;
+pub mod web;
 
 #[cfg(feature = "admin")]
 pub use admin::{AdminAuth, AdminMode, AdminOptions, AlreadyInstrumented};
@@ -95,6 +108,9 @@ pub use server::{
 };
 pub use simple::SimpleClient;
 pub use socketio_core::socket::RemoteSocket;
+#[cfg(feature = "tower")]
+pub use web::tower::{NotFound, SocketIoBody, SocketIoLayer, SocketIoService};
+pub use web::StaticFiles;
 
 /// The sans-IO protocol core, for options not surfaced by the builders.
 pub use socketio_core as core;

@@ -223,6 +223,7 @@ pub(crate) struct ServerInner {
     /// Told what happens (the admin UI's instrumentation); empty costs
     /// one atomic load per hook.
     observer: OnceLock<Arc<dyn ServerObserver>>,
+    web: crate::web::WebConfig,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -237,6 +238,7 @@ pub struct ServerBuilder {
     runtime: Option<Arc<dyn Runtime>>,
     async_handlers: bool,
     adapter: Option<Box<dyn Adapter>>,
+    static_files: Option<crate::StaticFiles>,
 }
 
 impl ServerBuilder {
@@ -245,6 +247,16 @@ impl ServerBuilder {
     /// disconnections reach the sockets of every node.
     pub fn adapter(mut self, adapter: impl Adapter) -> Self {
         self.adapter = Some(Box::new(adapter));
+        self
+    }
+
+    /// Serve these files for paths outside the Socket.IO path, on our own
+    /// listener and when mounted ([`crate::StaticFiles`] has the rules).
+    /// Our own listener routes per connection (by its first request), so
+    /// it closes a connection after each static response: the browser's
+    /// next request is routed afresh.
+    pub fn static_files(mut self, files: crate::StaticFiles) -> Self {
+        self.static_files = Some(files);
         self
     }
 
@@ -373,6 +385,7 @@ impl ServerBuilder {
                     .any(|n| n.pattern.matches(nsp))
             })
         })];
+        let web = crate::web::WebConfig::new(&self.engine, self.static_files);
         let mut endpoint =
             ServerEndpoint::new(self.engine, socket_config, self.parser, os_rng(), os_rng());
         if let Some(adapter) = &self.adapter {
@@ -401,6 +414,7 @@ impl ServerBuilder {
             server_jobs: JobQueue::new(self.async_handlers),
             bus: Mutex::default(),
             observer: OnceLock::new(),
+            web,
         });
         let _ = slot.set(Arc::downgrade(&inner));
         if let Some(adapter) = &self.adapter {
@@ -427,6 +441,7 @@ impl Server {
             runtime: None,
             async_handlers: false,
             adapter: None,
+            static_files: None,
         }
     }
 
@@ -508,7 +523,16 @@ impl Server {
         let addr = listener.local_addr()?;
         lock(&self.inner.local_addrs).push(addr);
         tracing::info!(%addr, runtime = self.inner.driver.runtime().name(), "serving");
-        self.inner.driver.serve(listener);
+        match &self.inner.web.static_files {
+            Some(files) => crate::web::serve_with_static_files(
+                self.inner.driver.clone(),
+                files.clone(),
+                &self.inner.web.path,
+                listener,
+                self.inner.driver.stopped(),
+            ),
+            None => self.inner.driver.serve(listener),
+        }
         Ok(addr)
     }
 
@@ -516,6 +540,12 @@ impl Server {
     /// [`crate::driver::Router`] sent here, or a TLS stream).
     pub fn handle_stream(&self, stream: socketio_driver::BoxStream, remote: Option<SocketAddr>) {
         self.inner.driver.handle_stream(stream, remote);
+    }
+
+    /// Where the server answers, and its static files (for mounting).
+    #[cfg(feature = "tower")]
+    pub(crate) fn web(&self) -> &crate::web::WebConfig {
+        &self.inner.web
     }
 
     /// The addresses served.

@@ -43,6 +43,25 @@ fn tokio_server() -> SocketAddr {
     })
 }
 
+/// The same servers mounted in an axum router, on tokio.
+#[cfg(feature = "tower")]
+fn axum_server() -> SocketAddr {
+    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
+    *ADDR.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            socketio_tokio::TokioRuntime::block_on(async move {
+                let servers = conformance_server::start_mounted(0)
+                    .await
+                    .expect("server starts");
+                tx.send(servers.addr).unwrap();
+                std::future::pending::<()>().await;
+            })
+        });
+        rx.recv().expect("server address")
+    })
+}
+
 const EIO: &str = "/engine.io/?EIO=4";
 const SIO: &str = "/socket.io/?EIO=4";
 
@@ -102,14 +121,11 @@ fn text(frame: Frame) -> String {
 
 // ----- Engine.IO -----
 
-#[test]
-fn engine_polling_handshake() {
-    polling_session(tokio_server(), EIO);
+fn engine_polling_handshake(addr: SocketAddr) {
+    polling_session(addr, EIO);
 }
 
-#[test]
-fn engine_handshake_refusals() {
-    let addr = tokio_server();
+fn engine_handshake_refusals(addr: SocketAddr) {
     for target in [
         "/engine.io/?transport=polling",
         "/engine.io/?EIO=abc&transport=polling",
@@ -132,14 +148,11 @@ fn engine_handshake_refusals() {
     }
 }
 
-#[test]
-fn engine_websocket_handshake() {
-    ws_session(tokio_server(), EIO);
+fn engine_websocket_handshake(addr: SocketAddr) {
+    ws_session(addr, EIO);
 }
 
-#[test]
-fn engine_polling_echo() {
-    let addr = tokio_server();
+fn engine_polling_echo(addr: SocketAddr) {
     for body in [
         "4hello",
         "4test1\x1e4test2\x1e4test3",
@@ -165,18 +178,14 @@ fn engine_polling_echo() {
     }
 }
 
-#[test]
-fn engine_polling_invalid_packet_closes() {
-    let addr = tokio_server();
+fn engine_polling_invalid_packet_closes(addr: SocketAddr) {
     let sid = polling_session(addr, EIO);
     let target = format!("{EIO}&transport=polling&sid={sid}");
     assert_eq!(post(addr, &target, b"abc").status, 400);
     assert_eq!(get(addr, &target).status, 400);
 }
 
-#[test]
-fn engine_duplicate_poll_closes() {
-    let addr = tokio_server();
+fn engine_duplicate_poll_closes(addr: SocketAddr) {
     let sid = polling_session(addr, EIO);
     let target = format!("{EIO}&transport=polling&sid={sid}");
     let first = {
@@ -191,9 +200,7 @@ fn engine_duplicate_poll_closes() {
     assert_eq!(get(addr, &target).status, 400);
 }
 
-#[test]
-fn engine_websocket_echo() {
-    let addr = tokio_server();
+fn engine_websocket_echo(addr: SocketAddr) {
     let mut ws = ws_session(addr, EIO);
     ws.send_text("4hello");
     assert_eq!(ws.recv_skip_pings(), Frame::Text("4hello".into()));
@@ -203,9 +210,7 @@ fn engine_websocket_echo() {
     assert!(ws.closes_within(Duration::from_secs(2)));
 }
 
-#[test]
-fn engine_polling_heartbeat() {
-    let addr = tokio_server();
+fn engine_polling_heartbeat(addr: SocketAddr) {
     let sid = polling_session(addr, EIO);
     let target = format!("{EIO}&transport=polling&sid={sid}");
     for _ in 0..3 {
@@ -220,9 +225,7 @@ fn engine_polling_heartbeat() {
     assert_eq!(get(addr, &target).status, 400);
 }
 
-#[test]
-fn engine_websocket_heartbeat() {
-    let addr = tokio_server();
+fn engine_websocket_heartbeat(addr: SocketAddr) {
     let mut ws = ws_session(addr, EIO);
     for _ in 0..3 {
         let started = Instant::now();
@@ -240,9 +243,7 @@ fn engine_websocket_heartbeat() {
     );
 }
 
-#[test]
-fn engine_close() {
-    let addr = tokio_server();
+fn engine_close(addr: SocketAddr) {
     let sid = polling_session(addr, EIO);
     let target = format!("{EIO}&transport=polling&sid={sid}");
     let pending = {
@@ -260,9 +261,7 @@ fn engine_close() {
     assert!(ws.closes_within(Duration::from_secs(2)));
 }
 
-#[test]
-fn engine_upgrade() {
-    let addr = tokio_server();
+fn engine_upgrade(addr: SocketAddr) {
     for base in [EIO, SIO] {
         let sid = polling_session(addr, base);
         let ws_target = format!("{base}&transport=websocket&sid={sid}");
@@ -296,16 +295,12 @@ fn sio_connected(addr: SocketAddr) -> Ws {
     ws
 }
 
-#[test]
-fn socketio_handshakes() {
-    let addr = tokio_server();
+fn socketio_handshakes(addr: SocketAddr) {
     polling_session(addr, SIO);
     ws_session(addr, SIO);
 }
 
-#[test]
-fn socketio_connect() {
-    let addr = tokio_server();
+fn socketio_connect(addr: SocketAddr) {
     for (connect, prefix, auth) in [
         ("40", "40", r#"42["auth",{}]"#),
         (
@@ -332,9 +327,7 @@ fn socketio_connect() {
     }
 }
 
-#[test]
-fn socketio_connect_refusals() {
-    let addr = tokio_server();
+fn socketio_connect_refusals(addr: SocketAddr) {
     let mut ws = ws_session(addr, SIO);
     ws.send_text("40/random");
     assert_eq!(
@@ -366,9 +359,7 @@ fn socketio_connect_refusals() {
     );
 }
 
-#[test]
-fn socketio_disconnect() {
-    let addr = tokio_server();
+fn socketio_disconnect(addr: SocketAddr) {
     let mut ws = sio_connected(addr);
     ws.send_text("41");
     // No reply; the session stays up: the next packet is a ping.
@@ -386,9 +377,7 @@ fn socketio_disconnect() {
     );
 }
 
-#[test]
-fn socketio_messages() {
-    let addr = tokio_server();
+fn socketio_messages(addr: SocketAddr) {
     let mut ws = sio_connected(addr);
     ws.send_text(r#"42["message",1,"2",{"3":[true]}]"#);
     assert_eq!(
@@ -428,9 +417,7 @@ fn socketio_messages() {
     assert_eq!(text(ws.recv_skip_pings()), r#"43/custom,7["x"]"#);
 }
 
-#[test]
-fn socketio_invalid_packets_close() {
-    let addr = tokio_server();
+fn socketio_invalid_packets_close(addr: SocketAddr) {
     for packet in [
         "4abc",
         "42{}",
@@ -444,9 +431,7 @@ fn socketio_invalid_packets_close() {
     }
 }
 
-#[test]
-fn unknown_paths_get_404() {
-    let addr = tokio_server();
+fn unknown_paths_get_404(addr: SocketAddr) {
     assert_eq!(get(addr, "/elsewhere/?EIO=4&transport=polling").status, 404);
 }
 
@@ -470,5 +455,121 @@ fn other_runtimes() {
         let mut ws = sio_connected(addr);
         ws.send_text(r#"421["message-with-ack",true]"#);
         assert_eq!(text(ws.recv_skip_pings()), "431[true]");
+    }
+}
+
+/// The suites' cases as tests against one server: our own listener on
+/// tokio, or the same handlers mounted in axum (`--mount axum`).
+macro_rules! suite {
+    ($server:ident) => {
+        #[test]
+        fn engine_polling_handshake() {
+            super::super::engine_polling_handshake(super::super::$server());
+        }
+
+        #[test]
+        fn engine_handshake_refusals() {
+            super::super::engine_handshake_refusals(super::super::$server());
+        }
+
+        #[test]
+        fn engine_websocket_handshake() {
+            super::super::engine_websocket_handshake(super::super::$server());
+        }
+
+        #[test]
+        fn engine_polling_echo() {
+            super::super::engine_polling_echo(super::super::$server());
+        }
+
+        #[test]
+        fn engine_polling_invalid_packet_closes() {
+            super::super::engine_polling_invalid_packet_closes(super::super::$server());
+        }
+
+        #[test]
+        fn engine_duplicate_poll_closes() {
+            super::super::engine_duplicate_poll_closes(super::super::$server());
+        }
+
+        #[test]
+        fn engine_websocket_echo() {
+            super::super::engine_websocket_echo(super::super::$server());
+        }
+
+        #[test]
+        fn engine_polling_heartbeat() {
+            super::super::engine_polling_heartbeat(super::super::$server());
+        }
+
+        #[test]
+        fn engine_websocket_heartbeat() {
+            super::super::engine_websocket_heartbeat(super::super::$server());
+        }
+
+        #[test]
+        fn engine_close() {
+            super::super::engine_close(super::super::$server());
+        }
+
+        #[test]
+        fn engine_upgrade() {
+            super::super::engine_upgrade(super::super::$server());
+        }
+
+        #[test]
+        fn socketio_handshakes() {
+            super::super::socketio_handshakes(super::super::$server());
+        }
+
+        #[test]
+        fn socketio_connect() {
+            super::super::socketio_connect(super::super::$server());
+        }
+
+        #[test]
+        fn socketio_connect_refusals() {
+            super::super::socketio_connect_refusals(super::super::$server());
+        }
+
+        #[test]
+        fn socketio_disconnect() {
+            super::super::socketio_disconnect(super::super::$server());
+        }
+
+        #[test]
+        fn socketio_messages() {
+            super::super::socketio_messages(super::super::$server());
+        }
+
+        #[test]
+        fn socketio_invalid_packets_close() {
+            super::super::socketio_invalid_packets_close(super::super::$server());
+        }
+
+        #[test]
+        fn unknown_paths_get_404() {
+            super::super::unknown_paths_get_404(super::super::$server());
+        }
+    };
+}
+
+mod own_listener {
+    mod tokio {
+        suite!(tokio_server);
+    }
+}
+
+#[cfg(feature = "tower")]
+mod mounted {
+    mod axum {
+        suite!(axum_server);
+
+        /// The axum router's own route still answers.
+        #[test]
+        fn axum_route_beside_the_servers() {
+            let response = super::super::get(super::super::axum_server(), "/health");
+            assert_eq!((response.status, response.text().as_str()), (200, "ok"));
+        }
     }
 }

@@ -12,7 +12,7 @@ use futures_io::{AsyncRead, AsyncWrite};
 use futures_util::future::{select, Either};
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::runtime::{BoxStream, Listener, Runtime};
+use crate::runtime::{BoxFuture, BoxStream, Listener, Runtime};
 
 /// The longest first request line read to find the path.
 const MAX_REQUEST_LINE: usize = 8 * 1024;
@@ -27,11 +27,12 @@ type Handler = Arc<dyn Fn(BoxStream, Option<SocketAddr>) + Send + Sync>;
 /// Routing is per connection: Engine.IO clients open separate connections
 /// per server, and a keep-alive connection that later asks for another
 /// path gets that first server's answer (an error). Connections naming no
-/// known path get 404.
+/// known path go to the [fallback](Router::fallback), or get 404.
 #[derive(Clone)]
 pub struct Router {
     runtime: Arc<dyn Runtime>,
     routes: Vec<(String, Handler)>,
+    fallback: Option<Handler>,
 }
 
 impl Router {
@@ -40,6 +41,7 @@ impl Router {
         Router {
             runtime,
             routes: Vec::new(),
+            fallback: None,
         }
     }
 
@@ -56,19 +58,41 @@ impl Router {
         self
     }
 
+    /// Send connections that match no route to `handler` (first request
+    /// included) instead of answering them 404: static files, another web
+    /// application. It gets the connection, so it should close it after
+    /// its answer (a keep-alive connection would keep its route).
+    pub fn fallback(
+        mut self,
+        handler: impl Fn(BoxStream, Option<SocketAddr>) + Send + Sync + 'static,
+    ) -> Router {
+        self.fallback = Some(Arc::new(handler));
+        self
+    }
+
     /// Serve `listener` in the background, for as long as the runtime
     /// runs.
-    pub fn serve(self, mut listener: Box<dyn Listener>) {
+    pub fn serve(self, listener: Box<dyn Listener>) {
+        self.serve_until(listener, Box::pin(std::future::pending()))
+    }
+
+    /// Serve `listener` in the background until `stop` completes (the
+    /// listener is dropped then; accepted connections go on).
+    pub fn serve_until(self, mut listener: Box<dyn Listener>, stop: BoxFuture<'static, ()>) {
         let runtime = self.runtime.clone();
         runtime.spawn(Box::pin(async move {
+            let mut stop = stop;
             loop {
-                match listener.accept().await {
-                    Ok((stream, remote)) => self.handle_stream(stream, Some(remote)),
-                    Err(e) => {
+                match select(listener.accept(), stop.as_mut()).await {
+                    Either::Left((Ok((stream, remote)), _)) => {
+                        self.handle_stream(stream, Some(remote))
+                    }
+                    Either::Left((Err(e), _)) => {
                         tracing::warn!(error = %e, "accept failed");
                         let at = Instant::now() + Duration::from_millis(50);
                         self.runtime.sleep_until(at).await;
                     }
+                    Either::Right(_) => return,
                 }
             }
         }));
@@ -96,8 +120,9 @@ impl Router {
                     path.starts_with(prefix.as_str()) || path == prefix.trim_end_matches('/')
                 })
             });
-            match route {
-                Some((_, handler)) => handler(
+            let handler = route.map(|(_, handler)| handler).or(router.fallback.as_ref());
+            match handler {
+                Some(handler) => handler(
                     Box::new(Prefixed {
                         head,
                         at: 0,

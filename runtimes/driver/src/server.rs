@@ -338,6 +338,13 @@ impl<C: ServerCore> Driver<C> {
         self.stop.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
+    pub(crate) fn stopped(&self) -> crate::runtime::BoxFuture<'static, ()> {
+        let stopped = self.stopped.clone();
+        Box::pin(async move {
+            let _ = stopped.recv().await;
+        })
+    }
+
     pub(crate) fn close_all(&self) {
         self.with_state(|state, now| {
             for (conn, signal) in state.conns.drain() {
@@ -493,6 +500,12 @@ impl<P: Parser + Send + 'static> ServerDriver<P> {
     /// go on until the endpoint closes them.
     pub fn stop(&self) {
         self.driver.stop()
+    }
+
+    /// Completes once [`ServerDriver::stop`] was called: for accept loops
+    /// of one's own (a [`crate::Router`]'s `serve_until`).
+    pub fn stopped(&self) -> crate::runtime::BoxFuture<'static, ()> {
+        self.driver.stopped()
     }
 
     /// Drop every connection at once (their streams close); for the end

@@ -66,9 +66,25 @@ fn read_head(reader: &mut impl BufRead) -> (u16, Vec<(String, String)>) {
 
 /// One request on a fresh connection (`Connection: close`).
 pub fn request(addr: SocketAddr, method: &str, target: &str, body: &[u8]) -> Response {
+    request_with_headers(addr, method, target, &[], body)
+}
+
+/// One request with extra header fields, on a fresh connection
+/// (`Connection: close`).
+pub fn request_with_headers(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
     let mut stream = connect(addr);
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let head = format!(
-        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).unwrap();

@@ -1,0 +1,57 @@
+//! An axum application with a JSON route of its own and the Socket.IO
+//! server mounted in front of it (python-socketio's
+//! `socketio.ASGIApp(sio, other_asgi_app=app, static_files=...)`).
+//!
+//! ```text
+//! cargo run -p socketio --features tower --example axum_app -- [port] [static dir]
+//! curl localhost:3000/api/status      # the axum route
+//! curl localhost:3000/                # index.html from the static dir, if given
+//! ```
+//! Socket.IO clients connect to `http://localhost:3000` (both transports).
+
+use axum::routing::get;
+use axum::{Json, Router};
+use socketio::{AckSender, Args, Server, SocketIoLayer, SocketRef, StaticFiles};
+
+fn main() -> std::io::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
+    let mut args = std::env::args().skip(1);
+    let port: u16 = args.next().and_then(|p| p.parse().ok()).unwrap_or(3000);
+    let static_dir = args.next();
+
+    // hyper and axum run on tokio: so does the server here.
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async move {
+            let mut builder = Server::builder().runtime(socketio::RuntimeKind::Tokio);
+            if let Some(dir) = &static_dir {
+                builder = builder.static_files(StaticFiles::new().dir("/", dir));
+            }
+            let server = builder.build();
+            server.ns("/", |ns| {
+                ns.on(
+                    "echo",
+                    |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
+                        let _ = socket.emit("echo", &args);
+                        if let Some(ack) = ack {
+                            let _ = ack.send(&args);
+                        }
+                    },
+                );
+            });
+
+            let app = Router::new()
+                .route(
+                    "/api/status",
+                    get(|| async { Json(serde_json::json!({ "ok": true })) }),
+                )
+                .layer(SocketIoLayer::new(server));
+
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+            println!("listening on http://{}", listener.local_addr()?);
+            axum::serve(listener, app).await
+        })
+}
