@@ -64,8 +64,9 @@ server:
   --client-js FILE     the socket.io-client browser bundle the page loads
                        (socket.io.min.js; else $SOCKETIO_CLIENT_JS, else the one
                        tests/browser/setup.sh installs)
-  --allow-origin O     let pages of origin O (e.g. http://localhost:8080) connect;
-                       repeatable; `*` for any (default: the page's own origin only)
+  --allow-origin O     let pages of origin O (e.g. http://localhost:8080) connect
+                       too; repeatable; `*` for any (default: the server's own
+                       origin only)
   --recover SECONDS    connection state recovery: a client back within SECONDS
                        gets what it missed (off by default)
   --admin USER:PASS    instrument the server for the Socket.IO Admin UI

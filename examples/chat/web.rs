@@ -88,14 +88,17 @@ fn static_files(options: &WebOptions) -> Result<StaticFiles, String> {
 /// Build the chat server as `options` say and serve it on `addr`; returns
 /// it and the bound address.
 pub async fn start(addr: SocketAddr, options: &WebOptions) -> Result<(Server, SocketAddr), String> {
+    // Bound first: the allowed origins name the port.
+    let listener = socketio::current_runtime()
+        .listen(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let mut builder = Server::builder().static_files(static_files(options)?);
     if !options.allowed_origins.is_empty() {
-        let origins = if options.allowed_origins.iter().any(|o| o == "*") {
-            CorsOrigins::Any
-        } else {
-            CorsOrigins::List(options.allowed_origins.clone())
-        };
-        builder = builder.cors_allowed_origins(origins);
+        builder = builder.cors_allowed_origins(allowed_origins(&options.allowed_origins, bound));
     }
     if let Some(window) = options.recover {
         builder = builder.max_disconnection_duration(window);
@@ -105,11 +108,29 @@ pub async fn start(addr: SocketAddr, options: &WebOptions) -> Result<(Server, So
     if let Some((user, password)) = &options.admin {
         instrument(&server, user, password)?;
     }
-    let bound = server
-        .listen(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    server
+        .serve(listener)
+        .map_err(|e| format!("cannot serve on {bound}: {e}"))?;
     Ok((server, bound))
+}
+
+/// `--allow-origin`'s origins, plus the server's own page's: a list
+/// replaces the default same-origin rule, and the chat page served here
+/// must still get in.
+fn allowed_origins(given: &[String], bound: SocketAddr) -> CorsOrigins {
+    if given.iter().any(|o| o == "*") {
+        return CorsOrigins::Any;
+    }
+    let port = bound.port();
+    let mut origins = given.to_vec();
+    if bound.ip().is_unspecified() || bound.ip().is_loopback() {
+        origins.push(format!("http://127.0.0.1:{port}"));
+        origins.push(format!("http://localhost:{port}"));
+    }
+    if !bound.ip().is_unspecified() {
+        origins.push(format!("http://{bound}"));
+    }
+    CorsOrigins::List(origins)
 }
 
 #[cfg(feature = "admin")]
