@@ -159,8 +159,8 @@ class Browser {
 
   /// A page of its own (own cookies and storage) at `url`, named `label`
   /// in failures.
-  async open(url, label) {
-    const context = await this.chromium.newContext({ viewport: { width: 720, height: 420 } });
+  async open(url, label, viewport = { width: 720, height: 420 }) {
+    const context = await this.chromium.newContext({ viewport });
     // Only this machine: the Admin UI asks for web fonts from CDNs.
     await context.route(/^https?:\/\/(?!127\.0\.0\.1[:/])/, (route) => route.abort());
     const page = await context.newPage();
@@ -334,7 +334,7 @@ async function admin({ browser, server, args }) {
   await server.start();
   const alice = await browser.chat(server.url, "alice", "lobby");
   const bob = await browser.chat(server.url, "bob", "rust");
-  const ui = await browser.open(`${server.url}/admin-ui/`, "admin UI");
+  const ui = await browser.open(`${server.url}/admin-ui/`, "admin UI", { width: 1280, height: 600 });
   ui.setDefaultTimeout(WAIT_MS);
   // The login dialog opens by itself the first time.
   const dialog = ui.locator(".v-dialog");
@@ -344,20 +344,24 @@ async function admin({ browser, server, args }) {
   await dialog.getByRole("button", { name: /connect/i }).click();
   await ui.locator(".v-dialog").waitFor({ state: "hidden" });
 
+  await ui.goto(`${server.url}/admin-ui/#/rooms`);
+  for (const room of ["lobby", "rust"]) await ui.getByText(room, { exact: true }).first().waitFor();
+
   await ui.goto(`${server.url}/admin-ui/#/sockets`);
   const aliceId = await alice.evaluate(() => chatSocket.id);
   const bobId = await bob.evaluate(() => chatSocket.id);
   for (const id of [aliceId, bobId]) await ui.getByText(id, { exact: true }).waitFor();
+  await ui.waitForTimeout(500); // the page fades in
   await screenshot(ui, args, "admin-ui.png");
 
-  await ui.goto(`${server.url}/admin-ui/#/rooms`);
-  for (const room of ["lobby", "rust"]) await ui.getByText(room, { exact: true }).first().waitFor();
-
-  // Disconnect bob from his socket's page.
-  await ui.goto(`${server.url}/admin-ui/#/n/%2F/sockets/${bobId}`);
-  await ui.getByRole("button", { name: /disconnect/i }).first().click();
+  // Disconnect bob: the button of his row.
+  await ui.locator("tr", { hasText: bobId }).getByRole("button").click();
   await status(bob, "disconnected by the server");
   check(await alice.evaluate(() => chatSocket.connected), "alice was disconnected too");
+  // The server agrees: bob and his room are gone.
+  await say(alice, "/rooms");
+  await shows(alice, "* #lobby: alice");
+  await neverShows(alice, /#rust/);
 }
 
 const SCENARIOS = {
