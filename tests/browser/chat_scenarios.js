@@ -23,6 +23,7 @@ const WAIT_MS = 20000;
 /// How long something that must not happen is watched for.
 const QUIET_MS = 1000;
 const PAGE_DIR = path.join(__dirname, "..", "..", "examples", "chat", "static");
+const MDI_FONT = path.join(__dirname, "node_modules", "@mdi", "font");
 const CLIENT_JS = path.join(__dirname, "node_modules", "socket.io-client", "dist", "socket.io.min.js");
 
 function parseArgs(argv) {
@@ -163,6 +164,11 @@ class Browser {
     const context = await this.chromium.newContext({ viewport });
     // Only this machine: the Admin UI asks for web fonts from CDNs.
     await context.route(/^https?:\/\/(?!127\.0\.0\.1[:/])/, (route) => route.abort());
+    // ... except its icon font, served from the npm package instead.
+    await context.route(/^https:\/\/cdn\.jsdelivr\.net\/npm\/@mdi\/font@[^/]+\/(css|fonts)\/([\w.-]+)/, (route) => {
+      const [, dir, name] = /@mdi\/font@[^/]+\/(css|fonts)\/([\w.-]+)/.exec(route.request().url());
+      route.fulfill({ path: path.join(MDI_FONT, dir, name) });
+    });
     const page = await context.newPage();
     page.label = label;
     page.errors = [];

@@ -48,7 +48,7 @@ if [ ! -x "$chromium" ]; then
 fi
 "$chromium" --headless --no-sandbox --version >"$log" 2>&1 || die "$chromium does not run"
 
-# --- Node: playwright-core, socket.io-client, @socket.io/admin-ui ---
+# --- Node: playwright-core, socket.io-client, @socket.io/admin-ui, @mdi/font (its icons) ---
 need node "Node.js 18 or later is required"
 need npm "npm is required"
 sum="$(sha256sum package.json package-lock.json | sha256sum | cut -d' ' -f1)"
@@ -57,7 +57,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sum" ]; then
     rm -rf node_modules
     npm ci --no-audit --no-fund --loglevel=error >"$log" 2>&1 || die "npm ci failed in $here"
     for file in node_modules/socket.io-client/dist/socket.io.min.js \
-        node_modules/@socket.io/admin-ui/ui/dist/index.html; do
+        node_modules/@socket.io/admin-ui/ui/dist/index.html \
+        node_modules/@mdi/font/css/materialdesignicons.min.css; do
         [ -f "$file" ] || die "$file is missing after npm ci"
     done
     node -e 'require("playwright-core")' >"$log" 2>&1 || die "playwright-core does not load"
