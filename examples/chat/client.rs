@@ -71,7 +71,8 @@ enum Happening {
 /// What the loop reads: typed lines and happenings, in one stream.
 enum Input {
     Line(String),
-    EndOfInput,
+    /// Stdin ended, or Ctrl-C / Ctrl-D.
+    End,
     Happening(Happening),
 }
 
@@ -347,14 +348,12 @@ async fn chat(
         ever_connected: false,
         waiting: VecDeque::new(),
     };
-    let typed = lines
-        .map(Input::Line)
-        .chain(stream::iter([Input::EndOfInput]));
+    let typed = lines.map(Input::Line).chain(stream::iter([Input::End]));
     let mut inputs = stream::select(typed, happenings.map(Input::Happening));
     while let Some(input) = inputs.next().await {
         let flow = match input {
             Input::Line(line) => session.typed(&line).await,
-            Input::EndOfInput => Flow::Quit,
+            Input::End => Flow::Quit,
             Input::Happening(happening) => session.happened(happening).await,
         };
         if flow == Flow::Quit {

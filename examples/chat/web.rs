@@ -35,7 +35,13 @@ pub struct WebOptions {
 
 /// `given`, else the path in `env`, else `default`; an error naming all
 /// three when the file is not there.
-fn locate(given: &Option<PathBuf>, flag: &str, env: &str, default: &str, what: &str) -> Result<PathBuf, String> {
+fn locate(
+    given: &Option<PathBuf>,
+    flag: &str,
+    env: &str,
+    default: &str,
+    what: &str,
+) -> Result<PathBuf, String> {
     let (path, from) = match (given, std::env::var_os(env)) {
         (Some(path), _) => (path.clone(), flag.to_owned()),
         (None, Some(path)) => (PathBuf::from(path), format!("${env}")),
@@ -145,4 +151,3 @@ fn instrument(server: &Server, user: &str, password: &str) -> Result<(), String>
 fn instrument(_server: &Server, _user: &str, _password: &str) -> Result<(), String> {
     Err("--admin needs the admin feature: cargo run --example chat --features admin -- --admin USER:PASS".into())
 }
-

@@ -181,7 +181,9 @@ fn run(scenario: &str) {
     match status {
         Some(status) if status.success() && output.contains(&format!("ok {scenario}")) => {}
         Some(status) => panic!("browser scenario {scenario} failed ({status}):\n{output}"),
-        None => panic!("browser scenario {scenario} still ran after {SCENARIO_TIMEOUT:?}:\n{output}"),
+        None => {
+            panic!("browser scenario {scenario} still ran after {SCENARIO_TIMEOUT:?}:\n{output}")
+        }
     }
 }
 
