@@ -17,6 +17,8 @@ use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use socketio_interop::cluster::our_example;
+use socketio_interop::workspace_dir;
 /// Set to `skip` to skip these tests where Chromium cannot be installed.
 const OPT_OUT_ENV: &str = "SOCKETIO_BROWSER_TESTS";
 /// Where to keep the screenshots.
@@ -28,10 +30,6 @@ const MAX_OUTPUT: u64 = 1 << 20;
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
-}
-
-fn workspace_dir() -> PathBuf {
-    socketio_interop::workspace_dir()
 }
 
 /// Runs `tests/browser/setup.sh` once per process: `Ok(false)` when it
@@ -69,45 +67,6 @@ fn setup() -> Result<bool, String> {
     }
 }
 
-/// Builds the `chat` example once per process (release, with the Admin UI's
-/// `admin` feature) and returns its path.
-fn chat_binary() -> Result<PathBuf, String> {
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-            let output = Command::new(cargo)
-                .current_dir(workspace_dir())
-                .args([
-                    "build",
-                    "--release",
-                    "-p",
-                    "socketio",
-                    "--features",
-                    "admin",
-                    "--example",
-                    "chat",
-                    "--message-format=json-render-diagnostics",
-                ])
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|e| format!("cannot run cargo: {e}"))?;
-            if !output.status.success() {
-                return Err(format!(
-                    "cargo build --release --example chat failed:\n{}",
-                    String::from_utf8_lossy(&output.stderr)
-                ));
-            }
-            String::from_utf8_lossy(&output.stdout)
-                .lines()
-                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-                .find(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "chat")
-                .and_then(|m| m["executable"].as_str().map(PathBuf::from))
-                .ok_or_else(|| "the chat example is not in cargo's output".to_owned())
-        })
-        .clone()
-}
-
 /// The scenario's process, killed if it outlives its deadline.
 struct Scenario {
     child: Child,
@@ -141,7 +100,9 @@ fn run(scenario: &str) {
         Ok(false) => return,
         Err(why) => panic!("{why}"),
     }
-    let chat = chat_binary().unwrap_or_else(|why| panic!("{why}"));
+    // Release, with every feature (the Admin UI's `admin` among them), as
+    // the other tests build our examples: one build for all.
+    let chat = our_example("chat").unwrap_or_else(|why| panic!("{why}"));
     let mut command = Command::new("node");
     command
         .current_dir(browser_dir())
