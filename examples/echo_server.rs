@@ -393,8 +393,19 @@ fn block_on<F: Future>(name: &str, main: F) -> F::Output {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: echo_server --port P [--parser json|msgpack] [--state-recovery SECS] [--runtime tokio|async-std|smol] [--adapter redis-python|redis-node|redis-node-sharded|redis-streams --redis URL | --adapter amqp --amqp URL | --adapter kafka --kafka URL[,URL...] | --adapter zmq --zmq zmq+tcp://HOST:PORT1+PORT2] [--channel NAME]");
+    eprintln!("{problem}\nusage: echo_server --port P [--parser json|msgpack] [--state-recovery SECS] [--runtime tokio|async-std|smol] [--adapter redis-python|redis-node|redis-node-sharded|redis-streams --redis URL | --adapter amqp --amqp URL | --adapter kafka --kafka URL[,URL...] | --adapter zmq --zmq zmq+tcp://HOST:PORT1+PORT2] [--channel NAME] [--mount axum]");
     std::process::exit(2)
+}
+
+/// Serve `server` mounted in an axum router on 127.0.0.1:`port`, through
+/// [`socketio::SocketIoLayer`] (the interop matrix's mounted variant).
+#[cfg(feature = "tower")]
+async fn mount_in_axum(server: Server, port: u16) -> std::io::Result<SocketAddr> {
+    let app = axum::Router::new().layer(socketio::SocketIoLayer::new(server));
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(addr)
 }
 
 #[allow(dead_code)]
@@ -408,6 +419,7 @@ fn main() {
         adapter: None,
     };
     let mut port = None;
+    let mut mounted = false;
     let (mut adapter, mut redis, mut channel) = (None::<String>, None::<String>, None::<String>);
     let (mut amqp, mut kafka, mut zmq) = (None::<String>, None::<String>, None::<String>);
     let mut args = std::env::args().skip(1);
@@ -435,10 +447,20 @@ fn main() {
             "--kafka" => kafka = Some(value()),
             "--zmq" => zmq = Some(value()),
             "--channel" => channel = Some(value()),
+            "--mount" if value() == "axum" => mounted = true,
+            "--mount" => usage("--mount takes axum"),
             other => usage(&format!("unknown argument {other}")),
         }
     }
     options.port = port.unwrap_or_else(|| usage("--port is required"));
+    if mounted && (runtime != "tokio" || !cfg!(feature = "tower")) {
+        usage("--mount axum runs on tokio with the tower feature");
+    }
+    // Mounted: our own listener takes any port, axum the requested one.
+    let axum_port = options.port;
+    if mounted {
+        options.port = 0;
+    }
     if adapter.as_deref() == Some("amqp") {
         let url = amqp.unwrap_or_else(|| usage("--adapter amqp needs --amqp URL"));
         let mut made =
@@ -488,6 +510,14 @@ fn main() {
         options.runtime = socketio::current_runtime();
         match start(&options).await {
             Ok((server, addr)) => {
+                #[cfg(feature = "tower")]
+                let addr = match mounted {
+                    true => mount_in_axum(server.clone(), axum_port)
+                        .await
+                        .unwrap_or_else(|e| usage(&format!("cannot listen: {e}"))),
+                    false => addr,
+                };
+                let _ = axum_port;
                 // A cluster node is ready once its bus subscription is
                 // confirmed (at once without a cluster).
                 let _ = server.flush_cluster(FLUSH).await;

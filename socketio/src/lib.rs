@@ -43,6 +43,11 @@
 //! # fn main() {}
 //! ```
 //!
+//! # Admin UI
+//! With the `admin` feature, [`Server::instrument`] serves the
+//! [Socket.IO Admin UI](https://socket.io/docs/v4/admin-ui/) on an admin
+//! namespace (python-socketio's `instrument()`): see [`admin`].
+//!
 //! # Static files
 //! [`ServerBuilder::static_files`] serves files next to the Socket.IO path,
 //! with python-engineio's `static_files` rules ([`StaticFiles`]): the

@@ -1145,10 +1145,20 @@ impl BroadcastOperator {
     pub fn sockets(&self) -> Vec<String> {
         let nsp = self.target.nsp.clone();
         let selector = self.target.selector.clone();
+        // No room named: every socket of the namespace (the core has no
+        // room holding them all).
+        let everyone: Vec<Str> = match selector.rooms.is_empty() {
+            true => lock(&self.server.inner.sockets)
+                .values()
+                .filter(|s| s.nsp == nsp)
+                .map(|s| s.id.clone())
+                .collect(),
+            false => Vec::new(),
+        };
         self.server.inner.driver.with(|ep, _| {
             let core = ep.socket();
             let mut ids: Vec<Str> = if selector.rooms.is_empty() {
-                core.sockets_in(&nsp, "")
+                everyone
             } else {
                 selector
                     .rooms

@@ -56,6 +56,8 @@ pub enum Runtime {
     AsyncStd,
     /// smol
     Smol,
+    /// tokio, the server mounted in an axum router (`--mount axum`).
+    TokioAxum,
 }
 
 impl Runtime {
@@ -65,7 +67,19 @@ impl Runtime {
             Runtime::Tokio => "tokio",
             Runtime::AsyncStd => "async-std",
             Runtime::Smol => "smol",
+            Runtime::TokioAxum => "tokio",
         }
+    }
+
+    /// The examples' arguments for this runtime (`--runtime`, and
+    /// `--mount axum` for a server mounted in axum; our clients ignore
+    /// it: they run on tokio).
+    fn args(self, server: bool) -> Vec<String> {
+        let mut args = vec!["--runtime".to_string(), self.flag().to_string()];
+        if server && self == Runtime::TokioAxum {
+            args.extend(["--mount".into(), "axum".into()]);
+        }
+        args
     }
 }
 
@@ -85,6 +99,7 @@ impl fmt::Display for Peer {
         match self {
             Peer::Node => f.write_str("node"),
             Peer::Python => f.write_str("python"),
+            Peer::Ours(Runtime::TokioAxum) => f.write_str("ours(tokio, mounted in axum)"),
             Peer::Ours(runtime) => write!(f, "ours({})", runtime.flag()),
         }
     }
@@ -471,7 +486,7 @@ impl Server {
             args.extend(["--parser".into(), parser.flag().into()]);
         }
         if let Peer::Ours(runtime) = peer {
-            args.extend(["--runtime".into(), runtime.flag().into()]);
+            args.extend(runtime.args(true));
         }
         let proc = Proc::spawn(&words, &args, true)?;
         let deadline = Instant::now() + SERVER_READY_TIMEOUT;
@@ -640,7 +655,7 @@ impl Case {
             args.push("--reconnect-check".into());
         }
         if let Peer::Ours(runtime) = self.client {
-            args.extend(["--runtime".into(), runtime.flag().into()]);
+            args.extend(runtime.args(false));
         }
         args.extend(self.quirk_args());
         args

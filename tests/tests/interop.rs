@@ -3,7 +3,9 @@
 //!
 //! `peer_x_peer` runs only the Node and Python peers against each other: it
 //! validates the harness and the peers' expectations. `rust_x_peer` runs our
-//! `echo_server` / `echo_client` examples against both peers on each runtime.
+//! `echo_server` / `echo_client` examples against both peers on each runtime,
+//! and (`rust_x_peer::mounted_axum`) the peers' clients against our server
+//! mounted in axum (`echo_server --mount axum`).
 //! Every case starts its own server, so cases run in parallel (libtest's
 //! threads, one per core by default) without seeing each other.
 //!
@@ -172,6 +174,19 @@ mod rust_x_peer {
     mod smol {
         use super::*;
         rust_pairs!(full_matrix, Peer::Ours(Runtime::Smol));
+    }
+    /// Our server mounted in an axum router through the `tower` feature
+    /// (`echo_server --mount axum`, tokio), against the peers' clients.
+    mod mounted_axum {
+        use super::*;
+        mod node_client_rust_server {
+            use super::*;
+            full_matrix!(Peer::Node, Peer::Ours(Runtime::TokioAxum));
+        }
+        mod python_client_rust_server {
+            use super::*;
+            full_matrix!(Peer::Python, Peer::Ours(Runtime::TokioAxum));
+        }
     }
 
     /// Issue 5: reconnection after the server restarts.

@@ -29,30 +29,23 @@ fn optional(args: &Args, index: usize) -> Option<String> {
 
 /// Register the actions on the admin namespace.
 pub(crate) fn register(ns: &mut Namespace) {
-    ns.on(
-        "join",
-        |socket: SocketRef, args: Args, _: Option<AckSender>| async move {
-            let (Ok(nsp), Ok(room)) = (args.get::<String>(0), args.get::<String>(1)) else {
-                return;
-            };
-            tracing::debug!(%nsp, %room, "admin: join");
-            if let Some(sockets) = select(socket.server(), &nsp, optional(&args, 2)) {
-                let _ = sockets.sockets_join(&room);
-            }
-        },
-    );
-    ns.on(
-        "leave",
-        |socket: SocketRef, args: Args, _: Option<AckSender>| async move {
-            let (Ok(nsp), Ok(room)) = (args.get::<String>(0), args.get::<String>(1)) else {
-                return;
-            };
-            tracing::debug!(%nsp, %room, "admin: leave");
-            if let Some(sockets) = select(socket.server(), &nsp, optional(&args, 2)) {
-                let _ = sockets.sockets_leave(&room);
-            }
-        },
-    );
+    for (action, join) in [("join", true), ("leave", false)] {
+        ns.on(
+            action,
+            move |socket: SocketRef, args: Args, _: Option<AckSender>| async move {
+                let (Ok(nsp), Ok(room)) = (args.get::<String>(0), args.get::<String>(1)) else {
+                    return;
+                };
+                tracing::debug!(%nsp, %room, join, "admin: room action");
+                if let Some(sockets) = select(socket.server(), &nsp, optional(&args, 2)) {
+                    let _ = match join {
+                        true => sockets.sockets_join(&room),
+                        false => sockets.sockets_leave(&room),
+                    };
+                }
+            },
+        );
+    }
     ns.on(
         "_disconnect",
         |socket: SocketRef, args: Args, _: Option<AckSender>| async move {

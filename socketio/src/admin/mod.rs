@@ -20,6 +20,7 @@ mod options;
 mod protocol;
 mod reporter;
 mod stats;
+mod ui;
 
 use std::fmt;
 use std::sync::Arc;
@@ -153,7 +154,7 @@ impl Server {
                 reporter.review(&server);
                 let events = reporter.events.take();
                 // Nobody to tell: skip the counting.
-                if server.sockets_in(reporter.namespace(), "").is_empty() {
+                if server.of(reporter.namespace()).sockets().is_empty() {
                     continue;
                 }
                 let stats = stats::server_stats(&server, server_id.as_deref(), started, events);

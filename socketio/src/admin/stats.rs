@@ -69,7 +69,7 @@ pub(crate) fn server_stats(
     let namespaces = names
         .into_iter()
         .map(|name| NamespaceDetails {
-            sockets_count: server.sockets_in(&name, "").len(),
+            sockets_count: server.of(&name).sockets().len(),
             name,
         })
         .collect();

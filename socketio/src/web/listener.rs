@@ -70,6 +70,7 @@ async fn serve_static_connection(
             .headers
             .get_str("if-modified-since")
             .map(str::to_owned),
+        authorization: request.headers.get_str("authorization").map(str::to_owned),
     };
     let response = files
         .respond(request.method.as_str(), request.path(), conditions)

@@ -9,6 +9,8 @@ mod static_files;
 pub mod tower;
 
 pub(crate) use listener::serve_with_static_files;
+#[cfg(feature = "admin")]
+pub(crate) use static_files::Guard;
 pub use static_files::StaticFiles;
 
 use std::sync::Arc;

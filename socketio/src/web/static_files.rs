@@ -42,7 +42,6 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -77,6 +76,8 @@ pub struct StaticFiles {
     entries: BTreeMap<String, Entry>,
     index: Entry,
     max_file_size: u64,
+    /// Paths that need credentials (the admin UI's).
+    guards: Vec<Guard>,
 }
 
 impl Default for StaticFiles {
@@ -95,6 +96,7 @@ impl StaticFiles {
                 content_type: None,
             },
             max_file_size: DEFAULT_MAX_FILE_SIZE,
+            guards: Vec::new(),
         }
     }
 
@@ -205,7 +207,7 @@ impl StaticFiles {
     /// files do not serve it (the request falls through). Reads the file
     /// off the executor.
     pub(crate) async fn respond(
-        self: &Arc<Self>,
+        &self,
         method: &str,
         raw_path: &str,
         conditions: Conditions,
@@ -213,6 +215,9 @@ impl StaticFiles {
         // The HTTP stacks drop the body of a `HEAD` response themselves.
         if method != "GET" && method != "HEAD" {
             return None;
+        }
+        if let Some(refusal) = self.refusal(raw_path, conditions.authorization.as_deref()) {
+            return Some(refusal);
         }
         let resolved = self.resolve(raw_path)?;
         let max = self.max_file_size;
@@ -245,6 +250,8 @@ pub(crate) struct Resolved {
 pub(crate) struct Conditions {
     pub(crate) if_none_match: Option<String>,
     pub(crate) if_modified_since: Option<String>,
+    /// `Authorization`, for the paths behind a [`Guard`].
+    pub(crate) authorization: Option<String>,
 }
 
 /// A static response, turned into the HTTP stack's own type by the caller.
@@ -418,3 +425,51 @@ fn guess_content_type(file: &str) -> &'static str {
 #[cfg(test)]
 #[path = "static_files_tests.rs"]
 mod tests;
+
+/// Requests for paths under `prefix` (once decoded) are served only when
+/// `allows` accepts their `Authorization` header; the others are answered
+/// 401 with `challenge` as `WWW-Authenticate`.
+#[derive(Clone)]
+pub(crate) struct Guard {
+    pub(crate) prefix: String,
+    pub(crate) challenge: String,
+    pub(crate) allows: AuthorizationCheck,
+}
+
+/// Decides on an `Authorization` header (absent: `None`).
+pub(crate) type AuthorizationCheck = std::sync::Arc<dyn Fn(Option<&str>) -> bool + Send + Sync>;
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StaticFiles {
+    /// Put the paths under `guard.prefix` behind it.
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))]
+    pub(crate) fn guard(mut self, guard: Guard) -> StaticFiles {
+        self.guards.push(guard);
+        self
+    }
+
+    /// The 401 answer to a request its guard refuses. The decoded path is
+    /// checked, so an escaped character cannot slip past the prefix.
+    fn refusal(&self, raw_path: &str, authorization: Option<&str>) -> Option<StaticResponse> {
+        let path = decode_path(raw_path).unwrap_or_else(|| raw_path.to_owned());
+        let guard = self.guards.iter().find(|g| {
+            path.strip_prefix(g.prefix.trim_end_matches('/'))
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })?;
+        if (guard.allows)(authorization) {
+            return None;
+        }
+        Some(StaticResponse {
+            status: 401,
+            headers: vec![("www-authenticate", guard.challenge.clone())],
+            body: Bytes::new(),
+        })
+    }
+}

@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use super::*;
 
 fn files() -> StaticFiles {
@@ -155,6 +157,7 @@ fn conditional_requests() {
     let changed = Conditions {
         if_none_match: Some(etag.clone()),
         if_modified_since: Some(last_modified.clone()),
+        ..Conditions::default()
     };
     assert_eq!(decide(file_data(1_700_000_001), &changed).status, 200);
 

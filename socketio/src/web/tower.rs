@@ -207,6 +207,7 @@ where
                 let conditions = Conditions {
                     if_none_match: header_str(&request, "if-none-match"),
                     if_modified_since: header_str(&request, "if-modified-since"),
+                    authorization: header_str(&request, "authorization"),
                 };
                 let method = request.method().as_str().to_owned();
                 let path = request.uri().path().to_owned();
@@ -394,10 +395,12 @@ async fn read_response(
     reader: &mut tokio::io::ReadHalf<DuplexStream>,
 ) -> Option<ClientEvent> {
     let mut buf = vec![0u8; 16 * 1024];
+    let mut ended = false;
     loop {
         match client.poll_response() {
             Ok(Some(ClientEvent::PeerClosed)) => return None,
             Ok(Some(event)) => return Some(event),
+            Ok(None) if ended => return None,
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "invalid response from the server");
@@ -405,7 +408,10 @@ async fn read_response(
             }
         }
         match reader.read(&mut buf).await {
-            Ok(0) | Err(_) => client.feed_eof(),
+            Ok(0) | Err(_) => {
+                client.feed_eof();
+                ended = true;
+            }
             Ok(n) => client.feed(&buf[..n]),
         }
     }
