@@ -27,6 +27,7 @@
 //! JavaScript: `io("http://127.0.0.1:3000", {auth: {nick: "carol"}})`, then
 //! `socket.emitWithAck("join", "lobby")`, `socket.emit("message", "hi")`.
 
+mod admin;
 mod client;
 mod server;
 mod terminal;
@@ -71,7 +72,8 @@ server:
                        gets what it missed (off by default)
   --admin USER:PASS    instrument the server for the Socket.IO Admin UI
                        (namespace /admin, these credentials) and serve the UI
-                       at /admin-ui/
+                       at /admin-ui/ behind the same credentials (HTTP Basic);
+                       needs `--features admin`
   --admin-ui DIR       the Admin UI's built files (else $SOCKETIO_ADMIN_UI, else
                        the @socket.io/admin-ui that tests/browser/setup.sh installs)
 client:

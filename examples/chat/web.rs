@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use socketio::{CorsOrigins, Server, StaticFiles};
 
+use crate::admin::Admin;
+
 /// Where the page's own files are.
 const PAGE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/chat/static");
 /// Where `tests/browser/setup.sh` installs the npm packages.
@@ -60,7 +62,7 @@ fn locate(
 
 /// The static files: the page at `/`, the client bundle beside it, and the
 /// Admin UI under `/admin-ui/` when asked for.
-fn static_files(options: &WebOptions) -> Result<StaticFiles, String> {
+fn static_files(options: &WebOptions, admin: Option<&Admin>) -> Result<StaticFiles, String> {
     let mut files = StaticFiles::new().dir("/", PAGE_DIR);
     let client_js = locate(
         &options.client_js,
@@ -78,7 +80,7 @@ fn static_files(options: &WebOptions) -> Result<StaticFiles, String> {
         }
         Err(why) => return Err(why),
     }
-    if options.admin.is_some() {
+    if let Some(admin) = admin {
         let ui = locate(
             &options.admin_ui,
             "--admin-ui",
@@ -86,7 +88,7 @@ fn static_files(options: &WebOptions) -> Result<StaticFiles, String> {
             &format!("{NODE_MODULES}/@socket.io/admin-ui/ui/dist"),
             "the Admin UI (ui/dist of the npm package @socket.io/admin-ui)",
         )?;
-        files = files.dir("/admin-ui", ui);
+        files = crate::admin::serve_ui(files, &ui, admin);
     }
     Ok(files)
 }
@@ -102,7 +104,11 @@ pub async fn start(addr: SocketAddr, options: &WebOptions) -> Result<(Server, So
     let bound = listener
         .local_addr()
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let mut builder = Server::builder().static_files(static_files(options)?);
+    let admin = match &options.admin {
+        Some((user, password)) => Some(crate::admin::admin(user, password)?),
+        None => None,
+    };
+    let mut builder = Server::builder().static_files(static_files(options, admin.as_ref())?);
     if !options.allowed_origins.is_empty() {
         builder = builder.cors_allowed_origins(allowed_origins(&options.allowed_origins, bound));
     }
@@ -111,8 +117,8 @@ pub async fn start(addr: SocketAddr, options: &WebOptions) -> Result<(Server, So
     }
     let server = builder.build();
     crate::server::install(&server);
-    if let Some((user, password)) = &options.admin {
-        instrument(&server, user, password)?;
+    if let Some(admin) = admin {
+        crate::admin::instrument(&server, admin)?;
     }
     server
         .serve(listener)
@@ -137,17 +143,4 @@ fn allowed_origins(given: &[String], bound: SocketAddr) -> CorsOrigins {
         origins.push(format!("http://{bound}"));
     }
     CorsOrigins::List(origins)
-}
-
-#[cfg(feature = "admin")]
-fn instrument(server: &Server, user: &str, password: &str) -> Result<(), String> {
-    use socketio::{AdminAuth, AdminOptions};
-    server
-        .instrument(AdminOptions::new(AdminAuth::basic(user, password)))
-        .map_err(|_| "the server is instrumented already".to_owned())
-}
-
-#[cfg(not(feature = "admin"))]
-fn instrument(_server: &Server, _user: &str, _password: &str) -> Result<(), String> {
-    Err("--admin needs the admin feature: cargo run --example chat --features admin -- --admin USER:PASS".into())
 }

@@ -160,8 +160,8 @@ class Browser {
 
   /// A page of its own (own cookies and storage) at `url`, named `label`
   /// in failures.
-  async open(url, label, viewport = { width: 720, height: 420 }) {
-    const context = await this.chromium.newContext({ viewport });
+  async open(url, label, viewport = { width: 720, height: 420 }, httpCredentials = undefined) {
+    const context = await this.chromium.newContext({ viewport, httpCredentials });
     // Only this machine: the Admin UI asks for web fonts from CDNs.
     await context.route(/^https?:\/\/(?!127\.0\.0\.1[:/])/, (route) => route.abort());
     // ... except its icon font, served from the npm package instead.
@@ -340,7 +340,11 @@ async function admin({ browser, server, args }) {
   await server.start();
   const alice = await browser.chat(server.url, "alice", "lobby");
   const bob = await browser.chat(server.url, "bob", "rust");
-  const ui = await browser.open(`${server.url}/admin-ui/`, "admin UI", { width: 1280, height: 600 });
+  // The UI's files are behind the same credentials (HTTP Basic).
+  const refused = await fetch(`${server.url}/admin-ui/`);
+  check(refused.status === 401, `the Admin UI without credentials: ${refused.status}, not 401`);
+  const login = { username: "admin", password: "s3cret" };
+  const ui = await browser.open(`${server.url}/admin-ui/`, "admin UI", { width: 1280, height: 600 }, login);
   ui.setDefaultTimeout(WAIT_MS);
   // The login dialog opens by itself the first time.
   const dialog = ui.locator(".v-dialog");
