@@ -37,21 +37,22 @@ fn browser_dir() -> PathBuf {
 fn setup() -> Result<bool, String> {
     static SETUP: OnceLock<Result<(), String>> = OnceLock::new();
     let outcome = SETUP.get_or_init(|| {
+        // Quiet when it succeeds; when it fails, the installer's output
+        // goes to this process's stderr.
         let script = browser_dir().join("setup.sh");
-        let output = Command::new("bash")
+        let status = Command::new("bash")
             .arg(&script)
             .stdin(Stdio::null())
-            .output()
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            .status()
             .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-        if output.status.success() {
+        if status.success() {
             Ok(())
         } else {
             Err(format!(
-                "{} failed ({}):\n{}{}",
-                script.display(),
-                output.status,
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
+                "{} failed ({status}): see its output above",
+                script.display()
             ))
         }
     });
