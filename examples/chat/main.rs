@@ -12,24 +12,34 @@
 //! In the client, type a line to say it in your room, or a command:
 //! `/join ROOM`, `/leave`, `/rooms`, `/nick NAME`, `/quit`.
 //!
-//! Options: `--port P` and `--host H` (server; `--host 0.0.0.0` to let
-//! other machines in), `--connect URL`, `--nick NAME`, `--room ROOM`
-//! (client; the room defaults to `lobby`), `--runtime tokio|async-std|smol`
-//! (both; runtimes other than tokio need their feature:
-//! `cargo run --release --example chat --features smol -- --runtime smol`).
-//! `SOCKETIO_LOG=debug` shows the protocol's debug logs.
+//! The server also serves a chat page at `/` (`static/`: plain HTML and
+//! JavaScript over the official `socket.io-client` browser bundle, which
+//! the server serves too: `bash tests/browser/setup.sh` installs it, or
+//! give its path with `--client-js`), so that browser and terminal users
+//! chat together. With `--admin USER:PASS` the server is instrumented for
+//! the Socket.IO Admin UI, served at `/admin-ui/`.
+//!
+//! `chat --help` lists every option. `SOCKETIO_LOG=debug` shows the
+//! protocol's debug logs.
 //!
 //! The server is in `server.rs` (also used by `socketio/tests/chat.rs`),
 //! the client in `client.rs`. Any Socket.IO client can join in, e.g. from
 //! JavaScript: `io("http://127.0.0.1:3000", {auth: {nick: "carol"}})`, then
 //! `socket.emitWithAck("join", "lobby")`, `socket.emit("message", "hi")`.
 
+mod admin;
 mod client;
 mod server;
+mod terminal;
+mod web;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use socketio::RuntimeKind;
+
+use web::WebOptions;
 
 /// What to run, from the command line.
 struct Options {
@@ -39,14 +49,44 @@ struct Options {
     nick: Option<String>,
     room: String,
     runtime: RuntimeKind,
+    web: WebOptions,
 }
 
+const USAGE: &str = "\
+usage: chat [--port 3000] [--host 127.0.0.1] [--admin USER:PASS] [server options]
+       chat --connect http://127.0.0.1:3000 [--nick NAME] [--room lobby]
+
+A Socket.IO chat with rooms: the server (serving a chat page at /), or,
+with --connect, the terminal client.
+
+server:
+  --port P             port to listen on (3000; 0 for any free one)
+  --host H             address to listen on (127.0.0.1; 0.0.0.0 for every one)
+  --client-js FILE     the socket.io-client browser bundle the page loads
+                       (socket.io.min.js; else $SOCKETIO_CLIENT_JS, else the one
+                       tests/browser/setup.sh installs)
+  --allow-origin O     let pages of origin O (e.g. http://localhost:8080) connect
+                       too; repeatable; `*` for any (default: the server's own
+                       origin only)
+  --recover SECONDS    connection state recovery: a client back within SECONDS
+                       gets what it missed (off by default)
+  --admin USER:PASS    instrument the server for the Socket.IO Admin UI
+                       (namespace /admin, these credentials) and serve the UI
+                       at /admin-ui/ behind the same credentials (HTTP Basic);
+                       needs `--features admin`
+  --admin-ui DIR       the Admin UI's built files (else $SOCKETIO_ADMIN_UI, else
+                       the @socket.io/admin-ui that tests/browser/setup.sh installs)
+client:
+  --connect URL        run the terminal client against the server at URL
+  --nick NAME          nickname (else the server gives a guest one)
+  --room ROOM          room to join first (lobby)
+both:
+  --runtime R          tokio, async-std or smol (others need their feature:
+                       cargo run --example chat --features smol -- --runtime smol)
+  -h, --help           this help";
+
 fn usage(problem: &str) -> ! {
-    eprintln!(
-        "{problem}\n\
-         usage: chat [--port 3000] [--host 127.0.0.1] [--runtime tokio|async-std|smol]\n\
-         \x20      chat --connect http://127.0.0.1:3000 [--nick NAME] [--room lobby] [--runtime ...]"
-    );
+    eprintln!("{problem}\n{USAGE}");
     std::process::exit(2)
 }
 
@@ -58,6 +98,7 @@ fn parse_options() -> Options {
         nick: None,
         room: "lobby".into(),
         runtime: RuntimeKind::default(),
+        web: WebOptions::default(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -71,6 +112,20 @@ fn parse_options() -> Options {
             "--connect" => options.connect = Some(value()),
             "--nick" => options.nick = Some(value()),
             "--room" => options.room = value(),
+            "--client-js" => options.web.client_js = Some(PathBuf::from(value())),
+            "--allow-origin" => options.web.allowed_origins.push(value()),
+            "--recover" => {
+                let seconds: u64 = value().parse().unwrap_or_else(|_| usage("bad --recover"));
+                options.web.recover = Some(Duration::from_secs(seconds));
+            }
+            "--admin" => {
+                let credentials = value();
+                let Some((user, password)) = credentials.split_once(':') else {
+                    usage("--admin takes USER:PASS")
+                };
+                options.web.admin = Some((user.to_owned(), password.to_owned()));
+            }
+            "--admin-ui" => options.web.admin_ui = Some(PathBuf::from(value())),
             "--runtime" => {
                 let name = value();
                 options.runtime = RuntimeKind::from_name(&name).unwrap_or_else(|| {
@@ -79,7 +134,10 @@ fn parse_options() -> Options {
                     ))
                 });
             }
-            "--help" | "-h" => usage("a Socket.IO chat"),
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0)
+            }
             other => usage(&format!("unknown argument {other}")),
         }
     }
@@ -110,16 +168,19 @@ fn main() {
             }
             None => {
                 let addr = SocketAddr::new(options.host, options.port);
-                let (_server, addr) = server::start(addr).await.unwrap_or_else(|e| {
-                    eprintln!("cannot listen on {addr}: {e}");
+                let (_server, addr) = web::start(addr, &options.web).await.unwrap_or_else(|e| {
+                    eprintln!("{e}");
                     std::process::exit(1);
                 });
                 println!(
-                    "chat server on {} ({}); in other terminals run:\n  \
+                    "chat server on {} ({}): open http://{addr}/ in a browser, or in other terminals run:\n  \
                      cargo run --release --example chat -- --connect http://{addr} --nick alice",
                     addr,
                     options.runtime.name()
                 );
+                if options.web.admin.is_some() {
+                    println!("Admin UI: http://{addr}/admin-ui/ (server URL http://{addr}, namespace /admin)");
+                }
                 std::future::pending::<()>().await
             }
         }

@@ -345,7 +345,9 @@ pub fn install(server: &Server) {
 }
 
 /// Build the chat server and serve it on `addr`; returns it and the bound
-/// address (useful with port 0).
+/// address (useful with port 0). The tests' server; `chat` itself starts
+/// the one of `web.rs`, with the page.
+#[cfg_attr(not(test), allow(dead_code))]
 pub async fn start(addr: SocketAddr) -> socketio::Result<(Server, SocketAddr)> {
     let server = Server::builder().build();
     install(&server);

@@ -368,7 +368,7 @@ fn read_reply(reader: &mut impl BufRead) -> Result<Reply, String> {
 
 /// Builds one of our examples once per process (`cargo build --release
 /// --all-features --example NAME`) and returns its path.
-fn our_example(name: &str) -> Result<PathBuf, String> {
+pub fn our_example(name: &str) -> Result<PathBuf, String> {
     static BUILT: OnceLock<Mutex<HashMap<String, Result<PathBuf, String>>>> = OnceLock::new();
     let mut built = BUILT
         .get_or_init(Default::default)
