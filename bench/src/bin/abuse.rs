@@ -357,7 +357,7 @@ async fn unread_writes(addr: &str, frames: &[u8]) -> Result<Outcome, Failure> {
 /// Attack 2: 16 clients each announce 10 attachments and send 9 of
 /// 512 KiB.
 async fn partial_binary(addr: &str) -> Result<Outcome, Failure> {
-    let mut header = b"451-[\"echo\"".to_vec();
+    let mut header = b"4510-[\"echo\"".to_vec();
     for num in 0..10 {
         header.extend_from_slice(format!(",{{\"_placeholder\":true,\"num\":{num}}}").as_bytes());
     }
