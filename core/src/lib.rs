@@ -28,6 +28,7 @@ pub mod http;
 mod memory;
 pub mod parser;
 pub mod socket;
+pub mod timer;
 pub mod value;
 pub mod ws;
 
