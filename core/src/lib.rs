@@ -22,6 +22,10 @@
 pub mod cluster;
 pub mod endpoint;
 pub mod engine;
+// Fuzzing entry points and their deterministic generator: for the fuzz
+// crate and the corpus replay (feature `fuzzing`) and the unit tests, never
+// in an ordinary build (they read the clock).
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;

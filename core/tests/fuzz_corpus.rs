@@ -24,23 +24,30 @@ const TARGETS: &[(&str, Target)] = &[
     ("zmtp_peer", socketio_core::fuzzing::zmtp_peer),
     ("kafka_codec", socketio_core::fuzzing::kafka_codec),
     ("streams_seam", socketio_core::fuzzing::streams_seam),
-    (
-        "engine_server",
-        socketio_core::engine::server_fuzz::fuzz_server,
-    ),
-    ("engine_client", socketio_core::engine::fuzz_client),
+    ("engine_server", socketio_core::fuzzing::engine_server),
+    ("engine_client", socketio_core::fuzzing::engine_client),
 ];
 
 #[test]
 fn replay_fuzz_corpus() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
-    // Every corpus is replayed: a target added without an entry here fails.
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+    let root = fuzz.join("corpus");
+    // Every corpus is replayed: a corpus directory without an entry here
+    // fails, and so does a cargo-fuzz target without one.
     for entry in std::fs::read_dir(&root).unwrap() {
         let name = entry.unwrap().file_name();
         let name = name.to_string_lossy();
         assert!(
             TARGETS.iter().any(|(target, _)| *target == name),
             "fuzz/corpus/{name} is not replayed: add its target to TARGETS"
+        );
+    }
+    for entry in std::fs::read_dir(fuzz.join("fuzz_targets")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_string_lossy();
+        assert!(
+            TARGETS.iter().any(|(target, _)| *target == name),
+            "fuzz target {name} has no corpus replay: add it to TARGETS and fuzz/corpus/{name}"
         );
     }
     let mut replayed = 0;

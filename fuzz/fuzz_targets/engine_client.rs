@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| socketio_core::engine::fuzz_client(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| socketio_core::fuzzing::engine_client(data));

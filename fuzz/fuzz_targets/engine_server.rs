@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| socketio_core::engine::server_fuzz::fuzz_server(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| socketio_core::fuzzing::engine_server(data));

@@ -2,8 +2,6 @@
 //! handshake, and the server and client endpoints.
 
 pub mod client;
-#[doc(hidden)]
-pub mod client_fuzz;
 #[cfg(test)]
 mod client_tests;
 mod compress;
@@ -13,14 +11,10 @@ mod packet;
 #[cfg(test)]
 mod pair;
 pub mod server;
-#[doc(hidden)]
-pub mod server_fuzz;
 #[cfg(test)]
 mod server_tests;
 
 pub use client::*;
-#[doc(hidden)]
-pub use client_fuzz::fuzz_client;
 pub use config::*;
 pub use packet::*;
 pub use server::*;

@@ -1,9 +1,15 @@
 //! Entry points shared by the cargo-fuzz targets in `fuzz/` and by the test
-//! that replays `fuzz/corpus` on every `cargo test`. Not part of the API.
+//! that replays `fuzz/corpus` on every `cargo test`. Not part of the API,
+//! and not in an ordinary build: it exists with the `fuzzing` feature (the
+//! fuzz crate and the corpus replay enable it) and in the crate's unit tests.
+//! One entry point per directory of `fuzz/corpus`, of the same name.
 //!
 //! Each function takes arbitrary bytes, drives one decoder with them, and
 //! checks invariants that must hold for any input; it panics only when an
 //! invariant is broken (that is what the fuzzer looks for).
+
+mod engine_client;
+mod engine_server;
 
 use bytes::Bytes;
 
@@ -289,6 +295,18 @@ pub fn http_server(data: &[u8]) {
     let whole = run(data.len());
     let bytewise = run(1);
     assert_eq!(whole, bytewise, "chunking changed the outcome");
+}
+
+/// The Engine.IO server endpoint under arbitrary driver and application
+/// operations.
+pub fn engine_server(data: &[u8]) {
+    engine_server::fuzz_server(data);
+}
+
+/// The Engine.IO client endpoint under arbitrary server bytes, time steps
+/// and application calls.
+pub fn engine_client(data: &[u8]) {
+    engine_client::fuzz_client(data);
 }
 
 /// A small deterministic generator for fuzzing (splitmix64): the core takes

@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rand_core::RngCore;
 
-use super::config::ServerConfig;
-use super::packet::Message;
-use super::server::{ConnId, Server, ServerEvent, Transmit};
+use crate::engine::{ConnId, Message, Server, ServerConfig, ServerEvent, Transmit};
 use crate::http::{Method, Request};
 use crate::ws::{ClientHandshake, WebSocket, WsConfig};
 use crate::Str;

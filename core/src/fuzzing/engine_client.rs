@@ -6,39 +6,13 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use rand_core::RngCore;
 
-use super::client::{Client, ClientAction, ClientEvent};
-use super::config::{ClientConfig, ClientTransports};
-use super::packet::Message;
-use super::server::ConnId;
+use super::FuzzRng;
+use crate::engine::{
+    Client, ClientAction, ClientConfig, ClientEvent, ClientTransports, ConnId, Message,
+};
 use crate::ws::{accept_key, encode_frame, OpCode};
 use crate::Str;
-
-/// A deterministic generator: fuzzing must replay exactly.
-struct CounterRng(u64);
-
-impl RngCore for CounterRng {
-    fn next_u32(&mut self) -> u32 {
-        self.next_u64() as u32
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        // SplitMix64.
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn fill_bytes(&mut self, dst: &mut [u8]) {
-        for chunk in dst.chunks_mut(8) {
-            let value = self.next_u64().to_le_bytes();
-            chunk.copy_from_slice(&value[..chunk.len()]);
-        }
-    }
-}
 
 const MAX_QUEUED: usize = 32;
 const MAX_PAYLOAD: usize = 4096;
@@ -163,7 +137,7 @@ fn run(data: &[u8]) -> Driver {
     };
     let start = Instant::now();
     let mut driver = Driver {
-        client: Client::new(config, Box::new(CounterRng(0)), start),
+        client: Client::new(config, Box::new(FuzzRng::new(0)), start),
         now: start,
         conns: Vec::new(),
         closed: HashSet::new(),
@@ -262,6 +236,8 @@ fn run(data: &[u8]) -> Driver {
 
 #[cfg(test)]
 mod tests {
+    use rand_core::RngCore;
+
     use super::*;
 
     #[test]
@@ -287,7 +263,7 @@ mod tests {
 
     #[test]
     fn random_scripts_do_not_panic() {
-        let mut rng = CounterRng(99);
+        let mut rng = FuzzRng::new(99);
         for len in 0..2000 {
             let mut data = vec![0u8; len % 300];
             rng.fill_bytes(&mut data);
@@ -301,7 +277,7 @@ mod tests {
             2, 0x00, 0x07, 0x00, 0x08, 0x09, 2, 0, 0x1a, 1, b'6', 0x09, 4, 0, 0x04, 2, b'h', b'i',
             0x09, 6, 3, b'4', b'y', b'o', 0x06, 0x03, 200,
         ];
-        let mut rng = CounterRng(7);
+        let mut rng = FuzzRng::new(7);
         for _ in 0..3000 {
             let mut data = base.clone();
             for _ in 0..3 {
