@@ -2,8 +2,6 @@
 //! handshake, and the server and client endpoints.
 
 pub mod client;
-#[cfg(test)]
-mod client_tests;
 mod compress;
 mod config;
 mod cors;

@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::*;
+use crate::engine::*;
 use crate::http::{self, Method, Request, Response, ServerConn};
 use crate::ws::{accept_upgrade, WebSocket, WsConfig, WsMessage};
 
