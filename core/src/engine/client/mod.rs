@@ -360,8 +360,14 @@ impl Client {
     /// Send a message. Messages are queued until the session is open and
     /// while the transport is busy; they go out in order.
     pub fn send(&mut self, now: Instant, message: Message) -> Result<(), ClientSendError> {
-        let Some(transport) = self.transport() else {
-            return Err(ClientSendError::NotOpen);
+        // One look at the state for the transport and the server's limit:
+        // this is the per-message path.
+        let (transport, handshake) = match &self.state {
+            State::Handshaking(FirstTransport::Polling(_)) => (Transport::Polling, None),
+            State::Handshaking(FirstTransport::WebSocket(_)) => (Transport::WebSocket, None),
+            State::Polling { open, .. } => (Transport::Polling, Some(&*open.handshake)),
+            State::WebSocket { open, .. } => (Transport::WebSocket, Some(&*open.handshake)),
+            State::Closing { .. } | State::Closed { .. } => return Err(ClientSendError::NotOpen),
         };
         if self.queue.len() >= self.config.max_queued_messages {
             return Err(ClientSendError::QueueFull);
@@ -373,7 +379,7 @@ impl Client {
                 }
             }
         }
-        if let Some(max) = self.server_max_payload() {
+        if let Some(max) = handshake.and_then(max_payload) {
             if encoded_len(&message, transport) > max {
                 return Err(ClientSendError::TooLarge);
             }
@@ -442,7 +448,10 @@ impl Client {
     }
 
     /// Decides every transition of the session (the table in the module
-    /// documentation); the helpers it calls carry them out.
+    /// documentation); the helpers it calls carry them out. Inlined: each
+    /// caller passes one kind of input, and the arms for the others fold
+    /// away (a message on an open session costs what a direct call did).
+    #[inline(always)]
     fn step(&mut self, now: Instant, input: Input) {
         use Phase as P;
         match (self.phase(), input) {
@@ -474,8 +483,10 @@ impl Client {
             (P::Polling(Some(ProbeStage::AwaitingPong)), Input::ProbePacket(packet))
                 if matches!(packet, Packet::Pong(_)) && packet.is_probe() =>
             {
+                // Then as `PollingPaused`: the upgrade completes at once if
+                // no request is in flight.
                 self.pause_polling();
-                self.step(now, Input::PollingPaused);
+                self.complete_upgrade();
             }
             (P::Polling(Some(_)), Input::ProbePacket(_) | Input::ProbeFailed) => {
                 // The server answered something else, or the WebSocket
@@ -511,20 +522,25 @@ impl Client {
 
     /// Moves queued packets towards the transport and keeps a GET pending.
     fn pump(&mut self, now: Instant) {
-        match self.phase() {
-            Phase::Closed => {}
-            Phase::Closing => self.advance_close(now),
-            Phase::Polling(Some(ProbeStage::Pausing)) => self.step(now, Input::PollingPaused),
-            Phase::Handshaking => {
-                if self.polling().is_some() {
-                    self.ensure_get(now);
-                }
-            }
-            Phase::Polling(_) => {
+        // On the state itself rather than `phase()`: this runs after every
+        // input and every send.
+        match &self.state {
+            State::Closed { .. } | State::Handshaking(FirstTransport::WebSocket(_)) => {}
+            State::Closing { .. } => self.advance_close(now),
+            State::Polling {
+                probe:
+                    Some(Probe {
+                        stage: ProbeStage::Pausing,
+                        ..
+                    }),
+                ..
+            } => self.step(now, Input::PollingPaused),
+            State::Handshaking(FirstTransport::Polling(_)) => self.ensure_get(now),
+            State::Polling { .. } => {
                 self.ensure_get(now);
                 self.flush_post(now);
             }
-            Phase::WebSocket => self.flush_ws(),
+            State::WebSocket { .. } => self.flush_ws(),
         }
     }
 
@@ -589,10 +605,15 @@ impl Client {
     }
 
     fn server_max_payload(&self) -> Option<usize> {
-        let max = self.handshake()?.max_payload;
-        // 0 means no limit, as the reference client reads it.
-        (max > 0).then(|| usize::try_from(max).unwrap_or(usize::MAX))
+        self.handshake().and_then(max_payload)
     }
+}
+
+/// The server's `maxPayload`; `None` for no limit (0, as the reference
+/// client reads it).
+fn max_payload(handshake: &Handshake) -> Option<usize> {
+    let max = handshake.max_payload;
+    (max > 0).then(|| usize::try_from(max).unwrap_or(usize::MAX))
 }
 
 /// The bytes `message` takes as a packet on `transport`.
