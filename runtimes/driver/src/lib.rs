@@ -31,7 +31,7 @@
 
 pub mod amqp;
 #[cfg(feature = "async-io")]
-mod async_io;
+pub mod async_io;
 mod backlog;
 mod bus;
 mod client;
