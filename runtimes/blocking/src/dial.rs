@@ -83,7 +83,11 @@ impl Dialer {
             Some(tunnel) => (tunnel.proxy().host(), tunnel.proxy().port()),
             None => (self.host.as_str(), self.port),
         };
-        let mut stream = connect(host, port, deadline)?;
+        let mut stream = match (connect(host, port, deadline), &self.tunnel) {
+            (Ok(stream), _) => stream,
+            (Err(e), Some(tunnel)) => return Err(tunnel.unreachable(e).into()),
+            (Err(e), None) => return Err(e.into()),
+        };
         let _ = stream.set_nodelay(true);
         if let Some(tunnel) = &self.tunnel {
             tunnel.open_blocking(&mut stream)?;

@@ -83,7 +83,7 @@ use socketio_core::{engine, socket};
 pub use args::to_args;
 pub use error::{Error, Result};
 pub use options::{ClientOptions, Handler, Proxy};
-pub use socketio_driver::proxy::{ProxyError, ProxyErrorKind, ProxyUrl, ProxyUrlError};
+pub use socketio_driver::proxy::{ProxyError, ProxyErrorKind, ProxyUrl, ProxyUrlError, TunnelError};
 /// TLS configuration (with the `tls` feature).
 #[cfg(feature = "tls")]
 pub use socketio_driver::tls::{rustls, TlsClientConfig, TlsError, TlsRoots};

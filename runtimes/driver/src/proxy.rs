@@ -78,15 +78,18 @@ impl Proxy {
     }
 
     /// The tunnel for a connection to `host:port` (`secure`: an `https://`
-    /// or `wss://` server), or `None` to connect directly. `timeout`
-    /// bounds the `CONNECT` exchange. An unusable proxy URL in the
+    /// or `wss://` server), or `None` to connect directly. The `CONNECT`
+    /// exchange gets half of `connect_timeout` (the time allowed for a
+    /// whole connection): the TLS and Engine.IO handshakes inside need the
+    /// rest, and a silent proxy is then reported as such before the
+    /// connection as a whole times out. An unusable proxy URL in the
     /// environment is an error naming the variable.
     pub fn route(
         &self,
         secure: bool,
         host: &str,
         port: u16,
-        timeout: Duration,
+        connect_timeout: Duration,
     ) -> Result<Option<Tunnel>, ProxyUrlError> {
         let proxy = match self {
             Proxy::Direct => None,
@@ -101,7 +104,7 @@ impl Proxy {
                 proxy,
                 host: host.to_owned(),
                 port,
-                timeout,
+                timeout: connect_timeout / 2,
             }
         }))
     }
@@ -119,6 +122,8 @@ pub struct ProxyError {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum ProxyErrorKind {
+    /// No TCP connection to the proxy could be opened.
+    Unreachable(Arc<io::Error>),
     /// The proxy answered, but not with a tunnel.
     Tunnel(TunnelError),
     /// Reading from or writing to the proxy failed.
@@ -164,6 +169,7 @@ impl fmt::Display for ProxyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "proxy {} ", self.proxy)?;
         match &self.kind {
+            ProxyErrorKind::Unreachable(e) => write!(f, "cannot be reached: {e}")?,
             ProxyErrorKind::Tunnel(e) => e.fmt(f)?,
             ProxyErrorKind::Io(e) => write!(f, "failed: {e}")?,
             ProxyErrorKind::TimedOut => f.write_str("did not answer in time")?,
@@ -180,7 +186,7 @@ impl std::error::Error for ProxyError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
             ProxyErrorKind::Tunnel(e) => Some(e),
-            ProxyErrorKind::Io(e) => Some(&**e),
+            ProxyErrorKind::Io(e) | ProxyErrorKind::Unreachable(e) => Some(&**e),
             ProxyErrorKind::TimedOut => None,
         }
     }
@@ -189,7 +195,7 @@ impl std::error::Error for ProxyError {
 impl From<ProxyError> for io::Error {
     fn from(e: ProxyError) -> io::Error {
         let kind = match &e.kind {
-            ProxyErrorKind::Io(inner) => inner.kind(),
+            ProxyErrorKind::Io(inner) | ProxyErrorKind::Unreachable(inner) => inner.kind(),
             ProxyErrorKind::TimedOut => io::ErrorKind::TimedOut,
             ProxyErrorKind::Tunnel(TunnelError::Refused { .. }) => {
                 io::ErrorKind::ConnectionRefused
@@ -222,6 +228,11 @@ impl Tunnel {
             target: format!("{}:{}", self.host, self.port),
             kind,
         }
+    }
+
+    /// The error for a TCP connection to the proxy that failed.
+    pub fn unreachable(&self, e: io::Error) -> ProxyError {
+        self.error(ProxyErrorKind::Unreachable(Arc::new(e)))
     }
 
     fn io_error(&self, e: io::Error) -> ProxyError {
@@ -339,7 +350,10 @@ impl Runtime for TunnelRuntime {
         let inner = self.inner.clone();
         let tunnel = self.tunnel.clone();
         Box::pin(async move {
-            let mut stream = inner.connect(addr).await?;
+            let mut stream = inner
+                .connect(addr)
+                .await
+                .map_err(|e| tunnel.unreachable(e))?;
             tunnel.open(&mut stream, &*inner).await?;
             Ok(stream)
         })
