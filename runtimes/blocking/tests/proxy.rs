@@ -178,10 +178,18 @@ fn explicit_proxy_to_a_tls_server() {
         echo(&url, options).unwrap_or_else(|e| panic!("{url} {transports:?}: {e}"));
         assert!(proxy.tunnels_to("localhost", server.port()) > before);
     }
-    // Directly too (TLS without a proxy), and a CA we do not trust is a
+    // Directly too (TLS without a proxy), with messages larger than what
+    // rustls buffers at once, both ways; and a CA we do not trust is a
     // typed TLS error at once.
     let url = format!("https://localhost:{}", server.port());
     echo(&url, options(ClientTransports::Upgrade).tls(trust())).expect("direct TLS");
+    let big = "x".repeat(300_000);
+    for transports in [ClientTransports::Polling, ClientTransports::WebSocket] {
+        let client = Client::connect(&url, options(transports).tls(trust())).unwrap();
+        let answer = client.call("echo", &(big.as_str(),), WAIT).unwrap();
+        assert_eq!(answer.get::<String>(0).unwrap().len(), big.len());
+        client.disconnect().unwrap();
+    }
     let started = Instant::now();
     let err = echo(&url, options(ClientTransports::WebSocket)).unwrap_err();
     assert!(matches!(err, Error::Tls(_)), "{err}");
