@@ -4,6 +4,7 @@
 //! `no_proxy`, the explicit option over the environment, Basic
 //! authentication and its refusal.
 
+#[allow(dead_code)] // each test uses a part
 #[path = "../../tests/proxy/tinyproxy.rs"]
 mod tinyproxy;
 

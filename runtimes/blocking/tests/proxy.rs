@@ -4,6 +4,7 @@
 //! option over the environment, Basic authentication; and proxies that
 //! misbehave (no answer, an endless response head).
 
+#[allow(dead_code)] // each test uses a part
 #[path = "../../../tests/proxy/tinyproxy.rs"]
 mod tinyproxy;
 
