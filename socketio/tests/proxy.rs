@@ -75,8 +75,7 @@ fn explicit_proxy_matrix(kind: RuntimeKind) {
         let url = format!("http://127.0.0.1:{}", addr.port());
         for transports in TRANSPORTS {
             let before = proxy.tunnels_to("127.0.0.1", addr.port());
-            let builder =
-                client(kind, &url, transports).proxy(Proxy::url(&proxy.url()).unwrap());
+            let builder = client(kind, &url, transports).proxy(Proxy::url(&proxy.url()).unwrap());
             echo(builder, transports)
                 .await
                 .unwrap_or_else(|e| panic!("{} {transports:?}: {e}", kind.name()));
@@ -183,17 +182,23 @@ fn environment_no_proxy_and_the_explicit_override() {
         for var in ["http_proxy", "HTTP_PROXY"] {
             let _env = ProxyEnv::set(&[(var, &proxy.url())]);
             let before = tunnels();
-            echo(client(kind, &url, ClientTransports::Upgrade), ClientTransports::Upgrade)
-                .await
-                .unwrap();
+            echo(
+                client(kind, &url, ClientTransports::Upgrade),
+                ClientTransports::Upgrade,
+            )
+            .await
+            .unwrap();
             assert!(tunnels() > before, "{var} was not honoured");
         }
         for var in ["no_proxy", "NO_PROXY"] {
             let _env = ProxyEnv::set(&[("http_proxy", &proxy.url()), (var, "127.0.0.1")]);
             let before = tunnels();
-            echo(client(kind, &url, ClientTransports::Upgrade), ClientTransports::Upgrade)
-                .await
-                .unwrap();
+            echo(
+                client(kind, &url, ClientTransports::Upgrade),
+                ClientTransports::Upgrade,
+            )
+            .await
+            .unwrap();
             assert_eq!(tunnels(), before, "{var} was not honoured");
         }
 
@@ -239,7 +244,9 @@ fn basic_authentication() {
             .reconnection(true)
             .wait_timeout(Duration::from_secs(2))
             .proxy(Proxy::url(&proxy.url()).unwrap());
-        let err = echo(builder, ClientTransports::WebSocket).await.unwrap_err();
+        let err = echo(builder, ClientTransports::WebSocket)
+            .await
+            .unwrap_err();
         let message = err.to_string();
         assert!(message.contains("407"), "{message}");
         assert!(

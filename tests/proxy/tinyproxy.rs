@@ -150,7 +150,10 @@ impl Tinyproxy {
             if let Ok(Some(status)) = proxy.child.try_wait() {
                 panic!("tinyproxy exited at start ({status}): {}", proxy.log());
             }
-            assert!(Instant::now() < deadline, "tinyproxy did not listen on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "tinyproxy did not listen on {port}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         proxy

@@ -312,9 +312,11 @@ pub fn proxy_for(
 ) -> Result<Option<ProxyUrl>, ProxyUrlError> {
     let read = |name: &str| {
         let upper = name.to_ascii_uppercase();
-        [name.to_owned(), upper]
-            .into_iter()
-            .find_map(|var| lookup(&var).filter(|v| !v.trim().is_empty()).map(|v| (var, v)))
+        [name.to_owned(), upper].into_iter().find_map(|var| {
+            lookup(&var)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (var, v))
+        })
     };
     let Some((var, url)) = read(if secure { "https_proxy" } else { "http_proxy" }) else {
         return Ok(None);
@@ -454,7 +456,10 @@ mod tests {
         assert_eq!(p.authorization().unwrap(), "Basic dUB4OnA6dw==");
         assert_eq!(p.to_string(), "http://u@x:***@proxy.example:3128");
         let p = ProxyUrl::parse("[::1]", "test").unwrap();
-        assert_eq!((p.host(), p.port(), p.has_credentials()), ("::1", 80, false));
+        assert_eq!(
+            (p.host(), p.port(), p.has_credentials()),
+            ("::1", 80, false)
+        );
         assert_eq!(p.to_string(), "http://[::1]:80");
         for bad in [
             "https://p:1",
@@ -482,10 +487,16 @@ mod tests {
                 .map(|p| p.host().to_owned())
         };
         assert_eq!(via(false, "example.com", 80).as_deref(), Some("lower"));
-        assert_eq!(via(true, "example.com", 443).as_deref(), Some("upper-secure"));
+        assert_eq!(
+            via(true, "example.com", 443).as_deref(),
+            Some("upper-secure")
+        );
         assert_eq!(via(false, "internal.example", 80), None);
         assert_eq!(via(false, "a.internal.example", 80), None);
-        assert_eq!(via(false, "xinternal.example", 80).as_deref(), Some("lower"));
+        assert_eq!(
+            via(false, "xinternal.example", 80).as_deref(),
+            Some("lower")
+        );
         assert_eq!(via(false, "10.1.2.3", 80), None);
         assert_eq!(via(false, "11.1.2.3", 80).as_deref(), Some("lower"));
         assert_eq!(via(false, "host.corp", 80), None);
@@ -494,7 +505,10 @@ mod tests {
 
         let empty = [("http_proxy", ""), ("HTTP_PROXY", "http://upper:2")];
         assert_eq!(
-            proxy_for(false, "h", 80, env(&empty)).unwrap().unwrap().host(),
+            proxy_for(false, "h", 80, env(&empty))
+                .unwrap()
+                .unwrap()
+                .host(),
             "upper"
         );
         let all = [("http_proxy", "p:1"), ("NO_PROXY", "*")];

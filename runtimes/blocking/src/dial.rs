@@ -115,9 +115,8 @@ fn connect(host: &str, port: u16, deadline: Instant) -> io::Result<TcpStream> {
             Err(e) => last = Some(e),
         }
     }
-    Err(last.unwrap_or_else(|| {
-        io::Error::new(io::ErrorKind::TimedOut, "no address could be reached")
-    }))
+    Err(last
+        .unwrap_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "no address could be reached")))
 }
 
 #[cfg(feature = "tls")]
@@ -133,12 +132,13 @@ fn handshake(
         },
         None => DialFailure::from(e),
     };
-    let mut conn = ClientConnection::new(target.config.clone(), target.name.clone()).map_err(
-        |e| DialFailure {
-            message: e.to_string(),
-            typed: Some(Error::Tls(socketio_driver::tls::TlsError::Config(e))),
-        },
-    )?;
+    let mut conn =
+        ClientConnection::new(target.config.clone(), target.name.clone()).map_err(|e| {
+            DialFailure {
+                message: e.to_string(),
+                typed: Some(Error::Tls(socketio_driver::tls::TlsError::Config(e))),
+            }
+        })?;
     while conn.is_handshaking() {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -162,7 +162,8 @@ fn handshake(
 
 #[cfg(feature = "tls")]
 fn lock(conn: &Mutex<ClientConnection>) -> MutexGuard<'_, ClientConnection> {
-    conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    conn.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Write out whatever TLS records rustls has queued.

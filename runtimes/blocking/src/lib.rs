@@ -83,13 +83,15 @@ use socketio_core::{engine, socket};
 pub use args::to_args;
 pub use error::{Error, Result};
 pub use options::{ClientOptions, Handler, Proxy};
-pub use socketio_driver::proxy::{ProxyError, ProxyErrorKind, ProxyUrl, ProxyUrlError, TunnelError};
-/// TLS configuration (with the `tls` feature).
-#[cfg(feature = "tls")]
-pub use socketio_driver::tls::{rustls, TlsClientConfig, TlsError, TlsRoots};
 pub use socketio_core::engine::{ClientTransports, Transport};
 pub use socketio_core::parser::{AnyParser, Args, CborParser, JsonParser, MsgPackParser};
 pub use socketio_core::{Binary, Bytes, Value};
+pub use socketio_driver::proxy::{
+    ProxyError, ProxyErrorKind, ProxyUrl, ProxyUrlError, TunnelError,
+};
+/// TLS configuration (with the `tls` feature).
+#[cfg(feature = "tls")]
+pub use socketio_driver::tls::{rustls, TlsClientConfig, TlsError, TlsRoots};
 
 use io::{Command, Input, Status};
 
@@ -188,10 +190,9 @@ impl Client {
             )?,
             #[cfg(feature = "tls")]
             tls: if url.secure {
-                let name = socketio_driver::tls::rustls::pki_types::ServerName::try_from(
-                    url.host.clone(),
-                )
-                .map_err(|_| TlsError::InvalidServerName(url.host.clone()))?;
+                let name =
+                    socketio_driver::tls::rustls::pki_types::ServerName::try_from(url.host.clone())
+                        .map_err(|_| TlsError::InvalidServerName(url.host.clone()))?;
                 Some(dial::TlsTarget {
                     config: options.tls.build()?,
                     name,

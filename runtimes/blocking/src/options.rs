@@ -309,7 +309,10 @@ mod tests {
         let secure = parse_url("wss://example.com/chat");
         if cfg!(feature = "tls") {
             let u = secure.unwrap();
-            assert_eq!((u.secure, u.port, u.namespace.as_str()), (true, 443, "/chat"));
+            assert_eq!(
+                (u.secure, u.port, u.namespace.as_str()),
+                (true, 443, "/chat")
+            );
         } else {
             assert!(matches!(secure, Err(Error::InvalidUrl(_))));
         }

@@ -194,7 +194,10 @@ fn explicit_proxy_to_a_tls_server() {
     let started = Instant::now();
     let err = echo(&url, options(ClientTransports::WebSocket)).unwrap_err();
     assert!(matches!(err, Error::Tls(_)), "{err}");
-    assert!(started.elapsed() < WAIT, "a rejected certificate fails at once");
+    assert!(
+        started.elapsed() < WAIT,
+        "a rejected certificate fails at once"
+    );
 }
 
 #[test]
@@ -283,7 +286,10 @@ fn basic_authentication() {
 
     // No credentials, or wrong ones: 407, a typed error naming the proxy,
     // at once.
-    for url in [proxy.url(), format!("http://alice:wrong@127.0.0.1:{}", proxy.port())] {
+    for url in [
+        proxy.url(),
+        format!("http://alice:wrong@127.0.0.1:{}", proxy.port()),
+    ] {
         let started = Instant::now();
         let options = options(ClientTransports::Polling).proxy(Proxy::url(&url).unwrap());
         let err = echo(&server.url(), options).unwrap_err();
@@ -291,17 +297,32 @@ fn basic_authentication() {
             panic!("not a proxy error: {err}");
         };
         // tinyproxy answers wrong credentials with 401.
-        let expected: &[u16] = if url.contains('@') { &[401, 407] } else { &[407] };
-        assert!(expected.contains(&proxy_error.status().unwrap_or(0)), "{err}");
+        let expected: &[u16] = if url.contains('@') {
+            &[401, 407]
+        } else {
+            &[407]
+        };
+        assert!(
+            expected.contains(&proxy_error.status().unwrap_or(0)),
+            "{err}"
+        );
         let message = err.to_string();
-        assert!(message.contains(&format!("127.0.0.1:{}", proxy.port())), "{message}");
-        assert!(!message.contains("wrong"), "the password is not shown: {message}");
+        assert!(
+            message.contains(&format!("127.0.0.1:{}", proxy.port())),
+            "{message}"
+        );
+        assert!(
+            !message.contains("wrong"),
+            "the password is not shown: {message}"
+        );
         assert!(started.elapsed() < WAIT);
     }
 }
 
 /// A hostile proxy on a thread: accepts one connection and runs `serve`.
-fn hostile_proxy(serve: impl FnOnce(std::net::TcpStream) + Send + 'static) -> (String, JoinHandle<()>) {
+fn hostile_proxy(
+    serve: impl FnOnce(std::net::TcpStream) + Send + 'static,
+) -> (String, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let thread = thread::spawn(move || {
@@ -320,7 +341,10 @@ fn an_endless_response_head_is_refused() {
         let _ = stream.read(&mut request);
         let _ = stream.write_all(b"HTTP/1.1 200 OK\r\n");
         // Headers, never the blank line; stops when the client hangs up.
-        while stream.write_all(b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaa\r\n").is_ok() {}
+        while stream
+            .write_all(b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaa\r\n")
+            .is_ok()
+        {}
     });
     let options = options(ClientTransports::Polling).proxy(Proxy::url(&url).unwrap());
     let err = echo("http://example.invalid:80", options).unwrap_err();
@@ -328,7 +352,10 @@ fn an_endless_response_head_is_refused() {
         panic!("not a proxy error: {err}")
     };
     assert!(
-        matches!(e.kind(), ProxyErrorKind::Tunnel(socketio_blocking::TunnelError::HeadTooLarge)),
+        matches!(
+            e.kind(),
+            ProxyErrorKind::Tunnel(socketio_blocking::TunnelError::HeadTooLarge)
+        ),
         "{err}"
     );
     thread.join().unwrap();

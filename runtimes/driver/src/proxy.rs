@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use futures_util::future::{select, Either};
 use futures_util::{AsyncReadExt, AsyncWriteExt};
 
-pub use socketio_core::http::proxy::{NoProxy, ProxyUrl, ProxyUrlError, TunnelError};
 use socketio_core::http::proxy::{connect_request, proxy_for, ConnectResponse};
+pub use socketio_core::http::proxy::{NoProxy, ProxyUrl, ProxyUrlError, TunnelError};
 
 use crate::runtime::{BoxFuture, BoxStream, Listener, Runtime};
 
@@ -93,9 +93,7 @@ impl Proxy {
     ) -> Result<Option<Tunnel>, ProxyUrlError> {
         let proxy = match self {
             Proxy::Direct => None,
-            Proxy::Url { url, no_proxy } => {
-                (!no_proxy.matches(host, port)).then(|| url.clone())
-            }
+            Proxy::Url { url, no_proxy } => (!no_proxy.matches(host, port)).then(|| url.clone()),
             Proxy::FromEnv => proxy_for(secure, host, port, |name| std::env::var(name).ok())?,
         };
         Ok(proxy.map(|proxy| {
@@ -112,7 +110,10 @@ impl Proxy {
 
 /// Why a proxy did not open a tunnel: names the proxy and the target.
 #[derive(Debug, Clone)]
-pub struct ProxyError {
+pub struct ProxyError(Box<Details>);
+
+#[derive(Debug, Clone)]
+struct Details {
     proxy: ProxyUrl,
     target: String,
     kind: ProxyErrorKind,
@@ -135,24 +136,24 @@ pub enum ProxyErrorKind {
 impl ProxyError {
     /// The proxy (its password hidden when displayed).
     pub fn proxy(&self) -> &ProxyUrl {
-        &self.proxy
+        &self.0.proxy
     }
 
     /// The `host:port` the tunnel was for.
     pub fn target(&self) -> &str {
-        &self.target
+        &self.0.target
     }
 
     /// What went wrong.
     pub fn kind(&self) -> &ProxyErrorKind {
-        &self.kind
+        &self.0.kind
     }
 
     /// The proxy's status code when it refused (407: authentication
     /// required or failed, 403: forbidden, 502: could not reach the
     /// target).
     pub fn status(&self) -> Option<u16> {
-        match &self.kind {
+        match &self.0.kind {
             ProxyErrorKind::Tunnel(TunnelError::Refused { status, .. }) => Some(*status),
             _ => None,
         }
@@ -167,15 +168,15 @@ impl ProxyError {
 
 impl fmt::Display for ProxyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "proxy {} ", self.proxy)?;
-        match &self.kind {
+        write!(f, "proxy {} ", self.0.proxy)?;
+        match &self.0.kind {
             ProxyErrorKind::Unreachable(e) => write!(f, "cannot be reached: {e}")?,
             ProxyErrorKind::Tunnel(e) => e.fmt(f)?,
             ProxyErrorKind::Io(e) => write!(f, "failed: {e}")?,
             ProxyErrorKind::TimedOut => f.write_str("did not answer in time")?,
         }
-        write!(f, " (CONNECT {})", self.target)?;
-        if self.status() == Some(407) && !self.proxy.has_credentials() {
+        write!(f, " (CONNECT {})", self.0.target)?;
+        if self.status() == Some(407) && !self.0.proxy.has_credentials() {
             f.write_str("; the proxy URL has no credentials")?;
         }
         Ok(())
@@ -184,7 +185,7 @@ impl fmt::Display for ProxyError {
 
 impl std::error::Error for ProxyError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
+        match &self.0.kind {
             ProxyErrorKind::Tunnel(e) => Some(e),
             ProxyErrorKind::Io(e) | ProxyErrorKind::Unreachable(e) => Some(&**e),
             ProxyErrorKind::TimedOut => None,
@@ -194,12 +195,10 @@ impl std::error::Error for ProxyError {
 
 impl From<ProxyError> for io::Error {
     fn from(e: ProxyError) -> io::Error {
-        let kind = match &e.kind {
+        let kind = match &e.0.kind {
             ProxyErrorKind::Io(inner) | ProxyErrorKind::Unreachable(inner) => inner.kind(),
             ProxyErrorKind::TimedOut => io::ErrorKind::TimedOut,
-            ProxyErrorKind::Tunnel(TunnelError::Refused { .. }) => {
-                io::ErrorKind::ConnectionRefused
-            }
+            ProxyErrorKind::Tunnel(TunnelError::Refused { .. }) => io::ErrorKind::ConnectionRefused,
             ProxyErrorKind::Tunnel(_) => io::ErrorKind::InvalidData,
         };
         io::Error::new(kind, e)
@@ -223,11 +222,11 @@ impl Tunnel {
     }
 
     fn error(&self, kind: ProxyErrorKind) -> ProxyError {
-        ProxyError {
+        ProxyError(Box::new(Details {
             proxy: self.proxy.clone(),
             target: format!("{}:{}", self.host, self.port),
             kind,
-        }
+        }))
     }
 
     /// The error for a TCP connection to the proxy that failed.
