@@ -4,6 +4,9 @@
 //! `no_proxy`, the explicit option over the environment, Basic
 //! authentication and its refusal.
 
+#[cfg(feature = "tls")]
+#[path = "../../tests/proxy/pki.rs"]
+mod pki;
 #[allow(dead_code)] // each test uses a part
 #[path = "../../tests/proxy/tinyproxy.rs"]
 mod tinyproxy;
@@ -103,28 +106,20 @@ fn explicit_proxy_smol() {
 #[cfg(feature = "tls")]
 #[test]
 fn tls_through_a_proxy() {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     use socketio::{TlsClientConfig, TlsRoots, TlsServerConfig};
 
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
+    let (ca, cert, key) = pki::localhost_pki();
     let trust = || {
         TlsClientConfig::new()
             .roots(TlsRoots::None)
-            .add_root_certificate_pem(ca.pem())
+            .add_root_certificate_pem(ca.as_bytes())
     };
 
     let proxy = Tinyproxy::start();
     let kind = RuntimeKind::Tokio;
     kind.block_on(async {
         let server = echo_server(kind);
-        let config = TlsServerConfig::from_pem(cert.pem(), key.serialize_pem());
+        let config = TlsServerConfig::from_pem(cert, key);
         let addr = server.listen_tls(any_port(), &config).await.unwrap();
         let port = addr.port();
         {

@@ -4,6 +4,8 @@
 //! option over the environment, Basic authentication; and proxies that
 //! misbehave (no answer, an endless response head).
 
+#[path = "../../../tests/proxy/pki.rs"]
+mod pki;
 #[allow(dead_code)] // each test uses a part
 #[path = "../../../tests/proxy/tinyproxy.rs"]
 mod tinyproxy;
@@ -36,7 +38,7 @@ impl EchoServer {
     /// `tls`: listen with a certificate for `localhost` from a fresh CA.
     fn start(tls: bool) -> EchoServer {
         let (ca, config) = if tls {
-            let (ca, chain, key) = pki();
+            let (ca, chain, key) = pki::localhost_pki();
             (ca, Some(socketio::TlsServerConfig::from_pem(chain, key)))
         } else {
             (String::new(), None)
@@ -95,20 +97,6 @@ impl Drop for EchoServer {
             let _ = thread.join();
         }
     }
-}
-
-/// A CA, and a certificate for `localhost` it signed (chain, key): PEM.
-fn pki() -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    (ca.pem(), cert.pem(), key.serialize_pem())
 }
 
 fn options(transports: ClientTransports) -> ClientOptions {
