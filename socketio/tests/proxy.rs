@@ -4,9 +4,9 @@
 //! `no_proxy`, the explicit option over the environment, Basic
 //! authentication and its refusal.
 
-#[cfg(feature = "tls")]
-#[path = "../../tests/proxy/pki.rs"]
-mod pki;
+#[allow(dead_code)] // each test uses a part
+#[path = "../../tests/proxy/servers.rs"]
+mod servers;
 #[allow(dead_code)] // each test uses a part
 #[path = "../../tests/proxy/tinyproxy.rs"]
 mod tinyproxy;
@@ -14,11 +14,9 @@ mod tinyproxy;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
+use servers::echo_server;
 use socketio::driver::proxy::Proxy;
-use socketio::{
-    AckSender, Args, Client, ClientBuilder, ClientTransports, Error, RuntimeKind, Server,
-    SocketRef, Transport,
-};
+use socketio::{Client, ClientBuilder, ClientTransports, Error, RuntimeKind, Transport};
 use tinyproxy::{ProxyEnv, Tinyproxy};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -28,21 +26,6 @@ const TRANSPORTS: [ClientTransports; 3] = [
     ClientTransports::WebSocket,
     ClientTransports::Upgrade,
 ];
-
-fn echo_server(kind: RuntimeKind) -> Server {
-    let server = Server::builder().runtime(kind).build();
-    server.ns("/", |ns| {
-        ns.on(
-            "echo",
-            |_s: SocketRef, args: Args, ack: Option<AckSender>| async move {
-                if let Some(ack) = ack {
-                    let _ = ack.send(&args);
-                }
-            },
-        );
-    });
-    server
-}
 
 fn any_port() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
@@ -108,7 +91,7 @@ fn explicit_proxy_smol() {
 fn tls_through_a_proxy() {
     use socketio::{TlsClientConfig, TlsRoots, TlsServerConfig};
 
-    let (ca, cert, key) = pki::localhost_pki();
+    let (ca, cert, key) = servers::localhost_pki();
     let trust = || {
         TlsClientConfig::new()
             .roots(TlsRoots::None)

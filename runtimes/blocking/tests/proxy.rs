@@ -4,8 +4,8 @@
 //! option over the environment, Basic authentication; and proxies that
 //! misbehave (no answer, an endless response head).
 
-#[path = "../../../tests/proxy/pki.rs"]
-mod pki;
+#[path = "../../../tests/proxy/servers.rs"]
+mod servers;
 #[allow(dead_code)] // each test uses a part
 #[path = "../../../tests/proxy/tinyproxy.rs"]
 mod tinyproxy;
@@ -17,7 +17,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use socketio::{AckSender, Args, RuntimeKind, Server, SocketRef};
+use socketio::RuntimeKind;
 use socketio_blocking::{
     Client, ClientOptions, ClientTransports, Error, Proxy, ProxyErrorKind, Transport,
 };
@@ -38,7 +38,7 @@ impl EchoServer {
     /// `tls`: listen with a certificate for `localhost` from a fresh CA.
     fn start(tls: bool) -> EchoServer {
         let (ca, config) = if tls {
-            let (ca, chain, key) = pki::localhost_pki();
+            let (ca, chain, key) = servers::localhost_pki();
             (ca, Some(socketio::TlsServerConfig::from_pem(chain, key)))
         } else {
             (String::new(), None)
@@ -48,17 +48,7 @@ impl EchoServer {
         let (tx, rx) = mpsc::channel();
         let thread = thread::spawn(move || {
             RuntimeKind::Tokio.block_on(async move {
-                let server = Server::builder().runtime(RuntimeKind::Tokio).build();
-                server.ns("/", |ns| {
-                    ns.on(
-                        "echo",
-                        |_s: SocketRef, args: Args, ack: Option<AckSender>| async move {
-                            if let Some(ack) = ack {
-                                let _ = ack.send(&args);
-                            }
-                        },
-                    );
-                });
+                let server = servers::echo_server(RuntimeKind::Tokio);
                 let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
                 let addr = match &config {
                     Some(config) => server.listen_tls(any, config).await,

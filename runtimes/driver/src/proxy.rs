@@ -40,7 +40,7 @@ pub enum Proxy {
     /// and `aiohttp` with `trust_env` do): `https_proxy` for `https://` and
     /// `wss://` servers, `http_proxy` for `http://` and `ws://` ones (lower
     /// case first, then upper case), unless `no_proxy` / `NO_PROXY` lists
-    /// the host. Read again at every connection.
+    /// the host. Read by [`Proxy::route`], when a client connects.
     #[default]
     FromEnv,
     /// Connect directly, whatever the environment says.
