@@ -13,7 +13,8 @@ use socketio_driver::proxy::{ProxyError, ProxyUrlError};
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// The URL is not `http://host[:port][/namespace][?query]`.
+    /// The URL is not `http://host[:port][/namespace][?query]` (nor
+    /// `https://` with the `tls` feature).
     InvalidUrl(String),
     /// An option is out of range or inconsistent.
     InvalidOptions(String),

@@ -133,10 +133,12 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connect to `url` (`http://host[:port][/namespace][?query]`; the path
-    /// names the namespace when [`ClientOptions::namespaces`] is empty, the
-    /// query is sent with every Engine.IO request) and wait, at most
-    /// [`ClientOptions::wait_timeout`], until every namespace is connected.
+    /// Connect to `url` (`http://host[:port][/namespace][?query]`, or
+    /// `https://` with the `tls` feature; the path names the namespace when
+    /// [`ClientOptions::namespaces`] is empty, the query is sent with every
+    /// Engine.IO request) and wait, at most [`ClientOptions::wait_timeout`],
+    /// until every namespace is connected. A proxy that refuses the tunnel
+    /// ([`Error::Proxy`]) or a failed TLS handshake ends the wait at once.
     pub fn connect(url: &str, options: ClientOptions) -> Result<Client> {
         let url = options::parse_url(url)?;
         if options.wait_timeout.is_zero() {
