@@ -58,6 +58,7 @@ pub struct ClientBuilder {
     max_received_events: usize,
     #[cfg(feature = "tls")]
     tls: socketio_driver::tls::TlsClientConfig,
+    proxy: socketio_driver::proxy::Proxy,
 }
 
 impl ClientBuilder {
@@ -220,6 +221,16 @@ impl ClientBuilder {
         self
     }
 
+    /// Which HTTP proxy to go through: the environment's `http_proxy`,
+    /// `https_proxy` and `no_proxy` by default, or
+    /// [`Proxy::url`](socketio_driver::proxy::Proxy::url),
+    /// or [`Proxy::Direct`](socketio_driver::proxy::Proxy::Direct) for none.
+    /// Every connection is a `CONNECT` tunnel through it.
+    pub fn proxy(mut self, proxy: socketio_driver::proxy::Proxy) -> Self {
+        self.proxy = proxy;
+        self
+    }
+
     /// Any other Engine.IO option.
     pub fn engine_config(mut self, f: impl FnOnce(&mut engine::ClientConfig)) -> Self {
         f(&mut self.engine);
@@ -313,23 +324,37 @@ impl ClientBuilder {
         if self.namespaces.is_empty() {
             self.namespaces.push((url.namespace, None));
         }
-        let addrs: Vec<SocketAddr> = (url.host.as_str(), url.port)
+        let tunnel = (self.proxy)
+            .route(url.secure, &url.host, url.port, self.engine.connect_timeout)
+            .map_err(|e| Error::InvalidUrl(e.to_string()))?;
+        // Through a proxy, only the proxy's name is resolved here.
+        let (dial_host, dial_port) = tunnel.as_ref().map_or((url.host.as_str(), url.port), |t| {
+            (t.proxy().host(), t.proxy().port())
+        });
+        let addrs: Vec<SocketAddr> = (dial_host, dial_port)
             .to_socket_addrs()
             .map_err(|e| Error::InvalidUrl(format!("{}: {e}", self.url)))?
             .collect();
         let runtime = self.runtime.unwrap_or_else(crate::runtime::current);
         crate::runtime::set_current(runtime.clone());
+        let dialer: Arc<dyn Runtime> = match tunnel {
+            Some(tunnel) => Arc::new(socketio_driver::proxy::TunnelRuntime::new(
+                runtime.clone(),
+                tunnel,
+            )),
+            None => runtime.clone(),
+        };
         let endpoint = ClientEndpoint::new(self.engine, self.socket, self.parser, os_rng_factory());
         #[cfg(feature = "tls")]
         let (driver, events) = if url.secure {
             let config = self.tls.build()?;
             let tls = socketio_driver::tls::ClientTls::new(config, &url.host)?;
-            ClientDriver::new_tls(runtime.clone(), addrs, endpoint, tls)
+            ClientDriver::new_tls(dialer, addrs, endpoint, tls)
         } else {
-            ClientDriver::new(runtime.clone(), addrs, endpoint)
+            ClientDriver::new(dialer, addrs, endpoint)
         };
         #[cfg(not(feature = "tls"))]
-        let (driver, events) = ClientDriver::new(runtime.clone(), addrs, endpoint);
+        let (driver, events) = ClientDriver::new(dialer, addrs, endpoint);
         let jobs = JobQueue::new(self.async_handlers, self.max_pending_handlers);
         let inner = Arc::new(ClientInner {
             driver,
@@ -529,6 +554,7 @@ impl Client {
             max_received_events: DEFAULT_MAX_RECEIVED_EVENTS,
             #[cfg(feature = "tls")]
             tls: Default::default(),
+            proxy: Default::default(),
         }
     }
 

@@ -39,6 +39,7 @@ mod conn;
 mod engine_server;
 mod io;
 pub mod kafka;
+pub mod proxy;
 pub mod redis;
 mod rng;
 mod router;
