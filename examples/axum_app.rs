@@ -11,6 +11,8 @@
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/log.rs"]
+mod log;
 
 use axum::routing::get;
 use axum::{Json, Router};
@@ -24,23 +26,23 @@ static HELP: cli::Help = cli::Help {
     options: &[
         ("--port P", "port to listen on, on 127.0.0.1 (3000; 0 for any free one)"),
         ("--static DIR", "serve the files of DIR at / (index.html for directories)"),
+        log::LOG_OPTION,
     ],
-    notes: "GET /api/status is the axum route; Socket.IO clients connect to http://127.0.0.1:PORT.",
+    notes: "Logs at info level unless --log or RUST_LOG says otherwise. GET /api/status is the axum route; Socket.IO clients connect to http://127.0.0.1:PORT.",
 };
 
 fn main() -> std::io::Result<()> {
-    let (mut port, mut static_dir) = (3000u16, None);
+    let (mut port, mut static_dir, mut log_filter) = (3000u16, None, None);
     let mut args = HELP.args();
     while let Some(flag) = args.next_flag() {
         match flag.as_str() {
             "--port" => port = args.parse(&flag),
             "--static" => static_dir = Some(args.value(&flag)),
+            "--log" => log_filter = Some(args.value(&flag)),
             _ => args.unknown(&flag),
         }
     }
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .init();
+    log::init(log_filter, Some("info"), &HELP);
 
     // hyper and axum run on tokio: so does the server here.
     tokio::runtime::Builder::new_multi_thread()

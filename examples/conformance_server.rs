@@ -33,6 +33,8 @@ use socketio::core::engine::{self, CorsOrigins};
 use socketio::driver::{os_rng, EngineDriver, Router};
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/log.rs"]
+mod log;
 #[path = "common/runtimes.rs"]
 mod runtimes;
 
@@ -179,9 +181,10 @@ static HELP: cli::Help = cli::Help {
     options: &[
         ("--port P", "port to listen on, on 127.0.0.1 (required; 0 for any free one)"),
         ("--runtime tokio|async-std|smol", "async runtime (tokio)"),
+        log::LOG_OPTION,
         ("--mount axum", "serve through an axum router that also answers GET /health (tokio, feature tower)"),
     ],
-    notes: "Prints `listening on PORT` when ready. SOCKETIO_LOG=1 logs at debug level on stderr.",
+    notes: "Prints `listening on PORT` when ready.",
 };
 
 #[allow(dead_code)]
@@ -189,6 +192,7 @@ fn main() {
     let mut runtime = String::from("tokio");
     let mut port = None;
     let mut mounted = false;
+    let mut log_filter = None;
     let mut args = HELP.args();
     while let Some(flag) = args.next_flag() {
         match flag.as_str() {
@@ -204,6 +208,7 @@ fn main() {
                 "axum" => HELP.fail("--mount axum needs the tower feature"),
                 other => HELP.fail(format!("unknown framework {other}")),
             },
+            "--log" => log_filter = Some(args.value(&flag)),
             _ => args.unknown(&flag),
         }
     }
@@ -211,12 +216,7 @@ fn main() {
     if mounted && runtime != "tokio" {
         HELP.fail("--mount axum runs on tokio only");
     }
-    if std::env::var_os("SOCKETIO_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(std::io::stderr)
-            .try_init();
-    }
+    log::init(log_filter, None, &HELP);
     runtimes::block_on(&runtime.clone(), async move {
         let started = match mounted {
             #[cfg(feature = "tower")]

@@ -29,6 +29,9 @@ use futures_util::StreamExt;
 #[path = "common/cli.rs"]
 #[allow(clippy::duplicate_mod)]
 mod cli;
+#[path = "common/log.rs"]
+#[allow(clippy::duplicate_mod)]
+mod log;
 #[path = "common/runtimes.rs"]
 #[allow(clippy::duplicate_mod)]
 mod runtimes;
@@ -395,8 +398,9 @@ static HELP: cli::Help = cli::Help {
         ("--expect-reject", "pass if the server refuses the connection"),
         ("--reconnect-check", "print RESTART-ME, then expect the server to restart and reconnect by itself"),
         ("--runtime tokio|async-std|smol", "async runtime (tokio)"),
+        log::LOG_OPTION,
     ],
-    notes: "Exits 0 on PASS, 1 on FAIL. SOCKETIO_LOG=1 logs at debug level on stderr.",
+    notes: "Exits 0 on PASS, 1 on FAIL.",
 };
 
 #[allow(dead_code)]
@@ -415,6 +419,7 @@ fn main() {
         reconnect_check: false,
         runtime: Arc::new(socketio_smol::SmolRuntime),
     };
+    let mut log_filter = None;
     let mut args = HELP.args();
     while let Some(flag) = args.next_flag() {
         match flag.as_str() {
@@ -452,18 +457,14 @@ fn main() {
                     HELP.fail(format!("unknown runtime {runtime}"));
                 }
             }
+            "--log" => log_filter = Some(args.value(&flag)),
             _ => args.unknown(&flag),
         }
     }
     options.url = url.unwrap_or_else(|| HELP.fail("--url is required"));
     options.transports = transports.unwrap_or_else(|| HELP.fail("--transports is required"));
     options.nsp = nsp.unwrap_or_else(|| HELP.fail("--nsp is required"));
-    if std::env::var_os("SOCKETIO_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(std::io::stderr)
-            .try_init();
-    }
+    log::init(log_filter, None, &HELP);
     let overall = if options.reconnect_check {
         OVERALL_WITH_RESTART
     } else {

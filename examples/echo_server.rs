@@ -40,6 +40,8 @@ use std::time::Duration;
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/log.rs"]
+mod log;
 #[path = "common/runtimes.rs"]
 mod runtimes;
 
@@ -411,6 +413,7 @@ static HELP: cli::Help = cli::Help {
         ("--parser json|msgpack", "wire format (json)"),
         ("--state-recovery SECS", "connection state recovery window (off)"),
         ("--runtime tokio|async-std|smol", "async runtime (tokio)"),
+        log::LOG_OPTION,
         ("--ping-interval MS", "Engine.IO ping interval (25000)"),
         ("--ping-timeout MS", "Engine.IO ping timeout (20000)"),
         ("--max-payload BYTES", "largest message or polling body (1000000)"),
@@ -422,7 +425,7 @@ static HELP: cli::Help = cli::Help {
         ("--channel NAME", "cluster channel (python-socketio's default)"),
         ("--mount axum", "serve through an axum router (tokio, feature tower)"),
     ],
-    notes: "Prints `listening on PORT` when ready. SOCKETIO_LOG=1 logs at debug level on stderr.",
+    notes: "Prints `listening on PORT` when ready.",
 };
 
 #[allow(dead_code)]
@@ -442,6 +445,7 @@ fn main() {
     let mut mounted = false;
     let (mut adapter, mut redis, mut channel) = (None::<String>, None::<String>, None::<String>);
     let (mut amqp, mut kafka, mut zmq) = (None::<String>, None::<String>, None::<String>);
+    let mut log_filter = None;
     let mut args = HELP.args();
     while let Some(flag) = args.next_flag() {
         match flag.as_str() {
@@ -471,6 +475,7 @@ fn main() {
                 options.ping_timeout = Some(Duration::from_millis(args.parse(&flag)))
             }
             "--max-payload" => options.max_payload = Some(args.parse(&flag)),
+            "--log" => log_filter = Some(args.value(&flag)),
             _ => args.unknown(&flag),
         }
     }
@@ -522,12 +527,7 @@ fn main() {
         }
         options.adapter = Some(ClusterAdapter::Redis(made));
     }
-    if std::env::var_os("SOCKETIO_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(std::io::stderr)
-            .try_init();
-    }
+    log::init(log_filter, None, &HELP);
     runtimes::block_on(&runtime.clone(), async move {
         options.runtime = socketio::current_runtime();
         match start(&options).await {

@@ -23,6 +23,8 @@ use std::time::Duration;
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/log.rs"]
+mod log;
 
 use socketio::{AmqpAdapter, Emitter, KafkaAdapter, RedisAdapter, RuntimeKind, Value, ZmqAdapter};
 
@@ -40,10 +42,11 @@ static HELP: cli::Help = cli::Help {
         ("--channel NAME", "cluster channel (python-socketio's default)"),
         ("--nsp N", "namespace (/)"),
         ("--room R", "only the clients in room R (default: every client of the namespace)"),
+        log::LOG_OPTION,
         ("EVENT", "the event's name"),
         ("JSON_ARGS", "a JSON array of the event's arguments; {\"$bin\": \"<hex>\"} stands for binary"),
     ],
-    notes: "Exits 0 once the broker took the message, 1 if it could not be published within 10 s, 2 on bad usage.\nSOCKETIO_LOG=1 logs at debug level on stderr.",
+    notes: "Exits 0 once the broker took the message, 1 if it could not be published within 10 s, 2 on bad usage.",
 };
 
 /// `{"$bin": "<hex>"}` objects become binary, anywhere in the tree.
@@ -72,6 +75,7 @@ fn main() {
         (None, None, None, String::from("/"), None);
     let (mut amqp, mut kafka, mut zmq) = (None, None::<String>, None);
     let mut positional = Vec::new();
+    let mut log_filter = None;
     let mut args = HELP.args();
     while let Some(arg) = args.next_flag() {
         match arg.as_str() {
@@ -83,6 +87,7 @@ fn main() {
             "--channel" => channel = Some(args.value(&arg)),
             "--nsp" => nsp = args.value(&arg),
             "--room" => room = Some(args.value(&arg)),
+            "--log" => log_filter = Some(args.value(&arg)),
             flag if flag.starts_with("--") => args.unknown(flag),
             _ => positional.push(arg),
         }
@@ -135,12 +140,7 @@ fn main() {
         }
         _ => HELP.fail("one of --redis, --amqp, --kafka and --zmq is required"),
     };
-    if std::env::var_os("SOCKETIO_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(std::io::stderr)
-            .try_init();
-    }
+    log::init(log_filter, None, &HELP);
     let code = RuntimeKind::default().block_on(async move {
         let emitter = Emitter::new(&*adapter);
         let mut target = emitter.of(&nsp);

@@ -19,8 +19,8 @@
 //! chat together. With `--admin USER:PASS` the server is instrumented for
 //! the Socket.IO Admin UI, served at `/admin-ui/`.
 //!
-//! `chat --help` lists every option. `SOCKETIO_LOG=debug` shows the
-//! protocol's debug logs.
+//! `chat --help` lists every option. `--log debug` (or `RUST_LOG=debug`)
+//! shows the protocol's debug logs (see `socketio::logging`).
 //!
 //! The server is in `server.rs` (also used by `socketio/tests/chat.rs`),
 //! the client in `client.rs`. Any Socket.IO client can join in, e.g. from
@@ -29,6 +29,8 @@
 
 #[path = "../common/cli.rs"]
 mod cli;
+#[path = "../common/log.rs"]
+mod log;
 
 mod admin;
 mod client;
@@ -53,6 +55,7 @@ struct Options {
     room: String,
     runtime: RuntimeKind,
     web: WebOptions,
+    log: Option<String>,
 }
 
 /// `chat --help`.
@@ -72,8 +75,9 @@ static HELP: cli::Help = cli::Help {
         ("--nick NAME", "client: nickname (else the server gives a guest one)"),
         ("--room ROOM", "client: room to join first (lobby)"),
         ("--runtime R", "tokio, async-std or smol (others than tokio need their feature: --features smol)"),
+        log::LOG_OPTION,
     ],
-    notes: "SOCKETIO_LOG=debug shows the protocol's debug logs.",
+    notes: "The server logs at info level (who connects, joins and leaves), the client not at all, unless --log or RUST_LOG says otherwise.",
 };
 
 fn parse_options() -> Options {
@@ -85,6 +89,7 @@ fn parse_options() -> Options {
         room: "lobby".into(),
         runtime: RuntimeKind::default(),
         web: WebOptions::default(),
+        log: None,
     };
     let mut args = HELP.args();
     while let Some(flag) = args.next_flag() {
@@ -115,6 +120,7 @@ fn parse_options() -> Options {
                     ))
                 });
             }
+            "--log" => options.log = Some(args.value(&flag)),
             _ => args.unknown(&flag),
         }
     }
@@ -122,19 +128,11 @@ fn parse_options() -> Options {
 }
 
 fn main() {
-    let options = parse_options();
-    let level = match std::env::var("SOCKETIO_LOG").as_deref() {
-        Ok("debug") => tracing::Level::DEBUG,
-        _ => tracing::Level::INFO,
-    };
+    let mut options = parse_options();
     // The server logs who connects, joins and leaves; the client only
     // prints the chat.
-    if options.connect.is_none() || level == tracing::Level::DEBUG {
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(level)
-            .with_writer(std::io::stderr)
-            .try_init();
-    }
+    let default = options.connect.is_none().then_some("info");
+    log::init(options.log.take(), default, &HELP);
     options.runtime.block_on(async {
         match &options.connect {
             Some(url) => {

@@ -90,6 +90,8 @@ mod client;
 mod cluster;
 mod error;
 mod handler;
+#[cfg(feature = "logging")]
+pub mod logging;
 mod namespace_handler;
 mod observer;
 mod runtime;
