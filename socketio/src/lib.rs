@@ -88,7 +88,9 @@
 pub mod admin;
 mod client;
 mod cluster;
+pub mod emit_errors;
 mod error;
+pub mod extract;
 mod handler;
 mod namespace_handler;
 mod observer;
