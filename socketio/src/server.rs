@@ -347,7 +347,10 @@ impl ServerBuilder {
     }
 
     /// The wire format: [`crate::JsonParser`] (default),
-    /// [`crate::MsgPackParser`] or [`crate::CborParser`].
+    /// [`crate::MsgPackParser`], [`crate::CborParser`], or a parser of
+    /// your own with [`AnyParser::custom`] (any
+    /// [`socketio_core::parser::Parser`]; the built-in ones keep their
+    /// static dispatch).
     pub fn parser(mut self, parser: impl Into<AnyParser>) -> Self {
         self.parser = parser.into();
         self
