@@ -61,18 +61,19 @@
 //! own listener serves on every runtime.
 //!
 //! # Example
+//! Handlers take what they need ([`extract`]) and answer with their return
+//! value:
 //! ```no_run
-//! use socketio::{Server, SocketRef, Args, AckSender};
+//! use socketio::{Server, SocketRef};
+//! use socketio::extract::Data;
 //!
 //! # fn main() {
 //! socketio::RuntimeKind::default().block_on(async {
 //!     let server = Server::builder().build();
 //!     server.ns("/", |ns| {
-//!         ns.on("echo", |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
-//!             let _ = socket.emit("echo-back", &args);
-//!             if let Some(ack) = ack {
-//!                 let _ = ack.send(&args);
-//!             }
+//!         ns.on("echo", |socket: SocketRef, Data(text): Data<String>| async move {
+//!             socket.emit("echo-back", &(&text,));
+//!             text // the acknowledgement, when the client asked for one
 //!         });
 //!     });
 //!     let addr = server.listen("127.0.0.1:3000".parse().unwrap()).await.unwrap();
@@ -88,7 +89,9 @@
 pub mod admin;
 mod client;
 mod cluster;
+pub mod emit_errors;
 mod error;
+pub mod extract;
 mod handler;
 #[cfg(feature = "logging")]
 pub mod logging;
