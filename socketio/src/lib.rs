@@ -92,6 +92,7 @@ mod cluster;
 pub mod emit_errors;
 mod error;
 pub mod extract;
+pub mod guide;
 mod handler;
 #[cfg(feature = "logging")]
 pub mod logging;
