@@ -7,6 +7,12 @@
 //! (feature `smol`). With several enabled, pick one at run time with
 //! [`RuntimeKind`].
 //!
+//! New here? The [`guide`] walks through it chapter by chapter, as
+//! python-socketio's user guide does, and maps every python-socketio name
+//! to ours ([`guide::python_names`]); `socketio::logging` (feature
+//! `logging`, on by default) is the one-line switch
+//! for logs.
+//!
 //! # TLS
 //! With the `tls` feature (off by default: it builds rustls with the
 //! `ring` provider, which needs a C compiler), clients connect to

@@ -33,7 +33,7 @@
 //! |---|---|---|
 //! | Socket.IO ([`Layer::SocketIo`], python's `logger`) | `socketio::` (the facade: connects, events without a handler, disconnects, the client's reconnection), `socketio_core::socket`, `socketio_core::endpoint` | namespaces joined and left, refused connections, invalid packets, handler bounds |
 //! | Engine.IO ([`Layer::EngineIo`], python's `engineio_logger`) | `socketio_core::engine` | sessions opened (polling or websocket), upgrades, ping timeouts, refused requests (origin, unknown sid, bad bodies), closes with their reason |
-//! | Driver ([`Layer::Driver`]) | `socketio_driver` except its buses, `socketio_blocking` | failed reads, writes, connects and TLS handshakes, refused HTTP routes (`debug`); each accepted connection (`trace`) |
+//! | Driver ([`Layer::Driver`]) | `socketio_driver` (its buses included), `socketio_blocking` | failed reads, writes, connects and TLS handshakes, refused HTTP routes (`debug`); each accepted connection (`trace`) |
 //! | Cluster ([`Layer::Cluster`]) | `socketio_core::socket::server::cluster`, `socketio_driver::{bus, redis, amqp, kafka, zmq}`, `socketio::cluster` | bus connects and reconnects, subscriptions, messages dropped or undecodable, server-side requests timing out |
 //!
 //! Levels: `error` for a handler that failed, `warn` for what an operator
