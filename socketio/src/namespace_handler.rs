@@ -2,28 +2,27 @@
 //! `ClientNamespace` classes): one value whose methods handle a namespace's
 //! connections, events and disconnections.
 //!
+//! Two forms. [`NamespaceClass`], written by `#[socketio::namespace]`,
+//! routes `on_<event>` methods by event name, with extractors and
+//! return-value acknowledgements as closures have: the usual choice.
+//! [`NamespaceHandler`] hands every event to one `on_event` method with
+//! its name, for routing of your own (a `match`, a table, a proxy).
+//!
 //! The traits' methods return `impl Future + Send`, so an implementation
 //! writes plain `async fn`s (the compiler checks that their futures are
-//! `Send`) and needs no `async-trait`. Events reach one method,
-//! `on_event`, with their name: a `match` on the name routes them to the
-//! implementation's own methods, which keeps the routing visible and
-//! checked by the compiler.
+//! `Send`) and needs no `async-trait`.
 //!
 //! ```no_run
 //! use socketio::{AckSender, Args, NamespaceHandler, Server, SocketRef, Str};
 //!
 //! struct Chat;
 //!
-//! impl Chat {
-//!     async fn message(&self, socket: SocketRef, args: Args) {
-//!         let _ = socket.broadcast().emit("message", &args);
-//!     }
-//! }
-//!
 //! impl NamespaceHandler for Chat {
 //!     async fn on_event(&self, socket: SocketRef, event: Str, args: Args, ack: Option<AckSender>) {
 //!         match &*event {
-//!             "message" => self.message(socket, args).await,
+//!             "message" => {
+//!                 socket.broadcast().emit("message", &args);
+//!             }
 //!             "ping" => {
 //!                 if let Some(ack) = ack {
 //!                     let _ = ack.send(&("pong",));
