@@ -116,7 +116,7 @@ pub use cluster::{
     Adapter, AmqpAdapter, Bus, EmitOperator, Emitter, KafkaAdapter, RedisAdapter, ZmqAdapter,
 };
 pub use error::{Error, Result};
-pub use namespace_handler::{ClientHandler, NamespaceHandler};
+pub use namespace_handler::{ClientHandler, NamespaceClass, NamespaceHandler};
 pub use runtime::{current as current_runtime, set_current as set_current_runtime};
 pub use runtime::{sleep, spawn, JoinHandle, Runtime, RuntimeKind};
 pub use server::{
@@ -125,6 +125,10 @@ pub use server::{
 };
 pub use simple::SimpleClient;
 pub use socketio_core::socket::RemoteSocket;
+/// Class-style namespaces: `on_<event>` methods of an `impl` block as
+/// handlers (see [`NamespaceClass`]).
+#[cfg(feature = "macros")]
+pub use socketio_macros::namespace;
 #[cfg(feature = "tower")]
 pub use web::tower::{NotFound, SocketIoBody, SocketIoLayer, SocketIoService};
 pub use web::StaticFiles;

@@ -1052,18 +1052,15 @@ impl SocketRef {
     }
 
     /// Read the socket's value of type `T` in place (no `Clone` needed):
-    /// `f` gets it, or `None` when there is none (or the socket is gone).
+    /// `f`'s result, or `None` when there is no such value (or the socket
+    /// is gone).
     ///
     /// `f` runs under the server's lock: keep it short and do not call the
     /// server from it.
-    pub fn with_data<T: Any + Send + Sync, R>(&self, f: impl FnOnce(Option<&T>) -> R) -> R {
+    pub fn with_data<T: Any + Send + Sync, R>(&self, f: impl FnOnce(&T) -> R) -> Option<R> {
         self.server.inner.driver.with(|ep, _| {
-            let ext = ep
-                .socket()
-                .data::<Extensions>(&self.state.id)
-                .ok()
-                .flatten();
-            f(ext.and_then(|ext| ext.0.get(&TypeId::of::<T>())?.downcast_ref::<T>()))
+            let ext = ep.socket().data::<Extensions>(&self.state.id).ok()??;
+            ext.0.get(&TypeId::of::<T>())?.downcast_ref::<T>().map(f)
         })
     }
 

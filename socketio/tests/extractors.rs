@@ -88,7 +88,7 @@ async fn server(kind: RuntimeKind) -> (Server, String) {
             })
         });
         ns.on("peek", |socket: SocketRef| async move {
-            let n = socket.with_data(|n: Option<&u32>| n.copied());
+            let n = socket.with_data(|n: &u32| *n);
             Ack(n)
         });
         ns.on("greet-me", |socket: SocketRef| async move {
