@@ -94,6 +94,12 @@ pub struct ClientConfig {
     pub max_unanswered_acks: usize,
     /// Limits applied when decoding the server's packets.
     pub decode_limits: DecodeLimits,
+    /// Whether a first connection that cannot be opened is retried per the
+    /// reconnection policy (default `true`, as the JavaScript client), or
+    /// given up at once with [`ClientEvent::ReconnectFailed`] (python-socketio's
+    /// `retry=False`). Connections lost after a success are always retried
+    /// per policy.
+    pub retry_first_connection: bool,
 }
 
 impl Default for ClientConfig {
@@ -109,6 +115,7 @@ impl Default for ClientConfig {
             max_held_events: 10_000,
             max_unanswered_acks: 4096,
             decode_limits: DecodeLimits::default(),
+            retry_first_connection: true,
         }
     }
 }
@@ -200,6 +207,24 @@ pub enum ClientEvent {
     Reconnecting {
         /// Attempt number.
         attempt: u32,
+    },
+    /// A session could not be opened (the connection was refused, the
+    /// handshake failed); [`ClientEvent::ReconnectScheduled`] or
+    /// [`ClientEvent::ReconnectFailed`] follows.
+    OpenFailed {
+        /// 0 for the connection the application asked for, then the
+        /// reconnection attempt's number.
+        attempt: u32,
+        /// The namespaces that were waiting for that session.
+        namespaces: Vec<Str>,
+    },
+    /// Reconnection attempt `attempt` starts after `delay`
+    /// ([`ClientEvent::Reconnecting`] then).
+    ReconnectScheduled {
+        /// Attempt number, counting from 1.
+        attempt: u32,
+        /// The delay before it (back-off with jitter).
+        delay: Duration,
     },
     /// The session of a reconnection attempt opened.
     Reconnected {
@@ -503,6 +528,35 @@ impl<P: Parser> Client<P> {
             NspState::Connected { sid } if n.name == nsp && !n.leaving => Some(&**sid),
             _ => None,
         })
+    }
+
+    /// The namespaces connected now, in the order they were asked for.
+    pub fn connected_namespaces(&self) -> impl Iterator<Item = &str> {
+        self.namespaces
+            .iter()
+            .filter(|n| !n.leaving && n.is_connected())
+            .map(|n| &*n.name)
+    }
+
+    /// Replace the auth object of wanted namespace `nsp`, sent with its
+    /// next CONNECT (the next session's; one already sent stands). For
+    /// credentials refreshed before each reconnection.
+    pub fn set_auth(&mut self, nsp: &str, auth: Option<Value>) -> Result<(), ClientError> {
+        if !matches!(auth, None | Some(Value::Object(_))) {
+            return Err(ClientError::InvalidAuth);
+        }
+        let idx = self.find_wanted(nsp)?;
+        self.namespaces[idx].auth = auth;
+        Ok(())
+    }
+
+    /// The names of the namespaces still wanted.
+    fn wanted_names(&self) -> Vec<Str> {
+        self.namespaces
+            .iter()
+            .filter(|n| !n.leaving)
+            .map(|n| n.name.clone())
+            .collect()
     }
 
     /// Whether any namespace is wanted (connected, connecting, or waiting

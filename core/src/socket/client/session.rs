@@ -71,12 +71,23 @@ impl<P: Parser> Client<P> {
         self.decoder = P::Decoder::default();
         match self.engine {
             Engine::Idle | Engine::WaitingReconnect { .. } => {}
-            Engine::Opening { .. } => {
+            Engine::Opening { attempt } => {
                 self.engine = Engine::Idle;
                 self.purge_sends();
                 if reason == DisconnectReason::ClientDisconnect {
                     self.disconnect_all(now);
                 } else {
+                    self.events.push_back(ClientEvent::OpenFailed {
+                        attempt,
+                        namespaces: self.wanted_names(),
+                    });
+                    if attempt == 0 && !self.config.retry_first_connection {
+                        // python-socketio's `retry=False`: a first
+                        // connection that fails is the application's error
+                        // to see at once, not a reason to retry.
+                        self.give_up();
+                        return;
+                    }
                     self.schedule_reconnect(now);
                 }
             }
@@ -151,16 +162,25 @@ impl<P: Parser> Client<P> {
     pub(super) fn schedule_reconnect(&mut self, now: Instant) {
         let limit = self.config.reconnection_attempts;
         if !self.config.reconnection || (limit != 0 && self.backoff.attempts() >= limit) {
-            self.backoff.reset();
-            self.engine = Engine::Idle;
-            while !self.namespaces.is_empty() {
-                self.remove_namespace(self.namespaces.len() - 1);
-            }
-            self.events.push_back(ClientEvent::ReconnectFailed);
+            self.give_up();
             return;
         }
         let delay = self.backoff.next_delay(&mut *self.rng);
         self.engine = Engine::WaitingReconnect { at: now + delay };
+        self.events.push_back(ClientEvent::ReconnectScheduled {
+            attempt: self.backoff.attempts(),
+            delay,
+        });
+    }
+
+    /// Stop trying: every namespace is dropped.
+    pub(super) fn give_up(&mut self) {
+        self.backoff.reset();
+        self.engine = Engine::Idle;
+        while !self.namespaces.is_empty() {
+            self.remove_namespace(self.namespaces.len() - 1);
+        }
+        self.events.push_back(ClientEvent::ReconnectFailed);
     }
 
     pub(super) fn open_engine(&mut self, attempt: u32) {

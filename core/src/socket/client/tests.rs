@@ -430,9 +430,14 @@ fn buffered_ack_survives_a_drop_and_is_sent_after_rejoin() {
     let now = Instant::now();
     let mut c = connected_root(now);
     c.handle_engine_closed(now, DisconnectReason::PingTimeout);
-    assert_eq!(
-        events(&mut c),
-        [disconnected("/", DisconnectReason::PingTimeout)]
+    let evs = events(&mut c);
+    assert_eq!(evs[0], disconnected("/", DisconnectReason::PingTimeout));
+    assert!(
+        matches!(
+            evs[1..],
+            [ClientEvent::ReconnectScheduled { attempt: 1, .. }]
+        ),
+        "{evs:?}"
     );
     let id = c.emit_with_ack(now, "/", "later", &(), None).unwrap();
     let at = c.poll_timeout().unwrap();
@@ -451,11 +456,32 @@ fn backoff_sequence_with_seeded_rng() {
     let now = Instant::now();
     let mut c = connected_root(now);
     c.handle_engine_closed(now, DisconnectReason::TransportClose);
-    events(&mut c);
+    let mut evs = events(&mut c);
     let mut t = now;
     for n in 0..6u32 {
         let at = c.poll_timeout().expect("scheduled");
         let delay = at - t;
+        // Each failure is reported, then the attempt it schedules, with
+        // the delay the timer was armed for.
+        let scheduled = ClientEvent::ReconnectScheduled {
+            attempt: n + 1,
+            delay,
+        };
+        let expected = if n == 0 {
+            vec![
+                disconnected("/", DisconnectReason::TransportClose),
+                scheduled,
+            ]
+        } else {
+            vec![
+                ClientEvent::OpenFailed {
+                    attempt: n,
+                    namespaces: vec![Str::from("/")],
+                },
+                scheduled,
+            ]
+        };
+        assert_eq!(evs, expected);
         let base = Duration::from_secs(1) * 2u32.pow(n);
         let low = (base / 2).min(Duration::from_secs(5));
         let high = (base * 3 / 2).min(Duration::from_secs(5));
@@ -470,6 +496,7 @@ fn backoff_sequence_with_seeded_rng() {
         assert_eq!(outputs(&mut c), [OPEN]);
         // The attempt fails before the session opens.
         c.handle_engine_closed(at, DisconnectReason::TransportError);
+        evs = events(&mut c);
         t = at;
     }
     // A session that opens resets the counter.
@@ -526,7 +553,16 @@ fn reconnection_disabled_gives_up_at_once() {
     });
     c.connect(now, "/", None).unwrap();
     c.handle_engine_closed(now, DisconnectReason::TransportError);
-    assert_eq!(events(&mut c), [ClientEvent::ReconnectFailed]);
+    assert_eq!(
+        events(&mut c),
+        [
+            ClientEvent::OpenFailed {
+                attempt: 0,
+                namespaces: vec![Str::from("/")]
+            },
+            ClientEvent::ReconnectFailed
+        ]
+    );
     assert_eq!(c.poll_timeout(), None);
 }
 
@@ -542,8 +578,16 @@ fn rejoins_every_wanted_namespace_after_reconnect() {
     outputs(&mut c);
     events(&mut c);
     c.handle_engine_closed(now, DisconnectReason::TransportClose);
+    let evs = events(&mut c);
+    assert!(
+        matches!(
+            evs[2..],
+            [ClientEvent::ReconnectScheduled { attempt: 1, .. }]
+        ),
+        "{evs:?}"
+    );
     assert_eq!(
-        events(&mut c),
+        evs[..2],
         [
             disconnected("/", DisconnectReason::TransportClose),
             disconnected("/custom", DisconnectReason::TransportClose)
@@ -1006,4 +1050,88 @@ proptest::proptest! {
         let outs = outputs(&mut c);
         proptest::prop_assert!(outs.is_empty(), "{:?}", outs);
     }
+}
+
+#[test]
+fn a_first_connection_that_fails_is_given_up_without_retry() {
+    let now = Instant::now();
+    let mut c = client_with(ClientConfig {
+        retry_first_connection: false,
+        ..ClientConfig::default()
+    });
+    c.connect(now, "/", None).unwrap();
+    c.connect(now, "/chat", None).unwrap();
+    assert_eq!(outputs(&mut c), [OPEN]);
+    c.handle_engine_closed(now, DisconnectReason::TransportError);
+    assert_eq!(
+        events(&mut c),
+        [
+            ClientEvent::OpenFailed {
+                attempt: 0,
+                namespaces: vec![Str::from("/"), Str::from("/chat")]
+            },
+            ClientEvent::ReconnectFailed
+        ]
+    );
+    assert!(!c.is_active());
+    assert_eq!(c.poll_timeout(), None);
+}
+
+#[test]
+fn without_retry_a_lost_session_still_reconnects_per_policy() {
+    let now = Instant::now();
+    let mut c = client_with(ClientConfig {
+        retry_first_connection: false,
+        ..ClientConfig::default()
+    });
+    c.connect(now, "/", None).unwrap();
+    c.handle_engine_opened(now, &handshake());
+    recv(&mut c, now, "40{\"sid\":\"a\"}");
+    assert_eq!(c.connected_namespaces().collect::<Vec<_>>(), ["/"]);
+    events(&mut c);
+    c.handle_engine_closed(now, DisconnectReason::TransportClose);
+    assert_eq!(c.connected_namespaces().count(), 0);
+    let at = c.poll_timeout().expect("a reconnection is scheduled");
+    c.handle_timeout(at);
+    outputs(&mut c);
+    // The attempt fails: it is reported and retried, not given up.
+    c.handle_engine_closed(at, DisconnectReason::TransportError);
+    let evs = events(&mut c);
+    assert!(
+        matches!(
+            evs[..],
+            [
+                ClientEvent::Disconnected {
+                    reason: DisconnectReason::TransportClose,
+                    ..
+                },
+                ClientEvent::ReconnectScheduled { attempt: 1, .. },
+                ClientEvent::Reconnecting { attempt: 1 },
+                ClientEvent::OpenFailed { attempt: 1, .. },
+                ClientEvent::ReconnectScheduled { attempt: 2, .. }
+            ]
+        ),
+        "{evs:?}"
+    );
+    assert!(c.is_active());
+}
+
+#[test]
+fn auth_replaced_for_the_next_session() {
+    let now = Instant::now();
+    let mut c = connected_root(now);
+    assert_eq!(
+        c.set_auth("/", Some(Value::from("x"))),
+        Err(ClientError::InvalidAuth)
+    );
+    assert_eq!(
+        c.set_auth("/nope", None),
+        Err(ClientError::UnknownNamespace)
+    );
+    c.set_auth("/", auth(&[("token", "fresh")])).unwrap();
+    c.handle_engine_closed(now, DisconnectReason::TransportClose);
+    let at = c.poll_timeout().unwrap();
+    c.handle_timeout(at);
+    c.handle_engine_opened(at, &handshake());
+    assert_eq!(outputs(&mut c), [OPEN, "40{\"token\":\"fresh\"}"]);
 }
