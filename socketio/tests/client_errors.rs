@@ -139,9 +139,22 @@ fn with_retry_the_first_connection_waits_for_a_server_that_comes_up() {
 #[test]
 fn without_wait_connect_returns_at_once() {
     RuntimeKind::Tokio.block_on(async {
+        // The server accepts the namespace only when the test says so: a
+        // connect that waited could not return before that.
+        let (accept, accepted) = async_channel::bounded::<()>(1);
         let server = socketio::Server::builder()
             .runtime(RuntimeKind::Tokio)
             .build();
+        server.ns("/", move |ns| {
+            let accepted = accepted.clone();
+            ns.on_connect(move |_s: socketio::SocketRef, _auth: Option<socketio::Value>| {
+                let accepted = accepted.clone();
+                async move {
+                    accepted.recv().await.unwrap();
+                    Ok(())
+                }
+            });
+        });
         let addr = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let (tx, rx) = async_channel::bounded(1);
         let client = Client::builder(&format!("http://{addr}"))
@@ -154,8 +167,8 @@ fn without_wait_connect_returns_at_once() {
             .connect()
             .await
             .unwrap();
-        // Nothing was awaited: the handshake has not even been read yet.
         assert!(!client.connected());
+        accept.send(()).await.unwrap();
         rx.recv().await.unwrap();
         assert!(client.connected());
         client.disconnect().await;
