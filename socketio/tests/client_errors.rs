@@ -33,7 +33,7 @@ fn nothing_listening_is_a_plain_error_at_the_first_attempt() {
             })
             .connect()
             .await;
-        let error = result.err().expect("nothing listens there");
+        let error = result.expect_err("nothing listens there");
         assert!(matches!(error, Error::CannotConnect { .. }), "{error:?}");
         let text = error.to_string();
         assert!(text.contains(&url), "{text}");
@@ -70,8 +70,7 @@ fn a_url_without_scheme_gets_a_hint() {
             .runtime(RuntimeKind::Tokio)
             .connect()
             .await
-            .err()
-            .unwrap();
+            .unwrap_err();
         assert!(matches!(error, Error::InvalidUrl(_)));
         assert!(
             error.to_string().contains("http://localhost:3000"),
