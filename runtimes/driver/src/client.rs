@@ -34,7 +34,7 @@ pub const DEFAULT_MAX_QUEUED_EVENTS: usize = 1024;
 
 /// Where the client connects: a host name or address and a port, and how to
 /// wrap the connection. Re-read at every connection, so it can change
-/// between reconnections ([`ClientDriver::set_target`]).
+/// between reconnections ([`ClientDriver::target_setter`]).
 #[derive(Clone)]
 pub struct ClientTarget {
     /// A host name (looked up at every connection) or an IP address.
