@@ -146,13 +146,15 @@ fn without_wait_connect_returns_at_once() {
             .build();
         server.ns("/", move |ns| {
             let accepted = accepted.clone();
-            ns.on_connect(move |_s: socketio::SocketRef, _auth: Option<socketio::Value>| {
-                let accepted = accepted.clone();
-                async move {
-                    accepted.recv().await.unwrap();
-                    Ok(())
-                }
-            });
+            ns.on_connect(
+                move |_s: socketio::SocketRef, _auth: Option<socketio::Value>| {
+                    let accepted = accepted.clone();
+                    async move {
+                        accepted.recv().await.unwrap();
+                        Ok(())
+                    }
+                },
+            );
         });
         let addr = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let (tx, rx) = async_channel::bounded(1);

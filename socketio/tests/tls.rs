@@ -224,8 +224,7 @@ fn tls_matrix(kind: RuntimeKind) -> usize {
             .await;
         // With TLS 1.3 the refusal arrives after our side of the
         // handshake, as an alert: still reported as a TLS error.
-        let err = without
-            .expect_err("connected without a client certificate");
+        let err = without.expect_err("connected without a client certificate");
         assert!(
             matches!(
                 err,
