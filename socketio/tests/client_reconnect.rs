@@ -4,6 +4,9 @@
 //! and headers closures are evaluated again, and dropping a client
 //! disconnects it cleanly.
 #![cfg(feature = "tokio")]
+//!
+//! The restart under `receive` runs on every runtime enabled (async-std
+//! and smol with their features).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -17,10 +20,11 @@ use socketio::{
 /// A server on `addr` that greets each connection with `welcome` (the auth
 /// token and `x-token` header it got) and records disconnection reasons.
 async fn server_on(
+    runtime: RuntimeKind,
     addr: SocketAddr,
     reasons: Arc<Mutex<Vec<DisconnectReason>>>,
 ) -> (Server, SocketAddr) {
-    let server = Server::builder().runtime(RuntimeKind::Tokio).build();
+    let server = Server::builder().runtime(runtime).build();
     server.ns("/", move |ns| {
         ns.on_connect(|socket: SocketRef, auth: Option<Value>| async move {
             let token = auth
@@ -55,13 +59,17 @@ async fn server_on(
 
 /// Start a server again on `addr` (the old one's port may take a moment
 /// to be free).
-async fn restart_on(addr: SocketAddr, reasons: Arc<Mutex<Vec<DisconnectReason>>>) -> Server {
+async fn restart_on(
+    runtime: RuntimeKind,
+    addr: SocketAddr,
+    reasons: Arc<Mutex<Vec<DisconnectReason>>>,
+) -> Server {
     let start = Instant::now();
     loop {
         match std::net::TcpListener::bind(addr) {
             Ok(probe) => {
                 drop(probe);
-                return server_on(addr, reasons).await.0;
+                return server_on(runtime, addr, reasons).await.0;
             }
             Err(e) if start.elapsed() < Duration::from_secs(10) => {
                 let _ = e;
@@ -72,23 +80,43 @@ async fn restart_on(addr: SocketAddr, reasons: Arc<Mutex<Vec<DisconnectReason>>>
     }
 }
 
-fn fast_reconnect(builder: socketio::ClientBuilder) -> socketio::ClientBuilder {
+fn fast_reconnect(
+    runtime: RuntimeKind,
+    builder: socketio::ClientBuilder,
+) -> socketio::ClientBuilder {
     builder
-        .runtime(RuntimeKind::Tokio)
+        .runtime(runtime)
         .reconnection_delay(Duration::from_millis(50))
         .reconnection_delay_max(Duration::from_millis(100))
 }
 
 #[test]
-fn simple_client_receive_survives_a_server_restart() {
-    RuntimeKind::Tokio.block_on(async {
+fn simple_client_receive_survives_a_server_restart_on_tokio() {
+    receive_survives_a_server_restart(RuntimeKind::Tokio);
+}
+
+#[cfg(feature = "async-std")]
+#[test]
+fn simple_client_receive_survives_a_server_restart_on_async_std() {
+    receive_survives_a_server_restart(RuntimeKind::AsyncStd);
+}
+
+#[cfg(feature = "smol")]
+#[test]
+fn simple_client_receive_survives_a_server_restart_on_smol() {
+    receive_survives_a_server_restart(RuntimeKind::Smol);
+}
+
+fn receive_survives_a_server_restart(runtime: RuntimeKind) {
+    runtime.block_on(async move {
         let reasons = Arc::new(Mutex::new(Vec::new()));
-        let (server, addr) = server_on("127.0.0.1:0".parse().unwrap(), reasons.clone()).await;
+        let (server, addr) =
+            server_on(runtime, "127.0.0.1:0".parse().unwrap(), reasons.clone()).await;
         let tokens = Arc::new(AtomicU32::new(0));
         let next_token = tokens.clone();
         let header_calls = Arc::new(AtomicU32::new(0));
         let header_count = header_calls.clone();
-        let client = fast_reconnect(Client::builder(&format!("http://{addr}")))
+        let client = fast_reconnect(runtime, Client::builder(&format!("http://{addr}")))
             // Token refresh: a new token at every (re)connection.
             .auth_with(move || {
                 let n = next_token.fetch_add(1, Ordering::SeqCst) + 1;
@@ -119,7 +147,7 @@ fn simple_client_receive_survives_a_server_restart() {
         };
         server.shutdown().await;
         drop(server);
-        let server = restart_on(addr, reasons.clone()).await;
+        let server = restart_on(runtime, addr, reasons.clone()).await;
         let (name, args) = waiting
             .await
             .unwrap()
@@ -150,18 +178,22 @@ fn simple_client_receive_survives_a_server_restart() {
 fn simple_client_receive_ends_when_reconnection_gives_up() {
     RuntimeKind::Tokio.block_on(async {
         let reasons = Arc::new(Mutex::new(Vec::new()));
-        let (server, addr) = server_on("127.0.0.1:0".parse().unwrap(), reasons).await;
+        let (server, addr) =
+            server_on(RuntimeKind::Tokio, "127.0.0.1:0".parse().unwrap(), reasons).await;
         let attempts = Arc::new(Mutex::new(Vec::new()));
         let seen = attempts.clone();
-        let client = fast_reconnect(Client::builder(&format!("http://{addr}")))
-            .reconnection_attempts(2)
-            .on_reconnect_attempt(move |attempt, delay| {
-                seen.lock().unwrap().push((attempt, delay));
-                async {}
-            })
-            .connect_simple()
-            .await
-            .unwrap();
+        let client = fast_reconnect(
+            RuntimeKind::Tokio,
+            Client::builder(&format!("http://{addr}")),
+        )
+        .reconnection_attempts(2)
+        .on_reconnect_attempt(move |attempt, delay| {
+            seen.lock().unwrap().push((attempt, delay));
+            async {}
+        })
+        .connect_simple()
+        .await
+        .unwrap();
         let limit = Some(Duration::from_secs(10));
         assert_eq!(client.receive(limit).await.unwrap().0, "welcome");
         let waiting = {
@@ -188,7 +220,12 @@ fn simple_client_receive_ends_when_reconnection_gives_up() {
 fn dropping_a_client_disconnects_it_cleanly() {
     RuntimeKind::Tokio.block_on(async {
         let reasons = Arc::new(Mutex::new(Vec::new()));
-        let (server, addr) = server_on("127.0.0.1:0".parse().unwrap(), reasons.clone()).await;
+        let (server, addr) = server_on(
+            RuntimeKind::Tokio,
+            "127.0.0.1:0".parse().unwrap(),
+            reasons.clone(),
+        )
+        .await;
         let url = format!("http://{addr}");
         let client = Client::builder(&url)
             .runtime(RuntimeKind::Tokio)
