@@ -259,3 +259,39 @@ fn dropping_a_client_disconnects_it_cleanly() {
         server.shutdown().await;
     });
 }
+
+#[test]
+fn the_url_closure_is_evaluated_again_at_reconnection() {
+    RuntimeKind::Tokio.block_on(async {
+        let reasons = Arc::new(Mutex::new(Vec::new()));
+        let any = "127.0.0.1:0".parse().unwrap();
+        let (first, first_addr) = server_on(RuntimeKind::Tokio, any, reasons.clone()).await;
+        let (second, second_addr) = server_on(RuntimeKind::Tokio, any, reasons.clone()).await;
+        let calls = Arc::new(AtomicU32::new(0));
+        let counted = calls.clone();
+        // The first connection goes to the first server, every later one
+        // to the second (a server chosen anew at each attempt).
+        let client = fast_reconnect(RuntimeKind::Tokio, Client::builder("http://unused.invalid"))
+            .url_with(move || {
+                let addr = if counted.load(Ordering::SeqCst) == 0 {
+                    first_addr
+                } else {
+                    second_addr
+                };
+                format!("http://{addr}")
+            })
+            .connect_simple()
+            .await
+            .unwrap();
+        let limit = Some(Duration::from_secs(10));
+        assert_eq!(client.receive(limit).await.unwrap().0, "welcome");
+        calls.store(1, Ordering::SeqCst);
+        first.shutdown().await;
+        drop(first);
+        // Only the second server is left to greet it.
+        assert_eq!(client.receive(limit).await.unwrap().0, "welcome");
+        assert!(client.connected());
+        client.disconnect().await;
+        second.shutdown().await;
+    });
+}
