@@ -31,7 +31,7 @@
 
 pub mod amqp;
 #[cfg(feature = "async-io")]
-mod async_io;
+pub mod async_io;
 mod backlog;
 mod bus;
 mod client;
@@ -39,6 +39,7 @@ mod conn;
 mod engine_server;
 mod io;
 pub mod kafka;
+pub mod proxy;
 pub mod redis;
 mod rng;
 mod router;

@@ -56,6 +56,7 @@ pub struct ClientBuilder {
     max_received_events: usize,
     #[cfg(feature = "tls")]
     tls: socketio_driver::tls::TlsClientConfig,
+    proxy: socketio_driver::proxy::Proxy,
 }
 
 impl ClientBuilder {
@@ -108,7 +109,8 @@ impl ClientBuilder {
     /// reconnection attempt (a server chosen anew, a token in the query;
     /// same rules as [`ClientBuilder::auth_with`]). Its path names the
     /// namespace at the first connection only; an invalid URL later is
-    /// logged and the previous one kept.
+    /// logged and the previous one kept. Through a proxy, the tunnel keeps
+    /// the first URL's host and port (the query still follows).
     pub fn url_with<F>(mut self, url: F) -> Self
     where
         F: Fn() -> String + Send + Sync + 'static,
@@ -286,6 +288,16 @@ impl ClientBuilder {
         self
     }
 
+    /// Which HTTP proxy to go through: the environment's `http_proxy`,
+    /// `https_proxy` and `no_proxy` by default, or
+    /// [`Proxy::url`](socketio_driver::proxy::Proxy::url),
+    /// or [`Proxy::Direct`](socketio_driver::proxy::Proxy::Direct) for none.
+    /// Every connection is a `CONNECT` tunnel through it.
+    pub fn proxy(mut self, proxy: socketio_driver::proxy::Proxy) -> Self {
+        self.proxy = proxy;
+        self
+    }
+
     /// Any other Engine.IO option.
     pub fn engine_config(mut self, f: impl FnOnce(&mut engine::ClientConfig)) -> Self {
         f(&mut self.engine);
@@ -429,8 +441,23 @@ impl ClientBuilder {
         let url_text = (self.url)();
         let url = parse_url(&url_text)?;
         let namespaces = self.namespaces_to_connect(&url.namespace);
+        let tunnel = (self.proxy)
+            .route(url.secure, &url.host, url.port, self.engine.connect_timeout)
+            .map_err(|e| Error::InvalidUrl(e.to_string()))?;
         let runtime = self.runtime.clone().unwrap_or_else(crate::runtime::current);
         crate::runtime::set_current(runtime.clone());
+        // Through a proxy the driver dials the proxy, whose tunnel goes to
+        // the URL's host (fixed at the first connection).
+        let proxy_address = tunnel
+            .as_ref()
+            .map(|t| (t.proxy().host().to_owned(), t.proxy().port()));
+        let dialer: Arc<dyn Runtime> = match tunnel {
+            Some(tunnel) => Arc::new(socketio_driver::proxy::TunnelRuntime::new(
+                runtime.clone(),
+                tunnel,
+            )),
+            None => runtime.clone(),
+        };
         #[cfg(feature = "tls")]
         let tls = if url.secure {
             Some(self.tls.build()?)
@@ -448,14 +475,14 @@ impl ClientBuilder {
                 .filter(|(_, auth)| auth.is_none())
                 .map(|(nsp, _)| nsp.clone())
                 .collect(),
+            proxy_address,
             #[cfg(feature = "tls")]
             tls,
         };
         let target = refresh.target(&url)?;
         refresh.apply_url(&mut self.engine, &url);
         let endpoint = ClientEndpoint::new(self.engine, self.socket, self.parser, os_rng_factory());
-        let (driver, events) =
-            ClientDriver::new(runtime.clone(), target, endpoint, self.max_queued_events);
+        let (driver, events) = ClientDriver::new(dialer, target, endpoint, self.max_queued_events);
         driver.with(|ep, _| ep.set_session_hook(refresh.into_hook(driver.target_setter())));
         let jobs = JobQueue::new(self.async_handlers, self.max_pending_handlers);
         let inner = Arc::new(ClientInner {
@@ -548,6 +575,13 @@ fn open_failure(url: &str, reason: Option<ConnectError>) -> Error {
         },
         #[cfg(feature = "tls")]
         Some(ConnectError::Tls(e)) => Error::Tls(e),
+        // A proxy's failure names the proxy (and its answer): say that.
+        Some(ConnectError::Tcp(e)) if socketio_driver::proxy::ProxyError::from_io(&e).is_some() => {
+            Error::CannotConnect {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            }
+        }
         Some(ConnectError::Tcp(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
             Error::CannotConnect {
                 url: url.to_owned(),
@@ -634,6 +668,7 @@ impl Client {
             max_received_events: DEFAULT_MAX_RECEIVED_EVENTS,
             #[cfg(feature = "tls")]
             tls: Default::default(),
+            proxy: Default::default(),
         }
     }
 

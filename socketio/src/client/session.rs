@@ -27,17 +27,24 @@ pub(super) struct Refresh {
     pub(super) base_query: Vec<(String, String)>,
     /// The namespaces that take the client's auth (not one of their own).
     pub(super) global_auth: Vec<String>,
+    /// The proxy dialed instead of the URL's host, when going through one
+    /// (its tunnel keeps the first URL's host and port).
+    pub(super) proxy_address: Option<(String, u16)>,
     /// The TLS configuration, for `https://` URLs.
     #[cfg(feature = "tls")]
     pub(super) tls: Option<Arc<socketio_driver::tls::rustls::ClientConfig>>,
 }
 
 impl Refresh {
-    /// Where `url` points the driver.
+    /// Where `url` points the driver: its host, or the proxy.
     pub(super) fn target(&self, url: &Url) -> Result<ClientTarget> {
+        let (host, port) = match &self.proxy_address {
+            Some((host, port)) => (host.clone(), *port),
+            None => (url.host.clone(), url.port),
+        };
         Ok(ClientTarget {
-            host: url.host.clone(),
-            port: url.port,
+            host,
+            port,
             #[cfg(feature = "tls")]
             tls: match &self.tls {
                 Some(config) if url.secure => Some(socketio_driver::tls::ClientTls::new(
