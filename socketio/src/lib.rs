@@ -111,7 +111,7 @@ pub mod web;
 
 #[cfg(feature = "admin")]
 pub use admin::{AdminAuth, AdminMode, AdminOptions, AlreadyInstrumented};
-pub use client::{Client, ClientAck, ClientBuilder, ClientSocket};
+pub use client::{Client, ClientAck, ClientBuilder, ClientSocket, NamespaceHandlers};
 pub use cluster::{
     Adapter, AmqpAdapter, Bus, EmitOperator, Emitter, KafkaAdapter, RedisAdapter, ZmqAdapter,
 };

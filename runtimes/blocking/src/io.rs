@@ -425,6 +425,10 @@ impl Io {
             ClientEvent::Disconnected { nsp, reason } => {
                 info!(%nsp, reason = reason.as_str(), "namespace disconnected");
             }
+            ClientEvent::OpenFailed { attempt, .. } => info!(attempt, "could not open a session"),
+            ClientEvent::ReconnectScheduled { attempt, delay } => {
+                info!(attempt, ?delay, "reconnection scheduled")
+            }
             ClientEvent::Reconnecting { attempt } => info!(attempt, "reconnecting"),
             ClientEvent::Reconnected { attempt } => info!(attempt, "reconnected"),
             ClientEvent::ReconnectFailed => {

@@ -52,7 +52,9 @@ pub mod zmq;
 #[cfg(feature = "async-io")]
 pub use async_io::{AsyncIoListener, AsyncIoStream};
 pub use backlog::EventReceiver;
-pub use client::{ClientDriver, ConnectError};
+pub use client::{
+    ClientDriver, ClientEvents, ClientTarget, ConnectError, DEFAULT_MAX_QUEUED_EVENTS,
+};
 pub use engine_server::EngineDriver;
 pub use rng::{os_rng, os_rng_factory};
 pub use router::Router;

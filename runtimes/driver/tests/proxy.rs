@@ -18,7 +18,9 @@ use socketio_core::engine;
 use socketio_core::parser::JsonParser;
 use socketio_core::socket;
 use socketio_driver::proxy::{Proxy, ProxyError, ProxyErrorKind, TunnelRuntime};
-use socketio_driver::{os_rng_factory, ClientDriver, ConnectError, Runtime};
+use socketio_driver::{
+    os_rng_factory, ClientDriver, ClientTarget, ConnectError, Runtime, DEFAULT_MAX_QUEUED_EVENTS,
+};
 use socketio_tokio::TokioRuntime;
 use tinyproxy::Tinyproxy;
 
@@ -51,7 +53,14 @@ fn a_refusal_is_a_typed_error_naming_the_proxy() {
             JsonParser,
             os_rng_factory(),
         );
-        let (driver, _events) = ClientDriver::new(dialer, vec![proxy_addr(&proxy)], endpoint);
+        let target = ClientTarget {
+            host: proxy_addr(&proxy).ip().to_string(),
+            port: proxy_addr(&proxy).port(),
+            #[cfg(feature = "tls")]
+            tls: None,
+        };
+        let (driver, _events) =
+            ClientDriver::new(dialer, target, endpoint, DEFAULT_MAX_QUEUED_EVENTS);
         driver
             .with(|ep, now| ep.socket().connect(now, "/", None))
             .unwrap();
