@@ -9,6 +9,7 @@ use bytes::Bytes;
 use rand_chacha::rand_core::SeedableRng;
 
 use super::*;
+use crate::engine::*;
 use crate::ws::{ClientHandshake, WebSocket, WsConfig, WsMessage};
 use crate::Str;
 
@@ -1534,7 +1535,7 @@ fn websocket_frames_are_those_of_the_websocket_and_share_the_message() {
             Message::Text(text) => (text.as_bytes(), text.len()),
             Message::Binary(bytes) => (bytes, bytes.len()),
         };
-        if len >= super::server::SHARED_PAYLOAD_MIN {
+        if len >= super::frame::SHARED_PAYLOAD_MIN {
             // Header, then the message's own buffer.
             assert_eq!(wire_a.len(), 2);
             assert_eq!(wire_a[1].as_ptr(), payload.as_ptr());
