@@ -38,7 +38,7 @@
 //! pending GET per session that drains the whole queue, the upgrade with
 //! `2probe`/`3probe`/noop/`5`, the server-sent heartbeat (a pong restarts
 //! the interval), and python-socketio's `cors_allowed_origins`. Deadlines
-//! are kept in one [`TimerTable`](crate::timer::TimerTable) keyed by what
+//! are kept in one [`crate::timer::TimerTable`] keyed by what
 //! each is for, so a session's heartbeat costs O(log n) and fires exactly
 //! on time.
 //!

@@ -1,4 +1,4 @@
-//! The server's deadlines: one [`TimerTable`](crate::timer::TimerTable)
+//! The server's deadlines: one [`crate::timer::TimerTable`]
 //! keyed by what each deadline is for, the connection or session it belongs
 //! to first.
 
