@@ -140,7 +140,7 @@ use frame::FrameCache;
 use http::{bare_response, error_response};
 use polling::PollingState;
 use session::Session;
-use timers::{SessionTimer, TimerKey};
+use timers::{SessionKey, SessionTimer, TimerKey};
 
 /// Identifies one TCP (or TLS) connection the driver accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -384,6 +384,9 @@ pub struct Server {
     ready: VecDeque<ConnId>,
     /// Every deadline of every connection and session.
     timers: TimerTable<TimerKey>,
+    /// The session each [`SessionKey`] names, for timers that expire.
+    session_keys: FxHashMap<SessionKey, Sid>,
+    next_session_key: u64,
     /// HTTP connections whose pipelined requests may now be parsed.
     reprocess: VecDeque<ConnId>,
     /// Sessions that handed output out since [`Server::poll_drained`] last
@@ -430,6 +433,8 @@ impl Server {
             sessions: FxHashMap::default(),
             ready: VecDeque::new(),
             timers: TimerTable::new(),
+            session_keys: FxHashMap::default(),
+            next_session_key: 0,
             reprocess: VecDeque::new(),
             drained: VecDeque::new(),
             frame_cache: FrameCache::default(),
@@ -476,6 +481,7 @@ impl Server {
             }
             return Ok(());
         };
+        let key = session.key;
         match (&mut session.state, input) {
             // ----- long-polling requests -----
             (S::Closing(polling), I::Get { conn, held }) if polling.get.is_none() => {
@@ -527,7 +533,7 @@ impl Server {
             }
             (_, I::Packet(Packet::Pong(_))) => {
                 let next_ping = now + self.config.ping_interval + self.config.ping_interval_grace;
-                self.arm_ping(sid, next_ping);
+                self.arm_ping(key, next_ping);
             }
             (_, I::Packet(Packet::Ping(_))) => {
                 debug!(%sid, "ping from the client: invalid heartbeat direction");
@@ -550,7 +556,7 @@ impl Server {
                 };
                 self.set_role(conn, WsRole::Probe(sid.clone()));
                 self.timers.set(
-                    TimerKey::Session(sid.clone(), SessionTimer::UpgradeTimeout),
+                    TimerKey::Session(key, SessionTimer::UpgradeTimeout),
                     now + self.config.upgrade_timeout,
                 );
             }
@@ -572,7 +578,7 @@ impl Server {
             {
                 let polling = session.state.switch_to(S::WebSocket { conn });
                 let base64 = session.base64;
-                self.complete_upgrade(now, sid, conn, polling, base64);
+                self.complete_upgrade(now, sid, key, conn, polling, base64);
             }
             (S::Upgrading { polling, probe, .. }, I::ProbePacket(conn, _) | I::ProbeLost(conn))
                 if *probe == conn =>
@@ -580,7 +586,7 @@ impl Server {
                 debug!(%sid, "unexpected packet or failure during upgrade");
                 let (polling, probe) = (std::mem::take(polling), *probe);
                 session.state = S::Polling(polling);
-                self.upgrade_abandoned(now, sid, probe);
+                self.upgrade_abandoned(now, sid, key, probe);
             }
             (_, I::ProbePacket(conn, _) | I::ProbeLost(conn)) => self.ws_shutdown(now, conn),
 
@@ -595,7 +601,7 @@ impl Server {
                 // timer fired: peers expect the session dead exactly
                 // `ping_interval + ping_timeout` after the last pong.
                 self.timers.set(
-                    TimerKey::Session(sid.clone(), SessionTimer::PongTimeout),
+                    TimerKey::Session(key, SessionTimer::PongTimeout),
                     due + self.config.ping_timeout,
                 );
                 tracing::trace!(%sid, "ping");
@@ -608,7 +614,7 @@ impl Server {
             (S::Upgrading { polling, probe, .. }, I::Timeout(SessionTimer::UpgradeTimeout, _)) => {
                 let (polling, probe) = (std::mem::take(polling), *probe);
                 session.state = S::Polling(polling);
-                self.upgrade_abandoned(now, sid, probe);
+                self.upgrade_abandoned(now, sid, key, probe);
             }
             (_, I::Timeout(SessionTimer::UpgradeTimeout | SessionTimer::CloseDelivery, _)) => {}
 
@@ -636,13 +642,13 @@ impl Server {
                     sid: sid.clone(),
                     reason,
                 });
-                self.stop_session_timers(sid);
+                self.stop_session_timers(key);
                 self.timers.set(
-                    TimerKey::Session(sid.clone(), SessionTimer::CloseDelivery),
+                    TimerKey::Session(key, SessionTimer::CloseDelivery),
                     now + timers::POLLING_CLOSE_TIMEOUT,
                 );
                 if let Some(probe) = probe {
-                    self.upgrade_abandoned(now, sid, probe);
+                    self.upgrade_abandoned(now, sid, key, probe);
                 }
                 // A GET already held takes the close packet at once: gone.
                 if self.flush_poll(now, sid) {
@@ -658,8 +664,10 @@ impl Server {
     /// fuzzer).
     pub(crate) fn check_invariants(&self) {
         use SessionState as S;
-        let armed = |sid: &Sid, timer| self.timers.is_set(&TimerKey::Session(sid.clone(), timer));
+        let armed = |key: SessionKey, timer| self.timers.is_set(&TimerKey::Session(key, timer));
         for (sid, session) in &self.sessions {
+            let key = session.key;
+            assert_eq!(self.session_keys.get(&key), Some(sid), "session key");
             let held_get = |get: Option<ConnId>| {
                 if let Some(id) = get {
                     let held = self.conns.get(&id).and_then(|c| c.held.as_deref());
@@ -677,7 +685,7 @@ impl Server {
                         ),
                         "probe without its connection"
                     );
-                    assert!(armed(sid, SessionTimer::UpgradeTimeout));
+                    assert!(armed(key, SessionTimer::UpgradeTimeout));
                 }
                 S::WebSocket { conn } => {
                     assert!(
@@ -690,25 +698,30 @@ impl Server {
                 }
                 S::Closing(polling) => {
                     held_get(polling.get);
-                    assert!(armed(sid, SessionTimer::CloseDelivery));
+                    assert!(armed(key, SessionTimer::CloseDelivery));
                 }
             }
             if !session.state.is_closing() {
                 assert!(
-                    armed(sid, SessionTimer::Ping) != armed(sid, SessionTimer::PongTimeout),
+                    armed(key, SessionTimer::Ping) != armed(key, SessionTimer::PongTimeout),
                     "heartbeat state"
                 );
             }
             if !matches!(session.state, S::Upgrading { .. }) {
-                assert!(!armed(sid, SessionTimer::UpgradeTimeout));
+                assert!(!armed(key, SessionTimer::UpgradeTimeout));
             }
         }
+        assert_eq!(self.session_keys.len(), self.sessions.len(), "session keys");
         // Exact: every timer belongs to a live connection or session.
         for key in self.timers.keys() {
             match key {
                 TimerKey::Conn(id, _) => assert!(self.conns.contains_key(id), "stale timer"),
-                TimerKey::Session(sid, _) => {
-                    assert!(self.sessions.contains_key(sid), "stale timer")
+                TimerKey::Session(key, _) => {
+                    let sid = self.session_keys.get(key);
+                    assert!(
+                        sid.is_some_and(|sid| self.sessions.contains_key(sid)),
+                        "stale timer"
+                    )
                 }
             }
         }

@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap;
 use tracing::debug;
 
 use super::conn::Conn;
-use super::timers::{SessionTimer, TimerKey};
+use super::timers::{SessionKey, SessionTimer, TimerKey};
 use super::{CloseReason, ConnId, Input, SendError, Server, ServerEvent, SessionState, Sid};
 use crate::engine::config::{ServerConfig, Transport};
 use crate::engine::packet::{Handshake, Message, Packet};
@@ -17,6 +17,8 @@ use crate::Str;
 
 pub(super) struct Session {
     pub(super) state: SessionState,
+    /// What names the session in its timers.
+    pub(super) key: SessionKey,
     /// The client asked for binary as base64 text (`b64` query parameter).
     pub(super) base64: bool,
     /// Bytes of the messages given to [`Server::send`] that
@@ -163,16 +165,20 @@ impl Server {
         state: SessionState,
         base64: bool,
     ) {
+        let key = SessionKey(self.next_session_key);
+        self.next_session_key += 1;
         let session = Session {
             state,
+            key,
             base64,
             unreported: 0,
             drain_listed: false,
         };
         self.sessions.insert(sid.clone(), session);
+        self.session_keys.insert(key, sid);
         let first_ping = now + self.config.ping_interval + self.config.ping_interval_grace;
         self.timers
-            .set(TimerKey::Session(sid, SessionTimer::Ping), first_ping);
+            .set(TimerKey::Session(key, SessionTimer::Ping), first_ping);
     }
 
     /// Sends a packet of the server's own (a ping) on the session's
@@ -229,7 +235,8 @@ impl Server {
     /// Removes a session and its timers.
     pub(super) fn forget_session(&mut self, sid: &Sid) -> Option<Session> {
         let session = self.sessions.remove(sid)?;
-        self.stop_session_timers(sid);
+        self.session_keys.remove(&session.key);
+        self.stop_session_timers(session.key);
         Some(session)
     }
 }

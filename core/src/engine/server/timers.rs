@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tracing::debug;
 
-use super::{ConnId, ConnKind, Input, Server, Sid};
+use super::{ConnId, ConnKind, Input, Server};
 
 /// How long a polling session the application closed waits for the next
 /// GET to deliver its close packet (engine.io's `closeTimeout`).
@@ -20,8 +20,13 @@ pub(super) const WS_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum TimerKey {
     Conn(ConnId, ConnTimer),
-    Session(Sid, SessionTimer),
+    Session(SessionKey, SessionTimer),
 }
+
+/// Names a session in its timers: a number, cheaper to order than its id
+/// (every timer operation compares keys). Never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct SessionKey(pub(super) u64);
 
 /// A connection's deadlines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -70,8 +75,10 @@ impl Server {
                     debug!(conn = id.0, "no close frame from the peer");
                     self.close_conn(now, id);
                 }
-                TimerKey::Session(sid, timer) => {
-                    let _ = self.step(now, &sid, Input::Timeout(timer, due));
+                TimerKey::Session(key, timer) => {
+                    if let Some(sid) = self.session_keys.get(&key).cloned() {
+                        let _ = self.step(now, &sid, Input::Timeout(timer, due));
+                    }
                 }
             }
         }
@@ -84,22 +91,22 @@ impl Server {
     }
 
     /// The heartbeat's next ping at `at` (and no pong awaited).
-    pub(super) fn arm_ping(&mut self, sid: &Sid, at: Instant) {
+    pub(super) fn arm_ping(&mut self, key: SessionKey, at: Instant) {
         self.timers
-            .stop(&TimerKey::Session(sid.clone(), SessionTimer::PongTimeout));
+            .stop(&TimerKey::Session(key, SessionTimer::PongTimeout));
         self.timers
-            .set(TimerKey::Session(sid.clone(), SessionTimer::Ping), at);
+            .set(TimerKey::Session(key, SessionTimer::Ping), at);
     }
 
     /// Disarms every deadline of a session.
-    pub(super) fn stop_session_timers(&mut self, sid: &Sid) {
+    pub(super) fn stop_session_timers(&mut self, key: SessionKey) {
         for timer in [
             SessionTimer::PongTimeout,
             SessionTimer::CloseDelivery,
             SessionTimer::UpgradeTimeout,
             SessionTimer::Ping,
         ] {
-            self.timers.stop(&TimerKey::Session(sid.clone(), timer));
+            self.timers.stop(&TimerKey::Session(key, timer));
         }
     }
 

@@ -11,7 +11,7 @@ use super::conn::{ConnKind, WsRole};
 use super::http::{append_headers, cookie_header};
 use super::polling::PollingState;
 use super::session::handshake_packet;
-use super::timers::{SessionTimer, TimerKey};
+use super::timers::{SessionKey, SessionTimer, TimerKey};
 use super::{ConnId, Input, Server, ServerEvent, SessionState, Sid};
 use crate::engine::config::Transport;
 use crate::engine::cors::cors_headers;
@@ -174,14 +174,13 @@ impl Server {
         &mut self,
         now: Instant,
         sid: &Sid,
+        key: SessionKey,
         conn: ConnId,
         polling: PollingState,
         base64: bool,
     ) {
-        self.timers.stop(&TimerKey::Session(
-            sid.clone(),
-            SessionTimer::UpgradeTimeout,
-        ));
+        self.timers
+            .stop(&TimerKey::Session(key, SessionTimer::UpgradeTimeout));
         // What the queue held now waits on the WebSocket: the buffered
         // amount changed, so let `poll_drained` look again.
         self.list_queue_drained(sid);
@@ -198,12 +197,16 @@ impl Server {
     }
 
     /// The output of Upgrading → Polling (or Closing): the probe is closed.
-    pub(super) fn upgrade_abandoned(&mut self, now: Instant, sid: &Sid, probe: ConnId) {
+    pub(super) fn upgrade_abandoned(
+        &mut self,
+        now: Instant,
+        sid: &Sid,
+        key: SessionKey,
+        probe: ConnId,
+    ) {
         debug!(%sid, "upgrade abandoned");
-        self.timers.stop(&TimerKey::Session(
-            sid.clone(),
-            SessionTimer::UpgradeTimeout,
-        ));
+        self.timers
+            .stop(&TimerKey::Session(key, SessionTimer::UpgradeTimeout));
         self.ws_shutdown(now, probe);
     }
 }
