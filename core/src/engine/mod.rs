@@ -15,8 +15,6 @@ mod pair;
 pub mod server;
 #[doc(hidden)]
 pub mod server_fuzz;
-#[cfg(test)]
-mod server_tests;
 
 pub use client::*;
 #[doc(hidden)]
