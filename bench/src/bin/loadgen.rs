@@ -51,6 +51,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use socketio_bench::flags::{usage_exit, Flags};
 use socketio_bench::wire::{
     connect, digits, find, push_frame, status_kb, Conn, Failure, ReadBuffer, READ_BUFFER,
 };
@@ -83,14 +84,15 @@ struct Options {
     workload: Option<String>,
 }
 
+const USAGE: &str = "usage: loadgen echo|polling|idle|broadcast|burst|cluster|report --addr HOST:PORT[,HOST:PORT...] --pid PID[,PID...] [--clients N] [--inflight N] [--secs S] [--raw] [--redis HOST:PORT --redis-pid PID] [--out FILE --label NAME] [--workload NAME]";
+
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: loadgen echo|polling|idle|broadcast|burst|cluster|report --addr HOST:PORT[,HOST:PORT...] --pid PID[,PID...] [--clients N] [--inflight N] [--secs S] [--raw] [--redis HOST:PORT --redis-pid PID] [--out FILE --label NAME] [--workload NAME]");
-    std::process::exit(2)
+    usage_exit(USAGE, problem)
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let mode = args.next().unwrap_or_else(|| usage("mode missing"));
+    let mut flags = Flags::from_env(USAGE, &["--raw"]);
+    let mode = flags.positional().unwrap_or_else(|| usage("mode missing"));
     let mut options = Options {
         mode,
         addr: String::from("127.0.0.1:3000"),
@@ -106,14 +108,7 @@ fn main() {
         label: String::from("server"),
         workload: None,
     };
-    while let Some(flag) = args.next() {
-        if flag == "--raw" {
-            options.raw = true;
-            continue;
-        }
-        let value = args
-            .next()
-            .unwrap_or_else(|| usage(&format!("{flag} needs a value")));
+    for (flag, value) in flags {
         let number = || -> u64 { value.parse().unwrap_or_else(|_| usage("bad number")) };
         match flag.as_str() {
             "--addr" => options.addr = value.clone(),
@@ -132,6 +127,7 @@ fn main() {
             "--out" => options.out = Some(value.clone()),
             "--label" => options.label = value.clone(),
             "--workload" => options.workload = Some(value.clone()),
+            "--raw" => options.raw = true,
             other => usage(&format!("unknown argument {other}")),
         }
     }
