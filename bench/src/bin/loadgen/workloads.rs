@@ -171,23 +171,35 @@ pub(super) async fn receive_broadcasts(
 ) -> Result<(), Failure> {
     loop {
         conn.fill().await?;
-        while let Some(payload) = conn.reader.next_packet(&mut conn.out)? {
-            let Some(id) = parse_id(&conn.reader.buf[payload]) else {
-                continue;
-            };
-            let Some(completed) = pending.delivered(id) else {
-                continue;
-            };
-            stats.count.fetch_add(1, Ordering::Relaxed);
-            if let Some(sent_at) = completed {
-                // Fan-out latency: until the last receiver has it.
-                stats.record_latency(sent_at);
-                stats.completed.fetch_add(1, Ordering::Relaxed);
-                let _ = done.send(());
-            }
-        }
+        count_deliveries(conn, stats, pending, done)?;
         conn.flush().await?;
     }
+}
+
+/// Count the broadcasts read into `conn`; the last receiver of one
+/// records its fan-out latency (until the last receiver has it) and tells
+/// the sender.
+fn count_deliveries(
+    conn: &mut Conn,
+    stats: &Stats,
+    pending: &Pending,
+    done: &tokio::sync::mpsc::UnboundedSender<()>,
+) -> Result<(), Failure> {
+    while let Some(payload) = conn.reader.next_packet(&mut conn.out)? {
+        let Some(id) = parse_id(&conn.reader.buf[payload]) else {
+            continue;
+        };
+        let Some(completed) = pending.delivered(id) else {
+            continue;
+        };
+        stats.count.fetch_add(1, Ordering::Relaxed);
+        if let Some(sent_at) = completed {
+            stats.record_latency(sent_at);
+            stats.completed.fetch_add(1, Ordering::Relaxed);
+            let _ = done.send(());
+        }
+    }
+    Ok(())
 }
 
 /// One client broadcasts to a room of `clients` receivers, keeping
@@ -361,20 +373,7 @@ pub(super) async fn cluster_client(
             }
             read = conn.fill() => {
                 read?;
-                while let Some(payload) = conn.reader.next_packet(&mut conn.out)? {
-                    let Some(id) = parse_id(&conn.reader.buf[payload]) else {
-                        continue;
-                    };
-                    let Some(completed) = pending.delivered(id) else {
-                        continue;
-                    };
-                    stats.count.fetch_add(1, Ordering::Relaxed);
-                    if let Some(sent_at) = completed {
-                        stats.record_latency(sent_at);
-                        stats.completed.fetch_add(1, Ordering::Relaxed);
-                        let _ = done.send(());
-                    }
-                }
+                count_deliveries(conn, stats, pending, done)?;
             }
         }
         conn.flush().await?;
