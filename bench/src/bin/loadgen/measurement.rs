@@ -333,3 +333,16 @@ pub(super) async fn run_echo_window(
         ],
     );
 }
+
+/// The measured window of a workload whose load is already running, taken
+/// in a task of its own once the load has settled (2 s).
+pub(super) fn spawn_window(
+    options: &Options,
+    stats: &Arc<Stats>,
+) -> tokio::task::JoinHandle<Window> {
+    let (options, stats) = (options.clone(), stats.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        measure(&options, &stats).await
+    })
+}

@@ -300,12 +300,7 @@ pub(super) async fn broadcast(options: &Options, burst: bool) -> Result<(), Fail
         next_id += 1;
     }
     sender.flush().await?;
-    let stats_for_window = stats.clone();
-    let options_for_window = options.clone();
-    let window = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        measure(&options_for_window, &stats_for_window).await
-    });
+    let window = spawn_window(options, &stats);
     tokio::pin!(window);
     let window = loop {
         tokio::select! {
@@ -453,12 +448,7 @@ pub(super) async fn cluster(options: &Options) -> Result<(), Failure> {
     for _ in 0..options.inflight {
         send(&mut next_id);
     }
-    let stats_for_window = stats.clone();
-    let options_for_window = options.clone();
-    let window = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        measure(&options_for_window, &stats_for_window).await
-    });
+    let window = spawn_window(options, &stats);
     tokio::pin!(window);
     let window = loop {
         tokio::select! {
