@@ -5,7 +5,7 @@
 #   bash bench/run.sh
 #
 # Every server under test is started fresh for each workload, pinned to
-# core 0; the load generator (bench/src/bin/loadgen.rs, a current-thread
+# core 0; the load generator (bench/src/bin/loadgen/, a current-thread
 # Rust client speaking raw Engine.IO) runs on core 1 and marks a figure
 # INVALID when it used more than 90% of its core. Prints one table per
 # workload with each server's figures and its ratio to ours on tokio, a

@@ -23,7 +23,6 @@
 //! mounted in an axum router ([`socketio::SocketIoLayer`]) that also
 //! answers `GET /health` with `ok`: the suites then run through hyper.
 
-use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,6 +31,13 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use socketio::core::engine::{self, CorsOrigins};
 use socketio::driver::{os_rng, EngineDriver, Router};
+#[path = "common/cli.rs"]
+mod cli;
+#[path = "common/log.rs"]
+mod log;
+#[path = "common/runtimes.rs"]
+mod runtimes;
+
 use socketio::{AckSender, Args, Runtime, Server, SocketRef, Value};
 
 /// Ping interval of both servers.
@@ -167,76 +173,51 @@ fn servers(runtime: Arc<dyn Runtime>) -> (Server, EngineDriver) {
     (socketio, engineio)
 }
 
-/// The runtimes the examples offer, whatever features `socketio` was
-/// built with: the adapters are dev-dependencies.
-fn runtime_named(name: &str) -> Option<Arc<dyn Runtime>> {
-    match name {
-        "tokio" => Some(Arc::new(socketio_tokio::TokioRuntime::current_or_global())),
-        "async-std" => Some(Arc::new(socketio_async_std::AsyncStdRuntime)),
-        "smol" => Some(Arc::new(socketio_smol::SmolRuntime)),
-        _ => None,
-    }
-}
-
-/// Run `main` on the runtime named `name`, with that runtime current.
-fn block_on<F: Future>(name: &str, main: F) -> F::Output {
-    let main = async {
-        let runtime = runtime_named(name).expect("runtime checked");
-        socketio::set_current_runtime(runtime);
-        main.await
-    };
-    match name {
-        "async-std" => socketio_async_std::AsyncStdRuntime::block_on(main),
-        "smol" => socketio_smol::SmolRuntime::block_on(main),
-        _ => socketio_tokio::TokioRuntime::block_on(main),
-    }
-}
-
-fn usage(problem: &str) -> ! {
-    eprintln!(
-        "{problem}\nusage: conformance_server --port P [--runtime tokio|async-std|smol] [--mount axum]"
-    );
-    std::process::exit(2)
-}
+/// `conformance_server --help`.
+static HELP: cli::Help = cli::Help {
+    name: "conformance_server",
+    about: "the server the official Engine.IO v4 and Socket.IO v5 test suites run against (/engine.io/ and /socket.io/ on one port)",
+    usage: "--port P [--runtime tokio|async-std|smol] [--mount axum]",
+    options: &[
+        ("--port P", "port to listen on, on 127.0.0.1 (required; 0 for any free one)"),
+        ("--runtime tokio|async-std|smol", "async runtime (tokio)"),
+        log::LOG_OPTION,
+        ("--mount axum", "serve through an axum router that also answers GET /health (tokio, feature tower)"),
+    ],
+    notes: "Prints `listening on PORT` when ready.",
+};
 
 #[allow(dead_code)]
 fn main() {
     let mut runtime = String::from("tokio");
     let mut port = None;
     let mut mounted = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let mut value = || {
-            args.next()
-                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
-        };
+    let mut log_filter = None;
+    let mut args = HELP.args();
+    while let Some(flag) = args.next_flag() {
         match flag.as_str() {
-            "--port" => port = Some(value().parse().unwrap_or_else(|_| usage("bad port"))),
+            "--port" => port = Some(args.parse(&flag)),
             "--runtime" => {
-                runtime = value();
-                if runtime_named(&runtime).is_none() {
-                    usage(&format!("unknown runtime {runtime}"));
+                runtime = args.value(&flag);
+                if runtimes::runtime_named(&runtime).is_none() {
+                    HELP.fail(format!("unknown runtime {runtime}"));
                 }
             }
-            "--mount" => match value().as_str() {
+            "--mount" => match args.value(&flag).as_str() {
                 "axum" if cfg!(feature = "tower") => mounted = true,
-                "axum" => usage("--mount axum needs the tower feature"),
-                other => usage(&format!("unknown framework {other}")),
+                "axum" => HELP.fail("--mount axum needs the tower feature"),
+                other => HELP.fail(format!("unknown framework {other}")),
             },
-            other => usage(&format!("unknown argument {other}")),
+            "--log" => log_filter = Some(args.value(&flag)),
+            _ => args.unknown(&flag),
         }
     }
-    let port: u16 = port.unwrap_or_else(|| usage("--port is required"));
+    let port: u16 = port.unwrap_or_else(|| HELP.fail("--port is required"));
     if mounted && runtime != "tokio" {
-        usage("--mount axum runs on tokio only");
+        HELP.fail("--mount axum runs on tokio only");
     }
-    if std::env::var_os("SOCKETIO_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(std::io::stderr)
-            .try_init();
-    }
-    block_on(&runtime.clone(), async move {
+    log::init(log_filter, None, &HELP);
+    runtimes::block_on(&runtime.clone(), async move {
         let started = match mounted {
             #[cfg(feature = "tower")]
             true => start_mounted(port).await,

@@ -56,6 +56,9 @@
 //! [`BusInput`]s. Turning those into Redis commands and back is the loop's
 //! job, done below with the core's sans-IO RESP codec ([`resp`]).
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
@@ -801,32 +804,39 @@ impl App {
     }
 }
 
-const USAGE: &str =
-    "usage: custom_event_loop --port P [--parser json|msgpack] [--redis redis://host:port]";
+/// `custom_event_loop --help`.
+static HELP: cli::Help = cli::Help {
+    name: "custom_event_loop",
+    about: "a Socket.IO server driven by a plain single-threaded loop over std::net, with no async runtime",
+    usage: "--port P [--parser json|msgpack] [--redis redis://host:port]",
+    options: &[
+        ("--port P", "port to listen on, on 127.0.0.1 (required; 0 for any free one)"),
+        ("--parser json|msgpack", "wire format (json)"),
+        ("--redis URL", "also be one node of a cluster over this Redis (python-socketio's format)"),
+    ],
+    notes: "Prints `listening on PORT` when ready and serves the interop echo contract on / and /custom.",
+};
 
-/// `--port P [--parser json|msgpack] [--redis redis://host:port]`.
 #[allow(dead_code)] // The tests include this file as a module and use `serve`.
 fn main() {
     let mut port = None;
     let mut parser = AnyParser::from(JsonParser);
     let mut redis = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next();
-        match (flag.as_str(), value.as_deref()) {
-            ("--port", Some(p)) => port = p.parse::<u16>().ok(),
-            ("--parser", Some("json")) => parser = JsonParser.into(),
-            ("--parser", Some("msgpack")) => parser = MsgPackParser.into(),
-            ("--redis", Some(url)) => redis = Some(url.to_owned()),
-            _ => {
-                eprintln!("{USAGE}");
-                std::process::exit(2);
-            }
+    let mut args = HELP.args();
+    while let Some(flag) = args.next_flag() {
+        match flag.as_str() {
+            "--port" => port = Some(args.parse::<u16>(&flag)),
+            "--parser" => match args.value(&flag).as_str() {
+                "json" => parser = JsonParser.into(),
+                "msgpack" => parser = MsgPackParser.into(),
+                other => args.fail(format_args!("unknown parser {other}")),
+            },
+            "--redis" => redis = Some(args.value(&flag)),
+            _ => args.unknown(&flag),
         }
     }
     let Some(port) = port else {
-        eprintln!("{USAGE}");
-        std::process::exit(2);
+        HELP.fail("--port is required")
     };
     let listener = match TcpListener::bind(("127.0.0.1", port)) {
         Ok(listener) => listener,

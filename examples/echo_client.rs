@@ -24,6 +24,18 @@ use std::time::Duration;
 use futures_channel::mpsc;
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
+// socketio's tests include this file and echo_server.rs in one crate:
+// both bring these modules.
+#[path = "common/cli.rs"]
+#[allow(clippy::duplicate_mod)]
+mod cli;
+#[path = "common/log.rs"]
+#[allow(clippy::duplicate_mod)]
+mod log;
+#[path = "common/runtimes.rs"]
+#[allow(clippy::duplicate_mod)]
+mod runtimes;
+
 use socketio::{
     AnyParser, Args, Binary, Bytes, Client, ClientAck, ClientSocket, ClientTransports, Error,
     JsonParser, MsgPackParser, Runtime, Str, Transport, Value,
@@ -372,35 +384,24 @@ async fn round_trips(
     Ok(())
 }
 
-/// The runtimes the examples offer, whatever features `socketio` was
-/// built with: the adapters are dev-dependencies.
-fn runtime_named(name: &str) -> Option<Arc<dyn Runtime>> {
-    match name {
-        "tokio" => Some(Arc::new(socketio_tokio::TokioRuntime::current_or_global())),
-        "async-std" => Some(Arc::new(socketio_async_std::AsyncStdRuntime)),
-        "smol" => Some(Arc::new(socketio_smol::SmolRuntime)),
-        _ => None,
-    }
-}
-
-/// Run `main` on the runtime named `name`, with that runtime current.
-fn block_on<F: Future>(name: &str, main: F) -> F::Output {
-    let main = async {
-        let runtime = runtime_named(name).expect("runtime checked");
-        socketio::set_current_runtime(runtime);
-        main.await
-    };
-    match name {
-        "async-std" => socketio_async_std::AsyncStdRuntime::block_on(main),
-        "smol" => socketio_smol::SmolRuntime::block_on(main),
-        _ => socketio_tokio::TokioRuntime::block_on(main),
-    }
-}
-
-fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: echo_client --url U --transports polling|websocket|upgrade --nsp N [--auth JSON] [--parser json|msgpack] [--expect-reject] [--reconnect-check] [--runtime tokio|async-std|smol]");
-    std::process::exit(2)
-}
+/// `echo_client --help`.
+static HELP: cli::Help = cli::Help {
+    name: "echo_client",
+    about: "runs the interoperability tests' echo scenario against an echo server and prints one line, PASS or FAIL",
+    usage: "--url U --transports polling|websocket|upgrade --nsp N [options]",
+    options: &[
+        ("--url U", "the server (http://127.0.0.1:3000)"),
+        ("--transports T", "polling, websocket, or upgrade (polling then websocket)"),
+        ("--nsp N", "namespace to connect to (/ or /custom)"),
+        ("--auth JSON", "auth payload of the CONNECT packet"),
+        ("--parser json|msgpack", "wire format (json)"),
+        ("--expect-reject", "pass if the server refuses the connection"),
+        ("--reconnect-check", "print RESTART-ME, then expect the server to restart and reconnect by itself"),
+        ("--runtime tokio|async-std|smol", "async runtime (tokio)"),
+        log::LOG_OPTION,
+    ],
+    notes: "Exits 0 on PASS, 1 on FAIL.",
+};
 
 #[allow(dead_code)]
 fn main() {
@@ -418,65 +419,58 @@ fn main() {
         reconnect_check: false,
         runtime: Arc::new(socketio_smol::SmolRuntime),
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let mut value = || {
-            args.next()
-                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
-        };
+    let mut log_filter = None;
+    let mut args = HELP.args();
+    while let Some(flag) = args.next_flag() {
         match flag.as_str() {
-            "--url" => url = Some(value()),
+            "--url" => url = Some(args.value(&flag)),
             "--transports" => {
-                transports = Some(match value().as_str() {
+                transports = Some(match args.value(&flag).as_str() {
                     "polling" => ClientTransports::Polling,
                     "websocket" => ClientTransports::WebSocket,
                     "upgrade" => ClientTransports::Upgrade,
-                    other => usage(&format!("unknown transports {other}")),
+                    other => HELP.fail(format!("unknown transports {other}")),
                 })
             }
-            "--nsp" => nsp = Some(value()),
+            "--nsp" => nsp = Some(args.value(&flag)),
             "--auth" => {
-                let text = value();
+                let text = args.value(&flag);
                 let json: serde_json::Value = serde_json::from_str(&text)
-                    .unwrap_or_else(|e| usage(&format!("--auth is not JSON: {e}")));
+                    .unwrap_or_else(|e| HELP.fail(format!("--auth is not JSON: {e}")));
                 options.auth = Some(
                     socketio::core::value::to_value(&json)
-                        .unwrap_or_else(|e| usage(&format!("--auth: {e}"))),
+                        .unwrap_or_else(|e| HELP.fail(format!("--auth: {e}"))),
                 );
             }
             "--parser" => {
-                options.parser = match value().as_str() {
+                options.parser = match args.value(&flag).as_str() {
                     "json" => JsonParser.into(),
                     "msgpack" => MsgPackParser.into(),
-                    other => usage(&format!("unknown parser {other}")),
+                    other => HELP.fail(format!("unknown parser {other}")),
                 }
             }
             "--expect-reject" => options.expect_reject = true,
             "--reconnect-check" => options.reconnect_check = true,
             "--runtime" => {
-                runtime = value();
-                if runtime_named(&runtime).is_none() {
-                    usage(&format!("unknown runtime {runtime}"));
+                runtime = args.value(&flag);
+                if runtimes::runtime_named(&runtime).is_none() {
+                    HELP.fail(format!("unknown runtime {runtime}"));
                 }
             }
-            other => usage(&format!("unknown argument {other}")),
+            "--log" => log_filter = Some(args.value(&flag)),
+            _ => args.unknown(&flag),
         }
     }
-    options.url = url.unwrap_or_else(|| usage("--url is required"));
-    options.transports = transports.unwrap_or_else(|| usage("--transports is required"));
-    options.nsp = nsp.unwrap_or_else(|| usage("--nsp is required"));
-    if std::env::var_os("SOCKETIO_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(std::io::stderr)
-            .try_init();
-    }
+    options.url = url.unwrap_or_else(|| HELP.fail("--url is required"));
+    options.transports = transports.unwrap_or_else(|| HELP.fail("--transports is required"));
+    options.nsp = nsp.unwrap_or_else(|| HELP.fail("--nsp is required"));
+    log::init(log_filter, None, &HELP);
     let overall = if options.reconnect_check {
         OVERALL_WITH_RESTART
     } else {
         OVERALL
     };
-    let outcome = block_on(&runtime.clone(), async move {
+    let outcome = runtimes::block_on(&runtime.clone(), async move {
         options.runtime = socketio::current_runtime();
         within(overall, run(&options)).await
     });

@@ -33,11 +33,17 @@
 //! `broadcast-ack(room, data, timeout_ms)` and `server-count`, each
 //! reaching the sockets (or servers) of every node.
 
-use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+#[path = "common/cli.rs"]
+mod cli;
+#[path = "common/log.rs"]
+mod log;
+#[path = "common/runtimes.rs"]
+mod runtimes;
 
 use socketio::{
     AckSender, AmqpAdapter, AnyParser, Args, Binary, Bytes, ConnectRefusal, JsonParser,
@@ -382,47 +388,7 @@ fn parse_parser(name: &str) -> AnyParser {
     match name {
         "json" => JsonParser.into(),
         "msgpack" => MsgPackParser.into(),
-        other => usage(&format!("unknown parser {other}")),
-    }
-}
-
-/// The runtimes the examples offer, whatever features `socketio` was
-/// built with: the adapters are dev-dependencies.
-fn runtime_named(name: &str) -> Option<Arc<dyn Runtime>> {
-    match name {
-        "tokio" => Some(Arc::new(socketio_tokio::TokioRuntime::current_or_global())),
-        "async-std" => Some(Arc::new(socketio_async_std::AsyncStdRuntime)),
-        "smol" => Some(Arc::new(socketio_smol::SmolRuntime)),
-        _ => None,
-    }
-}
-
-/// Run `main` on the runtime named `name`, with that runtime current.
-fn block_on<F: Future>(name: &str, main: F) -> F::Output {
-    let main = async {
-        let runtime = runtime_named(name).expect("runtime checked");
-        socketio::set_current_runtime(runtime);
-        main.await
-    };
-    match name {
-        "async-std" => socketio_async_std::AsyncStdRuntime::block_on(main),
-        "smol" => socketio_smol::SmolRuntime::block_on(main),
-        _ => socketio_tokio::TokioRuntime::block_on(main),
-    }
-}
-
-const USAGE: &str = "usage: echo_server --port P [--parser json|msgpack] [--state-recovery SECS] [--runtime tokio|async-std|smol] [--ping-interval MS] [--ping-timeout MS] [--max-payload BYTES] [--adapter redis-python|redis-node|redis-node-sharded|redis-streams --redis URL | --adapter amqp --amqp URL | --adapter kafka --kafka URL[,URL...] | --adapter zmq --zmq zmq+tcp://HOST:PORT1+PORT2] [--channel NAME] [--mount axum]";
-
-fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\n{USAGE}");
-    std::process::exit(2)
-}
-
-/// A flag's value in milliseconds.
-fn millis(flag: &str, value: &str) -> Duration {
-    match value.parse() {
-        Ok(ms) => Duration::from_millis(ms),
-        Err(_) => usage(&format!("{flag}: bad milliseconds {value}")),
+        other => HELP.fail(format_args!("unknown parser {other}")),
     }
 }
 
@@ -436,6 +402,31 @@ async fn mount_in_axum(server: Server, port: u16) -> std::io::Result<SocketAddr>
     tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(addr)
 }
+
+/// `echo_server --help`.
+static HELP: cli::Help = cli::Help {
+    name: "echo_server",
+    about: "the echo server of the interoperability tests (namespaces / and /custom), optionally one node of a cluster",
+    usage: "--port P [options]",
+    options: &[
+        ("--port P", "port to listen on, on 127.0.0.1 (required; 0 for any free one)"),
+        ("--parser json|msgpack", "wire format (json)"),
+        ("--state-recovery SECS", "connection state recovery window (off)"),
+        ("--runtime tokio|async-std|smol", "async runtime (tokio)"),
+        log::LOG_OPTION,
+        ("--ping-interval MS", "Engine.IO ping interval (25000)"),
+        ("--ping-timeout MS", "Engine.IO ping timeout (20000)"),
+        ("--max-payload BYTES", "largest message or polling body (1000000)"),
+        ("--adapter KIND", "cluster bus: redis-python, redis-node, redis-node-sharded, redis-streams (with --redis), amqp, kafka or zmq"),
+        ("--redis URL", "Redis server of a redis-* adapter (redis://host:port)"),
+        ("--amqp URL", "RabbitMQ server of the amqp adapter (amqp://host:port)"),
+        ("--kafka URL[,URL...]", "Kafka brokers of the kafka adapter"),
+        ("--zmq URL", "ZeroMQ broker of the zmq adapter (zmq+tcp://HOST:PORT1+PORT2)"),
+        ("--channel NAME", "cluster channel (python-socketio's default)"),
+        ("--mount axum", "serve through an axum router (tokio, feature tower)"),
+    ],
+    notes: "Prints `listening on PORT` when ready.",
+};
 
 #[allow(dead_code)]
 fn main() {
@@ -454,52 +445,43 @@ fn main() {
     let mut mounted = false;
     let (mut adapter, mut redis, mut channel) = (None::<String>, None::<String>, None::<String>);
     let (mut amqp, mut kafka, mut zmq) = (None::<String>, None::<String>, None::<String>);
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let mut value = || {
-            args.next()
-                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
-        };
+    let mut log_filter = None;
+    let mut args = HELP.args();
+    while let Some(flag) = args.next_flag() {
         match flag.as_str() {
-            "--port" => port = Some(value().parse().unwrap_or_else(|_| usage("bad port"))),
-            "--parser" => options.parser = parse_parser(&value()),
+            "--port" => port = Some(args.parse(&flag)),
+            "--parser" => options.parser = parse_parser(&args.value(&flag)),
             "--state-recovery" => {
-                let secs: u64 = value().parse().unwrap_or_else(|_| usage("bad seconds"));
-                options.state_recovery = Some(Duration::from_secs(secs));
+                options.state_recovery = Some(Duration::from_secs(args.parse(&flag)));
             }
             "--runtime" => {
-                runtime = value();
-                if runtime_named(&runtime).is_none() {
-                    usage(&format!("unknown runtime {runtime}"));
+                runtime = args.value(&flag);
+                if runtimes::runtime_named(&runtime).is_none() {
+                    HELP.fail(format!("unknown runtime {runtime}"));
                 }
             }
-            "--adapter" => adapter = Some(value()),
-            "--redis" => redis = Some(value()),
-            "--amqp" => amqp = Some(value()),
-            "--kafka" => kafka = Some(value()),
-            "--zmq" => zmq = Some(value()),
-            "--channel" => channel = Some(value()),
-            "--mount" if value() == "axum" => mounted = true,
-            "--mount" => usage("--mount takes axum"),
-            "--ping-interval" => options.ping_interval = Some(millis(&flag, &value())),
-            "--ping-timeout" => options.ping_timeout = Some(millis(&flag, &value())),
-            "--max-payload" => {
-                let bytes = value();
-                let bytes = bytes
-                    .parse()
-                    .unwrap_or_else(|_| usage(&format!("--max-payload: bad bytes {bytes}")));
-                options.max_payload = Some(bytes);
+            "--adapter" => adapter = Some(args.value(&flag)),
+            "--redis" => redis = Some(args.value(&flag)),
+            "--amqp" => amqp = Some(args.value(&flag)),
+            "--kafka" => kafka = Some(args.value(&flag)),
+            "--zmq" => zmq = Some(args.value(&flag)),
+            "--channel" => channel = Some(args.value(&flag)),
+            "--mount" if args.value(&flag) == "axum" => mounted = true,
+            "--mount" => HELP.fail("--mount takes axum"),
+            "--ping-interval" => {
+                options.ping_interval = Some(Duration::from_millis(args.parse(&flag)))
             }
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                std::process::exit(0)
+            "--ping-timeout" => {
+                options.ping_timeout = Some(Duration::from_millis(args.parse(&flag)))
             }
-            other => usage(&format!("unknown argument {other}")),
+            "--max-payload" => options.max_payload = Some(args.parse(&flag)),
+            "--log" => log_filter = Some(args.value(&flag)),
+            _ => args.unknown(&flag),
         }
     }
-    options.port = port.unwrap_or_else(|| usage("--port is required"));
+    options.port = port.unwrap_or_else(|| HELP.fail("--port is required"));
     if mounted && (runtime != "tokio" || !cfg!(feature = "tower")) {
-        usage("--mount axum runs on tokio with the tower feature");
+        HELP.fail("--mount axum runs on tokio with the tower feature");
     }
     // Mounted: our own listener takes any port, axum the requested one.
     let axum_port = options.port;
@@ -507,51 +489,46 @@ fn main() {
         options.port = 0;
     }
     if adapter.as_deref() == Some("amqp") {
-        let url = amqp.unwrap_or_else(|| usage("--adapter amqp needs --amqp URL"));
+        let url = amqp.unwrap_or_else(|| HELP.fail("--adapter amqp needs --amqp URL"));
         let mut made =
-            AmqpAdapter::python(&url).unwrap_or_else(|e| usage(&format!("bad --amqp: {e}")));
+            AmqpAdapter::python(&url).unwrap_or_else(|e| HELP.fail(format!("bad --amqp: {e}")));
         if let Some(channel) = channel.take() {
             made = made.channel(&channel);
         }
         options.adapter = Some(ClusterAdapter::Amqp(made));
     } else if adapter.as_deref() == Some("kafka") {
-        let urls = kafka.unwrap_or_else(|| usage("--adapter kafka needs --kafka URL"));
+        let urls = kafka.unwrap_or_else(|| HELP.fail("--adapter kafka needs --kafka URL"));
         let mut made =
-            KafkaAdapter::python(&urls).unwrap_or_else(|e| usage(&format!("bad --kafka: {e}")));
+            KafkaAdapter::python(&urls).unwrap_or_else(|e| HELP.fail(format!("bad --kafka: {e}")));
         if let Some(channel) = channel.take() {
             made = made.channel(&channel);
         }
         options.adapter = Some(ClusterAdapter::Kafka(made));
     } else if adapter.as_deref() == Some("zmq") {
-        let url = zmq.unwrap_or_else(|| usage("--adapter zmq needs --zmq URL"));
+        let url = zmq.unwrap_or_else(|| HELP.fail("--adapter zmq needs --zmq URL"));
         let mut made =
-            ZmqAdapter::python(&url).unwrap_or_else(|e| usage(&format!("bad --zmq: {e}")));
+            ZmqAdapter::python(&url).unwrap_or_else(|e| HELP.fail(format!("bad --zmq: {e}")));
         if let Some(channel) = channel.take() {
             made = made.channel(&channel);
         }
         options.adapter = Some(ClusterAdapter::Zmq(made));
     } else if let Some(kind) = adapter {
-        let url = redis.unwrap_or_else(|| usage("--adapter needs --redis URL"));
+        let url = redis.unwrap_or_else(|| HELP.fail("--adapter needs --redis URL"));
         let made = match kind.as_str() {
             "redis-python" => RedisAdapter::python(&url),
             "redis-node" => RedisAdapter::node(&url),
             "redis-node-sharded" => RedisAdapter::node_sharded(&url),
             "redis-streams" => RedisAdapter::node_streams(&url),
-            other => usage(&format!("unknown adapter {other}")),
+            other => HELP.fail(format!("unknown adapter {other}")),
         };
-        let mut made = made.unwrap_or_else(|e| usage(&format!("bad --redis: {e}")));
+        let mut made = made.unwrap_or_else(|e| HELP.fail(format!("bad --redis: {e}")));
         if let Some(channel) = channel {
             made = made.channel(&channel);
         }
         options.adapter = Some(ClusterAdapter::Redis(made));
     }
-    if std::env::var_os("SOCKETIO_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(std::io::stderr)
-            .try_init();
-    }
-    block_on(&runtime.clone(), async move {
+    log::init(log_filter, None, &HELP);
+    runtimes::block_on(&runtime.clone(), async move {
         options.runtime = socketio::current_runtime();
         match start(&options).await {
             Ok((server, addr)) => {
@@ -559,7 +536,7 @@ fn main() {
                 let addr = match mounted {
                     true => mount_in_axum(server.clone(), axum_port)
                         .await
-                        .unwrap_or_else(|e| usage(&format!("cannot listen: {e}"))),
+                        .unwrap_or_else(|e| HELP.fail(format!("cannot listen: {e}"))),
                     false => addr,
                 };
                 let _ = axum_port;

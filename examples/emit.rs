@@ -21,14 +21,33 @@
 
 use std::time::Duration;
 
+#[path = "common/cli.rs"]
+mod cli;
+#[path = "common/log.rs"]
+mod log;
+
 use socketio::{AmqpAdapter, Emitter, KafkaAdapter, RedisAdapter, RuntimeKind, Value, ZmqAdapter};
 
-fn usage(problem: &str) -> ! {
-    eprintln!(
-        "{problem}\nusage: emit (--redis URL --format python|node|node-sharded|streams | --amqp URL | --kafka URL[,URL...] | --zmq zmq+tcp://HOST:PORT1+PORT2) [--channel NAME] [--nsp /] [--room R] EVENT JSON_ARGS"
-    );
-    std::process::exit(2)
-}
+/// `emit --help`.
+static HELP: cli::Help = cli::Help {
+    name: "emit",
+    about: "emits one event to the clients of every server of a cluster, through its broker, then exits",
+    usage: "(--redis URL --format F | --amqp URL | --kafka URL[,URL...] | --zmq URL) [options] EVENT JSON_ARGS",
+    options: &[
+        ("--redis URL", "Redis server (redis://host:port); needs --format"),
+        ("--format F", "Redis message format: python, node, node-sharded or streams"),
+        ("--amqp URL", "RabbitMQ server (amqp://host:port), python-socketio's format"),
+        ("--kafka URL[,URL...]", "Kafka brokers, python-socketio's format; the topic is the channel"),
+        ("--zmq URL", "ZeroMQ broker (zmq+tcp://HOST:PORT1+PORT2), python-socketio's format"),
+        ("--channel NAME", "cluster channel (python-socketio's default)"),
+        ("--nsp N", "namespace (/)"),
+        ("--room R", "only the clients in room R (default: every client of the namespace)"),
+        log::LOG_OPTION,
+        ("EVENT", "the event's name"),
+        ("JSON_ARGS", "a JSON array of the event's arguments; {\"$bin\": \"<hex>\"} stands for binary"),
+    ],
+    notes: "Exits 0 once the broker took the message, 1 if it could not be published within 10 s, 2 on bad usage.",
+};
 
 /// `{"$bin": "<hex>"}` objects become binary, anywhere in the tree.
 fn with_binary(value: Value) -> Value {
@@ -56,42 +75,40 @@ fn main() {
         (None, None, None, String::from("/"), None);
     let (mut amqp, mut kafka, mut zmq) = (None, None::<String>, None);
     let mut positional = Vec::new();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || {
-            args.next()
-                .unwrap_or_else(|| usage(&format!("{arg} needs a value")))
-        };
+    let mut log_filter = None;
+    let mut args = HELP.args();
+    while let Some(arg) = args.next_flag() {
         match arg.as_str() {
-            "--redis" => redis = Some(value()),
-            "--amqp" => amqp = Some(value()),
-            "--kafka" => kafka = Some(value()),
-            "--zmq" => zmq = Some(value()),
-            "--format" => format = Some(value()),
-            "--channel" => channel = Some(value()),
-            "--nsp" => nsp = value(),
-            "--room" => room = Some(value()),
-            "--help" | "-h" => usage("emit one event to every node of a cluster"),
+            "--redis" => redis = Some(args.value(&arg)),
+            "--amqp" => amqp = Some(args.value(&arg)),
+            "--kafka" => kafka = Some(args.value(&arg)),
+            "--zmq" => zmq = Some(args.value(&arg)),
+            "--format" => format = Some(args.value(&arg)),
+            "--channel" => channel = Some(args.value(&arg)),
+            "--nsp" => nsp = args.value(&arg),
+            "--room" => room = Some(args.value(&arg)),
+            "--log" => log_filter = Some(args.value(&arg)),
+            flag if flag.starts_with("--") => args.unknown(flag),
             _ => positional.push(arg),
         }
     }
     let [event, json] = positional.as_slice() else {
-        usage("EVENT and JSON_ARGS are required")
+        HELP.fail("EVENT and JSON_ARGS are required")
     };
     let values: Vec<Value> = serde_json::from_str(json)
-        .unwrap_or_else(|e| usage(&format!("JSON_ARGS is not a JSON array: {e}")));
+        .unwrap_or_else(|e| HELP.fail(format!("JSON_ARGS is not a JSON array: {e}")));
     let adapter: Box<dyn socketio::Adapter> = match (redis, amqp, kafka, zmq) {
         (None, Some(url), None, None) => {
             let mut a =
-                AmqpAdapter::python(&url).unwrap_or_else(|e| usage(&format!("bad --amqp: {e}")));
+                AmqpAdapter::python(&url).unwrap_or_else(|e| HELP.fail(format!("bad --amqp: {e}")));
             if let Some(channel) = channel {
                 a = a.channel(&channel);
             }
             Box::new(a)
         }
         (None, None, Some(urls), None) => {
-            let mut a =
-                KafkaAdapter::python(&urls).unwrap_or_else(|e| usage(&format!("bad --kafka: {e}")));
+            let mut a = KafkaAdapter::python(&urls)
+                .unwrap_or_else(|e| HELP.fail(format!("bad --kafka: {e}")));
             if let Some(channel) = channel {
                 a = a.channel(&channel);
             }
@@ -105,9 +122,9 @@ fn main() {
                 // An entry on the stream, as the streams adapter appends
                 // them (there is no streams emitter package).
                 Some("streams") => RedisAdapter::node_streams(&url),
-                _ => usage("--format python|node|node-sharded|streams is required"),
+                _ => HELP.fail("--format python|node|node-sharded|streams is required"),
             };
-            let mut a = adapter.unwrap_or_else(|e| usage(&format!("bad --redis: {e}")));
+            let mut a = adapter.unwrap_or_else(|e| HELP.fail(format!("bad --redis: {e}")));
             if let Some(channel) = channel {
                 a = a.channel(&channel);
             }
@@ -115,20 +132,15 @@ fn main() {
         }
         (None, None, None, Some(url)) => {
             let mut a =
-                ZmqAdapter::python(&url).unwrap_or_else(|e| usage(&format!("bad --zmq: {e}")));
+                ZmqAdapter::python(&url).unwrap_or_else(|e| HELP.fail(format!("bad --zmq: {e}")));
             if let Some(channel) = channel {
                 a = a.channel(&channel);
             }
             Box::new(a)
         }
-        _ => usage("one of --redis, --amqp, --kafka and --zmq is required"),
+        _ => HELP.fail("one of --redis, --amqp, --kafka and --zmq is required"),
     };
-    if std::env::var_os("SOCKETIO_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(std::io::stderr)
-            .try_init();
-    }
+    log::init(log_filter, None, &HELP);
     let code = RuntimeKind::default().block_on(async move {
         let emitter = Emitter::new(&*adapter);
         let mut target = emitter.of(&nsp);

@@ -11,7 +11,8 @@
 //!
 //! [`wire`] is the hand-written raw Engine.IO WebSocket client of the load
 //! generators (`loadgen`, `abuse`, `soak`); [`process`] runs a server under
-//! test as a child process and samples its memory.
+//! test as a child process and samples its memory; [`flags`] reads the
+//! binaries' command lines.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -220,5 +221,6 @@ unsafe impl GlobalAlloc for CountingAlloc {
     }
 }
 
+pub mod flags;
 pub mod process;
 pub mod wire;

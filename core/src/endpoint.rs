@@ -257,6 +257,12 @@ fn client_reason(reason: &engine::ClientCloseReason) -> DisconnectReason {
 /// WebSocket mask keys).
 pub type RngFactory = Box<dyn FnMut() -> Box<dyn RngCore + Send> + Send>;
 
+/// Called before each Engine.IO session a [`ClientEndpoint`] opens (the
+/// first and every reconnection attempt): the place to refresh request
+/// headers, the query or namespaces' auth ([`socket::Client::set_auth`]).
+/// It runs inside the endpoint's call, so it must be quick.
+pub type SessionHook<P> = Box<dyn FnMut(&mut engine::ClientConfig, &mut socket::Client<P>) + Send>;
+
 /// What the driver must do for a [`ClientEndpoint`].
 pub type ClientAction = engine::ClientAction;
 
@@ -274,6 +280,7 @@ pub struct ClientEndpoint<P: Parser> {
     from_driver: FxHashMap<ConnId, (u64, ConnId)>,
     next_conn: u64,
     actions: std::collections::VecDeque<ClientAction>,
+    session_hook: Option<SessionHook<P>>,
 }
 
 impl<P: Parser> ClientEndpoint<P> {
@@ -297,7 +304,13 @@ impl<P: Parser> ClientEndpoint<P> {
             from_driver: FxHashMap::default(),
             next_conn: 0,
             actions: std::collections::VecDeque::new(),
+            session_hook: None,
         }
+    }
+
+    /// Call `hook` before each Engine.IO session opens.
+    pub fn set_session_hook(&mut self, hook: SessionHook<P>) {
+        self.session_hook = Some(hook);
     }
 
     /// The Socket.IO layer, for application calls (connect, emit, ack,
@@ -399,6 +412,9 @@ impl<P: Parser> ClientEndpoint<P> {
                     socket::ClientOutput::OpenEngine => {
                         self.close_engine(now);
                         self.generation += 1;
+                        if let Some(hook) = self.session_hook.as_mut() {
+                            hook(&mut self.engine_config, &mut self.socket);
+                        }
                         let rng = (self.rngs)();
                         self.engine =
                             Some(engine::Client::new(self.engine_config.clone(), rng, now));

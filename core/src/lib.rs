@@ -29,7 +29,7 @@ pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
-mod memory;
+pub mod memory;
 pub mod parser;
 pub mod socket;
 pub mod timer;

@@ -89,13 +89,25 @@ impl<K: Ord + Clone> TimerTable<K> {
     /// Disarms and returns the earliest key whose deadline is at or before
     /// `now`; `None` once nothing more has expired.
     pub fn pop_expired(&mut self, now: Instant) -> Option<K> {
+        self.pop_expired_entry(now).map(|(_, key)| key)
+    }
+
+    /// Like [`TimerTable::pop_expired`], with the deadline the key had: a
+    /// machine that counts the next deadline from when this one was due
+    /// (not from when a late timer fired) needs it.
+    pub fn pop_expired_entry(&mut self, now: Instant) -> Option<(Instant, K)> {
         let (at, _) = self.by_deadline.first()?;
         if *at > now {
             return None;
         }
-        let (_, key) = self.by_deadline.pop_first()?;
+        let (at, key) = self.by_deadline.pop_first()?;
         self.by_key.remove(&key);
-        Some(key)
+        Some((at, key))
+    }
+
+    /// The armed keys, in key order.
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.by_key.keys()
     }
 
     /// How many keys are armed.
@@ -139,7 +151,10 @@ mod tests {
         let now = t0 + Duration::from_secs(5);
         assert_eq!(table.pop_expired(now), Some(Kind::Ping));
         assert_eq!(table.pop_expired(now), Some(Kind::Pong));
-        assert_eq!(table.pop_expired(now), Some(Kind::Upgrade));
+        assert_eq!(
+            table.pop_expired_entry(now),
+            Some((t0 + Duration::from_secs(2), Kind::Upgrade))
+        );
         assert_eq!(table.pop_expired(now), None);
         assert!(table.is_empty());
     }

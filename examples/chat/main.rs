@@ -19,13 +19,18 @@
 //! chat together. With `--admin USER:PASS` the server is instrumented for
 //! the Socket.IO Admin UI, served at `/admin-ui/`.
 //!
-//! `chat --help` lists every option. `SOCKETIO_LOG=debug` shows the
-//! protocol's debug logs.
+//! `chat --help` lists every option. `--log debug` (or `RUST_LOG=debug`)
+//! shows the protocol's debug logs (see `socketio::logging`).
 //!
 //! The server is in `server.rs` (also used by `socketio/tests/chat.rs`),
 //! the client in `client.rs`. Any Socket.IO client can join in, e.g. from
 //! JavaScript: `io("http://127.0.0.1:3000", {auth: {nick: "carol"}})`, then
 //! `socket.emitWithAck("join", "lobby")`, `socket.emit("message", "hi")`.
+
+#[path = "../common/cli.rs"]
+mod cli;
+#[path = "../common/log.rs"]
+mod log;
 
 mod admin;
 mod client;
@@ -50,45 +55,30 @@ struct Options {
     room: String,
     runtime: RuntimeKind,
     web: WebOptions,
+    log: Option<String>,
 }
 
-const USAGE: &str = "\
-usage: chat [--port 3000] [--host 127.0.0.1] [--admin USER:PASS] [server options]
-       chat --connect http://127.0.0.1:3000 [--nick NAME] [--room lobby]
-
-A Socket.IO chat with rooms: the server (serving a chat page at /), or,
-with --connect, the terminal client.
-
-server:
-  --port P             port to listen on (3000; 0 for any free one)
-  --host H             address to listen on (127.0.0.1; 0.0.0.0 for every one)
-  --client-js FILE     the socket.io-client browser bundle the page loads
-                       (socket.io.min.js; else $SOCKETIO_CLIENT_JS, else the one
-                       tests/browser/setup.sh installs)
-  --allow-origin O     let pages of origin O (e.g. http://localhost:8080) connect
-                       too; repeatable; `*` for any (default: the server's own
-                       origin only)
-  --recover SECONDS    connection state recovery: a client back within SECONDS
-                       gets what it missed (off by default)
-  --admin USER:PASS    instrument the server for the Socket.IO Admin UI
-                       (namespace /admin, these credentials) and serve the UI
-                       at /admin-ui/ behind the same credentials (HTTP Basic);
-                       needs `--features admin`
-  --admin-ui DIR       the Admin UI's built files (else $SOCKETIO_ADMIN_UI, else
-                       the @socket.io/admin-ui that tests/browser/setup.sh installs)
-client:
-  --connect URL        run the terminal client against the server at URL
-  --nick NAME          nickname (else the server gives a guest one)
-  --room ROOM          room to join first (lobby)
-both:
-  --runtime R          tokio, async-std or smol (others need their feature:
-                       cargo run --example chat --features smol -- --runtime smol)
-  -h, --help           this help";
-
-fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\n{USAGE}");
-    std::process::exit(2)
-}
+/// `chat --help`.
+static HELP: cli::Help = cli::Help {
+    name: "chat",
+    about: "a Socket.IO chat with rooms: the server (serving a chat page at /), or with --connect the terminal client",
+    usage: "[--port 3000] [--host 127.0.0.1] [server options] | --connect URL [--nick NAME] [--room lobby]",
+    options: &[
+        ("--port P", "server: port to listen on (3000; 0 for any free one)"),
+        ("--host H", "server: address to listen on (127.0.0.1; 0.0.0.0 for every one)"),
+        ("--client-js FILE", "server: the socket.io-client browser bundle the page loads (socket.io.min.js; else $SOCKETIO_CLIENT_JS, else the one tests/browser/setup.sh installs)"),
+        ("--allow-origin O", "server: let pages of origin O (e.g. http://localhost:8080) connect too; repeatable; `*` for any (default: the server's own origin only)"),
+        ("--recover SECONDS", "server: connection state recovery, a client back within SECONDS gets what it missed (off)"),
+        ("--admin USER:PASS", "server: instrument for the Socket.IO Admin UI (namespace /admin) and serve the UI at /admin-ui/ behind these credentials; needs `--features admin`"),
+        ("--admin-ui DIR", "server: the Admin UI's built files (else $SOCKETIO_ADMIN_UI, else the @socket.io/admin-ui that tests/browser/setup.sh installs)"),
+        ("--connect URL", "client: run the terminal client against the server at URL"),
+        ("--nick NAME", "client: nickname (else the server gives a guest one)"),
+        ("--room ROOM", "client: room to join first (lobby)"),
+        ("--runtime R", "tokio, async-std or smol (others than tokio need their feature: --features smol)"),
+        log::LOG_OPTION,
+    ],
+    notes: "The server logs at info level (who connects, joins and leaves), the client not at all, unless --log or RUST_LOG says otherwise.",
+};
 
 fn parse_options() -> Options {
     let mut options = Options {
@@ -99,65 +89,50 @@ fn parse_options() -> Options {
         room: "lobby".into(),
         runtime: RuntimeKind::default(),
         web: WebOptions::default(),
+        log: None,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let mut value = || {
-            args.next()
-                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
-        };
+    let mut args = HELP.args();
+    while let Some(flag) = args.next_flag() {
         match flag.as_str() {
-            "--port" => options.port = value().parse().unwrap_or_else(|_| usage("bad port")),
-            "--host" => options.host = value().parse().unwrap_or_else(|_| usage("bad host")),
-            "--connect" => options.connect = Some(value()),
-            "--nick" => options.nick = Some(value()),
-            "--room" => options.room = value(),
-            "--client-js" => options.web.client_js = Some(PathBuf::from(value())),
-            "--allow-origin" => options.web.allowed_origins.push(value()),
+            "--port" => options.port = args.parse(&flag),
+            "--host" => options.host = args.parse(&flag),
+            "--connect" => options.connect = Some(args.value(&flag)),
+            "--nick" => options.nick = Some(args.value(&flag)),
+            "--room" => options.room = args.value(&flag),
+            "--client-js" => options.web.client_js = Some(PathBuf::from(args.value(&flag))),
+            "--allow-origin" => options.web.allowed_origins.push(args.value(&flag)),
             "--recover" => {
-                let seconds: u64 = value().parse().unwrap_or_else(|_| usage("bad --recover"));
-                options.web.recover = Some(Duration::from_secs(seconds));
+                options.web.recover = Some(Duration::from_secs(args.parse(&flag)));
             }
             "--admin" => {
-                let credentials = value();
+                let credentials = args.value(&flag);
                 let Some((user, password)) = credentials.split_once(':') else {
-                    usage("--admin takes USER:PASS")
+                    HELP.fail("--admin takes USER:PASS")
                 };
                 options.web.admin = Some((user.to_owned(), password.to_owned()));
             }
-            "--admin-ui" => options.web.admin_ui = Some(PathBuf::from(value())),
+            "--admin-ui" => options.web.admin_ui = Some(PathBuf::from(args.value(&flag))),
             "--runtime" => {
-                let name = value();
+                let name = args.value(&flag);
                 options.runtime = RuntimeKind::from_name(&name).unwrap_or_else(|| {
-                    usage(&format!(
+                    HELP.fail(format!(
                         "runtime {name} is not in this build: add `--features {name}`"
                     ))
                 });
             }
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                std::process::exit(0)
-            }
-            other => usage(&format!("unknown argument {other}")),
+            "--log" => options.log = Some(args.value(&flag)),
+            _ => args.unknown(&flag),
         }
     }
     options
 }
 
 fn main() {
-    let options = parse_options();
-    let level = match std::env::var("SOCKETIO_LOG").as_deref() {
-        Ok("debug") => tracing::Level::DEBUG,
-        _ => tracing::Level::INFO,
-    };
+    let mut options = parse_options();
     // The server logs who connects, joins and leaves; the client only
     // prints the chat.
-    if options.connect.is_none() || level == tracing::Level::DEBUG {
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(level)
-            .with_writer(std::io::stderr)
-            .try_init();
-    }
+    let default = options.connect.is_none().then_some("info");
+    log::init(options.log.take(), default, &HELP);
     options.runtime.block_on(async {
         match &options.connect {
             Some(url) => {

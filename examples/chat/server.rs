@@ -332,15 +332,17 @@ pub fn install(server: &Server) {
         );
 
         let state = chat.clone();
-        ns.on_disconnect(move |socket: SocketRef, reason| {
-            let chat = state.clone();
-            async move {
-                chat.leave_room(&socket);
-                if let Some(user) = chat.users().remove(socket.id()) {
-                    tracing::info!(nick = %user.nick, %reason, "disconnected");
+        ns.on_disconnect(
+            move |socket: SocketRef, reason: socketio::DisconnectReason| {
+                let chat = state.clone();
+                async move {
+                    chat.leave_room(&socket);
+                    if let Some(user) = chat.users().remove(socket.id()) {
+                        tracing::info!(nick = %user.nick, %reason, "disconnected");
+                    }
                 }
-            }
-        });
+            },
+        );
     });
 }
 

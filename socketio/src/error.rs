@@ -32,6 +32,22 @@ pub enum Error {
     /// The connection did not complete within the wait timeout, or the
     /// client gave up reconnecting.
     ConnectFailed(String),
+    /// Nothing accepted the connection at the URL's address (nothing
+    /// listens there, a firewall said no), or the transport failed before
+    /// the session opened.
+    CannotConnect {
+        /// The URL.
+        url: String,
+        /// Why, in words.
+        reason: String,
+    },
+    /// The URL's host name could not be looked up.
+    Lookup {
+        /// The name.
+        host: String,
+        /// The resolver's answer.
+        reason: String,
+    },
     /// The URL is not `http://host[:port][/namespace][?query]`.
     InvalidUrl(String),
     /// The arguments do not match the requested type.
@@ -64,6 +80,10 @@ impl fmt::Display for Error {
                 write!(f, "connection to namespace {nsp} refused: {message}")
             }
             Error::ConnectFailed(why) => write!(f, "connection failed: {why}"),
+            Error::CannotConnect { url, reason } => write!(f, "cannot connect to {url}: {reason}"),
+            Error::Lookup { host, reason } => {
+                write!(f, "cannot look up host name {host:?}: {reason}")
+            }
             Error::InvalidUrl(url) => write!(f, "invalid url: {url}"),
             Error::Args(e) => e.fmt(f),
             Error::Io(e) => write!(f, "io: {e}"),

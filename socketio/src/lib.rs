@@ -7,6 +7,12 @@
 //! (feature `smol`). With several enabled, pick one at run time with
 //! [`RuntimeKind`].
 //!
+//! New here? The [`guide`] walks through it chapter by chapter, as
+//! python-socketio's user guide does, and maps every python-socketio name
+//! to ours ([`guide::python_names`]); `socketio::logging` (feature
+//! `logging`, on by default) is the one-line switch
+//! for logs.
+//!
 //! # TLS
 //! With the `tls` feature (off by default: it builds rustls with the
 //! `ring` provider, which needs a C compiler), clients connect to
@@ -61,18 +67,19 @@
 //! own listener serves on every runtime.
 //!
 //! # Example
+//! Handlers take what they need ([`extract`]) and answer with their return
+//! value:
 //! ```no_run
-//! use socketio::{Server, SocketRef, Args, AckSender};
+//! use socketio::{Server, SocketRef};
+//! use socketio::extract::Data;
 //!
 //! # fn main() {
 //! socketio::RuntimeKind::default().block_on(async {
 //!     let server = Server::builder().build();
 //!     server.ns("/", |ns| {
-//!         ns.on("echo", |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
-//!             let _ = socket.emit("echo-back", &args);
-//!             if let Some(ack) = ack {
-//!                 let _ = ack.send(&args);
-//!             }
+//!         ns.on("echo", |socket: SocketRef, Data(text): Data<String>| async move {
+//!             socket.emit("echo-back", &(&text,));
+//!             text // the acknowledgement, when the client asked for one
 //!         });
 //!     });
 //!     let addr = server.listen("127.0.0.1:3000".parse().unwrap()).await.unwrap();
@@ -88,8 +95,13 @@
 pub mod admin;
 mod client;
 mod cluster;
+pub mod emit_errors;
 mod error;
+pub mod extract;
+pub mod guide;
 mod handler;
+#[cfg(feature = "logging")]
+pub mod logging;
 mod namespace_handler;
 mod observer;
 mod runtime;
@@ -99,12 +111,12 @@ pub mod web;
 
 #[cfg(feature = "admin")]
 pub use admin::{AdminAuth, AdminMode, AdminOptions, AlreadyInstrumented};
-pub use client::{Client, ClientAck, ClientBuilder, ClientSocket};
+pub use client::{Client, ClientAck, ClientBuilder, ClientSocket, NamespaceHandlers};
 pub use cluster::{
     Adapter, AmqpAdapter, Bus, EmitOperator, Emitter, KafkaAdapter, RedisAdapter, ZmqAdapter,
 };
 pub use error::{Error, Result};
-pub use namespace_handler::{ClientHandler, NamespaceHandler};
+pub use namespace_handler::{ClientHandler, NamespaceClass, NamespaceHandler};
 pub use runtime::{current as current_runtime, set_current as set_current_runtime};
 pub use runtime::{sleep, spawn, JoinHandle, Runtime, RuntimeKind};
 pub use server::{
@@ -113,6 +125,10 @@ pub use server::{
 };
 pub use simple::SimpleClient;
 pub use socketio_core::socket::RemoteSocket;
+/// Class-style namespaces: `on_<event>` methods of an `impl` block as
+/// handlers (see [`NamespaceClass`]).
+#[cfg(feature = "macros")]
+pub use socketio_macros::namespace;
 #[cfg(feature = "tower")]
 pub use web::tower::{NotFound, SocketIoBody, SocketIoLayer, SocketIoService};
 pub use web::StaticFiles;

@@ -2,28 +2,27 @@
 //! `ClientNamespace` classes): one value whose methods handle a namespace's
 //! connections, events and disconnections.
 //!
+//! Two forms. [`NamespaceClass`], written by `#[socketio::namespace]`,
+//! routes `on_<event>` methods by event name, with extractors and
+//! return-value acknowledgements as closures have: the usual choice.
+//! [`NamespaceHandler`] hands every event to one `on_event` method with
+//! its name, for routing of your own (a `match`, a table, a proxy).
+//!
 //! The traits' methods return `impl Future + Send`, so an implementation
 //! writes plain `async fn`s (the compiler checks that their futures are
-//! `Send`) and needs no `async-trait`. Events reach one method,
-//! `on_event`, with their name: a `match` on the name routes them to the
-//! implementation's own methods, which keeps the routing visible and
-//! checked by the compiler.
+//! `Send`) and needs no `async-trait`.
 //!
 //! ```no_run
 //! use socketio::{AckSender, Args, NamespaceHandler, Server, SocketRef, Str};
 //!
 //! struct Chat;
 //!
-//! impl Chat {
-//!     async fn message(&self, socket: SocketRef, args: Args) {
-//!         let _ = socket.broadcast().emit("message", &args);
-//!     }
-//! }
-//!
 //! impl NamespaceHandler for Chat {
 //!     async fn on_event(&self, socket: SocketRef, event: Str, args: Args, ack: Option<AckSender>) {
 //!         match &*event {
-//!             "message" => self.message(socket, args).await,
+//!             "message" => {
+//!                 socket.broadcast().emit("message", &args);
+//!             }
 //!             "ping" => {
 //!                 if let Some(ack) = ack {
 //!                     let _ = ack.send(&("pong",));
@@ -122,7 +121,69 @@ impl<H: NamespaceHandler> NamespaceHandler for Arc<H> {
     }
 }
 
+/// A class-style namespace (python-socketio's `Namespace` with its
+/// `on_my_event` methods): written with `#[socketio::namespace]` on an
+/// `impl` block (feature `macros`, on by default), whose `on_<event>`
+/// methods handle `<event>` (`on_connect`, `on_disconnect` and `on_any`:
+/// the connect, disconnect and catch-all handlers; `#[event("name")]`
+/// names an event that is not an identifier). Their parameters after
+/// `&self` are extractors ([`crate::extract`]) and their return value is
+/// the acknowledgement, as for closures. Registered with
+/// [`Server::ns_class`].
+///
+/// ```no_run
+/// # #[cfg(feature = "macros")] mod demo {
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use socketio::{Server, SocketRef};
+/// use socketio::extract::Data;
+///
+/// struct Chat {
+///     messages: AtomicUsize,
+/// }
+///
+/// #[socketio::namespace]
+/// impl Chat {
+///     async fn on_connect(&self, socket: SocketRef) {
+///         socket.emit("welcome", &("hello",));
+///     }
+///
+///     async fn on_chat(&self, socket: SocketRef, Data(text): Data<String>) -> usize {
+///         socket.broadcast().emit("chat", &(text,));
+///         self.messages.fetch_add(1, Ordering::Relaxed) + 1
+///     }
+///
+///     #[event("set-nick")]
+///     fn nick(&self, Data(nick): Data<String>) -> String {
+///         format!("you are {nick}")
+///     }
+/// }
+///
+/// fn setup(server: &Server) {
+///     server.ns_class("/chat", Chat { messages: AtomicUsize::new(0) });
+/// }
+/// # }
+/// ```
+pub trait NamespaceClass: Send + Sync + 'static {
+    /// Register the handlers on `ns` (written by the macro).
+    fn register(self: Arc<Self>, ns: &mut crate::Namespace);
+}
+
+/// A shared class registers as itself: keep an `Arc` to reach its state.
+impl<C: NamespaceClass> NamespaceClass for Arc<C> {
+    fn register(self: Arc<Self>, ns: &mut crate::Namespace) {
+        C::register(Arc::clone(&*self), ns)
+    }
+}
+
 impl Server {
+    /// Serve namespace `path` (`"*"`: every namespace) with a class-style
+    /// namespace ([`NamespaceClass`]); the same rules as [`Server::ns`]
+    /// apply.
+    pub fn ns_class<C: NamespaceClass>(&self, path: &str, class: C) {
+        let class = Arc::new(class);
+        self.ns(path, |ns| class.register(ns));
+    }
+
     /// Serve namespace `path` (`"*"`: every namespace) with a
     /// [`NamespaceHandler`]; the same rules as [`Server::ns`] apply.
     pub fn ns_handler<H: NamespaceHandler>(&self, path: &str, handler: H) {

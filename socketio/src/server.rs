@@ -15,29 +15,31 @@ use socketio_core::engine::{self, CorsOrigins, HandshakeInfo, Transport};
 use socketio_core::http::Headers;
 use socketio_core::parser::{AnyParser, Args};
 use socketio_core::socket::{
-    self, AckOutcome, Broadcast, BroadcastAckOutcome, ClusterReply, DisconnectReason,
-    NamespaceMatcher, RecoveryConfig, RemoteSocket, ServerAckId, ServerEvent,
+    self, AckOutcome, Broadcast, BroadcastAckOutcome, ClusterReply, NamespaceMatcher,
+    RecoveryConfig, RemoteSocket, ServerAckId, ServerEvent,
 };
 use socketio_core::{Str, Value};
 use socketio_driver::{os_rng, Listener, Runtime, ServerDriver};
 
 use crate::cluster::{Adapter, Bus, BUS_QUEUE};
 use crate::error::{Error, Result};
+use crate::extract::{
+    ConnectContext, ConnectHandler, DisconnectContext, DisconnectHandler, EventContext,
+    EventHandler, StateMap,
+};
 use crate::handler::{boxed, Job, JobQueue, DEFAULT_MAX_PENDING_HANDLERS};
 use crate::observer::ServerObserver;
 use crate::runtime::RuntimeKind;
 
 type ConnectFn = Arc<
-    dyn Fn(
-            SocketRef,
-            Option<Value>,
-        ) -> futures_util::future::BoxFuture<'static, Result<(), ConnectRefusal>>
+    dyn Fn(ConnectContext) -> futures_util::future::BoxFuture<'static, Result<(), ConnectRefusal>>
         + Send
         + Sync,
 >;
-type EventFn = Arc<dyn Fn(SocketRef, Args, Option<AckSender>) -> Job + Send + Sync>;
-type AnyFn = Arc<dyn Fn(SocketRef, Str, Args, Option<AckSender>) -> Job + Send + Sync>;
-type DisconnectFn = Arc<dyn Fn(SocketRef, DisconnectReason) -> Job + Send + Sync>;
+/// One dynamic call per event, as before extractors: the extractors run
+/// inside it, statically dispatched.
+type EventFn = Arc<dyn Fn(EventContext) -> Option<Job> + Send + Sync>;
+type DisconnectFn = Arc<dyn Fn(DisconnectContext) -> Option<Job> + Send + Sync>;
 type ServerSideFn = Arc<dyn Fn(Server, Args, Option<ServerSideAck>) -> Job + Send + Sync>;
 
 /// Which namespaces a [`Namespace`] serves.
@@ -64,67 +66,67 @@ pub struct Namespace {
     pattern: Pattern,
     on_connect: Option<ConnectFn>,
     events: HashMap<String, EventFn>,
-    on_any: Option<AnyFn>,
+    on_any: Option<EventFn>,
     on_disconnect: Option<DisconnectFn>,
 }
 
 impl Namespace {
-    /// Handle connection requests. The handler sees the socket (with its
-    /// [`SocketRef::request`]) and the client's auth object; `Ok(())`
-    /// accepts, `Err(refusal)` refuses with the refusal's message and
-    /// data. Emits made before it returns reach the client after the
-    /// connection reply. Without a connect handler, every request is
-    /// accepted.
-    pub fn on_connect<F, Fut>(&mut self, handler: F) -> &mut Self
-    where
-        F: Fn(SocketRef, Option<Value>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), ConnectRefusal>> + Send + 'static,
-    {
-        self.on_connect = Some(Arc::new(move |s, auth| Box::pin(handler(s, auth))));
+    /// Handle connection requests. The handler takes extractors (see
+    /// [`crate::extract`]): the socket (with its [`SocketRef::request`]),
+    /// the client's auth payload ([`crate::extract::Auth`], or the raw
+    /// `Option<Value>`), state...; it returns `()` to accept, or `Ok(())`
+    /// to accept and `Err(refusal)` to refuse with the refusal's message
+    /// and data. An extractor that refuses (an auth payload that does not
+    /// fit) refuses the connection. Emits made before it returns reach the
+    /// client after the connection reply. Without a connect handler, every
+    /// request is accepted.
+    pub fn on_connect<M, H: ConnectHandler<M>>(&mut self, handler: H) -> &mut Self {
+        self.on_connect = Some(Arc::new(move |cx| handler.call(cx)));
         self
     }
 
-    /// Handle the event `event`. The handler gets the socket, the
-    /// arguments and, when the client asked for an acknowledgement, the
-    /// [`AckSender`] to answer it. Arguments are checked valid before any
-    /// handler runs: a client that sends malformed ones (say
-    /// `42["ev",{"a":]`) is disconnected with `parse error` instead.
-    pub fn on<F, Fut>(&mut self, event: &str, handler: F) -> &mut Self
-    where
-        F: Fn(SocketRef, Args, Option<AckSender>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        self.events.insert(
-            event.to_owned(),
-            Arc::new(move |s, args, ack| boxed(handler(s, args, ack))),
-        );
+    /// Handle the event `event`. The handler takes extractors (see
+    /// [`crate::extract`]: [`crate::extract::Data`] for typed arguments,
+    /// [`SocketRef`], [`crate::extract::State`], ...) and its return value
+    /// answers the client's acknowledgement request
+    /// ([`crate::extract::IntoAck`]); take an [`AckSender`] to answer
+    /// later instead.
+    ///
+    /// Arguments are checked valid before any handler runs: a client that
+    /// sends malformed ones (say `42["ev",{"a":]`) is disconnected with
+    /// `parse error` instead. Arguments that are valid but do not fit
+    /// [`crate::extract::Data`]'s type drop the event, with a warning.
+    ///
+    /// ```no_run
+    /// # use socketio::{Server, SocketRef, extract::Data};
+    /// # fn setup(server: &Server) { server.ns("/", |ns| {
+    /// ns.on("chat", |socket: SocketRef, Data(text): Data<String>| async move {
+    ///     socket.broadcast().emit("chat", &(text,));
+    ///     "received"
+    /// });
+    /// # }); }
+    /// ```
+    pub fn on<M, H: EventHandler<M>>(&mut self, event: &str, handler: H) -> &mut Self {
+        self.events
+            .insert(event.to_owned(), Arc::new(move |cx| handler.call(cx)));
         self
     }
 
-    /// Handle every event that has no handler of its own; the handler also
-    /// gets the event name.
-    pub fn on_any<F, Fut>(&mut self, handler: F) -> &mut Self
-    where
-        F: Fn(SocketRef, Str, Args, Option<AckSender>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        self.on_any = Some(Arc::new(move |s, name, args, ack| {
-            boxed(handler(s, name, args, ack))
-        }));
+    /// Handle every event that has no handler of its own; the handler
+    /// takes the event name with [`crate::extract::Event`] (or a [`Str`]).
+    pub fn on_any<M, H: EventHandler<M>>(&mut self, handler: H) -> &mut Self {
+        self.on_any = Some(Arc::new(move |cx| handler.call(cx)));
         self
     }
 
-    /// Handle the socket's disconnection. It runs after the connect
-    /// handler finished, and only if that accepted the socket; in ordered
-    /// mode (`async_handlers(false)`) after the socket's event handlers
-    /// too, while concurrently (the default) event handlers still waiting
-    /// may finish after it.
-    pub fn on_disconnect<F, Fut>(&mut self, handler: F) -> &mut Self
-    where
-        F: Fn(SocketRef, DisconnectReason) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        self.on_disconnect = Some(Arc::new(move |s, reason| boxed(handler(s, reason))));
+    /// Handle the socket's disconnection (extractors: [`SocketRef`],
+    /// [`crate::DisconnectReason`], state...). It runs after the connect handler
+    /// finished, and only if that accepted the socket; in ordered mode
+    /// (`async_handlers(false)`) after the socket's event handlers too,
+    /// while concurrently (the default) event handlers still waiting may
+    /// finish after it.
+    pub fn on_disconnect<M, H: DisconnectHandler<M>>(&mut self, handler: H) -> &mut Self {
+        self.on_disconnect = Some(Arc::new(move |cx| handler.call(cx)));
         self
     }
 }
@@ -235,6 +237,8 @@ pub(crate) struct ServerInner {
     /// one atomic load per hook.
     observer: OnceLock<Arc<dyn ServerObserver>>,
     web: crate::web::WebConfig,
+    /// Application state, for [`crate::extract::State`].
+    state: StateMap,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -251,9 +255,19 @@ pub struct ServerBuilder {
     max_pending_handlers: usize,
     adapter: Option<Box<dyn Adapter>>,
     static_files: Option<crate::StaticFiles>,
+    state: StateMap,
 }
 
 impl ServerBuilder {
+    /// Share `state` with every handler: they take it with
+    /// [`crate::extract::State<T>`] (one value per type; a second value of
+    /// the same type replaces the first). The server holds it in an `Arc`:
+    /// put `Mutex`es or atomics inside for what changes.
+    pub fn with_state<T: Send + Sync + 'static>(mut self, state: T) -> Self {
+        self.state.insert(state);
+        self
+    }
+
     /// Act as one node of a cluster sharing this adapter's bus (see
     /// [`crate::RedisAdapter`]): broadcasts, room operations and
     /// disconnections reach the sockets of every node.
@@ -333,7 +347,10 @@ impl ServerBuilder {
     }
 
     /// The wire format: [`crate::JsonParser`] (default),
-    /// [`crate::MsgPackParser`] or [`crate::CborParser`].
+    /// [`crate::MsgPackParser`], [`crate::CborParser`], or a parser of
+    /// your own with [`AnyParser::custom`] (any
+    /// [`socketio_core::parser::Parser`]; the built-in ones keep their
+    /// static dispatch).
     pub fn parser(mut self, parser: impl Into<AnyParser>) -> Self {
         self.parser = parser.into();
         self
@@ -455,6 +472,7 @@ impl ServerBuilder {
             bus: Mutex::default(),
             observer: OnceLock::new(),
             web,
+            state: self.state,
         });
         let _ = slot.set(Arc::downgrade(&inner));
         if let Some(adapter) = &self.adapter {
@@ -483,6 +501,7 @@ impl Server {
             max_pending_handlers: DEFAULT_MAX_PENDING_HANDLERS,
             adapter: None,
             static_files: None,
+            state: StateMap::default(),
         }
     }
 
@@ -617,9 +636,21 @@ impl Server {
         self.of("/").volatile()
     }
 
-    /// Emit to every socket of `/`; returns how many were sent it.
-    pub fn emit<A: Serialize + ?Sized>(&self, event: &str, args: &A) -> Result<usize> {
+    /// Emit to every socket of `/`; returns how many were sent it (0 when
+    /// it failed, logged: see [`crate::emit_errors`]).
+    pub fn emit<A: Serialize + ?Sized>(&self, event: &str, args: &A) -> usize {
         self.of("/").emit(event, args)
+    }
+
+    /// [`Server::emit`] returning its failure.
+    pub fn try_emit<A: Serialize + ?Sized>(&self, event: &str, args: &A) -> Result<usize> {
+        self.of("/").try_emit(event, args)
+    }
+
+    /// Send `message` events to every socket of `/` (python-socketio's
+    /// `send`).
+    pub fn send<A: Serialize + ?Sized>(&self, args: &A) -> usize {
+        self.emit("message", args)
     }
 
     /// Every socket of `nsp` leaves `room`.
@@ -679,6 +710,12 @@ impl Server {
         if let Some(bus) = lock(&self.inner.bus).take() {
             bus.stop();
         }
+    }
+
+    /// The application state of type `T` registered with
+    /// [`ServerBuilder::with_state`].
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.inner.state.get()
     }
 
     pub(crate) fn runtime(&self) -> &Arc<dyn Runtime> {
@@ -879,7 +916,24 @@ impl SocketRef {
 
     /// Emit `event` to this socket. `args` is a tuple of arguments (`()`
     /// for none, `(x,)` for one) or an [`Args`].
-    pub fn emit<A: Serialize + ?Sized>(&self, event: &str, args: &A) -> Result<()> {
+    ///
+    /// Returns whether the packet was queued for the client. A failure is
+    /// logged (see [`crate::emit_errors`]); [`SocketRef::try_emit`] returns
+    /// it instead.
+    pub fn emit<A: Serialize + ?Sized>(&self, event: &str, args: &A) -> bool {
+        crate::emit_errors::sent(self.try_emit(event, args), event)
+    }
+
+    /// Send `message` events (python-socketio's `send`): `emit("message",
+    /// args)`.
+    pub fn send<A: Serialize + ?Sized>(&self, args: &A) -> bool {
+        self.emit("message", args)
+    }
+
+    /// [`SocketRef::emit`] returning why the packet was not queued: the
+    /// socket is gone ([`Error::Server`] with `UnknownSocket`), the event
+    /// name is reserved, or `args` cannot be serialized.
+    pub fn try_emit<A: Serialize + ?Sized>(&self, event: &str, args: &A) -> Result<()> {
         self.server
             .inner
             .driver
@@ -997,6 +1051,45 @@ impl SocketRef {
         })
     }
 
+    /// Read the socket's value of type `T` in place (no `Clone` needed):
+    /// `f`'s result, or `None` when there is no such value (or the socket
+    /// is gone).
+    ///
+    /// `f` runs under the server's lock: keep it short and do not call the
+    /// server from it.
+    pub fn with_data<T: Any + Send + Sync, R>(&self, f: impl FnOnce(&T) -> R) -> Option<R> {
+        self.server.inner.driver.with(|ep, _| {
+            let ext = ep.socket().data::<Extensions>(&self.state.id).ok()??;
+            ext.0.get(&TypeId::of::<T>())?.downcast_ref::<T>().map(f)
+        })
+    }
+
+    /// Update the socket's value of type `T` atomically (python-socketio's
+    /// `async with sio.session(sid)`): `f` gets it, created with
+    /// `T::default()` when missing, and nothing else reads or writes the
+    /// socket's values meanwhile. `None` when the socket is gone.
+    ///
+    /// `f` runs under the server's lock: keep it short and do not call the
+    /// server from it.
+    pub fn with_data_mut<T: Any + Default + Send + Sync, R>(
+        &self,
+        f: impl FnOnce(&mut T) -> R,
+    ) -> Option<R> {
+        let id = &self.state.id;
+        self.server.inner.driver.with(|ep, _| {
+            let core = ep.socket();
+            if core.data::<Extensions>(id).ok()?.is_none() {
+                core.set_data(id, Extensions::default()).ok()?;
+            }
+            let ext = core.data_mut::<Extensions>(id).ok()??;
+            let value = ext
+                .0
+                .entry(TypeId::of::<T>())
+                .or_insert_with(|| Box::new(T::default()));
+            value.downcast_mut::<T>().map(f)
+        })
+    }
+
     /// Remove the socket's value of type `T`.
     pub fn remove<T: Any + Send + Sync>(&self) -> Option<T> {
         self.server.inner.driver.with(|ep, _| {
@@ -1018,21 +1111,38 @@ impl SocketRef {
     }
 }
 
-/// Answers one acknowledgement request of a client (once).
+/// Answers one acknowledgement request of a client (once), by hand: take
+/// it as a handler parameter to answer later (from a task, after a call,
+/// ...); the handler's return value is then not sent. As `Option<AckSender>`
+/// it is there only when the client asked for an answer; as `AckSender`,
+/// always, and sending does nothing when the client asked for none.
 #[derive(Debug)]
 pub struct AckSender {
     socket: SocketRef,
-    id: u64,
+    id: Option<u64>,
 }
 
 impl AckSender {
-    /// Send the answer. `args` as in [`SocketRef::emit`].
+    pub(crate) fn new(socket: SocketRef, id: Option<u64>) -> AckSender {
+        AckSender { socket, id }
+    }
+
+    /// Whether the client asked for an answer.
+    pub fn requested(&self) -> bool {
+        self.id.is_some()
+    }
+
+    /// Send the answer. `args` as in [`SocketRef::emit`]. Without a
+    /// request from the client, nothing is sent (`Ok`).
     pub fn send<A: Serialize + ?Sized>(self, args: &A) -> Result<()> {
+        let Some(id) = self.id else {
+            return Ok(());
+        };
         self.socket
             .server
             .inner
             .driver
-            .with(|ep, now| ep.socket().ack(now, &self.socket.state.id, self.id, args))?;
+            .with(|ep, now| ep.socket().ack(now, &self.socket.state.id, id, args))?;
         Ok(())
     }
 }
@@ -1138,8 +1248,21 @@ impl BroadcastOperator {
         }
     }
 
-    /// Emit to the selected sockets; returns how many were sent it.
-    pub fn emit<A: Serialize + ?Sized>(&self, event: &str, args: &A) -> Result<usize> {
+    /// Emit to the selected sockets; returns how many were sent it (0
+    /// when it failed, logged: see [`crate::emit_errors`]).
+    pub fn emit<A: Serialize + ?Sized>(&self, event: &str, args: &A) -> usize {
+        crate::emit_errors::count(self.try_emit(event, args), event)
+    }
+
+    /// Send `message` events to the selected sockets (python-socketio's
+    /// `send`).
+    pub fn send<A: Serialize + ?Sized>(&self, args: &A) -> usize {
+        self.emit("message", args)
+    }
+
+    /// [`BroadcastOperator::emit`] returning its failure: the event name is
+    /// reserved, `args` cannot be serialized, or the cluster's bus refused.
+    pub fn try_emit<A: Serialize + ?Sized>(&self, event: &str, args: &A) -> Result<usize> {
         let sent = self
             .server
             .inner
@@ -1294,7 +1417,13 @@ impl Server {
                 // with `async_handlers` the connect handler runs first.
                 let job = boxed(async move {
                     let verdict = match handler {
-                        Some(h) => h(socket_ref.clone(), auth).await,
+                        Some(h) => {
+                            h(ConnectContext {
+                                socket: socket_ref.clone(),
+                                auth,
+                            })
+                            .await
+                        }
                         None => Ok(()),
                     };
                     socket_ref
@@ -1341,17 +1470,22 @@ impl Server {
                 if let Some(o) = self.observer() {
                     o.event_received(&socket_ref, &name, &args);
                 }
-                let ack = ack.map(|id| AckSender {
-                    socket: socket_ref.clone(),
-                    id,
-                });
                 let namespace = state.namespace.as_ref();
-                let job = if let Some(h) = namespace.and_then(|n| n.events.get(&*name)) {
-                    h(socket_ref, args, ack)
-                } else if let Some(h) = namespace.and_then(|n| n.on_any.as_ref()) {
-                    h(socket_ref, name, args, ack)
-                } else {
+                let Some(handler) = namespace
+                    .and_then(|n| n.events.get(&*name))
+                    .or_else(|| namespace.and_then(|n| n.on_any.as_ref()))
+                else {
                     tracing::debug!(%socket, event = %name, "no handler");
+                    return;
+                };
+                let cx = EventContext {
+                    socket: socket_ref,
+                    event: name,
+                    args,
+                    ack,
+                };
+                // An extractor refused: dropped, logged by the handler.
+                let Some(job) = handler(cx) else {
                     return;
                 };
                 if let Err(full) = state.jobs.try_push(&*runtime, job) {
@@ -1465,8 +1599,15 @@ impl Server {
                             .state
                             .accepted
                             .load(std::sync::atomic::Ordering::Acquire);
-                        if accepted {
-                            h(socket_ref, reason).await;
+                        if !accepted {
+                            return;
+                        }
+                        let cx = DisconnectContext {
+                            socket: socket_ref,
+                            reason,
+                        };
+                        if let Some(handled) = h(cx) {
+                            handled.await;
                         }
                     });
                     state.lifecycle.push(&*runtime, job);

@@ -5,6 +5,12 @@
 //! [`ClientBuilder::max_received_events`]: an application that stops
 //! receiving while the server keeps sending is disconnected (logged)
 //! instead of holding events without end, as python's would.
+//!
+//! Reconnection is hidden, as in python's: a connection that drops and
+//! comes back does not end [`SimpleClient::receive`]; it ends once the
+//! client is disconnected for good (by the application, by the server, or
+//! because reconnection gave up). Dropping every handle on a
+//! `SimpleClient` disconnects it.
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +18,7 @@ use futures_util::future::{select, Either};
 use serde::Serialize;
 use socketio_core::engine::Transport;
 use socketio_core::parser::Args;
+use socketio_core::socket::DisconnectReason;
 use socketio_core::Str;
 
 use crate::client::{Client, ClientAck, ClientBuilder, ClientSocket};
@@ -39,6 +46,7 @@ pub(crate) async fn connect(builder: ClientBuilder) -> Result<SimpleClient> {
     let (tx, events) = async_channel::bounded(bound);
     let nsp = builder.first_namespace();
     let on_disconnect_tx = tx.clone();
+    let on_done_tx = tx.clone();
     let builder = builder
         .on_any(
             move |socket: ClientSocket, name: Str, args: Args, _ack: Option<ClientAck>| {
@@ -56,13 +64,25 @@ pub(crate) async fn connect(builder: ClientBuilder) -> Result<SimpleClient> {
                 async {}
             },
         )
-        .on_disconnect(move |_s: ClientSocket, _reason| {
-            let tx = on_disconnect_tx.clone();
-            async move {
-                tx.close();
+        .on_disconnect(move |_s: ClientSocket, reason: DisconnectReason| {
+            // A lost connection is reconnected underneath: only a
+            // disconnection meant by either side ends the queue here
+            // (reconnection giving up ends it below).
+            let meant = matches!(
+                reason,
+                DisconnectReason::ClientDisconnect | DisconnectReason::ServerDisconnect
+            );
+            if meant {
+                on_disconnect_tx.close();
             }
+            async {}
         });
     let client = builder.connect().await?;
+    let done = client.done();
+    client.runtime().spawn(Box::pin(async move {
+        done.await;
+        on_done_tx.close();
+    }));
     let socket = client.socket(nsp.as_deref().unwrap_or("/"));
     Ok(SimpleClient {
         client,
@@ -82,6 +102,16 @@ impl SimpleClient {
         self.client.transport()
     }
 
+    /// Whether the namespace is connected now (false while reconnecting).
+    pub fn connected(&self) -> bool {
+        self.sid().is_some()
+    }
+
+    /// Send a `message` event.
+    pub fn send<A: Serialize + ?Sized>(&self, data: &A) -> Result<()> {
+        self.socket.send(data)
+    }
+
     /// Emit an event.
     pub fn emit<A: Serialize + ?Sized>(&self, event: &str, args: &A) -> Result<()> {
         self.socket.emit(event, args)
@@ -98,8 +128,9 @@ impl SimpleClient {
     }
 
     /// The next event (name and arguments), waiting at most `timeout`
-    /// (forever with `None`). Events received before the disconnection
-    /// are still handed out; then [`Error::Disconnected`].
+    /// (forever with `None`), across reconnections. Events received before
+    /// the client was disconnected for good are still handed out; then
+    /// [`Error::Disconnected`].
     pub async fn receive(&self, timeout: Option<Duration>) -> Result<(String, Args)> {
         let next = Box::pin(self.events.recv());
         match timeout {

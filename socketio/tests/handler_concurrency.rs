@@ -259,14 +259,17 @@ fn handlers_that_never_wait_keep_arrival_order_when_concurrent() {
         let log = seen.clone();
         server.ns("/", move |ns| {
             let log = log.clone();
-            ns.on("n", move |s: SocketRef, args: Args, _ack| {
-                let log = log.clone();
-                async move {
-                    let n: u32 = args.get(0).unwrap();
-                    log.lock().unwrap().push(n);
-                    let _ = s.emit("n-back", &(n,));
-                }
-            });
+            ns.on(
+                "n",
+                move |s: SocketRef, args: Args, _ack: Option<AckSender>| {
+                    let log = log.clone();
+                    async move {
+                        let n: u32 = args.get(0).unwrap();
+                        log.lock().unwrap().push(n);
+                        let _ = s.emit("n-back", &(n,));
+                    }
+                },
+            );
         });
         let addr = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
         for transports in [
@@ -378,13 +381,16 @@ fn waiting_handlers_are_bounded_per_socket() {
             let count = started.clone();
             server.ns("/", move |ns| {
                 let (count, release) = (count.clone(), release.clone());
-                ns.on("hold", move |_s: SocketRef, _args: Args, _ack| {
-                    let (count, release) = (count.clone(), release.clone());
-                    async move {
-                        *count.lock().unwrap() += 1;
-                        let _ = release.recv().await;
-                    }
-                });
+                ns.on(
+                    "hold",
+                    move |_s: SocketRef, _args: Args, _ack: Option<AckSender>| {
+                        let (count, release) = (count.clone(), release.clone());
+                        async move {
+                            *count.lock().unwrap() += 1;
+                            let _ = release.recv().await;
+                        }
+                    },
+                );
                 ns.on_disconnect(move |_s: SocketRef, reason: DisconnectReason| {
                     let _ = gone_tx.unbounded_send(reason);
                     async {}
@@ -430,13 +436,16 @@ fn simple_client_receive_queue_is_bounded() {
         let server = Server::builder().runtime(kind).build();
         let (gone_tx, mut gone) = mpsc::unbounded::<DisconnectReason>();
         server.ns("/", move |ns| {
-            ns.on("flood", |s: SocketRef, args: Args, _ack| {
-                let count: u32 = args.get(0).unwrap();
-                for n in 0..count {
-                    let _ = s.emit("n", &(n,));
-                }
-                async {}
-            });
+            ns.on(
+                "flood",
+                |s: SocketRef, args: Args, _ack: Option<AckSender>| {
+                    let count: u32 = args.get(0).unwrap();
+                    for n in 0..count {
+                        let _ = s.emit("n", &(n,));
+                    }
+                    async {}
+                },
+            );
             ns.on_disconnect(move |_s: SocketRef, reason: DisconnectReason| {
                 let _ = gone_tx.unbounded_send(reason);
                 async {}

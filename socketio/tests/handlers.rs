@@ -42,10 +42,12 @@ async fn reporting_server() -> (
     let (gone_tx, gone) = mpsc::unbounded();
     server.ns("/", move |ns| {
         let seen_tx = seen_tx.clone();
-        ns.on_any(move |_s: SocketRef, name: Str, _args: Args, _ack| {
-            let _ = seen_tx.unbounded_send(name.to_string());
-            async {}
-        });
+        ns.on_any(
+            move |_s: SocketRef, name: Str, _args: Args, _ack: Option<AckSender>| {
+                let _ = seen_tx.unbounded_send(name.to_string());
+                async {}
+            },
+        );
         ns.on_disconnect(move |s: SocketRef, reason: DisconnectReason| {
             let _ = gone_tx.unbounded_send((s.id().to_owned(), reason));
             async {}
@@ -396,6 +398,12 @@ fn class_based_namespaces() {
 
 /// In ordered mode a socket's handlers run one after another in arrival
 /// order, also when one waits; a handler that panics ends only its own call.
+/// A panic with `()` as its type, so that a handler made of it answers
+/// nothing (a bare `panic!` would leave its return type to inference).
+fn panic_on_purpose(message: &str) {
+    panic!("{message}")
+}
+
 #[test]
 fn ordered_handlers_run_in_order_and_survive_a_panic() {
     RuntimeKind::Tokio.block_on(async {
@@ -404,21 +412,30 @@ fn ordered_handlers_run_in_order_and_survive_a_panic() {
             .async_handlers(false)
             .build();
         server.ns("/", |ns| {
-            ns.on("slow", |s: SocketRef, _args: Args, _ack| async move {
-                socketio::sleep(Duration::from_millis(200)).await;
-                let _ = s.emit("done", &("slow",));
-            });
-            ns.on("fast", |s: SocketRef, _args: Args, _ack| async move {
-                let _ = s.emit("done", &("fast",));
-            });
-            ns.on("boom", |_s: SocketRef, _args: Args, _ack| async move {
-                panic!("handler panics on purpose");
-            });
+            ns.on(
+                "slow",
+                |s: SocketRef, _args: Args, _ack: Option<AckSender>| async move {
+                    socketio::sleep(Duration::from_millis(200)).await;
+                    let _ = s.emit("done", &("slow",));
+                },
+            );
+            ns.on(
+                "fast",
+                |s: SocketRef, _args: Args, _ack: Option<AckSender>| async move {
+                    let _ = s.emit("done", &("fast",));
+                },
+            );
+            ns.on(
+                "boom",
+                |_s: SocketRef, _args: Args, _ack: Option<AckSender>| async move {
+                    panic_on_purpose("handler panics on purpose");
+                },
+            );
             ns.on(
                 "boom-later",
-                |_s: SocketRef, _args: Args, _ack| async move {
+                |_s: SocketRef, _args: Args, _ack: Option<AckSender>| async move {
                     socketio::sleep(Duration::from_millis(10)).await;
-                    panic!("handler panics on purpose after a wait");
+                    panic_on_purpose("handler panics on purpose after a wait");
                 },
             );
         });

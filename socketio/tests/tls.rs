@@ -224,9 +224,7 @@ fn tls_matrix(kind: RuntimeKind) -> usize {
             .await;
         // With TLS 1.3 the refusal arrives after our side of the
         // handshake, as an alert: still reported as a TLS error.
-        let err = without
-            .err()
-            .expect("connected without a client certificate");
+        let err = without.expect_err("connected without a client certificate");
         assert!(
             matches!(
                 err,
@@ -291,8 +289,7 @@ fn bad_server_certificates_are_errors() {
             .tls(TlsClientConfig::new().client_certificate_pem(pki.client_chain.clone(), ""))
             .connect()
             .await
-            .err()
-            .expect("no key");
+            .expect_err("no key");
         assert!(matches!(err, Error::Tls(TlsError::NoPrivateKey)), "{err}");
     });
 }

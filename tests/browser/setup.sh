@@ -10,26 +10,9 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-cd "$here"
-
-exec 9>"$here/.setup.lock"
-flock 9
-
-log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
-
-die() {
-    echo "browser setup: $1" >&2
-    if [ -s "$log" ]; then
-        echo "----- installer output -----" >&2
-        cat "$log" >&2
-    fi
-    exit 1
-}
-
-need() {
-    command -v "$1" >/dev/null 2>&1 || die "$1 not found on PATH ($2)"
-}
+# die, need, checksum, $log; the lock taken.
+source "$here/../setup-lib.sh"
+setup_begin browser "$here"
 
 # --- Chromium, from Debian ---
 chromium="${CHROMIUM:-/usr/bin/chromium}"
@@ -51,7 +34,7 @@ fi
 # --- Node: playwright-core, socket.io-client, @socket.io/admin-ui, @mdi/font (its icons) ---
 need node "Node.js 18 or later is required"
 need npm "npm is required"
-sum="$(sha256sum package.json package-lock.json | sha256sum | cut -d' ' -f1)"
+sum="$(checksum package.json package-lock.json)"
 stamp="node_modules/.browser-stamp"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sum" ]; then
     rm -rf node_modules

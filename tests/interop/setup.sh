@@ -8,30 +8,9 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-cd "$here"
-
-exec 9>"$here/.setup.lock"
-flock 9
-
-log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
-
-die() {
-    echo "interop setup: $1" >&2
-    if [ -s "$log" ]; then
-        echo "----- installer output -----" >&2
-        cat "$log" >&2
-    fi
-    exit 1
-}
-
-need() {
-    command -v "$1" >/dev/null 2>&1 || die "$1 not found on PATH ($2)"
-}
-
-checksum() {
-    sha256sum "$@" | sha256sum | cut -d' ' -f1
-}
+# die, need, checksum, $log; the lock taken.
+source "$here/../setup-lib.sh"
+setup_begin interop "$here"
 
 # --- Node: socket.io, socket.io-client, socket.io-msgpack-parser, redis-adapter, redis-emitter, redis-streams-adapter, redis ---
 need node "Node.js 18 or later is required"

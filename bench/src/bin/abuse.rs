@@ -33,6 +33,7 @@ use futures_util::future::join_all;
 use tokio::io::AsyncWriteExt;
 use tokio::time::{sleep, timeout, timeout_at};
 
+use socketio_bench::flags::{usage_exit, Flags};
 use socketio_bench::process::{RssSampler, ServerProcess};
 use socketio_bench::wire::{acked_echoes, digits, push_frame, Conn, Failure};
 
@@ -86,9 +87,10 @@ struct Outcome {
     met: bool,
 }
 
+const USAGE: &str = "usage: abuse --server PATH_TO_echo_server [--runtime tokio|async-std|smol|all|A,B] [--only 1,2,3,4] [--window-secs S]";
+
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: abuse --server PATH_TO_echo_server [--runtime tokio|async-std|smol|all|A,B] [--only 1,2,3,4] [--window-secs S]");
-    std::process::exit(2)
+    usage_exit(USAGE, problem)
 }
 
 fn main() {
@@ -98,11 +100,8 @@ fn main() {
         attacks: vec![1, 2, 3, 4],
         window: Duration::from_secs(3),
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .unwrap_or_else(|| usage(&format!("{flag} needs a value")));
+    let flags = Flags::from_env(USAGE, &[]);
+    for (flag, value) in flags {
         match flag.as_str() {
             "--server" => options.server = PathBuf::from(value),
             "--runtime" if value == "all" => {
@@ -119,8 +118,8 @@ fn main() {
                     .collect();
             }
             "--window-secs" => {
-                let secs = value.parse().unwrap_or_else(|_| usage("bad seconds"));
-                options.window = Duration::from_secs(secs);
+                options.window =
+                    Duration::from_secs(value.parse().unwrap_or_else(|_| usage("bad seconds")));
             }
             other => usage(&format!("unknown argument {other}")),
         }

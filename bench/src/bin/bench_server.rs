@@ -22,11 +22,13 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use socketio_bench::flags::{usage_exit, Flags};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+const USAGE: &str = "usage: bench_server --impl ours|socketioxide|raw [--runtime tokio|async-std|smol] --port P [--adapter redis-python|redis-node --redis URL]";
+
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: bench_server --impl ours|socketioxide|raw [--runtime tokio|async-std|smol] --port P [--adapter redis-python|redis-node --redis URL]");
-    std::process::exit(2)
+    usage_exit(USAGE, problem)
 }
 
 fn announce(addr: SocketAddr) {
@@ -39,11 +41,8 @@ fn main() {
     let mut runtime = String::from("tokio");
     let mut port = 0u16;
     let (mut adapter, mut redis) = (None::<String>, None::<String>);
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .unwrap_or_else(|| usage(&format!("{flag} needs a value")));
+    let flags = Flags::from_env(USAGE, &[]);
+    for (flag, value) in flags {
         match flag.as_str() {
             "--impl" => implementation = value,
             "--runtime" => runtime = value,

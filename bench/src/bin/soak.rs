@@ -44,6 +44,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::time::{sleep, sleep_until, timeout};
 
+use socketio_bench::flags::{usage_exit, Flags};
 use socketio_bench::process::ServerProcess;
 use socketio_bench::wire::{acked_echoes, digits, find, open_files, push_frame, Conn, Failure};
 
@@ -69,9 +70,10 @@ struct Options {
     out: PathBuf,
 }
 
+const USAGE: &str = "usage: soak --server PATH_TO_echo_server [--runtime tokio|async-std|smol] [--clients N] [--minutes M] [--warmup-minutes M] [--sample-secs S] [--session-secs MIN-MAX] [--action-ms MS] [--recovery-secs S] [--broadcast-ms MS] [--flood-every-secs S] [--flood-events N] [--out DIR]";
+
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: soak --server PATH_TO_echo_server [--runtime tokio|async-std|smol] [--clients N] [--minutes M] [--warmup-minutes M] [--sample-secs S] [--session-secs MIN-MAX] [--action-ms MS] [--recovery-secs S] [--broadcast-ms MS] [--flood-every-secs S] [--flood-events N] [--out DIR]");
-    std::process::exit(2)
+    usage_exit(USAGE, problem)
 }
 
 fn main() {
@@ -90,11 +92,8 @@ fn main() {
         flood_events: 50_000,
         out: PathBuf::from("target/soak"),
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .unwrap_or_else(|| usage(&format!("{flag} needs a value")));
+    let flags = Flags::from_env(USAGE, &[]);
+    for (flag, value) in flags {
         let number = || -> u64 { value.parse().unwrap_or_else(|_| usage("bad number")) };
         match flag.as_str() {
             "--server" => options.server = PathBuf::from(&value),

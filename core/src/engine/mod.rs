@@ -9,8 +9,6 @@ mod packet;
 #[cfg(test)]
 mod pair;
 pub mod server;
-#[cfg(test)]
-mod server_tests;
 
 pub use client::*;
 pub use config::*;

@@ -24,6 +24,7 @@ mod body;
 mod client;
 mod encode;
 mod error;
+pub mod proxy;
 mod query;
 mod server;
 mod types;

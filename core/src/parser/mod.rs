@@ -17,7 +17,7 @@ mod json;
 mod msgpack;
 mod spread;
 
-pub use any::{AnyParser, AnyParserDecoder};
+pub use any::{AnyParser, AnyParserDecoder, CustomDecoder, CustomParser, Payload};
 pub use args::{Args, ArgsError};
 pub use cbor::{CborParser, CborParserDecoder};
 #[cfg(test)]

@@ -7,12 +7,14 @@ use socketio_core::parser::ArgsError;
 use socketio_core::socket::ClientError;
 use socketio_core::value::ValueError;
 use socketio_core::Value;
+use socketio_driver::proxy::{ProxyError, ProxyUrlError};
 
 /// What went wrong.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// The URL is not `http://host[:port][/namespace][?query]`.
+    /// The URL is not `http://host[:port][/namespace][?query]` (nor
+    /// `https://` with the `tls` feature).
     InvalidUrl(String),
     /// An option is out of range or inconsistent.
     InvalidOptions(String),
@@ -53,6 +55,16 @@ pub enum Error {
     Value(ValueError),
     /// Received arguments do not fit the requested type.
     Args(ArgsError),
+    /// The HTTP proxy did not open the tunnel (refused it with a status,
+    /// answered with something else, or not in time); it names the proxy.
+    Proxy(ProxyError),
+    /// The proxy URL (from [`crate::ClientOptions::proxy`] or the
+    /// environment) cannot be used.
+    ProxyUrl(ProxyUrlError),
+    /// The TLS configuration could not be built, or the handshake failed
+    /// (the server's certificate was rejected, or ours).
+    #[cfg(feature = "tls")]
+    Tls(socketio_driver::tls::TlsError),
 }
 
 impl fmt::Display for Error {
@@ -77,6 +89,10 @@ impl fmt::Display for Error {
             Error::Client(e) => write!(f, "{e}"),
             Error::Value(e) => write!(f, "{e}"),
             Error::Args(e) => write!(f, "{e}"),
+            Error::Proxy(e) => write!(f, "{e}"),
+            Error::ProxyUrl(e) => write!(f, "{e}"),
+            #[cfg(feature = "tls")]
+            Error::Tls(e) => write!(f, "{e}"),
         }
     }
 }
@@ -88,6 +104,10 @@ impl std::error::Error for Error {
             Error::Client(e) => Some(e),
             Error::Value(e) => Some(e),
             Error::Args(e) => Some(e),
+            Error::Proxy(e) => Some(e),
+            Error::ProxyUrl(e) => Some(e),
+            #[cfg(feature = "tls")]
+            Error::Tls(e) => Some(e),
             _ => None,
         }
     }
@@ -106,6 +126,17 @@ impl From<ClientError> for Error {
 impl From<ValueError> for Error {
     fn from(e: ValueError) -> Self {
         Error::Value(e)
+    }
+}
+impl From<ProxyUrlError> for Error {
+    fn from(e: ProxyUrlError) -> Self {
+        Error::ProxyUrl(e)
+    }
+}
+#[cfg(feature = "tls")]
+impl From<socketio_driver::tls::TlsError> for Error {
+    fn from(e: socketio_driver::tls::TlsError) -> Self {
+        Error::Tls(e)
     }
 }
 impl From<ArgsError> for Error {

@@ -8,8 +8,7 @@
 //! never polls and never sleeps.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::io::Read;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,6 +22,7 @@ use socketio_core::socket::{AckFailure, ClientEvent};
 use socketio_core::{Bytes, Value};
 use tracing::{debug, info, trace, warn};
 
+use crate::dial::{DialFailure, Dialer, Reader, Writer, READ_CHUNK};
 use crate::error::{Error, Result};
 use crate::options::Handler;
 use crate::Event;
@@ -30,9 +30,6 @@ use crate::Event;
 /// How long the IO thread keeps going after it was told to stop, so that
 /// the DISCONNECT and Engine.IO close packets get written.
 const CLOSE_GRACE: Duration = Duration::from_millis(1000);
-
-/// How much one reader thread reads at once.
-const READ_CHUNK: usize = 16 * 1024;
 
 /// What the application asks of the IO thread.
 pub(crate) enum Command {
@@ -59,10 +56,10 @@ pub(crate) enum Command {
 
 /// What a reader thread saw on its connection.
 pub(crate) enum NetEvent {
-    Connected(ConnId, TcpStream),
+    Connected(ConnId, Writer),
     Read(ConnId, Vec<u8>),
     /// End of stream, a read error or a failed connect (with why).
-    Eof(ConnId, Option<String>),
+    Eof(ConnId, Option<DialFailure>),
 }
 
 /// One message in the IO thread's inbox.
@@ -93,15 +90,13 @@ enum Conn {
         pending: Vec<Bytes>,
         close_after: bool,
     },
-    Open(TcpStream),
+    Open(Writer),
 }
 
 /// Everything the IO thread needs, handed over at spawn.
 pub(crate) struct IoSetup {
     pub endpoint: ClientEndpoint<AnyParser>,
-    pub host: String,
-    pub port: u16,
-    pub connect_timeout: Duration,
+    pub dialer: Dialer,
     pub write_timeout: Duration,
     pub namespaces: Vec<(String, Option<Value>)>,
     pub handlers: HashMap<String, Handler>,
@@ -113,9 +108,7 @@ pub(crate) struct IoSetup {
 
 struct Io {
     ep: ClientEndpoint<AnyParser>,
-    host: String,
-    port: u16,
-    connect_timeout: Duration,
+    dialer: Dialer,
     write_timeout: Duration,
     inbox_tx: SyncSender<Input>,
     conns: HashMap<ConnId, Conn>,
@@ -135,9 +128,7 @@ struct Io {
 pub(crate) fn run(setup: IoSetup, inbox: Receiver<Input>) {
     let mut io = Io {
         ep: setup.endpoint,
-        host: setup.host,
-        port: setup.port,
-        connect_timeout: setup.connect_timeout,
+        dialer: setup.dialer,
         write_timeout: setup.write_timeout,
         inbox_tx: setup.inbox_tx,
         conns: HashMap::new(),
@@ -198,7 +189,7 @@ impl Io {
                     close_after,
                 }) => {
                     trace!(conn = conn.0, "connected");
-                    let _ = stream.set_write_timeout(Some(self.write_timeout));
+                    let _ = stream.set_write_timeout(self.write_timeout);
                     self.conns.insert(conn, Conn::Open(stream));
                     self.ep.handle_connected(now, conn);
                     for bytes in pending {
@@ -209,9 +200,7 @@ impl Io {
                     }
                 }
                 // Closed by the endpoint while connecting.
-                _ => {
-                    let _ = stream.shutdown(Shutdown::Both);
-                }
+                _ => stream.shutdown(),
             },
             Input::Net(NetEvent::Read(conn, data)) => {
                 if self.conns.contains_key(&conn) {
@@ -222,8 +211,14 @@ impl Io {
             Input::Net(NetEvent::Eof(conn, error)) => {
                 if self.conns.remove(&conn).is_some() {
                     debug!(conn = conn.0, ?error, "connection ended");
-                    if let Some(error) = error {
-                        lock(&self.status).last_error = Some(error);
+                    if let Some(failure) = error {
+                        lock(&self.status).last_error = Some(failure.message);
+                        // A proxy that refused or a TLS handshake that
+                        // failed ends `connect` at once, with the reason
+                        // (ignored once `connect` has its answer).
+                        if let Some(typed) = failure.typed {
+                            self.answer_ready(Err(typed));
+                        }
                     }
                     self.ep.handle_eof(now, conn);
                 }
@@ -430,6 +425,10 @@ impl Io {
             ClientEvent::Disconnected { nsp, reason } => {
                 info!(%nsp, reason = reason.as_str(), "namespace disconnected");
             }
+            ClientEvent::OpenFailed { attempt, .. } => info!(attempt, "could not open a session"),
+            ClientEvent::ReconnectScheduled { attempt, delay } => {
+                info!(attempt, ?delay, "reconnection scheduled")
+            }
             ClientEvent::Reconnecting { attempt } => info!(attempt, "reconnecting"),
             ClientEvent::Reconnected { attempt } => info!(attempt, "reconnected"),
             ClientEvent::ReconnectFailed => {
@@ -485,23 +484,21 @@ impl Io {
     fn close(&mut self, conn: ConnId) {
         if let Some(Conn::Open(stream)) = self.conns.remove(&conn) {
             trace!(conn = conn.0, "close");
-            let _ = stream.shutdown(Shutdown::Both);
+            stream.shutdown();
         }
     }
 
     fn spawn_reader(&mut self, conn: ConnId) {
-        let host = self.host.clone();
-        let port = self.port;
-        let timeout = self.connect_timeout;
+        let dialer = self.dialer.clone();
         let tx = self.inbox_tx.clone();
         let spawned = thread::Builder::new()
             .name(format!("socketio-conn-{}", conn.0))
-            .spawn(move || read_loop(conn, &host, port, timeout, tx));
+            .spawn(move || read_loop(conn, &dialer, tx));
         if let Err(e) = spawned {
             warn!(error = %e, "could not spawn a connection thread");
             let _ = self
                 .inbox_tx
-                .try_send(Input::Net(NetEvent::Eof(conn, Some(e.to_string()))));
+                .try_send(Input::Net(NetEvent::Eof(conn, Some(e.into()))));
         }
     }
 
@@ -525,7 +522,7 @@ impl Io {
     fn finish(mut self) {
         for (_, conn) in self.conns.drain() {
             if let Conn::Open(stream) = conn {
-                let _ = stream.shutdown(Shutdown::Both);
+                stream.shutdown();
             }
         }
         let mut status = lock(&self.status);
@@ -542,19 +539,11 @@ impl Io {
 
 /// A reader thread: connect, hand the write half to the IO thread, then
 /// read until the end of the stream.
-fn read_loop(conn: ConnId, host: &str, port: u16, timeout: Duration, tx: SyncSender<Input>) {
-    let mut stream = match connect(host, port, timeout) {
-        Ok(stream) => stream,
-        Err(e) => {
-            let _ = tx.send(Input::Net(NetEvent::Eof(conn, Some(e.to_string()))));
-            return;
-        }
-    };
-    let _ = stream.set_nodelay(true);
-    let writer = match stream.try_clone() {
-        Ok(writer) => writer,
-        Err(e) => {
-            let _ = tx.send(Input::Net(NetEvent::Eof(conn, Some(e.to_string()))));
+fn read_loop(conn: ConnId, dialer: &Dialer, tx: SyncSender<Input>) {
+    let (mut reader, writer) = match dialer.open() {
+        Ok(halves) => halves,
+        Err(failure) => {
+            let _ = tx.send(Input::Net(NetEvent::Eof(conn, Some(failure))));
             return;
         }
     };
@@ -564,9 +553,13 @@ fn read_loop(conn: ConnId, host: &str, port: u16, timeout: Duration, tx: SyncSen
     {
         return;
     }
+    read_until_eof(conn, &mut reader, &tx);
+}
+
+fn read_until_eof(conn: ConnId, reader: &mut Reader, tx: &SyncSender<Input>) {
     let mut buf = vec![0; READ_CHUNK];
     loop {
-        match stream.read(&mut buf) {
+        match reader.read(&mut buf) {
             Ok(0) => {
                 let _ = tx.send(Input::Net(NetEvent::Eof(conn, None)));
                 return;
@@ -583,29 +576,9 @@ fn read_loop(conn: ConnId, host: &str, port: u16, timeout: Duration, tx: SyncSen
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {
-                let _ = tx.send(Input::Net(NetEvent::Eof(conn, Some(e.to_string()))));
+                let _ = tx.send(Input::Net(NetEvent::Eof(conn, Some(e.into()))));
                 return;
             }
         }
     }
-}
-
-/// Resolve (again on every connection, as addresses may change) and try
-/// each address in turn within the one timeout.
-fn connect(host: &str, port: u16, timeout: Duration) -> std::io::Result<TcpStream> {
-    let deadline = Instant::now() + timeout;
-    let mut last = None;
-    for addr in (host, port).to_socket_addrs()? {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        match TcpStream::connect_timeout(&addr, left) {
-            Ok(stream) => return Ok(stream),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::TimedOut, "no address could be reached")
-    }))
 }

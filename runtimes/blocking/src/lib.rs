@@ -51,12 +51,19 @@
 //!   from ChaCha12 generators seeded from the OS.
 //! - Logs go through [`tracing`].
 //!
-//! Not supported: TLS (`https://`, `wss://`): this crate shows the core
-//! running on nothing but `std`; use the async runtimes for TLS.
+//! - **Proxies and TLS**: every connection goes through the HTTP proxy of
+//!   [`ClientOptions::proxy`] (by default the environment's `http_proxy`,
+//!   `https_proxy` and `no_proxy`) as a `CONNECT` tunnel, and with the
+//!   `tls` feature `https://` and `wss://` URLs speak TLS (rustls),
+//!   configured with [`ClientOptions::tls`]. Both come from
+//!   `socketio-driver`, shared with the async clients; no async runtime
+//!   runs here. A proxy that refuses the tunnel ([`Error::Proxy`]) or a
+//!   TLS handshake that fails ends [`Client::connect`] at once.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod args;
+mod dial;
 mod error;
 mod io;
 mod options;
@@ -75,10 +82,16 @@ use socketio_core::{engine, socket};
 
 pub use args::to_args;
 pub use error::{Error, Result};
-pub use options::{ClientOptions, Handler};
+pub use options::{ClientOptions, Handler, Proxy};
 pub use socketio_core::engine::{ClientTransports, Transport};
 pub use socketio_core::parser::{AnyParser, Args, CborParser, JsonParser, MsgPackParser};
 pub use socketio_core::{Binary, Bytes, Value};
+pub use socketio_driver::proxy::{
+    ProxyError, ProxyErrorKind, ProxyUrl, ProxyUrlError, TunnelError,
+};
+/// TLS configuration (with the `tls` feature).
+#[cfg(feature = "tls")]
+pub use socketio_driver::tls::{rustls, TlsClientConfig, TlsError, TlsRoots};
 
 use io::{Command, Input, Status};
 
@@ -120,10 +133,12 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connect to `url` (`http://host[:port][/namespace][?query]`; the path
-    /// names the namespace when [`ClientOptions::namespaces`] is empty, the
-    /// query is sent with every Engine.IO request) and wait, at most
-    /// [`ClientOptions::wait_timeout`], until every namespace is connected.
+    /// Connect to `url` (`http://host[:port][/namespace][?query]`, or
+    /// `https://` with the `tls` feature; the path names the namespace when
+    /// [`ClientOptions::namespaces`] is empty, the query is sent with every
+    /// Engine.IO request) and wait, at most [`ClientOptions::wait_timeout`],
+    /// until every namespace is connected. A proxy that refuses the tunnel
+    /// ([`Error::Proxy`]) or a failed TLS handshake ends the wait at once.
     pub fn connect(url: &str, options: ClientOptions) -> Result<Client> {
         let url = options::parse_url(url)?;
         if options.wait_timeout.is_zero() {
@@ -165,11 +180,32 @@ impl Client {
         let (events_tx, events_rx) = mpsc::sync_channel(EVENT_QUEUE_CAPACITY);
         let (ready_tx, ready_rx) = mpsc::channel();
         let status = Arc::new(Mutex::new(Status::default()));
-        let setup = io::IoSetup {
-            endpoint,
+        let dialer = dial::Dialer {
             host: url.host.clone(),
             port: url.port,
-            connect_timeout: options.connect_timeout,
+            timeout: options.connect_timeout,
+            tunnel: options.proxy.route(
+                url.secure,
+                &url.host,
+                url.port,
+                options.connect_timeout,
+            )?,
+            #[cfg(feature = "tls")]
+            tls: if url.secure {
+                let name =
+                    socketio_driver::tls::rustls::pki_types::ServerName::try_from(url.host.clone())
+                        .map_err(|_| TlsError::InvalidServerName(url.host.clone()))?;
+                Some(dial::TlsTarget {
+                    config: options.tls.build()?,
+                    name,
+                })
+            } else {
+                None
+            },
+        };
+        let setup = io::IoSetup {
+            endpoint,
+            dialer,
             write_timeout: options.write_timeout,
             namespaces,
             handlers: options.handlers.into_iter().collect::<HashMap<_, _>>(),

@@ -9,6 +9,7 @@ use socketio_core::parser::{AnyParser, Args};
 use socketio_core::Value;
 
 use crate::error::{Error, Result};
+pub use socketio_driver::proxy::Proxy;
 
 /// A handler run on the IO thread for one event name; what it returns
 /// answers the server's acknowledgement request, if the server made one
@@ -56,6 +57,14 @@ pub struct ClientOptions {
     /// Handlers by event name, run on the IO thread. Events without a
     /// handler go to [`crate::Client::receive`].
     pub handlers: Vec<(String, Handler)>,
+    /// The HTTP proxy: the environment's `http_proxy` / `https_proxy` /
+    /// `no_proxy` by default (read when connecting), an explicit one, or
+    /// none ([`Proxy::Direct`]). Every connection is a `CONNECT` tunnel.
+    pub proxy: Proxy,
+    /// How to set up TLS for `https://` and `wss://` URLs (bundled roots,
+    /// full verification).
+    #[cfg(feature = "tls")]
+    pub tls: socketio_driver::tls::TlsClientConfig,
 }
 
 impl Default for ClientOptions {
@@ -74,6 +83,9 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(20),
             write_timeout: Duration::from_secs(10),
             handlers: Vec::new(),
+            proxy: Proxy::default(),
+            #[cfg(feature = "tls")]
+            tls: Default::default(),
         }
     }
 }
@@ -122,6 +134,20 @@ impl ClientOptions {
         self
     }
 
+    /// Set the proxy ([`Proxy::url`] for an explicit one, [`Proxy::Direct`]
+    /// for none).
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = proxy;
+        self
+    }
+
+    /// Set the TLS configuration of `https://` and `wss://` URLs.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: socketio_driver::tls::TlsClientConfig) -> Self {
+        self.tls = tls;
+        self
+    }
+
     /// Register a handler for `event`, run on the IO thread (keep it short:
     /// nothing else happens on the connection while it runs). Its return
     /// value answers the server's acknowledgement request, if any.
@@ -150,6 +176,7 @@ impl fmt::Debug for ClientOptions {
             .field("wait_timeout", &self.wait_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("write_timeout", &self.write_timeout)
+            .field("proxy", &self.proxy)
             .field(
                 "handlers",
                 &self.handlers.iter().map(|(e, _)| e).collect::<Vec<_>>(),
@@ -161,6 +188,8 @@ impl fmt::Debug for ClientOptions {
 /// The parts of `http://host[:port][/namespace][?query]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Url {
+    /// `https://` or `wss://`.
+    pub secure: bool,
     /// Host name or address, without IPv6 brackets.
     pub host: String,
     pub port: u16,
@@ -173,16 +202,17 @@ pub(crate) struct Url {
 }
 
 /// Parse the server URL. As socket.io-client, the path names the namespace
-/// (the Engine.IO path is [`ClientOptions::path`]). Only `http` (and `ws`)
-/// are supported: this client has no TLS.
+/// (the Engine.IO path is [`ClientOptions::path`]). `http` and `ws`, and
+/// with the `tls` feature `https` and `wss`.
 pub(crate) fn parse_url(url: &str) -> Result<Url> {
     let bad = |why: &str| Error::InvalidUrl(format!("{why}: {url:?}"));
     let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
-    match scheme.to_ascii_lowercase().as_str() {
-        "http" | "ws" => {}
-        "https" | "wss" => return Err(bad("TLS is not supported by the blocking client")),
-        _ => return Err(bad("scheme must be http")),
-    }
+    let secure = match scheme.to_ascii_lowercase().as_str() {
+        "http" | "ws" => false,
+        "https" | "wss" if cfg!(feature = "tls") => true,
+        "https" | "wss" => return Err(bad("TLS needs the `tls` feature of socketio-blocking")),
+        _ => return Err(bad("scheme must be http or https")),
+    };
     let rest = rest.split('#').next().unwrap_or_default();
     let (rest, query) = match rest.split_once('?') {
         Some((r, q)) => (r, Some(q)),
@@ -212,6 +242,7 @@ pub(crate) fn parse_url(url: &str) -> Result<Url> {
         return Err(bad("no host"));
     }
     let port = match port {
+        None if secure => 443,
         None => 80,
         Some(p) => p.parse::<u16>().map_err(|_| bad("invalid port"))?,
     };
@@ -229,6 +260,7 @@ pub(crate) fn parse_url(url: &str) -> Result<Url> {
         })
         .collect();
     Ok(Url {
+        secure,
         host: host.to_owned(),
         port,
         authority: authority.to_owned(),
@@ -266,7 +298,6 @@ mod tests {
 
         for bad in [
             "127.0.0.1:3000",
-            "https://example.com",
             "ftp://x",
             "http://:80",
             "http://h:99999",
@@ -274,6 +305,16 @@ mod tests {
             "http://u@h",
         ] {
             assert!(matches!(parse_url(bad), Err(Error::InvalidUrl(_))), "{bad}");
+        }
+        let secure = parse_url("wss://example.com/chat");
+        if cfg!(feature = "tls") {
+            let u = secure.unwrap();
+            assert_eq!(
+                (u.secure, u.port, u.namespace.as_str()),
+                (true, 443, "/chat")
+            );
+        } else {
+            assert!(matches!(secure, Err(Error::InvalidUrl(_))));
         }
     }
 }

@@ -119,3 +119,26 @@ impl Listener for AsyncIoListener {
         self.0.get_ref().local_addr()
     }
 }
+
+/// [`Runtime::connect`](crate::Runtime::connect) for runtimes on async-io's
+/// reactor (smol, async-std): one implementation for both.
+pub fn connect_tcp(addr: SocketAddr) -> BoxFuture<'static, io::Result<BoxStream>> {
+    Box::pin(async move { Ok(Box::new(AsyncIoStream::connect(addr).await?) as BoxStream) })
+}
+
+/// [`Runtime::listen`](crate::Runtime::listen) for runtimes on async-io's
+/// reactor.
+pub fn listen_tcp(addr: SocketAddr) -> BoxFuture<'static, io::Result<Box<dyn Listener>>> {
+    Box::pin(async move { Ok(Box::new(AsyncIoListener::bind(addr)?) as Box<dyn Listener>) })
+}
+
+/// [`Runtime::connect_unix`](crate::Runtime::connect_unix) for runtimes on
+/// async-io's reactor.
+#[cfg(unix)]
+pub fn connect_unix(path: &std::path::Path) -> BoxFuture<'static, io::Result<BoxStream>> {
+    let path = path.to_owned();
+    Box::pin(async move {
+        let stream = Async::<std::os::unix::net::UnixStream>::connect(path).await?;
+        Ok(Box::new(stream) as BoxStream)
+    })
+}

@@ -45,10 +45,17 @@ impl Backlog {
         }
     }
 
+    /// Whether the events waiting are within the bound (then any
+    /// connection may read; [`Backlog::admit`] says the same, with more
+    /// work).
+    pub(crate) fn within_bound(&self) -> bool {
+        self.count.load(Ordering::SeqCst) <= MAX_PENDING_EVENTS
+    }
+
     /// Whether a connection may read more now; when not, it is resumed
     /// through `signal` once the application has caught up.
     pub(crate) fn admit(&self, signal: &Arc<ConnSignal>) -> bool {
-        if self.count.load(Ordering::SeqCst) <= MAX_PENDING_EVENTS {
+        if self.within_bound() {
             return true;
         }
         {

@@ -2,12 +2,16 @@
 //! for.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures_channel::mpsc;
+use futures_channel::{mpsc, oneshot};
+use futures_util::Stream;
 
 use socketio_core::endpoint::{ClientAction, ClientEndpoint};
 use socketio_core::engine::ConnId;
@@ -23,6 +27,83 @@ use crate::runtime::{BoxStream, Runtime};
 /// events answered with acks) and does not read meets TCP's backpressure
 /// instead of making the client buffer for it.
 const MAX_BUFFERED_OUTPUT: usize = 1 << 20;
+
+/// Default bound of the events the driver has decoded and the application
+/// has not taken yet ([`ClientEvents`]).
+pub const DEFAULT_MAX_QUEUED_EVENTS: usize = 1024;
+
+/// Where the client connects: a host name or address and a port, and how to
+/// wrap the connection. Re-read at every connection, so it can change
+/// between reconnections ([`ClientDriver::target_setter`]).
+#[derive(Clone)]
+pub struct ClientTarget {
+    /// A host name (looked up at every connection) or an IP address.
+    pub host: String,
+    /// The TCP port.
+    pub port: u16,
+    /// Wraps every connection in TLS when set.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::ClientTls>,
+}
+
+impl std::fmt::Debug for ClientTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTarget")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Read-side flow control between the driver and the application: the
+/// events queued for the application are counted, and connections are not
+/// read while the count is over the bound (TCP then pushes back on the
+/// server). Nothing decoded is ever dropped: a read in progress is handed
+/// out whole, so the queue may exceed the bound by what one read decodes.
+struct EventFlow {
+    queued: AtomicUsize,
+    bound: usize,
+    /// Connections paused because the queue was full, resumed as it drains.
+    paused: Mutex<Vec<Arc<ConnSignal>>>,
+}
+
+impl EventFlow {
+    fn has_room(&self) -> bool {
+        self.queued.load(Ordering::Acquire) <= self.bound
+    }
+
+    /// One event was taken by the application.
+    fn taken(&self) {
+        let before = self.queued.fetch_sub(1, Ordering::AcqRel);
+        // Resume at half the bound, not at every event taken, so that a
+        // full queue does not make a connection read a few bytes at a time.
+        if before == self.bound / 2 + 1 {
+            for signal in lock(&self.paused).drain(..) {
+                signal.resume();
+            }
+        }
+    }
+}
+
+/// The core's [`ClientEvent`]s for the application, in order. Taking them
+/// is what lets the driver read on once [`DEFAULT_MAX_QUEUED_EVENTS`] (or
+/// the configured bound) are waiting.
+pub struct ClientEvents {
+    rx: mpsc::UnboundedReceiver<ClientEvent>,
+    flow: Arc<EventFlow>,
+}
+
+impl Stream for ClientEvents {
+    type Item = ClientEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ClientEvent>> {
+        let next = Pin::new(&mut self.rx).poll_next(cx);
+        if let Poll::Ready(Some(_)) = next {
+            self.flow.taken();
+        }
+        next
+    }
+}
 
 /// A connection the endpoint asked for: what it has to write.
 struct Conn {
@@ -44,10 +125,9 @@ struct State<P: Parser> {
 
 struct Shared<P: Parser> {
     runtime: Arc<dyn Runtime>,
-    addrs: Vec<SocketAddr>,
-    /// Wraps every connection in TLS when set.
-    #[cfg(feature = "tls")]
-    tls: Option<crate::tls::ClientTls>,
+    /// Shared with [`ClientDriver::target_setter`]'s setters.
+    target: Arc<Mutex<ClientTarget>>,
+    flow: Arc<EventFlow>,
     /// The last connection that could not be opened, cleared by one that
     /// could.
     last_error: Mutex<Option<ConnectError>>,
@@ -79,6 +159,13 @@ impl Drop for LiveGuard<'_> {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum ConnectError {
+    /// The host name could not be looked up.
+    Lookup {
+        /// The name.
+        host: String,
+        /// Why.
+        error: Arc<std::io::Error>,
+    },
     /// No address accepted a TCP connection (the last address's error).
     Tcp(Arc<std::io::Error>),
     /// No address given to the driver.
@@ -95,6 +182,9 @@ pub enum ConnectError {
 impl std::fmt::Display for ConnectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            ConnectError::Lookup { host, error } => {
+                write!(f, "cannot look up host name {host:?}: {error}")
+            }
             ConnectError::Tcp(e) => write!(f, "cannot connect: {e}"),
             ConnectError::NoAddress => f.write_str("no address to connect to"),
             #[cfg(feature = "tls")]
@@ -108,6 +198,7 @@ impl std::fmt::Display for ConnectError {
 impl std::error::Error for ConnectError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
+            ConnectError::Lookup { error, .. } => Some(&**error),
             ConnectError::Tcp(e) => Some(&**e),
             ConnectError::NoAddress => None,
             #[cfg(feature = "tls")]
@@ -133,49 +224,29 @@ impl<P: Parser> Clone for ClientDriver<P> {
 }
 
 impl<P: Parser + Send + 'static> ClientDriver<P> {
-    /// Start driving `endpoint`; connections go to the first of `addrs`
-    /// that answers. The receiver yields the core's [`ClientEvent`]s.
+    /// Start driving `endpoint`; connections go to `target` (the first of
+    /// its addresses that answers). The [`ClientEvents`] yield the core's
+    /// events; while more than `max_queued_events` wait there, the
+    /// connection is not read.
     pub fn new(
         runtime: Arc<dyn Runtime>,
-        addrs: Vec<SocketAddr>,
+        target: ClientTarget,
         endpoint: ClientEndpoint<P>,
-    ) -> (Self, mpsc::UnboundedReceiver<ClientEvent>) {
-        Self::build(
-            runtime,
-            addrs,
-            endpoint,
-            #[cfg(feature = "tls")]
-            None,
-        )
-    }
-
-    /// [`ClientDriver::new`], with every connection wrapped in TLS
-    /// (`https://` and `wss://` servers).
-    #[cfg(feature = "tls")]
-    pub fn new_tls(
-        runtime: Arc<dyn Runtime>,
-        addrs: Vec<SocketAddr>,
-        endpoint: ClientEndpoint<P>,
-        tls: crate::tls::ClientTls,
-    ) -> (Self, mpsc::UnboundedReceiver<ClientEvent>) {
-        Self::build(runtime, addrs, endpoint, Some(tls))
-    }
-
-    fn build(
-        runtime: Arc<dyn Runtime>,
-        addrs: Vec<SocketAddr>,
-        endpoint: ClientEndpoint<P>,
-        #[cfg(feature = "tls")] tls: Option<crate::tls::ClientTls>,
-    ) -> (Self, mpsc::UnboundedReceiver<ClientEvent>) {
+        max_queued_events: usize,
+    ) -> (Self, ClientEvents) {
         let (events, events_rx) = mpsc::unbounded();
+        let flow = Arc::new(EventFlow {
+            queued: AtomicUsize::new(0),
+            bound: max_queued_events.max(1),
+            paused: Mutex::new(Vec::new()),
+        });
         let (fatal, fatal_rx) = async_channel::bounded(1);
         let (timer_wake, wake_rx) = async_channel::bounded(1);
         let (done, done_rx) = async_channel::bounded(1);
         let shared = Arc::new(Shared {
             runtime: runtime.clone(),
-            addrs,
-            #[cfg(feature = "tls")]
-            tls,
+            target: Arc::new(Mutex::new(target)),
+            flow: flow.clone(),
             last_error: Mutex::new(None),
             fatal: Mutex::new(Some(fatal)),
             fatal_rx,
@@ -196,7 +267,19 @@ impl<P: Parser + Send + 'static> ClientDriver<P> {
             runtime.clone(),
             wake_rx,
         )));
+        let events_rx = ClientEvents {
+            rx: events_rx,
+            flow,
+        };
         (ClientDriver { shared }, events_rx)
+    }
+
+    /// A function that points the next connections at another target (a
+    /// URL evaluated again before a reconnection). It does not keep the
+    /// driver alive, so the endpoint's own hooks may hold it.
+    pub fn target_setter(&self) -> impl Fn(ClientTarget) + Send + Sync + 'static {
+        let target = self.shared.target.clone();
+        move |new| *lock(&target) = new
     }
 
     /// The runtime the driver runs on.
@@ -270,9 +353,32 @@ impl<P: Parser + Send + 'static> Shared<P> {
         result
     }
 
+    /// Whether connection `c` may be read: its unsent output under the
+    /// bound, and room in the application's event queue. A connection
+    /// paused for the events' sake is resumed once the application took
+    /// enough of them.
+    fn readable(&self, c: &Conn) -> bool {
+        if !self.flow.has_room() {
+            lock(&self.flow.paused).push(c.signal.clone());
+            // The application may have caught up meanwhile: then the
+            // resume is ours to give.
+            if self.flow.has_room() {
+                c.signal.resume();
+            }
+            return false;
+        }
+        c.out_len <= MAX_BUFFERED_OUTPUT
+    }
+
     fn drain(self: &Arc<Self>, state: &mut State<P>) {
         while let Some(event) = state.endpoint.poll_event() {
-            let _ = self.events.unbounded_send(event);
+            // Counted before it is sent, so the receiver never counts it
+            // down first.
+            self.flow.queued.fetch_add(1, Ordering::AcqRel);
+            if self.events.unbounded_send(event).is_err() {
+                // Nobody takes events any more (the application is gone).
+                self.flow.queued.fetch_sub(1, Ordering::AcqRel);
+            }
         }
         while let Some(action) = state.endpoint.poll_action() {
             match action {
@@ -328,10 +434,10 @@ impl<P: Parser + Send + 'static> ConnDriver for Shared<P> {
         // The output this read produced is queued by now (`drain`): read
         // on only while it is under the bound. Only this connection's own
         // pulls drain it, and each says whether it may read again.
-        state
-            .conns
-            .get(&conn)
-            .map_or(true, |c| c.out_len <= MAX_BUFFERED_OUTPUT)
+        let Some(c) = state.conns.get(&conn) else {
+            return true;
+        };
+        this.readable(c)
     }
 
     fn on_eof(this: &Arc<Self>, conn: ConnId) {
@@ -354,10 +460,11 @@ impl<P: Parser + Send + 'static> ConnDriver for Shared<P> {
     }
 
     fn wants_read(this: &Arc<Self>, conn: ConnId) -> bool {
-        this.lock()
-            .conns
-            .get(&conn)
-            .map_or(true, |c| c.out_len <= MAX_BUFFERED_OUTPUT)
+        let state = this.lock();
+        let Some(c) = state.conns.get(&conn) else {
+            return true;
+        };
+        this.readable(c)
     }
 
     fn pull(this: &Arc<Self>, conn: ConnId, out: &mut VecDeque<Bytes>) -> Pulled {
@@ -393,7 +500,7 @@ impl<P: Parser + Send + 'static> ConnDriver for Shared<P> {
         Pulled {
             close: false,
             more,
-            readable: c.out_len <= MAX_BUFFERED_OUTPUT,
+            readable: this.readable(c),
         }
     }
 }
@@ -442,28 +549,17 @@ async fn connection<P: Parser + Send + 'static>(
     crate::conn::connection(shared, conn, stream, signal).await;
 }
 
-/// Connect to the first address that answers, then run the TLS handshake
-/// when configured.
+/// Open the connection: look the host up, connect to the first address
+/// that answers, then run the TLS handshake when configured. The one place
+/// where the client reaches the network.
 async fn open<P: Parser + Send + 'static>(
     shared: &Arc<Shared<P>>,
 ) -> Result<BoxStream, ConnectError> {
-    let mut error = ConnectError::NoAddress;
-    let mut stream = None;
-    for addr in &shared.addrs {
-        match shared.runtime.connect(*addr).await {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => {
-                tracing::debug!(%addr, error = %e, "connect failed");
-                error = ConnectError::Tcp(Arc::new(e));
-            }
-        }
-    }
-    let stream = stream.ok_or(error)?;
+    let target = lock(&shared.target).clone();
+    let addrs = resolve(&target.host, target.port).await?;
+    let stream = connect_first(&*shared.runtime, &addrs).await?;
     #[cfg(feature = "tls")]
-    if let Some(tls) = &shared.tls {
+    if let Some(tls) = &target.tls {
         return tls
             .connect(stream)
             .await
@@ -473,4 +569,116 @@ async fn open<P: Parser + Send + 'static>(
             });
     }
     Ok(stream)
+}
+
+/// The first of `addrs` that accepts a TCP connection.
+async fn connect_first(
+    runtime: &dyn Runtime,
+    addrs: &[SocketAddr],
+) -> Result<BoxStream, ConnectError> {
+    let mut error = ConnectError::NoAddress;
+    for addr in addrs {
+        match runtime.connect(*addr).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => {
+                tracing::debug!(%addr, error = %e, "connect failed");
+                error = ConnectError::Tcp(Arc::new(e));
+            }
+        }
+    }
+    Err(error)
+}
+
+/// The addresses of `host`. A name is looked up on a thread of its own (the
+/// system resolver blocks, and no runtime's blocking pool is assumed).
+async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, ConnectError> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let (tx, rx) = oneshot::channel();
+    let name = host.to_owned();
+    let spawned = std::thread::Builder::new()
+        .name("socketio-lookup".into())
+        .spawn(move || {
+            let _ = tx.send((name.as_str(), port).to_socket_addrs().map(Vec::from_iter));
+        });
+    let lookup_failed = |error: std::io::Error| ConnectError::Lookup {
+        host: host.to_owned(),
+        error: Arc::new(error),
+    };
+    if let Err(e) = spawned {
+        return Err(lookup_failed(e));
+    }
+    match rx.await {
+        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
+        Ok(Ok(_)) => Err(lookup_failed(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no address for this name",
+        ))),
+        Ok(Err(e)) => Err(lookup_failed(e)),
+        Err(_) => Err(lookup_failed(std::io::Error::other("lookup thread failed"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(bound: usize) -> EventFlow {
+        EventFlow {
+            queued: AtomicUsize::new(0),
+            bound,
+            paused: Mutex::new(Vec::new()),
+        }
+    }
+
+    #[test]
+    fn a_full_queue_pauses_until_half_of_it_is_taken() {
+        let flow = flow(4);
+        let signal = Arc::new(ConnSignal::default());
+        flow.queued.store(6, Ordering::SeqCst);
+        assert!(!flow.has_room());
+        lock(&flow.paused).push(signal.clone());
+        // 6 -> 5 -> 4 -> 3: room again at 4, but no resume before half.
+        for _ in 0..3 {
+            flow.taken();
+        }
+        assert!(flow.has_room());
+        assert_eq!(lock(&flow.paused).len(), 1, "resumed too early");
+        flow.taken();
+        assert!(lock(&flow.paused).is_empty(), "resumed at half the bound");
+        assert_eq!(flow.queued.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn nothing_is_dropped_beyond_the_bound() {
+        // The bound pauses reading; it never refuses an event: counting
+        // goes on past it, and every event counted is taken in order.
+        let (tx, rx) = mpsc::unbounded();
+        let mut events = ClientEvents {
+            rx,
+            flow: Arc::new(flow(1)),
+        };
+        for attempt in 0..10 {
+            events.flow.queued.fetch_add(1, Ordering::SeqCst);
+            tx.unbounded_send(ClientEvent::Reconnecting { attempt })
+                .unwrap();
+        }
+        assert!(!events.flow.has_room());
+        let taken: Vec<u32> = futures_executor_lite(&mut events, 10);
+        assert_eq!(taken, (0..10).collect::<Vec<_>>());
+        assert!(events.flow.has_room());
+    }
+
+    /// Take `n` ready events without a runtime.
+    fn futures_executor_lite(events: &mut ClientEvents, n: usize) -> Vec<u32> {
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        (0..n)
+            .map(|_| match Pin::new(&mut *events).poll_next(&mut cx) {
+                Poll::Ready(Some(ClientEvent::Reconnecting { attempt })) => attempt,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
 }

@@ -33,8 +33,12 @@ use socketio_core::engine::ConnId;
 
 use crate::runtime::BoxStream;
 
-/// Bytes read per call, from the polling thread's buffer.
-const READ_BUFFER: usize = 64 * 1024;
+/// Bytes read per call, from the polling thread's buffer. Also what one
+/// read may turn into events before flow control looks again: 16 KiB of
+/// tiny acked events are ~600 events (a 64 KiB read made ~2,400, which the
+/// core's and the driver's event queues both had to hold: ~2 MB at the
+/// peak of a flood).
+const READ_BUFFER: usize = 16 * 1024;
 
 /// Read-and-write rounds per poll before the task yields to others.
 const ROUND_BUDGET: usize = 16;
@@ -45,9 +49,6 @@ const MAX_SLICES: usize = 64;
 /// Bytes pulled from the core at once; the rest waits there, where the
 /// core counts it against the connection's output bound.
 pub(crate) const WRITE_BATCH: usize = 64 * 1024;
-
-/// Entries the write queue keeps allocated once empty.
-const KEEP_OUT_CAPACITY: usize = MAX_SLICES;
 
 thread_local! {
     static READ_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUFFER].into_boxed_slice());
@@ -150,6 +151,16 @@ pub(crate) trait ConnDriver: Send + Sync + 'static {
     /// Move the core's output for `conn` to `out`, at most about
     /// [`WRITE_BATCH`] bytes.
     fn pull(this: &Arc<Self>, conn: ConnId, out: &mut VecDeque<Bytes>) -> Pulled;
+    /// [`ConnDriver::pull`], told whether the connection is paused: one
+    /// being read may skip working out `readable` (its next read asks).
+    fn pull_while(
+        this: &Arc<Self>,
+        conn: ConnId,
+        out: &mut VecDeque<Bytes>,
+        _paused: bool,
+    ) -> Pulled {
+        Self::pull(this, conn, out)
+    }
 }
 
 /// Drive one connection until it closes. Spawn it as a task.
@@ -200,10 +211,8 @@ impl<D: ConnDriver> Connection<D> {
     /// Write what is pulled, flush, pull more; close when the core said so.
     fn poll_write_side(&mut self, cx: &mut Context<'_>) -> Step {
         if self.out.is_empty() && !self.closing && self.signal.ready.swap(false, Ordering::SeqCst) {
-            if self.out.capacity() > KEEP_OUT_CAPACITY {
-                self.out = VecDeque::new();
-            }
-            let pulled = D::pull(&self.driver, self.conn, &mut self.out);
+            socketio_core::memory::shrink_if_empty(&mut self.out);
+            let pulled = D::pull_while(&self.driver, self.conn, &mut self.out, self.paused);
             self.closing = pulled.close;
             if pulled.more && !pulled.close {
                 self.signal.ready.store(true, Ordering::SeqCst);

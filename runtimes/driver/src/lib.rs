@@ -31,7 +31,7 @@
 
 pub mod amqp;
 #[cfg(feature = "async-io")]
-mod async_io;
+pub mod async_io;
 mod backlog;
 mod bus;
 mod client;
@@ -39,6 +39,7 @@ mod conn;
 mod engine_server;
 mod io;
 pub mod kafka;
+pub mod proxy;
 pub mod redis;
 mod rng;
 mod router;
@@ -51,7 +52,9 @@ pub mod zmq;
 #[cfg(feature = "async-io")]
 pub use async_io::{AsyncIoListener, AsyncIoStream};
 pub use backlog::EventReceiver;
-pub use client::{ClientDriver, ConnectError};
+pub use client::{
+    ClientDriver, ClientEvents, ClientTarget, ConnectError, DEFAULT_MAX_QUEUED_EVENTS,
+};
 pub use engine_server::EngineDriver;
 pub use rng::{os_rng, os_rng_factory};
 pub use router::Router;

@@ -236,6 +236,10 @@ impl<C: ServerCore> Driver<C> {
         if !state.core.wants_read(conn) {
             return false;
         }
+        // The common case without the map lookup (asked on every read).
+        if self.backlog.within_bound() {
+            return true;
+        }
         match state.conns.get(&conn) {
             Some(signal) => self.backlog.admit(signal),
             None => false,
@@ -435,6 +439,15 @@ impl<C: ServerCore> ConnDriver for Driver<C> {
     }
 
     fn pull(this: &Arc<Self>, conn: ConnId, out: &mut VecDeque<Bytes>) -> Pulled {
+        Self::pull_while(this, conn, out, true)
+    }
+
+    fn pull_while(
+        this: &Arc<Self>,
+        conn: ConnId,
+        out: &mut VecDeque<Bytes>,
+        paused: bool,
+    ) -> Pulled {
         this.with_state(|state, now| {
             let mut close = false;
             let mut taken = 0;
@@ -461,10 +474,20 @@ impl<C: ServerCore> ConnDriver for Driver<C> {
                 // Report the written bytes (backpressure accounting).
                 state.core.pump(now);
             }
+            // A connection being read needs no look here: its next read
+            // asks (at most one read's output later). Only a paused one,
+            // or one leaving output in the core, is worth the lookups.
+            let readable = if close {
+                false
+            } else if paused || more {
+                this.readable(state, conn)
+            } else {
+                true
+            };
             Pulled {
                 close,
                 more,
-                readable: !close && this.readable(state, conn),
+                readable,
             }
         })
     }

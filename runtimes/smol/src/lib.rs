@@ -10,7 +10,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use socketio_driver::{AsyncIoListener, AsyncIoStream, BoxFuture, BoxStream, Listener, Runtime};
+use socketio_driver::{async_io, BoxFuture, BoxStream, Listener, Runtime};
 
 /// Runs the driver's tasks on smol's global executor.
 #[derive(Debug, Clone, Copy, Default)]
@@ -35,22 +35,20 @@ impl Runtime for SmolRuntime {
         })
     }
 
-    // TCP through the driver's async-io types (smol's reactor), which
-    // skip a failing read per message.
+    // TCP and Unix sockets through the driver's async-io types: this
+    // runtime runs on async-io's reactor, and they skip a failing read per
+    // message.
     fn connect(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<BoxStream>> {
-        Box::pin(async move { Ok(Box::new(AsyncIoStream::connect(addr).await?) as BoxStream) })
+        async_io::connect_tcp(addr)
     }
 
     fn listen(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Box<dyn Listener>>> {
-        Box::pin(async move { Ok(Box::new(AsyncIoListener::bind(addr)?) as Box<dyn Listener>) })
+        async_io::listen_tcp(addr)
     }
 
     #[cfg(unix)]
     fn connect_unix(&self, path: &std::path::Path) -> BoxFuture<'static, io::Result<BoxStream>> {
-        let path = path.to_owned();
-        Box::pin(async move {
-            Ok(Box::new(smol::net::unix::UnixStream::connect(path).await?) as BoxStream)
-        })
+        async_io::connect_unix(path)
     }
 
     fn name(&self) -> &'static str {

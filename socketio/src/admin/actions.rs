@@ -71,7 +71,7 @@ pub(crate) fn register(ns: &mut Namespace) {
             tracing::debug!(%nsp, %event, "admin: emit");
             if let Some(sockets) = select(socket.server(), &nsp, optional(&args, 1)) {
                 let rest = Args::from_values(values.into_iter().skip(3).collect());
-                if let Err(e) = sockets.emit(&event, &rest) {
+                if let Err(e) = sockets.try_emit(&event, &rest) {
                     tracing::debug!(%event, error = %e, "admin emit refused");
                 }
             }

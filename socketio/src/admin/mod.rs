@@ -105,7 +105,7 @@ impl Server {
         let gate = Arc::new(Gate::new(options.auth.clone()));
         let connecting = reporter.clone();
         self.ns(&options.namespace, |ns| {
-            ns.on_connect(move |socket, auth| {
+            ns.on_connect(move |socket: crate::SocketRef, auth: Option<crate::Value>| {
                 let gate = gate.clone();
                 let reporter = connecting.clone();
                 let features = features.clone();

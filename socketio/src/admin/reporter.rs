@@ -66,7 +66,7 @@ impl Reporter {
     /// Emit to every admin client.
     pub(crate) fn tell<A: Serialize + ?Sized>(&self, event: &str, args: &A) {
         if let Some(server) = Server::upgrade(&self.server) {
-            if let Err(e) = server.of(&self.namespace).emit(event, args) {
+            if let Err(e) = server.of(&self.namespace).try_emit(event, args) {
                 tracing::debug!(%event, error = %e, "admin message not sent");
             }
         }

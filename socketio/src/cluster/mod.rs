@@ -9,7 +9,7 @@
 //!     .adapter(RedisAdapter::python("redis://127.0.0.1:6379/0")?)
 //!     .build();
 //! // Broadcasts, rooms and disconnections now reach every node.
-//! server.emit("news", &("to every node",))?;
+//! server.try_emit("news", &("to every node",))?;
 //! # Ok(()) }
 //! ```
 

@@ -85,7 +85,12 @@ pub struct ServerConfig {
     /// An Engine.IO session that has joined no namespace by then is closed
     /// (default 45 s).
     pub connect_timeout: Duration,
-    /// Most acknowledgements the server may await from one socket.
+    /// Most acknowledgements the server may await from one socket
+    /// (default 16,384: as many as the facade lets one socket's handlers
+    /// wait, so 10,000 handlers each awaiting a `call` all run; each
+    /// pending acknowledgement costs a map entry and a timer, about 100
+    /// bytes, so one socket holds at most ~2 MB of them). Beyond it,
+    /// `emit_with_ack` fails with `TooManyPendingAcks`.
     pub max_pending_acks: usize,
     /// Most acknowledgements one client may await from the application;
     /// beyond it the oldest request is forgotten (answering it is then an
@@ -111,7 +116,7 @@ impl Default for ServerConfig {
             namespaces: Vec::new(),
             always_connect: false,
             connect_timeout: Duration::from_secs(45),
-            max_pending_acks: 1024,
+            max_pending_acks: 16_384,
             max_unanswered_acks: 1024,
             max_buffered_bytes: 1 << 20,
             max_buffered_bytes_hard: 16 << 20,

@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::super::reason::DisconnectReason;
 use super::config::ServerConfig;
 use super::events::{EngineCommand, ServerEvent};
-use super::state::EngineSession;
+use super::state::{EngineSession, SocketPhase};
 use super::timers::{Timer, Timers};
 use super::wire::message_len;
 use super::Server;
@@ -72,7 +72,11 @@ impl<P: Parser> Server<P> {
         if was_over && session.buffered <= self.config.max_buffered_bytes {
             self.timers.cancel(session.slow_timer.take());
             for socket in session.sockets.values() {
-                if self.sockets.get(socket).is_some_and(|s| s.connected) {
+                if self
+                    .sockets
+                    .get(socket)
+                    .is_some_and(|s| s.phase.is_connected())
+                {
                     self.events.push_back(ServerEvent::Writable {
                         socket: socket.clone(),
                     });
@@ -101,14 +105,20 @@ impl<P: Parser> Server<P> {
         let Some(session) = self.sessions.get_mut(&state.eio) else {
             return false;
         };
-        if volatile && (!state.connected || session.buffered > self.config.max_buffered_bytes) {
-            return false;
-        }
-        if state.connected {
-            queue_sends(&mut self.commands, &state.eio, session, messages);
-        } else {
-            session.buffered += messages.iter().map(message_len).sum::<usize>();
-            state.held.extend(messages.iter().cloned());
+        match &mut state.phase {
+            SocketPhase::Pending { .. } if volatile => return false,
+            SocketPhase::Connected
+                if volatile && session.buffered > self.config.max_buffered_bytes =>
+            {
+                return false
+            }
+            SocketPhase::Connected => {
+                queue_sends(&mut self.commands, &state.eio, session, messages);
+            }
+            SocketPhase::Pending { held, .. } => {
+                session.buffered += messages.iter().map(message_len).sum::<usize>();
+                held.extend(messages.iter().cloned());
+            }
         }
         check_buffer(
             &self.config,

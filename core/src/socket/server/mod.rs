@@ -98,7 +98,7 @@ use crate::parser::{Encoded, JsonParser, OutPacket, Parser};
 use crate::value::Value;
 use crate::Str;
 use recovery::{PersistedSession, RecoveryState, StoredPacket};
-use state::{BroadcastAckState, EngineSession, Namespace, PendingAck, SocketState};
+use state::{BroadcastAckState, EngineSession, Namespace, PendingAck, SocketPhase, SocketState};
 use timers::{Timer, Timers};
 use wire::{
     check_event_name, check_namespace, disconnect_packet, encode_packet, log_invalid_packet,
@@ -265,7 +265,7 @@ impl<P: Parser> Server<P> {
 
     /// The next deadline; call [`Server::handle_timeout`] when it passes.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.map.first_key_value().map(|(id, _)| id.0)
+        self.timers.next_deadline()
     }
 
     // ----- connection answers -----
@@ -275,7 +275,7 @@ impl<P: Parser> Server<P> {
     /// With `always_connect` this is a no-op.
     pub fn accept(&mut self, now: Instant, socket: &str) -> Result<(), ServerError> {
         let state = self.sockets.get(socket).ok_or(ServerError::UnknownSocket)?;
-        if state.connected {
+        if state.phase.is_connected() {
             return if self.config.always_connect {
                 Ok(())
             } else {
@@ -302,7 +302,7 @@ impl<P: Parser> Server<P> {
         let state = self.sockets.get(socket).ok_or(ServerError::UnknownSocket)?;
         let sid = self.socket_key(socket);
         let (nsp, eio) = (state.nsp.clone(), state.eio.clone());
-        let messages = if !state.connected {
+        let messages = if !state.phase.is_connected() {
             let body = ConnectErrorBody { message, data };
             encode_packet(
                 &self.parser,
@@ -597,7 +597,7 @@ impl<P: Parser> Server<P> {
     /// `server namespace disconnect`. The Engine.IO session stays open.
     pub fn disconnect(&mut self, now: Instant, socket: &str) -> Result<(), ServerError> {
         let state = self.sockets.get(socket).ok_or(ServerError::UnknownSocket)?;
-        if !state.connected {
+        if !state.phase.is_connected() {
             return Err(ServerError::NotConnected);
         }
         let (nsp, eio) = (state.nsp.clone(), state.eio.clone());
@@ -708,7 +708,8 @@ impl<P: Parser> Server<P> {
             .sockets
             .get(socket)
             .ok_or(ServerError::UnknownSocket)?
-            .connected)
+            .phase
+            .is_connected())
     }
 
     /// Whether the socket's Engine.IO session is under its buffer bound.
@@ -801,7 +802,7 @@ impl<P: Parser> Server<P> {
             (Some(sid), PacketData::Event { name, args, ack }) => {
                 let limit = self.config.max_unanswered_acks;
                 let state = self.sockets.get_mut(&sid).expect("session's socket");
-                if !state.connected {
+                if !state.phase.is_connected() {
                     self.abort_session(now, eio, DisconnectReason::ParseError);
                     return;
                 }
@@ -821,7 +822,7 @@ impl<P: Parser> Server<P> {
             }
             (Some(sid), PacketData::Ack { id, args }) => {
                 let state = self.sockets.get_mut(&sid).expect("session's socket");
-                if !state.connected {
+                if !state.phase.is_connected() {
                     self.abort_session(now, eio, DisconnectReason::ParseError);
                     return;
                 }
@@ -969,9 +970,10 @@ impl<P: Parser> Server<P> {
                 nsp: nsp.clone(),
                 eio: eio.clone(),
                 pid,
-                connected: false,
-                replay,
-                held: Vec::new(),
+                phase: SocketPhase::Pending {
+                    replay,
+                    held: Vec::new(),
+                },
                 acks: BTreeMap::new(),
                 unanswered: BTreeSet::new(),
                 data,
@@ -1012,9 +1014,11 @@ impl<P: Parser> Server<P> {
             },
         )?;
         let state = self.sockets.get_mut(sid).expect("socket to connect");
-        state.connected = true;
-        let replay = std::mem::take(&mut state.replay);
-        let held = std::mem::take(&mut state.held);
+        let SocketPhase::Pending { replay, held } =
+            std::mem::replace(&mut state.phase, SocketPhase::Connected)
+        else {
+            unreachable!("only a pending socket is connected");
+        };
         self.transmit(now, &eio, &replay);
         self.transmit(now, &eio, &messages);
         // Held bytes were counted when held.
@@ -1196,7 +1200,10 @@ impl<P: Parser> Server<P> {
             }
         }
         // Held messages will never reach the engine: stop counting them.
-        let held: usize = state.held.iter().map(message_len).sum();
+        let held: usize = match &state.phase {
+            SocketPhase::Pending { held, .. } => held.iter().map(message_len).sum(),
+            SocketPhase::Connected => 0,
+        };
         if held > 0 {
             self.credit(&state.eio, held);
         }
@@ -1221,7 +1228,10 @@ impl<P: Parser> Server<P> {
         }
         if self.cluster.is_some() {
             self.streams_forget(&sid);
-            if let (Some(pid), true) = (&state.pid, state.connected && reason.is_recoverable()) {
+            if let (Some(pid), true) = (
+                &state.pid,
+                state.phase.is_connected() && reason.is_recoverable(),
+            ) {
                 self.streams_persist(&sid, pid, &rooms, state.data.as_deref());
             }
         }
@@ -1230,13 +1240,18 @@ impl<P: Parser> Server<P> {
             if recovery.live.get(&pid) == Some(&sid) {
                 recovery.live.remove(&pid);
             }
-            if state.connected && reason.is_recoverable() {
+            if state.phase.is_connected() && reason.is_recoverable() {
                 let duration = self
                     .config
                     .recovery
                     .as_ref()
                     .expect("recovery on")
                     .max_disconnection_duration;
+                // Disarm an older session's expiry first: the new one has
+                // the same key.
+                if let Some(old) = recovery.sessions.remove(&pid) {
+                    self.timers.cancel(Some(old.timer));
+                }
                 let timer = self.timers.schedule(
                     now + duration,
                     Timer::SessionExpiry {
@@ -1244,7 +1259,7 @@ impl<P: Parser> Server<P> {
                         pid: pid.clone(),
                     },
                 );
-                let old = recovery.sessions.insert(
+                recovery.sessions.insert(
                     pid,
                     PersistedSession {
                         sid: sid.clone(),
@@ -1254,9 +1269,6 @@ impl<P: Parser> Server<P> {
                         timer,
                     },
                 );
-                if let Some(old) = old {
-                    self.timers.cancel(Some(old.timer));
-                }
             }
         }
         if notify {
@@ -1329,9 +1341,7 @@ impl<P: Parser> Server<P> {
                 }
             }
             Timer::BroadcastAck { id } => {
-                if let Some(state) = self.broadcast_acks.get_mut(&id) {
-                    // Already popped: keep finish from cancelling another.
-                    state.timer = (now, 0);
+                if self.broadcast_acks.contains_key(&id) {
                     self.finish_broadcast_ack(id, BroadcastAckOutcome::TimedOut);
                 }
             }

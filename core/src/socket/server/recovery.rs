@@ -113,7 +113,9 @@ impl<P: Parser> Server<P> {
         let Some(state) = self.sockets.get(old) else {
             return;
         };
-        if !state.connected || recovery.replay_start(offset, state.recovery_base).is_none() {
+        if !state.phase.is_connected()
+            || recovery.replay_start(offset, state.recovery_base).is_none()
+        {
             return;
         }
         let (old, old_eio) = (old.clone(), state.eio.clone());
@@ -145,7 +147,7 @@ impl<P: Parser> Server<P> {
         }
         let start = recovery.replay_start(offset, session.recovery_base)?;
         let (pid, session) = recovery.sessions.remove_entry(pid)?;
-        self.timers.cancel(Some(session.timer));
+        self.timers.cancel(Some(session.timer.clone()));
         let mut replay = Vec::new();
         for packet in &recovery.packets {
             if packet.seq >= start && packet.selector.includes(session.rooms.iter()) {

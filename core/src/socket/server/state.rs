@@ -29,15 +29,43 @@ pub(super) struct PendingAck {
     pub(super) broadcast: Option<u64>,
 }
 
+/// Where a socket stands with its client. A socket that disconnects leaves
+/// [`Server`](super::Server)'s socket map; what recovery keeps of it is a
+/// [`PersistedSession`](super::recovery::PersistedSession) in its
+/// namespace, keyed by its private id.
+///
+/// | phase       | input                          | next                      |
+/// |-------------|--------------------------------|---------------------------|
+/// | (none)      | CONNECT (restored or new)      | `Pending` (or `Connected` with `always_connect`) |
+/// | `Pending`   | emit / broadcast               | `Pending`, message held   |
+/// | `Pending`   | `accept`                       | `Connected`: replay, CONNECT reply, held messages |
+/// | `Pending`   | `reject`                       | removed (CONNECT_ERROR)   |
+/// | `Connected` | emit / broadcast               | `Connected`, message sent |
+/// | `Connected` | `disconnect`, DISCONNECT, session end | removed (persisted if recoverable) |
+#[derive(Debug)]
+pub(super) enum SocketPhase {
+    /// The application has not answered the CONNECT yet.
+    Pending {
+        /// Recovered packets, sent before the CONNECT reply.
+        replay: Vec<Message>,
+        /// Packets emitted meanwhile, sent after the CONNECT reply.
+        held: Vec<Message>,
+    },
+    /// The client got the CONNECT reply.
+    Connected,
+}
+
+impl SocketPhase {
+    pub(super) fn is_connected(&self) -> bool {
+        matches!(self, SocketPhase::Connected)
+    }
+}
+
 pub(super) struct SocketState {
     pub(super) nsp: Str,
     pub(super) eio: Str,
     pub(super) pid: Option<Str>,
-    pub(super) connected: bool,
-    /// Recovered packets, sent before the CONNECT reply.
-    pub(super) replay: Vec<Message>,
-    /// Packets for a pending socket, sent after the CONNECT reply.
-    pub(super) held: Vec<Message>,
+    pub(super) phase: SocketPhase,
     /// Acknowledgements the server awaits, by wire id.
     pub(super) acks: BTreeMap<u64, PendingAck>,
     /// Acknowledgements the client awaits from the application.

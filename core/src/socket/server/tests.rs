@@ -23,7 +23,7 @@ impl<P: Parser> Server<P> {
             sessions: self.sessions.len(),
             sockets: self.sockets.len(),
             namespaces: self.namespaces.len(),
-            timers: self.timers.map.len(),
+            timers: self.timers.len(),
             broadcast_acks: self.broadcast_acks.len(),
             pending_acks: self.sockets.values().map(|s| s.acks.len()).sum(),
         }

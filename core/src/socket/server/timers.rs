@@ -1,14 +1,18 @@
-//! The server's deadlines, in one ordered table.
+//! The server's deadlines: what each is for, in the core's one
+//! [`TimerTable`].
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
+use crate::timer::TimerTable;
 use crate::Str;
 
-/// A deadline, unique by its sequence number.
-pub(super) type TimerId = (Instant, u64);
+/// An armed deadline: when, and what for. Each [`Timer`] is armed at most
+/// once at a time, so the key names it; the instant tells a stale id (one
+/// whose timer fired or was moved since) from the armed one.
+pub(super) type TimerId = (Instant, Timer);
 
-#[derive(Debug, Clone)]
+/// What a deadline is for: the key of the server's [`TimerTable`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Timer {
     Connect {
         eio: Str,
@@ -43,31 +47,39 @@ pub(super) enum Timer {
     },
 }
 
+/// The server's deadlines: one [`TimerTable`] keyed by [`Timer`].
 #[derive(Debug, Default)]
 pub(super) struct Timers {
-    pub(super) map: BTreeMap<TimerId, Timer>,
-    seq: u64,
+    table: TimerTable<Timer>,
 }
 
 impl Timers {
+    /// Arm `timer` at `at` (moving it if armed); the id cancels it.
     pub(super) fn schedule(&mut self, at: Instant, timer: Timer) -> TimerId {
-        self.seq += 1;
-        let id = (at, self.seq);
-        self.map.insert(id, timer);
-        id
+        self.table.set(timer.clone(), at);
+        (at, timer)
     }
 
+    /// Disarm the timer `id` names, unless it fired or was moved since.
     pub(super) fn cancel(&mut self, id: Option<TimerId>) {
-        if let Some(id) = id {
-            self.map.remove(&id);
+        if let Some((at, timer)) = id {
+            if self.table.get(&timer) == Some(at) {
+                self.table.stop(&timer);
+            }
         }
     }
 
     pub(super) fn pop_due(&mut self, now: Instant) -> Option<Timer> {
-        let entry = self.map.first_entry()?;
-        if entry.key().0 > now {
-            return None;
-        }
-        Some(entry.remove())
+        self.table.pop_expired(now)
+    }
+
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.table.next_deadline()
+    }
+
+    /// How many timers are armed (tests check nothing leaks).
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.table.len()
     }
 }

@@ -862,7 +862,11 @@ impl<P: Parser> Server<P> {
             .adapter
             .select(selector)
             .into_iter()
-            .filter(|sid| self.sockets.get(sid).is_some_and(|s| s.connected))
+            .filter(|sid| {
+                self.sockets
+                    .get(sid)
+                    .is_some_and(|s| s.phase.is_connected())
+            })
             .map(|sid| RemoteSocket {
                 rooms: namespace.adapter.rooms_of(&sid),
                 id: sid,
@@ -1080,9 +1084,11 @@ impl<P: Parser> Server<P> {
 
     /// A request's deadline passed.
     pub(super) fn on_request_timeout(&mut self, id: u64) {
-        if let Some(request) = self.cluster.as_mut().and_then(|c| c.requests.get_mut(&id)) {
-            // Already popped: keep finish from cancelling another.
-            request.timer = (request.timer.0, 0);
+        if self
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.requests.contains_key(&id))
+        {
             self.finish_request(id, false);
         }
     }

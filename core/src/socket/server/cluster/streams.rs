@@ -53,7 +53,8 @@ pub(in super::super) struct StreamsState {
 
 struct PendingAppend {
     token: u64,
-    timer: TimerId,
+    /// `None` for an append answered at once (never armed).
+    timer: Option<TimerId>,
     /// `Some` once answered (with the id, or without when it failed or
     /// timed out).
     answer: Option<Option<Str>>,
@@ -113,7 +114,7 @@ impl<P: Parser> Server<P> {
         let state = cluster.streams.as_mut().expect("streams on");
         let pending = PendingAppend {
             token: 0,
-            timer: (now, 0),
+            timer: None,
             answer: Some(None),
             nsp: to.nsp.clone(),
             receivers,
@@ -128,7 +129,7 @@ impl<P: Parser> Server<P> {
                     .schedule(now + timeout, Timer::StreamAppend { token });
                 state.pending.push_back(PendingAppend {
                     token,
-                    timer,
+                    timer: Some(timer),
                     answer: None,
                     ..pending
                 });
@@ -190,7 +191,7 @@ impl<P: Parser> Server<P> {
                 break;
             }
             let pending = state.pending.pop_front().expect("checked");
-            self.timers.cancel(Some(pending.timer));
+            self.timers.cancel(pending.timer.clone());
             self.deliver_appended(now, pending);
         }
         self.close_overflowed(now);

@@ -2,11 +2,10 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use futures_channel::{mpsc, oneshot};
+use futures_channel::oneshot;
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -15,36 +14,35 @@ use socketio_core::engine::{self, ClientTransports, Transport};
 use socketio_core::parser::{AnyParser, Args};
 use socketio_core::socket::{self, AckFailure, ClientEvent, DisconnectReason};
 use socketio_core::{Str, Value};
-use socketio_driver::{os_rng_factory, ClientDriver, Runtime};
+use socketio_driver::{os_rng_factory, ClientDriver, ClientEvents, ConnectError, Runtime};
 
 use crate::error::{Error, Result};
-use crate::handler::{boxed, Job, JobQueue, DEFAULT_MAX_PENDING_HANDLERS};
+use crate::handler::{boxed, JobQueue, DEFAULT_MAX_PENDING_HANDLERS};
 use crate::runtime::RuntimeKind;
 
-type ConnectFn = Arc<dyn Fn(ClientSocket) -> Job + Send + Sync>;
-type ConnectErrorFn = Arc<dyn Fn(ClientSocket, String, Option<Value>) -> Job + Send + Sync>;
-type EventFn = Arc<dyn Fn(ClientSocket, Args, Option<ClientAck>) -> Job + Send + Sync>;
-type AnyFn = Arc<dyn Fn(ClientSocket, Str, Args, Option<ClientAck>) -> Job + Send + Sync>;
-type DisconnectFn = Arc<dyn Fn(ClientSocket, DisconnectReason) -> Job + Send + Sync>;
+mod handlers;
+mod session;
+mod url;
 
-#[derive(Default, Clone)]
-struct Handlers {
-    on_connect: Option<ConnectFn>,
-    on_connect_error: Option<ConnectErrorFn>,
-    events: HashMap<String, EventFn>,
-    on_any: Option<AnyFn>,
-    on_disconnect: Option<DisconnectFn>,
-}
+pub use handlers::NamespaceHandlers;
+use handlers::{EventHandler, Handlers};
+use session::{Refresh, Source};
+use url::parse_url;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Options and handlers of a [`Client`]; python-socketio's names where
-/// they exist. Handlers apply to every namespace: the [`ClientSocket`]
-/// they get names the namespace.
+/// they exist. Handlers set here apply to every namespace (the
+/// [`ClientSocket`] they get names it) unless the namespace has its own
+/// ([`ClientBuilder::on_namespace`]).
 pub struct ClientBuilder {
-    url: String,
+    url: Source<String>,
+    auth_fn: Option<Source<Option<Value>>>,
+    headers_fn: Option<Source<Vec<(String, String)>>>,
+    wait: bool,
+    max_queued_events: usize,
     engine: engine::ClientConfig,
     socket: socket::ClientConfig,
     parser: AnyParser,
@@ -58,6 +56,7 @@ pub struct ClientBuilder {
     max_received_events: usize,
     #[cfg(feature = "tls")]
     tls: socketio_driver::tls::TlsClientConfig,
+    proxy: socketio_driver::proxy::Proxy,
 }
 
 impl ClientBuilder {
@@ -80,8 +79,69 @@ impl ClientBuilder {
         self
     }
 
-    /// Connect namespace `nsp` too (`/` is connected unless other
-    /// namespaces are named).
+    /// The auth object, made by `auth` again before every connection and
+    /// reconnection attempt (a token refreshed meanwhile; python-socketio's
+    /// callable `auth`). Replaces [`ClientBuilder::auth`]. Runs while the
+    /// client is locked: it must be quick and must not call the client.
+    pub fn auth_with<T, F>(mut self, auth: F) -> Self
+    where
+        T: Serialize,
+        F: Fn() -> T + Send + Sync + 'static,
+    {
+        self.auth_fn = Some(Arc::new(move || {
+            socketio_core::value::to_value(&auth()).ok()
+        }));
+        self
+    }
+
+    /// Request headers made by `headers` again before every connection and
+    /// reconnection attempt, sent after those of [`ClientBuilder::header`]
+    /// (same rules as [`ClientBuilder::auth_with`]).
+    pub fn headers_with<F>(mut self, headers: F) -> Self
+    where
+        F: Fn() -> Vec<(String, String)> + Send + Sync + 'static,
+    {
+        self.headers_fn = Some(Arc::new(headers));
+        self
+    }
+
+    /// The URL, made by `url` again before every connection and
+    /// reconnection attempt (a server chosen anew, a token in the query;
+    /// same rules as [`ClientBuilder::auth_with`]). Its path names the
+    /// namespace at the first connection only; an invalid URL later is
+    /// logged and the previous one kept. Through a proxy, the tunnel keeps
+    /// the first URL's host and port (the query still follows).
+    pub fn url_with<F>(mut self, url: F) -> Self
+    where
+        F: Fn() -> String + Send + Sync + 'static,
+    {
+        self.url = Arc::new(url);
+        self
+    }
+
+    /// Whether [`ClientBuilder::connect`] waits until every namespace is
+    /// connected (true), or returns at once (python-socketio's
+    /// `wait=False`): the outcome then comes to the connect and
+    /// connect-error handlers, and [`Client::connected`] tells.
+    pub fn wait(mut self, wait: bool) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// Whether a first connection that cannot be opened (nothing listens,
+    /// the name does not resolve) is retried per the reconnection policy
+    /// until the wait timeout (true), or is an error at once (false, the
+    /// default, as python-socketio's `retry=False`). Connections lost
+    /// after a success are always retried per policy.
+    pub fn retry(mut self, retry: bool) -> Self {
+        self.socket.retry_first_connection = retry;
+        self
+    }
+
+    /// Connect namespace `nsp` too. Without any, the namespaces with
+    /// handlers of their own are connected (python-socketio's rule), or the
+    /// URL's namespace (`/` by default) when none has, or when the URL
+    /// names one.
     pub fn namespace(mut self, nsp: &str) -> Self {
         self.namespaces.push((nsp.to_owned(), None));
         self
@@ -200,6 +260,14 @@ impl ClientBuilder {
         self.max_received_events
     }
 
+    /// The most events decoded from the server and not yet dispatched to
+    /// handlers (1,024). While more wait, the connection is not read, so
+    /// the server meets TCP's backpressure; nothing received is dropped.
+    pub fn max_queued_events(mut self, max: usize) -> Self {
+        self.max_queued_events = max;
+        self
+    }
+
     /// The runtime (the default kind's otherwise).
     pub fn runtime(mut self, kind: RuntimeKind) -> Self {
         self.runtime = Some(kind.runtime());
@@ -217,6 +285,16 @@ impl ClientBuilder {
     #[cfg(feature = "tls")]
     pub fn tls(mut self, config: socketio_driver::tls::TlsClientConfig) -> Self {
         self.tls = config;
+        self
+    }
+
+    /// Which HTTP proxy to go through: the environment's `http_proxy`,
+    /// `https_proxy` and `no_proxy` by default, or
+    /// [`Proxy::url`](socketio_driver::proxy::Proxy::url),
+    /// or [`Proxy::Direct`](socketio_driver::proxy::Proxy::Direct) for none.
+    /// Every connection is a `CONNECT` tunnel through it.
+    pub fn proxy(mut self, proxy: socketio_driver::proxy::Proxy) -> Self {
+        self.proxy = proxy;
         self
     }
 
@@ -238,17 +316,18 @@ impl ClientBuilder {
         F: Fn(ClientSocket) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.handlers.on_connect = Some(Arc::new(move |s| boxed(handler(s))));
+        self.handlers.every = self.handlers.every.on_connect(handler);
         self
     }
 
-    /// The server refused a namespace (message and data).
+    /// A namespace could not be connected: see
+    /// [`NamespaceHandlers::on_connect_error`].
     pub fn on_connect_error<F, Fut>(mut self, handler: F) -> Self
     where
         F: Fn(ClientSocket, String, Option<Value>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.handlers.on_connect_error = Some(Arc::new(move |s, m, d| boxed(handler(s, m, d))));
+        self.handlers.every = self.handlers.every.on_connect_error(handler);
         self
     }
 
@@ -258,23 +337,17 @@ impl ClientBuilder {
         F: Fn(ClientSocket, DisconnectReason) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.handlers.on_disconnect = Some(Arc::new(move |s, r| boxed(handler(s, r))));
+        self.handlers.every = self.handlers.every.on_disconnect(handler);
         self
     }
 
-    /// Handle event `event`; the [`ClientAck`] is there when the server
-    /// asked for an acknowledgement. Arguments are checked valid before
-    /// any handler runs: malformed ones close the session with
-    /// `parse error` (then the client reconnects per its policy).
+    /// Handle event `event` (see [`NamespaceHandlers::on`]).
     pub fn on<F, Fut>(mut self, event: &str, handler: F) -> Self
     where
         F: Fn(ClientSocket, Args, Option<ClientAck>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.handlers.events.insert(
-            event.to_owned(),
-            Arc::new(move |s, a, ack| boxed(handler(s, a, ack))),
-        );
+        self.handlers.every = self.handlers.every.on(event, handler);
         self
     }
 
@@ -284,7 +357,43 @@ impl ClientBuilder {
         F: Fn(ClientSocket, Str, Args, Option<ClientAck>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.handlers.on_any = Some(Arc::new(move |s, n, a, ack| boxed(handler(s, n, a, ack))));
+        self.handlers.every = self.handlers.every.on_any(handler);
+        self
+    }
+
+    /// Handlers of namespace `nsp` of its own, which win over those for
+    /// every namespace: `.on_namespace("/chat", |h| h.on("msg", ..).on_connect(..))`.
+    /// Unless [`ClientBuilder::namespace`] names the namespaces, those
+    /// with handlers of their own are the ones connected.
+    pub fn on_namespace(
+        mut self,
+        nsp: &str,
+        handlers: impl FnOnce(NamespaceHandlers) -> NamespaceHandlers,
+    ) -> Self {
+        let slot = self.handlers.namespace_mut(nsp);
+        *slot = handlers(std::mem::take(slot));
+        self
+    }
+
+    /// Handle event `event` in namespace `nsp` only (shorthand of
+    /// [`ClientBuilder::on_namespace`]).
+    pub fn on_ns<F, Fut>(self, nsp: &str, event: &str, handler: F) -> Self
+    where
+        F: Fn(ClientSocket, Args, Option<ClientAck>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.on_namespace(nsp, |h| h.on(event, handler))
+    }
+
+    /// A reconnection attempt was scheduled: its number (from 1) and the
+    /// delay before it. Follows each lost connection and each failed
+    /// attempt, until one succeeds or the attempts run out.
+    pub fn on_reconnect_attempt<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(u32, Duration) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.handlers.on_reconnect_attempt = Some(Arc::new(move |n, d| boxed(handler(n, d))));
         self
     }
 
@@ -298,40 +407,86 @@ impl ClientBuilder {
 
     /// The first namespace this builder connects (`/` by default).
     pub(crate) fn first_namespace(&self) -> Option<String> {
-        match self.namespaces.first() {
-            Some((nsp, _)) => Some(nsp.clone()),
-            None => parse_url(&self.url).ok().map(|u| u.namespace),
-        }
+        let url = parse_url(&(self.url)()).ok()?;
+        self.namespaces_to_connect(&url.namespace)
+            .into_iter()
+            .next()
+            .map(|(nsp, _)| nsp)
     }
 
-    /// Connect and wait until every namespace is connected. A refusal or
-    /// the wait timeout closes the client and returns the error.
-    pub async fn connect(mut self) -> Result<Client> {
-        let url = parse_url(&self.url)?;
-        self.engine.host = url.host_header.clone();
-        self.engine.query.extend(url.query);
-        if self.namespaces.is_empty() {
-            self.namespaces.push((url.namespace, None));
+    /// The namespaces named, or else those with handlers of their own and
+    /// the URL's (see [`ClientBuilder::namespace`]).
+    fn namespaces_to_connect(&self, url_namespace: &str) -> Vec<(String, Option<Value>)> {
+        if !self.namespaces.is_empty() {
+            return self.namespaces.clone();
         }
-        let addrs: Vec<SocketAddr> = (url.host.as_str(), url.port)
-            .to_socket_addrs()
-            .map_err(|e| Error::InvalidUrl(format!("{}: {e}", self.url)))?
-            .collect();
-        let runtime = self.runtime.unwrap_or_else(crate::runtime::current);
+        let mut namespaces: Vec<(String, Option<Value>)> = Vec::new();
+        if url_namespace != "/" || self.handlers.own.is_empty() {
+            namespaces.push((url_namespace.to_owned(), None));
+        }
+        for nsp in self.handlers.own_namespaces() {
+            if namespaces.iter().all(|(n, _)| n != nsp) {
+                namespaces.push((nsp.to_owned(), None));
+            }
+        }
+        namespaces
+    }
+
+    /// Connect and wait until every namespace is connected (unless
+    /// [`ClientBuilder::wait`] says not to). Nothing listening, or a host
+    /// name that does not resolve, is an error at once (unless
+    /// [`ClientBuilder::retry`]); a refusal or the wait timeout closes the
+    /// client and returns the error.
+    pub async fn connect(mut self) -> Result<Client> {
+        let url_text = (self.url)();
+        let url = parse_url(&url_text)?;
+        let namespaces = self.namespaces_to_connect(&url.namespace);
+        let tunnel = (self.proxy)
+            .route(url.secure, &url.host, url.port, self.engine.connect_timeout)
+            .map_err(|e| Error::InvalidUrl(e.to_string()))?;
+        let runtime = self.runtime.clone().unwrap_or_else(crate::runtime::current);
         crate::runtime::set_current(runtime.clone());
-        let endpoint = ClientEndpoint::new(self.engine, self.socket, self.parser, os_rng_factory());
-        #[cfg(feature = "tls")]
-        let (driver, events) = if url.secure {
-            let config = self.tls.build()?;
-            let tls = socketio_driver::tls::ClientTls::new(config, &url.host)?;
-            ClientDriver::new_tls(runtime.clone(), addrs, endpoint, tls)
-        } else {
-            ClientDriver::new(runtime.clone(), addrs, endpoint)
+        // Through a proxy the driver dials the proxy, whose tunnel goes to
+        // the URL's host (fixed at the first connection).
+        let proxy_address = tunnel
+            .as_ref()
+            .map(|t| (t.proxy().host().to_owned(), t.proxy().port()));
+        let dialer: Arc<dyn Runtime> = match tunnel {
+            Some(tunnel) => Arc::new(socketio_driver::proxy::TunnelRuntime::new(
+                runtime.clone(),
+                tunnel,
+            )),
+            None => runtime.clone(),
         };
-        #[cfg(not(feature = "tls"))]
-        let (driver, events) = ClientDriver::new(runtime.clone(), addrs, endpoint);
+        #[cfg(feature = "tls")]
+        let tls = if url.secure {
+            Some(self.tls.build()?)
+        } else {
+            None
+        };
+        let refresh = Refresh {
+            url: self.url.clone(),
+            auth: self.auth_fn.clone(),
+            headers: self.headers_fn.clone(),
+            base_headers: self.engine.headers.clone(),
+            base_query: self.engine.query.clone(),
+            global_auth: namespaces
+                .iter()
+                .filter(|(_, auth)| auth.is_none())
+                .map(|(nsp, _)| nsp.clone())
+                .collect(),
+            proxy_address,
+            #[cfg(feature = "tls")]
+            tls,
+        };
+        let target = refresh.target(&url)?;
+        refresh.apply_url(&mut self.engine, &url);
+        let endpoint = ClientEndpoint::new(self.engine, self.socket, self.parser, os_rng_factory());
+        let (driver, events) = ClientDriver::new(dialer, target, endpoint, self.max_queued_events);
+        driver.with(|ep, _| ep.set_session_hook(refresh.into_hook(driver.target_setter())));
         let jobs = JobQueue::new(self.async_handlers, self.max_pending_handlers);
         let inner = Arc::new(ClientInner {
+            url: url_text,
             driver,
             handlers: self.handlers,
             lifecycle: if self.async_handlers {
@@ -346,15 +501,24 @@ impl ClientBuilder {
         runtime.spawn(Box::pin(dispatch(Arc::downgrade(&inner), events)));
         let client = Client { inner };
         let mut waiting = Vec::new();
-        for (nsp, auth) in self.namespaces {
-            let (tx, rx) = oneshot::channel();
-            lock(&client.inner.waiters).insert(Str::from(nsp.as_str()), tx);
-            let auth = auth.or_else(|| self.auth.clone());
+        for (nsp, auth) in namespaces {
+            if self.wait {
+                let (tx, rx) = oneshot::channel();
+                lock(&client.inner.waiters).insert(Str::from(nsp.as_str()), tx);
+                waiting.push(rx);
+            }
+            let auth = match (&auth, &self.auth_fn) {
+                (Some(_), _) => auth,
+                (None, Some(auth_fn)) => auth_fn(),
+                (None, None) => self.auth.clone(),
+            };
             client
                 .inner
                 .driver
                 .with(|ep, now| ep.socket().connect(now, &nsp, auth))?;
-            waiting.push(rx);
+        }
+        if !self.wait {
+            return Ok(client);
         }
         let all = async {
             for rx in waiting {
@@ -372,7 +536,7 @@ impl ClientBuilder {
         let fatal = async {
             match client.inner.driver.fatal_error().await {
                 #[cfg(feature = "tls")]
-                socketio_driver::ConnectError::Tls(e) => Error::Tls(e),
+                ConnectError::Tls(e) => Error::Tls(e),
                 e => Error::ConnectFailed(e.to_string()),
             }
         };
@@ -401,87 +565,35 @@ impl ClientBuilder {
     }
 }
 
-struct Url {
-    /// `https://` or `wss://` (never without the `tls` feature).
-    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
-    secure: bool,
-    host: String,
-    port: u16,
-    host_header: String,
-    namespace: String,
-    query: Vec<(String, String)>,
-}
-
-/// `http://host[:port][/namespace][?query]` (`ws://`, and with the `tls`
-/// feature `https://` and `wss://`, too).
-fn parse_url(url: &str) -> Result<Url> {
-    let bad = || Error::InvalidUrl(url.to_owned());
-    let (secure, rest) = if let Some(rest) = strip_scheme(url, "http").or(strip_scheme(url, "ws")) {
-        (false, rest)
-    } else if let Some(rest) = strip_scheme(url, "https").or(strip_scheme(url, "wss")) {
-        if cfg!(not(feature = "tls")) {
-            return Err(Error::InvalidUrl(format!(
-                "{url}: https:// and wss:// need the `tls` feature of socketio"
-            )));
+/// The error for a connection that could not be opened, from the driver's
+/// reason.
+fn open_failure(url: &str, reason: Option<ConnectError>) -> Error {
+    match reason {
+        Some(ConnectError::Lookup { host, error }) => Error::Lookup {
+            host,
+            reason: error.to_string(),
+        },
+        #[cfg(feature = "tls")]
+        Some(ConnectError::Tls(e)) => Error::Tls(e),
+        // A proxy's failure names the proxy (and its answer): say that.
+        Some(ConnectError::Tcp(e)) if socketio_driver::proxy::ProxyError::from_io(&e).is_some() => {
+            Error::CannotConnect {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            }
         }
-        (true, rest)
-    } else {
-        return Err(bad());
-    };
-    let default_port = if secure { 443 } else { 80 };
-    let (rest, query) = match rest.split_once('?') {
-        Some((r, q)) => (r, q),
-        None => (rest, ""),
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
-            (h, p.parse::<u16>().map_err(|_| bad())?)
+        Some(ConnectError::Tcp(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Error::CannotConnect {
+                url: url.to_owned(),
+                reason: "connection refused: nothing listens there (is the server running, on this port?)".into(),
+            }
         }
-        _ => (authority, default_port),
-    };
-    if host.is_empty() {
-        return Err(bad());
+        Some(e) => Error::CannotConnect {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        },
+        None => Error::ConnectFailed("reconnection failed".into()),
     }
-    let host_header = if port == default_port {
-        host.to_owned()
-    } else {
-        format!("{host}:{port}")
-    };
-    let namespace = match path.trim_end_matches('/') {
-        "" => "/".to_owned(),
-        p => p.to_owned(),
-    };
-    let query = query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (k.to_owned(), v.to_owned()),
-            None => (p.to_owned(), String::new()),
-        })
-        .collect();
-    Ok(Url {
-        secure,
-        host: host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned(),
-        port,
-        host_header,
-        namespace,
-        query,
-    })
-}
-
-/// `url` without `scheme://` (scheme case-insensitive), if it has it.
-fn strip_scheme<'a>(url: &'a str, scheme: &str) -> Option<&'a str> {
-    let rest = url.get(scheme.len()..)?.strip_prefix("://")?;
-    url[..scheme.len()]
-        .eq_ignore_ascii_case(scheme)
-        .then_some(rest)
 }
 
 type AckKey = (Str, u64);
@@ -490,6 +602,8 @@ type AckKey = (Str, u64);
 const DEFAULT_MAX_RECEIVED_EVENTS: usize = 1024;
 
 struct ClientInner {
+    /// The URL first connected to, for error messages.
+    url: String,
     driver: ClientDriver<AnyParser>,
     handlers: Handlers,
     /// Event handlers.
@@ -501,10 +615,27 @@ struct ClientInner {
     waiters: Mutex<HashMap<Str, oneshot::Sender<Result<()>>>>,
 }
 
+impl Drop for ClientInner {
+    /// The last handle on the client is gone: leave every namespace, so the
+    /// server sees a clean disconnection (the connection tasks write it)
+    /// and nothing reconnects.
+    fn drop(&mut self) {
+        self.driver.with(|ep, now| ep.socket().disconnect_all(now));
+    }
+}
+
 /// A Socket.IO client. Cheap to clone.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<ClientInner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("url", &self.inner.url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
@@ -514,10 +645,18 @@ impl Client {
     /// `https://` (and `wss://`) URLs connect over TLS, configured with
     /// [`ClientBuilder::tls`].
     pub fn builder(url: &str) -> ClientBuilder {
+        let url = url.to_owned();
         ClientBuilder {
-            url: url.to_owned(),
+            url: Arc::new(move || url.clone()),
+            auth_fn: None,
+            headers_fn: None,
+            wait: true,
+            max_queued_events: socketio_driver::DEFAULT_MAX_QUEUED_EVENTS,
             engine: engine::ClientConfig::default(),
-            socket: socket::ClientConfig::default(),
+            socket: socket::ClientConfig {
+                retry_first_connection: false,
+                ..Default::default()
+            },
             parser: AnyParser::default(),
             namespaces: Vec::new(),
             auth: None,
@@ -529,6 +668,7 @@ impl Client {
             max_received_events: DEFAULT_MAX_RECEIVED_EVENTS,
             #[cfg(feature = "tls")]
             tls: Default::default(),
+            proxy: Default::default(),
         }
     }
 
@@ -543,6 +683,29 @@ impl Client {
     /// Emit `event` on `/`. `args` is a tuple (`()` for none) or [`Args`].
     pub fn emit<A: Serialize + ?Sized>(&self, event: &str, args: &A) -> Result<()> {
         self.socket("/").emit(event, args)
+    }
+
+    /// Send a `message` event on `/` (python-socketio's `send`).
+    pub fn send<A: Serialize + ?Sized>(&self, data: &A) -> Result<()> {
+        self.emit("message", data)
+    }
+
+    /// Whether any namespace is connected now (python-socketio's
+    /// `connected`): false while reconnecting.
+    pub fn connected(&self) -> bool {
+        self.inner
+            .driver
+            .with(|ep, _| ep.socket().connected_namespaces().next().is_some())
+    }
+
+    /// The namespaces connected now (python-socketio's `namespaces`).
+    pub fn namespaces(&self) -> Vec<String> {
+        self.inner.driver.with(|ep, _| {
+            ep.socket()
+                .connected_namespaces()
+                .map(str::to_owned)
+                .collect()
+        })
     }
 
     /// Emit on `/` asking for an acknowledgement.
@@ -599,6 +762,13 @@ impl Client {
     pub async fn wait(&self) {
         self.inner.driver.closed().await
     }
+
+    /// Completes when the client is done, as [`Client::wait`], without
+    /// keeping the client alive meanwhile.
+    pub(crate) fn done(&self) -> impl Future<Output = ()> + Send + 'static {
+        let driver = self.inner.driver.clone();
+        async move { driver.closed().await }
+    }
 }
 
 /// A client's view of one namespace. Cheap to clone.
@@ -639,6 +809,11 @@ impl ClientSocket {
             .driver
             .with(|ep, now| ep.socket().emit(now, &self.nsp, event, args))?;
         Ok(())
+    }
+
+    /// Send a `message` event (python-socketio's `send`).
+    pub fn send<A: Serialize + ?Sized>(&self, data: &A) -> Result<()> {
+        self.emit("message", data)
     }
 
     /// Emit asking for an acknowledgement; resolves to the server's answer
@@ -694,7 +869,7 @@ impl ClientAck {
     }
 }
 
-async fn dispatch(inner: Weak<ClientInner>, mut events: mpsc::UnboundedReceiver<ClientEvent>) {
+async fn dispatch(inner: Weak<ClientInner>, mut events: ClientEvents) {
     while let Some(event) = events.next().await {
         let Some(inner) = inner.upgrade() else {
             return;
@@ -729,7 +904,7 @@ impl Client {
                 if let Some(tx) = lock(&inner.waiters).remove(&nsp) {
                     let _ = tx.send(Ok(()));
                 }
-                if let Some(h) = &handlers.on_connect {
+                if let Some(h) = handlers.connect(&nsp) {
                     inner.lifecycle.push(&*runtime, h(self.socket(&nsp)));
                 }
                 None
@@ -743,7 +918,7 @@ impl Client {
                         data: data.clone(),
                     }));
                 }
-                if let Some(h) = &handlers.on_connect_error {
+                if let Some(h) = handlers.connect_error(&nsp) {
                     inner
                         .lifecycle
                         .push(&*runtime, h(self.socket(&nsp), message, data));
@@ -764,13 +939,13 @@ impl Client {
                     socket: socket.clone(),
                     id,
                 });
-                if let Some(h) = handlers.events.get(&*name) {
-                    Some(h(socket, args, ack))
-                } else if let Some(h) = &handlers.on_any {
-                    Some(h(socket, name, args, ack))
-                } else {
-                    tracing::debug!(%nsp, event = %name, "no handler");
-                    None
+                match handlers.event(&nsp, &name) {
+                    Some(EventHandler::Named(h)) => Some(h(socket, args, ack)),
+                    Some(EventHandler::Any(h)) => Some(h(socket, name, args, ack)),
+                    None => {
+                        tracing::debug!(%nsp, event = %name, "no handler");
+                        None
+                    }
                 }
             }
             ClientEvent::Ack { nsp, id, args } => {
@@ -798,7 +973,7 @@ impl Client {
             }
             ClientEvent::Disconnected { nsp, reason } => {
                 tracing::debug!(%nsp, %reason, "disconnected");
-                if let Some(h) = &handlers.on_disconnect {
+                if let Some(h) = handlers.disconnect(&nsp) {
                     inner
                         .lifecycle
                         .push(&*runtime, h(self.socket(&nsp), reason));
@@ -813,10 +988,37 @@ impl Client {
                 tracing::debug!(attempt, "reconnected");
                 None
             }
+            ClientEvent::OpenFailed {
+                attempt,
+                namespaces,
+            } => {
+                let reason = inner.driver.last_connect_error();
+                let message = match &reason {
+                    Some(e) => open_failure(&inner.url, Some(e.clone())).to_string(),
+                    None => "the connection could not be opened".to_owned(),
+                };
+                tracing::debug!(attempt, %message, "connection failed");
+                for nsp in namespaces {
+                    if let Some(h) = handlers.connect_error(&nsp) {
+                        let job = h(self.socket(&nsp), message.clone(), None);
+                        inner.lifecycle.push(&*runtime, job);
+                    }
+                }
+                None
+            }
+            ClientEvent::ReconnectScheduled { attempt, delay } => {
+                tracing::debug!(attempt, ?delay, "reconnection scheduled");
+                if let Some(h) = &handlers.on_reconnect_attempt {
+                    inner.lifecycle.push(&*runtime, h(attempt, delay));
+                }
+                None
+            }
             ClientEvent::ReconnectFailed => {
                 tracing::debug!("reconnection failed");
-                for (_, tx) in lock(&inner.waiters).drain() {
-                    let _ = tx.send(Err(Error::ConnectFailed("reconnection failed".into())));
+                let waiters: Vec<_> = lock(&inner.waiters).drain().collect();
+                for (_, tx) in waiters {
+                    let error = open_failure(&inner.url, inner.driver.last_connect_error());
+                    let _ = tx.send(Err(error));
                 }
                 None
             }
@@ -839,44 +1041,5 @@ impl Client {
         if was_active {
             tracing::warn!(bound = why, "bound reached: disconnecting the client");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_name_host_port_namespace_and_query() {
-        let u = parse_url("http://127.0.0.1:3000/custom?token=abc&x").unwrap();
-        assert_eq!((u.host.as_str(), u.port), ("127.0.0.1", 3000));
-        assert_eq!(u.host_header, "127.0.0.1:3000");
-        assert_eq!(u.namespace, "/custom");
-        assert_eq!(
-            u.query,
-            vec![("token".into(), "abc".into()), ("x".into(), String::new())]
-        );
-        let u = parse_url("http://localhost").unwrap();
-        assert_eq!((u.port, u.namespace.as_str()), (80, "/"));
-        assert!(!u.secure);
-        assert_eq!(parse_url("https://x").is_ok(), cfg!(feature = "tls"));
-        assert!(parse_url("ftp://x").is_err());
-        assert!(parse_url("http://:1").is_err());
-        assert!(parse_url("http://h:notaport").is_err());
-    }
-
-    #[cfg(feature = "tls")]
-    #[test]
-    fn secure_urls_default_to_port_443() {
-        let u = parse_url("https://example.com/chat").unwrap();
-        assert!(u.secure);
-        assert_eq!((u.port, u.host_header.as_str()), (443, "example.com"));
-        assert_eq!(u.namespace, "/chat");
-        let u = parse_url("WSS://[::1]:8443").unwrap();
-        assert!(u.secure);
-        assert_eq!((u.host.as_str(), u.port), ("::1", 8443));
-        assert_eq!(u.host_header, "[::1]:8443");
-        let u = parse_url("http://example.com:443").unwrap();
-        assert_eq!(u.host_header, "example.com:443");
     }
 }
