@@ -662,6 +662,7 @@ impl Server {
 
     /// Panics if internal bookkeeping is inconsistent (for tests and the
     /// fuzzer).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn check_invariants(&self) {
         use SessionState as S;
         let armed = |key: SessionKey, timer| self.timers.is_set(&TimerKey::Session(key, timer));
