@@ -16,7 +16,7 @@ mod log;
 
 use axum::routing::get;
 use axum::{Json, Router};
-use socketio::{AckSender, Args, Server, SocketIoLayer, SocketRef, StaticFiles};
+use socketio::{Args, Server, SocketIoLayer, SocketRef, StaticFiles};
 
 /// `axum_app --help`.
 static HELP: cli::Help = cli::Help {
@@ -55,15 +55,10 @@ fn main() -> std::io::Result<()> {
             }
             let server = builder.build();
             server.ns("/", |ns| {
-                ns.on(
-                    "echo",
-                    |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
-                        let _ = socket.emit("echo", &args);
-                        if let Some(ack) = ack {
-                            let _ = ack.send(&args);
-                        }
-                    },
-                );
+                ns.on("echo", |socket: SocketRef, args: Args| async move {
+                    socket.emit("echo", &args);
+                    args // the answer, when the client asked for one
+                });
             });
 
             let app = Router::new()

@@ -38,7 +38,7 @@ mod log;
 #[path = "common/runtimes.rs"]
 mod runtimes;
 
-use socketio::{AckSender, Args, Runtime, Server, SocketRef, Value};
+use socketio::{Args, Runtime, Server, SocketRef, Value};
 
 /// Ping interval of both servers.
 pub const PING_INTERVAL: Duration = Duration::from_millis(300);
@@ -150,23 +150,13 @@ fn servers(runtime: Arc<dyn Runtime>) -> (Server, EngineDriver) {
         socketio.ns(nsp, |ns| {
             ns.on_connect(|socket: SocketRef, auth: Option<Value>| async move {
                 let auth = auth.unwrap_or(Value::Object(Vec::new()));
-                let _ = socket.emit("auth", &(auth,));
-                Ok(())
+                socket.emit("auth", &(auth,));
             });
-            ns.on(
-                "message",
-                |socket: SocketRef, args: Args, _ack: Option<AckSender>| async move {
-                    let _ = socket.emit("message-back", &args);
-                },
-            );
-            ns.on(
-                "message-with-ack",
-                |_socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
-                    if let Some(ack) = ack {
-                        let _ = ack.send(&args);
-                    }
-                },
-            );
+            ns.on("message", |socket: SocketRef, args: Args| async move {
+                socket.emit("message-back", &args);
+            });
+            // The arguments are the answer.
+            ns.on("message-with-ack", |args: Args| async move { args });
         });
     }
 

@@ -45,9 +45,10 @@ mod log;
 #[path = "common/runtimes.rs"]
 mod runtimes;
 
+use socketio::extract::Data;
 use socketio::{
-    AckSender, AmqpAdapter, AnyParser, Args, Binary, Bytes, ConnectRefusal, JsonParser,
-    KafkaAdapter, MsgPackParser, RedisAdapter, Runtime, Server, SocketRef, Value, ZmqAdapter,
+    AmqpAdapter, AnyParser, Args, Binary, Bytes, ConnectRefusal, JsonParser, KafkaAdapter,
+    MsgPackParser, RedisAdapter, Runtime, Server, SocketRef, Value, ZmqAdapter,
 };
 
 /// Options of the echo server.
@@ -129,53 +130,37 @@ pub async fn start(options: &ServerOptions) -> Result<(Server, SocketAddr), sock
                     return Err(ConnectRefusal::new("rejected by server")
                         .with_data(&serde_json::json!({"code": 42})));
                 }
-                let _ = socket.emit("auth", &(auth,));
+                socket.emit("auth", &(auth,));
                 if clustered {
-                    let _ = socket.emit("hello", &(serde_json::json!({"sid": socket.id()}),));
+                    socket.emit("hello", &(serde_json::json!({"sid": socket.id()}),));
                 }
                 Ok(())
             });
             if clustered {
                 cluster_handlers(ns);
             }
-            ns.on(
-                "echo",
-                |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
-                    let _ = socket.emit("echo-back", &args);
-                    if let Some(ack) = ack {
-                        let _ = ack.send(&args);
-                    }
-                },
-            );
+            // Every argument back, as an event and as the answer.
+            ns.on("echo", |socket: SocketRef, args: Args| async move {
+                socket.emit("echo-back", &args);
+                args
+            });
             ns.on(
                 "ask",
-                |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
-                    let token: Value = args.get(0).unwrap_or_default();
+                |socket: SocketRef, Data(token): Data<Value>| async move {
                     let question = (token, Binary(Bytes::from_static(&[9, 8, 7])));
                     let answer = socket
                         .call("question", &question, Duration::from_secs(10))
                         .await;
-                    match (answer, ack) {
-                        (Ok(answer), Some(ack)) => {
-                            let _ = ack.send(&answer);
-                        }
-                        (Err(e), _) => eprintln!("question unanswered: {e}"),
-                        _ => {}
-                    }
+                    // An unanswered question is logged, and answers nothing.
+                    answer.map_err(|e| format!("question unanswered: {e}"))
                 },
             );
-            ns.on(
-                "shout",
-                |socket: SocketRef, args: Args, _ack: Option<AckSender>| async move {
-                    let _ = socket.server().of(socket.ns()).emit("shout-back", &args);
-                },
-            );
-            ns.on(
-                "disconnect-me",
-                |socket: SocketRef, _args: Args, _ack: Option<AckSender>| async move {
-                    let _ = socket.disconnect();
-                },
-            );
+            ns.on("shout", |socket: SocketRef, args: Args| async move {
+                socket.server().of(socket.ns()).emit("shout-back", &args);
+            });
+            ns.on("disconnect-me", |socket: SocketRef| async move {
+                let _ = socket.disconnect();
+            });
         });
     }
     let addr = server
@@ -204,52 +189,40 @@ fn first_arguments(responses: &[(String, Args)]) -> Vec<Value> {
         .collect()
 }
 
+/// An error as the contract reports it: `{"error": message}`.
+fn error_reply(message: impl std::fmt::Display) -> Value {
+    Value::Object(vec![("error".into(), Value::String(message.to_string()))])
+}
+
 /// The cluster contract's events (see the module docs).
 fn cluster_handlers(ns: &mut socketio::Namespace) {
     ns.on(
         "join",
-        |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
-            let room: String = args.get(0).unwrap_or_default();
+        |socket: SocketRef, Data(room): Data<String>| async move {
             let _ = socket.join(&room);
-            if let Some(ack) = ack {
-                let _ = ack.send(&(true,));
-            }
+            true
         },
     );
     ns.on(
         "shout-to",
-        |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
-            let (room, data): (String, Value) = args.deserialize().unwrap_or_default();
-            let _ = socket
-                .server()
-                .of(socket.ns())
-                .to(&room)
-                .emit("shout-back", &(data,));
-            if let Some(ack) = ack {
-                let _ = ack.send(&(true,));
-            }
+        |socket: SocketRef, Data((room, data)): Data<(String, Value)>| async move {
+            let everyone = socket.server().of(socket.ns());
+            everyone.to(&room).emit("shout-back", &(data,));
+            true
         },
     );
     ns.on(
         "shout-except",
-        |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
-            let (room, data): (String, Value) = args.deserialize().unwrap_or_default();
-            let _ = socket
-                .server()
-                .of(socket.ns())
-                .except(&room)
-                .emit("shout-back", &(data,));
-            if let Some(ack) = ack {
-                let _ = ack.send(&(true,));
-            }
+        |socket: SocketRef, Data((room, data)): Data<(String, Value)>| async move {
+            let everyone = socket.server().of(socket.ns());
+            everyone.except(&room).emit("shout-back", &(data,));
+            true
         },
     );
     for event in ["enter-room", "leave-room", "disconnect-sid"] {
         ns.on(
             event,
-            move |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
-                let sid: String = args.get(0).unwrap_or_default();
-                let room: String = args.get(1).unwrap_or_default();
+            move |socket: SocketRef, Data((sid, room)): Data<(String, String)>| async move {
                 let target = socket.server().of(socket.ns()).to(&sid);
                 let result = match event {
                     "enter-room" => target.sockets_join(&room),
@@ -260,49 +233,38 @@ fn cluster_handlers(ns: &mut socketio::Namespace) {
                     eprintln!("{event}: {e}");
                 }
                 let _ = socket.server().flush_cluster(FLUSH).await;
-                if let Some(ack) = ack {
-                    let _ = ack.send(&(true,));
-                }
+                true
             },
         );
     }
     ns.on(
         "call-sid",
-        |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
-            let (sid, data): (String, Value) = args.deserialize().unwrap_or_default();
+        |socket: SocketRef, Data((sid, data)): Data<(String, Value)>| async move {
             let answer = socket
                 .server()
                 .of(socket.ns())
                 .to(&sid)
                 .emit_with_ack("question", &(data,), Duration::from_secs(5))
                 .await;
-            let reply = match answer {
+            match answer {
                 Ok(answers) if answers.complete => {
                     Value::Array(first_arguments(&answers.responses))
                 }
-                Ok(_) => {
-                    serde_json::from_value(serde_json::json!({"error": "operation has timed out"}))
-                        .unwrap_or_default()
-                }
-                Err(e) => serde_json::from_value(serde_json::json!({"error": e.to_string()}))
-                    .unwrap_or_default(),
-            };
-            if let Some(ack) = ack {
-                let _ = ack.send(&(reply,));
+                Ok(_) => error_reply("operation has timed out"),
+                Err(e) => error_reply(e),
             }
         },
     );
     ns.on(
         "fetch-sockets",
-        |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
-            let room: String = args.get(0).unwrap_or_default();
+        |socket: SocketRef, Data(room): Data<String>| async move {
             let sockets = socket
                 .server()
                 .of(socket.ns())
                 .to(&room)
                 .fetch_sockets()
                 .await;
-            let reply = match sockets {
+            match sockets {
                 Ok(sockets) => {
                     let mut ids: Vec<String> =
                         sockets.into_iter().map(|s| s.id.to_string()).collect();
@@ -310,59 +272,43 @@ fn cluster_handlers(ns: &mut socketio::Namespace) {
                     serde_json::json!(ids)
                 }
                 Err(e) => serde_json::json!({"error": e.to_string()}),
-            };
-            if let Some(ack) = ack {
-                let _ = ack.send(&(reply,));
             }
         },
     );
     ns.on(
         "server-side-emit",
-        |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
-            let data: Value = args.get(0).unwrap_or_default();
+        |socket: SocketRef, Data(data): Data<Value>| async move {
             let answers = socket
                 .server()
                 .server_side_call("ping-servers", &(data,))
                 .await;
-            let reply = match answers {
+            match answers {
                 Ok(answers) => Value::Array(sorted_by_json(
                     answers
                         .iter()
                         .map(|a| a.get::<Value>(0).unwrap_or_default())
                         .collect(),
                 )),
-                Err(e) => serde_json::from_value(serde_json::json!({"error": e.to_string()}))
-                    .unwrap_or_default(),
-            };
-            if let Some(ack) = ack {
-                let _ = ack.send(&(reply,));
+                Err(e) => error_reply(e),
             }
         },
     );
-    ns.on(
-        "server-count",
-        |socket: SocketRef, _args: Args, ack: Option<AckSender>| async move {
-            let reply = match socket.server().server_count(socket.ns()).await {
-                Ok(count) => serde_json::json!(count),
-                Err(e) => serde_json::json!({"error": e.to_string()}),
-            };
-            if let Some(ack) = ack {
-                let _ = ack.send(&(reply,));
-            }
-        },
-    );
+    ns.on("server-count", |socket: SocketRef| async move {
+        match socket.server().server_count(socket.ns()).await {
+            Ok(count) => serde_json::json!(count),
+            Err(e) => serde_json::json!({"error": e.to_string()}),
+        }
+    });
     ns.on(
         "broadcast-ack",
-        |socket: SocketRef, args: Args, ack: Option<AckSender>| async move {
-            let (room, data, timeout_ms): (String, Value, u64) =
-                args.deserialize().unwrap_or_default();
+        |socket: SocketRef, Data((room, data, timeout_ms)): Data<(String, Value, u64)>| async move {
             let answers = socket
                 .server()
                 .of(socket.ns())
                 .to(&room)
                 .emit_with_ack("question", &(data,), Duration::from_millis(timeout_ms))
                 .await;
-            let reply = match answers {
+            match answers {
                 Ok(answers) => {
                     let responses =
                         Value::Array(sorted_by_json(first_arguments(&answers.responses)));
@@ -375,10 +321,7 @@ fn cluster_handlers(ns: &mut socketio::Namespace) {
                         ])
                     }
                 }
-                Err(e) => Value::Object(vec![("error".into(), Value::String(e.to_string()))]),
-            };
-            if let Some(ack) = ack {
-                let _ = ack.send(&(reply,));
+                Err(e) => error_reply(e),
             }
         },
     );

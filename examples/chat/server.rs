@@ -16,17 +16,19 @@
 //! `nick changed` ([`NickChange`]). The nickname comes from the connection's
 //! auth object (`{"nick": "alice"}`), else a `guest-N` one is given.
 //!
-//! Everything here is plain `socketio` API: handlers per event, rooms
-//! (`join`, `leave`, `to(room)`), acknowledgements, and a little shared
-//! state of our own to list rooms and nicknames.
+//! Everything here is plain `socketio` API: a class-style namespace
+//! (`#[socketio::namespace]`: one `on_<event>` method per event, answering
+//! with its return value), rooms (`join`, `leave`, `to(room)`), and a
+//! little shared state of our own to list rooms and nicknames.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
-use socketio::{AckSender, Args, ConnectRefusal, Server, SocketRef, Value};
+use socketio::extract::{Ack, AckSink, IntoAck, TryData};
+use socketio::{ArgsError, ConnectRefusal, DisconnectReason, Server, SocketRef, Value};
 
 /// A message said in a room.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -148,7 +150,7 @@ impl Chat {
             (user.nick.clone(), user.room.take()?)
         };
         let _ = socket.leave(&room);
-        let _ = socket.to(&room).emit(
+        socket.to(&room).emit(
             "user left",
             &Notice {
                 room: room.clone(),
@@ -165,185 +167,144 @@ fn valid_name(name: &str) -> bool {
     (1..=32).contains(&name.chars().count()) && !name.chars().any(char::is_whitespace)
 }
 
-/// Answer the acknowledgement, if the client asked for one.
-fn reply<T: Serialize>(ack: Option<AckSender>, reply: Reply<T>) {
-    if let Some(ack) = ack {
-        let _ = ack.send(&reply);
+/// A [`Reply`] answers as one argument: the handlers below return it.
+impl<T: Serialize> IntoAck for Reply<T> {
+    fn answer<S: AckSink>(self, sink: S) {
+        Ack(self).answer(sink)
     }
 }
 
-/// The text argument at `index`, or an error for the reply.
-fn text_arg(args: &Args, index: usize, what: &str) -> Result<String, String> {
-    args.get::<String>(index)
-        .map_err(|_| format!("expected the {what} as a string"))
+/// The text argument, or an error for the reply.
+fn text(arg: Result<String, ArgsError>, what: &str) -> Result<String, String> {
+    arg.map_err(|_| format!("expected the {what} as a string"))
+}
+
+/// The handlers: `on_<event>` methods (see the module docs for the events).
+#[socketio::namespace]
+impl Chat {
+    async fn on_connect(
+        &self,
+        socket: SocketRef,
+        auth: Option<Value>,
+    ) -> Result<(), ConnectRefusal> {
+        let asked = auth.as_ref().and_then(|a| a.get("nick")).cloned();
+        let nick = match asked {
+            None | Some(Value::Null) => {
+                format!("guest-{}", self.guests.fetch_add(1, Ordering::Relaxed) + 1)
+            }
+            Some(Value::String(nick)) if valid_name(&nick) => nick,
+            Some(_) => return Err(ConnectRefusal::new("invalid nickname")),
+        };
+        {
+            // Check and take the nickname under one lock.
+            let mut users = self.users();
+            if users.values().any(|u| u.nick == nick) {
+                return Err(ConnectRefusal::new(format!("nickname {nick} is taken")));
+            }
+            let user = User {
+                nick: nick.clone(),
+                room: None,
+            };
+            users.insert(socket.id().to_owned(), user);
+        }
+        tracing::info!(%nick, id = socket.id(), "connected");
+        socket.emit("welcome", &(nick.as_str(),));
+        Ok(())
+    }
+
+    async fn on_join(&self, socket: SocketRef, TryData(room): TryData<String>) -> Reply<RoomInfo> {
+        let room = match text(room, "room name") {
+            Ok(room) if valid_name(&room) => room,
+            Ok(_) => return Reply::Error("invalid room name".into()),
+            Err(why) => return Reply::Error(why),
+        };
+        let Some((nick, current)) = self.whois(&socket) else {
+            return Reply::Error("unknown user".into());
+        };
+        if current.as_deref() != Some(room.as_str()) {
+            self.leave_room(&socket);
+            let _ = socket.join(&room);
+            if let Some(user) = self.users().get_mut(socket.id()) {
+                user.room = Some(room.clone());
+            }
+            let notice = Notice {
+                room: room.clone(),
+                nick: nick.clone(),
+            };
+            socket.to(&room).emit("user joined", &notice);
+            tracing::info!(%nick, %room, "joined");
+        }
+        Reply::Ok(self.room_info(&room))
+    }
+
+    async fn on_leave(&self, socket: SocketRef) -> Reply<String> {
+        match self.leave_room(&socket) {
+            Some(room) => Reply::Ok(room),
+            None => Reply::Error("you are in no room".into()),
+        }
+    }
+
+    async fn on_rooms(&self) -> Reply<Vec<RoomInfo>> {
+        Reply::Ok(self.all_rooms())
+    }
+
+    async fn on_nick(&self, socket: SocketRef, TryData(new): TryData<String>) -> Reply<String> {
+        let new = match text(new, "nickname") {
+            Ok(nick) if valid_name(&nick) => nick,
+            Ok(_) => return Reply::Error("invalid nickname".into()),
+            Err(why) => return Reply::Error(why),
+        };
+        let (old, room) = {
+            let mut users = self.users();
+            if users.values().any(|u| u.nick == new) {
+                return Reply::Error(format!("nickname {new} is taken"));
+            }
+            let Some(user) = users.get_mut(socket.id()) else {
+                return Reply::Error("unknown user".into());
+            };
+            let old = std::mem::replace(&mut user.nick, new.clone());
+            (old, user.room.clone())
+        };
+        if let Some(room) = room {
+            let change = NickChange {
+                room: room.clone(),
+                old: old.clone(),
+                new: new.clone(),
+            };
+            socket.to(&room).emit("nick changed", &change);
+        }
+        tracing::info!(%old, %new, "renamed");
+        Reply::Ok(new)
+    }
+
+    async fn on_message(&self, socket: SocketRef, TryData(text_arg): TryData<String>) -> Reply<()> {
+        let text = match text(text_arg, "message") {
+            Ok(text) => text,
+            Err(why) => return Reply::Error(why),
+        };
+        let Some((nick, room)) = self.whois(&socket) else {
+            return Reply::Error("unknown user".into());
+        };
+        let Some(room) = room else {
+            return Reply::Error("join a room first (/join NAME)".into());
+        };
+        // Everyone in the room but the sender, who knows what they said.
+        let message = ChatMessage { room, nick, text };
+        socket.to(&message.room).emit("message", &message);
+        Reply::Ok(())
+    }
+
+    async fn on_disconnect(&self, socket: SocketRef, reason: DisconnectReason) {
+        self.leave_room(&socket);
+        if let Some(user) = self.users().remove(socket.id()) {
+            tracing::info!(nick = %user.nick, %reason, "disconnected");
+        }
+    }
 }
 
 /// Set up the chat on `server`'s main namespace.
 pub fn install(server: &Server) {
-    let chat = Arc::new(Chat::default());
-    server.ns("/", |ns| {
-        let state = chat.clone();
-        ns.on_connect(move |socket: SocketRef, auth: Option<Value>| {
-            let chat = state.clone();
-            async move {
-                let asked = auth.as_ref().and_then(|a| a.get("nick")).cloned();
-                let nick = match asked {
-                    None | Some(Value::Null) => {
-                        format!("guest-{}", chat.guests.fetch_add(1, Ordering::Relaxed) + 1)
-                    }
-                    Some(Value::String(nick)) if valid_name(&nick) => nick,
-                    Some(_) => return Err(ConnectRefusal::new("invalid nickname")),
-                };
-                {
-                    // Check and take the nickname under one lock.
-                    let mut users = chat.users();
-                    if users.values().any(|u| u.nick == nick) {
-                        return Err(ConnectRefusal::new(format!("nickname {nick} is taken")));
-                    }
-                    let user = User {
-                        nick: nick.clone(),
-                        room: None,
-                    };
-                    users.insert(socket.id().to_owned(), user);
-                }
-                tracing::info!(%nick, id = socket.id(), "connected");
-                let _ = socket.emit("welcome", &(nick.as_str(),));
-                Ok(())
-            }
-        });
-
-        let state = chat.clone();
-        ns.on(
-            "join",
-            move |socket: SocketRef, args: Args, ack: Option<AckSender>| {
-                let chat = state.clone();
-                async move {
-                    let room = match text_arg(&args, 0, "room name") {
-                        Ok(room) if valid_name(&room) => room,
-                        Ok(_) => return reply::<()>(ack, Reply::Error("invalid room name".into())),
-                        Err(why) => return reply::<()>(ack, Reply::Error(why)),
-                    };
-                    let Some((nick, current)) = chat.whois(&socket) else {
-                        return;
-                    };
-                    if current.as_deref() != Some(room.as_str()) {
-                        chat.leave_room(&socket);
-                        let _ = socket.join(&room);
-                        if let Some(user) = chat.users().get_mut(socket.id()) {
-                            user.room = Some(room.clone());
-                        }
-                        let notice = Notice {
-                            room: room.clone(),
-                            nick: nick.clone(),
-                        };
-                        let _ = socket.to(&room).emit("user joined", &notice);
-                        tracing::info!(%nick, %room, "joined");
-                    }
-                    reply(ack, Reply::Ok(chat.room_info(&room)));
-                }
-            },
-        );
-
-        let state = chat.clone();
-        ns.on(
-            "leave",
-            move |socket: SocketRef, _args: Args, ack: Option<AckSender>| {
-                let chat = state.clone();
-                async move {
-                    match chat.leave_room(&socket) {
-                        Some(room) => reply(ack, Reply::Ok(room)),
-                        None => reply::<()>(ack, Reply::Error("you are in no room".into())),
-                    }
-                }
-            },
-        );
-
-        let state = chat.clone();
-        ns.on(
-            "rooms",
-            move |_socket: SocketRef, _args: Args, ack: Option<AckSender>| {
-                let chat = state.clone();
-                async move { reply(ack, Reply::Ok(chat.all_rooms())) }
-            },
-        );
-
-        let state = chat.clone();
-        ns.on(
-            "nick",
-            move |socket: SocketRef, args: Args, ack: Option<AckSender>| {
-                let chat = state.clone();
-                async move {
-                    let new = match text_arg(&args, 0, "nickname") {
-                        Ok(nick) if valid_name(&nick) => nick,
-                        Ok(_) => return reply::<()>(ack, Reply::Error("invalid nickname".into())),
-                        Err(why) => return reply::<()>(ack, Reply::Error(why)),
-                    };
-                    let (old, room) = {
-                        let mut users = chat.users();
-                        if users.values().any(|u| u.nick == new) {
-                            drop(users);
-                            let taken = format!("nickname {new} is taken");
-                            return reply::<()>(ack, Reply::Error(taken));
-                        }
-                        let Some(user) = users.get_mut(socket.id()) else {
-                            return;
-                        };
-                        let old = std::mem::replace(&mut user.nick, new.clone());
-                        (old, user.room.clone())
-                    };
-                    if let Some(room) = room {
-                        let change = NickChange {
-                            room: room.clone(),
-                            old: old.clone(),
-                            new: new.clone(),
-                        };
-                        let _ = socket.to(&room).emit("nick changed", &change);
-                    }
-                    tracing::info!(%old, %new, "renamed");
-                    reply(ack, Reply::Ok(new));
-                }
-            },
-        );
-
-        let state = chat.clone();
-        ns.on(
-            "message",
-            move |socket: SocketRef, args: Args, ack: Option<AckSender>| {
-                let chat = state.clone();
-                async move {
-                    let text = match text_arg(&args, 0, "message") {
-                        Ok(text) => text,
-                        Err(why) => return reply::<()>(ack, Reply::Error(why)),
-                    };
-                    let Some((nick, room)) = chat.whois(&socket) else {
-                        return;
-                    };
-                    let Some(room) = room else {
-                        let why = "join a room first (/join NAME)".into();
-                        return reply::<()>(ack, Reply::Error(why));
-                    };
-                    // Everyone in the room but the sender, who knows what
-                    // they said.
-                    let message = ChatMessage { room, nick, text };
-                    let _ = socket.to(&message.room).emit("message", &message);
-                    reply(ack, Reply::Ok(()));
-                }
-            },
-        );
-
-        let state = chat.clone();
-        ns.on_disconnect(
-            move |socket: SocketRef, reason: socketio::DisconnectReason| {
-                let chat = state.clone();
-                async move {
-                    chat.leave_room(&socket);
-                    if let Some(user) = chat.users().remove(socket.id()) {
-                        tracing::info!(nick = %user.nick, %reason, "disconnected");
-                    }
-                }
-            },
-        );
-    });
+    server.ns_class("/", Chat::default());
 }
 
 /// Build the chat server and serve it on `addr`; returns it and the bound

@@ -158,6 +158,14 @@ impl ConnectRefusal {
     }
 }
 
+/// A failed call in a connect handler (say `socket.join(room)?`) refuses
+/// the connection with the error's text.
+impl From<Error> for ConnectRefusal {
+    fn from(error: Error) -> ConnectRefusal {
+        ConnectRefusal::new(error.to_string())
+    }
+}
+
 /// The HTTP request that opened a client's Engine.IO session.
 #[derive(Debug, Clone)]
 pub struct RequestInfo(HandshakeInfo);

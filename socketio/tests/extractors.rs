@@ -81,6 +81,14 @@ async fn server(kind: RuntimeKind) -> (Server, String) {
                 ack.unwrap().send(&args).unwrap();
             },
         );
+        // Raw arguments before and after typed ones: the last reader may
+        // take them, earlier ones leave them for the rest.
+        ns.on(
+            "raw-and-typed",
+            |first: Args, Data(text): Data<String>, last: Args| async move {
+                (text, first.len(), last.len())
+            },
+        );
         ns.on("count", |socket: SocketRef| async move {
             socket.with_data_mut(|n: &mut u32| {
                 *n += 1;
@@ -208,6 +216,12 @@ async fn scenario(kind: RuntimeKind) {
     assert_eq!(
         answer.deserialize::<(String, u32)>().unwrap(),
         ("a".into(), 1)
+    );
+
+    let answer = call(&client, "raw-and-typed", &("x", 2)).await.unwrap();
+    assert_eq!(
+        answer.deserialize::<(String, usize, usize)>().unwrap(),
+        ("x".into(), 2, 2)
     );
 
     // Sessions: updated in place, read without Clone.

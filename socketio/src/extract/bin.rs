@@ -11,6 +11,8 @@ use super::{EventParts, FromContext, Refused};
 pub struct Bin(pub Vec<Bytes>);
 
 impl<Cx: EventParts> FromContext<Cx> for Bin {
+    const READS_ARGS: bool = true;
+
     fn from_context(cx: &mut Cx) -> Result<Self, Refused> {
         let args = cx.event_args();
         let attachments = args.attachments();

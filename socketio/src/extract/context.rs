@@ -18,6 +18,18 @@ pub trait FromContext<Cx>: Sized {
     /// Take `Self` from `cx`, or refuse: the event is dropped (or the
     /// connection refused) with the reason.
     fn from_context(cx: &mut Cx) -> Result<Self, Refused>;
+
+    /// Whether the extractor reads the event's arguments: an earlier
+    /// parameter must then leave them in place.
+    #[doc(hidden)]
+    const READS_ARGS: bool = false;
+
+    /// [`FromContext::from_context`] when no later parameter reads the
+    /// arguments: [`crate::Args`] takes them instead of a copy.
+    #[doc(hidden)]
+    fn from_context_owned(cx: &mut Cx) -> Result<Self, Refused> {
+        Self::from_context(cx)
+    }
 }
 
 /// The name and arguments of an event: what the argument extractors
@@ -29,6 +41,11 @@ pub trait EventParts {
     fn event_name(&self) -> &Str;
     /// The arguments (already checked valid).
     fn event_args(&self) -> &Args;
+    /// The arguments, taken when nothing else will read them (a copy by
+    /// default).
+    fn take_event_args(&mut self) -> Args {
+        self.event_args().clone()
+    }
 }
 
 /// The context of an event handler's call.
@@ -74,6 +91,9 @@ impl EventParts for EventContext {
     }
     fn event_args(&self) -> &Args {
         &self.args
+    }
+    fn take_event_args(&mut self) -> Args {
+        std::mem::replace(&mut self.args, Args::empty())
     }
 }
 

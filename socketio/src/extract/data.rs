@@ -24,6 +24,8 @@ use super::{EventParts, FromContext, Refused};
 pub struct Data<T>(pub T);
 
 impl<Cx: EventParts, T: DeserializeOwned> FromContext<Cx> for Data<T> {
+    const READS_ARGS: bool = true;
+
     fn from_context(cx: &mut Cx) -> Result<Self, Refused> {
         cx.event_args()
             .deserialize()
@@ -38,6 +40,8 @@ impl<Cx: EventParts, T: DeserializeOwned> FromContext<Cx> for Data<T> {
 pub struct TryData<T>(pub Result<T, ArgsError>);
 
 impl<Cx: EventParts, T: DeserializeOwned> FromContext<Cx> for TryData<T> {
+    const READS_ARGS: bool = true;
+
     fn from_context(cx: &mut Cx) -> Result<Self, Refused> {
         Ok(TryData(cx.event_args().deserialize()))
     }

@@ -84,8 +84,19 @@ macro_rules! handlers {
             $($t: FromContext<EventContext>,)*
         {
             fn call(&self, mut cx: EventContext) -> Option<BoxFuture<'static, ()>> {
+                // Which parameters read the arguments: the last of them may
+                // take them rather than copy (constants: folded away).
+                let reads: &[bool] = &[$(<$t as FromContext<EventContext>>::READS_ARGS),*];
+                let mut position = 0;
                 $(
-                    let $t = match $t::from_context(&mut cx) {
+                    position += 1;
+                    let later_reads = reads[position..].contains(&true);
+                    let extracted = if later_reads {
+                        $t::from_context(&mut cx)
+                    } else {
+                        $t::from_context_owned(&mut cx)
+                    };
+                    let $t = match extracted {
                         Ok(value) => value,
                         Err(refused) => {
                             event_dropped(&cx, &refused);

@@ -37,10 +37,17 @@ impl FromContext<EventContext> for Option<AckSender> {
     }
 }
 
-/// The raw arguments (a cheap copy: received text and buffers are shared).
+/// The raw arguments: taken when no later parameter reads them, a copy
+/// otherwise (received text and buffers shared, not copied).
 impl<Cx: EventParts> FromContext<Cx> for Args {
+    const READS_ARGS: bool = true;
+
     fn from_context(cx: &mut Cx) -> Result<Self, Refused> {
         Ok(cx.event_args().clone())
+    }
+
+    fn from_context_owned(cx: &mut Cx) -> Result<Self, Refused> {
+        Ok(cx.take_event_args())
     }
 }
 
