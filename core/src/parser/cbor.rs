@@ -25,7 +25,7 @@ use super::msgpack::{
 };
 use super::{DecodeError, DecodeLimits, EncodeError, Encoded, OutPacket, Parser};
 use crate::engine::Message;
-use crate::socket::Packet;
+use super::Packet;
 use crate::value::Value;
 
 /// CBOR with the MessagePack parser's map shape.
@@ -304,7 +304,7 @@ mod tests {
 
     use super::*;
     use crate::parser::msgpack::tests::{arg_values, obj};
-    use crate::socket::PacketData;
+    use crate::parser::PacketData;
     use crate::value::tests::arb_value;
     use crate::Str;
 

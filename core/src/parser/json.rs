@@ -30,7 +30,7 @@ use super::{
     ArgArray, Args, ArgsError, DecodeError, DecodeLimits, EncodeError, Encoded, OutPacket, Parser,
 };
 use crate::engine::Message;
-use crate::socket::{Packet, PacketData, PacketType, RESERVED_EVENTS};
+use super::{Packet, PacketData, PacketType, RESERVED_EVENTS};
 use crate::value::Value;
 use crate::Str;
 use bytes::{Bytes, BytesMut};

@@ -48,7 +48,7 @@ use super::{
     ArgArray, Args, ArgsError, DecodeError, DecodeLimits, EncodeError, Encoded, OutPacket, Parser,
 };
 use crate::engine::Message;
-use crate::socket::{Packet, PacketData, RESERVED_EVENTS};
+use super::{Packet, PacketData, RESERVED_EVENTS};
 use crate::value::{
     integral, number_text, visit_shared_bytes, KeyDeserializer, Map, MapKeySerializer, Number,
     Value, ValueError,
