@@ -23,9 +23,9 @@ use super::msgpack::{
     bad_payload, binary_message, decode_packet, encode_packet, put, put_marked, too_long, Header,
     ItemKind, Token, TokenReader, WireError, WireFormat,
 };
+use super::Packet;
 use super::{DecodeError, DecodeLimits, EncodeError, Encoded, OutPacket, Parser};
 use crate::engine::Message;
-use super::Packet;
 use crate::value::Value;
 
 /// CBOR with the MessagePack parser's map shape.

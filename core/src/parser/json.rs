@@ -29,8 +29,8 @@ use super::args::{Repr, Spans};
 use super::{
     ArgArray, Args, ArgsError, DecodeError, DecodeLimits, EncodeError, Encoded, OutPacket, Parser,
 };
-use crate::engine::Message;
 use super::{Packet, PacketData, PacketType, RESERVED_EVENTS};
+use crate::engine::Message;
 use crate::value::Value;
 use crate::Str;
 use bytes::{Bytes, BytesMut};

@@ -47,8 +47,8 @@ use super::args::{missing, Repr, Target};
 use super::{
     ArgArray, Args, ArgsError, DecodeError, DecodeLimits, EncodeError, Encoded, OutPacket, Parser,
 };
-use crate::engine::Message;
 use super::{Packet, PacketData, RESERVED_EVENTS};
+use crate::engine::Message;
 use crate::value::{
     integral, number_text, visit_shared_bytes, KeyDeserializer, Map, MapKeySerializer, Number,
     Value, ValueError,
