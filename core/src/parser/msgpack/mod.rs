@@ -45,11 +45,11 @@ mod wire_format;
 use bytes::Bytes;
 use serde::ser::Serialize;
 
-use super::Packet;
-use super::{DecodeError, DecodeLimits, EncodeError, Encoded, OutPacket, Parser};
+use super::{DecodeError, DecodeLimits, EncodeError, Encoded, OutPacket, Packet, Parser};
 use crate::engine::Message;
-pub(crate) use arg_deserializer::MsgPackArgs;
 use lazy::decode_lazy;
+
+pub(crate) use arg_deserializer::MsgPackArgs;
 pub(in crate::parser) use serializer::encode_packet;
 pub(crate) use token_reader::decode_value;
 pub(in crate::parser) use token_reader::{bad_payload, decode_packet, Token, TokenReader};
