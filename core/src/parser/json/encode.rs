@@ -446,61 +446,31 @@ impl<'a, S: Serializer> Serializer for PlaceholderSerializer<'a, S> {
     }
 }
 
-impl<C: ser::SerializeSeq> ser::SerializeSeq for WrappedCompound<'_, C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    #[inline]
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
-        let value = self.wrap(value);
-        self.inner.serialize_element(&value)
-    }
-    #[inline]
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.inner.end()
-    }
+/// The sequence-like compounds: each element is wrapped on its way in.
+macro_rules! wrapped_sequence {
+    ($($compound:ident :: $element:ident),*) => {$(
+        impl<C: ser::$compound> ser::$compound for WrappedCompound<'_, C> {
+            type Ok = C::Ok;
+            type Error = C::Error;
+            #[inline]
+            fn $element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
+                let value = self.wrap(value);
+                self.inner.$element(&value)
+            }
+            #[inline]
+            fn end(self) -> Result<C::Ok, C::Error> {
+                self.inner.end()
+            }
+        }
+    )*};
 }
 
-impl<C: ser::SerializeTuple> ser::SerializeTuple for WrappedCompound<'_, C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    #[inline]
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
-        let value = self.wrap(value);
-        self.inner.serialize_element(&value)
-    }
-    #[inline]
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.inner.end()
-    }
-}
-
-impl<C: ser::SerializeTupleStruct> ser::SerializeTupleStruct for WrappedCompound<'_, C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
-        let value = self.wrap(value);
-        self.inner.serialize_field(&value)
-    }
-    #[inline]
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.inner.end()
-    }
-}
-
-impl<C: ser::SerializeTupleVariant> ser::SerializeTupleVariant for WrappedCompound<'_, C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
-        let value = self.wrap(value);
-        self.inner.serialize_field(&value)
-    }
-    #[inline]
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.inner.end()
-    }
-}
+wrapped_sequence!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 impl<C: ser::SerializeMap> ser::SerializeMap for WrappedCompound<'_, C> {
     type Ok = C::Ok;
@@ -522,46 +492,31 @@ impl<C: ser::SerializeMap> ser::SerializeMap for WrappedCompound<'_, C> {
     }
 }
 
-impl<C: ser::SerializeStruct> ser::SerializeStruct for WrappedCompound<'_, C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), C::Error> {
-        let value = self.wrap(value);
-        self.inner.serialize_field(key, &value)
-    }
-    #[inline]
-    fn skip_field(&mut self, key: &'static str) -> Result<(), C::Error> {
-        self.inner.skip_field(key)
-    }
-    #[inline]
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.inner.end()
-    }
+/// The struct-like compounds: each field's value is wrapped on its way in.
+macro_rules! wrapped_struct {
+    ($($compound:ident),*) => {$(
+        impl<C: ser::$compound> ser::$compound for WrappedCompound<'_, C> {
+            type Ok = C::Ok;
+            type Error = C::Error;
+            #[inline]
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), C::Error> {
+                let value = self.wrap(value);
+                self.inner.serialize_field(key, &value)
+            }
+            #[inline]
+            fn skip_field(&mut self, key: &'static str) -> Result<(), C::Error> {
+                self.inner.skip_field(key)
+            }
+            #[inline]
+            fn end(self) -> Result<C::Ok, C::Error> {
+                self.inner.end()
+            }
+        }
+    )*};
 }
 
-impl<C: ser::SerializeStructVariant> ser::SerializeStructVariant for WrappedCompound<'_, C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), C::Error> {
-        let value = self.wrap(value);
-        self.inner.serialize_field(key, &value)
-    }
-    #[inline]
-    fn skip_field(&mut self, key: &'static str) -> Result<(), C::Error> {
-        self.inner.skip_field(key)
-    }
-    #[inline]
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.inner.end()
-    }
-}
+wrapped_struct!(SerializeStruct, SerializeStructVariant);

@@ -420,49 +420,28 @@ impl<'a, 'o, F: WireFormat> Serializer for &'a mut WireSerializer<'o, F> {
     }
 }
 
-impl<F: WireFormat> ser::SerializeSeq for Compound<'_, '_, F> {
-    type Ok = ();
-    type Error = WireError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), WireError> {
-        self.item(v)
-    }
-    fn end(self) -> Result<(), WireError> {
-        self.finish()
-    }
+/// The sequence-like compounds: each element is one item.
+macro_rules! sequence_compound {
+    ($($compound:ident :: $element:ident),*) => {$(
+        impl<F: WireFormat> ser::$compound for Compound<'_, '_, F> {
+            type Ok = ();
+            type Error = WireError;
+            fn $element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), WireError> {
+                self.item(v)
+            }
+            fn end(self) -> Result<(), WireError> {
+                self.finish()
+            }
+        }
+    )*};
 }
 
-impl<F: WireFormat> ser::SerializeTuple for Compound<'_, '_, F> {
-    type Ok = ();
-    type Error = WireError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), WireError> {
-        self.item(v)
-    }
-    fn end(self) -> Result<(), WireError> {
-        self.finish()
-    }
-}
-
-impl<F: WireFormat> ser::SerializeTupleStruct for Compound<'_, '_, F> {
-    type Ok = ();
-    type Error = WireError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), WireError> {
-        self.item(v)
-    }
-    fn end(self) -> Result<(), WireError> {
-        self.finish()
-    }
-}
-
-impl<F: WireFormat> ser::SerializeTupleVariant for Compound<'_, '_, F> {
-    type Ok = ();
-    type Error = WireError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), WireError> {
-        self.item(v)
-    }
-    fn end(self) -> Result<(), WireError> {
-        self.finish()
-    }
-}
+sequence_compound!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 impl<F: WireFormat> ser::SerializeMap for Compound<'_, '_, F> {
     type Ok = ();

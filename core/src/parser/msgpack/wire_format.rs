@@ -214,24 +214,10 @@ impl WireFormat for MsgPack {
         })
     }
     fn array_header(len: usize) -> Result<Header, WireError> {
-        Ok(if len < 16 {
-            Header::new(0x90 | len as u8, &[])
-        } else if let Ok(n) = u16::try_from(len) {
-            Header::new(0xdc, &n.to_be_bytes())
-        } else {
-            let n = u32::try_from(len).map_err(|_| too_long())?;
-            Header::new(0xdd, &n.to_be_bytes())
-        })
+        container_header(len, 0x90, 0xdc)
     }
     fn map_header(len: usize) -> Result<Header, WireError> {
-        Ok(if len < 16 {
-            Header::new(0x80 | len as u8, &[])
-        } else if let Ok(n) = u16::try_from(len) {
-            Header::new(0xde, &n.to_be_bytes())
-        } else {
-            let n = u32::try_from(len).map_err(|_| too_long())?;
-            Header::new(0xdf, &n.to_be_bytes())
-        })
+        container_header(len, 0x80, 0xde)
     }
     fn wide_array_header() -> Header {
         Header::new(0xdd, &[0; 4])
@@ -277,4 +263,17 @@ impl WireFormat for MsgPack {
         };
         out.extend_from_slice(encoded);
     }
+}
+
+/// A MessagePack array or map header: the fix form below 16 items, else the
+/// 16-bit marker `marker16` or the 32-bit one right after it.
+fn container_header(len: usize, fix: u8, marker16: u8) -> Result<Header, WireError> {
+    Ok(if len < 16 {
+        Header::new(fix | len as u8, &[])
+    } else if let Ok(n) = u16::try_from(len) {
+        Header::new(marker16, &n.to_be_bytes())
+    } else {
+        let n = u32::try_from(len).map_err(|_| too_long())?;
+        Header::new(marker16 + 1, &n.to_be_bytes())
+    })
 }
