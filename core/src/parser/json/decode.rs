@@ -28,6 +28,7 @@ struct Header<'a> {
     payload: Option<&'a str>,
 }
 
+#[inline]
 fn parse_header<'a>(text: &'a str, limits: &DecodeLimits) -> Result<Header<'a>, DecodeError> {
     let bytes = text.as_bytes();
     let Some(&first) = bytes.first() else {
@@ -364,6 +365,9 @@ fn classify(payload: &str, limits: &DecodeLimits, shape: DecodeError) -> DecodeE
 /// Read a plain EVENT's name, the first item of the array at `start` in
 /// `text`, leaving the arguments after it unparsed. Returns the name, and
 /// the (empty) spans when the array holds nothing else.
+// Inlined into `decode_text` as before the split (callgrind: +8% on a
+// small decode when it was not).
+#[inline]
 fn read_event_name(
     text: &Str,
     start: usize,
