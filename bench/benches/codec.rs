@@ -5,7 +5,7 @@
 //! the same run, with allocation calls and allocated bytes per operation.
 //!
 //! Run: `cargo bench -p socketio-bench --bench codec` (`-- --quick` for a
-//! short smoke run; `-- --profile NAME [N]` runs one small-event operation
+//! short smoke run; `-- --profile NAME [N]` runs one operation
 //! N times, for callgrind or perf). Under a minute on a 2-core machine.
 //!
 //! Cases: (a) the small event `["message",{"a":1,"b":"hello"}]`, (b) an
@@ -32,8 +32,8 @@ use serde::{Deserialize, Serialize};
 use socketio_bench::{keep, CountingAlloc, Interleaved, Measured};
 use socketio_core::engine::Message;
 use socketio_core::parser::{
-    Args, DecodeLimits, Encoded, JsonParser, JsonParserDecoder, MsgPackParser,
-    MsgPackParserDecoder, OutPacket, Parser,
+    Args, CborParser, CborParserDecoder, DecodeLimits, Encoded, JsonParser, JsonParserDecoder,
+    MsgPackParser, MsgPackParserDecoder, OutPacket, Parser,
 };
 use socketio_core::socket::{Packet, PacketData};
 use socketio_core::{Binary, Str};
@@ -1204,8 +1204,11 @@ fn binary_targets(cases: &[(CaseResult, Sharing, usize)]) {
     }
 }
 
-/// One small-event operation, `iterations` times and nothing else: for
+/// One operation, `iterations` times and nothing else: for
 /// `valgrind --tool=callgrind` or `perf record` (`-- --profile NAME [N]`).
+/// The small event in each format (CBOR too), and for JSON and
+/// MessagePack 16 attachments of 1 KiB (`-bin`) and 64 items of case
+/// (c)'s shape (`-items`).
 fn profile(name: &str, iterations: u64) {
     let small = Small {
         a: 1,
@@ -1218,12 +1221,72 @@ fn profile(name: &str, iterations: u64) {
     let mp_wire = Wire::of(&ours_encode_new(&MsgPackParser, &small));
     let mp_sx = SxWire::of(&mp_wire);
     let mp_floor = rmp_serde::to_vec_named(&("message", &small)).unwrap();
+    let cbor_wire = Wire::of(&ours_encode_new(&CborParser, &small));
+    // Case (b2): 16 attachments of 1 KiB, shared, not copied.
+    let binaries: Vec<Binary> = (0..16u8)
+        .map(|i| Binary(Bytes::from(vec![i; 1024])))
+        .collect();
+    let json_bin_wire = Wire::of(&ours_encode_new(&JsonParser, &binaries));
+    let mp_bin_wire = Wire::of(&ours_encode_new(&MsgPackParser, &binaries));
+    // A medium JSON argument (64 items): the validation and number paths.
+    let items: Vec<Item> = big_payload().into_iter().take(64).collect();
+    let json_items_wire = Wire::of(&ours_encode_new(&JsonParser, &items));
+    let mp_items_wire = Wire::of(&ours_encode_new(&MsgPackParser, &items));
     let mut out = Encoded::default();
     let mut buf = Vec::with_capacity(64);
     let mut jd = JsonParserDecoder::default();
     let mut md = MsgPackParserDecoder::default();
+    let mut cd = CborParserDecoder::default();
     let state = ParserState::default();
     let mut op: Box<dyn FnMut() + '_> = match name {
+        "json-encode-bin" => Box::new(|| ours_encode(&JsonParser, &mut out, &binaries)),
+        "json-typed-bin" => Box::new(|| {
+            keep(ours_typed::<Vec<Binary>>(&ours_decode(
+                &JsonParser,
+                &mut jd,
+                &json_bin_wire,
+                &limits,
+            )));
+        }),
+        "mp-encode-bin" => Box::new(|| ours_encode(&MsgPackParser, &mut out, &binaries)),
+        "mp-typed-bin" => Box::new(|| {
+            keep(ours_typed::<Vec<Binary>>(&ours_decode(
+                &MsgPackParser,
+                &mut md,
+                &mp_bin_wire,
+                &limits,
+            )));
+        }),
+        "json-encode-items" => Box::new(|| ours_encode(&JsonParser, &mut out, &items)),
+        "json-typed-items" => Box::new(|| {
+            keep(ours_typed::<Vec<Item>>(&ours_decode(
+                &JsonParser,
+                &mut jd,
+                &json_items_wire,
+                &limits,
+            )));
+        }),
+        "mp-encode-items" => Box::new(|| ours_encode(&MsgPackParser, &mut out, &items)),
+        "mp-typed-items" => Box::new(|| {
+            keep(ours_typed::<Vec<Item>>(&ours_decode(
+                &MsgPackParser,
+                &mut md,
+                &mp_items_wire,
+                &limits,
+            )));
+        }),
+        "cbor-encode" => Box::new(|| ours_encode(&CborParser, &mut out, &small)),
+        "cbor-decode" => Box::new(|| {
+            keep(ours_decode(&CborParser, &mut cd, &cbor_wire, &limits));
+        }),
+        "cbor-typed" => Box::new(|| {
+            keep(ours_typed::<Small>(&ours_decode(
+                &CborParser,
+                &mut cd,
+                &cbor_wire,
+                &limits,
+            )));
+        }),
         "json-encode" => Box::new(|| ours_encode(&JsonParser, &mut out, &small)),
         "json-decode" => Box::new(|| {
             keep(ours_decode(&JsonParser, &mut jd, &json_wire, &limits));
@@ -1288,7 +1351,7 @@ fn profile(name: &str, iterations: u64) {
         "rmp-typed" => Box::new(|| {
             keep(rmp_serde::from_slice::<(String, Small)>(&mp_floor).unwrap());
         }),
-        _ => panic!("unknown profile {name}: json-{{encode,decode,typed}}, mp-…, sx-json-…, sx-mp-…, serde-json-{{encode,typed}}, rmp-{{encode,typed}}"),
+        _ => panic!("unknown profile {name}: json-{{encode,decode,typed}}, mp-…, cbor-…, {{json,mp}}-{{encode,typed}}-{{bin,items}}, sx-json-…, sx-mp-…, serde-json-{{encode,typed}}, rmp-{{encode,typed}}"),
     };
     // Returned packets are moved several times on the way out of decode.
     eprintln!(

@@ -11,11 +11,13 @@
 //!   transports: parsed requests and responses, and a sans-IO connection codec.
 //! - [`ws`]: RFC 6455 WebSocket: handshake helpers, frames, a connection.
 //! - [`value`]: a dynamic value model that carries binary (`Bytes`) natively.
-//! - [`socket`]: Socket.IO v5 packets.
+//! - [`parser`]: Socket.IO v5 packets and the three wire formats (JSON with
+//!   binary attachments, MessagePack, CBOR) behind one [`parser::Parser`]
+//!   trait.
 //! - [`cluster`]: what crosses the message bus when several servers act as
 //!   one (python-socketio and Node adapter formats, the Redis protocol).
-//! - [`parser`]: the three wire formats (JSON with binary attachments,
-//!   MessagePack, CBOR) behind one [`parser::Parser`] trait.
+//! - [`socket`]: the Socket.IO v5 server and client state machines, above
+//!   the parser (which knows nothing of them).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -23,9 +23,9 @@ use super::msgpack::{
     bad_payload, binary_message, decode_packet, encode_packet, put, put_marked, too_long, Header,
     ItemKind, Token, TokenReader, WireError, WireFormat,
 };
+use super::Packet;
 use super::{DecodeError, DecodeLimits, EncodeError, Encoded, OutPacket, Parser};
 use crate::engine::Message;
-use crate::socket::Packet;
 use crate::value::Value;
 
 /// CBOR with the MessagePack parser's map shape.
@@ -304,7 +304,7 @@ mod tests {
 
     use super::*;
     use crate::parser::msgpack::tests::{arg_values, obj};
-    use crate::socket::PacketData;
+    use crate::parser::PacketData;
     use crate::value::tests::arb_value;
     use crate::Str;
 

@@ -1,4 +1,6 @@
-//! The wire formats of Socket.IO packets behind one [`Parser`] trait.
+//! Socket.IO packets ([`Packet`], what every parser decodes to) and their
+//! wire formats behind one [`Parser`] trait. The socket layer above uses
+//! this module; nothing here knows of it.
 //!
 //! - [`JsonParser`]: the default parser: packets as text, binary values
 //!   replaced by `{"_placeholder":true,"num":N}` and sent as binary
@@ -15,6 +17,7 @@ mod args;
 mod cbor;
 mod json;
 mod msgpack;
+pub(crate) mod packet;
 mod spread;
 
 pub use any::{AnyParser, AnyParserDecoder, CustomDecoder, CustomParser, Payload};
@@ -26,6 +29,7 @@ pub(crate) use json::{check_depth as check_json_depth, js_number_text};
 pub use json::{JsonParser, JsonParserDecoder};
 pub(crate) use msgpack::decode_value as decode_msgpack_value;
 pub use msgpack::{MsgPackParser, MsgPackParserDecoder};
+pub use packet::{Packet, PacketData, PacketType, RESERVED_EVENTS};
 pub(crate) use spread::{arg_shape, spread_into, ArgArray, ArgShape, TupleSink};
 
 use std::fmt;
@@ -34,7 +38,6 @@ use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 
 use crate::engine::Message;
-use crate::socket::Packet;
 
 /// A packet to encode. `A` is the type of the payload: event and ack
 /// arguments (a tuple is spread into several arguments, `()` is none, any

@@ -1,6 +1,7 @@
-//! Socket.IO v5 packets as the core sees them once decoded.
+//! Socket.IO v5 packets as the parsers produce them: what the socket layer
+//! consumes once a message is decoded.
 
-use crate::parser::Args;
+use super::Args;
 use crate::value::Value;
 use crate::Str;
 
