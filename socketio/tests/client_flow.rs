@@ -17,7 +17,7 @@ fn a_burst_beyond_the_queue_bound_arrives_whole_and_in_order() {
                 "burst",
                 |socket: SocketRef, _a: Args, _ack: Option<AckSender>| async move {
                     for n in 0..BURST {
-                        socket.emit("n", &(n,)).unwrap();
+                        socket.try_emit("n", &(n,)).unwrap();
                     }
                 },
             );

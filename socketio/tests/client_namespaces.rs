@@ -18,14 +18,14 @@ async fn server() -> (Server, String) {
             ns.on(
                 "hello",
                 move |socket: SocketRef, _a: Args, _ack: Option<AckSender>| async move {
-                    socket.emit("from", &(socket.ns(),)).unwrap();
+                    socket.try_emit("from", &(socket.ns(),)).unwrap();
                 },
             );
             ns.on(
                 "message",
                 |socket: SocketRef, args: Args, _ack: Option<AckSender>| async move {
                     let text: String = args.deserialize().unwrap();
-                    socket.emit("echo", &(text,)).unwrap();
+                    socket.try_emit("echo", &(text,)).unwrap();
                 },
             );
         });

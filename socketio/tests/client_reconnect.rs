@@ -37,14 +37,14 @@ async fn server_on(
                 .request()
                 .and_then(|r| r.header("x-token").map(str::to_owned))
                 .unwrap_or_default();
-            socket.emit("welcome", &(token, header)).unwrap();
+            socket.try_emit("welcome", &(token, header)).unwrap();
             Ok(())
         });
         ns.on(
             "ping",
             |socket: SocketRef, args: Args, _ack: Option<AckSender>| async move {
                 let n: u32 = args.deserialize().unwrap();
-                socket.emit("pong", &(n,)).unwrap();
+                socket.try_emit("pong", &(n,)).unwrap();
             },
         );
         let reasons = reasons.clone();

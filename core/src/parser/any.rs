@@ -7,12 +7,12 @@ use std::fmt;
 use serde::Serialize;
 
 use super::Args;
+use super::Packet;
 use super::{
     CborParser, CborParserDecoder, DecodeError, DecodeLimits, EncodeError, Encoded, JsonParser,
     JsonParserDecoder, MsgPackParser, MsgPackParserDecoder, OutPacket, Parser,
 };
 use crate::engine::Message;
-use crate::socket::Packet;
 use crate::value::{to_value, Value};
 
 /// One of the three wire formats, chosen at run time (for example from a
@@ -296,7 +296,7 @@ impl Parser for AnyParser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::socket::PacketData;
+    use crate::parser::PacketData;
     use crate::Str;
 
     #[test]
@@ -360,7 +360,7 @@ mod custom_tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::socket::PacketData;
+    use crate::parser::PacketData;
     use crate::Str;
 
     /// JSON under another name, counting what it encodes: a parser the
