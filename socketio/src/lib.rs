@@ -143,6 +143,8 @@ pub use socketio_core::socket::DisconnectReason;
 pub use socketio_core::{Binary, Bytes, Str, Value};
 /// The runtime-neutral driver, for custom runtimes and streams.
 pub use socketio_driver as driver;
+/// The client's HTTP proxy setting ([`ClientBuilder::proxy`]).
+pub use socketio_driver::proxy::Proxy;
 /// TLS configuration (feature `tls`); [`rustls`] for configurations built
 /// by hand.
 #[cfg(feature = "tls")]
