@@ -219,15 +219,15 @@ fn cluster_handlers(ns: &mut socketio::Namespace) {
             true
         },
     );
-    for event in ["enter-room", "leave-room", "disconnect-sid"] {
+    for event in ["enter-room", "leave-room"] {
         ns.on(
             event,
             move |socket: SocketRef, Data((sid, room)): Data<(String, String)>| async move {
                 let target = socket.server().of(socket.ns()).to(&sid);
-                let result = match event {
-                    "enter-room" => target.sockets_join(&room),
-                    "leave-room" => target.sockets_leave(&room),
-                    _ => target.disconnect_sockets(true),
+                let result = if event == "enter-room" {
+                    target.sockets_join(&room)
+                } else {
+                    target.sockets_leave(&room)
                 };
                 if let Err(e) = result {
                     eprintln!("{event}: {e}");
@@ -237,6 +237,18 @@ fn cluster_handlers(ns: &mut socketio::Namespace) {
             },
         );
     }
+    // One argument (the sid), unlike the two above.
+    ns.on(
+        "disconnect-sid",
+        |socket: SocketRef, Data(sid): Data<String>| async move {
+            let target = socket.server().of(socket.ns()).to(&sid);
+            if let Err(e) = target.disconnect_sockets(true) {
+                eprintln!("disconnect-sid: {e}");
+            }
+            let _ = socket.server().flush_cluster(FLUSH).await;
+            true
+        },
+    );
     ns.on(
         "call-sid",
         |socket: SocketRef, Data((sid, data)): Data<(String, Value)>| async move {
